@@ -1,0 +1,9 @@
+/* qcore.h: the umbrella header of libqcore. Include this, link with `pkg-config --libs qcore`. */
+#ifndef QCORE_H
+#define QCORE_H
+
+#include "qcore/qc_core.h"
+#include "qcore/qc_tensor.h"
+#include "qcore/qc_quant.h"
+
+#endif

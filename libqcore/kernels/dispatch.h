@@ -1,0 +1,37 @@
+/* Internal: the table of kernels, one per kernel set, chosen once per context. Every entry of an
+ * optimized table computes exactly what the reference entry computes. */
+#ifndef QC_KERNELS_DISPATCH_H
+#define QC_KERNELS_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qcore/qc_core.h"
+
+/* One uniform grid applied to a run of values: out = clamp(rint(x / scale) + zero_point, qmin, qmax).
+ * qmin/qmax lie within [-128, 255] for the byte kernels. */
+typedef struct qc_grid_run {
+    float scale;
+    int32_t zero_point;
+    int32_t qmin;
+    int32_t qmax;
+} qc_grid_run;
+
+typedef struct qc_kernels {
+    qc_arch arch;
+    /* Quantizes n floats into bytes holding the low 8 bits of each integer (int8 or uint8 storage). */
+    void (*quantize_f32_bytes)(uint8_t *out, const float *x, size_t n, qc_grid_run g);
+    /* Dequantizes n int8 (is_signed) or uint8 values: (q - zero_point) * scale. */
+    void (*dequantize_bytes_f32)(float *out, const uint8_t *q, size_t n, int is_signed, qc_grid_run g);
+    /* Quantizes and dequantizes n floats; out may alias x. */
+    void (*fake_quantize_f32)(float *out, const float *x, size_t n, qc_grid_run g);
+} qc_kernels;
+
+/* The table of a resolved kernel set (REF, AVX2 or AVX512; a set not built falls back to REF). */
+const qc_kernels *qc__kernels_for(qc_arch arch);
+
+extern const qc_kernels qc__kernels_ref;
+extern const qc_kernels qc__kernels_avx2;
+extern const qc_kernels qc__kernels_avx512;
+
+#endif
