@@ -12,6 +12,9 @@
 /* What to do with `n` elements starting at element `offset`, all under grid `g`. */
 typedef void (*stretch_fn)(void *job, int64_t offset, int64_t n, qc_grid_run g);
 
+/* Index (from `offset`) of the first of n input elements the operation must refuse, or -1. */
+typedef int64_t (*validate_fn)(const void *job, int64_t offset, int64_t n);
+
 static void run_stretches(const qc_quant_call *call, qc_quant_run run, stretch_fn fn, void *job)
 {
     for (int64_t j = 0; j < run.length; j += run.per) {
@@ -20,29 +23,30 @@ static void run_stretches(const qc_quant_call *call, qc_quant_run run, stretch_f
     }
 }
 
-/* Applies fn over every element. When `finite_check` is not NULL its values are checked for NaN/Inf
- * run by run (while in cache); the first bad element is reported as an error. */
-static qc_status for_each_stretch(const qc_ctx *ctx, const qc_quant_call *call, const float *finite_check,
-                                  stretch_fn fn, void *job, const char *function)
+/* Applies fn over every element, validating each run first while it is in cache. Returns the index of
+ * the first invalid element (runs holding one are skipped), or -1. */
+static int64_t for_each_stretch(const qc_ctx *ctx, const qc_quant_call *call, validate_fn validate, stretch_fn fn,
+                                void *job)
 {
     int64_t runs = qc__quant_layout_runs(&call->layout);
     int64_t first_bad = INT64_MAX;
 #pragma omp parallel for num_threads(qc__ctx_threads(ctx)) schedule(dynamic, 4) reduction(min : first_bad)
     for (int64_t k = 0; k < runs; k++) {
         qc_quant_run run = qc__quant_layout_run(&call->layout, k);
-        if (finite_check != NULL) {
-            int64_t bad = qc__first_nonfinite(finite_check + run.offset, run.length);
-            if (bad >= 0) {
-                if (run.offset + bad < first_bad) first_bad = run.offset + bad;
-                continue;
-            }
+        int64_t bad = validate(job, run.offset, run.length);
+        if (bad >= 0) {
+            if (run.offset + bad < first_bad) first_bad = run.offset + bad;
+            continue;
         }
         run_stretches(call, run, fn, job);
     }
-    if (first_bad != INT64_MAX)
-        return QC_FAIL_IN(function, QC_ERR_NUMERIC, "argument 'x': element %lld is %g; inputs must be finite",
-                          (long long)first_bad, (double)finite_check[first_bad]);
-    return QC_OK;
+    return first_bad == INT64_MAX ? -1 : first_bad;
+}
+
+static qc_status nonfinite_error(const float *x, int64_t bad, const char *function)
+{
+    return QC_FAIL_IN(function, QC_ERR_NUMERIC, "argument 'x': element %lld is %g; inputs must be finite",
+                      (long long)bad, (double)x[bad]);
 }
 
 typedef struct quantize_job {
@@ -51,6 +55,11 @@ typedef struct quantize_job {
     void *out;
     qc_dtype out_dtype; /* i8/u8 (bytes), i16 or i32 */
 } quantize_job;
+
+static int64_t quantize_validate(const void *p, int64_t offset, int64_t n)
+{
+    return qc__first_nonfinite(((const quantize_job *)p)->x + offset, n);
+}
 
 static void quantize_stretch(void *p, int64_t offset, int64_t n, qc_grid_run g)
 {
@@ -116,7 +125,8 @@ qc_status qc_quantize(qc_ctx *ctx, qc_tensor *q, const qc_tensor *x, const qc_te
         if (job.out == NULL) return QC_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for %lld unpacked values", (long long)n);
         job.out_dtype = QC_DT_I8;
     }
-    qc_status st = for_each_stretch(ctx, &call, x->data, quantize_stretch, &job, __func__);
+    int64_t bad = for_each_stretch(ctx, &call, quantize_validate, quantize_stretch, &job);
+    qc_status st = bad >= 0 ? nonfinite_error(x->data, bad, __func__) : QC_OK;
     if (st == QC_OK && is_packed4(q->dtype)) st = qc_pack_int4(q->data, job.out, (size_t)n, q->dtype == QC_DT_INT4);
     if (job.out != q->data) free(job.out);
     return st;
@@ -127,6 +137,7 @@ typedef struct dequantize_job {
     const void *q;
     qc_dtype q_dtype; /* i8, u8, i16 or i32 */
     float *out;
+    int32_t qmin, qmax;
 } dequantize_job;
 
 static void dequantize_stretch(void *p, int64_t offset, int64_t n, qc_grid_run g)
@@ -156,15 +167,28 @@ static int64_t integer_at(const void *q, qc_dtype dtype, int64_t i)
     }
 }
 
-static qc_status check_levels(const void *q, qc_dtype dtype, int64_t n, const qc_grid *g, const char *function)
-{
-    for (int64_t i = 0; i < n; i++) {
-        int64_t v = integer_at(q, dtype, i);
-        if (v < g->qmin || v > g->qmax)
-            return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'q': element %lld is %lld, outside the grid [%d, %d]",
-                              (long long)i, (long long)v, (int)g->qmin, (int)g->qmax);
+/* Branch-free per dtype so that the scan vectorizes; the position is searched only on failure. */
+#define ANY_OUTSIDE(type, q, n, lo, hi, any)                        \
+    for (int64_t i_ = 0; i_ < (n); i_++) {                           \
+        int32_t v_ = ((const type *)(q))[i_];                        \
+        (any) |= (v_ < (lo)) | (v_ > (hi));                          \
     }
-    return QC_OK;
+
+static int64_t dequantize_validate(const void *p, int64_t offset, int64_t n)
+{
+    const dequantize_job *job = p;
+    int any = 0;
+    switch (job->q_dtype) {
+    case QC_DT_I8: ANY_OUTSIDE(int8_t, (const int8_t *)job->q + offset, n, job->qmin, job->qmax, any); break;
+    case QC_DT_U8: ANY_OUTSIDE(uint8_t, (const uint8_t *)job->q + offset, n, job->qmin, job->qmax, any); break;
+    case QC_DT_I16: ANY_OUTSIDE(int16_t, (const int16_t *)job->q + offset, n, job->qmin, job->qmax, any); break;
+    default: ANY_OUTSIDE(int32_t, (const int32_t *)job->q + offset, n, job->qmin, job->qmax, any); break;
+    }
+    for (int64_t i = 0; any && i < n; i++) {
+        int64_t v = integer_at(job->q, job->q_dtype, offset + i);
+        if (v < job->qmin || v > job->qmax) return i;
+    }
+    return -1;
 }
 
 qc_status qc_dequantize(qc_ctx *ctx, qc_tensor *x, const qc_tensor *q, const qc_tensor *scale,
@@ -176,7 +200,7 @@ qc_status qc_dequantize(qc_ctx *ctx, qc_tensor *x, const qc_tensor *q, const qc_
     QC_TRY(qc__tensor_expect(x, __func__, "x", QC_DT_F32));
     QC_TRY(qc__tensor_same_shape(x, q, __func__, "x", "q"));
     int64_t n = qc_tensor_numel(q);
-    dequantize_job job = {ctx->kernels, q->data, q->dtype, x->data};
+    dequantize_job job = {ctx->kernels, q->data, q->dtype, x->data, call.grid.qmin, call.grid.qmax};
     int8_t *unpacked = NULL;
     if (is_packed4(q->dtype)) {
         unpacked = malloc(n > 0 ? (size_t)n : 1);
@@ -185,8 +209,11 @@ qc_status qc_dequantize(qc_ctx *ctx, qc_tensor *x, const qc_tensor *q, const qc_
         job.q = unpacked;
         job.q_dtype = q->dtype == QC_DT_INT4 ? QC_DT_I8 : QC_DT_U8;
     }
-    qc_status st = check_levels(job.q, job.q_dtype, n, &call.grid, __func__);
-    if (st == QC_OK) st = for_each_stretch(ctx, &call, NULL, dequantize_stretch, &job, __func__);
+    int64_t bad = for_each_stretch(ctx, &call, dequantize_validate, dequantize_stretch, &job);
+    qc_status st = QC_OK;
+    if (bad >= 0)
+        st = QC_FAIL(QC_ERR_INVALID_ARG, "argument 'q': element %lld is %lld, outside the grid [%d, %d]", (long long)bad,
+                     (long long)integer_at(job.q, job.q_dtype, bad), (int)call.grid.qmin, (int)call.grid.qmax);
     free(unpacked);
     return st;
 }
@@ -196,6 +223,11 @@ typedef struct fake_job {
     const float *x;
     float *y;
 } fake_job;
+
+static int64_t fake_validate(const void *p, int64_t offset, int64_t n)
+{
+    return qc__first_nonfinite(((const fake_job *)p)->x + offset, n);
+}
 
 static void fake_stretch(void *p, int64_t offset, int64_t n, qc_grid_run g)
 {
@@ -212,5 +244,6 @@ qc_status qc_fake_quantize(qc_ctx *ctx, qc_tensor *y, const qc_tensor *x, const 
     QC_TRY(qc__tensor_expect(y, __func__, "y", QC_DT_F32));
     QC_TRY(qc__tensor_same_shape(y, x, __func__, "y", "x"));
     fake_job job = {ctx->kernels, x->data, y->data};
-    return for_each_stretch(ctx, &call, x->data, fake_stretch, &job, __func__);
+    int64_t bad = for_each_stretch(ctx, &call, fake_validate, fake_stretch, &job);
+    return bad >= 0 ? nonfinite_error(x->data, bad, __func__) : QC_OK;
 }

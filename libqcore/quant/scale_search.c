@@ -8,10 +8,10 @@
 
 static void min_max(const float *v, int64_t n, double *lo, double *hi)
 {
-    float a = 0.0f, b = 0.0f; /* ranges always include 0 */
+    float a = 0.0f, b = 0.0f; /* ranges always include 0; values are finite, so plain compares vectorize */
     for (int64_t i = 0; i < n; i++) {
-        a = fminf(a, v[i]);
-        b = fmaxf(b, v[i]);
+        a = v[i] < a ? v[i] : a;
+        b = v[i] > b ? v[i] : b;
     }
     *lo = a;
     *hi = b;

@@ -1,0 +1,22 @@
+"""qcore: quantization of trained neural networks for small devices.
+
+A thin layer over libqcore (C, loaded with cffi). Arrays are numpy arrays passed without copying:
+pass the dtype and C-contiguous layout each function documents, or get a clear error.
+
+    import numpy as np, qcore
+    w = np.random.default_rng(0).standard_normal((64, 256)).astype(np.float32)
+    opts = qcore.QuantOptions(bits=4, granularity="channel", axis=0, scale_method="mse")
+    scale, zero_point = qcore.choose_params(w, opts)
+    q = qcore.quantize(w, scale, zero_point, opts)
+    print(qcore.sqnr_db(w, qcore.dequantize(q, scale, zero_point, opts)))
+"""
+from ._errors import (CancelledError, DTypeError, FileError, FormatError, IntegerOverflowError, InternalError,
+                      InvalidArgumentError, LayoutError, NumericError, OutOfMemoryError, QcoreError, ShapeError,
+                      SingularError, UnsupportedError, VersionError)
+from ._ffi import ffi, lib
+from .core import Context, ProgressBar, arch_supported, best_arch, cpu_features, default_context, library_version
+from .quant import (PackedInt4, QuantOptions, choose_params, dequantize, fake_quantize, kurtosis, max_over_rms,
+                    pack_int4, quantize, relative_mse, sqnr_db, unpack_int4)
+from .random import random_bits, random_normal, random_uniform
+
+__version__ = library_version()

@@ -1,0 +1,43 @@
+"""Loads libqcore with cffi in ABI mode, declared from the C headers (the generated _cdef.h)."""
+import os
+
+import cffi
+
+REQUIRED_MAJOR = 1
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _read_declarations():
+    path = os.environ.get("QCORE_CDEF") or os.path.join(_HERE, "_cdef.h")
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def _library_candidates():
+    """QCORE_LIBRARY first (a build tree), then the copy bundled by pip, then the system's."""
+    if os.environ.get("QCORE_LIBRARY"):
+        return [os.environ["QCORE_LIBRARY"]]
+    bundled = [os.path.join(_HERE, name) for name in sorted(os.listdir(_HERE)) if name.startswith("libqcore.so")]
+    return bundled + ["libqcore.so.%d" % REQUIRED_MAJOR]
+
+
+def _open(ffi):
+    errors = []
+    for candidate in _library_candidates():
+        try:
+            return ffi.dlopen(candidate)
+        except OSError as e:
+            errors.append("%s: %s" % (candidate, e))
+    raise ImportError("qcore: cannot load libqcore.so.%d (%s)" % (REQUIRED_MAJOR, "; ".join(errors)))
+
+
+ffi = cffi.FFI()
+ffi.cdef(_read_declarations())
+lib = _open(ffi)
+
+_major = lib.qc_version_number() // 10000
+if _major != REQUIRED_MAJOR:
+    raise ImportError(
+        "qcore: the loaded libqcore is version %s, but this package needs major version %d"
+        % (ffi.string(lib.qc_version_string()).decode(), REQUIRED_MAJOR)
+    )

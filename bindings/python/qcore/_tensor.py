@@ -1,0 +1,50 @@
+"""numpy arrays as qc_tensor views, without copying: dtype and layout are checked here, with a clear
+error, rather than converted behind the caller's back."""
+import numpy as np
+
+from ._errors import DTypeError, LayoutError
+from ._ffi import ffi, lib
+
+DTYPES = {
+    np.dtype(np.float32): lib.QC_DT_F32,
+    np.dtype(np.float64): lib.QC_DT_F64,
+    np.dtype(np.int8): lib.QC_DT_I8,
+    np.dtype(np.uint8): lib.QC_DT_U8,
+    np.dtype(np.int16): lib.QC_DT_I16,
+    np.dtype(np.int32): lib.QC_DT_I32,
+    np.dtype(np.int64): lib.QC_DT_I64,
+}
+
+
+def as_array(value, name, dtypes, writable=False):
+    """Checks that `value` is a C-contiguous numpy array of one of `dtypes` (and writable if asked)."""
+    if not isinstance(value, np.ndarray):
+        raise DTypeError("argument '%s': expected a numpy array, got %s" % (name, type(value).__name__))
+    allowed = [np.dtype(d) for d in dtypes]
+    if value.dtype not in allowed:
+        raise DTypeError(
+            "argument '%s': dtype %s is not accepted (expected %s); convert with .astype()"
+            % (name, value.dtype, " or ".join(str(d) for d in allowed))
+        )
+    if not value.flags.c_contiguous:
+        raise LayoutError("argument '%s': the array must be C-contiguous; use numpy.ascontiguousarray" % name)
+    if writable and not value.flags.writeable:
+        raise LayoutError("argument '%s': the array is read-only but qcore writes into it" % name)
+    return value
+
+
+def view(array, qc_dtype=None, shape=None):
+    """A qc_tensor over `array`'s memory. The returned cdata keeps a reference to the buffer; the
+    caller must keep `array` alive while the view is used."""
+    t = ffi.new("qc_tensor *")
+    shape = array.shape if shape is None else tuple(shape)
+    t.dtype = DTYPES[array.dtype] if qc_dtype is None else qc_dtype
+    t.ndim = len(shape)
+    stride = 1
+    for axis in reversed(range(len(shape))):
+        t.dims[axis] = shape[axis]
+        t.strides[axis] = stride
+        stride *= shape[axis]
+    buffer = ffi.from_buffer(array, require_writable=False)
+    t.data = ffi.cast("void *", buffer)
+    return t, buffer
