@@ -9,7 +9,7 @@
  *                       unsigned  [0, 2^b-1],             narrow range [1, 2^b-1].
  *
  * Granularity, with the ONNX layout of the parameter tensors (scale f32, zero point i32):
- *   QC_GRAN_TENSOR   one (scale, zero point); parameters have ndim 0.
+ *   QC_GRAN_TENSOR   one (scale, zero point); parameters have ndim 0 (any one-element shape is accepted).
  *   QC_GRAN_CHANNEL  one per index along `axis`; parameters have shape [dims[axis]].
  *   QC_GRAN_GROUP    one per block of `group_size` consecutive indices along `axis` (the reduction axis,
  *                    1 for a [out, in] weight), per index of every other axis; parameters have the shape
@@ -123,7 +123,8 @@ QC_API qc_status qc_pack_int4(uint8_t *out, const int8_t *values, size_t n, int 
 QC_API qc_status qc_unpack_int4(int8_t *out, const uint8_t *packed, size_t n, int is_signed);
 
 /* ---------------------------------------------------------------------------------------------
- * Statistics reported across qcore. Inputs are f32 or f64 (C-contiguous), sums are taken in double.
+ * Statistics reported across qcore. Inputs are f32 or f64 (C-contiguous) with at least one element
+ * (QC_ERR_SHAPE otherwise) and finite (QC_ERR_NUMERIC otherwise); sums are taken in double.
  */
 
 /* SQNR in dB of `approx` against `ref` (same shape): 10 log10(sum ref^2 / sum (ref - approx)^2).

@@ -39,9 +39,9 @@ typedef struct qc_tensor {
 
 /* Fills `out` with a view of `data`. `dims` has `ndim` entries (may be NULL when ndim = 0); `strides`
  * has `ndim` entries in elements, or is NULL for C-contiguous. Errors: QC_ERR_INVALID_ARG for a NULL
- * `out`, ndim outside 0..QC_MAX_DIMS, a negative dim, NULL data with elements, or non-contiguous
- * strides on a packed 4-bit dtype; QC_ERR_DTYPE for an unknown dtype; QC_ERR_OVERFLOW when the
- * element count or byte extent does not fit in int64. `data` is borrowed. */
+ * `out`, ndim outside 0..QC_MAX_DIMS, a negative dim, or NULL data with elements; QC_ERR_LAYOUT for
+ * non-contiguous strides on a packed 4-bit dtype; QC_ERR_DTYPE for an unknown dtype; QC_ERR_OVERFLOW
+ * when the element count exceeds INT64_MAX / 8. `data` is borrowed. */
 QC_API qc_status qc_tensor_init(qc_tensor *out, void *data, qc_dtype dtype, int ndim, const int64_t *dims,
                                 const int64_t *strides);
 

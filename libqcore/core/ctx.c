@@ -74,7 +74,8 @@ qc_status qc_ctx_set_param(qc_ctx *ctx, qc_ctx_param param, int64_t value)
 {
     QC_CHECK_NOT_NULL(ctx);
     qc_bounds b;
-    QC_TRY(qc_ctx_param_bounds(&b, param));
+    if (qc_ctx_param_bounds(&b, param) != QC_OK) /* reported under this function's name */
+        return QC_FAIL(QC_ERR_INVALID_ARG, "argument 'param': unknown context parameter %d", (int)param);
     if (value < b.lower || value > b.upper)
         return QC_FAIL(QC_ERR_INVALID_ARG, "argument 'value': %lld is outside [%lld, %lld] for parameter %d",
                        (long long)value, (long long)b.lower, (long long)b.upper, (int)param);

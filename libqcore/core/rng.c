@@ -4,6 +4,7 @@
 
 #include "core/ctx.h"
 #include "core/error.h"
+#include "core/rng.h"
 #include "core/tensor_check.h"
 
 #define PHILOX_M0 0xD2E7470EE14C6C93ull
@@ -19,9 +20,10 @@ static inline void mulhilo(uint64_t a, uint64_t b, uint64_t *hi, uint64_t *lo)
     *lo = (uint64_t)p;
 }
 
-static void philox4x64_10(uint64_t out[4], uint64_t block, uint64_t key0, uint64_t key1)
+void qc__philox4x64_10(uint64_t out[4], const uint64_t counter[4], const uint64_t key[2])
 {
-    uint64_t c[4] = {block, 0, 0, 0};
+    uint64_t c[4] = {counter[0], counter[1], counter[2], counter[3]};
+    uint64_t key0 = key[0], key1 = key[1];
     for (int round = 0; round < 10; round++) {
         if (round > 0) {
             key0 += PHILOX_W0;
@@ -34,6 +36,13 @@ static void philox4x64_10(uint64_t out[4], uint64_t block, uint64_t key0, uint64
         for (int i = 0; i < 4; i++) c[i] = next[i];
     }
     for (int i = 0; i < 4; i++) out[i] = c[i];
+}
+
+/* The block of the public streams: counter (block, 0, 0, 0). */
+static void philox4x64_10(uint64_t out[4], uint64_t block, uint64_t key0, uint64_t key1)
+{
+    const uint64_t counter[4] = {block, 0, 0, 0}, key[2] = {key0, key1};
+    qc__philox4x64_10(out, counter, key);
 }
 
 /* Words [offset, offset + n) without argument checks. */

@@ -47,9 +47,10 @@ int64_t qc_tensor_numel(const qc_tensor *t)
 int qc_tensor_is_contiguous(const qc_tensor *t)
 {
     if (t == NULL || t->ndim < 0 || t->ndim > QC_MAX_DIMS) return 0;
+    for (int i = 0; i < t->ndim; i++)
+        if (t->dims[i] == 0) return 1; /* no element: strides do not matter, wherever the 0 is */
     int64_t expected = 1;
     for (int i = t->ndim - 1; i >= 0; i--) {
-        if (t->dims[i] == 0) return 1;
         if (t->dims[i] != 1 && t->strides[i] != expected) return 0;
         expected *= t->dims[i];
     }
@@ -133,7 +134,9 @@ qc_status qc_tensor_nbytes(size_t *out, const qc_tensor *t)
     QC_CHECK_NOT_NULL(out);
     QC_TRY(qc__tensor_check(t, __func__, "t"));
     uint64_t n = (uint64_t)qc_tensor_numel(t);
-    *out = (size_t)((n * (uint64_t)qc_dtype_bits(t->dtype) + 7) / 8);
+    int bits = qc_dtype_bits(t->dtype);
+    /* Bytes, not bits: n * bits can exceed 64 bits while the byte count fits (checked above). */
+    *out = (size_t)(bits == 4 ? n / 2 + n % 2 : n * (uint64_t)(bits / 8));
     return QC_OK;
 }
 

@@ -14,7 +14,7 @@ static int64_t product(const int64_t *dims, int from, int to)
 /* Rows and the parameter step inside a row, for each granularity (see layout.h). */
 static void set_rows(qc_quant_layout *l)
 {
-    int whole_rows_of_inner = l->inner > 1;
+    int whole_rows_of_inner = l->inner != 1; /* inner 0 too: rows of no element */
     l->rows = whole_rows_of_inner ? l->outer * l->extent : l->outer;
     l->row_length = whole_rows_of_inner ? l->inner : l->extent;
     switch (l->granularity) {
@@ -45,9 +45,10 @@ void qc__quant_layout_init(qc_quant_layout *l, const qc_tensor *x, const qc_quan
     case QC_GRAN_GROUP: l->params = l->outer * l->groups * l->inner; break;
     }
     set_rows(l);
-    /* A piece holds whole parameter stretches when they are short, else part of one stretch. */
+    /* A piece holds whole parameter stretches when they are short, else part of one stretch: a long
+     * stretch is cut only when it fills the row, since a piece must not run into the next parameter. */
     int64_t per = l->per;
-    l->piece = per <= 0 ? 0 : per >= PIECE ? PIECE : per * (PIECE / per);
+    l->piece = per <= 0 ? 0 : per < PIECE ? per * (PIECE / per) : per < l->row_length ? per : PIECE;
     if (l->piece > l->row_length) l->piece = l->row_length;
     l->pieces_per_row = l->piece > 0 ? (l->row_length + l->piece - 1) / l->piece : 0;
 }
@@ -108,6 +109,12 @@ static box group_box(const qc_quant_layout *l, int64_t p)
     }
     default: return (box){0, 1, 0, l->extent, 0, 1};
     }
+}
+
+int64_t qc__quant_layout_group_count(const qc_quant_layout *l, int64_t p)
+{
+    box b = group_box(l, p);
+    return (b.o1 - b.o0) * (b.d1 - b.d0) * (b.i1 - b.i0);
 }
 
 int qc__quant_layout_group_contiguous(const qc_quant_layout *l, int64_t p, int64_t *offset)

@@ -37,8 +37,11 @@ int64_t qc__quant_layout_runs(const qc_quant_layout *layout);
 qc_quant_run qc__quant_layout_run(const qc_quant_layout *layout, int64_t k);
 
 /* The elements of parameter p: their count, and whether they are one contiguous stretch starting at
- * *offset. When not contiguous, qc__quant_layout_gather copies them into buf (count floats). */
+ * *offset. When not contiguous, qc__quant_layout_gather copies them into buf (count floats).
+ * group_size is the largest count of any parameter (the size of buffers); group_count is p's own count,
+ * smaller for the last group along the axis when group_size does not divide the extent. */
 int64_t qc__quant_layout_group_size(const qc_quant_layout *layout);
+int64_t qc__quant_layout_group_count(const qc_quant_layout *layout, int64_t p);
 int qc__quant_layout_group_contiguous(const qc_quant_layout *layout, int64_t p, int64_t *offset);
 void qc__quant_layout_gather(const qc_quant_layout *layout, int64_t p, const float *x, float *buf);
 

@@ -35,7 +35,7 @@ typedef struct search_state {
 
 static void search_group(const search_state *s, int64_t p, float *gathered, float *scratch)
 {
-    int64_t offset, n = qc__quant_layout_group_size(s->layout);
+    int64_t offset, n = qc__quant_layout_group_count(s->layout, p);
     const float *values = s->x;
     if (qc__quant_layout_group_contiguous(s->layout, p, &offset)) {
         values += offset;
