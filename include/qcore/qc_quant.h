@@ -28,7 +28,8 @@
  *   symmetric unsigned:  zero point z = (qmin + qmax + 1) / 2, scale = max(|lo|, |hi|) / (qmax - z);
  *   asymmetric:          scale = (hi - lo) / (qmax - qmin), z = clamp(round_half_to_even(qmin - lo / scale));
  *   a range of width 0 gives scale 1 (every value is then exactly the zero point).
- * Scales are computed in double and stored as float32.
+ * Scales are computed in double and stored as float32; the asymmetric zero point is computed (in double)
+ * from that stored float32 scale.
  *
  * Inputs must be finite (QC_ERR_NUMERIC names the first NaN or Inf found) and C-contiguous.
  */

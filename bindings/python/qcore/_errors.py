@@ -74,8 +74,11 @@ _BY_STATUS = {
 }
 
 
-def check(status):
-    """Raises the exception class of a failed status with the library's last-error message."""
+def check(status, function=None):
+    """Raises the exception class of a failed status with the library's last-error message. When the
+    failing C call only served the Python function `function`, the message is put in its name."""
     if status != lib.QC_OK:
         message = ffi.string(lib.qc_last_error()).decode("utf-8", "replace")
+        if function is not None:
+            message = "%s: %s" % (function, message.split(": ", 1)[-1])
         raise _BY_STATUS.get(status, QcoreError)(message)

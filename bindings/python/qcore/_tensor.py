@@ -2,7 +2,7 @@
 error, rather than converted behind the caller's back."""
 import numpy as np
 
-from ._errors import DTypeError, LayoutError
+from ._errors import DTypeError, InvalidArgumentError, LayoutError
 from ._ffi import ffi, lib
 
 DTYPES = {
@@ -16,21 +16,35 @@ DTYPES = {
 }
 
 
-def as_array(value, name, dtypes, writable=False):
-    """Checks that `value` is a C-contiguous numpy array of one of `dtypes` (and writable if asked)."""
+def as_array(value, name, dtypes, function, writable=False):
+    """Checks that `value` is a C-contiguous numpy array of one of `dtypes` with at most QC_MAX_DIMS
+    axes (and writable if asked); errors name the Python `function` and the argument."""
+    where = "%s: argument '%s'" % (function, name)
     if not isinstance(value, np.ndarray):
-        raise DTypeError("argument '%s': expected a numpy array, got %s" % (name, type(value).__name__))
+        raise DTypeError("%s: expected a numpy array, got %s" % (where, type(value).__name__))
     allowed = [np.dtype(d) for d in dtypes]
     if value.dtype not in allowed:
-        raise DTypeError(
-            "argument '%s': dtype %s is not accepted (expected %s); convert with .astype()"
-            % (name, value.dtype, " or ".join(str(d) for d in allowed))
-        )
+        raise DTypeError("%s: dtype %s is not accepted (expected %s); convert with .astype()"
+                         % (where, value.dtype, " or ".join(str(d) for d in allowed)))
     if not value.flags.c_contiguous:
-        raise LayoutError("argument '%s': the array must be C-contiguous; use numpy.ascontiguousarray" % name)
+        raise LayoutError("%s: the array must be C-contiguous; use numpy.ascontiguousarray" % where)
     if writable and not value.flags.writeable:
-        raise LayoutError("argument '%s': the array is read-only but qcore writes into it" % name)
+        raise LayoutError("%s: the array is read-only but qcore writes into it" % where)
+    check_rank(value.ndim, name, function)
     return value
+
+
+def as_scalar_or_array(value, name, dtype, function):
+    """A numpy array of `dtype`, accepting a Python or numpy scalar (copied into a 0-d array)."""
+    if np.isscalar(value) and not isinstance(value, (str, bytes)):
+        return np.asarray(value, dtype)
+    return as_array(value, name, [dtype], function)
+
+
+def check_rank(ndim, name, function):
+    if ndim > lib.QC_MAX_DIMS:
+        raise InvalidArgumentError("%s: argument '%s': ndim = %d; qcore tensors have at most %d axes"
+                                   % (function, name, ndim, lib.QC_MAX_DIMS))
 
 
 def view(array, qc_dtype=None, shape=None):

@@ -33,12 +33,12 @@ def best_arch():
 
 def arch_supported(arch):
     """True when this build and machine can run kernel set `arch`."""
-    return bool(lib.qc_arch_supported(_arch_value(arch)))
+    return bool(lib.qc_arch_supported(_arch_value(arch, "qcore.arch_supported")))
 
 
-def _arch_value(arch):
+def _arch_value(arch, function):
     if arch not in _ARCHS:
-        raise ValueError("arch must be one of %s, got %r" % (", ".join(_ARCHS), arch))
+        raise ValueError("%s: argument 'arch' must be one of %s, got %r" % (function, ", ".join(_ARCHS), arch))
     return _ARCHS[arch]
 
 
@@ -111,7 +111,7 @@ class Context:
 
     @arch.setter
     def arch(self, value):
-        check(lib.qc_ctx_set_param(self._ctx, lib.QC_CTX_ARCH, _arch_value(value)))
+        check(lib.qc_ctx_set_param(self._ctx, lib.QC_CTX_ARCH, _arch_value(value, "qcore.Context")))
 
     @property
     def progress(self):

@@ -4,9 +4,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._errors import check
+from ._errors import ShapeError, check
 from ._ffi import ffi, lib
-from ._tensor import as_array, view
+from ._tensor import as_array, as_scalar_or_array, check_rank, view
 from .core import default_context
 
 _GRANULARITY = {"tensor": lib.QC_GRAN_TENSOR, "channel": lib.QC_GRAN_CHANNEL, "group": lib.QC_GRAN_GROUP}
@@ -38,33 +38,37 @@ class QuantOptions:
     mse_steps: int = 100
     mse_min_ratio: float = 0.2
 
-    def to_c(self):
-        """The qc_quant_options struct (cffi owned)."""
+    def to_c(self, function="qcore.QuantOptions"):
+        """The qc_quant_options struct (cffi owned), checked; errors are reported as `function`'s."""
         if self.granularity not in _GRANULARITY:
-            raise ValueError("granularity must be one of %s, got %r" % (", ".join(_GRANULARITY), self.granularity))
+            raise ValueError("%s: argument 'opts': granularity must be one of %s, got %r"
+                             % (function, ", ".join(_GRANULARITY), self.granularity))
         if self.scale_method not in _SCALE_METHOD:
-            raise ValueError("scale_method must be one of %s, got %r" % (", ".join(_SCALE_METHOD), self.scale_method))
+            raise ValueError("%s: argument 'opts': scale_method must be one of %s, got %r"
+                             % (function, ", ".join(_SCALE_METHOD), self.scale_method))
         o = ffi.new("qc_quant_options *")
         check(lib.qc_quant_options_init(o, lib.QC_QUANT_OPTIONS_VERSION))
         o.bits, o.is_signed, o.symmetric, o.narrow_range = self.bits, self.signed, self.symmetric, self.narrow_range
         o.granularity, o.axis, o.group_size = _GRANULARITY[self.granularity], self.axis, self.group_size
         o.scale_method, o.percentile = _SCALE_METHOD[self.scale_method], self.percentile
         o.mse_steps, o.mse_min_ratio = self.mse_steps, self.mse_min_ratio
+        check(lib.qc_quant_options_check(o, ffi.NULL), function)
         return o
 
     def qrange(self):
         """(qmin, qmax) of the grid."""
         lo, hi = ffi.new("int32_t *"), ffi.new("int32_t *")
-        check(lib.qc_quant_range(lo, hi, self.to_c()))
+        check(lib.qc_quant_range(lo, hi, self.to_c("qcore.QuantOptions.qrange")))
         return lo[0], hi[0]
 
-    def param_shape(self, shape):
+    def param_shape(self, shape, function="qcore.QuantOptions.param_shape"):
         """The shape of the scale and zero-point arrays for an input of `shape`."""
+        check_rank(len(shape), "x", function)
         probe = np.empty(0, np.float32)
         t, _ = view(probe, shape=shape)
         t.data = _SHAPE_ONLY  # the call reads the shape only, but a view with elements needs data
         ndim, dims = ffi.new("int32_t *"), ffi.new("int64_t[%d]" % lib.QC_MAX_DIMS)
-        check(lib.qc_quant_param_shape(ndim, dims, t, self.to_c()))
+        check(lib.qc_quant_param_shape(ndim, dims, t, self.to_c(function)), function)
         return tuple(dims[i] for i in range(ndim[0]))
 
     def storage_dtype(self):
@@ -96,13 +100,15 @@ def _ctx(ctx):
 
 def choose_params(x, opts, ctx=None):
     """Chooses (scale float32, zero_point int32) for `x` (float32) under `opts`."""
-    x = as_array(x, "x", [np.float32])
-    shape = opts.param_shape(x.shape)
+    function = "qcore.choose_params"
+    x = as_array(x, "x", [np.float32], function)
+    c_opts = opts.to_c(function)
+    shape = opts.param_shape(x.shape, function)
     scale, zero_point = np.empty(shape, np.float32), np.empty(shape, np.int32)
     xt, _xb = view(x)
     st, _sb = view(scale)
     zt, _zb = view(zero_point)
-    _ctx(ctx).call(lib.qc_quant_choose_params, st, zt, xt, opts.to_c())
+    _ctx(ctx).call(lib.qc_quant_choose_params, st, zt, xt, c_opts)
     return scale, zero_point
 
 
@@ -110,59 +116,74 @@ def quantize(x, scale, zero_point, opts, dtype=None, ctx=None):
     """Quantizes float32 `x`. dtype: a numpy integer dtype (default: the grid's storage_dtype()), or
     'int4'/'uint4' for a PackedInt4 result (grids of at most 4 bits). zero_point may be None for a
     symmetric grid."""
-    x = as_array(x, "x", [np.float32])
-    xt, _xb = view(x)
+    function = "qcore.quantize"
+    x = as_array(x, "x", [np.float32], function)
+    c_opts = opts.to_c(function)
     if dtype in ("int4", "uint4"):
         packed = np.empty((x.size + 1) // 2, np.uint8)
         qt, _qb = view(packed, lib.QC_DT_INT4 if dtype == "int4" else lib.QC_DT_UINT4, x.shape)
         result = PackedInt4(packed, x.shape, dtype == "int4")
     else:
         result = np.empty(x.shape, opts.storage_dtype() if dtype is None else np.dtype(dtype))
-        as_array(result, "dtype", _INTEGER_DTYPES)
+        as_array(result, "dtype", _INTEGER_DTYPES, function)
         qt, _qb = view(result)
-    _call(lib.qc_quantize, ctx, qt, xt, scale, zero_point, opts)
+    xt, _xb = view(x)
+    _call(lib.qc_quantize, ctx, qt, xt, scale, zero_point, c_opts, function)
     return result
 
 
 def dequantize(q, scale, zero_point, opts, ctx=None):
     """Dequantizes `q` (an integer array or a PackedInt4) to float32."""
+    function = "qcore.dequantize"
     if isinstance(q, PackedInt4):
-        data = as_array(q.data, "q.data", [np.uint8])
+        data = as_array(q.data, "q.data", [np.uint8], function)
+        check_rank(len(q.shape), "q", function)
+        count = int(np.prod(q.shape, dtype=np.int64))
+        if data.size < (count + 1) // 2:
+            raise ShapeError("%s: argument 'q': %d bytes cannot hold the %d values of shape %s"
+                             % (function, data.size, count, tuple(q.shape)))
         qt, _qb = view(data, lib.QC_DT_INT4 if q.signed else lib.QC_DT_UINT4, q.shape)
         shape = q.shape
     else:
-        q = as_array(q, "q", _INTEGER_DTYPES)
+        q = as_array(q, "q", _INTEGER_DTYPES, function)
         qt, _qb = view(q)
         shape = q.shape
+    c_opts = opts.to_c(function)
     x = np.empty(shape, np.float32)
     xt, _xb = view(x)
-    _call(lib.qc_dequantize, ctx, xt, qt, scale, zero_point, opts)
+    _call(lib.qc_dequantize, ctx, xt, qt, scale, zero_point, c_opts, function)
     return x
 
 
 def fake_quantize(x, scale, zero_point, opts, out=None, ctx=None):
     """dequantize(quantize(x)) in one pass; `out` (float32, x's shape) may be `x` itself."""
-    x = as_array(x, "x", [np.float32])
-    out = np.empty_like(x) if out is None else as_array(out, "out", [np.float32], writable=True)
+    function = "qcore.fake_quantize"
+    x = as_array(x, "x", [np.float32], function)
+    c_opts = opts.to_c(function)
+    if out is None:
+        out = np.empty_like(x)
+    elif as_array(out, "out", [np.float32], function, writable=True).shape != x.shape:
+        raise ShapeError("%s: arguments 'out' %s and 'x' %s must have the same shape"
+                         % (function, list(out.shape), list(x.shape)))
     yt, _yb = view(out)
     xt, _xb = view(x)
-    _call(lib.qc_fake_quantize, ctx, yt, xt, scale, zero_point, opts)
+    _call(lib.qc_fake_quantize, ctx, yt, xt, scale, zero_point, c_opts, function)
     return out
 
 
-def _call(function, ctx, out_view, in_view, scale, zero_point, opts):
-    """function(ctx, out, in, scale, zero_point, opts) with the parameter arrays checked."""
-    st, _sb = view(as_array(scale, "scale", [np.float32]))
+def _call(c_function, ctx, out_view, in_view, scale, zero_point, c_opts, function):
+    """c_function(ctx, out, in, scale, zero_point, opts) with the parameter arrays checked."""
+    st, _sb = view(as_scalar_or_array(scale, "scale", np.float32, function))
     if zero_point is None:
         zt, _zb = ffi.NULL, None
     else:
-        zt, _zb = view(as_array(zero_point, "zero_point", [np.int32]))
-    _ctx(ctx).call(function, out_view, in_view, st, zt, opts.to_c())
+        zt, _zb = view(as_scalar_or_array(zero_point, "zero_point", np.int32, function))
+    _ctx(ctx).call(c_function, out_view, in_view, st, zt, c_opts)
 
 
 def pack_int4(values, signed=True):
     """Packs int8 values (in [-8, 7], or [0, 15] unsigned) two per byte, low nibble first."""
-    values = as_array(values, "values", [np.int8])
+    values = as_array(values, "values", [np.int8], "qcore.pack_int4")
     out = np.empty((values.size + 1) // 2, np.uint8)
     check(lib.qc_pack_int4(ffi.from_buffer("uint8_t[]", out), ffi.from_buffer("int8_t[]", values), values.size,
                            int(bool(signed))))
@@ -171,37 +192,38 @@ def pack_int4(values, signed=True):
 
 def unpack_int4(packed, n, signed=True):
     """Unpacks n 4-bit values from ceil(n/2) bytes into int8 (signed) or uint8."""
-    packed = as_array(packed, "packed", [np.uint8])
+    function = "qcore.unpack_int4"
+    packed = as_array(packed, "packed", [np.uint8], function)
     if packed.size < (n + 1) // 2:
-        raise ValueError("argument 'packed': %d bytes cannot hold %d values" % (packed.size, n))
+        raise ShapeError("%s: argument 'packed': %d bytes cannot hold %d values" % (function, packed.size, n))
     out = np.empty(n, np.int8)
     check(lib.qc_unpack_int4(ffi.from_buffer("int8_t[]", out), ffi.from_buffer("uint8_t[]", packed), n,
                              int(bool(signed))))
     return out if signed else out.view(np.uint8)
 
 
-def _statistic(function, *arrays):
-    views = [view(as_array(a, name, [np.float32, np.float64])) for a, name in arrays]
+def _statistic(c_function, function, *arrays):
+    views = [view(as_array(a, name, [np.float32, np.float64], function)) for a, name in arrays]
     out = ffi.new("double *")
-    check(function(out, *[v for v, _ in views]))
+    check(c_function(out, *[v for v, _ in views]))
     return out[0]
 
 
 def sqnr_db(ref, approx):
     """10 log10(sum ref^2 / sum (ref - approx)^2); inf when equal."""
-    return _statistic(lib.qc_stat_sqnr_db, (ref, "ref"), (approx, "approx"))
+    return _statistic(lib.qc_stat_sqnr_db, "qcore.sqnr_db", (ref, "ref"), (approx, "approx"))
 
 
 def relative_mse(ref, approx):
     """sum (ref - approx)^2 / sum ref^2."""
-    return _statistic(lib.qc_stat_relative_mse, (ref, "ref"), (approx, "approx"))
+    return _statistic(lib.qc_stat_relative_mse, "qcore.relative_mse", (ref, "ref"), (approx, "approx"))
 
 
 def kurtosis(x):
     """Pearson kurtosis (3 for a Gaussian)."""
-    return _statistic(lib.qc_stat_kurtosis, (x, "x"))
+    return _statistic(lib.qc_stat_kurtosis, "qcore.kurtosis", (x, "x"))
 
 
 def max_over_rms(x):
     """max |x| / sqrt(mean x^2)."""
-    return _statistic(lib.qc_stat_max_over_rms, (x, "x"))
+    return _statistic(lib.qc_stat_max_over_rms, "qcore.max_over_rms", (x, "x"))

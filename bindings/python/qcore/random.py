@@ -1,7 +1,7 @@
 """Counter-based random numbers (Philox4x64-10): the same draws for any thread count."""
 import numpy as np
 
-from ._errors import check
+from ._errors import DTypeError, check
 from ._ffi import ffi, lib
 from ._tensor import view
 from .core import default_context
@@ -17,7 +17,8 @@ def random_bits(n, seed, stream=0, offset=0):
 def _fill(function, shape, dtype, stream, ctx):
     out = np.empty(shape, dtype)
     if out.dtype not in (np.float32, np.float64):
-        raise TypeError("dtype must be float32 or float64, got %s" % out.dtype)
+        raise DTypeError("qcore.random_%s: argument 'dtype' must be float32 or float64, got %s"
+                         % ("normal" if function == lib.qc_random_normal else "uniform", out.dtype))
     t, _keep = view(out)
     (ctx or default_context()).call(function, t, stream)
     return out
