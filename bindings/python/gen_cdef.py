@@ -4,7 +4,7 @@ Usage: gen_cdef.py OUTPUT HEADER...
 
 The headers are written so that a declaration-level filter is enough: comments, C++ guards and
 preprocessor lines go, integer macros are substituted into the declarations (cffi needs literal array
-sizes) and kept as constants, and the export attribute QC_API is dropped.
+sizes) and kept as constants, and the export attributes QC_API and QC_ONNX_API are dropped.
 """
 import re
 import sys
@@ -37,7 +37,7 @@ def declarations(text, macros):
             macros[match.group(1)] = match.group(2)
             out.append(stripped)
         elif not stripped.startswith("#"):
-            out.append(line.replace("QC_API ", ""))
+            out.append(line.replace("QC_API ", "").replace("QC_ONNX_API ", ""))
     body = "\n".join(out)
     for name, value in macros.items():
         body = re.sub(r"\[\s*%s\s*\]" % name, "[%s]" % value, body)

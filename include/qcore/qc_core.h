@@ -62,6 +62,11 @@ QC_API const char *qc_last_error(void);
 /* Empties the calling thread's last-error message. */
 QC_API void qc_clear_error(void);
 
+/* Records `message` (borrowed, copied; truncated to 511 bytes) as the calling thread's last error and
+ * returns `status`. For libraries and callbacks built on qcore that report through its conventions
+ * (libqcore-onnx does). Since 1.1. */
+QC_API qc_status qc_error_set(qc_status status, const char *message);
+
 /* ---------------------------------------------------------------------------------------------
  * Version: the library's run-time version; compare with the QC_VERSION_* macros of the headers
  * the caller was compiled against. Number = major*10000 + minor*100 + patch. */
@@ -161,6 +166,15 @@ QC_API qc_status qc_ctx_set_log(qc_ctx *ctx, qc_log_fn fn, void *user);
 
 /* Installs (or with fn = NULL removes) the progress callback. `user` is borrowed. */
 QC_API qc_status qc_ctx_set_progress(qc_ctx *ctx, qc_progress_fn fn, void *user);
+
+/* Passes `done` of `total` for `stage` (borrowed) to the context's progress callback, if any. Returns
+ * QC_OK, or QC_ERR_CANCELLED (with a message naming `stage`) when the callback asks to stop. For code
+ * built on qcore that reports its own long work through the same callback. Since 1.1. */
+QC_API qc_status qc_ctx_report_progress(const qc_ctx *ctx, const char *stage, uint64_t done, uint64_t total);
+
+/* Passes `message` (borrowed) to the context's log callback when one is set and `level` is enabled.
+ * Since 1.1. */
+QC_API qc_status qc_ctx_log(const qc_ctx *ctx, qc_log_level level, const char *message);
 
 #ifdef __cplusplus
 }

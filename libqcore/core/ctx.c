@@ -146,3 +146,20 @@ qc_status qc__progress(const qc_ctx *ctx, const char *function, const char *stag
     return QC_FAIL_IN(function, QC_ERR_CANCELLED, "stopped by the progress callback during '%s' (%llu of %llu)",
                       stage, (unsigned long long)done, (unsigned long long)total);
 }
+
+qc_status qc_ctx_report_progress(const qc_ctx *ctx, const char *stage, uint64_t done, uint64_t total)
+{
+    QC_CHECK_NOT_NULL(ctx);
+    QC_CHECK_NOT_NULL(stage);
+    return qc__progress(ctx, __func__, stage, done, total);
+}
+
+qc_status qc_ctx_log(const qc_ctx *ctx, qc_log_level level, const char *message)
+{
+    QC_CHECK_NOT_NULL(ctx);
+    QC_CHECK_NOT_NULL(message);
+    if (level < QC_LOG_ERROR || level > QC_LOG_DEBUG)
+        return QC_FAIL(QC_ERR_INVALID_ARG, "argument 'level': %d is not a qc_log_level", (int)level);
+    qc__log(ctx, level, "%s", message);
+    return QC_OK;
+}

@@ -40,6 +40,12 @@ void qc_clear_error(void)
     last_error[0] = '\0';
 }
 
+qc_status qc_error_set(qc_status status, const char *message)
+{
+    snprintf(last_error, sizeof last_error, "%s", message ? message : "");
+    return status;
+}
+
 qc_status qc__fail(qc_status status, const char *function, const char *format, ...)
 {
     int used = snprintf(last_error, sizeof last_error, "%s: ", function);

@@ -1,4 +1,5 @@
-"""Loads libqcore with cffi in ABI mode, declared from the C headers (the generated _cdef.h)."""
+"""Loads libqcore and libqcore-onnx with cffi in ABI mode, declared from the C headers (the generated
+_cdef.h)."""
 import os
 
 import cffi
@@ -13,27 +14,30 @@ def _read_declarations():
         return f.read()
 
 
-def _library_candidates():
-    """QCORE_LIBRARY first (a build tree), then the copy bundled by pip, then the system's."""
-    if os.environ.get("QCORE_LIBRARY"):
-        return [os.environ["QCORE_LIBRARY"]]
-    bundled = [os.path.join(_HERE, name) for name in sorted(os.listdir(_HERE)) if name.startswith("libqcore.so")]
-    return bundled + ["libqcore.so.%d" % REQUIRED_MAJOR]
+def _library_candidates(stem, variable):
+    """The environment variable first (a build tree), then the copy bundled by pip, then the system's."""
+    if os.environ.get(variable):
+        return [os.environ[variable]]
+    prefix = "%s.so" % stem
+    bundled = [os.path.join(_HERE, name) for name in sorted(os.listdir(_HERE)) if name.startswith(prefix)]
+    return bundled + ["%s.so.%d" % (stem, REQUIRED_MAJOR)]
 
 
-def _open(ffi):
+def _open(ffi, stem, variable):
     errors = []
-    for candidate in _library_candidates():
+    for candidate in _library_candidates(stem, variable):
         try:
             return ffi.dlopen(candidate)
         except OSError as e:
             errors.append("%s: %s" % (candidate, e))
-    raise ImportError("qcore: cannot load libqcore.so.%d (%s)" % (REQUIRED_MAJOR, "; ".join(errors)))
+    raise ImportError("qcore: cannot load %s.so.%d (%s)" % (stem, REQUIRED_MAJOR, "; ".join(errors)))
 
 
 ffi = cffi.FFI()
 ffi.cdef(_read_declarations())
-lib = _open(ffi)
+lib = _open(ffi, "libqcore", "QCORE_LIBRARY")
+# libqcore-onnx needs libqcore.so.1, which is now loaded: the dynamic linker matches it by SONAME.
+onnx_lib = _open(ffi, "libqcore-onnx", "QCORE_ONNX_LIBRARY")
 
 _major = lib.qc_version_number() // 10000
 if _major != REQUIRED_MAJOR:

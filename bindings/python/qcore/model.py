@@ -1,0 +1,164 @@
+"""ONNX models: load, inspect and save through libqcore-onnx (see include/qcore/qc_model.h)."""
+import os
+from collections import namedtuple
+
+import numpy as np
+
+from ._errors import check
+from ._ffi import ffi, onnx_lib
+
+ValueInfo = namedtuple("ValueInfo", "name elem_type shape")
+ValueInfo.__doc__ = """A graph input or output: ONNX element type name and shape (ints; strings for
+symbolic dimensions; None for unknown ones; shape None when the rank is unknown)."""
+Node = namedtuple("Node", "name op_type domain inputs outputs")
+
+# ONNX element types with a numpy equivalent of the same layout.
+_NUMPY_TYPES = {
+    "FLOAT": np.float32, "UINT8": np.uint8, "INT8": np.int8, "UINT16": np.uint16, "INT16": np.int16,
+    "INT32": np.int32, "INT64": np.int64, "BOOL": np.bool_, "FLOAT16": np.float16, "DOUBLE": np.float64,
+    "UINT32": np.uint32, "UINT64": np.uint64, "COMPLEX64": np.complex64, "COMPLEX128": np.complex128,
+}
+
+
+class InitializerArray(np.ndarray):
+    """A read-only numpy view of an initializer's bytes; it keeps its Model alive."""
+
+    _owner = None
+
+    def __array_finalize__(self, obj):
+        self._owner = getattr(obj, "_owner", None)
+
+
+def onnx_type_name(elem_type):
+    """'FLOAT', 'INT4', ... for an ONNX TensorProto.DataType value."""
+    return ffi.string(onnx_lib.qc_onnx_type_string(elem_type)).decode()
+
+
+def _text(p):
+    return ffi.string(p).decode("utf-8", "replace") if p != ffi.NULL else ""
+
+
+class Model:
+    """A parsed ONNX model. Model(path) loads a file (external data next to it is memory-mapped);
+    Model.from_bytes(data, external_dir=None) parses bytes in memory."""
+
+    def __init__(self, path=None, _handle=None):
+        if _handle is None:
+            if path is None:
+                raise TypeError("qcore.Model: give a path, or use Model.from_bytes")
+            out = ffi.new("qc_model **")
+            check(onnx_lib.qc_model_load(out, os.fsencode(path)))
+            _handle = out[0]
+        self._m = ffi.gc(_handle, onnx_lib.qc_model_free)
+
+    @classmethod
+    def from_bytes(cls, data, external_dir=None):
+        out = ffi.new("qc_model **")
+        directory = os.fsencode(external_dir) if external_dir is not None else ffi.NULL
+        check(onnx_lib.qc_model_load_memory(out, ffi.from_buffer(data), len(data), directory))
+        return cls(_handle=out[0])
+
+    def save(self, path, external_threshold=0, external_file=None):
+        """Writes the model atomically; initializers of at least `external_threshold` bytes (0: none) go
+        to `external_file` (default '<file name>.data') in the same folder."""
+        opts = ffi.new("qc_model_save_options *")
+        opts.version = onnx_lib.QC_MODEL_SAVE_OPTIONS_VERSION
+        opts.external_threshold = external_threshold
+        keep = ffi.new("char[]", os.fsencode(external_file)) if external_file else ffi.NULL
+        opts.external_file = keep
+        check(onnx_lib.qc_model_save(self._m, os.fsencode(path), opts))
+
+    def _count(self, kind):
+        return onnx_lib.qc_model_count(self._m, kind)
+
+    @property
+    def ir_version(self):
+        value = ffi.new("int64_t *")
+        check(onnx_lib.qc_model_header(self._m, value, ffi.NULL, ffi.NULL))
+        return value[0]
+
+    @property
+    def producer(self):
+        """(producer_name, producer_version)."""
+        name, version = ffi.new("const char **"), ffi.new("const char **")
+        check(onnx_lib.qc_model_header(self._m, ffi.NULL, name, version))
+        return _text(name[0]), _text(version[0])
+
+    @property
+    def opsets(self):
+        """{domain: version}; '' is the default ONNX domain."""
+        result = {}
+        for i in range(self._count(onnx_lib.QC_MODEL_OPSETS)):
+            domain, version = ffi.new("const char **"), ffi.new("int64_t *")
+            check(onnx_lib.qc_model_opset(self._m, i, domain, version))
+            result[_text(domain[0])] = version[0]
+        return result
+
+    @property
+    def metadata(self):
+        result = {}
+        for i in range(self._count(onnx_lib.QC_MODEL_METADATA)):
+            key, value = ffi.new("const char **"), ffi.new("const char **")
+            check(onnx_lib.qc_model_metadata(self._m, i, key, value))
+            result[_text(key[0])] = _text(value[0])
+        return result
+
+    def _values(self, kind, getter):
+        values = []
+        for i in range(self._count(kind)):
+            info = ffi.new("qc_value_info *")
+            check(getter(self._m, i, info))
+            shape = None
+            if info.ndim >= 0:
+                shape = tuple(_text(info.dim_params[d]) if info.dim_params[d] != ffi.NULL
+                              else (info.dims[d] if info.dims[d] >= 0 else None) for d in range(info.ndim))
+            values.append(ValueInfo(_text(info.name), onnx_type_name(info.elem_type), shape))
+        return values
+
+    @property
+    def inputs(self):
+        """Graph inputs that are not initializers."""
+        return self._values(onnx_lib.QC_MODEL_INPUTS, onnx_lib.qc_model_input)
+
+    @property
+    def outputs(self):
+        return self._values(onnx_lib.QC_MODEL_OUTPUTS, onnx_lib.qc_model_output)
+
+    @property
+    def nodes(self):
+        nodes = []
+        for i in range(self._count(onnx_lib.QC_MODEL_NODES)):
+            n = ffi.new("qc_node_info *")
+            check(onnx_lib.qc_model_node(self._m, i, n))
+            nodes.append(Node(_text(n.name), _text(n.op_type), _text(n.domain),
+                              [_text(n.inputs[k]) for k in range(n.num_inputs)],
+                              [_text(n.outputs[k]) for k in range(n.num_outputs)]))
+        return nodes
+
+    def initializer_names(self):
+        names = []
+        for i in range(self._count(onnx_lib.QC_MODEL_INITIALIZERS)):
+            info = ffi.new("qc_initializer_info *")
+            check(onnx_lib.qc_model_initializer(self._m, i, info))
+            names.append(_text(info.name))
+        return names
+
+    def initializer(self, name):
+        """(ONNX type name, shape, data): data is a read-only numpy view without copy for types numpy
+        has; for 4-bit and other packed types, the raw bytes as a uint8 array (ONNX layout)."""
+        index = ffi.new("size_t *")
+        check(onnx_lib.qc_model_find_initializer(self._m, name.encode(), index))
+        info = ffi.new("qc_initializer_info *")
+        check(onnx_lib.qc_model_initializer(self._m, index[0], info))
+        type_name = onnx_type_name(info.elem_type)
+        shape = tuple(info.dims[d] for d in range(info.ndim))
+        if info.data == ffi.NULL:
+            raw = np.empty(0, np.uint8)
+        else:
+            raw = np.frombuffer(ffi.buffer(info.data, info.nbytes), np.uint8)
+        numpy_type = _NUMPY_TYPES.get(type_name)
+        data = raw.view(numpy_type).reshape(shape) if numpy_type is not None else raw
+        data = data.view(InitializerArray)
+        data._owner = self
+        data.flags.writeable = False
+        return type_name, shape, data

@@ -1,0 +1,174 @@
+/*
+ * qc_model.h: ONNX models in and out (libqcore-onnx.so.1; link with `pkg-config --libs qcore-onnx`).
+ *
+ * A qc_model holds a parsed ONNX ModelProto. Strings and data views it hands out are borrowed: they stay
+ * valid until the model is freed or the item they belong to is edited. Tensor data is exposed as raw
+ * little-endian bytes in ONNX's layout (4-bit types two per byte, low nibble first), without copies
+ * when the file stores it that way (raw_data, or external data, which is memory-mapped).
+ *
+ * Errors follow qc_core.h: a qc_status, and qc_last_error() naming the function, the argument and, for
+ * files, the offending item (QC_ERR_FORMAT for malformed models, QC_ERR_IO for files that cannot be
+ * read or written).
+ */
+#ifndef QC_MODEL_H
+#define QC_MODEL_H
+
+#include "qcore/qc_tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(QC_BUILDING_ONNX_LIBRARY) && defined(__GNUC__)
+#define QC_ONNX_API __attribute__((visibility("default")))
+#else
+#define QC_ONNX_API
+#endif
+
+/* ONNX TensorProto.DataType values (onnx.proto), including those newer than Debian's schema. */
+typedef enum qc_onnx_type {
+    QC_ONNX_UNDEFINED = 0,
+    QC_ONNX_FLOAT = 1,
+    QC_ONNX_UINT8 = 2,
+    QC_ONNX_INT8 = 3,
+    QC_ONNX_UINT16 = 4,
+    QC_ONNX_INT16 = 5,
+    QC_ONNX_INT32 = 6,
+    QC_ONNX_INT64 = 7,
+    QC_ONNX_STRING = 8,
+    QC_ONNX_BOOL = 9,
+    QC_ONNX_FLOAT16 = 10,
+    QC_ONNX_DOUBLE = 11,
+    QC_ONNX_UINT32 = 12,
+    QC_ONNX_UINT64 = 13,
+    QC_ONNX_COMPLEX64 = 14,
+    QC_ONNX_COMPLEX128 = 15,
+    QC_ONNX_BFLOAT16 = 16,
+    QC_ONNX_FLOAT8E4M3FN = 17,
+    QC_ONNX_FLOAT8E4M3FNUZ = 18,
+    QC_ONNX_FLOAT8E5M2 = 19,
+    QC_ONNX_FLOAT8E5M2FNUZ = 20,
+    QC_ONNX_UINT4 = 21,
+    QC_ONNX_INT4 = 22,
+    QC_ONNX_FLOAT4E2M1 = 23,
+    QC_ONNX_FLOAT8E8M0 = 24,
+    QC_ONNX_UINT2 = 25,
+    QC_ONNX_INT2 = 26
+} qc_onnx_type;
+
+/* Bits per element of an ONNX type (2 .. 128); 0 for STRING, UNDEFINED and unknown values. */
+QC_ONNX_API int qc_onnx_type_bits(int32_t type);
+
+/* The ONNX name ("FLOAT", "INT4", ...); "UNKNOWN" for other values. Static. */
+QC_ONNX_API const char *qc_onnx_type_string(int32_t type);
+
+typedef struct qc_model qc_model;
+
+/* Loads an ONNX model file. The file is memory-mapped while it is parsed; external data files named by
+ * its initializers (relative to the model's folder) are checked and memory-mapped. `out` receives a
+ * model owned by the caller (qc_model_free). */
+QC_ONNX_API qc_status qc_model_load(qc_model **out, const char *path);
+
+/* Loads a model from `size` bytes at `data` (borrowed; copied as needed). External data is looked up
+ * in `external_dir` (borrowed; NULL: a model with external data is an error). */
+QC_ONNX_API qc_status qc_model_load_memory(qc_model **out, const void *data, size_t size, const char *external_dir);
+
+/* Frees a model; NULL is accepted. */
+QC_ONNX_API void qc_model_free(qc_model *model);
+
+#define QC_MODEL_SAVE_OPTIONS_VERSION 1
+
+typedef struct qc_model_save_options {
+    uint32_t version;              /* QC_MODEL_SAVE_OPTIONS_VERSION */
+    uint64_t external_threshold;   /* initializers of at least this many bytes go to the external data
+                                      file; 0: everything stays inside the model file (default 0) */
+    const char *external_file;     /* borrowed; file name in the model's folder; NULL: "<model file>.data" */
+} qc_model_save_options;
+
+#define QC_MODEL_SAVE_OPTIONS_INIT { QC_MODEL_SAVE_OPTIONS_VERSION, 0, NULL }
+
+/* Writes the model to `path` atomically (a temporary file in the same folder, then a rename; an external
+ * data file likewise, before the model): on failure nothing is left behind and an existing file at
+ * `path` is untouched. Fields the schema does not know are written back as they were read.
+ * `opts` may be NULL for the defaults. */
+QC_ONNX_API qc_status qc_model_save(const qc_model *model, const char *path, const qc_model_save_options *opts);
+
+/* ---------------------------------------------------------------------------------------------
+ * Inspection.
+ */
+typedef enum qc_model_item {
+    QC_MODEL_INPUTS = 0,       /* graph inputs that are not initializers */
+    QC_MODEL_OUTPUTS = 1,
+    QC_MODEL_NODES = 2,
+    QC_MODEL_INITIALIZERS = 3,
+    QC_MODEL_OPSETS = 4,
+    QC_MODEL_METADATA = 5
+} qc_model_item;
+
+/* How many items of a kind the model has (0 for a NULL model or an unknown kind). */
+QC_ONNX_API size_t qc_model_count(const qc_model *model, qc_model_item kind);
+
+/* ir_version, and the producer's name and version (borrowed; "" when absent). Any output may be NULL. */
+QC_ONNX_API qc_status qc_model_header(const qc_model *model, int64_t *ir_version, const char **producer_name,
+                                      const char **producer_version);
+
+/* Opset i: its domain ("" for the default ONNX domain) and version. */
+QC_ONNX_API qc_status qc_model_opset(const qc_model *model, size_t i, const char **domain, int64_t *version);
+
+/* The version the model imports for `domain` ("" or "ai.onnx" for ONNX); 0 when it imports none. */
+QC_ONNX_API int64_t qc_model_opset_version(const qc_model *model, const char *domain);
+
+/* Metadata entry i (metadata_props): key and value, borrowed. */
+QC_ONNX_API qc_status qc_model_metadata(const qc_model *model, size_t i, const char **key, const char **value);
+
+/* A graph input or output. dims[d] is -1 where the file gives a symbolic (dim_params[d] then names it)
+ * or no size. ndim is -1 when the rank is unknown. Ranks above QC_MAX_DIMS give QC_ERR_UNSUPPORTED. */
+typedef struct qc_value_info {
+    const char *name;
+    int32_t elem_type;                       /* a qc_onnx_type; 0 when not a tensor */
+    int32_t ndim;
+    int64_t dims[QC_MAX_DIMS];
+    const char *dim_params[QC_MAX_DIMS];     /* NULL when the dimension is not symbolic */
+} qc_value_info;
+
+QC_ONNX_API qc_status qc_model_input(const qc_model *model, size_t i, qc_value_info *out);
+QC_ONNX_API qc_status qc_model_output(const qc_model *model, size_t i, qc_value_info *out);
+
+/* Node i of the graph, in file order. inputs/outputs are arrays of borrowed names; an omitted optional
+ * input is "". */
+typedef struct qc_node_info {
+    const char *name;
+    const char *op_type;
+    const char *domain;                      /* "" for the default ONNX domain */
+    size_t num_inputs;
+    const char *const *inputs;
+    size_t num_outputs;
+    const char *const *outputs;
+    size_t num_attributes;
+} qc_node_info;
+
+QC_ONNX_API qc_status qc_model_node(const qc_model *model, size_t i, qc_node_info *out);
+
+/* An initializer. `data` views its bytes (little-endian, ONNX layout; nbytes of them): a view into the
+ * file or its external data when stored raw, else a conversion made once from the typed field and kept
+ * with the model. ONNX ranks above QC_MAX_DIMS give QC_ERR_UNSUPPORTED. */
+typedef struct qc_initializer_info {
+    const char *name;
+    int32_t elem_type;
+    int32_t ndim;
+    int64_t dims[QC_MAX_DIMS];
+    const void *data;
+    size_t nbytes;
+    int32_t is_external;                     /* 1 when the file keeps the bytes in external data */
+} qc_initializer_info;
+
+QC_ONNX_API qc_status qc_model_initializer(const qc_model *model, size_t i, qc_initializer_info *out);
+
+/* Index of the initializer called `name`; QC_ERR_INVALID_ARG naming it when there is none. */
+QC_ONNX_API qc_status qc_model_find_initializer(const qc_model *model, const char *name, size_t *index);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* QC_MODEL_H */

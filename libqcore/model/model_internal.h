@@ -1,0 +1,52 @@
+/* Internal: the model handle and the helpers its parts share. */
+#ifndef QC_MODEL_INTERNAL_H
+#define QC_MODEL_INTERNAL_H
+
+#include <stddef.h>
+
+#include "onnx.pb-c.h"
+#include "qcore/qc_model.h"
+
+/* A read-only memory mapping of a whole file. */
+typedef struct qcm_mapping {
+    char *location;                   /* as the model names it */
+    char *path;
+    const unsigned char *data;
+    size_t size;
+} qcm_mapping;
+
+/* Where an initializer's bytes are, once resolved: a view (into the parsed message, a typed repeated
+ * field of matching layout, or an external mapping), or a conversion owned by the model. */
+typedef struct qcm_tensor_bytes {
+    const void *data;
+    size_t nbytes;
+    void *owned;
+    int resolved;
+} qcm_tensor_bytes;
+
+struct qc_model {
+    Onnx__ModelProto *proto;
+    char *external_dir;               /* where external data files are looked up; NULL: none allowed */
+    qcm_mapping *mappings;            /* external data files, mapped once each */
+    size_t num_mappings;
+    qcm_tensor_bytes *bytes;          /* one per graph initializer */
+    size_t *input_index;              /* graph.input entries that are not initializers */
+    size_t num_inputs;
+};
+
+/* The expected byte count of a tensor of this type and shape; QC_ERR_FORMAT (naming `what`) for
+ * negative dims, unknown types or a count that overflows. */
+qc_status qcm__tensor_nbytes(size_t *out, int32_t type, size_t ndim, const int64_t *dims, const char *what,
+                             const char *function);
+
+/* Resolves initializer i's bytes (see qcm_tensor_bytes), checking their size against the shape. */
+qc_status qcm__initializer_bytes(qc_model *model, size_t i, const char *function);
+
+/* Maps the external data file `location` (validated: relative, inside external_dir). */
+qc_status qcm__map_external(qc_model *model, const char *location, const qcm_mapping **out, const char *function);
+
+/* Reads a TensorProto's external_data entries. */
+qc_status qcm__external_location(const Onnx__TensorProto *t, const char **location, uint64_t *offset,
+                                 uint64_t *length, int *has_length, const char *function);
+
+#endif
