@@ -167,6 +167,37 @@ QC_ONNX_API qc_status qc_model_initializer(const qc_model *model, size_t i, qc_i
 /* Index of the initializer called `name`; QC_ERR_INVALID_ARG naming it when there is none. */
 QC_ONNX_API qc_status qc_model_find_initializer(const qc_model *model, const char *name, size_t *index);
 
+/* ---------------------------------------------------------------------------------------------
+ * Calibration and evaluation data: arrays read from files.
+ */
+typedef enum qc_array_format {
+    QC_ARRAY_AUTO = 0,          /* from the content: .npy magic, gzip or IDX header, else TensorProto */
+    QC_ARRAY_NPY = 1,           /* numpy .npy, header versions 1.0, 2.0 and 3.0 */
+    QC_ARRAY_IDX = 2,           /* IDX (as MNIST and Fashion-MNIST ship), plain or gzip-compressed */
+    QC_ARRAY_TENSOR_PROTO = 3   /* a serialized ONNX TensorProto (.pb, as ONNX test data sets are) */
+} qc_array_format;
+
+/* A tensor read from a file, owning its data. */
+typedef struct qc_array qc_array;
+
+/* Reads the file at `path` in `format`. Element types: those of qc_dtype (f32, f64, i8, u8, i16, i32,
+ * i64, and int4/uint4 for TensorProto); others give QC_ERR_UNSUPPORTED naming the type. Data is
+ * converted to the host's byte order and to C order (Fortran-ordered .npy files). Malformed files give
+ * QC_ERR_FORMAT; declared sizes are checked against the file before anything is allocated. */
+QC_ONNX_API qc_status qc_array_load(qc_array **out, const char *path, qc_array_format format);
+
+/* The same from `size` bytes at `data` (borrowed). */
+QC_ONNX_API qc_status qc_array_parse(qc_array **out, const void *data, size_t size, qc_array_format format);
+
+/* The array as a C-contiguous tensor view, valid until qc_array_free. */
+QC_ONNX_API const qc_tensor *qc_array_tensor(const qc_array *array);
+
+/* The tensor's name (TensorProto files), or "". Borrowed. */
+QC_ONNX_API const char *qc_array_name(const qc_array *array);
+
+/* Frees an array; NULL is accepted. */
+QC_ONNX_API void qc_array_free(qc_array *array);
+
 #ifdef __cplusplus
 }
 #endif

@@ -39,6 +39,11 @@ struct qc_model {
 qc_status qcm__tensor_nbytes(size_t *out, int32_t type, size_t ndim, const int64_t *dims, const char *what,
                              const char *function);
 
+/* Resolves a TensorProto's bytes into b, checking their size against its type and shape; `what` names
+ * it in messages. External data needs a model to resolve its location (m may be NULL otherwise). */
+qc_status qcm__tensor_bytes(qcm_tensor_bytes *b, const Onnx__TensorProto *t, qc_model *m, const char *what,
+                            const char *function);
+
 /* Resolves initializer i's bytes (see qcm_tensor_bytes), checking their size against the shape. */
 qc_status qcm__initializer_bytes(qc_model *model, size_t i, const char *function);
 

@@ -55,7 +55,8 @@ static int typed_view(const Onnx__TensorProto *t, const void **data, size_t *cou
 
 /* Narrow types kept one per int32_data entry (4-bit types: one packed byte per entry, as onnx writes
  * them), and UINT32 kept in uint64_data: converted into a new buffer. */
-static qc_status convert_typed(qcm_tensor_bytes *b, const Onnx__TensorProto *t, size_t nbytes, const char *function)
+static qc_status convert_typed(qcm_tensor_bytes *b, const Onnx__TensorProto *t, size_t nbytes, const char *what,
+                               const char *function)
 {
     int bits = qc_onnx_type_bits(t->data_type);
     int from_uint64 = t->data_type == QC_ONNX_UINT32;
@@ -64,8 +65,8 @@ static qc_status convert_typed(qcm_tensor_bytes *b, const Onnx__TensorProto *t, 
     size_t want = nbytes / width;
     if (have == 0) return QC_OK;
     if (have != want)
-        return QCM_FAIL_IN(function, QC_ERR_FORMAT, "initializer '%s': %s holds %zu values, its shape needs %zu",
-                           t->name, from_uint64 ? "uint64_data" : "int32_data", have, want);
+        return QCM_FAIL_IN(function, QC_ERR_FORMAT, "%s: %s holds %zu values, its shape needs %zu",
+                           what, from_uint64 ? "uint64_data" : "int32_data", have, want);
     unsigned char *out = malloc(nbytes ? nbytes : 1);
     if (out == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for %zu bytes", nbytes);
     for (size_t i = 0; i < want; i++) {
@@ -125,13 +126,9 @@ static qc_status resolve_external(qc_model *m, qcm_tensor_bytes *b, const Onnx__
     return QC_OK;
 }
 
-qc_status qcm__initializer_bytes(qc_model *m, size_t i, const char *function)
+qc_status qcm__tensor_bytes(qcm_tensor_bytes *b, const Onnx__TensorProto *t, qc_model *m, const char *what,
+                            const char *function)
 {
-    qcm_tensor_bytes *b = &m->bytes[i];
-    if (b->resolved) return QC_OK;
-    const Onnx__TensorProto *t = m->proto->graph->initializer[i];
-    char what[160];
-    snprintf(what, sizeof what, "initializer '%.120s'", t->name);
     if (t->data_type == QC_ONNX_STRING) {
         b->resolved = 1; /* strings have no byte view */
         return QC_OK;
@@ -141,6 +138,7 @@ qc_status qcm__initializer_bytes(qc_model *m, size_t i, const char *function)
     const void *view;
     size_t count;
     if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
+        if (m == NULL) return QCM_FAIL_IN(function, QC_ERR_FORMAT, "%s: external data is not allowed here", what);
         QCM_TRY(resolve_external(m, b, t, nbytes, function));
     } else if (t->has_raw_data) {
         if (t->raw_data.len != nbytes)
@@ -155,12 +153,22 @@ qc_status qcm__initializer_bytes(qc_model *m, size_t i, const char *function)
         b->data = view;
         b->nbytes = nbytes;
     } else {
-        QCM_TRY(convert_typed(b, t, nbytes, function));
+        QCM_TRY(convert_typed(b, t, nbytes, what, function));
         if (b->data == NULL && nbytes > 0)
             return QCM_FAIL_IN(function, QC_ERR_FORMAT, "%s: no data for its %zu bytes", what, nbytes);
     }
     b->resolved = 1;
     return QC_OK;
+}
+
+qc_status qcm__initializer_bytes(qc_model *m, size_t i, const char *function)
+{
+    qcm_tensor_bytes *b = &m->bytes[i];
+    if (b->resolved) return QC_OK;
+    const Onnx__TensorProto *t = m->proto->graph->initializer[i];
+    char what[160];
+    snprintf(what, sizeof what, "initializer '%.120s'", t->name);
+    return qcm__tensor_bytes(b, t, m, what, function);
 }
 
 /* External locations must stay inside the model's folder: relative, without "..". */
