@@ -40,7 +40,7 @@ static qc_status to_array(qc_array **out, const Onnx__TensorProto *t, const char
     if (st == QC_OK && nbytes != b.nbytes)
         st = QCM_FAIL_IN(function, QC_ERR_INTERNAL, "TensorProto size %zu disagrees with %zu", b.nbytes, nbytes);
     if (st == QC_OK) {
-        memcpy(a->data, b.data, nbytes);
+        if (nbytes > 0) memcpy(a->data, b.data, nbytes);
         free(a->name);
         a->name = strdup(t->name ? t->name : "");
         if (a->name == NULL) st = QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for a name");
