@@ -24,7 +24,8 @@ static int write_all(int fd, const void *data, size_t size, size_t offset)
     return 0;
 }
 
-qc_status qcm__write_atomic(const char *path, const qcm_file_piece *pieces, size_t count, const char *function)
+qc_status qcm__write_temporary(char **temp_out, const char *path, const qcm_file_piece *pieces, size_t count,
+                               const char *function)
 {
     size_t len = strlen(path) + sizeof ".tmp-XXXXXX";
     char *temp = malloc(len);
@@ -45,13 +46,25 @@ qc_status qcm__write_atomic(const char *path, const qcm_file_piece *pieces, size
     /* mkstemp creates 0600; a model is an ordinary file others may read. */
     if (!failed) failed = ftruncate(fd, (off_t)end) != 0 || fchmod(fd, 0644) != 0 || fsync(fd) != 0;
     int saved_errno = errno;
-    if (close(fd) != 0) failed = 1;
-    if (!failed && rename(temp, path) != 0) failed = 1, saved_errno = errno;
-    qc_status st = QC_OK;
+    if (close(fd) != 0 && !failed) failed = 1, saved_errno = errno;
     if (failed) {
         unlink(temp);
-        st = QCM_FAIL_IN(function, QC_ERR_IO, "cannot write '%s': %s", path, strerror(saved_errno));
+        free(temp);
+        return QCM_FAIL_IN(function, QC_ERR_IO, "cannot write '%s': %s", path, strerror(saved_errno));
     }
-    free(temp);
-    return st;
+    *temp_out = temp;
+    return QC_OK;
+}
+
+qc_status qcm__commit(const char *temp, const char *path, const char *function)
+{
+    if (rename(temp, path) == 0) return QC_OK;
+    int saved_errno = errno;
+    unlink(temp);
+    return QCM_FAIL_IN(function, QC_ERR_IO, "cannot write '%s': %s", path, strerror(saved_errno));
+}
+
+void qcm__discard(const char *temp)
+{
+    if (temp) unlink(temp);
 }

@@ -13,8 +13,15 @@ typedef struct qcm_file_piece {
     size_t offset;
 } qcm_file_piece;
 
-/* Writes the pieces (sorted by offset, not overlapping) to a temporary file in path's folder, syncs it
- * and renames it over `path`. On failure the temporary file is removed and `path` is untouched. */
-qc_status qcm__write_atomic(const char *path, const qcm_file_piece *pieces, size_t count, const char *function);
+/* Writes the pieces (sorted by offset, not overlapping) to a new temporary file in path's folder and
+ * syncs it; *temp receives its name (free it). On failure nothing is left behind. */
+qc_status qcm__write_temporary(char **temp, const char *path, const qcm_file_piece *pieces, size_t count,
+                               const char *function);
+
+/* Renames a temporary file over `path`; removes it on failure. */
+qc_status qcm__commit(const char *temp, const char *path, const char *function);
+
+/* Removes a temporary file that will not be committed. */
+void qcm__discard(const char *temp);
 
 #endif

@@ -2,6 +2,7 @@
  * meets a malformed item: every initializer's bytes are resolved and their size checked here. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -120,6 +121,15 @@ static char *folder_of(const char *path)
     return dir;
 }
 
+/* Puts the file's name into the last error: "qc_model_load: 'm.onnx': <what was wrong>". */
+static void name_file_in_error(const char *path)
+{
+    char message[512];
+    const char *rest = strstr(qc_last_error(), ": ");
+    snprintf(message, sizeof message, "qc_model_load: '%.200s': %s", path, rest ? rest + 2 : qc_last_error());
+    qc_error_set(QC_ERR_FORMAT, message);
+}
+
 qc_status qc_model_load(qc_model **out, const char *path)
 {
     QCM_CHECK_NOT_NULL(out);
@@ -141,6 +151,7 @@ qc_status qc_model_load(qc_model **out, const char *path)
                            : QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for a path");
     free(dir);
     if (data) munmap(data, size);
+    if (status == QC_ERR_FORMAT) name_file_in_error(path);
     return status;
 }
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "error.h"
 #include "file_atomic.h"
@@ -109,21 +110,22 @@ static void free_plan(save_plan *p)
     free(p->pieces);
 }
 
-/* The external data file's name: the option, else "<model file name>.data"; a bare file name. */
+/* The external data file's name: the option, else "<model file name>.data"; a bare file name other than
+ * the model's own. */
 static qc_status external_name(char *out, size_t size, const char *path, const qc_model_save_options *o,
                                const char *function)
 {
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    if (o->external_file != NULL) {
-        if (o->external_file[0] == '\0' || strchr(o->external_file, '/') || strcmp(o->external_file, "..") == 0)
-            return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG,
-                               "argument 'opts': external_file '%.80s' must be a file name in the model's folder",
-                               o->external_file);
-        snprintf(out, size, "%s", o->external_file);
-    } else {
-        snprintf(out, size, "%s.data", base);
-    }
-    if (strlen(out) >= size - 1) return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'path': the name is too long");
+    const char *name = o->external_file;
+    if (name != NULL && (name[0] == '\0' || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0 ||
+                         strcmp(name, base) == 0))
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG,
+                           "argument 'opts': external_file '%.80s' must be a file name in the model's folder, other than "
+                           "the model's own", name);
+    int n = name ? snprintf(out, size, "%s", name) : snprintf(out, size, "%s.data", base);
+    if (n < 0 || (size_t)n >= size)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument '%s': the external data file name is too long (%s)",
+                           name ? "opts" : "path", name ? "external_file" : "the model's name plus .data");
     return QC_OK;
 }
 
@@ -140,16 +142,24 @@ static char *sibling_path(const char *path, const char *name)
     return out;
 }
 
-static qc_status write_model(const save_plan *p, const char *path, const char *function)
+static qc_status write_model(char **temp, const save_plan *p, const char *path, const char *function)
 {
     size_t size = onnx__model_proto__get_packed_size(&p->model);
     uint8_t *buffer = malloc(size ? size : 1);
     if (buffer == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for %zu bytes", size);
     size_t packed = onnx__model_proto__pack(&p->model, buffer);
     qcm_file_piece piece = {buffer, packed, 0};
-    qc_status st = qcm__write_atomic(path, &piece, 1, function);
+    qc_status st = qcm__write_temporary(temp, path, &piece, 1, function);
     free(buffer);
     return st;
+}
+
+static qc_status refuse_folder(const char *path, const char *function)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return QCM_FAIL_IN(function, QC_ERR_IO, "cannot write '%s': it is a folder", path);
+    return QC_OK;
 }
 
 qc_status qc_model_save(const qc_model *m, const char *path, const qc_model_save_options *opts)
@@ -163,15 +173,33 @@ qc_status qc_model_save(const qc_model *m, const char *path, const qc_model_save
                         (unsigned)opts->version, QC_MODEL_SAVE_OPTIONS_VERSION);
     char file[256];
     QCM_TRY(external_name(file, sizeof file, path, opts, __func__));
+    /* Both files are written in full before either replaces anything, and the data is renamed first so
+     * that a reader of the new model finds its data. A target that is a folder would fail the model's
+     * rename after the data's, so it is refused before anything is written. */
+    QCM_TRY(refuse_folder(path, __func__));
     save_plan plan;
+    char *data_path = NULL, *data_temp = NULL, *model_temp = NULL;
     qc_status st = plan_save(&plan, m, opts->external_threshold, file, __func__);
     if (st == QC_OK && plan.num_pieces > 0) {
-        char *data_path = sibling_path(path, file);
-        st = data_path ? qcm__write_atomic(data_path, plan.pieces, plan.num_pieces, __func__)
+        data_path = sibling_path(path, file);
+        if (data_path) st = refuse_folder(data_path, __func__);
+        if (st == QC_OK) st = data_path ? qcm__write_temporary(&data_temp, data_path, plan.pieces, plan.num_pieces, __func__)
                        : QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for a path");
-        free(data_path);
     }
-    if (st == QC_OK) st = write_model(&plan, path, __func__);
+    if (st == QC_OK) st = write_model(&model_temp, &plan, path, __func__);
+    if (st == QC_OK && data_temp) {
+        st = qcm__commit(data_temp, data_path, __func__);
+        free(data_temp);
+        data_temp = NULL;
+    }
+    if (st == QC_OK) {
+        st = qcm__commit(model_temp, path, __func__);
+        free(model_temp);
+        model_temp = NULL;
+    }
+    qcm__discard(data_temp);
+    qcm__discard(model_temp);
+    free(data_temp), free(model_temp), free(data_path);
     free_plan(&plan);
     return st;
 }

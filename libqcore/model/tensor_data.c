@@ -40,15 +40,20 @@ static uint64_t element_count(const Onnx__TensorProto *t)
     return n;
 }
 
-/* A typed field stored with exactly the layout ONNX's raw bytes would have: a view. */
-static int typed_view(const Onnx__TensorProto *t, const void **data, size_t *count)
+/* A typed field stored with exactly the layout ONNX's raw bytes would have: a view. `item` receives the
+ * field's element size (complex numbers are two of them per value). */
+static int typed_view(const Onnx__TensorProto *t, const void **data, size_t *count, size_t *item)
 {
     switch (t->data_type) {
-    case QC_ONNX_FLOAT: *data = t->float_data, *count = t->n_float_data; return t->n_float_data > 0;
-    case QC_ONNX_DOUBLE: *data = t->double_data, *count = t->n_double_data; return t->n_double_data > 0;
-    case QC_ONNX_INT64: *data = t->int64_data, *count = t->n_int64_data; return t->n_int64_data > 0;
-    case QC_ONNX_INT32: *data = t->int32_data, *count = t->n_int32_data; return t->n_int32_data > 0;
-    case QC_ONNX_UINT64: *data = t->uint64_data, *count = t->n_uint64_data; return t->n_uint64_data > 0;
+    case QC_ONNX_FLOAT: case QC_ONNX_COMPLEX64:
+        *data = t->float_data, *count = t->n_float_data, *item = 4;
+        return t->n_float_data > 0;
+    case QC_ONNX_DOUBLE: case QC_ONNX_COMPLEX128:
+        *data = t->double_data, *count = t->n_double_data, *item = 8;
+        return t->n_double_data > 0;
+    case QC_ONNX_INT64: *data = t->int64_data, *count = t->n_int64_data, *item = 8; return t->n_int64_data > 0;
+    case QC_ONNX_INT32: *data = t->int32_data, *count = t->n_int32_data, *item = 4; return t->n_int32_data > 0;
+    case QC_ONNX_UINT64: *data = t->uint64_data, *count = t->n_uint64_data, *item = 8; return t->n_uint64_data > 0;
     default: return 0;
     }
 }
@@ -136,7 +141,7 @@ qc_status qcm__tensor_bytes(qcm_tensor_bytes *b, const Onnx__TensorProto *t, qc_
     size_t nbytes;
     QCM_TRY(qcm__tensor_nbytes(&nbytes, t->data_type, t->n_dims, t->dims, what, function));
     const void *view;
-    size_t count;
+    size_t count, item;
     if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
         if (m == NULL) return QCM_FAIL_IN(function, QC_ERR_FORMAT, "%s: external data is not allowed here", what);
         QCM_TRY(resolve_external(m, b, t, nbytes, function));
@@ -146,8 +151,8 @@ qc_status qcm__tensor_bytes(qcm_tensor_bytes *b, const Onnx__TensorProto *t, qc_
                                t->raw_data.len, nbytes);
         b->data = t->raw_data.data;
         b->nbytes = nbytes;
-    } else if (typed_view(t, &view, &count)) {
-        if (count * (size_t)(qc_onnx_type_bits(t->data_type) / 8) != nbytes)
+    } else if (typed_view(t, &view, &count, &item)) {
+        if (count * item != nbytes)
             return QCM_FAIL_IN(function, QC_ERR_FORMAT, "%s: holds %zu values, its shape needs %" PRIu64, what, count,
                                element_count(t));
         b->data = view;

@@ -64,7 +64,7 @@ class Model:
         opts = ffi.new("qc_model_save_options *")
         opts.version = onnx_lib.QC_MODEL_SAVE_OPTIONS_VERSION
         opts.external_threshold = external_threshold
-        keep = ffi.new("char[]", os.fsencode(external_file)) if external_file else ffi.NULL
+        keep = ffi.new("char[]", os.fsencode(external_file)) if external_file is not None else ffi.NULL
         opts.external_file = keep
         check(onnx_lib.qc_model_save(self._m, os.fsencode(path), opts))
 
