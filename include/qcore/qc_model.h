@@ -168,6 +168,40 @@ QC_ONNX_API qc_status qc_model_initializer(const qc_model *model, size_t i, qc_i
 QC_ONNX_API qc_status qc_model_find_initializer(const qc_model *model, const char *name, size_t *index);
 
 /* ---------------------------------------------------------------------------------------------
+ * Executor: runs a model's graph in float32 on the CPU (BLAS for MatMul, Gemm and Conv), with the
+ * context's threads. A session plans the graph once (order, kernels, buffers) and reuses its buffers
+ * across runs. An op the executor does not cover is an error naming the op and its node.
+ */
+typedef struct qc_session qc_session;
+
+/* Plans `model` (borrowed: it must outlive the session, and initializers are read from it until replaced)
+ * with `ctx` (borrowed likewise). Errors: QC_ERR_UNSUPPORTED naming the first op without a kernel,
+ * QC_ERR_FORMAT for a graph whose nodes read values nothing produces, or that has a cycle. */
+QC_ONNX_API qc_status qc_session_create(qc_session **out, const qc_model *model, qc_ctx *ctx);
+
+/* Frees a session; NULL is accepted. */
+QC_ONNX_API void qc_session_free(qc_session *session);
+
+/* Binds graph input `name` to `value` (borrowed until the next run returns; C-contiguous). Its dtype
+ * must match the input's element type and its shape the declared dims (symbolic dims take any size). */
+QC_ONNX_API qc_status qc_session_set_input(qc_session *session, const char *name, const qc_tensor *value);
+
+/* Replaces initializer `name` with a copy of `value` (same dtype and shape), for every later run,
+ * without reloading the model. */
+QC_ONNX_API qc_status qc_session_set_initializer(qc_session *session, const char *name, const qc_tensor *value);
+
+/* Keeps intermediate value `name` after each run so that qc_session_value can read it (graph outputs
+ * are always kept). */
+QC_ONNX_API qc_status qc_session_capture(qc_session *session, const char *name);
+
+/* Runs the graph on the bound inputs. */
+QC_ONNX_API qc_status qc_session_run(qc_session *session);
+
+/* A view of value `name` (a graph output or a captured value) from the last run, valid until the next
+ * run or qc_session_free. */
+QC_ONNX_API qc_status qc_session_value(const qc_session *session, const char *name, qc_tensor *out);
+
+/* ---------------------------------------------------------------------------------------------
  * Calibration and evaluation data: arrays read from files.
  */
 typedef enum qc_array_format {

@@ -1,8 +1,9 @@
-"""The shared library's exported symbols, its version script, and what the Python package declares.
+"""The shared libraries' exported symbols, their version scripts, and what the Python package declares.
 
-The library is found as qcore/_ffi.py finds it: QCORE_LIBRARY when set, else a libqcore.so* beside the
-installed package (a pip install bundles it there), else the system's libqcore.so.1 (then taken from the
-process's memory map). Either way it must be the file this process actually loaded.
+Each library is found as qcore/_ffi.py finds it: its environment variable (QCORE_LIBRARY,
+QCORE_ONNX_LIBRARY) when set, else a file beside the installed package (a pip install bundles it there),
+else the system's (then taken from the process's memory map). Either way it must be the file this
+process actually loaded.
 """
 import os
 import re
@@ -13,31 +14,35 @@ import pytest
 
 import qcore
 from qcore import ffi, lib
+from qcore._ffi import onnx_lib
 
-MAP_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, "abi", "libqcore.map")
+ABI_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, "abi")
+# stem, environment variable, cffi library object
+LIBRARIES = {"libqcore": ("QCORE_LIBRARY", lib), "libqcore-onnx": ("QCORE_ONNX_LIBRARY", onnx_lib)}
 
 
-def loaded_libraries():
-    """Real paths of the libqcore files mapped into this process (Linux)."""
+def loaded_libraries(stem):
+    """Real paths of the `stem` files mapped into this process (Linux)."""
     try:
         with open("/proc/self/maps", encoding="utf-8") as f:
             paths = {line.split(None, 5)[5].strip() for line in f if len(line.split(None, 5)) == 6}
     except OSError:
         return None
-    return {os.path.realpath(p) for p in paths if os.path.basename(p).startswith("libqcore.so")}
+    return {os.path.realpath(p) for p in paths if os.path.basename(p).startswith(stem + ".so")}
 
 
-def library_path():
-    if os.environ.get("QCORE_LIBRARY"):
-        return os.environ["QCORE_LIBRARY"]
+def library_path(stem):
+    variable = LIBRARIES[stem][0]
+    if os.environ.get(variable):
+        return os.environ[variable]
     package_dir = os.path.dirname(os.path.abspath(qcore.__file__))
-    bundled = sorted(n for n in os.listdir(package_dir) if n.startswith("libqcore.so"))
+    bundled = sorted(n for n in os.listdir(package_dir) if n.startswith(stem + ".so"))
     if bundled:
         return os.path.join(package_dir, bundled[0])
-    loaded = loaded_libraries()
+    loaded = loaded_libraries(stem)
     if loaded:
         return sorted(loaded)[0]
-    pytest.skip("cannot locate the loaded libqcore")
+    pytest.skip("cannot locate the loaded " + stem)
 
 
 def exported_symbols(path):
@@ -72,10 +77,15 @@ def version_script(path):
     return nodes
 
 
+@pytest.fixture(scope="module", params=sorted(LIBRARIES))
+def stem(request):
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def path():
-    p = library_path()
-    loaded = loaded_libraries()
+def path(stem):
+    p = library_path(stem)
+    loaded = loaded_libraries(stem)
     if loaded is not None:
         assert os.path.realpath(p) in loaded, (p, loaded)
     return p
@@ -87,10 +97,11 @@ def symbols(path):
 
 
 @pytest.fixture(scope="module")
-def script():
-    if not os.path.exists(MAP_FILE):
-        pytest.skip("abi/libqcore.map is not beside these tests")
-    return version_script(MAP_FILE)
+def script(stem):
+    map_file = os.path.join(ABI_DIR, stem + ".map")
+    if not os.path.exists(map_file):
+        pytest.skip("abi/%s.map is not beside these tests" % stem)
+    return version_script(map_file)
 
 
 def test_exports_are_the_version_script(symbols, script):
@@ -102,26 +113,40 @@ def test_exports_are_the_version_script(symbols, script):
         assert name in script.get(version, ()), "%s is exported with version %r, not its map node" % (name, version)
 
 
-def test_every_export_is_reachable_from_python(symbols):
-    missing = [name for name in sorted(symbols) if not hasattr(lib, name)]
+def test_every_export_is_reachable_from_python(stem, symbols):
+    library = LIBRARIES[stem][1]
+    missing = [name for name in sorted(symbols) if not hasattr(library, name)]
     assert not missing, "not declared in the package's cdef: %s" % missing
     for name in symbols:
-        assert callable(getattr(lib, name)), name
+        assert callable(getattr(library, name)), name
 
 
-def test_declared_functions_are_the_exports(symbols):
-    """Every function of the package's cdef resolves in the library (ABI mode looks each name up on
-    first use), and the functions declared are exactly the exports."""
+def test_declared_functions_are_the_exports():
+    """Every function of the package's cdef resolves (ABI mode looks each name up on first use; a lookup in
+    libqcore-onnx also searches libqcore, its dependency), and the functions declared are exactly the two
+    libraries' exports together."""
+    exports = {stem: set(exported_symbols(library_path(stem))) for stem in LIBRARIES}
     declared = set()
     for name in dir(lib):
-        value = getattr(lib, name)   # AttributeError for a declared function the library lacks
-        if not isinstance(value, int):
-            assert ffi.typeof(value).kind == "function", name
-            declared.add(name)
-    assert declared == set(symbols)
+        if isinstance(getattr(onnx_lib, name, None), int):
+            continue  # an enum constant or macro
+        homes = [stem for stem, (_, library) in LIBRARIES.items() if _resolves(library, name)]
+        assert homes, "%s is declared but neither library defines it" % name
+        declared.add(name)
+    assert declared == exports["libqcore"] | exports["libqcore-onnx"]
 
 
-def test_version(path):
+def _resolves(library, name):
+    try:
+        value = getattr(library, name)
+    except AttributeError:
+        return False
+    assert ffi.typeof(value).kind == "function", name
+    return True
+
+
+def test_version():
+    path = library_path("libqcore")
     number = lib.qc_version_number()
     text = ffi.string(lib.qc_version_string()).decode()
     assert number // 10000 == 1

@@ -20,5 +20,6 @@ from .quant import (PackedInt4, QuantOptions, choose_params, dequantize, fake_qu
 from .data import load_array, parse_array
 from .model import Model, Node, ValueInfo, onnx_type_name
 from .random import random_bits, random_normal, random_uniform
+from .session import Session
 
 __version__ = library_version()

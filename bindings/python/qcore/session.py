@@ -1,0 +1,58 @@
+"""Running ONNX models with qcore's executor (qc_session_* in include/qcore/qc_model.h)."""
+import numpy as np
+
+from ._errors import check
+from ._ffi import ffi, lib, onnx_lib
+from ._tensor import DTYPES, as_array, view
+from .core import default_context
+
+_NUMPY = {code: dtype for dtype, code in DTYPES.items()}
+
+
+class Session:
+    """An executor session over a Model: Session(model, ctx=None).run({name: array}) -> {output: array}.
+
+    Inputs must have the dtype the graph declares (BOOL inputs as uint8) and be C-contiguous. `capture`
+    names intermediate values to return as well; `set_initializer` swaps weights between runs."""
+
+    def __init__(self, model, ctx=None):
+        self.model = model
+        self.ctx = ctx if ctx is not None else default_context()
+        out = ffi.new("qc_session **")
+        check(onnx_lib.qc_session_create(out, model._m, self.ctx._ctx))
+        self._s = ffi.gc(out[0], onnx_lib.qc_session_free)
+        self.output_names = [o.name for o in model.outputs]
+        self._captured = []
+
+    def capture(self, name):
+        """Keeps intermediate value `name` so that run() returns it too."""
+        check(onnx_lib.qc_session_capture(self._s, name.encode()))
+        self._captured.append(name)
+
+    def set_initializer(self, name, array):
+        """Replaces initializer `name` (same dtype and shape) for later runs; the array is copied."""
+        array = as_array(array, "array", list(DTYPES), "qcore.Session.set_initializer")
+        t, _keep = view(array)
+        check(onnx_lib.qc_session_set_initializer(self._s, name.encode(), t))
+
+    def run(self, inputs):
+        """Runs the graph on `inputs` ({name: numpy array}); returns {name: numpy array} (copies) for the
+        graph outputs and the captured values."""
+        keep = []
+        for name, array in inputs.items():
+            array = as_array(np.asarray(array) if np.isscalar(array) else array, name, list(DTYPES), "qcore.Session.run")
+            t, buffer = view(array)
+            keep.append((array, buffer))
+            check(onnx_lib.qc_session_set_input(self._s, name.encode(), t))
+        self.ctx.call(lambda ctx, s: onnx_lib.qc_session_run(s), self._s)
+        return {name: self._value(name) for name in self.output_names + self._captured}
+
+    def _value(self, name):
+        t = ffi.new("qc_tensor *")
+        check(onnx_lib.qc_session_value(self._s, name.encode(), t))
+        shape = tuple(t.dims[d] for d in range(t.ndim))
+        nbytes = ffi.new("size_t *")
+        check(lib.qc_tensor_nbytes(nbytes, t))
+        if nbytes[0] == 0:
+            return np.empty(shape, _NUMPY.get(t.dtype, np.uint8))
+        return np.frombuffer(ffi.buffer(t.data, nbytes[0]), _NUMPY[t.dtype]).reshape(shape).copy()

@@ -1,0 +1,84 @@
+/* Internal: the executor's session, values and the interface every op kernel implements. */
+#ifndef QC_MODEL_EXEC_INTERNAL_H
+#define QC_MODEL_EXEC_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model_internal.h"
+
+/* A value of the graph at run time: a C-contiguous tensor whose storage the session owns and reuses
+ * (or borrows: bound inputs and initializers). */
+typedef struct qce_value {
+    const char *name;            /* borrowed from the model */
+    qc_tensor tensor;
+    void *storage;               /* owned; reused across runs while large enough */
+    size_t capacity;
+    int is_constant;             /* initializer: bound once, never written by kernels */
+    int is_input;
+    int is_bound;                /* holds a value in the current run */
+    int keep;                    /* graph output or captured: readable after the run */
+} qce_value;
+
+typedef struct qce_node qce_node;
+
+/* What a kernel sees: its node, its input values (NULL for an omitted optional input) and the session's
+ * thread count. */
+typedef struct qce_call {
+    const qce_node *node;
+    qce_value **inputs;
+    size_t num_inputs;
+    qce_value **outputs;
+    size_t num_outputs;
+    int threads;
+    int64_t opset;               /* the model's opset for the node's domain */
+} qce_call;
+
+typedef qc_status (*qce_kernel)(const qce_call *call);
+
+struct qce_node {
+    const Onnx__NodeProto *proto;
+    qce_kernel kernel;
+    size_t *inputs;              /* value indices; SIZE_MAX for an omitted input */
+    size_t *outputs;
+};
+
+struct qc_session {
+    const qc_model *model;
+    qc_ctx *ctx;
+    qce_value *values;
+    size_t num_values;
+    qce_node *nodes;             /* in execution order */
+    size_t num_nodes;
+};
+
+/* Index of the value called `name` (values are sorted by name), or SIZE_MAX. */
+size_t qce__value_index(const qc_session *s, const char *name);
+
+/* qc_dtype of an ONNX element type the executor holds (BOOL as u8); 0 when it holds none. */
+int qce__dtype_of_onnx(int32_t type);
+
+/* The kernel for (domain, op_type), or NULL. */
+qce_kernel qce__find_kernel(const char *domain, const char *op_type);
+
+/* Shapes the output k of a call to dtype and dims, reusing its storage when large enough. */
+qc_status qce__output(const qce_call *call, size_t k, qc_dtype dtype, int ndim, const int64_t *dims);
+
+/* A failure of the call's node: "<op> node '<name>': <message>", reported as qc_session_run's. */
+qc_status qce__fail(const qce_call *call, qc_status status, const char *format, ...) __attribute__((format(printf, 3, 4)));
+
+/* Attributes of the call's node, with defaults when absent. */
+int64_t qce__attr_int(const qce_call *call, const char *name, int64_t fallback);
+float qce__attr_float(const qce_call *call, const char *name, float fallback);
+/* An INTS attribute: its count (0 when absent) and values (borrowed). */
+size_t qce__attr_ints(const qce_call *call, const char *name, const int64_t **values);
+const Onnx__AttributeProto *qce__attr(const qce_call *call, const char *name);
+
+/* Checks that input k is present with one of the dtypes (a bit mask of 1 << qc_dtype). */
+qc_status qce__expect_input(const qce_call *call, size_t k, unsigned dtypes);
+#define QCE_DT(d) (1u << (d))
+
+/* Element count of a tensor. */
+int64_t qce__numel(const qc_tensor *t);
+
+#endif

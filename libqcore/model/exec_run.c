@@ -1,0 +1,164 @@
+/* Running a session: binding inputs and replacement initializers, executing the planned nodes in order
+ * with the context's threads, and reading outputs and captured values. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "exec_internal.h"
+
+static qc_status find(const qc_session *s, const char *name, size_t *index, const char *function)
+{
+    *index = qce__value_index(s, name);
+    if (*index == SIZE_MAX)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'name': the graph has no value '%.120s'", name);
+    return QC_OK;
+}
+
+static qc_status check_declared(const qc_session *s, const char *name, const qc_tensor *value, const char *function)
+{
+    const Onnx__GraphProto *g = s->model->proto->graph;
+    for (size_t i = 0; i < g->n_input; i++) {
+        if (g->input[i]->name == NULL || strcmp(g->input[i]->name, name) != 0) continue;
+        const Onnx__TypeProto *type = g->input[i]->type;
+        if (type == NULL || type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE) return QC_OK;
+        int want = qce__dtype_of_onnx(type->tensor_type->elem_type);
+        if (want && (qc_dtype)want != value->dtype)
+            return QCM_FAIL_IN(function, QC_ERR_DTYPE, "argument 'value': input '%s' takes %s, got %s", name,
+                               qc_onnx_type_string(type->tensor_type->elem_type), qc_dtype_string(value->dtype));
+        const Onnx__TensorShapeProto *shape = type->tensor_type->shape;
+        if (shape == NULL) return QC_OK;
+        if (shape->n_dim == 0 && qc_tensor_numel(value) == 1) return QC_OK; /* a one-element scalar */
+        if ((size_t)value->ndim != shape->n_dim)
+            return QCM_FAIL_IN(function, QC_ERR_SHAPE, "argument 'value': input '%s' has rank %zu, got %d", name,
+                               shape->n_dim, (int)value->ndim);
+        for (size_t d = 0; d < shape->n_dim; d++) {
+            const Onnx__TensorShapeProto__Dimension *dim = shape->dim[d];
+            if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && dim->dim_value != value->dims[d])
+                return QCM_FAIL_IN(function, QC_ERR_SHAPE, "argument 'value': input '%s' needs dims[%zu] = %lld, got %lld", name,
+                                   d, (long long)dim->dim_value, (long long)value->dims[d]);
+        }
+        return QC_OK;
+    }
+    return QC_OK;
+}
+
+static int declared_rank(const qc_session *s, const char *name)
+{
+    const Onnx__GraphProto *g = s->model->proto->graph;
+    for (size_t i = 0; i < g->n_input; i++) {
+        const Onnx__TypeProto *type = g->input[i]->type;
+        if (g->input[i]->name && strcmp(g->input[i]->name, name) == 0 && type &&
+            type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && type->tensor_type->shape)
+            return (int)type->tensor_type->shape->n_dim;
+    }
+    return -1;
+}
+
+qc_status qc_session_set_input(qc_session *s, const char *name, const qc_tensor *value)
+{
+    QCM_CHECK_NOT_NULL(s);
+    QCM_CHECK_NOT_NULL(name);
+    QCM_TRY(qc_tensor_check(value, "value"));
+    size_t i;
+    QCM_TRY(find(s, name, &i, __func__));
+    if (!s->values[i].is_input)
+        return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'name': '%.120s' is not a graph input", name);
+    if (!qc_tensor_is_contiguous(value)) return QCM_FAIL(QC_ERR_LAYOUT, "argument 'value': must be C-contiguous");
+    QCM_TRY(check_declared(s, name, value, __func__));
+    s->values[i].tensor = *value;
+    if (declared_rank(s, name) == 0) s->values[i].tensor.ndim = 0; /* [1] given for a declared scalar */
+    s->values[i].is_bound = 1;
+    return QC_OK;
+}
+
+qc_status qc_session_set_initializer(qc_session *s, const char *name, const qc_tensor *value)
+{
+    QCM_CHECK_NOT_NULL(s);
+    QCM_CHECK_NOT_NULL(name);
+    QCM_TRY(qc_tensor_check(value, "value"));
+    size_t i;
+    QCM_TRY(find(s, name, &i, __func__));
+    qce_value *v = &s->values[i];
+    if (!v->is_constant) return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'name': '%.120s' is not an initializer", name);
+    int same = v->tensor.dtype == value->dtype && v->tensor.ndim == value->ndim;
+    for (int d = 0; same && d < value->ndim; d++) same = v->tensor.dims[d] == value->dims[d];
+    if (!same)
+        return QCM_FAIL(QC_ERR_SHAPE, "argument 'value': initializer '%.120s' keeps its dtype (%s) and shape", name,
+                        qc_dtype_string(v->tensor.dtype));
+    if (!qc_tensor_is_contiguous(value)) return QCM_FAIL(QC_ERR_LAYOUT, "argument 'value': must be C-contiguous");
+    size_t bytes;
+    QCM_TRY(qc_tensor_nbytes(&bytes, value));
+    if (bytes > v->capacity) {
+        void *grown = realloc(v->storage, bytes ? bytes : 1);
+        if (grown == NULL) return QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for %zu bytes", bytes);
+        v->storage = grown;
+        v->capacity = bytes;
+    }
+    if (bytes) memcpy(v->storage, value->data, bytes);
+    v->tensor.data = v->storage;
+    return QC_OK;
+}
+
+qc_status qc_session_capture(qc_session *s, const char *name)
+{
+    QCM_CHECK_NOT_NULL(s);
+    QCM_CHECK_NOT_NULL(name);
+    size_t i;
+    QCM_TRY(find(s, name, &i, __func__));
+    s->values[i].keep = 1;
+    return QC_OK;
+}
+
+static qc_status run_node(qc_session *s, const qce_node *node, int threads, qce_value **slots)
+{
+    const Onnx__NodeProto *p = node->proto;
+    qce_call call = {node, slots, p->n_input, slots + p->n_input, p->n_output, threads,
+                     qc_model_opset_version(s->model, p->domain)};
+    for (size_t k = 0; k < p->n_input; k++) {
+        slots[k] = node->inputs[k] == SIZE_MAX ? NULL : &s->values[node->inputs[k]];
+        if (slots[k] && !slots[k]->is_bound)
+            return QCM_FAIL_IN("qc_session_run", QC_ERR_INVALID_ARG, "graph input '%s' (read by node '%s') is not set",
+                               slots[k]->name, p->name ? p->name : "");
+    }
+    for (size_t k = 0; k < p->n_output; k++) slots[p->n_input + k] = node->outputs[k] == SIZE_MAX ? NULL : &s->values[node->outputs[k]];
+    return node->kernel(&call);
+}
+
+qc_status qc_session_run(qc_session *s)
+{
+    QCM_CHECK_NOT_NULL(s);
+    int64_t threads = 0;
+    QCM_TRY(qc_ctx_get_param(s->ctx, QC_CTX_THREADS, &threads));
+    size_t most = 1;
+    for (size_t i = 0; i < s->num_nodes; i++) {
+        size_t n = s->nodes[i].proto->n_input + s->nodes[i].proto->n_output;
+        if (n > most) most = n;
+    }
+    qce_value **slots = malloc(most * sizeof *slots);
+    if (slots == NULL) return QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
+    for (size_t v = 0; v < s->num_values; v++)
+        if (!s->values[v].is_constant && !s->values[v].is_input) s->values[v].is_bound = 0;
+    qc_status st = QC_OK;
+    for (size_t i = 0; i < s->num_nodes && st == QC_OK; i++) {
+        st = run_node(s, &s->nodes[i], (int)threads, slots);
+    }
+    free(slots);
+    for (size_t v = 0; v < s->num_values; v++)
+        if (s->values[v].is_input) s->values[v].is_bound = 0; /* inputs are borrowed for one run */
+    return st;
+}
+
+qc_status qc_session_value(const qc_session *s, const char *name, qc_tensor *out)
+{
+    QCM_CHECK_NOT_NULL(s);
+    QCM_CHECK_NOT_NULL(name);
+    QCM_CHECK_NOT_NULL(out);
+    size_t i;
+    QCM_TRY(find(s, name, &i, __func__));
+    const qce_value *v = &s->values[i];
+    if (!v->keep && !v->is_constant)
+        return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'name': '%.120s' is neither a graph output nor captured", name);
+    if (!v->is_bound) return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'name': '%.120s' has no value yet (run first)", name);
+    *out = v->tensor;
+    return QC_OK;
+}

@@ -1,0 +1,90 @@
+/* Session values: output shaping with storage reuse, attribute lookup and failure messages for kernels. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "exec_internal.h"
+
+int64_t qce__numel(const qc_tensor *t)
+{
+    int64_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= t->dims[d];
+    return n;
+}
+
+qc_status qce__fail(const qce_call *call, qc_status status, const char *format, ...)
+{
+    char message[400];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    const Onnx__NodeProto *n = call->node->proto;
+    return qcm__fail(status, "qc_session_run", "%s node '%s': %s", n->op_type, n->name ? n->name : "", message);
+}
+
+qc_status qce__output(const qce_call *call, size_t k, qc_dtype dtype, int ndim, const int64_t *dims)
+{
+    if (k >= call->num_outputs || call->outputs[k] == NULL) return QC_OK; /* an output nobody reads */
+    qce_value *v = call->outputs[k];
+    if (ndim > QC_MAX_DIMS) return qce__fail(call, QC_ERR_UNSUPPORTED, "output rank %d exceeds %d", ndim, QC_MAX_DIMS);
+    uint64_t n = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (dims[d] < 0) return qce__fail(call, QC_ERR_SHAPE, "output dimension %d is negative (%lld)", d, (long long)dims[d]);
+        if (dims[d] && n > (uint64_t)INT64_MAX / 16 / (uint64_t)dims[d])
+            return qce__fail(call, QC_ERR_OVERFLOW, "output shape is too large");
+        n *= (uint64_t)dims[d];
+    }
+    size_t bytes = (size_t)((n * (uint64_t)qc_dtype_bits(dtype) + 7) / 8);
+    if (bytes > v->capacity) {
+        void *grown = realloc(v->storage, bytes);
+        if (grown == NULL) return qce__fail(call, QC_ERR_OUT_OF_MEMORY, "no memory for %zu bytes of output", bytes);
+        v->storage = grown;
+        v->capacity = bytes;
+    }
+    qc_status st = qc_tensor_init(&v->tensor, v->storage ? v->storage : (void *)v, dtype, ndim, dims, NULL);
+    if (st != QC_OK) return qce__fail(call, st, "cannot shape the output");
+    v->tensor.data = v->storage;
+    v->is_bound = 1;
+    return QC_OK;
+}
+
+const Onnx__AttributeProto *qce__attr(const qce_call *call, const char *name)
+{
+    const Onnx__NodeProto *n = call->node->proto;
+    for (size_t i = 0; i < n->n_attribute; i++)
+        if (n->attribute[i]->name && strcmp(n->attribute[i]->name, name) == 0) return n->attribute[i];
+    return NULL;
+}
+
+int64_t qce__attr_int(const qce_call *call, const char *name, int64_t fallback)
+{
+    const Onnx__AttributeProto *a = qce__attr(call, name);
+    return a && a->has_i ? a->i : fallback;
+}
+
+float qce__attr_float(const qce_call *call, const char *name, float fallback)
+{
+    const Onnx__AttributeProto *a = qce__attr(call, name);
+    return a && a->has_f ? a->f : fallback;
+}
+
+size_t qce__attr_ints(const qce_call *call, const char *name, const int64_t **values)
+{
+    const Onnx__AttributeProto *a = qce__attr(call, name);
+    *values = a ? a->ints : NULL;
+    return a ? a->n_ints : 0;
+}
+
+qc_status qce__expect_input(const qce_call *call, size_t k, unsigned dtypes)
+{
+    if (k >= call->num_inputs || call->inputs[k] == NULL)
+        return qce__fail(call, QC_ERR_INVALID_ARG, "input %zu is missing", k);
+    qc_dtype d = call->inputs[k]->tensor.dtype;
+    if (!(dtypes & QCE_DT(d)))
+        return qce__fail(call, QC_ERR_DTYPE, "input %zu ('%s') has dtype %s, which this op does not take", k,
+                         call->inputs[k]->name, qc_dtype_string(d));
+    return QC_OK;
+}

@@ -1,0 +1,286 @@
+/* Elementwise ops: unary float functions, broadcasting arithmetic and comparisons, Where, Clip, Cast. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/broadcast.h"
+#include "ops/ops.h"
+
+/* ---- unary float functions --------------------------------------------------------------------- */
+
+typedef float (*unary_fn)(float x, const qce_call *call);
+
+static float relu(float x, const qce_call *c) { (void)c; return x > 0.0f ? x : 0.0f; }
+static float sigmoid(float x, const qce_call *c) { (void)c; return 1.0f / (1.0f + expf(-x)); }
+static float tanh_(float x, const qce_call *c) { (void)c; return tanhf(x); }
+static float erf_(float x, const qce_call *c) { (void)c; return erff(x); }
+static float sqrt_(float x, const qce_call *c) { (void)c; return sqrtf(x); }
+static float exp_(float x, const qce_call *c) { (void)c; return expf(x); }
+static float log_(float x, const qce_call *c) { (void)c; return logf(x); }
+static float abs_(float x, const qce_call *c) { (void)c; return fabsf(x); }
+static float neg(float x, const qce_call *c) { (void)c; return -x; }
+static float reciprocal(float x, const qce_call *c) { (void)c; return 1.0f / x; }
+static float floor_(float x, const qce_call *c) { (void)c; return floorf(x); }
+static float ceil_(float x, const qce_call *c) { (void)c; return ceilf(x); }
+static float leaky_relu(float x, const qce_call *c) { return x >= 0.0f ? x : qce__attr_float(c, "alpha", 0.01f) * x; }
+static float softplus(float x, const qce_call *c) { (void)c; return log1pf(expf(-fabsf(x))) + fmaxf(x, 0.0f); }
+static float gelu(float x, const qce_call *c)
+{
+    const Onnx__AttributeProto *a = qce__attr(c, "approximate");
+    if (a && a->s.len == 4 && memcmp(a->s.data, "tanh", 4) == 0)
+        return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
+}
+
+static qc_status unary(const qce_call *call, unary_fn fn)
+{
+    QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_F32)));
+    const qc_tensor *x = &call->inputs[0]->tensor;
+    QCE_TRY(qce__output(call, 0, QC_DT_F32, x->ndim, x->dims));
+    const float *in = x->data;
+    float *out = call->outputs[0]->tensor.data;
+    int64_t n = qce__numel(x);
+#pragma omp parallel for num_threads(call->threads > 0 ? call->threads : 1) schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) out[i] = fn(in[i], call);
+    return QC_OK;
+}
+
+#define UNARY_OP(name, fn) \
+    static qc_status op_##name(const qce_call *call) { return unary(call, fn); }
+UNARY_OP(relu, relu)
+UNARY_OP(sigmoid, sigmoid)
+UNARY_OP(tanh, tanh_)
+UNARY_OP(erf, erf_)
+UNARY_OP(sqrt, sqrt_)
+UNARY_OP(exp, exp_)
+UNARY_OP(log, log_)
+UNARY_OP(abs, abs_)
+UNARY_OP(reciprocal, reciprocal)
+UNARY_OP(floor, floor_)
+UNARY_OP(ceil, ceil_)
+UNARY_OP(leaky_relu, leaky_relu)
+UNARY_OP(softplus, softplus)
+UNARY_OP(gelu, gelu)
+
+/* Neg also takes integers (shape arithmetic). */
+static qc_status op_neg(const qce_call *call)
+{
+    if (call->num_inputs > 0 && call->inputs[0] && call->inputs[0]->tensor.dtype == QC_DT_F32) return unary(call, neg);
+    QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_I64) | QCE_DT(QC_DT_I32)));
+    const qc_tensor *x = &call->inputs[0]->tensor;
+    QCE_TRY(qce__output(call, 0, x->dtype, x->ndim, x->dims));
+    int64_t n = qce__numel(x);
+    for (int64_t i = 0; i < n; i++) qce__store(&call->outputs[0]->tensor, i, -qce__load(x, i));
+    return QC_OK;
+}
+
+/* ---- broadcasting binary ops ------------------------------------------------------------------- */
+
+typedef enum { ADD, SUB, MUL, DIV, POW, MAX, MIN, MOD, EQUAL, LESS, GREATER, LESS_EQUAL, GREATER_EQUAL, AND, OR, XOR } binary_kind;
+
+static int is_comparison(binary_kind k)
+{
+    return k >= EQUAL;
+}
+
+static float apply_f32(binary_kind k, float a, float b)
+{
+    switch (k) {
+    case ADD: return a + b;
+    case SUB: return a - b;
+    case MUL: return a * b;
+    case DIV: return a / b;
+    case POW: return powf(a, b);
+    case MAX: return a > b ? a : b;
+    case MIN: return a < b ? a : b;
+    case MOD: return fmodf(a, b);
+    default: return 0.0f;
+    }
+}
+
+static double apply_wide(binary_kind k, double a, double b, int integer)
+{
+    switch (k) {
+    case ADD: return a + b;
+    case SUB: return a - b;
+    case MUL: return a * b;
+    case DIV: return integer ? (b != 0 ? (double)((int64_t)a / (int64_t)b) : 0) : a / b;
+    case POW: return pow(a, b);
+    case MAX: return a > b ? a : b;
+    case MIN: return a < b ? a : b;
+    case MOD: return integer ? (b != 0 ? (double)((int64_t)a - (int64_t)b * (int64_t)floor(a / b)) : 0) : fmod(a, b);
+    case EQUAL: return a == b;
+    case LESS: return a < b;
+    case GREATER: return a > b;
+    case LESS_EQUAL: return a <= b;
+    case GREATER_EQUAL: return a >= b;
+    case AND: return (a != 0) && (b != 0);
+    case OR: return (a != 0) || (b != 0);
+    case XOR: return (a != 0) != (b != 0);
+    }
+    return 0;
+}
+
+enum { CHUNK = 4096 };
+
+static qc_status binary(const qce_call *call, binary_kind kind)
+{
+    unsigned types = QCE_DT(QC_DT_F32) | QCE_DT(QC_DT_F64) | QCE_DT(QC_DT_I64) | QCE_DT(QC_DT_I32) |
+                     QCE_DT(QC_DT_I8) | QCE_DT(QC_DT_U8) | QCE_DT(QC_DT_I16);
+    QCE_TRY(qce__expect_input(call, 0, types));
+    QCE_TRY(qce__expect_input(call, 1, types));
+    const qc_tensor *a = &call->inputs[0]->tensor, *b = &call->inputs[1]->tensor;
+    if (a->dtype != b->dtype && kind != POW) /* Pow alone may raise to an exponent of another type */
+        return qce__fail(call, QC_ERR_DTYPE, "inputs have different dtypes (%s and %s)", qc_dtype_string(a->dtype),
+                         qc_dtype_string(b->dtype));
+    const qc_tensor *ins[2] = {a, b};
+    qce_broadcast bc;
+    QCE_TRY(qce__broadcast_init(&bc, call, ins, 2));
+    QCE_TRY(qce__output(call, 0, is_comparison(kind) ? QC_DT_U8 : a->dtype, bc.ndim, bc.dims));
+    qc_tensor *y = &call->outputs[0]->tensor;
+    int64_t n = qce__numel(y);
+    int fast = a->dtype == QC_DT_F32 && b->dtype == QC_DT_F32 && !is_comparison(kind);
+    int integer = a->dtype != QC_DT_F32 && a->dtype != QC_DT_F64;
+#pragma omp parallel for num_threads(call->threads > 0 ? call->threads : 1) schedule(static) if (n > 65536)
+    for (int64_t first = 0; first < n; first += CHUNK) {
+        int64_t count = n - first < CHUNK ? n - first : CHUNK, oa[CHUNK], ob[CHUNK], *offsets[3] = {oa, ob, NULL};
+        qce__broadcast_offsets(&bc, first, count, offsets);
+        if (fast) {
+            const float *pa = a->data, *pb = b->data;
+            float *py = y->data;
+            for (int64_t j = 0; j < count; j++) py[first + j] = apply_f32(kind, pa[oa[j]], pb[ob[j]]);
+        } else {
+            for (int64_t j = 0; j < count; j++)
+                qce__store(y, first + j, apply_wide(kind, qce__load(a, oa[j]), qce__load(b, ob[j]), integer));
+        }
+    }
+    return QC_OK;
+}
+
+#define BINARY_OP(name, kind) \
+    static qc_status op_##name(const qce_call *call) { return binary(call, kind); }
+BINARY_OP(add, ADD)
+BINARY_OP(sub, SUB)
+BINARY_OP(mul, MUL)
+BINARY_OP(div, DIV)
+BINARY_OP(pow, POW)
+BINARY_OP(mod, MOD)
+BINARY_OP(equal, EQUAL)
+BINARY_OP(less, LESS)
+BINARY_OP(greater, GREATER)
+BINARY_OP(less_equal, LESS_EQUAL)
+BINARY_OP(greater_equal, GREATER_EQUAL)
+BINARY_OP(and, AND)
+BINARY_OP(or, OR)
+BINARY_OP(xor, XOR)
+
+/* Max, Min and Sum take any number of inputs: folded pairwise into the output. */
+static qc_status variadic(const qce_call *call, binary_kind kind)
+{
+    if (call->num_inputs == 1) return qce__copy_input(call, 0, 0);
+    QCE_TRY(binary(&(qce_call){call->node, call->inputs, 2, call->outputs, 1, call->threads, call->opset}, kind));
+    for (size_t k = 2; k < call->num_inputs; k++) {
+        qce_value *pair[2] = {call->outputs[0], call->inputs[k]};
+        qce_value scratch = *call->outputs[0];
+        scratch.storage = NULL, scratch.capacity = 0;
+        qce_value *outs[1] = {&scratch};
+        qc_status st = binary(&(qce_call){call->node, pair, 2, outs, 1, call->threads, call->opset}, kind);
+        if (st == QC_OK) st = qce__move_value(call->outputs[0], &scratch);
+        free(scratch.storage);
+        QCE_TRY(st);
+    }
+    return QC_OK;
+}
+
+static qc_status op_max(const qce_call *call) { return variadic(call, MAX); }
+static qc_status op_min(const qce_call *call) { return variadic(call, MIN); }
+static qc_status op_sum(const qce_call *call) { return variadic(call, ADD); }
+
+static qc_status op_not(const qce_call *call)
+{
+    QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_U8)));
+    const qc_tensor *x = &call->inputs[0]->tensor;
+    QCE_TRY(qce__output(call, 0, QC_DT_U8, x->ndim, x->dims));
+    const uint8_t *in = x->data;
+    uint8_t *out = call->outputs[0]->tensor.data;
+    for (int64_t i = 0; i < qce__numel(x); i++) out[i] = !in[i];
+    return QC_OK;
+}
+
+static qc_status op_where(const qce_call *call)
+{
+    QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_U8)));
+    for (size_t k = 1; k < 3; k++) QCE_TRY(qce__expect_input(call, k, ~0u));
+    const qc_tensor *c = &call->inputs[0]->tensor, *a = &call->inputs[1]->tensor, *b = &call->inputs[2]->tensor;
+    if (a->dtype != b->dtype) return qce__fail(call, QC_ERR_DTYPE, "the two value inputs have different dtypes");
+    const qc_tensor *ins[3] = {c, a, b};
+    qce_broadcast bc;
+    QCE_TRY(qce__broadcast_init(&bc, call, ins, 3));
+    QCE_TRY(qce__output(call, 0, a->dtype, bc.ndim, bc.dims));
+    qc_tensor *y = &call->outputs[0]->tensor;
+    size_t item = (size_t)qc_dtype_bits(a->dtype) / 8;
+    int64_t n = qce__numel(y);
+    for (int64_t first = 0; first < n; first += CHUNK) {
+        int64_t count = n - first < CHUNK ? n - first : CHUNK, oc[CHUNK], oa[CHUNK], ob[CHUNK];
+        int64_t *offsets[3] = {oc, oa, ob};
+        qce__broadcast_offsets(&bc, first, count, offsets);
+        for (int64_t j = 0; j < count; j++) {
+            const uint8_t *src = ((const uint8_t *)c->data)[oc[j]] ? (const uint8_t *)a->data + oa[j] * item
+                                                                 : (const uint8_t *)b->data + ob[j] * item;
+            memcpy((uint8_t *)y->data + (first + j) * item, src, item);
+        }
+    }
+    return QC_OK;
+}
+
+static qc_status op_clip(const qce_call *call)
+{
+    unsigned numbers = QCE_DT(QC_DT_F32) | QCE_DT(QC_DT_F64) | QCE_DT(QC_DT_I8) | QCE_DT(QC_DT_U8) | QCE_DT(QC_DT_I16) |
+                       QCE_DT(QC_DT_I32) | QCE_DT(QC_DT_I64);
+    QCE_TRY(qce__expect_input(call, 0, numbers));
+    double lo = -INFINITY, hi = INFINITY;
+    if (call->opset < 11) {
+        lo = qce__attr_float(call, "min", -INFINITY);
+        hi = qce__attr_float(call, "max", INFINITY);
+    } else {
+        if (call->num_inputs > 1 && call->inputs[1]) lo = qce__load(&call->inputs[1]->tensor, 0);
+        if (call->num_inputs > 2 && call->inputs[2]) hi = qce__load(&call->inputs[2]->tensor, 0);
+    }
+    const qc_tensor *x = &call->inputs[0]->tensor;
+    QCE_TRY(qce__output(call, 0, x->dtype, x->ndim, x->dims));
+    qc_tensor *y = &call->outputs[0]->tensor;
+    for (int64_t i = 0; i < qce__numel(x); i++) {
+        double v = qce__load(x, i);
+        qce__store(y, i, v < lo ? lo : v > hi ? hi : v);
+    }
+    return QC_OK;
+}
+
+static qc_status op_cast(const qce_call *call)
+{
+    QCE_TRY(qce__expect_input(call, 0, ~0u));
+    int64_t to = qce__attr_int(call, "to", 0);
+    int dtype = qce__dtype_of_onnx((int32_t)to);
+    if (dtype == 0 || dtype == QC_DT_INT4 || dtype == QC_DT_UINT4)
+        return qce__fail(call, QC_ERR_UNSUPPORTED, "casting to %s is not supported", qc_onnx_type_string((int32_t)to));
+    const qc_tensor *x = &call->inputs[0]->tensor;
+    QCE_TRY(qce__output(call, 0, (qc_dtype)dtype, x->ndim, x->dims));
+    qc_tensor *y = &call->outputs[0]->tensor;
+    int to_bool = to == QC_ONNX_BOOL;
+    for (int64_t i = 0; i < qce__numel(x); i++) {
+        double v = qce__load(x, i);
+        qce__store(y, i, to_bool ? (v != 0) : v);
+    }
+    return QC_OK;
+}
+
+const qce_op qce__elementwise_ops[] = {
+    {"Relu", op_relu}, {"Sigmoid", op_sigmoid}, {"Tanh", op_tanh}, {"Erf", op_erf}, {"Sqrt", op_sqrt},
+    {"Exp", op_exp}, {"Log", op_log}, {"Abs", op_abs}, {"Neg", op_neg}, {"Reciprocal", op_reciprocal},
+    {"Floor", op_floor}, {"Ceil", op_ceil}, {"LeakyRelu", op_leaky_relu}, {"Softplus", op_softplus},
+    {"Gelu", op_gelu}, {"Add", op_add}, {"Sub", op_sub}, {"Mul", op_mul}, {"Div", op_div}, {"Pow", op_pow},
+    {"Mod", op_mod}, {"Equal", op_equal}, {"Less", op_less}, {"Greater", op_greater},
+    {"LessOrEqual", op_less_equal}, {"GreaterOrEqual", op_greater_equal}, {"And", op_and}, {"Or", op_or},
+    {"Xor", op_xor}, {"Max", op_max}, {"Min", op_min}, {"Sum", op_sum}, {"Not", op_not}, {"Where", op_where},
+    {"Clip", op_clip}, {"Cast", op_cast}, {NULL, NULL},
+};

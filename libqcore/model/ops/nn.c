@@ -1,0 +1,317 @@
+/* Neural-network ops: Softmax, LogSoftmax, LayerNormalization, BatchNormalization (inference), Conv
+ * (im2col + BLAS), MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/blas.h"
+#include "ops/ops.h"
+
+/* [outer, extent, inner] around `axis`; before opset 13 Softmax flattened everything from the axis. */
+static void split_at(const qc_tensor *x, int axis, int flatten_tail, int64_t *outer, int64_t *extent, int64_t *inner)
+{
+    *outer = 1, *extent = 1, *inner = 1;
+    for (int d = 0; d < x->ndim; d++) {
+        if (d < axis) *outer *= x->dims[d];
+        else if (d == axis || flatten_tail) *extent *= x->dims[d];
+        else *inner *= x->dims[d];
+    }
+}
+
+static qc_status softmax(const qce_call *call, int log_output)
+{
+    QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_F32)));
+    const qc_tensor *x = &call->inputs[0]->tensor;
+    int legacy = call->opset < 13, axis;
+    QCE_TRY(qce__axis(call, qce__attr_int(call, "axis", legacy ? 1 : -1), x->ndim, &axis));
+    QCE_TRY(qce__output(call, 0, QC_DT_F32, x->ndim, x->dims));
+    int64_t outer, extent, inner;
+    split_at(x, axis, legacy, &outer, &extent, &inner);
+    const float *in = x->data;
+    float *out = call->outputs[0]->tensor.data;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            const float *row = in + o * extent * inner + i;
+            float *dst = out + o * extent * inner + i;
+            float top = -INFINITY;
+            for (int64_t e = 0; e < extent; e++) top = fmaxf(top, row[e * inner]);
+            double sum = 0.0;
+            for (int64_t e = 0; e < extent; e++) sum += exp((double)row[e * inner] - top);
+            for (int64_t e = 0; e < extent; e++)
+                dst[e * inner] = log_output ? (float)((double)row[e * inner] - top - log(sum))
+                                            : (float)(exp((double)row[e * inner] - top) / sum);
+        }
+    return QC_OK;
+}
+
+static qc_status op_softmax(const qce_call *call) { return softmax(call, 0); }
+static qc_status op_log_softmax(const qce_call *call) { return softmax(call, 1); }
+
+/* Outputs: Y, and optionally Mean and InvStdDev, shaped as X with the normalized axes reduced to 1. */
+static qc_status layer_norm_outputs(const qce_call *call, const qc_tensor *x, int axis)
+{
+    QCE_TRY(qce__output(call, 0, QC_DT_F32, x->ndim, x->dims));
+    int64_t dims[QC_MAX_DIMS];
+    for (int d = 0; d < x->ndim; d++) dims[d] = d < axis ? x->dims[d] : 1;
+    for (size_t k = 1; k < 3 && k < call->num_outputs; k++) QCE_TRY(qce__output(call, k, QC_DT_F32, x->ndim, dims));
+    return QC_OK;
+}
+
+static float *optional_output(const qce_call *call, size_t k)
+{
+    return k < call->num_outputs && call->outputs[k] ? call->outputs[k]->tensor.data : NULL;
+}
+
+static qc_status op_layer_norm(const qce_call *call)
+{
+    QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_F32)));
+    QCE_TRY(qce__expect_input(call, 1, QCE_DT(QC_DT_F32)));
+    const qc_tensor *x = &call->inputs[0]->tensor, *scale = &call->inputs[1]->tensor;
+    const qc_tensor *bias = call->num_inputs > 2 && call->inputs[2] ? &call->inputs[2]->tensor : NULL;
+    int axis;
+    QCE_TRY(qce__axis(call, qce__attr_int(call, "axis", -1), x->ndim, &axis));
+    float eps = qce__attr_float(call, "epsilon", 1e-5f);
+    int64_t outer, extent, inner;
+    split_at(x, axis, 1, &outer, &extent, &inner);
+    if (qce__numel(scale) != extent || (bias && qce__numel(bias) != extent))
+        return qce__fail(call, QC_ERR_SHAPE, "scale and bias must have the normalized shape's %lld elements", (long long)extent);
+    QCE_TRY(layer_norm_outputs(call, x, axis));
+    const float *in = x->data, *g = scale->data, *b = bias ? bias->data : NULL;
+    float *out = call->outputs[0]->tensor.data, *means = optional_output(call, 1), *inv_stds = optional_output(call, 2);
+#pragma omp parallel for num_threads(call->threads > 0 ? call->threads : 1) if (outer * extent > 65536)
+    for (int64_t o = 0; o < outer; o++) {
+        const float *row = in + o * extent;
+        double mean = 0.0, var = 0.0;
+        for (int64_t e = 0; e < extent; e++) mean += row[e];
+        mean /= (double)extent;
+        for (int64_t e = 0; e < extent; e++) var += ((double)row[e] - mean) * ((double)row[e] - mean);
+        double inv = 1.0 / sqrt(var / (double)extent + eps);
+        for (int64_t e = 0; e < extent; e++)
+            out[o * extent + e] = (float)(((double)row[e] - mean) * inv * g[e] + (b ? b[e] : 0.0f));
+        if (means) means[o] = (float)mean;
+        if (inv_stds) inv_stds[o] = (float)inv;
+    }
+    return QC_OK;
+}
+
+static qc_status op_batch_norm(const qce_call *call)
+{
+    for (size_t k = 0; k < 5; k++) QCE_TRY(qce__expect_input(call, k, QCE_DT(QC_DT_F32)));
+    const qc_tensor *x = &call->inputs[0]->tensor;
+    if (x->ndim < 2) return qce__fail(call, QC_ERR_SHAPE, "input must have a channel axis");
+    int64_t channels = x->dims[1], inner = 1;
+    for (int d = 2; d < x->ndim; d++) inner *= x->dims[d];
+    for (size_t k = 1; k < 5; k++)
+        if (qce__numel(&call->inputs[k]->tensor) != channels)
+            return qce__fail(call, QC_ERR_SHAPE, "input %zu must have one value per channel", k);
+    float eps = qce__attr_float(call, "epsilon", 1e-5f);
+    QCE_TRY(qce__output(call, 0, QC_DT_F32, x->ndim, x->dims));
+    const float *in = x->data, *g = call->inputs[1]->tensor.data, *b = call->inputs[2]->tensor.data;
+    const float *mean = call->inputs[3]->tensor.data, *var = call->inputs[4]->tensor.data;
+    float *out = call->outputs[0]->tensor.data;
+    for (int64_t n = 0; n < x->dims[0]; n++)
+        for (int64_t c = 0; c < channels; c++) {
+            float s = g[c] / sqrtf(var[c] + eps), t = b[c] - mean[c] * s;
+            const float *src = in + (n * channels + c) * inner;
+            float *dst = out + (n * channels + c) * inner;
+            for (int64_t i = 0; i < inner; i++) dst[i] = src[i] * s + t;
+        }
+    return QC_OK;
+}
+
+/* ---- convolution and pooling over 1-, 2- and 3-D spatial inputs --------------------------------
+ * Spatial axes are held as three, the missing leading ones of extent 1, so one loop nest serves all. */
+
+enum { SPATIAL = 3 };
+
+typedef struct window {
+    int64_t in[SPATIAL], out[SPATIAL], kernel[SPATIAL], stride[SPATIAL], dilation[SPATIAL], pad_begin[SPATIAL];
+} window;
+
+static int64_t window_out(int64_t in, int64_t span, int64_t pads, int64_t stride, int ceil_mode)
+{
+    int64_t room = in + pads - span;
+    int64_t out = (ceil_mode ? (room + stride - 1) / stride : room / stride) + 1;
+    return out;
+}
+
+static qc_status window_init(const qce_call *call, window *w, const qc_tensor *x, const int64_t *kernel, int ceil_mode)
+{
+    int spatial = x->ndim - 2;
+    if (spatial < 1 || spatial > SPATIAL) return qce__fail(call, QC_ERR_UNSUPPORTED, "only 1-, 2- and 3-D spatial inputs");
+    const int64_t *strides, *dilations, *pads;
+    size_t ns = qce__attr_ints(call, "strides", &strides), nd = qce__attr_ints(call, "dilations", &dilations);
+    size_t np = qce__attr_ints(call, "pads", &pads);
+    if ((ns && ns != (size_t)spatial) || (nd && nd != (size_t)spatial) || (np && np != 2 * (size_t)spatial))
+        return qce__fail(call, QC_ERR_INVALID_ARG, "strides, dilations or pads do not match the %d spatial axes", spatial);
+    const Onnx__AttributeProto *auto_pad = qce__attr(call, "auto_pad");
+    int same = auto_pad && auto_pad->s.len >= 4 && memcmp(auto_pad->s.data, "SAME", 4) == 0;
+    int upper = same && auto_pad->s.len == 10 && memcmp(auto_pad->s.data, "SAME_UPPER", 10) == 0;
+    int lead = SPATIAL - spatial;
+    for (int d = 0; d < SPATIAL; d++) {
+        int k = d - lead; /* index among the input's spatial axes, negative for the padding ones */
+        w->in[d] = k < 0 ? 1 : x->dims[2 + k];
+        w->kernel[d] = k < 0 ? 1 : kernel[k];
+        w->stride[d] = k < 0 || !ns ? 1 : strides[k];
+        w->dilation[d] = k < 0 || !nd ? 1 : dilations[k];
+        int64_t begin = k < 0 || !np ? 0 : pads[k], end = k < 0 || !np ? 0 : pads[spatial + k];
+        if (w->stride[d] < 1 || w->dilation[d] < 1 || w->kernel[d] < 1 || begin < 0 || end < 0)
+            return qce__fail(call, QC_ERR_INVALID_ARG, "kernel, strides, dilations must be >= 1 and pads >= 0");
+        int64_t span = (w->kernel[d] - 1) * w->dilation[d] + 1;
+        if (same && k >= 0) {
+            int64_t out = (w->in[d] + w->stride[d] - 1) / w->stride[d];
+            int64_t total = (out - 1) * w->stride[d] + span - w->in[d];
+            total = total > 0 ? total : 0;
+            begin = upper ? total / 2 : total - total / 2;
+            end = total - begin;
+        }
+        if (w->in[d] + begin + end < span) return qce__fail(call, QC_ERR_SHAPE, "the kernel is larger than the padded input");
+        w->pad_begin[d] = begin;
+        w->out[d] = window_out(w->in[d], span, begin + end, w->stride[d], ceil_mode);
+        /* With ceil_mode, a last window must still start inside the input or its leading padding. */
+        if (ceil_mode && (w->out[d] - 1) * w->stride[d] >= w->in[d] + begin) w->out[d]--;
+    }
+    return QC_OK;
+}
+
+static int64_t window_pixels(const window *w)
+{
+    return w->out[0] * w->out[1] * w->out[2];
+}
+
+/* The input coordinate of output o and kernel tap k along axis d. */
+static int64_t tap(const window *w, int d, int64_t o, int64_t k)
+{
+    return o * w->stride[d] - w->pad_begin[d] + k * w->dilation[d];
+}
+
+/* im2col of one image's channel group: rows are (channel, kernel offset), columns are output pixels. */
+static void im2col(float *columns, const float *image, int64_t channels, const window *w)
+{
+    int64_t taps = w->kernel[0] * w->kernel[1] * w->kernel[2], pixels = window_pixels(w);
+    for (int64_t c = 0; c < channels; c++)
+        for (int64_t t = 0; t < taps; t++) {
+            int64_t kz = t / (w->kernel[1] * w->kernel[2]), ky = t / w->kernel[2] % w->kernel[1], kx = t % w->kernel[2];
+            float *dst = columns + (c * taps + t) * pixels;
+            for (int64_t p = 0; p < pixels; p++) {
+                int64_t oz = p / (w->out[1] * w->out[2]), oy = p / w->out[2] % w->out[1], ox = p % w->out[2];
+                int64_t iz = tap(w, 0, oz, kz), iy = tap(w, 1, oy, ky), ix = tap(w, 2, ox, kx);
+                int inside = iz >= 0 && iz < w->in[0] && iy >= 0 && iy < w->in[1] && ix >= 0 && ix < w->in[2];
+                dst[p] = inside ? image[((c * w->in[0] + iz) * w->in[1] + iy) * w->in[2] + ix] : 0.0f;
+            }
+        }
+}
+
+static void output_dims(int64_t *dims, const qc_tensor *x, int64_t channels, const window *w)
+{
+    dims[0] = x->dims[0];
+    dims[1] = channels;
+    for (int d = 2; d < x->ndim; d++) dims[d] = w->out[SPATIAL - (x->ndim - d)];
+}
+
+static qc_status op_conv(const qce_call *call)
+{
+    QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_F32)));
+    QCE_TRY(qce__expect_input(call, 1, QCE_DT(QC_DT_F32)));
+    const qc_tensor *x = &call->inputs[0]->tensor, *wt = &call->inputs[1]->tensor;
+    const qc_tensor *bias = call->num_inputs > 2 && call->inputs[2] ? &call->inputs[2]->tensor : NULL;
+    int64_t group = qce__attr_int(call, "group", 1);
+    if (wt->ndim != x->ndim || x->ndim < 3 || group < 1 || x->dims[1] % group || wt->dims[0] % group ||
+        wt->dims[1] * group != x->dims[1])
+        return qce__fail(call, QC_ERR_SHAPE, "weight and input channels do not agree with group %lld", (long long)group);
+    window w;
+    QCE_TRY(window_init(call, &w, x, wt->dims + 2, 0));
+    int64_t batch = x->dims[0], out_channels = wt->dims[0], cpg = wt->dims[1], opg = out_channels / group;
+    if (bias && qce__numel(bias) != out_channels) return qce__fail(call, QC_ERR_SHAPE, "bias needs one value per output channel");
+    int64_t dims[QC_MAX_DIMS];
+    output_dims(dims, x, out_channels, &w);
+    QCE_TRY(qce__output(call, 0, QC_DT_F32, x->ndim, dims));
+    int64_t patch = cpg * w.kernel[0] * w.kernel[1] * w.kernel[2], pixels = window_pixels(&w);
+    int64_t image_size = w.in[0] * w.in[1] * w.in[2];
+    float *columns = malloc((size_t)(patch * pixels > 0 ? patch * pixels : 1) * sizeof *columns);
+    if (columns == NULL) return qce__fail(call, QC_ERR_OUT_OF_MEMORY, "no memory for im2col");
+    float *y = call->outputs[0]->tensor.data;
+    for (int64_t n = 0; n < batch; n++)
+        for (int64_t g = 0; g < group; g++) {
+            const float *image = (const float *)x->data + (n * x->dims[1] + g * cpg) * image_size;
+            float *dst = y + (n * out_channels + g * opg) * pixels;
+            im2col(columns, image, cpg, &w);
+            qce__sgemm(call->threads, 0, 0, opg, pixels, patch, 1.0f, (const float *)wt->data + g * opg * patch, patch,
+                       columns, pixels, 0.0f, dst, pixels);
+            for (int64_t o = 0; bias && o < opg; o++)
+                for (int64_t p = 0; p < pixels; p++) dst[o * pixels + p] += ((const float *)bias->data)[g * opg + o];
+        }
+    free(columns);
+    return QC_OK;
+}
+
+typedef enum { POOL_MAX, POOL_AVERAGE } pool_kind;
+
+/* One output of a pooling window: max, or average over the taps inside the input (or all taps, padding
+ * included, with count_include_pad; taps beyond the padding, which ceil_mode adds, never count). */
+static float pool_window(const float *plane, const window *w, int64_t oz, int64_t oy, int64_t ox, pool_kind kind,
+                         int include_pad, const int64_t *pads_end)
+{
+    double acc = kind == POOL_MAX ? -INFINITY : 0.0;
+    int64_t count = 0;
+    for (int64_t kz = 0; kz < w->kernel[0]; kz++)
+        for (int64_t ky = 0; ky < w->kernel[1]; ky++)
+            for (int64_t kx = 0; kx < w->kernel[2]; kx++) {
+                int64_t iz = tap(w, 0, oz, kz), iy = tap(w, 1, oy, ky), ix = tap(w, 2, ox, kx);
+                int in_pad = iz >= -w->pad_begin[0] && iz < w->in[0] + pads_end[0] && iy >= -w->pad_begin[1] &&
+                             iy < w->in[1] + pads_end[1] && ix >= -w->pad_begin[2] && ix < w->in[2] + pads_end[2];
+                if (iz < 0 || iz >= w->in[0] || iy < 0 || iy >= w->in[1] || ix < 0 || ix >= w->in[2]) {
+                    count += include_pad && in_pad;
+                    continue;
+                }
+                double v = plane[(iz * w->in[1] + iy) * w->in[2] + ix];
+                acc = kind == POOL_MAX ? fmax(acc, v) : acc + v;
+                count++;
+            }
+    return (float)(kind == POOL_MAX ? acc : acc / (double)(count ? count : 1));
+}
+
+static qc_status pool(const qce_call *call, pool_kind kind, int global)
+{
+    QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_F32)));
+    const qc_tensor *x = &call->inputs[0]->tensor;
+    if (x->ndim < 3 || x->ndim > 5) return qce__fail(call, QC_ERR_UNSUPPORTED, "only 1-, 2- and 3-D pooling");
+    int spatial = x->ndim - 2;
+    int64_t kernel[SPATIAL] = {1, 1, 1}, pads_end[SPATIAL] = {0, 0, 0};
+    const int64_t *shape, *pads;
+    size_t nk = qce__attr_ints(call, "kernel_shape", &shape), np = qce__attr_ints(call, "pads", &pads);
+    if (!global && nk != (size_t)spatial) return qce__fail(call, QC_ERR_INVALID_ARG, "kernel_shape must give each spatial axis");
+    for (int d = 0; d < spatial; d++) kernel[d] = global ? x->dims[2 + d] : shape[d];
+    window w;
+    QCE_TRY(window_init(call, &w, x, kernel, !global && qce__attr_int(call, "ceil_mode", 0) != 0));
+    if (global) memset(w.pad_begin, 0, sizeof w.pad_begin), w.out[0] = w.out[1] = w.out[2] = 1;
+    for (int d = 0; d < spatial && np && !global; d++) pads_end[SPATIAL - spatial + d] = pads[spatial + d];
+    int include_pad = qce__attr_int(call, "count_include_pad", 0) != 0;
+    int64_t dims[QC_MAX_DIMS];
+    output_dims(dims, x, x->dims[1], &w);
+    QCE_TRY(qce__output(call, 0, QC_DT_F32, x->ndim, dims));
+    float *y = call->outputs[0]->tensor.data;
+    int64_t planes = x->dims[0] * x->dims[1], pixels = window_pixels(&w), image = w.in[0] * w.in[1] * w.in[2];
+    for (int64_t p = 0; p < planes; p++)
+        for (int64_t o = 0; o < pixels; o++)
+            y[p * pixels + o] = pool_window((const float *)x->data + p * image, &w, o / (w.out[1] * w.out[2]),
+                                            o / w.out[2] % w.out[1], o % w.out[2], kind, include_pad, pads_end);
+    return QC_OK;
+}
+
+static qc_status op_max_pool(const qce_call *call)
+{
+    if (call->num_outputs > 1 && call->outputs[1])
+        return qce__fail(call, QC_ERR_UNSUPPORTED, "the Indices output of MaxPool");
+    return pool(call, POOL_MAX, 0);
+}
+static qc_status op_average_pool(const qce_call *call) { return pool(call, POOL_AVERAGE, 0); }
+static qc_status op_global_average_pool(const qce_call *call) { return pool(call, POOL_AVERAGE, 1); }
+static qc_status op_global_max_pool(const qce_call *call) { return pool(call, POOL_MAX, 1); }
+
+const qce_op qce__nn_ops[] = {
+    {"Softmax", op_softmax}, {"LogSoftmax", op_log_softmax}, {"LayerNormalization", op_layer_norm},
+    {"BatchNormalization", op_batch_norm}, {"Conv", op_conv}, {"MaxPool", op_max_pool},
+    {"AveragePool", op_average_pool}, {"GlobalAveragePool", op_global_average_pool},
+    {"GlobalMaxPool", op_global_max_pool}, {NULL, NULL},
+};
