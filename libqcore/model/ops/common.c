@@ -76,3 +76,8 @@ qc_status qce__axis(const qce_call *call, int64_t axis, int ndim, int *out)
     *out = (int)a;
     return QC_OK;
 }
+
+void qce__copy_ints(int64_t *dst, const int64_t *src, size_t n)
+{
+    if (n > 0) memcpy(dst, src, n * sizeof *dst);
+}

@@ -20,7 +20,7 @@ static qc_status reduce(const qce_call *call, reduce_kind kind, int64_t axes_inp
         const int64_t *v;
         count = qce__attr_ints(call, "axes", &v);
         if (count > QC_MAX_DIMS) return qce__fail(call, QC_ERR_UNSUPPORTED, "too many axes");
-        memcpy(axes, v, count * sizeof *v);
+        qce__copy_ints(axes, v, count);
     }
     int keep = qce__attr_int(call, "keepdims", 1) != 0, reduced[QC_MAX_DIMS] = {0};
     if (count == 0 && qce__attr_int(call, "noop_with_empty_axes", 0)) return qce__copy_input(call, 0, 0);

@@ -151,7 +151,7 @@ static qc_status axes_of(const qce_call *call, int64_t *axes, size_t *count)
     const int64_t *values;
     *count = qce__attr_ints(call, "axes", &values);
     if (*count > QC_MAX_DIMS) return qce__fail(call, QC_ERR_UNSUPPORTED, "too many axes");
-    memcpy(axes, values, *count * sizeof *axes);
+    qce__copy_ints(axes, values, *count);
     return QC_OK;
 }
 
@@ -218,7 +218,7 @@ static qc_status op_concat(const qce_call *call)
         for (size_t k = 0; k < call->num_inputs; k++) {
             const qc_tensor *t = &call->inputs[k]->tensor;
             int64_t bytes = t->dims[axis] * inner;
-            memcpy(out + written, (const uint8_t *)t->data + o * bytes, (size_t)bytes);
+            if (bytes > 0) memcpy(out + written, (const uint8_t *)t->data + o * bytes, (size_t)bytes);
             written += bytes;
         }
     return QC_OK;
@@ -267,13 +267,13 @@ static qc_status slice_params(const qce_call *call, int64_t *starts, int64_t *en
         const int64_t *v;
         *count = qce__attr_ints(call, "starts", &v);
         if (*count > QC_MAX_DIMS) return qce__fail(call, QC_ERR_UNSUPPORTED, "too many axes");
-        memcpy(starts, v, *count * sizeof *v);
+        qce__copy_ints(starts, v, *count);
         n_ends = qce__attr_ints(call, "ends", &v);
         if (n_ends > QC_MAX_DIMS) return qce__fail(call, QC_ERR_UNSUPPORTED, "too many axes");
-        memcpy(ends, v, n_ends * sizeof *v);
+        qce__copy_ints(ends, v, n_ends);
         n_axes = qce__attr_ints(call, "axes", &v);
         if (n_axes > QC_MAX_DIMS) return qce__fail(call, QC_ERR_UNSUPPORTED, "too many axes");
-        memcpy(axes, v, n_axes * sizeof *v);
+        qce__copy_ints(axes, v, n_axes);
     }
     if (n_ends != *count || (n_axes && n_axes != *count) || (n_steps && n_steps != *count))
         return qce__fail(call, QC_ERR_INVALID_ARG, "starts, ends, axes and steps differ in length");
@@ -394,7 +394,7 @@ static qc_status op_constant(const qce_call *call)
         int ints = a->n_ints > 0 || a->n_floats == 0;
         int64_t n = (int64_t)(ints ? a->n_ints : a->n_floats);
         QCE_TRY(qce__output(call, 0, ints ? QC_DT_I64 : QC_DT_F32, 1, &n));
-        memcpy(call->outputs[0]->tensor.data, ints ? (void *)a->ints : (void *)a->floats, (size_t)n * (ints ? 8 : 4));
+        if (n > 0) memcpy(call->outputs[0]->tensor.data, ints ? (void *)a->ints : (void *)a->floats, (size_t)n * (ints ? 8 : 4));
         return QC_OK;
     }
     return qce__fail(call, QC_ERR_UNSUPPORTED, "only value, value_float(s) and value_int(s) constants are supported");
