@@ -51,3 +51,18 @@ void qce__broadcast_offsets(const qce_broadcast *b, int64_t first, int64_t n, in
         }
     }
 }
+
+int64_t qce__broadcast_row_length(const qce_broadcast *b)
+{
+    return b->ndim ? b->dims[b->ndim - 1] : 1;
+}
+
+void qce__broadcast_row(const qce_broadcast *b, int64_t row, int64_t offsets[3])
+{
+    for (int i = 0; i < b->num_inputs; i++) offsets[i] = 0;
+    for (int d = b->ndim - 2; d >= 0; d--) {
+        int64_t index = b->dims[d] ? row % b->dims[d] : 0;
+        row = b->dims[d] ? row / b->dims[d] : 0;
+        for (int i = 0; i < b->num_inputs; i++) offsets[i] += index * b->strides[i][d];
+    }
+}

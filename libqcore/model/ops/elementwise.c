@@ -83,18 +83,26 @@ static int is_comparison(binary_kind k)
     return k >= EQUAL;
 }
 
-static float apply_f32(binary_kind k, float a, float b)
+/* One output row of a float op: a and b advance by sa and sb (0 or 1) per element. The switch sits
+ * outside the loops so that each loop vectorizes. */
+#define ROW_LOOP(expr)                                                                                 \
+    for (int64_t j = 0; j < n; j++) {                                                                  \
+        float x = a[j * sa], z = b[j * sb];                                                            \
+        y[j] = (expr);                                                                                 \
+    }
+
+static void row_f32(binary_kind k, float *y, const float *a, int64_t sa, const float *b, int64_t sb, int64_t n)
 {
     switch (k) {
-    case ADD: return a + b;
-    case SUB: return a - b;
-    case MUL: return a * b;
-    case DIV: return a / b;
-    case POW: return powf(a, b);
-    case MAX: return a > b ? a : b;
-    case MIN: return a < b ? a : b;
-    case MOD: return fmodf(a, b);
-    default: return 0.0f;
+    case ADD: ROW_LOOP(x + z); break;
+    case SUB: ROW_LOOP(x - z); break;
+    case MUL: ROW_LOOP(x * z); break;
+    case DIV: ROW_LOOP(x / z); break;
+    case POW: ROW_LOOP(z == 2.0f ? x * x : powf(x, z)); break;
+    case MAX: ROW_LOOP(x > z ? x : z); break;
+    case MIN: ROW_LOOP(x < z ? x : z); break;
+    case MOD: ROW_LOOP(fmodf(x, z)); break;
+    default: break;
     }
 }
 
@@ -138,21 +146,22 @@ static qc_status binary(const qce_call *call, binary_kind kind)
     QCE_TRY(qce__broadcast_init(&bc, call, ins, 2));
     QCE_TRY(qce__output(call, 0, is_comparison(kind) ? QC_DT_U8 : a->dtype, bc.ndim, bc.dims));
     qc_tensor *y = &call->outputs[0]->tensor;
-    int64_t n = qce__numel(y);
+    int64_t length = qce__broadcast_row_length(&bc), rows = length ? qce__numel(y) / length : 0;
+    int64_t sa = bc.ndim ? bc.strides[0][bc.ndim - 1] : 0, sb = bc.ndim ? bc.strides[1][bc.ndim - 1] : 0;
     int fast = a->dtype == QC_DT_F32 && b->dtype == QC_DT_F32 && !is_comparison(kind);
     int integer = a->dtype != QC_DT_F32 && a->dtype != QC_DT_F64;
-#pragma omp parallel for num_threads(call->threads > 0 ? call->threads : 1) schedule(static) if (n > 65536)
-    for (int64_t first = 0; first < n; first += CHUNK) {
-        int64_t count = n - first < CHUNK ? n - first : CHUNK, oa[CHUNK], ob[CHUNK], *offsets[3] = {oa, ob, NULL};
-        qce__broadcast_offsets(&bc, first, count, offsets);
+#pragma omp parallel for num_threads(call->threads > 0 ? call->threads : 1) schedule(static) if (rows * length > 65536)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t offsets[3];
+        qce__broadcast_row(&bc, r, offsets);
         if (fast) {
-            const float *pa = a->data, *pb = b->data;
-            float *py = y->data;
-            for (int64_t j = 0; j < count; j++) py[first + j] = apply_f32(kind, pa[oa[j]], pb[ob[j]]);
-        } else {
-            for (int64_t j = 0; j < count; j++)
-                qce__store(y, first + j, apply_wide(kind, qce__load(a, oa[j]), qce__load(b, ob[j]), integer));
+            row_f32(kind, (float *)y->data + r * length, (const float *)a->data + offsets[0], sa,
+                    (const float *)b->data + offsets[1], sb, length);
+            continue;
         }
+        for (int64_t j = 0; j < length; j++)
+            qce__store(y, r * length + j,
+                       apply_wide(kind, qce__load(a, offsets[0] + j * sa), qce__load(b, offsets[1] + j * sb), integer));
     }
     return QC_OK;
 }

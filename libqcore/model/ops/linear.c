@@ -33,10 +33,14 @@ static qc_status op_matmul(const qce_call *call)
     int64_t count = 1;
     for (int d = 0; d < bc.ndim; d++) count *= bc.dims[d];
     float *y = call->outputs[0]->tensor.data;
+    /* Many small products (attention heads): one single-threaded GEMM per batch entry, the entries
+     * spread over the threads; few large ones: BLAS threads each. */
+    int threads = call->threads > 0 ? call->threads : 1, across = count >= threads && count > 1;
+#pragma omp parallel for num_threads(threads) schedule(static) if (across)
     for (int64_t i = 0; i < count; i++) {
         int64_t oa, ob, *offsets[3] = {&oa, &ob, NULL};
         qce__broadcast_offsets(&bc, i, 1, offsets);
-        qce__sgemm(call->threads, 0, 0, m, n, k, 1.0f, (const float *)a.data + oa * m * k, k,
+        qce__sgemm(across ? 1 : call->threads, 0, 0, m, n, k, 1.0f, (const float *)a.data + oa * m * k, k,
                    (const float *)b.data + ob * k * n, n, 0.0f, y + i * m * n, n);
     }
     return QC_OK;

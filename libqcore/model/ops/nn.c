@@ -35,11 +35,15 @@ static qc_status softmax(const qce_call *call, int log_output)
             float *dst = out + o * extent * inner + i;
             float top = -INFINITY;
             for (int64_t e = 0; e < extent; e++) top = fmaxf(top, row[e * inner]);
-            double sum = 0.0;
-            for (int64_t e = 0; e < extent; e++) sum += exp((double)row[e * inner] - top);
+            double sum = 0.0; /* exponentials in float (stored once), their sum in double */
+            for (int64_t e = 0; e < extent; e++) {
+                float v = expf(row[e * inner] - top);
+                dst[e * inner] = v;
+                sum += v;
+            }
             for (int64_t e = 0; e < extent; e++)
                 dst[e * inner] = log_output ? (float)((double)row[e * inner] - top - log(sum))
-                                            : (float)(exp((double)row[e * inner] - top) / sum);
+                                            : (float)(dst[e * inner] / sum);
         }
     return QC_OK;
 }
