@@ -13,6 +13,7 @@
 #ifndef QC_MODEL_H
 #define QC_MODEL_H
 
+#include "qcore/qc_quant.h"
 #include "qcore/qc_tensor.h"
 
 #ifdef __cplusplus
@@ -89,8 +90,9 @@ typedef struct qc_model_save_options {
 
 /* Writes the model to `path` atomically (a temporary file in the same folder, then a rename; an external
  * data file likewise, before the model): on failure nothing is left behind and an existing file at
- * `path` is untouched. Fields the schema does not know are written back as they were read.
- * `opts` may be NULL for the defaults. */
+ * `path` is untouched. Fields the schema does not know are written back as they were read. An IR version
+ * above 10 is written as 10 (enough for ONNX opsets up to 21 and every type up to INT4) unless the model
+ * imports a newer ONNX opset or an initializer uses a newer type. `opts` may be NULL for the defaults. */
 QC_ONNX_API qc_status qc_model_save(const qc_model *model, const char *path, const qc_model_save_options *opts);
 
 /* ---------------------------------------------------------------------------------------------
@@ -166,6 +168,60 @@ QC_ONNX_API qc_status qc_model_initializer(const qc_model *model, size_t i, qc_i
 
 /* Index of the initializer called `name`; QC_ERR_INVALID_ARG naming it when there is none. */
 QC_ONNX_API qc_status qc_model_find_initializer(const qc_model *model, const char *name, size_t *index);
+
+/* ---------------------------------------------------------------------------------------------
+ * Editing. Edits change the model in memory; views handed out for an edited item become invalid.
+ * Names are copied. A node's inputs may name values that do not exist yet; qc_model_sort reports what
+ * stays unresolved.
+ */
+
+/* Replaces initializer `name` with a new type, shape and bytes (`nbytes` of `data`, copied; ONNX raw
+ * layout, 4-bit types packed two per byte). QC_ERR_SHAPE when nbytes disagrees with type and shape. */
+QC_ONNX_API qc_status qc_model_set_initializer(qc_model *model, const char *name, int32_t elem_type, int ndim,
+                                               const int64_t *dims, const void *data, size_t nbytes);
+
+/* Adds an initializer; QC_ERR_INVALID_ARG when a value called `name` already exists. */
+QC_ONNX_API qc_status qc_model_add_initializer(qc_model *model, const char *name, int32_t elem_type, int ndim,
+                                               const int64_t *dims, const void *data, size_t nbytes);
+
+/* Appends a node. `domain` may be NULL or "" (ONNX), `name` may be NULL; inputs may be "" for omitted
+ * optional ones. `index` (may be NULL) receives its position. */
+QC_ONNX_API qc_status qc_model_add_node(qc_model *model, size_t *index, const char *op_type, const char *domain,
+                                        const char *name, size_t num_inputs, const char *const *inputs,
+                                        size_t num_outputs, const char *const *outputs);
+
+typedef enum qc_attribute_kind {
+    QC_ATTRIBUTE_FLOAT = 1,     /* values: float[1] */
+    QC_ATTRIBUTE_INT = 2,       /* values: int64_t[1] */
+    QC_ATTRIBUTE_STRING = 3,    /* values: char[count] */
+    QC_ATTRIBUTE_FLOATS = 6,    /* values: float[count] */
+    QC_ATTRIBUTE_INTS = 7       /* values: int64_t[count] */
+} qc_attribute_kind;
+
+/* Sets (adds or replaces) attribute `name` of node `node`; `values` are copied. */
+QC_ONNX_API qc_status qc_model_set_attribute(qc_model *model, size_t node, const char *name, qc_attribute_kind kind,
+                                             const void *values, size_t count);
+
+/* Makes the model import `domain` ("" for ONNX) at least at `version` (never lowers it). */
+QC_ONNX_API qc_status qc_model_require_opset(qc_model *model, const char *domain, int64_t version);
+
+/* Quantizes value `name` in the graph, ONNX QDQ style, with the given parameters (scale f32 and zero
+ * point i32, shaped as qc_quant_param_shape gives for `opts`; zero_point may be NULL for a symmetric
+ * grid). An initializer is replaced by its integers (qc_quantize) and a DequantizeLinear that
+ * recreates the name; any other value gets QuantizeLinear + DequantizeLinear in front of its
+ * consumers. The integer type follows the grid: 8 bits INT8/UINT8, 4 bits INT4/UINT4, 16 bits
+ * INT16/UINT16 (others: QC_ERR_UNSUPPORTED). The opset and IR version are raised as the format needs
+ * (axis: opset 13; 4- and 16-bit types and block_size: opset 21, IR 10). */
+QC_ONNX_API qc_status qc_model_insert_qdq(qc_model *model, qc_ctx *ctx, const char *name, const qc_tensor *scale,
+                                          const qc_tensor *zero_point, const qc_quant_options *opts);
+
+/* Puts the nodes in an order where each runs after the producers of its inputs (stable otherwise).
+ * QC_ERR_FORMAT naming a node that reads a value nothing provides, or a cycle. */
+QC_ONNX_API qc_status qc_model_sort(qc_model *model);
+
+/* Removes nodes no graph output depends on, then initializers nothing reads. `removed_nodes` and
+ * `removed_initializers` (either may be NULL) receive the counts. */
+QC_ONNX_API qc_status qc_model_remove_dead(qc_model *model, size_t *removed_nodes, size_t *removed_initializers);
 
 /* ---------------------------------------------------------------------------------------------
  * Executor: runs a model's graph in float32 on the CPU (BLAS for MatMul, Gemm and Conv), with the

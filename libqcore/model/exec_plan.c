@@ -159,57 +159,19 @@ static qc_status plan_node(qc_session *s, qce_node *node, const Onnx__NodeProto 
     return QC_OK;
 }
 
-/* Kahn's order over values: a node is ready when each input is an initializer, a graph input or the
- * output of a node already placed. */
+/* Puts the planned nodes (in file order) into dependency order. */
 static qc_status order_nodes(qc_session *s)
 {
     const Onnx__GraphProto *g = s->model->proto->graph;
-    char *available = calloc(s->num_values + 1, 1);
-    char *placed = calloc(g->n_node + 1, 1);
-    if (!available || !placed) {
-        free(available), free(placed);
-        return PLAN_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
+    size_t *order = malloc((g->n_node + 1) * sizeof *order);
+    qce_node *planned = malloc((g->n_node + 1) * sizeof *planned);
+    qc_status st = order && planned ? qcm__graph_order(g, order, "qc_session_create")
+                                    : PLAN_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory to order %zu nodes", g->n_node);
+    if (st == QC_OK) {
+        memcpy(planned, s->nodes, g->n_node * sizeof *planned);
+        for (size_t i = 0; i < g->n_node; i++) s->nodes[i] = planned[order[i]];
     }
-    for (size_t v = 0; v < s->num_values; v++) available[v] = s->values[v].is_constant || s->values[v].is_input;
-    qce_node *ordered = s->nodes;
-    qce_node *pending = malloc((g->n_node + 1) * sizeof *pending);
-    if (pending == NULL) {
-        free(available), free(placed);
-        return PLAN_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
-    }
-    memcpy(pending, s->nodes, g->n_node * sizeof *pending);
-    size_t done = 0;
-    for (int progress = 1; progress && done < g->n_node;) {
-        progress = 0;
-        for (size_t i = 0; i < g->n_node; i++) {
-            if (placed[i]) continue;
-            int ready = 1;
-            for (size_t k = 0; ready && k < pending[i].proto->n_input; k++)
-                ready = pending[i].inputs[k] == SIZE_MAX || available[pending[i].inputs[k]];
-            if (!ready) continue;
-            for (size_t k = 0; k < pending[i].proto->n_output; k++)
-                if (pending[i].outputs[k] != SIZE_MAX) available[pending[i].outputs[k]] = 1;
-            ordered[done++] = pending[i];
-            placed[i] = 1;
-            progress = 1;
-        }
-    }
-    qc_status st = QC_OK;
-    for (size_t i = 0; st == QC_OK && i < g->n_node; i++) {
-        if (placed[i]) continue;
-        for (size_t k = 0; k < pending[i].proto->n_input; k++) {
-            size_t v = pending[i].inputs[k];
-            if (v == SIZE_MAX || available[v]) continue;
-            int produced = 0;
-            for (size_t j = 0; j < g->n_node && !produced; j++)
-                for (size_t o = 0; o < g->node[j]->n_output; o++) produced |= strcmp(g->node[j]->output[o], s->values[v].name) == 0;
-            st = PLAN_FAIL(QC_ERR_FORMAT, produced ? "the graph has a cycle through node '%s' (input '%s')"
-                                                   : "node '%s' reads '%s', which no node, input or initializer provides",
-                           or_empty(pending[i].proto->name), s->values[v].name);
-            break;
-        }
-    }
-    free(available), free(placed), free(pending);
+    free(order), free(planned);
     return st;
 }
 

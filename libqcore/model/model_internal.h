@@ -50,6 +50,16 @@ qc_status qcm__initializer_bytes(qc_model *model, size_t i, const char *function
 /* Maps the external data file `location` (validated: relative, inside external_dir). */
 qc_status qcm__map_external(qc_model *model, const char *location, const qcm_mapping **out, const char *function);
 
+/* A dependency order of g's nodes (indices into g->node, n_node of them), stable for ordered graphs;
+ * QC_ERR_FORMAT naming a node that reads a missing value, or a cycle. */
+qc_status qcm__graph_order(const Onnx__GraphProto *g, size_t *order, const char *function);
+
+/* Raises the model's IR version to at least `version`. */
+void qcm__require_ir_version(qc_model *m, int64_t version);
+
+/* Removes initializer i (and a graph input of the same name, as IR < 4 lists them). */
+void qcm__remove_initializer(qc_model *m, size_t i);
+
 /* Reads a TensorProto's external_data entries. */
 qc_status qcm__external_location(const Onnx__TensorProto *t, const char **location, uint64_t *offset,
                                  uint64_t *length, int *has_length, const char *function);

@@ -69,11 +69,25 @@ static void make_inline(saved_initializer *s, const qcm_tensor_bytes *b)
     s->copy.raw_data.len = b->nbytes;
 }
 
+/* onnxruntime accepts IR versions up to what it was built with, and IR 10 covers opsets up to 21 and
+ * every type qcore writes (INT4/UINT4 included); a newer declared version is lowered to 10 unless the
+ * model imports a newer ONNX opset or an initializer uses a type IR 10 lacks (FLOAT4E2M1 and later). */
+static int64_t saved_ir_version(const qc_model *m)
+{
+    const Onnx__GraphProto *g = m->proto->graph;
+    int64_t ir = m->proto->has_ir_version ? m->proto->ir_version : 0;
+    if (ir <= 10 || qc_model_opset_version(m, "") > 21) return ir;
+    for (size_t i = 0; i < g->n_initializer; i++)
+        if (g->initializer[i]->data_type > QC_ONNX_INT4) return ir;
+    return 10;
+}
+
 static qc_status plan_save(save_plan *p, const qc_model *m, uint64_t threshold, const char *file, const char *function)
 {
     const Onnx__GraphProto *g = m->proto->graph;
     size_t n = g->n_initializer;
     p->model = *m->proto;
+    p->model.ir_version = saved_ir_version(m);
     p->graph = *g;
     p->model.graph = &p->graph;
     p->initializers = malloc((n + 1) * sizeof *p->initializers);

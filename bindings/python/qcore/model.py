@@ -162,3 +162,98 @@ class Model:
         data._owner = self
         data.flags.writeable = False
         return type_name, shape, data
+
+
+_ATTRIBUTE_KINDS = {float: "QC_ATTRIBUTE_FLOAT", int: "QC_ATTRIBUTE_INT", str: "QC_ATTRIBUTE_STRING"}
+_ONNX_TYPES = {np.dtype(v): k for k, v in _NUMPY_TYPES.items()}
+
+
+def _onnx_type_code(name):
+    for code in range(64):
+        if onnx_type_name(code) == name:
+            return code
+    raise ValueError("unknown ONNX element type %r" % name)
+
+
+def _raw(array_or_packed):
+    """(ONNX type name, shape, bytes) of a numpy array or a PackedInt4."""
+    from .quant import PackedInt4
+    if isinstance(array_or_packed, PackedInt4):
+        return ("INT4" if array_or_packed.signed else "UINT4", tuple(array_or_packed.shape),
+                np.ascontiguousarray(array_or_packed.data))
+    array = np.ascontiguousarray(array_or_packed)
+    if array.dtype not in _ONNX_TYPES:
+        raise TypeError("qcore.Model: arrays of dtype %s have no ONNX type" % array.dtype)
+    return _ONNX_TYPES[array.dtype], array.shape, array
+
+
+class _Editing:
+    """Model editing methods (mixed into Model)."""
+
+    def _tensor_call(self, function, name, value):
+        type_name, shape, data = _raw(value)
+        dims = ffi.new("int64_t[]", list(shape) or [0])
+        check(function(self._m, name.encode(), _onnx_type_code(type_name), len(shape), dims,
+                       ffi.from_buffer(data), data.nbytes))
+
+    def set_initializer(self, name, value):
+        """Replaces initializer `name` by `value` (numpy array or PackedInt4): type, shape and data."""
+        self._tensor_call(onnx_lib.qc_model_set_initializer, name, value)
+
+    def add_initializer(self, name, value):
+        self._tensor_call(onnx_lib.qc_model_add_initializer, name, value)
+
+    def add_node(self, op_type, inputs, outputs, name="", domain="", **attributes):
+        """Appends a node; attributes are ints, floats, strings or lists of ints or floats."""
+        keep = [ffi.new("char[]", s.encode()) for s in list(inputs) + list(outputs)]
+        ins = ffi.new("const char *[]", keep[:len(inputs)] or [ffi.NULL])
+        outs = ffi.new("const char *[]", keep[len(inputs):] or [ffi.NULL])
+        index = ffi.new("size_t *")
+        check(onnx_lib.qc_model_add_node(self._m, index, op_type.encode(), domain.encode(), name.encode(),
+                                         len(inputs), ins, len(outputs), outs))
+        for key, value in attributes.items():
+            self.set_attribute(index[0], key, value)
+        return index[0]
+
+    def set_attribute(self, node, name, value):
+        if isinstance(value, (list, tuple)):
+            floats = any(isinstance(v, float) for v in value)
+            kind = onnx_lib.QC_ATTRIBUTE_FLOATS if floats else onnx_lib.QC_ATTRIBUTE_INTS
+            data = ffi.new("float[]" if floats else "int64_t[]", list(value) or [0])
+            count = len(value)
+        elif isinstance(value, str):
+            kind, data, count = onnx_lib.QC_ATTRIBUTE_STRING, ffi.new("char[]", value.encode()), len(value.encode())
+        elif isinstance(value, float):
+            kind, data, count = onnx_lib.QC_ATTRIBUTE_FLOAT, ffi.new("float[]", [value]), 1
+        else:
+            kind, data, count = onnx_lib.QC_ATTRIBUTE_INT, ffi.new("int64_t[]", [int(value)]), 1
+        check(onnx_lib.qc_model_set_attribute(self._m, node, name.encode(), kind, data, count))
+
+    def require_opset(self, version, domain=""):
+        check(onnx_lib.qc_model_require_opset(self._m, domain.encode(), version))
+
+    def insert_qdq(self, name, scale, zero_point, opts, ctx=None):
+        """Quantizes value `name` QDQ-style with `opts` (a QuantOptions) and parameters from
+        qcore.choose_params (zero_point may be None for symmetric grids)."""
+        from .core import default_context
+        from ._tensor import as_array, view
+        function = "qcore.Model.insert_qdq"
+        scale = as_array(np.asarray(scale, np.float32) if np.isscalar(scale) else scale, "scale", [np.float32], function)
+        st, _sb = view(scale)
+        zt, _zb = (ffi.NULL, None) if zero_point is None else view(as_array(zero_point, "zero_point", [np.int32], function))
+        ctx = ctx if ctx is not None else default_context()
+        check(onnx_lib.qc_model_insert_qdq(self._m, ctx._ctx, name.encode(), st, zt, opts.to_c(function)))
+
+    def sort(self):
+        check(onnx_lib.qc_model_sort(self._m))
+
+    def remove_dead(self):
+        """Removes dead nodes and unused initializers; returns (nodes, initializers) removed."""
+        nodes, inits = ffi.new("size_t *"), ffi.new("size_t *")
+        check(onnx_lib.qc_model_remove_dead(self._m, nodes, inits))
+        return nodes[0], inits[0]
+
+
+for _name, _member in vars(_Editing).items():
+    if not _name.startswith("__"):
+        setattr(Model, _name, _member)
