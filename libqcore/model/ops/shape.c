@@ -1,5 +1,5 @@
-/* Shape and data-movement ops: Reshape, Flatten, Transpose, Shape, Unsqueeze, Squeeze, Concat, Gather,
- * Slice, Expand, ConstantOfShape, Range, Constant, Identity, Dropout (inference). */
+/* Shape and data-movement ops: Reshape, Flatten, Transpose, Shape, Unsqueeze, Squeeze, Concat, Split,
+ * Gather, Slice, Pad, Expand, ConstantOfShape, Range, Constant, Identity, Dropout (inference). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -436,10 +436,132 @@ static qc_status op_range(const qce_call *call)
     return QC_OK;
 }
 
+/* Split: sizes from the `split` input (opset >= 13) or attribute, else equal parts (num_outputs or the
+ * output count), the last part smaller when the axis does not divide. */
+static qc_status op_split(const qce_call *call)
+{
+    QCE_TRY(qce__expect_input(call, 0, ~0u));
+    const qc_tensor *x = &call->inputs[0]->tensor;
+    int axis;
+    QCE_TRY(qce__axis(call, qce__attr_int(call, "axis", 0), x->ndim, &axis));
+    int64_t sizes[64];
+    size_t count = call->num_outputs;
+    if (count > 64) return qce__fail(call, QC_ERR_UNSUPPORTED, "more than 64 outputs");
+    const int64_t *attr;
+    size_t given = call->opset >= 13 ? 0 : qce__attr_ints(call, "split", &attr);
+    if (call->opset >= 13 && call->num_inputs > 1 && call->inputs[1]) QCE_TRY(qce__int_list(call, 1, sizes, 64, &given));
+    else qce__copy_ints(sizes, attr, given < 64 ? given : 64);
+    if (given && given != count) return qce__fail(call, QC_ERR_INVALID_ARG, "split gives %zu sizes for %zu outputs", given, count);
+    int64_t extent = x->dims[axis], total = 0;
+    for (size_t k = 0; k < count; k++) {
+        if (!given) sizes[k] = k + 1 < count ? (extent + (int64_t)count - 1) / (int64_t)count : extent - total;
+        if (sizes[k] < 0) return qce__fail(call, QC_ERR_INVALID_ARG, "split size %zu is negative", k);
+        total += sizes[k];
+    }
+    if (total != extent) return qce__fail(call, QC_ERR_SHAPE, "split sizes add up to %lld, the axis has %lld", (long long)total,
+                                          (long long)extent);
+    int64_t outer = 1, inner = (int64_t)item_size(x);
+    for (int d = 0; d < axis; d++) outer *= x->dims[d];
+    for (int d = axis + 1; d < x->ndim; d++) inner *= x->dims[d];
+    for (size_t k = 0, start = 0; k < count; start += (size_t)sizes[k], k++) {
+        int64_t dims[QC_MAX_DIMS];
+        memcpy(dims, x->dims, sizeof dims);
+        dims[axis] = sizes[k];
+        QCE_TRY(qce__output(call, k, x->dtype, x->ndim, dims));
+        if (call->outputs[k] == NULL || sizes[k] == 0) continue;
+        uint8_t *out = call->outputs[k]->tensor.data;
+        for (int64_t o = 0; o < outer; o++)
+            memcpy(out + o * sizes[k] * inner, (const uint8_t *)x->data + (o * extent + (int64_t)start) * inner,
+                   (size_t)(sizes[k] * inner));
+    }
+    return QC_OK;
+}
+
+typedef enum { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE } pad_mode;
+
+/* The input index that output index o (in padded coordinates) reads along one axis, or -1 for the
+ * constant. */
+static int64_t pad_source(int64_t o, int64_t begin, int64_t extent, pad_mode mode)
+{
+    int64_t i = o - begin;
+    if (i >= 0 && i < extent) return i;
+    if (mode == PAD_CONSTANT || extent == 0) return -1;
+    if (mode == PAD_EDGE) return i < 0 ? 0 : extent - 1;
+    int64_t period = 2 * (extent - 1); /* reflect, without repeating the edge */
+    if (period == 0) return 0;
+    i = ((i % period) + period) % period;
+    return i < extent ? i : period - i;
+}
+
+static qc_status pad_params(const qce_call *call, const qc_tensor *x, int64_t *begin, int64_t *end, double *value)
+{
+    int64_t pads[2 * QC_MAX_DIMS], axes[QC_MAX_DIMS];
+    size_t n_pads, n_axes = 0;
+    if (call->opset >= 11) {
+        QCE_TRY(qce__int_list(call, 1, pads, 2 * QC_MAX_DIMS, &n_pads));
+        if (call->num_inputs > 2 && call->inputs[2] && qce__numel(&call->inputs[2]->tensor) > 0)
+            *value = qce__load(&call->inputs[2]->tensor, 0);
+        if (call->num_inputs > 3 && call->inputs[3]) QCE_TRY(qce__int_list(call, 3, axes, QC_MAX_DIMS, &n_axes));
+    } else {
+        const int64_t *v;
+        n_pads = qce__attr_ints(call, "pads", &v);
+        if (n_pads > 2 * QC_MAX_DIMS) return qce__fail(call, QC_ERR_INVALID_ARG, "too many pads");
+        qce__copy_ints(pads, v, n_pads);
+        *value = qce__attr_float(call, "value", 0.0f);
+    }
+    size_t count = n_axes ? n_axes : (size_t)x->ndim;
+    if (n_pads != 2 * count) return qce__fail(call, QC_ERR_INVALID_ARG, "pads has %zu entries for %zu axes", n_pads, count);
+    for (int d = 0; d < x->ndim; d++) begin[d] = end[d] = 0;
+    for (size_t i = 0; i < count; i++) {
+        int a = (int)i;
+        if (n_axes) QCE_TRY(qce__axis(call, axes[i], x->ndim, &a));
+        begin[a] = pads[i], end[a] = pads[count + i];
+    }
+    return QC_OK;
+}
+
+static qc_status op_pad(const qce_call *call)
+{
+    QCE_TRY(qce__expect_input(call, 0, ~0u));
+    const qc_tensor *x = &call->inputs[0]->tensor;
+    const Onnx__AttributeProto *m = qce__attr(call, "mode");
+    pad_mode mode = PAD_CONSTANT;
+    if (m && m->s.len == 7 && memcmp(m->s.data, "reflect", 7) == 0) mode = PAD_REFLECT;
+    else if (m && m->s.len == 4 && memcmp(m->s.data, "edge", 4) == 0) mode = PAD_EDGE;
+    else if (m && !(m->s.len == 8 && memcmp(m->s.data, "constant", 8) == 0))
+        return qce__fail(call, QC_ERR_UNSUPPORTED, "pad mode '%.*s'", (int)m->s.len, (const char *)m->s.data);
+    int64_t begin[QC_MAX_DIMS], end[QC_MAX_DIMS], dims[QC_MAX_DIMS], strides[QC_MAX_DIMS], stride = 1;
+    double value = 0.0;
+    QCE_TRY(pad_params(call, x, begin, end, &value));
+    for (int d = x->ndim - 1; d >= 0; d--) {
+        dims[d] = x->dims[d] + begin[d] + end[d];
+        if (dims[d] < 0) return qce__fail(call, QC_ERR_SHAPE, "pads remove more than axis %d holds", d);
+        if (mode == PAD_REFLECT && (begin[d] >= x->dims[d] || end[d] >= x->dims[d]) && (begin[d] > 0 || end[d] > 0))
+            return qce__fail(call, QC_ERR_INVALID_ARG, "reflect pads must be smaller than axis %d", d);
+        strides[d] = stride, stride *= x->dims[d];
+    }
+    QCE_TRY(qce__output(call, 0, x->dtype, x->ndim, dims));
+    qc_tensor *y = &call->outputs[0]->tensor;
+    int64_t n = qce__numel(y), index[QC_MAX_DIMS] = {0};
+    size_t item = item_size(x);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t offset = 0;
+        for (int d = 0; d < x->ndim && offset >= 0; d++) {
+            int64_t src = pad_source(index[d], begin[d], x->dims[d], mode);
+            offset = src < 0 ? -1 : offset + src * strides[d];
+        }
+        if (offset < 0) qce__store(y, i, value);
+        else memcpy((uint8_t *)y->data + i * item, (const uint8_t *)x->data + offset * item, item);
+        for (int d = x->ndim - 1; d >= 0 && ++index[d] == dims[d]; d--) index[d] = 0;
+    }
+    return QC_OK;
+}
+
 const qce_op qce__shape_ops[] = {
     {"Identity", op_identity}, {"Dropout", op_dropout}, {"Reshape", op_reshape}, {"Flatten", op_flatten},
     {"Transpose", op_transpose}, {"Shape", op_shape}, {"Size", op_size}, {"Unsqueeze", op_unsqueeze},
-    {"Squeeze", op_squeeze}, {"Concat", op_concat}, {"Gather", op_gather}, {"Slice", op_slice},
+    {"Squeeze", op_squeeze}, {"Concat", op_concat}, {"Split", op_split}, {"Gather", op_gather},
+    {"Slice", op_slice}, {"Pad", op_pad},
     {"Expand", op_expand}, {"Constant", op_constant}, {"ConstantOfShape", op_constant_of_shape},
     {"Range", op_range}, {NULL, NULL},
 };
