@@ -3,45 +3,57 @@
 
 #include "ops/blas.h"
 #include "ops/broadcast.h"
+#include "ops/matmul.h"
 #include "ops/ops.h"
+
+qc_status qce__matmul_init(qce_matmul *mm, const qce_call *call, size_t ia, size_t ib)
+{
+    qc_tensor *a = &mm->a, *b = &mm->b;
+    *a = call->inputs[ia]->tensor, *b = call->inputs[ib]->tensor;
+    if (a->ndim == 0 || b->ndim == 0) return qce__fail(call, QC_ERR_SHAPE, "matrix products need inputs of rank 1 or more");
+    int a_vector = a->ndim == 1, b_vector = b->ndim == 1; /* promoted, and dropped again from the output */
+    if (a_vector) a->dims[1] = a->dims[0], a->dims[0] = 1, a->ndim = 2;
+    if (b_vector) b->dims[1] = 1, b->ndim = 2;
+    mm->m = a->dims[a->ndim - 2], mm->k = a->dims[a->ndim - 1], mm->n = b->dims[b->ndim - 1];
+    if (b->dims[b->ndim - 2] != mm->k)
+        return qce__fail(call, QC_ERR_SHAPE, "inner dimensions differ: %lld and %lld", (long long)mm->k,
+                         (long long)b->dims[b->ndim - 2]);
+    qc_tensor batch_a = *a, batch_b = *b; /* the batch dimensions alone */
+    batch_a.ndim -= 2, batch_b.ndim -= 2;
+    const qc_tensor *batches[2] = {&batch_a, &batch_b};
+    QCE_TRY(qce__broadcast_init(&mm->batch, call, batches, 2));
+    mm->ndim = 0;
+    mm->count = 1;
+    for (int d = 0; d < mm->batch.ndim; d++) mm->dims[mm->ndim++] = mm->batch.dims[d], mm->count *= mm->batch.dims[d];
+    if (!a_vector) mm->dims[mm->ndim++] = mm->m;
+    if (!b_vector) mm->dims[mm->ndim++] = mm->n;
+    return QC_OK;
+}
+
+void qce__matmul_operands(const qce_matmul *mm, int64_t i, int64_t *a_matrix, int64_t *b_matrix)
+{
+    int64_t *offsets[3] = {a_matrix, b_matrix, NULL};
+    qce__broadcast_offsets(&mm->batch, i, 1, offsets);
+}
 
 static qc_status op_matmul(const qce_call *call)
 {
     QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_F32)));
     QCE_TRY(qce__expect_input(call, 1, QCE_DT(QC_DT_F32)));
-    qc_tensor a = call->inputs[0]->tensor, b = call->inputs[1]->tensor;
-    if (a.ndim == 0 || b.ndim == 0) return qce__fail(call, QC_ERR_SHAPE, "MatMul needs inputs of rank 1 or more");
-    int a_vector = a.ndim == 1, b_vector = b.ndim == 1;
-    /* Promote 1-D operands: [k] -> [1, k] on the left, [k] -> [k, 1] on the right. */
-    if (a_vector) a.dims[1] = a.dims[0], a.dims[0] = 1, a.ndim = 2;
-    if (b_vector) b.dims[1] = 1, b.ndim = 2;
-    int64_t m = a.dims[a.ndim - 2], k = a.dims[a.ndim - 1], n = b.dims[b.ndim - 1];
-    if (b.dims[b.ndim - 2] != k)
-        return qce__fail(call, QC_ERR_SHAPE, "inner dimensions differ: %lld and %lld", (long long)k,
-                         (long long)b.dims[b.ndim - 2]);
-    qc_tensor batch_a = a, batch_b = b; /* the batch dimensions alone */
-    batch_a.ndim -= 2, batch_b.ndim -= 2;
-    const qc_tensor *batches[2] = {&batch_a, &batch_b};
-    qce_broadcast bc;
-    QCE_TRY(qce__broadcast_init(&bc, call, batches, 2));
-    int64_t dims[QC_MAX_DIMS + 2];
-    int ndim = 0;
-    for (int d = 0; d < bc.ndim; d++) dims[ndim++] = bc.dims[d];
-    if (!a_vector) dims[ndim++] = m;
-    if (!b_vector) dims[ndim++] = n;
-    QCE_TRY(qce__output(call, 0, QC_DT_F32, ndim, dims));
-    int64_t count = 1;
-    for (int d = 0; d < bc.ndim; d++) count *= bc.dims[d];
+    qce_matmul mm;
+    QCE_TRY(qce__matmul_init(&mm, call, 0, 1));
+    QCE_TRY(qce__output(call, 0, QC_DT_F32, mm.ndim, mm.dims));
+    int64_t m = mm.m, n = mm.n, k = mm.k;
     float *y = call->outputs[0]->tensor.data;
     /* Many small products (attention heads): one single-threaded GEMM per batch entry, the entries
      * spread over the threads; few large ones: BLAS threads each. */
-    int threads = call->threads > 0 ? call->threads : 1, across = count >= threads && count > 1;
+    int threads = call->threads > 0 ? call->threads : 1, across = mm.count >= threads && mm.count > 1;
 #pragma omp parallel for num_threads(threads) schedule(static) if (across)
-    for (int64_t i = 0; i < count; i++) {
-        int64_t oa, ob, *offsets[3] = {&oa, &ob, NULL};
-        qce__broadcast_offsets(&bc, i, 1, offsets);
-        qce__sgemm(across ? 1 : call->threads, 0, 0, m, n, k, 1.0f, (const float *)a.data + oa * m * k, k,
-                   (const float *)b.data + ob * k * n, n, 0.0f, y + i * m * n, n);
+    for (int64_t i = 0; i < mm.count; i++) {
+        int64_t oa, ob;
+        qce__matmul_operands(&mm, i, &oa, &ob);
+        qce__sgemm(across ? 1 : call->threads, 0, 0, m, n, k, 1.0f, (const float *)mm.a.data + oa * m * k, k,
+                   (const float *)mm.b.data + ob * k * n, n, 0.0f, y + i * m * n, n);
     }
     return QC_OK;
 }

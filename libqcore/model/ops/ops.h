@@ -37,12 +37,14 @@ void qce__copy_ints(int64_t *dst, const int64_t *src, size_t n);
 /* An axis attribute or value made non-negative for rank `ndim`, or a failure naming it. */
 qc_status qce__axis(const qce_call *call, int64_t axis, int ndim, int *out);
 
-/* Op tables, one per file, each ended by {NULL, NULL}. */
+/* Op tables, one per file, each ended by {NULL, NULL}. Names are op types of the ONNX domain, or
+ * "<domain>.<op type>" for other domains (op types hold no dots). */
 extern const qce_op qce__elementwise_ops[];
 extern const qce_op qce__linear_ops[];
 extern const qce_op qce__shape_ops[];
 extern const qce_op qce__nn_ops[];
 extern const qce_op qce__reduce_ops[];
 extern const qce_op qce__quant_ops[];
+extern const qce_op qce__quant_int_ops[];
 
 #endif
