@@ -257,6 +257,27 @@ QC_ONNX_API qc_status qc_session_run(qc_session *session);
  * run or qc_session_free. */
 QC_ONNX_API qc_status qc_session_value(const qc_session *session, const char *name, qc_tensor *out);
 
+/* How the integer linear ops (MatMulInteger, QLinearMatMul) accumulate their dot products. */
+typedef enum qc_accumulator_mode {
+    QC_ACCUMULATE_EXACT = 0,     /* int32 as ONNX specifies; a sum beyond int32 is an error */
+    QC_ACCUMULATE_WRAP = 1,      /* a P-bit two's-complement register: each partial sum wraps around */
+    QC_ACCUMULATE_SATURATE = 2   /* a P-bit register that clamps each partial sum to its range */
+} qc_accumulator_mode;
+
+/* Simulates a P-bit accumulator (`bits` = P in 2..32; ignored for EXACT) in later runs. Each dot product
+ * adds its terms in order of the reduction index into the register. */
+QC_ONNX_API qc_status qc_session_set_accumulator(qc_session *session, int bits, qc_accumulator_mode mode);
+
+/* What the integer linear ops of the last run saw. */
+typedef struct qc_accumulator_stats {
+    uint64_t dot_products;           /* dot products computed */
+    uint64_t overflowing_products;   /* of them, those whose partial sums left the P-bit range at least once */
+    uint64_t overflow_events;        /* partial sums outside the range, over all dot products */
+    int64_t max_abs_partial_sum;     /* the largest |partial sum| of the exact arithmetic */
+} qc_accumulator_stats;
+
+QC_ONNX_API qc_status qc_session_accumulator_stats(const qc_session *session, qc_accumulator_stats *out);
+
 /* ---------------------------------------------------------------------------------------------
  * Calibration and evaluation data: arrays read from files.
  */

@@ -22,6 +22,13 @@ typedef struct qce_value {
 
 typedef struct qce_node qce_node;
 
+/* How integer linear ops accumulate (qc_session_set_accumulator), and what they saw in the last run. */
+typedef struct qce_accumulator {
+    int bits;                    /* P; 0 for exact (int32 with an overflow error) */
+    qc_accumulator_mode mode;
+    qc_accumulator_stats stats;
+} qce_accumulator;
+
 /* What a kernel sees: its node, its input values (NULL for an omitted optional input) and the session's
  * thread count. */
 typedef struct qce_call {
@@ -32,6 +39,7 @@ typedef struct qce_call {
     size_t num_outputs;
     int threads;
     int64_t opset;               /* the model's opset for the node's domain */
+    qce_accumulator *accumulator; /* the session's; integer linear ops read and update it */
 } qce_call;
 
 typedef qc_status (*qce_kernel)(const qce_call *call);
@@ -50,6 +58,7 @@ struct qc_session {
     size_t num_values;
     qce_node *nodes;             /* in execution order */
     size_t num_nodes;
+    qce_accumulator accumulator;
 };
 
 /* Index of the value called `name` (values are sorted by name), or SIZE_MAX. */

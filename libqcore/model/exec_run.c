@@ -113,7 +113,7 @@ static qc_status run_node(qc_session *s, const qce_node *node, int threads, qce_
 {
     const Onnx__NodeProto *p = node->proto;
     qce_call call = {node, slots, p->n_input, slots + p->n_input, p->n_output, threads,
-                     qc_model_opset_version(s->model, p->domain)};
+                     qc_model_opset_version(s->model, p->domain), &s->accumulator};
     for (size_t k = 0; k < p->n_input; k++) {
         slots[k] = node->inputs[k] == SIZE_MAX ? NULL : &s->values[node->inputs[k]];
         if (slots[k] && !slots[k]->is_bound)
@@ -138,6 +138,7 @@ qc_status qc_session_run(qc_session *s)
     if (slots == NULL) return QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
     for (size_t v = 0; v < s->num_values; v++)
         if (!s->values[v].is_constant && !s->values[v].is_input) s->values[v].is_bound = 0;
+    memset(&s->accumulator.stats, 0, sizeof s->accumulator.stats);
     qc_status st = QC_OK;
     for (size_t i = 0; i < s->num_nodes && st == QC_OK; i++) {
         st = run_node(s, &s->nodes[i], (int)threads, slots);
@@ -160,5 +161,25 @@ qc_status qc_session_value(const qc_session *s, const char *name, qc_tensor *out
         return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'name': '%.120s' is neither a graph output nor captured", name);
     if (!v->is_bound) return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'name': '%.120s' has no value yet (run first)", name);
     *out = v->tensor;
+    return QC_OK;
+}
+
+qc_status qc_session_set_accumulator(qc_session *s, int bits, qc_accumulator_mode mode)
+{
+    QCM_CHECK_NOT_NULL(s);
+    if (mode != QC_ACCUMULATE_EXACT && mode != QC_ACCUMULATE_WRAP && mode != QC_ACCUMULATE_SATURATE)
+        return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'mode': unknown accumulator mode %d", (int)mode);
+    if (mode != QC_ACCUMULATE_EXACT && (bits < 2 || bits > 32))
+        return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'bits': %d is outside 2..32", bits);
+    s->accumulator.bits = mode == QC_ACCUMULATE_EXACT ? 0 : bits;
+    s->accumulator.mode = mode;
+    return QC_OK;
+}
+
+qc_status qc_session_accumulator_stats(const qc_session *s, qc_accumulator_stats *out)
+{
+    QCM_CHECK_NOT_NULL(s);
+    QCM_CHECK_NOT_NULL(out);
+    *out = s->accumulator.stats;
     return QC_OK;
 }

@@ -35,6 +35,23 @@ class Session:
         t, _keep = view(array)
         check(onnx_lib.qc_session_set_initializer(self._s, name.encode(), t))
 
+    _MODES = {"exact": "QC_ACCUMULATE_EXACT", "wrap": "QC_ACCUMULATE_WRAP", "saturate": "QC_ACCUMULATE_SATURATE"}
+
+    def set_accumulator(self, bits, mode="wrap"):
+        """Simulates a `bits`-bit accumulator ('wrap' or 'saturate'; 'exact' restores int32) in the integer
+        linear ops (MatMulInteger, QLinearMatMul) of later runs."""
+        if mode not in self._MODES:
+            raise ValueError("qcore.Session.set_accumulator: mode must be one of %s, got %r" % (", ".join(self._MODES), mode))
+        check(onnx_lib.qc_session_set_accumulator(self._s, bits, getattr(onnx_lib, self._MODES[mode])))
+
+    def accumulator_stats(self):
+        """What the integer linear ops of the last run saw: dot_products, overflowing_products,
+        overflow_events, max_abs_partial_sum."""
+        out = ffi.new("qc_accumulator_stats *")
+        check(onnx_lib.qc_session_accumulator_stats(self._s, out))
+        return {k: getattr(out, k) for k in ("dot_products", "overflowing_products", "overflow_events",
+                                             "max_abs_partial_sum")}
+
     def run(self, inputs):
         """Runs the graph on `inputs` ({name: numpy array}); returns {name: numpy array} (copies) for the
         graph outputs and the captured values."""

@@ -187,13 +187,17 @@ BINARY_OP(xor, XOR)
 static qc_status variadic(const qce_call *call, binary_kind kind)
 {
     if (call->num_inputs == 1) return qce__copy_input(call, 0, 0);
-    QCE_TRY(binary(&(qce_call){call->node, call->inputs, 2, call->outputs, 1, call->threads, call->opset}, kind));
+    qce_call first_pair = *call;
+    first_pair.num_inputs = 2, first_pair.num_outputs = 1;
+    QCE_TRY(binary(&first_pair, kind));
     for (size_t k = 2; k < call->num_inputs; k++) {
         qce_value *pair[2] = {call->outputs[0], call->inputs[k]};
         qce_value scratch = *call->outputs[0];
         scratch.storage = NULL, scratch.capacity = 0;
         qce_value *outs[1] = {&scratch};
-        qc_status st = binary(&(qce_call){call->node, pair, 2, outs, 1, call->threads, call->opset}, kind);
+        qce_call next = *call;
+        next.inputs = pair, next.num_inputs = 2, next.outputs = outs, next.num_outputs = 1;
+        qc_status st = binary(&next, kind);
         if (st == QC_OK) st = qce__move_value(call->outputs[0], &scratch);
         free(scratch.storage);
         QCE_TRY(st);

@@ -124,8 +124,56 @@ static void product_row(const int16_t *a, const int16_t *b, int64_t k, int64_t n
 
 enum { SUM_OVERFLOW = 1, NO_MEMORY = 2 };
 
+/* One dot product through a simulated P-bit register (qc_session_set_accumulator): terms are added in
+ * order of the reduction index; a partial sum outside the register's range is an event, after which the
+ * register wraps around or saturates. The exact partial sums are tracked alongside for the statistics. */
+static int32_t register_dot(const int16_t *a, const int16_t *b, int64_t k, int64_t stride, const qce_accumulator *acc,
+                            qc_accumulator_stats *stats)
+{
+    int64_t lo = -((int64_t)1 << (acc->bits - 1)), hi = ((int64_t)1 << (acc->bits - 1)) - 1, span = hi - lo + 1;
+    int64_t exact = 0, reg = 0, top = 0;
+    uint64_t events = 0;
+    for (int64_t i = 0; i < k; i++) {
+        int64_t term = (int64_t)a[i] * b[i * stride];
+        exact += term;
+        reg += term;
+        top = exact > top ? exact : -exact > top ? -exact : top;
+        if (reg >= lo && reg <= hi) continue;
+        events++;
+        if (acc->mode == QC_ACCUMULATE_WRAP) reg = ((reg - lo) % span + span) % span + lo;
+        else reg = reg < lo ? lo : hi;
+    }
+    stats->dot_products++;
+    stats->overflow_events += events;
+    stats->overflowing_products += events > 0;
+    if (top > stats->max_abs_partial_sum) stats->max_abs_partial_sum = top;
+    return (int32_t)reg;
+}
+
+static void add_stats(qc_accumulator_stats *total, const qc_accumulator_stats *part)
+{
+    total->dot_products += part->dot_products;
+    total->overflow_events += part->overflow_events;
+    total->overflowing_products += part->overflowing_products;
+    if (part->max_abs_partial_sum > total->max_abs_partial_sum) total->max_abs_partial_sum = part->max_abs_partial_sum;
+}
+
+/* One output row, exact: int32 partial sums per chunk, int64 across chunks, checked against int32. */
+static int exact_row(const int16_t *a, const int16_t *b, int64_t k, int64_t n, int32_t *part, int64_t *total, int32_t *c)
+{
+    int bad = 0;
+    product_row(a, b, k, n, part, total);
+    for (int64_t j = 0; j < n; j++) {
+        int fits = total[j] >= INT32_MIN && total[j] <= INT32_MAX;
+        bad |= fits ? 0 : SUM_OVERFLOW;
+        c[j] = fits ? (int32_t)total[j] : 0;
+    }
+    return bad;
+}
+
 /* The rows of the product into c (int32, the output's shape), spread over the threads. */
-static int product_rows(const qce_matmul *mm, const int16_t *ac, const int16_t *bc, int32_t *c, int threads)
+static int product_rows(const qce_matmul *mm, const int16_t *ac, const int16_t *bc, int32_t *c, int threads,
+                        qce_accumulator *acc)
 {
     int64_t m = mm->m, k = mm->k, n = mm->n, rows = mm->count * m;
     int bad = 0;
@@ -133,6 +181,7 @@ static int product_rows(const qce_matmul *mm, const int16_t *ac, const int16_t *
     {
         int32_t *part = malloc(sizeof *part * (size_t)n + 1);
         int64_t *total = malloc(sizeof *total * (size_t)n + 1);
+        qc_accumulator_stats mine = {0, 0, 0, 0};
 #pragma omp for schedule(static) reduction(| : bad)
         for (int64_t row = 0; row < rows; row++) {
             if (part == NULL || total == NULL) {
@@ -141,13 +190,15 @@ static int product_rows(const qce_matmul *mm, const int16_t *ac, const int16_t *
             }
             int64_t oa, ob;
             qce__matmul_operands(mm, row / m, &oa, &ob);
-            product_row(ac + (oa * m + row % m) * k, bc + ob * k * n, k, n, part, total);
-            for (int64_t j = 0; j < n; j++) {
-                int fits = total[j] >= INT32_MIN && total[j] <= INT32_MAX;
-                bad |= fits ? 0 : SUM_OVERFLOW;
-                c[row * n + j] = fits ? (int32_t)total[j] : 0;
+            const int16_t *a = ac + (oa * m + row % m) * k, *b = bc + ob * k * n;
+            if (acc->bits == 0) {
+                bad |= exact_row(a, b, k, n, part, total, c + row * n);
+                continue;
             }
+            for (int64_t j = 0; j < n; j++) c[row * n + j] = register_dot(a, b + j, k, n, acc, &mine);
         }
+#pragma omp critical(qce_accumulator_stats)
+        add_stats(&acc->stats, &mine);
         free(part);
         free(total);
     }
@@ -163,7 +214,7 @@ static qc_status int_product_run(const int_product *p, const qce_call *call, int
     if (!bad) {
         center(ac, &mm->a, &p->za, 0);
         center(bc, &mm->b, &p->zb, 1);
-        bad = product_rows(mm, ac, bc, c, call->threads > 0 ? call->threads : 1);
+        bad = product_rows(mm, ac, bc, c, call->threads > 0 ? call->threads : 1, call->accumulator);
     }
     free(ac);
     free(bc);
