@@ -189,21 +189,49 @@ static int64_t tap(const window *w, int d, int64_t o, int64_t k)
     return o * w->stride[d] - w->pad_begin[d] + k * w->dilation[d];
 }
 
-/* im2col of one image's channel group: rows are (channel, kernel offset), columns are output pixels. */
+/* The output positions o in [0, out) whose tap k reads inside [0, in) along axis d: [*first, *last). */
+static void valid_outputs(const window *w, int d, int64_t k, int64_t *first, int64_t *last)
+{
+    int64_t shift = w->pad_begin[d] - k * w->dilation[d]; /* tap(o) = o * stride - shift */
+    int64_t lo = shift > 0 ? (shift + w->stride[d] - 1) / w->stride[d] : 0;
+    int64_t top = w->in[d] - 1 + shift, hi = top >= 0 ? top / w->stride[d] + 1 : 0;
+    *first = lo < w->out[d] ? lo : w->out[d];
+    *last = hi < w->out[d] ? hi : w->out[d];
+    if (*last < *first) *last = *first;
+}
+
+/* One im2col row segment: output row (oz, oy) of tap (kz, ky, kx), zero where the tap reads padding. */
+static void im2col_segment(float *dst, const float *plane, const window *w, int64_t iz, int64_t iy, int64_t kx,
+                           int64_t first, int64_t last)
+{
+    int64_t out = w->out[2];
+    if (iz < 0 || iz >= w->in[0] || iy < 0 || iy >= w->in[1]) {
+        memset(dst, 0, (size_t)out * sizeof *dst);
+        return;
+    }
+    const float *src = plane + (iz * w->in[1] + iy) * w->in[2] + kx * w->dilation[2] - w->pad_begin[2];
+    for (int64_t ox = 0; ox < first; ox++) dst[ox] = 0.0f;
+    for (int64_t ox = first; ox < last; ox++) dst[ox] = src[ox * w->stride[2]];
+    for (int64_t ox = last; ox < out; ox++) dst[ox] = 0.0f;
+}
+
+/* im2col of one image's channel group: rows are (channel, kernel offset), columns are output pixels.
+ * Bounds are worked out once per row segment, so the inner loop is a strided copy. */
 static void im2col(float *columns, const float *image, int64_t channels, const window *w)
 {
-    int64_t taps = w->kernel[0] * w->kernel[1] * w->kernel[2], pixels = window_pixels(w);
+    int64_t pixels = window_pixels(w), plane = w->in[0] * w->in[1] * w->in[2];
+    float *dst = columns;
     for (int64_t c = 0; c < channels; c++)
-        for (int64_t t = 0; t < taps; t++) {
-            int64_t kz = t / (w->kernel[1] * w->kernel[2]), ky = t / w->kernel[2] % w->kernel[1], kx = t % w->kernel[2];
-            float *dst = columns + (c * taps + t) * pixels;
-            for (int64_t p = 0; p < pixels; p++) {
-                int64_t oz = p / (w->out[1] * w->out[2]), oy = p / w->out[2] % w->out[1], ox = p % w->out[2];
-                int64_t iz = tap(w, 0, oz, kz), iy = tap(w, 1, oy, ky), ix = tap(w, 2, ox, kx);
-                int inside = iz >= 0 && iz < w->in[0] && iy >= 0 && iy < w->in[1] && ix >= 0 && ix < w->in[2];
-                dst[p] = inside ? image[((c * w->in[0] + iz) * w->in[1] + iy) * w->in[2] + ix] : 0.0f;
-            }
-        }
+        for (int64_t kz = 0; kz < w->kernel[0]; kz++)
+            for (int64_t ky = 0; ky < w->kernel[1]; ky++)
+                for (int64_t kx = 0; kx < w->kernel[2]; kx++, dst += pixels) {
+                    int64_t first, last;
+                    valid_outputs(w, 2, kx, &first, &last);
+                    for (int64_t oz = 0; oz < w->out[0]; oz++)
+                        for (int64_t oy = 0; oy < w->out[1]; oy++)
+                            im2col_segment(dst + (oz * w->out[1] + oy) * w->out[2], image + c * plane, w,
+                                           tap(w, 0, oz, kz), tap(w, 1, oy, ky), kx, first, last);
+                }
 }
 
 static void output_dims(int64_t *dims, const qc_tensor *x, int64_t channels, const window *w)
@@ -251,28 +279,48 @@ static qc_status op_conv(const qce_call *call)
 
 typedef enum { POOL_MAX, POOL_AVERAGE } pool_kind;
 
-/* One output of a pooling window: max, or average over the taps inside the input (or all taps, padding
- * included, with count_include_pad; taps beyond the padding, which ceil_mode adds, never count). */
-static float pool_window(const float *plane, const window *w, int64_t oz, int64_t oy, int64_t ox, pool_kind kind,
-                         int include_pad, const int64_t *pads_end)
+/* The taps k in [0, kernel) of output o that read inside the input along axis d: [*first, *last). */
+static void valid_taps(const window *w, int d, int64_t o, int64_t *first, int64_t *last)
 {
-    double acc = kind == POOL_MAX ? -INFINITY : 0.0;
-    int64_t count = 0;
-    for (int64_t kz = 0; kz < w->kernel[0]; kz++)
-        for (int64_t ky = 0; ky < w->kernel[1]; ky++)
-            for (int64_t kx = 0; kx < w->kernel[2]; kx++) {
-                int64_t iz = tap(w, 0, oz, kz), iy = tap(w, 1, oy, ky), ix = tap(w, 2, ox, kx);
-                int in_pad = iz >= -w->pad_begin[0] && iz < w->in[0] + pads_end[0] && iy >= -w->pad_begin[1] &&
-                             iy < w->in[1] + pads_end[1] && ix >= -w->pad_begin[2] && ix < w->in[2] + pads_end[2];
-                if (iz < 0 || iz >= w->in[0] || iy < 0 || iy >= w->in[1] || ix < 0 || ix >= w->in[2]) {
-                    count += include_pad && in_pad;
-                    continue;
-                }
-                double v = plane[(iz * w->in[1] + iy) * w->in[2] + ix];
-                acc = kind == POOL_MAX ? fmax(acc, v) : acc + v;
-                count++;
+    int64_t start = o * w->stride[d] - w->pad_begin[d], dil = w->dilation[d]; /* tap(k) = start + k * dil */
+    int64_t lo = start < 0 ? (-start + dil - 1) / dil : 0;
+    int64_t hi = w->in[d] - 1 - start >= 0 ? (w->in[d] - 1 - start) / dil + 1 : 0;
+    *first = lo < w->kernel[d] ? lo : w->kernel[d];
+    *last = hi < w->kernel[d] ? hi : w->kernel[d];
+    if (*last < *first) *last = *first;
+}
+
+/* The taps of output o along axis d that lie in the padded input (for count_include_pad): those before
+ * the end of the trailing padding; ceil_mode may add taps beyond it, which never count. */
+static int64_t padded_taps(const window *w, int d, int64_t o, int64_t pad_end)
+{
+    int64_t n = 0;
+    for (int64_t k = 0; k < w->kernel[d]; k++) n += tap(w, d, o, k) < w->in[d] + pad_end;
+    return n;
+}
+
+/* One output of a pooling window: max, or average over the taps inside the input (or all taps within
+ * the padding, with count_include_pad). Bounds are found per axis, so the inner loops only read. */
+static float pool_window(const float *plane, const window *w, const int64_t *o, pool_kind kind, int include_pad,
+                         const int64_t *pads_end)
+{
+    int64_t first[SPATIAL], last[SPATIAL];
+    for (int d = 0; d < SPATIAL; d++) valid_taps(w, d, o[d], &first[d], &last[d]);
+    float best = -INFINITY;
+    double sum = 0.0;
+    for (int64_t kz = first[0]; kz < last[0]; kz++)
+        for (int64_t ky = first[1]; ky < last[1]; ky++) {
+            const float *row = plane + (tap(w, 0, o[0], kz) * w->in[1] + tap(w, 1, o[1], ky)) * w->in[2];
+            for (int64_t kx = first[2]; kx < last[2]; kx++) {
+                float v = row[tap(w, 2, o[2], kx)];
+                best = v > best ? v : best;
+                sum += v;
             }
-    return (float)(kind == POOL_MAX ? acc : acc / (double)(count ? count : 1));
+        }
+    if (kind == POOL_MAX) return best;
+    int64_t count = 1;
+    for (int d = 0; d < SPATIAL; d++) count *= include_pad ? padded_taps(w, d, o[d], pads_end[d]) : last[d] - first[d];
+    return (float)(sum / (double)(count ? count : 1));
 }
 
 static qc_status pool(const qce_call *call, pool_kind kind, int global)
@@ -297,9 +345,10 @@ static qc_status pool(const qce_call *call, pool_kind kind, int global)
     float *y = call->outputs[0]->tensor.data;
     int64_t planes = x->dims[0] * x->dims[1], pixels = window_pixels(&w), image = w.in[0] * w.in[1] * w.in[2];
     for (int64_t p = 0; p < planes; p++)
-        for (int64_t o = 0; o < pixels; o++)
-            y[p * pixels + o] = pool_window((const float *)x->data + p * image, &w, o / (w.out[1] * w.out[2]),
-                                            o / w.out[2] % w.out[1], o % w.out[2], kind, include_pad, pads_end);
+        for (int64_t o = 0; o < pixels; o++) {
+            int64_t at[SPATIAL] = {o / (w.out[1] * w.out[2]), o / w.out[2] % w.out[1], o % w.out[2]};
+            y[p * pixels + o] = pool_window((const float *)x->data + p * image, &w, at, kind, include_pad, pads_end);
+        }
     return QC_OK;
 }
 
