@@ -22,6 +22,14 @@ typedef struct qce_value {
 
 typedef struct qce_node qce_node;
 
+/* Storage released by values after their last reader ran, handed to later outputs: a session's memory
+ * is its largest set of values alive at once, not the sum of all of them. */
+typedef struct qce_pool {
+    void **buffers;
+    size_t *capacities;
+    size_t count, room;
+} qce_pool;
+
 /* How integer linear ops accumulate (qc_session_set_accumulator), and what they saw in the last run. */
 typedef struct qce_accumulator {
     int bits;                    /* P; 0 for exact (int32 with an overflow error) */
@@ -40,6 +48,7 @@ typedef struct qce_call {
     int threads;
     int64_t opset;               /* the model's opset for the node's domain */
     qce_accumulator *accumulator; /* the session's; integer linear ops read and update it */
+    qce_pool *pool;               /* the session's free storage */
 } qce_call;
 
 typedef qc_status (*qce_kernel)(const qce_call *call);
@@ -47,6 +56,7 @@ typedef qc_status (*qce_kernel)(const qce_call *call);
 struct qce_node {
     const Onnx__NodeProto *proto;
     qce_kernel kernel;
+    size_t *last_reads;          /* values this node reads last (in execution order), SIZE_MAX-ended */
     size_t *inputs;              /* value indices; SIZE_MAX for an omitted input */
     size_t *outputs;
 };
@@ -59,7 +69,14 @@ struct qc_session {
     qce_node *nodes;             /* in execution order */
     size_t num_nodes;
     qce_accumulator accumulator;
+    qce_pool pool;
 };
+
+/* Gives v's storage to the pool (v keeps no value). */
+void qce__release(qce_pool *pool, qce_value *v);
+
+/* Frees every buffer of the pool. */
+void qce__pool_free(qce_pool *pool);
 
 /* Index of the value called `name` (values are sorted by name), or SIZE_MAX. */
 size_t qce__value_index(const qc_session *s, const char *name);

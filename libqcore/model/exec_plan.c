@@ -175,6 +175,39 @@ static qc_status order_nodes(qc_session *s)
     return st;
 }
 
+/* For each node, the values it is the last to touch in execution order (read, or produced and never
+ * read), so that a run can hand their storage on as soon as that node is done. */
+static qc_status plan_releases(qc_session *s)
+{
+    size_t *last = malloc((s->num_values + 1) * sizeof *last);
+    if (last == NULL) return PLAN_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
+    for (size_t v = 0; v < s->num_values; v++) last[v] = SIZE_MAX;
+    for (size_t i = 0; i < s->num_nodes; i++) {
+        const qce_node *n = &s->nodes[i];
+        for (size_t k = 0; k < n->proto->n_output; k++)
+            if (n->outputs[k] != SIZE_MAX) last[n->outputs[k]] = i;
+        for (size_t k = 0; k < n->proto->n_input; k++)
+            if (n->inputs[k] != SIZE_MAX) last[n->inputs[k]] = i;
+    }
+    size_t *counts = calloc(s->num_nodes + 1, sizeof *counts);
+    qc_status st = counts ? QC_OK : PLAN_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
+    for (size_t v = 0; st == QC_OK && v < s->num_values; v++)
+        if (last[v] != SIZE_MAX) counts[last[v]]++;
+    for (size_t i = 0; st == QC_OK && i < s->num_nodes; i++) {
+        s->nodes[i].last_reads = malloc((counts[i] + 1) * sizeof *s->nodes[i].last_reads);
+        if (s->nodes[i].last_reads == NULL) st = PLAN_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
+        else s->nodes[i].last_reads[0] = SIZE_MAX, counts[i] = 0;
+    }
+    for (size_t v = 0; st == QC_OK && v < s->num_values; v++) {
+        if (last[v] == SIZE_MAX) continue;
+        qce_node *n = &s->nodes[last[v]];
+        n->last_reads[counts[last[v]]++] = v;
+        n->last_reads[counts[last[v]]] = SIZE_MAX;
+    }
+    free(last), free(counts);
+    return st;
+}
+
 static qc_status plan(qc_session *s)
 {
     QCM_TRY(collect_values(s));
@@ -185,7 +218,8 @@ static qc_status plan(qc_session *s)
     if (s->nodes == NULL) return PLAN_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for %zu nodes", g->n_node);
     s->num_nodes = g->n_node;
     for (size_t i = 0; i < g->n_node; i++) QCM_TRY(plan_node(s, &s->nodes[i], g->node[i]));
-    return order_nodes(s);
+    QCM_TRY(order_nodes(s));
+    return plan_releases(s);
 }
 
 qc_status qc_session_create(qc_session **out, const qc_model *model, qc_ctx *ctx)
@@ -213,9 +247,11 @@ void qc_session_free(qc_session *s)
     for (size_t i = 0; i < s->num_nodes; i++) {
         free(s->nodes[i].inputs);
         free(s->nodes[i].outputs);
+        free(s->nodes[i].last_reads);
     }
     free(s->nodes);
     for (size_t i = 0; i < s->num_values; i++) free(s->values[i].storage);
+    qce__pool_free(&s->pool);
     free(s->values);
     free(s);
 }

@@ -113,7 +113,7 @@ static qc_status run_node(qc_session *s, const qce_node *node, int threads, qce_
 {
     const Onnx__NodeProto *p = node->proto;
     qce_call call = {node, slots, p->n_input, slots + p->n_input, p->n_output, threads,
-                     qc_model_opset_version(s->model, p->domain), &s->accumulator};
+                     qc_model_opset_version(s->model, p->domain), &s->accumulator, &s->pool};
     for (size_t k = 0; k < p->n_input; k++) {
         slots[k] = node->inputs[k] == SIZE_MAX ? NULL : &s->values[node->inputs[k]];
         if (slots[k] && !slots[k]->is_bound)
@@ -121,7 +121,12 @@ static qc_status run_node(qc_session *s, const qce_node *node, int threads, qce_
                                slots[k]->name, p->name ? p->name : "");
     }
     for (size_t k = 0; k < p->n_output; k++) slots[p->n_input + k] = node->outputs[k] == SIZE_MAX ? NULL : &s->values[node->outputs[k]];
-    return node->kernel(&call);
+    QCM_TRY(node->kernel(&call));
+    for (const size_t *v = node->last_reads; *v != SIZE_MAX; v++) { /* values nobody reads any more */
+        qce_value *value = &s->values[*v];
+        if (!value->keep && !value->is_constant && !value->is_input) qce__release(&s->pool, value);
+    }
+    return QC_OK;
 }
 
 qc_status qc_session_run(qc_session *s)

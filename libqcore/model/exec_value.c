@@ -25,6 +25,50 @@ qc_status qce__fail(const qce_call *call, qc_status status, const char *format, 
     return qcm__fail(status, "qc_session_run", "%s node '%s': %s", n->op_type, n->name ? n->name : "", message);
 }
 
+void qce__release(qce_pool *pool, qce_value *v)
+{
+    v->is_bound = 0;
+    if (v->storage == NULL) return;
+    if (pool->count == pool->room) {
+        size_t room = pool->room ? 2 * pool->room : 16;
+        void **buffers = realloc(pool->buffers, room * sizeof *buffers);
+        if (buffers) pool->buffers = buffers;
+        size_t *capacities = buffers ? realloc(pool->capacities, room * sizeof *capacities) : NULL;
+        if (capacities) pool->capacities = capacities;
+        if (!buffers || !capacities) return; /* no room to keep it: the value simply keeps its storage */
+        pool->room = room;
+    }
+    pool->buffers[pool->count] = v->storage;
+    pool->capacities[pool->count++] = v->capacity;
+    v->storage = NULL;
+    v->capacity = 0;
+}
+
+void qce__pool_free(qce_pool *pool)
+{
+    for (size_t i = 0; i < pool->count; i++) free(pool->buffers[i]);
+    free(pool->buffers);
+    free(pool->capacities);
+    memset(pool, 0, sizeof *pool);
+}
+
+/* The smallest pooled buffer of at least `bytes`, swapped for v's own (which goes to the pool). */
+static int take_from_pool(qce_pool *pool, qce_value *v, size_t bytes)
+{
+    size_t best = SIZE_MAX;
+    for (size_t i = 0; i < pool->count; i++)
+        if (pool->capacities[i] >= bytes && (best == SIZE_MAX || pool->capacities[i] < pool->capacities[best])) best = i;
+    if (best == SIZE_MAX) return 0;
+    void *buffer = pool->buffers[best];
+    size_t capacity = pool->capacities[best];
+    pool->buffers[best] = pool->buffers[--pool->count];
+    pool->capacities[best] = pool->capacities[pool->count];
+    if (v->storage) qce__release(pool, v);
+    v->storage = buffer;
+    v->capacity = capacity;
+    return 1;
+}
+
 qc_status qce__output(const qce_call *call, size_t k, qc_dtype dtype, int ndim, const int64_t *dims)
 {
     if (k >= call->num_outputs || call->outputs[k] == NULL) return QC_OK; /* an output nobody reads */
@@ -38,7 +82,7 @@ qc_status qce__output(const qce_call *call, size_t k, qc_dtype dtype, int ndim, 
         n *= (uint64_t)dims[d];
     }
     size_t bytes = (size_t)((n * (uint64_t)qc_dtype_bits(dtype) + 7) / 8);
-    if (bytes > v->capacity) {
+    if (bytes > v->capacity && !(call->pool && take_from_pool(call->pool, v, bytes))) {
         void *grown = realloc(v->storage, bytes);
         if (grown == NULL) return qce__fail(call, QC_ERR_OUT_OF_MEMORY, "no memory for %zu bytes of output", bytes);
         v->storage = grown;
