@@ -12,7 +12,7 @@ prefix=$(meson introspect "$build" --buildoptions | python3 -c \
   "import json,sys; print(next(o['value'] for o in json.load(sys.stdin) if o['name']=='prefix'))")
 pcdir=$(dirname "$(find "$stage" -name qcore.pc | head -1)")
 [ -n "$pcdir" ] || { echo "check-install: meson install wrote no qcore.pc" >&2; exit 1; }
-for header in qcore.h qc_core.h qc_tensor.h qc_quant.h qc_version.h; do
+for header in qcore.h qc_core.h qc_tensor.h qc_quant.h qc_version.h qc_model.h; do
   [ -f "$stage$prefix/include/qcore/$header" ] || { echo "check-install: missing include/qcore/$header" >&2; exit 1; }
 done
 # The .pc file names the final prefix; point it at the staged copy.
@@ -27,3 +27,19 @@ echo "$output"
 # (no clipping ratio below 1 lowers the error of these 8 values), giving scale 3.1 / 127 and -3.1 -> -127.
 case "$output" in *"q[0][0] = -127"*) echo "check-install: installed headers, library and pkg-config work" ;;
   *) echo "check-install: unexpected output" >&2; exit 1 ;; esac
+
+# The ONNX library, through its own pkg-config file (which requires qcore's).
+flags=$(PKG_CONFIG_PATH="$pcdir" pkg-config --define-variable=prefix="$stage$prefix" --cflags --libs qcore-onnx)
+# shellcheck disable=SC2086
+cc -std=c11 -Wall -Wextra -Werror "$root/examples/c/inspect_model.c" $flags -o "$stage/inspect_model"
+model="$root/tests/data/models/fashion_mlp.onnx"
+output=$(LD_LIBRARY_PATH="$libdir" "$stage/inspect_model" "$model")
+echo "$output"
+# The oracle: the onnx package's view of the same file.
+want=$("$root/.venv/bin/python" -c "import onnx, sys; g = onnx.load(sys.argv[1]).graph; print(len(g.node), len(g.initializer))" "$model")
+if ! grep -q "^nodes ${want% *}$" <<<"$output" || ! grep -q "^initializers ${want#* }$" <<<"$output" \
+   || ! grep -q "^input input FLOAT \[batch, 784\]$" <<<"$output"; then
+  echo "check-install: inspect_model disagrees with onnx ($want)" >&2
+  exit 1
+fi
+echo "check-install: libqcore-onnx and its pkg-config file work"

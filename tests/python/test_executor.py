@@ -165,3 +165,18 @@ def test_bad_inputs():
         session.run({})
     assert np.array_equal(session.run({"x": np.array([[-1, 2, -3], [4, -5, 6]], np.float32)})["y"],
                           [[0, 2, 0], [4, 0, 6]])
+
+
+def test_int32_dequantize_matches_onnxruntime():
+    """Bias-style int32 levels, beyond any 16-bit grid, per tensor and per axis."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(-(2 ** 31), 2 ** 31 - 1, (4, 5), dtype=np.int64).astype(np.int32)
+    for scale, axis in ((np.float32(1e-6), None), (rng.uniform(1e-7, 1e-5, 5).astype(np.float32), 1)):
+        zero = np.zeros(np.shape(scale), np.int32) + 1000
+        attrs = {} if axis is None else {"axis": axis}
+        inits = [numpy_helper.from_array(np.asarray(scale), "s"), numpy_helper.from_array(np.asarray(zero), "z")]
+        nodes = [helper.make_node("DequantizeLinear", ["x", "s", "z"], ["y"], **attrs)]
+        model, proto = make_model(nodes, [tensor("x", TensorProto.INT32, (4, 5))], [tensor("y", shape=(4, 5))], inits, 13)
+        got = qcore.Session(model).run({"x": x})["y"]
+        want = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        assert np.array_equal(got, want)

@@ -98,15 +98,44 @@ static qc_status op_quantize_linear(const qce_call *call)
     return run_quantizer(call, qc_quantize, q, q, 0);
 }
 
+/* int32 levels (bias-style) exceed every grid libqcore quantizes to: (x - zero point) * scale directly,
+ * per tensor or per axis. */
+static qc_status dequantize_int32(const qce_call *call)
+{
+    const qc_tensor *x = &call->inputs[0]->tensor, *scale = &call->inputs[1]->tensor;
+    const qc_tensor *zp = call->num_inputs > 2 && call->inputs[2] ? &call->inputs[2]->tensor : NULL;
+    int64_t params = qce__numel(scale), outer = 1, extent = 1, inner = 1;
+    if (qce__attr_int(call, "block_size", 0) > 0) return qce__fail(call, QC_ERR_UNSUPPORTED, "blocked int32 dequantization");
+    if (zp && qce__numel(zp) != params) return qce__fail(call, QC_ERR_SHAPE, "zero point and scale differ in size");
+    if (params > 1) {
+        int axis;
+        QCE_TRY(qce__axis(call, qce__attr_int(call, "axis", 1), x->ndim, &axis));
+        for (int d = 0; d < x->ndim; d++) *(d < axis ? &outer : d == axis ? &extent : &inner) *= x->dims[d];
+        if (extent != params) return qce__fail(call, QC_ERR_SHAPE, "scale has %lld entries for an axis of %lld", (long long)params,
+                                               (long long)extent);
+    } else {
+        inner = qce__numel(x);
+    }
+    QCE_TRY(qce__output(call, 0, QC_DT_F32, x->ndim, x->dims));
+    const int32_t *in = x->data;
+    float *out = call->outputs[0]->tensor.data;
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t e = 0; e < extent; e++) {
+            float s = ((const float *)scale->data)[e];
+            int64_t z = zp ? (int64_t)qce__load(zp, e) : 0;
+            int64_t base = (o * extent + e) * inner;
+            for (int64_t i = 0; i < inner; i++) out[base + i] = (float)((int64_t)in[base + i] - z) * s;
+        }
+    return QC_OK;
+}
+
 static qc_status op_dequantize_linear(const qce_call *call)
 {
     QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_I8) | QCE_DT(QC_DT_U8) | QCE_DT(QC_DT_I16) | QCE_DT(QC_DT_I32) |
                                            QCE_DT(QC_DT_INT4) | QCE_DT(QC_DT_UINT4)));
     QCE_TRY(qce__expect_input(call, 1, QCE_DT(QC_DT_F32)));
     qc_dtype q = call->inputs[0]->tensor.dtype;
-    /* int32 levels (bias-style) use libqcore's widest grid, 16 bits, held in i32. */
-    return q == QC_DT_I32 ? run_quantizer(call, qc_dequantize, QC_DT_I16, QC_DT_F32, 16)
-                          : run_quantizer(call, qc_dequantize, q, QC_DT_F32, 0);
+    return q == QC_DT_I32 ? dequantize_int32(call) : run_quantizer(call, qc_dequantize, q, QC_DT_F32, 0);
 }
 
 const qce_op qce__quant_ops[] = {
