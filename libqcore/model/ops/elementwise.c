@@ -76,7 +76,7 @@ static qc_status op_neg(const qce_call *call)
 
 /* ---- broadcasting binary ops ------------------------------------------------------------------- */
 
-typedef enum { ADD, SUB, MUL, DIV, POW, MAX, MIN, MOD, EQUAL, LESS, GREATER, LESS_EQUAL, GREATER_EQUAL, AND, OR, XOR } binary_kind;
+typedef enum { ADD, SUB, MUL, DIV, POW, MAX, MIN, MOD, FMOD, EQUAL, LESS, GREATER, LESS_EQUAL, GREATER_EQUAL, AND, OR, XOR } binary_kind;
 
 static int is_comparison(binary_kind k)
 {
@@ -101,7 +101,7 @@ static void row_f32(binary_kind k, float *y, const float *a, int64_t sa, const f
     case POW: ROW_LOOP(z == 2.0f ? x * x : powf(x, z)); break;
     case MAX: ROW_LOOP(x > z ? x : z); break;
     case MIN: ROW_LOOP(x < z ? x : z); break;
-    case MOD: ROW_LOOP(fmodf(x, z)); break;
+    case MOD: case FMOD: ROW_LOOP(fmodf(x, z)); break;
     default: break;
     }
 }
@@ -117,6 +117,7 @@ static double apply_wide(binary_kind k, double a, double b, int integer)
     case MAX: return a > b ? a : b;
     case MIN: return a < b ? a : b;
     case MOD: return integer ? (b != 0 ? (double)((int64_t)a - (int64_t)b * (int64_t)floor(a / b)) : 0) : fmod(a, b);
+    case FMOD: return integer ? (b != 0 ? (double)((int64_t)a % (int64_t)b) : 0) : fmod(a, b);
     case EQUAL: return a == b;
     case LESS: return a < b;
     case GREATER: return a > b;
@@ -133,6 +134,8 @@ enum { CHUNK = 4096 };
 
 static qc_status binary(const qce_call *call, binary_kind kind)
 {
+    /* Mod's fmod = 1 takes the dividend's sign (C's fmod); the default, the divisor's (Python's %). */
+    if (kind == MOD && qce__attr_int(call, "fmod", 0)) kind = FMOD;
     unsigned types = QCE_DT(QC_DT_F32) | QCE_DT(QC_DT_F64) | QCE_DT(QC_DT_I64) | QCE_DT(QC_DT_I32) |
                      QCE_DT(QC_DT_I8) | QCE_DT(QC_DT_U8) | QCE_DT(QC_DT_I16);
     QCE_TRY(qce__expect_input(call, 0, types));

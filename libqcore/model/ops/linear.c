@@ -58,6 +58,32 @@ static qc_status op_matmul(const qce_call *call)
     return QC_OK;
 }
 
+/* y[M, N] = C broadcast: row copies for the usual bias shapes ([N], [1, N], [M, N]), the general
+ * broadcast otherwise. */
+static qc_status fill_bias(const qce_call *call, const qc_tensor *c, float *y, int64_t m, int64_t n)
+{
+    const float *bias = c->data;
+    int one_row = c->ndim >= 1 && c->ndim <= 2 && c->dims[c->ndim - 1] == n && qce__numel(c) == n;
+    int full = c->ndim == 2 && c->dims[0] == m && c->dims[1] == n;
+    if (one_row || full) {
+        for (int64_t row = 0; row < m; row++) memcpy(y + row * n, full ? bias + row * n : bias, (size_t)n * sizeof *y);
+        return QC_OK;
+    }
+    qce_broadcast bc;
+    qc_tensor target = {.dtype = QC_DT_F32, .ndim = 2, .dims = {m, n}};
+    const qc_tensor *pair[2] = {&target, c};
+    QCE_TRY(qce__broadcast_init(&bc, call, pair, 2));
+    if (bc.ndim != 2 || bc.dims[0] != m || bc.dims[1] != n)
+        return qce__fail(call, QC_ERR_SHAPE, "C does not broadcast to [M, N]");
+    int64_t sc = bc.strides[1][1];
+    for (int64_t row = 0; row < m; row++) {
+        int64_t offsets[3];
+        qce__broadcast_row(&bc, row, offsets);
+        for (int64_t j = 0; j < n; j++) y[row * n + j] = bias[offsets[1] + j * sc];
+    }
+    return QC_OK;
+}
+
 /* Y = alpha * A' B' + beta * C, C broadcast to [M, N]. */
 static qc_status op_gemm(const qce_call *call)
 {
@@ -76,18 +102,7 @@ static qc_status op_gemm(const qce_call *call)
     int has_c = call->num_inputs > 2 && call->inputs[2] != NULL && beta != 0.0f;
     if (has_c) {
         QCE_TRY(qce__expect_input(call, 2, QCE_DT(QC_DT_F32)));
-        const qc_tensor *c = &call->inputs[2]->tensor;
-        qce_broadcast bc;
-        qc_tensor target = {.dtype = QC_DT_F32, .ndim = 2, .dims = {m, n}};
-        const qc_tensor *pair[2] = {&target, c};
-        QCE_TRY(qce__broadcast_init(&bc, call, pair, 2));
-        if (bc.ndim != 2 || bc.dims[0] != m || bc.dims[1] != n)
-            return qce__fail(call, QC_ERR_SHAPE, "C does not broadcast to [M, N]");
-        for (int64_t row = 0; row < m; row++) { /* one row of offsets at a time */
-            int64_t ot[n > 0 ? n : 1], oc[n > 0 ? n : 1], *offsets[3] = {ot, oc, NULL};
-            qce__broadcast_offsets(&bc, row * n, n, offsets);
-            for (int64_t j = 0; j < n; j++) y[row * n + j] = ((const float *)c->data)[oc[j]];
-        }
+        QCE_TRY(fill_bias(call, &call->inputs[2]->tensor, y, m, n));
     }
     qce__sgemm(call->threads, ta, tb, m, n, k, alpha, a->data, a->dims[1], b->data, b->dims[1], has_c ? beta : 0.0f, y, n);
     return QC_OK;
