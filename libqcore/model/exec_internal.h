@@ -75,6 +75,9 @@ struct qc_session {
 /* Gives v's storage to the pool (v keeps no value). */
 void qce__release(qce_pool *pool, qce_value *v);
 
+/* Grows v's own storage to at least `bytes` (realloc); 0 when there is no memory. */
+int qce__reserve(qce_value *v, size_t bytes);
+
 /* Frees every buffer of the pool. */
 void qce__pool_free(qce_pool *pool);
 

@@ -14,44 +14,39 @@ static qc_status find(const qc_session *s, const char *name, size_t *index, cons
     return QC_OK;
 }
 
-static qc_status check_declared(const qc_session *s, const char *name, const qc_tensor *value, const char *function)
+/* The tensor type graph input `name` declares, or NULL when it declares none. */
+static const Onnx__TypeProto__Tensor *declared_type(const qc_session *s, const char *name)
 {
     const Onnx__GraphProto *g = s->model->proto->graph;
     for (size_t i = 0; i < g->n_input; i++) {
         if (g->input[i]->name == NULL || strcmp(g->input[i]->name, name) != 0) continue;
         const Onnx__TypeProto *type = g->input[i]->type;
-        if (type == NULL || type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE) return QC_OK;
-        int want = qce__dtype_of_onnx(type->tensor_type->elem_type);
-        if (want && (qc_dtype)want != value->dtype)
-            return QCM_FAIL_IN(function, QC_ERR_DTYPE, "argument 'value': input '%s' takes %s, got %s", name,
-                               qc_onnx_type_string(type->tensor_type->elem_type), qc_dtype_string(value->dtype));
-        const Onnx__TensorShapeProto *shape = type->tensor_type->shape;
-        if (shape == NULL) return QC_OK;
-        if (shape->n_dim == 0 && qc_tensor_numel(value) == 1) return QC_OK; /* a one-element scalar */
-        if ((size_t)value->ndim != shape->n_dim)
-            return QCM_FAIL_IN(function, QC_ERR_SHAPE, "argument 'value': input '%s' has rank %zu, got %d", name,
-                               shape->n_dim, (int)value->ndim);
-        for (size_t d = 0; d < shape->n_dim; d++) {
-            const Onnx__TensorShapeProto__Dimension *dim = shape->dim[d];
-            if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && dim->dim_value != value->dims[d])
-                return QCM_FAIL_IN(function, QC_ERR_SHAPE, "argument 'value': input '%s' needs dims[%zu] = %lld, got %lld", name,
-                                   d, (long long)dim->dim_value, (long long)value->dims[d]);
-        }
-        return QC_OK;
+        return type && type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE ? type->tensor_type : NULL;
     }
-    return QC_OK;
+    return NULL;
 }
 
-static int declared_rank(const qc_session *s, const char *name)
+static qc_status check_declared(const Onnx__TypeProto__Tensor *type, const char *name, const qc_tensor *value,
+                                const char *function)
 {
-    const Onnx__GraphProto *g = s->model->proto->graph;
-    for (size_t i = 0; i < g->n_input; i++) {
-        const Onnx__TypeProto *type = g->input[i]->type;
-        if (g->input[i]->name && strcmp(g->input[i]->name, name) == 0 && type &&
-            type->value_case == ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && type->tensor_type->shape)
-            return (int)type->tensor_type->shape->n_dim;
+    if (type == NULL) return QC_OK;
+    int want = qce__dtype_of_onnx(type->elem_type);
+    if (want && (qc_dtype)want != value->dtype)
+        return QCM_FAIL_IN(function, QC_ERR_DTYPE, "argument 'value': input '%s' takes %s, got %s", name,
+                           qc_onnx_type_string(type->elem_type), qc_dtype_string(value->dtype));
+    const Onnx__TensorShapeProto *shape = type->shape;
+    if (shape == NULL) return QC_OK;
+    if (shape->n_dim == 0 && qc_tensor_numel(value) == 1) return QC_OK; /* a one-element scalar */
+    if ((size_t)value->ndim != shape->n_dim)
+        return QCM_FAIL_IN(function, QC_ERR_SHAPE, "argument 'value': input '%s' has rank %zu, got %d", name, shape->n_dim,
+                           (int)value->ndim);
+    for (size_t d = 0; d < shape->n_dim; d++) {
+        const Onnx__TensorShapeProto__Dimension *dim = shape->dim[d];
+        if (dim->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && dim->dim_value != value->dims[d])
+            return QCM_FAIL_IN(function, QC_ERR_SHAPE, "argument 'value': input '%s' needs dims[%zu] = %lld, got %lld", name,
+                               d, (long long)dim->dim_value, (long long)value->dims[d]);
     }
-    return -1;
+    return QC_OK;
 }
 
 qc_status qc_session_set_input(qc_session *s, const char *name, const qc_tensor *value)
@@ -64,9 +59,10 @@ qc_status qc_session_set_input(qc_session *s, const char *name, const qc_tensor 
     if (!s->values[i].is_input)
         return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'name': '%.120s' is not a graph input", name);
     if (!qc_tensor_is_contiguous(value)) return QCM_FAIL(QC_ERR_LAYOUT, "argument 'value': must be C-contiguous");
-    QCM_TRY(check_declared(s, name, value, __func__));
+    const Onnx__TypeProto__Tensor *type = declared_type(s, name);
+    QCM_TRY(check_declared(type, name, value, __func__));
     s->values[i].tensor = *value;
-    if (declared_rank(s, name) == 0) s->values[i].tensor.ndim = 0; /* [1] given for a declared scalar */
+    if (type && type->shape && type->shape->n_dim == 0) s->values[i].tensor.ndim = 0; /* [1] for a declared scalar */
     s->values[i].is_bound = 1;
     return QC_OK;
 }
@@ -88,12 +84,7 @@ qc_status qc_session_set_initializer(qc_session *s, const char *name, const qc_t
     if (!qc_tensor_is_contiguous(value)) return QCM_FAIL(QC_ERR_LAYOUT, "argument 'value': must be C-contiguous");
     size_t bytes;
     QCM_TRY(qc_tensor_nbytes(&bytes, value));
-    if (bytes > v->capacity) {
-        void *grown = realloc(v->storage, bytes ? bytes : 1);
-        if (grown == NULL) return QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for %zu bytes", bytes);
-        v->storage = grown;
-        v->capacity = bytes;
-    }
+    if (!qce__reserve(v, bytes)) return QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for %zu bytes", bytes);
     if (bytes) memcpy(v->storage, value->data, bytes);
     v->tensor.data = v->storage;
     return QC_OK;

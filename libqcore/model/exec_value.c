@@ -44,6 +44,16 @@ void qce__release(qce_pool *pool, qce_value *v)
     v->capacity = 0;
 }
 
+int qce__reserve(qce_value *v, size_t bytes)
+{
+    if (bytes <= v->capacity && v->storage != NULL) return 1;
+    void *grown = realloc(v->storage, bytes ? bytes : 1);
+    if (grown == NULL) return 0;
+    v->storage = grown;
+    v->capacity = bytes;
+    return 1;
+}
+
 void qce__pool_free(qce_pool *pool)
 {
     for (size_t i = 0; i < pool->count; i++) free(pool->buffers[i]);
@@ -82,12 +92,8 @@ qc_status qce__output(const qce_call *call, size_t k, qc_dtype dtype, int ndim, 
         n *= (uint64_t)dims[d];
     }
     size_t bytes = (size_t)((n * (uint64_t)qc_dtype_bits(dtype) + 7) / 8);
-    if (bytes > v->capacity && !(call->pool && take_from_pool(call->pool, v, bytes))) {
-        void *grown = realloc(v->storage, bytes);
-        if (grown == NULL) return qce__fail(call, QC_ERR_OUT_OF_MEMORY, "no memory for %zu bytes of output", bytes);
-        v->storage = grown;
-        v->capacity = bytes;
-    }
+    if (bytes > v->capacity && !(call->pool && take_from_pool(call->pool, v, bytes)) && !qce__reserve(v, bytes))
+        return qce__fail(call, QC_ERR_OUT_OF_MEMORY, "no memory for %zu bytes of output", bytes);
     qc_status st = qc_tensor_init(&v->tensor, v->storage ? v->storage : (void *)v, dtype, ndim, dims, NULL);
     if (st != QC_OK) return qce__fail(call, st, "cannot shape the output");
     v->tensor.data = v->storage;

@@ -8,31 +8,32 @@
 
 /* ---- unary float functions --------------------------------------------------------------------- */
 
-typedef float (*unary_fn)(float x, const qce_call *call);
+/* fn(x, parameter): the parameter is an attribute read once per call (LeakyRelu's alpha), not per
+ * element. */
+typedef float (*unary_fn)(float x, float parameter);
 
-static float relu(float x, const qce_call *c) { (void)c; return x > 0.0f ? x : 0.0f; }
-static float sigmoid(float x, const qce_call *c) { (void)c; return 1.0f / (1.0f + expf(-x)); }
-static float tanh_(float x, const qce_call *c) { (void)c; return tanhf(x); }
-static float erf_(float x, const qce_call *c) { (void)c; return erff(x); }
-static float sqrt_(float x, const qce_call *c) { (void)c; return sqrtf(x); }
-static float exp_(float x, const qce_call *c) { (void)c; return expf(x); }
-static float log_(float x, const qce_call *c) { (void)c; return logf(x); }
-static float abs_(float x, const qce_call *c) { (void)c; return fabsf(x); }
-static float neg(float x, const qce_call *c) { (void)c; return -x; }
-static float reciprocal(float x, const qce_call *c) { (void)c; return 1.0f / x; }
-static float floor_(float x, const qce_call *c) { (void)c; return floorf(x); }
-static float ceil_(float x, const qce_call *c) { (void)c; return ceilf(x); }
-static float leaky_relu(float x, const qce_call *c) { return x >= 0.0f ? x : qce__attr_float(c, "alpha", 0.01f) * x; }
-static float softplus(float x, const qce_call *c) { (void)c; return log1pf(expf(-fabsf(x))) + fmaxf(x, 0.0f); }
-static float gelu(float x, const qce_call *c)
+static float relu(float x, float p) { (void)p; return x > 0.0f ? x : 0.0f; }
+static float sigmoid(float x, float p) { (void)p; return 1.0f / (1.0f + expf(-x)); }
+static float tanh_(float x, float p) { (void)p; return tanhf(x); }
+static float erf_(float x, float p) { (void)p; return erff(x); }
+static float sqrt_(float x, float p) { (void)p; return sqrtf(x); }
+static float exp_(float x, float p) { (void)p; return expf(x); }
+static float log_(float x, float p) { (void)p; return logf(x); }
+static float abs_(float x, float p) { (void)p; return fabsf(x); }
+static float neg(float x, float p) { (void)p; return -x; }
+static float reciprocal(float x, float p) { (void)p; return 1.0f / x; }
+static float floor_(float x, float p) { (void)p; return floorf(x); }
+static float ceil_(float x, float p) { (void)p; return ceilf(x); }
+static float leaky_relu(float x, float alpha) { return x >= 0.0f ? x : alpha * x; }
+static float softplus(float x, float p) { (void)p; return log1pf(expf(-fabsf(x))) + fmaxf(x, 0.0f); }
+static float gelu_erf(float x, float p) { (void)p; return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f)); }
+static float gelu_tanh(float x, float p)
 {
-    const Onnx__AttributeProto *a = qce__attr(c, "approximate");
-    if (a && a->s.len == 4 && memcmp(a->s.data, "tanh", 4) == 0)
-        return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-    return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
+    (void)p;
+    return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
 }
 
-static qc_status unary(const qce_call *call, unary_fn fn)
+static qc_status unary_with(const qce_call *call, unary_fn fn, float parameter)
 {
     QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_F32)));
     const qc_tensor *x = &call->inputs[0]->tensor;
@@ -41,8 +42,13 @@ static qc_status unary(const qce_call *call, unary_fn fn)
     float *out = call->outputs[0]->tensor.data;
     int64_t n = qce__numel(x);
 #pragma omp parallel for num_threads(call->threads > 0 ? call->threads : 1) schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) out[i] = fn(in[i], call);
+    for (int64_t i = 0; i < n; i++) out[i] = fn(in[i], parameter);
     return QC_OK;
+}
+
+static qc_status unary(const qce_call *call, unary_fn fn)
+{
+    return unary_with(call, fn, 0.0f);
 }
 
 #define UNARY_OP(name, fn) \
@@ -58,9 +64,19 @@ UNARY_OP(abs, abs_)
 UNARY_OP(reciprocal, reciprocal)
 UNARY_OP(floor, floor_)
 UNARY_OP(ceil, ceil_)
-UNARY_OP(leaky_relu, leaky_relu)
 UNARY_OP(softplus, softplus)
-UNARY_OP(gelu, gelu)
+
+static qc_status op_leaky_relu(const qce_call *call)
+{
+    return unary_with(call, leaky_relu, qce__attr_float(call, "alpha", 0.01f));
+}
+
+static qc_status op_gelu(const qce_call *call)
+{
+    const Onnx__AttributeProto *a = qce__attr(call, "approximate");
+    int tanh_form = a && a->s.len == 4 && memcmp(a->s.data, "tanh", 4) == 0;
+    return unary(call, tanh_form ? gelu_tanh : gelu_erf);
+}
 
 /* Neg also takes integers (shape arithmetic). */
 static qc_status op_neg(const qce_call *call)
