@@ -65,12 +65,13 @@ QC_ONNX_API const char *qc_onnx_type_string(int32_t type);
 
 typedef struct qc_model qc_model;
 
-/* Loads an ONNX model file. The file is memory-mapped while it is parsed; external data files named by
- * its initializers (relative to the model's folder) are checked and memory-mapped. `out` receives a
+/* Loads an ONNX model file. The file is memory-mapped and initializers' raw_data stay in the mapping
+ * (no copy: a model takes about its file's size in memory); external data files named by its
+ * initializers (relative to the model's folder) are checked and memory-mapped. `out` receives a
  * model owned by the caller (qc_model_free). */
 QC_ONNX_API qc_status qc_model_load(qc_model **out, const char *path);
 
-/* Loads a model from `size` bytes at `data` (borrowed; copied as needed). External data is looked up
+/* Loads a model from `size` bytes at `data` (borrowed during the call; the model keeps a copy). External data is looked up
  * in `external_dir` (borrowed; NULL: a model with external data is an error). */
 QC_ONNX_API qc_status qc_model_load_memory(qc_model **out, const void *data, size_t size, const char *external_dir);
 
@@ -153,7 +154,8 @@ QC_ONNX_API qc_status qc_model_node(const qc_model *model, size_t i, qc_node_inf
 
 /* An initializer. `data` views its bytes (little-endian, ONNX layout; nbytes of them): a view into the
  * file or its external data when stored raw, else a conversion made once from the typed field and kept
- * with the model. ONNX ranks above QC_MAX_DIMS give QC_ERR_UNSUPPORTED. */
+ * with the model. A view into the file lies wherever the file put it, so it need not be aligned to the
+ * element size: copy (or memcpy element-wise) before typed access. ONNX ranks above QC_MAX_DIMS give QC_ERR_UNSUPPORTED. */
 typedef struct qc_initializer_info {
     const char *name;
     int32_t elem_type;

@@ -36,7 +36,7 @@ static int value_exists(const qc_model *m, const char *name)
 
 /* ---- initializers ------------------------------------------------------------------------------- */
 
-static void clear_tensor_data(Onnx__TensorProto *t)
+static void clear_tensor_data(qc_model *m, Onnx__TensorProto *t)
 {
     free(t->float_data), free(t->int32_data), free(t->int64_data), free(t->double_data), free(t->uint64_data);
     t->float_data = NULL, t->int32_data = NULL, t->int64_data = NULL, t->double_data = NULL, t->uint64_data = NULL;
@@ -45,12 +45,12 @@ static void clear_tensor_data(Onnx__TensorProto *t)
     free(t->external_data);
     t->external_data = NULL, t->n_external_data = 0;
     t->has_data_location = 0, t->data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__DEFAULT;
-    free(t->raw_data.data);
+    qcm__free_bytes(m, t->raw_data.data);
     t->raw_data.data = NULL, t->raw_data.len = 0, t->has_raw_data = 0;
 }
 
 /* Fills t with type, shape and a copy of the bytes, after checking they agree. */
-static qc_status fill_tensor(Onnx__TensorProto *t, int32_t type, int ndim, const int64_t *dims, const void *data,
+static qc_status fill_tensor(qc_model *m, Onnx__TensorProto *t, int32_t type, int ndim, const int64_t *dims, const void *data,
                              size_t nbytes, const char *function)
 {
     if (ndim < 0 || (ndim > 0 && dims == NULL))
@@ -69,7 +69,7 @@ static qc_status fill_tensor(Onnx__TensorProto *t, int32_t type, int ndim, const
     }
     if (nbytes) memcpy(bytes, data, nbytes);
     if (ndim) memcpy(shape, dims, (size_t)ndim * sizeof *shape);
-    clear_tensor_data(t);
+    clear_tensor_data(m, t);
     free(t->dims);
     t->dims = shape, t->n_dims = (size_t)ndim;
     t->data_type = type, t->has_data_type = 1;
@@ -90,7 +90,7 @@ qc_status qc_model_set_initializer(qc_model *m, const char *name, int32_t type, 
     QCM_CHECK_NOT_NULL(name);
     size_t i;
     QCM_TRY(qc_model_find_initializer(m, name, &i));
-    QCM_TRY(fill_tensor(m->proto->graph->initializer[i], type, ndim, dims, data, nbytes, __func__));
+    QCM_TRY(fill_tensor(m, m->proto->graph->initializer[i], type, ndim, dims, data, nbytes, __func__));
     forget_bytes(m, i);
     return qcm__initializer_bytes(m, i, __func__);
 }
@@ -112,7 +112,7 @@ qc_status qc_model_add_initializer(qc_model *m, const char *name, int32_t type, 
     }
     onnx__tensor_proto__init(t);
     t->name = copy_string(name);
-    qc_status st = t->name ? fill_tensor(t, type, ndim, dims, data, nbytes, __func__)
+    qc_status st = t->name ? fill_tensor(m, t, type, ndim, dims, data, nbytes, __func__)
                            : QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for a name");
     if (st != QC_OK) {
         onnx__tensor_proto__free_unpacked(t, NULL);

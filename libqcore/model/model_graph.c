@@ -11,7 +11,7 @@ qc_status qc_model_sort(qc_model *m)
     Onnx__GraphProto *g = m->proto->graph;
     size_t *order = malloc((g->n_node + 1) * sizeof *order);
     Onnx__NodeProto **sorted = malloc((g->n_node + 1) * sizeof *sorted);
-    qc_status st = order && sorted ? qcm__graph_order(g, order, __func__) : QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
+    qc_status st = order && sorted ? qcm__graph_order(g, order, 0, __func__) : QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
     if (st == QC_OK) {
         for (size_t i = 0; i < g->n_node; i++) sorted[i] = g->node[order[i]];
         memcpy(g->node, sorted, g->n_node * sizeof *sorted);
@@ -32,7 +32,7 @@ void qcm__remove_initializer(qc_model *m, size_t i)
             break;
         }
     free(m->bytes[i].owned);
-    onnx__tensor_proto__free_unpacked(g->initializer[i], NULL);
+    onnx__tensor_proto__free_unpacked(g->initializer[i], &m->allocator);
     memmove(&g->initializer[i], &g->initializer[i + 1], (g->n_initializer - i - 1) * sizeof *g->initializer);
     memmove(&m->bytes[i], &m->bytes[i + 1], (g->n_initializer - i - 1) * sizeof *m->bytes);
     g->n_initializer--;

@@ -26,6 +26,11 @@ typedef struct qcm_tensor_bytes {
 
 struct qc_model {
     Onnx__ModelProto *proto;
+    const unsigned char *source;      /* the mapped file or a copy of the loaded bytes, when initializers'
+                                       * raw_data point into it (model_skeleton.c); else NULL */
+    size_t source_size;
+    int source_is_mapping;
+    ProtobufCAllocator allocator;     /* frees the parsed message except the bytes borrowed from source */
     char *external_dir;               /* where external data files are looked up; NULL: none allowed */
     qcm_mapping *mappings;            /* external data files, mapped once each */
     size_t num_mappings;
@@ -33,6 +38,9 @@ struct qc_model {
     size_t *input_index;              /* graph.input entries that are not initializers */
     size_t num_inputs;
 };
+
+/* Frees bytes of the parsed message (raw_data borrowed from the source is left alone). */
+void qcm__free_bytes(qc_model *m, void *bytes);
 
 /* The expected byte count of a tensor of this type and shape; QC_ERR_FORMAT (naming `what`) for
  * negative dims, unknown types or a count that overflows. */
@@ -50,9 +58,15 @@ qc_status qcm__initializer_bytes(qc_model *model, size_t i, const char *function
 /* Maps the external data file `location` (validated: relative, inside external_dir). */
 qc_status qcm__map_external(qc_model *model, const char *location, const qcm_mapping **out, const char *function);
 
-/* A dependency order of g's nodes (indices into g->node, n_node of them), stable for ordered graphs;
- * QC_ERR_FORMAT naming a node that reads a missing value, or a cycle. */
-qc_status qcm__graph_order(const Onnx__GraphProto *g, size_t *order, const char *function);
+/* A dependency order of g's nodes (indices into g->node, n_node of them), stable for ordered graphs; a
+ * node comes after the producers of its inputs and of what its subgraphs read from g. QC_ERR_FORMAT naming
+ * a node that reads a missing value, or a cycle. In a `nested` graph (a subgraph), names that no node of g
+ * produces come from enclosing graphs and are never missing. */
+qc_status qcm__graph_order(const Onnx__GraphProto *g, size_t *order, int nested, const char *function);
+
+/* The names that node n's subgraphs (If branches, recursively) read from outside themselves: sorted,
+ * without repeats, `*count` of them in `*names` (malloc'd, NULL when none; the strings are n's). */
+qc_status qcm__outer_reads(const Onnx__NodeProto *n, const char ***names, size_t *count, const char *function);
 
 /* Raises the model's IR version to at least `version`. */
 void qcm__require_ir_version(qc_model *m, int64_t version);

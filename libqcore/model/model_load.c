@@ -1,6 +1,8 @@
-/* Loading: parse a ModelProto with protobuf-c, then check it and index it so that inspection never
- * meets a malformed item: every initializer's bytes are resolved and their size checked here. */
+/* Loading: parse a ModelProto with protobuf-c (leaving large raw_data payloads in the mapped file, see
+ * model_skeleton.c), then check it and index it so that inspection never meets a malformed item: every
+ * initializer's bytes are resolved and their size checked here. */
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 
 #include "error.h"
 #include "model_internal.h"
+#include "model_skeleton.h"
 
 
 static const char *name_of(const Onnx__TensorProto *t)
@@ -64,30 +67,98 @@ static qc_status check_graph(const Onnx__GraphProto *g, const char *function)
     return QC_OK;
 }
 
-static qc_status model_from_buffer(qc_model **out, const uint8_t *data, size_t size, const char *external_dir,
-                                   const char *function)
+/* ---- borrowed raw_data ------------------------------------------------------------------------- */
+
+static int is_borrowed(const qc_model *m, const void *bytes)
 {
-    if (size == 0) return QCM_FAIL_IN(function, QC_ERR_FORMAT, "the model is empty (0 bytes)");
-    Onnx__ModelProto *proto = onnx__model_proto__unpack(NULL, size, data);
-    if (proto == NULL)
-        return QCM_FAIL_IN(function, QC_ERR_FORMAT,
-                           "not an ONNX model: the %zu bytes do not parse as a ModelProto (truncated or corrupt?)", size);
-    if (proto->graph == NULL) {
-        onnx__model_proto__free_unpacked(proto, NULL);
-        return QCM_FAIL_IN(function, QC_ERR_FORMAT, "the model has no graph");
+    uintptr_t p = (uintptr_t)bytes, base = (uintptr_t)m->source;
+    return m->source != NULL && p >= base && p - base < m->source_size;
+}
+
+void qcm__free_bytes(qc_model *m, void *bytes)
+{
+    if (!is_borrowed(m, bytes)) free(bytes);
+}
+
+static void *allocate(void *model, size_t size)
+{
+    (void)model;
+    return malloc(size);
+}
+
+static void release(void *model, void *bytes)
+{
+    qcm__free_bytes(model, bytes);
+}
+
+/* Where the source bytes come from, and whether the model may keep them. */
+typedef struct source {
+    const uint8_t *data;
+    size_t size;
+    int is_mapping;   /* the model takes the mapping over when it borrows from it */
+    int taken;        /* set when it did: the model unmaps it, even if loading fails later */
+} source;
+
+/* Keeps the source for borrowed payloads: the mapping itself, or a copy of caller-owned bytes. */
+static qc_status keep_source(qc_model *m, source *src, const char *function)
+{
+    if (src->is_mapping) {
+        m->source = src->data;
+        src->taken = 1;
+    } else {
+        unsigned char *copy = malloc(src->size);
+        if (copy == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for %zu bytes", src->size);
+        memcpy(copy, src->data, src->size);
+        m->source = copy;
     }
-    qc_model *m = calloc(1, sizeof *m);
-    if (m == NULL) {
-        onnx__model_proto__free_unpacked(proto, NULL);
-        return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for a model");
+    m->source_size = src->size;
+    m->source_is_mapping = src->is_mapping;
+    return QC_OK;
+}
+
+static void attach_raw(qc_model *m, const qcm_skeleton *sk)
+{
+    Onnx__GraphProto *g = m->proto->graph;
+    for (size_t i = 0; i < sk->num_raw; i++) {
+        Onnx__TensorProto *t = g->initializer[sk->raw[i].initializer]; /* the skeleton kept every initializer */
+        t->raw_data.data = (uint8_t *)m->source + sk->raw[i].offset;
+        t->raw_data.len = sk->raw[i].length;
+        t->has_raw_data = 1;
     }
-    m->proto = proto;
+}
+
+/* Unpacks the source into m->proto, through a skeleton when raw_data payloads can stay in the source. */
+static qc_status unpack(qc_model *m, source *src, const char *function)
+{
+    qcm_skeleton sk;
+    int built = qcm__skeleton_build(&sk, src->data, src->size);
+    if (built < 0) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory to parse %zu bytes", src->size);
+    m->proto = built ? onnx__model_proto__unpack(NULL, sk.size, sk.bytes)
+                     : onnx__model_proto__unpack(NULL, src->size, src->data);
     qc_status st = QC_OK;
-    if (external_dir != NULL && (m->external_dir = strdup(external_dir)) == NULL)
+    if (m->proto == NULL)
+        st = QCM_FAIL_IN(function, QC_ERR_FORMAT,
+                         "not an ONNX model: the %zu bytes do not parse as a ModelProto (truncated or corrupt?)", src->size);
+    else if (m->proto->graph == NULL)
+        st = QCM_FAIL_IN(function, QC_ERR_FORMAT, "the model has no graph");
+    if (st == QC_OK && built) st = keep_source(m, src, function);
+    if (st == QC_OK && built) attach_raw(m, &sk);
+    if (built) qcm__skeleton_free(&sk);
+    return st;
+}
+
+static qc_status model_from_source(qc_model **out, source *src, const char *external_dir, const char *function)
+{
+    if (src->size == 0) return QCM_FAIL_IN(function, QC_ERR_FORMAT, "the model is empty (0 bytes)");
+    qc_model *m = calloc(1, sizeof *m);
+    if (m == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for a model");
+    m->allocator = (ProtobufCAllocator){allocate, release, m};
+    qc_status st = unpack(m, src, function);
+    if (st == QC_OK && external_dir != NULL && (m->external_dir = strdup(external_dir)) == NULL)
         st = QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for a path");
-    if (st == QC_OK) st = check_graph(proto->graph, function);
+    if (st == QC_OK) st = check_graph(m->proto->graph, function);
     if (st == QC_OK) st = index_inputs(m, function);
-    size_t n = proto->graph->n_initializer;
+    size_t n = st == QC_OK ? m->proto->graph->n_initializer : 0;
     if (st == QC_OK && (m->bytes = calloc(n + 1, sizeof *m->bytes)) == NULL)
         st = QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory to index %zu initializers", n);
     for (size_t i = 0; st == QC_OK && i < n; i++) st = qcm__initializer_bytes(m, i, function);
@@ -104,7 +175,8 @@ qc_status qc_model_load_memory(qc_model **out, const void *data, size_t size, co
     QCM_CHECK_NOT_NULL(out);
     *out = NULL;
     if (size > 0) QCM_CHECK_NOT_NULL(data);
-    return model_from_buffer(out, data, size, external_dir, __func__);
+    source src = {data, size, 0, 0};
+    return model_from_source(out, &src, external_dir, __func__);
 }
 
 /* The folder part of `path` ("." when there is none), newly allocated. */
@@ -147,10 +219,11 @@ qc_status qc_model_load(qc_model **out, const char *path)
     close(fd);
     if (data == MAP_FAILED) return QCM_FAIL(QC_ERR_IO, "cannot map '%s' (%zu bytes): %s", path, size, strerror(errno));
     char *dir = folder_of(path);
-    qc_status status = dir ? model_from_buffer(out, data, size, dir, __func__)
+    source src = {data, size, 1, 0};
+    qc_status status = dir ? model_from_source(out, &src, dir, __func__)
                            : QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for a path");
     free(dir);
-    if (data) munmap(data, size);
+    if (data && !src.taken) munmap(data, size);
     if (status == QC_ERR_FORMAT) name_file_in_error(path);
     return status;
 }
@@ -158,7 +231,7 @@ qc_status qc_model_load(qc_model **out, const char *path)
 void qc_model_free(qc_model *m)
 {
     if (m == NULL) return;
-    if (m->bytes)
+    if (m->bytes && m->proto)
         for (size_t i = 0; i < m->proto->graph->n_initializer; i++) free(m->bytes[i].owned);
     free(m->bytes);
     for (size_t i = 0; i < m->num_mappings; i++) {
@@ -169,6 +242,8 @@ void qc_model_free(qc_model *m)
     free(m->mappings);
     free(m->input_index);
     free(m->external_dir);
-    onnx__model_proto__free_unpacked(m->proto, NULL);
+    if (m->proto) onnx__model_proto__free_unpacked(m->proto, &m->allocator);
+    if (m->source_is_mapping && m->source) munmap((void *)m->source, m->source_size);
+    else free((void *)m->source);
     free(m);
 }

@@ -118,18 +118,22 @@ static qc_status quantize_initializer(qc_model *m, qc_ctx *ctx, size_t index, co
     if (info.elem_type != QC_ONNX_FLOAT)
         return QCM_FAIL_IN(function, QC_ERR_DTYPE, "initializer '%s' is %s; only FLOAT initializers are quantized", info.name,
                            qc_onnx_type_string(info.elem_type));
+    /* raw_data borrowed from the file may be misaligned for floats: quantize an aligned copy */
+    float *weights = malloc(info.nbytes ? info.nbytes : 1);
+    if (weights == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    if (info.nbytes) memcpy(weights, info.data, info.nbytes);
     qc_tensor x, q;
-    QCM_TRY(qc_tensor_init(&x, (void *)info.data, QC_DT_F32, info.ndim, info.dims, NULL));
+    qc_status st = qc_tensor_init(&x, weights, QC_DT_F32, info.ndim, info.dims, NULL);
     int64_t count = qc_tensor_numel(&x);
-    int32_t *levels = malloc((size_t)(count > 0 ? count : 1) * sizeof *levels);
-    if (levels == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    int32_t *levels = st == QC_OK ? malloc((size_t)(count > 0 ? count : 1) * sizeof *levels) : NULL;
+    if (st == QC_OK && levels == NULL) st = QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
     uint8_t *raw = NULL;
     size_t nbytes;
-    qc_status st = qc_tensor_init(&q, levels, QC_DT_I32, info.ndim, info.dims, NULL);
+    if (st == QC_OK) st = qc_tensor_init(&q, levels, QC_DT_I32, info.ndim, info.dims, NULL);
     if (st == QC_OK) st = qc_quantize(ctx, &q, &x, scale, zero_point, o);
     if (st == QC_OK) st = raw_integers(&raw, &nbytes, levels, count, type, function);
     if (st == QC_OK) st = qc_model_add_initializer(m, n->quantized, type, info.ndim, info.dims, raw, nbytes);
-    free(levels), free(raw);
+    free(weights), free(levels), free(raw);
     QCM_TRY(st);
     QCM_TRY(add_parameters(m, n, scale, zero_point, o, type, function));
     char original[256];

@@ -1,0 +1,119 @@
+"""Loading leaves initializers' raw_data in the memory-mapped file (no copy), and everything that reads
+typed elements from those views copes with the arbitrary alignment a file gives them.
+
+Oracles: the process's own memory map (/proc/self/maps names the file behind an address), onnx's view of
+the same bytes, and numpy for the executor's results."""
+import os
+
+import numpy as np
+import pytest
+
+import qcore
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "data", "models")
+
+
+def mapped_file_at(address):
+    """The file mapped at `address` in this process (None for anonymous memory)."""
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            if lo <= address < hi:
+                return os.path.realpath(fields[5].strip()) if len(fields) == 6 else None
+    return None
+
+
+def address_of(array):
+    return array.__array_interface__["data"][0]
+
+
+def matmul_model(weight_name, rows=24, cols=40, seed=5):
+    """y = x @ W with W stored as raw_data; the initializer's name length shifts where its bytes land."""
+    w = np.random.default_rng(seed).standard_normal((rows, cols)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", weight_name], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", rows])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", cols])],
+        [numpy_helper.from_array(w, weight_name)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), w
+
+
+def test_file_initializers_are_views_into_the_mapped_file():
+    path = os.path.realpath(os.path.join(DATA, "fashion_mlp.onnx"))
+    model = qcore.Model(path)
+    reference = {t.name: numpy_helper.to_array(t) for t in onnx.load(path).graph.initializer}
+    large = [n for n in model.initializer_names() if reference[n].nbytes >= 1024]
+    assert large, "the MLP has weight matrices"
+    for name in large:
+        data = model.initializer(name)[2]
+        assert mapped_file_at(address_of(data)) == path, name
+        np.testing.assert_array_equal(data, reference[name])
+
+
+def test_memory_loaded_initializers_live_in_the_models_own_copy():
+    path = os.path.join(DATA, "fashion_mlp.onnx")
+    with open(path, "rb") as f:
+        buffer = bytearray(f.read())
+    model = qcore.Model.from_bytes(buffer)
+    name = max(model.initializer_names(), key=lambda n: model.initializer(n)[2].nbytes)
+    before = np.array(model.initializer(name)[2])
+    buffer[:] = b"\0" * len(buffer)          # the caller's bytes may go away after loading
+    np.testing.assert_array_equal(model.initializer(name)[2], before)
+
+
+@pytest.mark.parametrize("name_length", range(1, 9))
+def test_executor_reads_misaligned_raw_data(tmp_path, name_length):
+    proto, w = matmul_model("w" * name_length)
+    path = tmp_path / "m.onnx"
+    onnx.save(proto, str(path))
+    model = qcore.Model(str(path))
+    x = np.random.default_rng(name_length).standard_normal((3, w.shape[0])).astype(np.float32)
+    y = qcore.Session(model).run({"x": x})["y"]
+    np.testing.assert_allclose(y, x.astype(np.float64) @ w, rtol=1e-5, atol=1e-5)
+
+
+def test_some_name_length_misaligns_the_weight(tmp_path):
+    """Guards the test above: at least one of its models really has a misaligned float view."""
+    seen = set()
+    for name_length in range(1, 9):
+        proto, _ = matmul_model("w" * name_length)
+        path = tmp_path / ("m%d.onnx" % name_length)
+        onnx.save(proto, str(path))
+        seen.add(address_of(qcore.Model(str(path)).initializer("w" * name_length)[2]) % 4)
+    assert seen - {0}
+
+
+def test_edits_replace_and_drop_borrowed_initializers(tmp_path):
+    proto, w = matmul_model("weight")
+    path = tmp_path / "m.onnx"
+    onnx.save(proto, str(path))
+    model = qcore.Model(str(path))
+    model.set_initializer("weight", 2 * w)
+    np.testing.assert_array_equal(model.initializer("weight")[2], 2 * w)
+    model.add_initializer("unused", w)
+    model.remove_dead()
+    assert model.initializer_names() == ["weight"]
+    out = tmp_path / "edited.onnx"
+    model.save(str(out))
+    np.testing.assert_array_equal(numpy_helper.to_array(onnx.load(str(out)).graph.initializer[0]), 2 * w)
+
+
+def test_quantizing_a_misaligned_initializer_matches_an_aligned_copy(tmp_path):
+    """insert_qdq reads float weights from the view: its integers must be qcore.quantize's on an aligned
+    copy of the same weights, wherever the file put them."""
+    opts = qcore.QuantOptions(bits=8, granularity="channel", axis=1)
+    for name_length in range(1, 5):
+        name = "w" * name_length
+        proto, w = matmul_model(name)
+        path = tmp_path / ("m%d.onnx" % name_length)
+        onnx.save(proto, str(path))
+        model = qcore.Model(str(path))
+        scale, _ = qcore.choose_params(w, opts)
+        expected = qcore.quantize(w.copy(), scale, None, opts)
+        model.insert_qdq(name, scale, None, opts)
+        stored = model.initializer(name + "_quantized")[2]
+        np.testing.assert_array_equal(stored.astype(np.int64), np.asarray(expected, np.int64))
