@@ -32,13 +32,16 @@ def address_of(array):
 
 
 def matmul_model(weight_name, rows=24, cols=40, seed=5):
-    """y = x @ W with W stored as raw_data; the initializer's name length shifts where its bytes land."""
+    """y = sum over rows of (x @ W + W), W stored as raw_data (read by BLAS in MatMul, by the executor's own loop in
+    Add); the initializer's name length shifts where its bytes land."""
     w = np.random.default_rng(seed).standard_normal((rows, cols)).astype(np.float32)
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", weight_name], ["y"])], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", rows])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", cols])],
-        [numpy_helper.from_array(w, weight_name)])
+        [helper.make_node("MatMul", ["x", weight_name], ["xw"]),
+         helper.make_node("Add", ["xw", weight_name], ["y_all"]),
+         helper.make_node("ReduceSum", ["y_all", "zero_axes"], ["y"], keepdims=0)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, rows])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [cols])],
+        [numpy_helper.from_array(w, weight_name), numpy_helper.from_array(np.array([0], np.int64), "zero_axes")])
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), w
 
 
@@ -71,9 +74,9 @@ def test_executor_reads_misaligned_raw_data(tmp_path, name_length):
     path = tmp_path / "m.onnx"
     onnx.save(proto, str(path))
     model = qcore.Model(str(path))
-    x = np.random.default_rng(name_length).standard_normal((3, w.shape[0])).astype(np.float32)
+    x = np.random.default_rng(name_length).standard_normal((w.shape[0], w.shape[0])).astype(np.float32)
     y = qcore.Session(model).run({"x": x})["y"]
-    np.testing.assert_allclose(y, x.astype(np.float64) @ w, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(y, (x.astype(np.float64) @ w + w).sum(axis=0), rtol=1e-5, atol=1e-4)
 
 
 def test_some_name_length_misaligns_the_weight(tmp_path):
@@ -96,10 +99,11 @@ def test_edits_replace_and_drop_borrowed_initializers(tmp_path):
     np.testing.assert_array_equal(model.initializer("weight")[2], 2 * w)
     model.add_initializer("unused", w)
     model.remove_dead()
-    assert model.initializer_names() == ["weight"]
+    assert sorted(model.initializer_names()) == ["weight", "zero_axes"]
     out = tmp_path / "edited.onnx"
     model.save(str(out))
-    np.testing.assert_array_equal(numpy_helper.to_array(onnx.load(str(out)).graph.initializer[0]), 2 * w)
+    saved = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(out)).graph.initializer}
+    np.testing.assert_array_equal(saved["weight"], 2 * w)
 
 
 def test_quantizing_a_misaligned_initializer_matches_an_aligned_copy(tmp_path):
@@ -117,3 +121,64 @@ def test_quantizing_a_misaligned_initializer_matches_an_aligned_copy(tmp_path):
         model.insert_qdq(name, scale, None, opts)
         stored = model.initializer(name + "_quantized")[2]
         np.testing.assert_array_equal(stored.astype(np.int64), np.asarray(expected, np.int64))
+
+
+# ---- layouts the skeleton leaves to protobuf-c: results must equal protobuf's own merge rules -----------
+
+def varint(n):
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def field(number, payload):
+    """A length-delimited protobuf field."""
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def qcore_initializers(data):
+    model = qcore.Model.from_bytes(data)
+    return {n: np.array(model.initializer(n)[2]) for n in model.initializer_names()}
+
+
+def onnx_initializers(data):
+    return {t.name: numpy_helper.to_array(t) for t in onnx.ModelProto.FromString(data).graph.initializer}
+
+
+def assert_same_initializers(data):
+    ours, theirs = qcore_initializers(data), onnx_initializers(data)
+    assert sorted(ours) == sorted(theirs)
+    for name in theirs:
+        np.testing.assert_array_equal(ours[name], theirs[name])
+
+
+def test_repeated_raw_data_keeps_the_last_like_protobuf():
+    proto, w = matmul_model("w")
+    tensor = proto.graph.initializer.pop(0)
+    assert tensor.name == "w"
+    replacement = (3 * w).tobytes()
+    tensor_bytes = tensor.SerializeToString() + field(9, replacement)
+    graph_bytes = proto.graph.SerializeToString() + field(5, tensor_bytes)
+    proto.ClearField("graph")
+    data = proto.SerializeToString() + field(7, graph_bytes)
+    assert_same_initializers(data)
+    np.testing.assert_array_equal(qcore_initializers(data)["w"], 3 * w)
+
+
+def test_repeated_graph_fields_merge_like_protobuf():
+    proto, w = matmul_model("w")
+    extra = onnx.GraphProto()
+    extra.initializer.append(numpy_helper.from_array(-w, "w2"))
+    data = proto.SerializeToString() + field(7, extra.SerializeToString())
+    assert_same_initializers(data)
+
+
+def test_small_and_large_payloads_mix():
+    """Payloads under the borrowing threshold stay in the parsed message; larger ones are borrowed."""
+    tensors = [numpy_helper.from_array(np.arange(n, dtype=np.float32), "t%d" % n) for n in (1, 15, 16, 17, 300)]
+    graph = helper.make_graph([], "g", [], [helper.make_tensor_value_info("t1", TensorProto.FLOAT, [1])], tensors)
+    data = helper.make_model(graph, ir_version=8).SerializeToString()
+    assert_same_initializers(data)
