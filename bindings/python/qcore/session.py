@@ -1,4 +1,6 @@
 """Running ONNX models with qcore's executor (qc_session_* in include/qcore/qc_model.h)."""
+import math
+
 import numpy as np
 
 from ._errors import check
@@ -6,7 +8,7 @@ from ._ffi import ffi, lib, onnx_lib
 from ._tensor import DTYPES, as_array, view
 from .core import default_context
 
-_NUMPY = {code: dtype for dtype, code in DTYPES.items()}
+_NUMPY = {code: np.dtype(dtype) for dtype, code in DTYPES.items()}
 
 
 class Session:
@@ -23,6 +25,7 @@ class Session:
         self._s = ffi.gc(out[0], onnx_lib.qc_session_free)
         self.output_names = [o.name for o in model.outputs]
         self._captured = []
+        self._out = ffi.new("qc_tensor *")  # reused by every _value call
 
     def capture(self, name):
         """Keeps intermediate value `name` so that run() returns it too."""
@@ -57,19 +60,43 @@ class Session:
         graph outputs and the captured values."""
         keep = []
         for name, array in inputs.items():
-            array = as_array(np.asarray(array) if np.isscalar(array) else array, name, list(DTYPES), "qcore.Session.run")
+            if not _ready(array):  # the checked path, for its precise errors
+                array = as_array(np.asarray(array) if np.isscalar(array) else array, name, _INPUT_DTYPES,
+                                 "qcore.Session.run")
             t, buffer = view(array)
             keep.append((array, buffer))
-            check(onnx_lib.qc_session_set_input(self._s, name.encode(), t))
-        self.ctx.call(lambda ctx, s: onnx_lib.qc_session_run(s), self._s)
+            check(onnx_lib.qc_session_set_input(self._s, _encoded(name), t))
+        self.ctx.call(_run_session, self._s)
         return {name: self._value(name) for name in self.output_names + self._captured}
 
     def _value(self, name):
-        t = ffi.new("qc_tensor *")
-        check(onnx_lib.qc_session_value(self._s, name.encode(), t))
+        t = self._out
+        check(onnx_lib.qc_session_value(self._s, _encoded(name), t))
         shape = tuple(t.dims[d] for d in range(t.ndim))
-        nbytes = ffi.new("size_t *")
-        check(lib.qc_tensor_nbytes(nbytes, t))
-        if nbytes[0] == 0:
-            return np.empty(shape, _NUMPY.get(t.dtype, np.uint8))
-        return np.frombuffer(ffi.buffer(t.data, nbytes[0]), _NUMPY[t.dtype]).reshape(shape).copy()
+        dtype = _NUMPY[t.dtype]
+        nbytes = dtype.itemsize * math.prod(shape)
+        if nbytes == 0:
+            return np.empty(shape, dtype)
+        return np.frombuffer(ffi.buffer(t.data, nbytes), dtype).reshape(shape).copy()
+
+
+_INPUT_DTYPES = list(DTYPES)
+_NAMES = {}
+
+
+def _encoded(name):
+    """name.encode(), remembered: run() is called many times with the same names."""
+    encoded = _NAMES.get(name)
+    if encoded is None:
+        encoded = _NAMES[name] = name.encode()
+    return encoded
+
+
+def _ready(array):
+    """True for arrays the executor takes as they are (the common case, checked cheaply)."""
+    return (type(array) is np.ndarray and array.dtype in DTYPES and array.flags.c_contiguous
+            and array.ndim <= lib.QC_MAX_DIMS)
+
+
+def _run_session(ctx, session):
+    return onnx_lib.qc_session_run(session)

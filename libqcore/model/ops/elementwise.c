@@ -5,6 +5,7 @@
 
 #include "ops/broadcast.h"
 #include "ops/ops.h"
+#include "ops/vmath.h"
 
 /* ---- unary float functions --------------------------------------------------------------------- */
 
@@ -13,11 +14,7 @@
 typedef float (*unary_fn)(float x, float parameter);
 
 static float relu(float x, float p) { (void)p; return x > 0.0f ? x : 0.0f; }
-static float sigmoid(float x, float p) { (void)p; return 1.0f / (1.0f + expf(-x)); }
-static float tanh_(float x, float p) { (void)p; return tanhf(x); }
-static float erf_(float x, float p) { (void)p; return erff(x); }
 static float sqrt_(float x, float p) { (void)p; return sqrtf(x); }
-static float exp_(float x, float p) { (void)p; return expf(x); }
 static float log_(float x, float p) { (void)p; return logf(x); }
 static float abs_(float x, float p) { (void)p; return fabsf(x); }
 static float neg(float x, float p) { (void)p; return -x; }
@@ -26,7 +23,6 @@ static float floor_(float x, float p) { (void)p; return floorf(x); }
 static float ceil_(float x, float p) { (void)p; return ceilf(x); }
 static float leaky_relu(float x, float alpha) { return x >= 0.0f ? x : alpha * x; }
 static float softplus(float x, float p) { (void)p; return log1pf(expf(-fabsf(x))) + fmaxf(x, 0.0f); }
-static float gelu_erf(float x, float p) { (void)p; return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f)); }
 static float gelu_tanh(float x, float p)
 {
     (void)p;
@@ -54,17 +50,41 @@ static qc_status unary(const qce_call *call, unary_fn fn)
 #define UNARY_OP(name, fn) \
     static qc_status op_##name(const qce_call *call) { return unary(call, fn); }
 UNARY_OP(relu, relu)
-UNARY_OP(sigmoid, sigmoid)
-UNARY_OP(tanh, tanh_)
-UNARY_OP(erf, erf_)
 UNARY_OP(sqrt, sqrt_)
-UNARY_OP(exp, exp_)
 UNARY_OP(log, log_)
 UNARY_OP(abs, abs_)
 UNARY_OP(reciprocal, reciprocal)
 UNARY_OP(floor, floor_)
 UNARY_OP(ceil, ceil_)
 UNARY_OP(softplus, softplus)
+
+/* Functions with vectorized array forms (ops/vmath.h), run in chunks spread over the threads. */
+typedef void (*array_fn)(float *out, const float *in, size_t n);
+
+enum { ARRAY_CHUNK = 16384 };
+
+static qc_status unary_array(const qce_call *call, array_fn fn)
+{
+    QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_F32)));
+    const qc_tensor *x = &call->inputs[0]->tensor;
+    QCE_TRY(qce__output(call, 0, QC_DT_F32, x->ndim, x->dims));
+    const float *in = x->data;
+    float *out = call->outputs[0]->tensor.data;
+    int64_t n = qce__numel(x), chunks = (n + ARRAY_CHUNK - 1) / ARRAY_CHUNK;
+#pragma omp parallel for num_threads(call->threads > 0 ? call->threads : 1) schedule(static) if (n > 65536)
+    for (int64_t c = 0; c < chunks; c++) {
+        int64_t first = c * ARRAY_CHUNK;
+        fn(out + first, in + first, (size_t)(n - first < ARRAY_CHUNK ? n - first : ARRAY_CHUNK));
+    }
+    return QC_OK;
+}
+
+#define ARRAY_OP(name, fn) \
+    static qc_status op_##name(const qce_call *call) { return unary_array(call, fn); }
+ARRAY_OP(sigmoid, qcm_vsigmoid)
+ARRAY_OP(tanh, qcm_vtanh)
+ARRAY_OP(erf, qcm_verf)
+ARRAY_OP(exp, qcm_vexp)
 
 static qc_status op_leaky_relu(const qce_call *call)
 {
@@ -75,7 +95,7 @@ static qc_status op_gelu(const qce_call *call)
 {
     const Onnx__AttributeProto *a = qce__attr(call, "approximate");
     int tanh_form = a && a->s.len == 4 && memcmp(a->s.data, "tanh", 4) == 0;
-    return unary(call, tanh_form ? gelu_tanh : gelu_erf);
+    return tanh_form ? unary(call, gelu_tanh) : unary_array(call, qcm_vgelu);
 }
 
 /* Neg also takes integers (shape arithmetic). */
@@ -100,12 +120,20 @@ static int is_comparison(binary_kind k)
 }
 
 /* One output row of a float op: a and b advance by sa and sb (0 or 1) per element. The switch sits
- * outside the loops so that each loop vectorizes. */
-#define ROW_LOOP(expr)                                                                                 \
+ * outside the loops, and each stride pair gets its own loop with constant strides, so that each
+ * vectorizes (a loop over variable strides does not). */
+#define ROW_BODY(expr, ia, ib)                                                                         \
     for (int64_t j = 0; j < n; j++) {                                                                  \
-        float x = a[j * sa], z = b[j * sb];                                                            \
+        float x = a[ia], z = b[ib];                                                                    \
         y[j] = (expr);                                                                                 \
     }
+#define ROW_LOOP(expr)                                                                                 \
+    do {                                                                                               \
+        if (sa == 1 && sb == 1) ROW_BODY(expr, j, j)                                                   \
+        else if (sa == 1 && sb == 0) ROW_BODY(expr, j, 0)                                              \
+        else if (sa == 0 && sb == 1) ROW_BODY(expr, 0, j)                                              \
+        else ROW_BODY(expr, j * sa, j * sb)                                                            \
+    } while (0)
 
 static void row_f32(binary_kind k, float *y, const float *a, int64_t sa, const float *b, int64_t sb, int64_t n)
 {

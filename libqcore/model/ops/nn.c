@@ -6,6 +6,7 @@
 
 #include "ops/blas.h"
 #include "ops/ops.h"
+#include "ops/vmath.h"
 
 /* [outer, extent, inner] around `axis`; before opset 13 Softmax flattened everything from the axis. */
 static void split_at(const qc_tensor *x, int axis, int flatten_tail, int64_t *outer, int64_t *extent, int64_t *inner)
@@ -16,6 +17,49 @@ static void split_at(const qc_tensor *x, int axis, int flatten_tail, int64_t *ou
         else if (d == axis || flatten_tail) *extent *= x->dims[d];
         else *inner *= x->dims[d];
     }
+}
+
+/* The largest element; eight independent lanes so that the loop vectorizes without fast-math. */
+static float row_max(const float *row, int64_t n)
+{
+    float lanes[8];
+    for (int l = 0; l < 8; l++) lanes[l] = -INFINITY;
+    int64_t e = 0;
+    for (; e + 8 <= n; e += 8)
+        for (int l = 0; l < 8; l++) lanes[l] = row[e + l] > lanes[l] ? row[e + l] : lanes[l];
+    float top = -INFINITY;
+    for (int l = 0; l < 8; l++) top = lanes[l] > top ? lanes[l] : top;
+    for (; e < n; e++) top = row[e] > top ? row[e] : top;
+    return top;
+}
+
+/* A contiguous row: exponentials (vectorized) stored once, then scaled or turned into logs. */
+static void softmax_row(float *dst, const float *row, int64_t n, int log_output)
+{
+    float top = row_max(row, n);
+    float sum = qcm_vexp_sum_shifted(dst, row, (size_t)n, top);
+    if (log_output) {
+        float log_sum = logf(sum); /* subtracted after top: top + log_sum would round away log_sum's bits */
+        for (int64_t e = 0; e < n; e++) dst[e] = (row[e] - top) - log_sum;
+    } else {
+        float inv = 1.0f / sum;
+        for (int64_t e = 0; e < n; e++) dst[e] *= inv;
+    }
+}
+
+/* A row strided by `inner` (softmax over a non-last axis). */
+static void softmax_strided(float *dst, const float *row, int64_t n, int64_t inner, int log_output)
+{
+    float top = -INFINITY;
+    for (int64_t e = 0; e < n; e++) top = row[e * inner] > top ? row[e * inner] : top;
+    double sum = 0.0;
+    for (int64_t e = 0; e < n; e++) {
+        float v = expf(row[e * inner] - top);
+        dst[e * inner] = v;
+        sum += v;
+    }
+    for (int64_t e = 0; e < n; e++)
+        dst[e * inner] = log_output ? (float)((double)row[e * inner] - top - log(sum)) : (float)(dst[e * inner] / sum);
 }
 
 static qc_status softmax(const qce_call *call, int log_output)
@@ -29,22 +73,13 @@ static qc_status softmax(const qce_call *call, int log_output)
     split_at(x, axis, legacy, &outer, &extent, &inner);
     const float *in = x->data;
     float *out = call->outputs[0]->tensor.data;
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t i = 0; i < inner; i++) {
-            const float *row = in + o * extent * inner + i;
-            float *dst = out + o * extent * inner + i;
-            float top = -INFINITY;
-            for (int64_t e = 0; e < extent; e++) top = fmaxf(top, row[e * inner]);
-            double sum = 0.0; /* exponentials in float (stored once), their sum in double */
-            for (int64_t e = 0; e < extent; e++) {
-                float v = expf(row[e * inner] - top);
-                dst[e * inner] = v;
-                sum += v;
-            }
-            for (int64_t e = 0; e < extent; e++)
-                dst[e * inner] = log_output ? (float)((double)row[e * inner] - top - log(sum))
-                                            : (float)(dst[e * inner] / sum);
-        }
+    int64_t rows = outer * inner;
+#pragma omp parallel for num_threads(call->threads > 0 ? call->threads : 1) schedule(static) if (rows * extent > 65536)
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t o = r / inner, i = r % inner, first = o * extent * inner + i;
+        if (inner == 1) softmax_row(out + first, in + first, extent, log_output);
+        else softmax_strided(out + first, in + first, extent, inner, log_output);
+    }
     return QC_OK;
 }
 
