@@ -18,6 +18,8 @@ typedef struct qce_value {
     int is_input;
     int is_bound;                /* holds a value in the current run */
     int keep;                    /* graph output or captured: readable after the run */
+    const struct qce_value *outer; /* a name a subgraph reads from an enclosing graph: that graph's value
+                                    * (borrowed), whose tensor it takes at the start of each run; else NULL */
 } qce_value;
 
 typedef struct qce_node qce_node;
@@ -59,11 +61,19 @@ struct qce_node {
     size_t *last_reads;          /* values this node reads last (in execution order), SIZE_MAX-ended */
     size_t *inputs;              /* value indices; SIZE_MAX for an omitted input */
     size_t *outputs;
+    size_t *outer_reads;         /* values its subgraphs read from this graph, SIZE_MAX-ended; NULL: none */
+    qc_session **subgraphs;      /* one per attribute of the proto: the plan of a GRAPH attribute, else NULL;
+                                  * NULL when the node has no subgraph */
+    size_t num_subgraphs;        /* entries of subgraphs, kept here as a session may outlive its model */
 };
 
+/* A plan of one graph: the model's, or a subgraph's (an If branch), which then reads names it does not
+ * define from its parent's values and shares the top session's accumulator and storage pool. */
 struct qc_session {
     const qc_model *model;
     qc_ctx *ctx;
+    const Onnx__GraphProto *graph;
+    qc_session *parent;          /* the plan of the enclosing graph; NULL for the model's graph */
     qce_value *values;
     size_t num_values;
     qce_node *nodes;             /* in execution order */
@@ -71,6 +81,22 @@ struct qc_session {
     qce_accumulator accumulator;
     qce_pool pool;
 };
+
+/* Plans s->graph (model, ctx, graph and parent set): its values, nodes and their order. */
+qc_status qce__plan(qc_session *s);
+
+/* Runs the planned nodes of s in order, after taking the current tensors of the values read from
+ * enclosing graphs. */
+qc_status qce__run_graph(qc_session *s, int threads);
+
+/* Plans the subgraphs of node (of session s), and which of s's values they read. */
+qc_status qce__plan_subgraphs(qc_session *s, qce_node *node);
+
+/* Frees what qce__plan_subgraphs made for node. */
+void qce__free_subgraphs(qce_node *node);
+
+/* The plan of the call's GRAPH attribute `name`, or NULL when the node has none. */
+qc_session *qce__subgraph(const qce_call *call, const char *name);
 
 /* Gives v's storage to the pool (v keeps no value). */
 void qce__release(qce_pool *pool, qce_value *v);

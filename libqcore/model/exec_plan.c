@@ -1,5 +1,6 @@
 /* Planning a session: one value per name the graph uses (sorted by name for lookups), a kernel per
- * node, and an execution order in which every node runs after the producers of its inputs. */
+ * node, and an execution order in which every node runs after the producers of its inputs. Subgraphs
+ * (If branches) are planned the same way, as sessions of their own (exec_subgraph.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,7 +50,7 @@ static int compare_strings(const void *a, const void *b)
 /* Every name the graph mentions, sorted and without repeats, becomes a value. */
 static qc_status collect_values(qc_session *s)
 {
-    const Onnx__GraphProto *g = s->model->proto->graph;
+    const Onnx__GraphProto *g = s->graph;
     size_t cap = g->n_input + g->n_initializer + g->n_output;
     for (size_t i = 0; i < g->n_node; i++) cap += g->node[i]->n_input + g->node[i]->n_output;
     const char **names = malloc((cap + 1) * sizeof *names);
@@ -78,7 +79,7 @@ static qc_status collect_values(qc_session *s)
 static qc_status bind_initializers(qc_session *s)
 {
     qc_model *m = (qc_model *)s->model;
-    const Onnx__GraphProto *g = m->proto->graph;
+    const Onnx__GraphProto *g = s->graph; /* a subgraph has none (exec_subgraph.c) */
     for (size_t i = 0; i < g->n_initializer; i++) {
         const Onnx__TensorProto *t = g->initializer[i];
         qce_value *v = &s->values[qce__value_index(s, t->name)];
@@ -101,7 +102,7 @@ static qc_status check_value_type(const Onnx__ValueInfoProto *v, const char *wha
 {
     const Onnx__TypeProto *type = v->type;
     if (type == NULL || type->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE) {
-        if (type == NULL) return QC_OK;
+        if (type == NULL || type->value_case == ONNX__TYPE_PROTO__VALUE__NOT_SET) return QC_OK; /* undeclared (subgraphs) */
         return PLAN_FAIL(QC_ERR_UNSUPPORTED, "graph %s '%s' is not a tensor (sequences and maps are not supported)", what,
                          or_empty(v->name));
     }
@@ -125,7 +126,7 @@ static qc_status check_node_types(const Onnx__NodeProto *p)
 
 static qc_status mark_inputs_outputs(qc_session *s)
 {
-    const Onnx__GraphProto *g = s->model->proto->graph;
+    const Onnx__GraphProto *g = s->graph;
     for (size_t i = 0; i < g->n_input; i++) QCM_TRY(check_value_type(g->input[i], "input"));
     for (size_t i = 0; i < g->n_output; i++) QCM_TRY(check_value_type(g->output[i], "output"));
     for (size_t i = 0; i < g->n_input; i++) {
@@ -156,16 +157,16 @@ static qc_status plan_node(qc_session *s, qce_node *node, const Onnx__NodeProto 
         node->inputs[k] = p->input[k][0] ? qce__value_index(s, p->input[k]) : SIZE_MAX;
     for (size_t k = 0; k < p->n_output; k++)
         node->outputs[k] = p->output[k][0] ? qce__value_index(s, p->output[k]) : SIZE_MAX;
-    return QC_OK;
+    return qce__plan_subgraphs(s, node);
 }
 
 /* Puts the planned nodes (in file order) into dependency order. */
 static qc_status order_nodes(qc_session *s)
 {
-    const Onnx__GraphProto *g = s->model->proto->graph;
+    const Onnx__GraphProto *g = s->graph;
     size_t *order = malloc((g->n_node + 1) * sizeof *order);
     qce_node *planned = malloc((g->n_node + 1) * sizeof *planned);
-    qc_status st = order && planned ? qcm__graph_order(g, order, "qc_session_create")
+    qc_status st = order && planned ? qcm__graph_order(g, order, s->parent != NULL, "qc_session_create")
                                     : PLAN_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory to order %zu nodes", g->n_node);
     if (st == QC_OK) {
         memcpy(planned, s->nodes, g->n_node * sizeof *planned);
@@ -175,8 +176,9 @@ static qc_status order_nodes(qc_session *s)
     return st;
 }
 
-/* For each node, the values it is the last to touch in execution order (read, or produced and never
- * read), so that a run can hand their storage on as soon as that node is done. */
+/* For each node, the values it is the last to touch in execution order (read, also through its
+ * subgraphs, or produced and never read), so that a run can hand their storage on as soon as that node
+ * is done. */
 static qc_status plan_releases(qc_session *s)
 {
     size_t *last = malloc((s->num_values + 1) * sizeof *last);
@@ -188,6 +190,7 @@ static qc_status plan_releases(qc_session *s)
             if (n->outputs[k] != SIZE_MAX) last[n->outputs[k]] = i;
         for (size_t k = 0; k < n->proto->n_input; k++)
             if (n->inputs[k] != SIZE_MAX) last[n->inputs[k]] = i;
+        for (const size_t *v = n->outer_reads; v && *v != SIZE_MAX; v++) last[*v] = i;
     }
     size_t *counts = calloc(s->num_nodes + 1, sizeof *counts);
     qc_status st = counts ? QC_OK : PLAN_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
@@ -208,12 +211,12 @@ static qc_status plan_releases(qc_session *s)
     return st;
 }
 
-static qc_status plan(qc_session *s)
+qc_status qce__plan(qc_session *s)
 {
     QCM_TRY(collect_values(s));
     QCM_TRY(bind_initializers(s));
     QCM_TRY(mark_inputs_outputs(s));
-    const Onnx__GraphProto *g = s->model->proto->graph;
+    const Onnx__GraphProto *g = s->graph;
     s->nodes = calloc(g->n_node + 1, sizeof *s->nodes);
     if (s->nodes == NULL) return PLAN_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for %zu nodes", g->n_node);
     s->num_nodes = g->n_node;
@@ -232,7 +235,8 @@ qc_status qc_session_create(qc_session **out, const qc_model *model, qc_ctx *ctx
     if (s == NULL) return QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for a session");
     s->model = model;
     s->ctx = ctx;
-    qc_status st = plan(s);
+    s->graph = model->proto->graph;
+    qc_status st = qce__plan(s);
     if (st != QC_OK) {
         qc_session_free(s);
         return st;
@@ -248,6 +252,7 @@ void qc_session_free(qc_session *s)
         free(s->nodes[i].inputs);
         free(s->nodes[i].outputs);
         free(s->nodes[i].last_reads);
+        qce__free_subgraphs(&s->nodes[i]);
     }
     free(s->nodes);
     for (size_t i = 0; i < s->num_values; i++) free(s->values[i].storage);

@@ -100,11 +100,18 @@ qc_status qc_session_capture(qc_session *s, const char *name)
     return QC_OK;
 }
 
+/* The session of the model's graph, whose accumulator and storage pool its subgraphs share. */
+static qc_session *top(qc_session *s)
+{
+    while (s->parent) s = s->parent;
+    return s;
+}
+
 static qc_status run_node(qc_session *s, const qce_node *node, int threads, qce_value **slots)
 {
     const Onnx__NodeProto *p = node->proto;
     qce_call call = {node, slots, p->n_input, slots + p->n_input, p->n_output, threads,
-                     qc_model_opset_version(s->model, p->domain), &s->accumulator, &s->pool};
+                     qc_model_opset_version(s->model, p->domain), &top(s)->accumulator, &top(s)->pool};
     for (size_t k = 0; k < p->n_input; k++) {
         slots[k] = node->inputs[k] == SIZE_MAX ? NULL : &s->values[node->inputs[k]];
         if (slots[k] && !slots[k]->is_bound)
@@ -115,9 +122,29 @@ static qc_status run_node(qc_session *s, const qce_node *node, int threads, qce_
     QCM_TRY(node->kernel(&call));
     for (const size_t *v = node->last_reads; *v != SIZE_MAX; v++) { /* values nobody reads any more */
         qce_value *value = &s->values[*v];
-        if (!value->keep && !value->is_constant && !value->is_input) qce__release(&s->pool, value);
+        if (!value->keep && !value->is_constant && !value->is_input) qce__release(call.pool, value);
     }
     return QC_OK;
+}
+
+qc_status qce__run_graph(qc_session *s, int threads)
+{
+    size_t most = 1;
+    for (size_t i = 0; i < s->num_nodes; i++) {
+        size_t n = s->nodes[i].proto->n_input + s->nodes[i].proto->n_output;
+        if (n > most) most = n;
+    }
+    qce_value **slots = malloc(most * sizeof *slots);
+    if (slots == NULL) return QCM_FAIL_IN("qc_session_run", QC_ERR_OUT_OF_MEMORY, "no memory");
+    for (size_t v = 0; v < s->num_values; v++) {
+        qce_value *value = &s->values[v];
+        if (!value->is_constant && !value->is_input) value->is_bound = 0;
+        if (value->outer) value->tensor = value->outer->tensor, value->is_bound = value->outer->is_bound;
+    }
+    qc_status st = QC_OK;
+    for (size_t i = 0; i < s->num_nodes && st == QC_OK; i++) st = run_node(s, &s->nodes[i], threads, slots);
+    free(slots);
+    return st;
 }
 
 qc_status qc_session_run(qc_session *s)
@@ -125,21 +152,8 @@ qc_status qc_session_run(qc_session *s)
     QCM_CHECK_NOT_NULL(s);
     int64_t threads = 0;
     QCM_TRY(qc_ctx_get_param(s->ctx, QC_CTX_THREADS, &threads));
-    size_t most = 1;
-    for (size_t i = 0; i < s->num_nodes; i++) {
-        size_t n = s->nodes[i].proto->n_input + s->nodes[i].proto->n_output;
-        if (n > most) most = n;
-    }
-    qce_value **slots = malloc(most * sizeof *slots);
-    if (slots == NULL) return QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
-    for (size_t v = 0; v < s->num_values; v++)
-        if (!s->values[v].is_constant && !s->values[v].is_input) s->values[v].is_bound = 0;
     memset(&s->accumulator.stats, 0, sizeof s->accumulator.stats);
-    qc_status st = QC_OK;
-    for (size_t i = 0; i < s->num_nodes && st == QC_OK; i++) {
-        st = run_node(s, &s->nodes[i], (int)threads, slots);
-    }
-    free(slots);
+    qc_status st = qce__run_graph(s, (int)threads);
     for (size_t v = 0; v < s->num_values; v++)
         if (s->values[v].is_input) s->values[v].is_bound = 0; /* inputs are borrowed for one run */
     return st;

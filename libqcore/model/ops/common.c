@@ -63,7 +63,8 @@ qc_status qce__int_list(const qce_call *call, size_t k, int64_t *out, size_t cap
     int64_t n = qce__numel(t);
     if (t->ndim > 1 || (size_t)n > capacity)
         return qce__fail(call, QC_ERR_SHAPE, "input %zu must be a list of at most %zu integers", k, capacity);
-    for (int64_t i = 0; i < n; i++) out[i] = (int64_t)qce__load(t, i);
+    /* int64 read directly: through a double, INT64_MAX (Slice's "to the end") would overflow */
+    for (int64_t i = 0; i < n; i++) out[i] = t->dtype == QC_DT_I64 ? ((const int64_t *)t->data)[i] : (int64_t)qce__load(t, i);
     *count = (size_t)n;
     return QC_OK;
 }

@@ -46,5 +46,7 @@ extern const qce_op qce__nn_ops[];
 extern const qce_op qce__reduce_ops[];
 extern const qce_op qce__quant_ops[];
 extern const qce_op qce__quant_int_ops[];
+extern const qce_op qce__rnn_ops[];
+extern const qce_op qce__control_ops[];
 
 #endif

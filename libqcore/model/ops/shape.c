@@ -319,11 +319,14 @@ static qc_status op_slice(const qce_call *call)
     for (int d = x->ndim - 1; d >= 0; d--) strides[d] = stride, stride *= x->dims[d], n *= dims[d];
     size_t item = item_size(x);
     uint8_t *out = call->outputs[0]->tensor.data;
-    for (int64_t i = 0; i < n; i++) {
+    /* With step 1 on the last axis, whole rows of the output are contiguous in x: one copy per row. */
+    int rows_only = x->ndim > 0 && step[x->ndim - 1] == 1, top = rows_only ? x->ndim - 1 : x->ndim;
+    int64_t run = rows_only ? dims[x->ndim - 1] : 1;
+    for (int64_t i = 0; run > 0 && i < n / run; i++) {
         int64_t offset = 0;
         for (int d = 0; d < x->ndim; d++) offset += (first[d] + index[d] * step[d]) * strides[d];
-        memcpy(out + i * item, (const uint8_t *)x->data + offset * item, item);
-        for (int d = x->ndim - 1; d >= 0 && ++index[d] == dims[d]; d--) index[d] = 0;
+        memcpy(out + i * run * item, (const uint8_t *)x->data + offset * item, (size_t)run * item);
+        for (int d = top - 1; d >= 0 && ++index[d] == dims[d]; d--) index[d] = 0;
     }
     return QC_OK;
 }
