@@ -1,6 +1,7 @@
 /* Planning a session: one value per name the graph uses (sorted by name for lookups), a kernel per
  * node, and an execution order in which every node runs after the producers of its inputs. Subgraphs
  * (If branches) are planned the same way, as sessions of their own (exec_subgraph.c). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,6 +77,18 @@ static qc_status collect_values(qc_session *s)
     return QC_OK;
 }
 
+/* Kernels read typed elements: raw_data borrowed from the file lies wherever the file put it, so a
+ * misaligned one is copied once into the value's own storage. */
+static qc_status aligned_copy_if_needed(qce_value *v, const void **data, size_t nbytes, qc_dtype dtype)
+{
+    size_t item = (size_t)(qc_dtype_bits(dtype) + 7) / 8;
+    if (item <= 1 || (uintptr_t)*data % item == 0) return QC_OK;
+    if (!qce__reserve(v, nbytes)) return PLAN_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for %zu bytes", nbytes);
+    memcpy(v->storage, *data, nbytes);
+    *data = v->storage;
+    return QC_OK;
+}
+
 static qc_status bind_initializers(qc_session *s)
 {
     qc_model *m = (qc_model *)s->model;
@@ -89,7 +102,9 @@ static qc_status bind_initializers(qc_session *s)
                              t->name, qc_onnx_type_string(t->data_type));
         if (t->n_dims > QC_MAX_DIMS)
             return PLAN_FAIL(QC_ERR_UNSUPPORTED, "initializer '%s' has rank %zu (at most %d)", t->name, t->n_dims, QC_MAX_DIMS);
-        qc_status st = qc_tensor_init(&v->tensor, (void *)m->bytes[i].data, (qc_dtype)dtype, (int)t->n_dims, t->dims, NULL);
+        const void *data = m->bytes[i].data;
+        QCM_TRY(aligned_copy_if_needed(v, &data, m->bytes[i].nbytes, (qc_dtype)dtype));
+        qc_status st = qc_tensor_init(&v->tensor, (void *)data, (qc_dtype)dtype, (int)t->n_dims, t->dims, NULL);
         if (st != QC_OK) return PLAN_FAIL(QC_ERR_FORMAT, "initializer '%s' is not a valid tensor", t->name);
         v->is_constant = v->is_bound = 1;
     }
