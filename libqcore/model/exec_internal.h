@@ -15,6 +15,7 @@ typedef struct qce_value {
     void *storage;               /* owned; reused across runs while large enough */
     size_t capacity;
     int is_constant;             /* initializer: bound once, never written by kernels */
+    int is_folded;               /* a Constant node's output, computed once when the session is planned */
     int is_input;
     int is_bound;                /* holds a value in the current run */
     int keep;                    /* graph output or captured: readable after the run */
@@ -65,6 +66,7 @@ struct qce_node {
     qc_session **subgraphs;      /* one per attribute of the proto: the plan of a GRAPH attribute, else NULL;
                                   * NULL when the node has no subgraph */
     size_t num_subgraphs;        /* entries of subgraphs, kept here as a session may outlive its model */
+    int folded;                  /* a Constant node evaluated at planning: runs skip it */
 };
 
 /* A plan of one graph: the model's, or a subgraph's (an If branch), which then reads names it does not
@@ -88,6 +90,10 @@ qc_status qce__plan(qc_session *s);
 /* Runs the planned nodes of s in order, after taking the current tensors of the values read from
  * enclosing graphs. */
 qc_status qce__run_graph(qc_session *s, int threads);
+
+/* Runs one node of s: binds its inputs and outputs into `slots` (room for both), calls its kernel and
+ * releases the values it is the last to touch. */
+qc_status qce__run_node(qc_session *s, const qce_node *node, int threads, qce_value **slots);
 
 /* Plans the subgraphs of node (of session s), and which of s's values they read. */
 qc_status qce__plan_subgraphs(qc_session *s, qce_node *node);

@@ -2,6 +2,7 @@
  * node, and an execution order in which every node runs after the producers of its inputs. Subgraphs
  * (If branches) are planned the same way, as sessions of their own (exec_subgraph.c). */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -226,6 +227,32 @@ static qc_status plan_releases(qc_session *s)
     return st;
 }
 
+static int is_constant_node(const Onnx__NodeProto *p)
+{
+    return strcmp(p->op_type, "Constant") == 0 && or_empty(p->domain)[0] == '\0' && p->n_input == 0 && p->n_output == 1;
+}
+
+/* Constant nodes hold their value in an attribute: each is evaluated once here and its output kept as a
+ * constant (like an initializer) that runs skip (MiniLM has 140 of them, Silero's branches hundreds). */
+static qc_status fold_constant_nodes(qc_session *s)
+{
+    for (size_t i = 0; i < s->num_nodes; i++) {
+        qce_node *node = &s->nodes[i];
+        if (!is_constant_node(node->proto) || node->outputs[0] == SIZE_MAX) continue;
+        qce_value *v = &s->values[node->outputs[0]], *slots[1];
+        v->is_constant = v->is_folded = 1; /* set first: the run below must not release it to the pool */
+        qc_status st = qce__run_node(s, node, 1, slots);
+        if (st != QC_OK) { /* the kernel named qc_session_run; this happens at creation */
+            char message[512];
+            const char *text = strstr(qc_last_error(), ": ");
+            snprintf(message, sizeof message, "%s", text ? text + 2 : qc_last_error());
+            return PLAN_FAIL(st, "%s", message);
+        }
+        node->folded = 1;
+    }
+    return QC_OK;
+}
+
 qc_status qce__plan(qc_session *s)
 {
     QCM_TRY(collect_values(s));
@@ -237,7 +264,8 @@ qc_status qce__plan(qc_session *s)
     s->num_nodes = g->n_node;
     for (size_t i = 0; i < g->n_node; i++) QCM_TRY(plan_node(s, &s->nodes[i], g->node[i]));
     QCM_TRY(order_nodes(s));
-    return plan_releases(s);
+    QCM_TRY(plan_releases(s));
+    return fold_constant_nodes(s);
 }
 
 qc_status qc_session_create(qc_session **out, const qc_model *model, qc_ctx *ctx)

@@ -75,7 +75,8 @@ qc_status qc_session_set_initializer(qc_session *s, const char *name, const qc_t
     size_t i;
     QCM_TRY(find(s, name, &i, __func__));
     qce_value *v = &s->values[i];
-    if (!v->is_constant) return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'name': '%.120s' is not an initializer", name);
+    if (!v->is_constant || v->is_folded)
+        return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'name': '%.120s' is not an initializer", name);
     int same = v->tensor.dtype == value->dtype && v->tensor.ndim == value->ndim;
     for (int d = 0; same && d < value->ndim; d++) same = v->tensor.dims[d] == value->dims[d];
     if (!same)
@@ -107,7 +108,7 @@ static qc_session *top(qc_session *s)
     return s;
 }
 
-static qc_status run_node(qc_session *s, const qce_node *node, int threads, qce_value **slots)
+qc_status qce__run_node(qc_session *s, const qce_node *node, int threads, qce_value **slots)
 {
     const Onnx__NodeProto *p = node->proto;
     qce_call call = {node, slots, p->n_input, slots + p->n_input, p->n_output, threads,
@@ -142,7 +143,8 @@ qc_status qce__run_graph(qc_session *s, int threads)
         if (value->outer) value->tensor = value->outer->tensor, value->is_bound = value->outer->is_bound;
     }
     qc_status st = QC_OK;
-    for (size_t i = 0; i < s->num_nodes && st == QC_OK; i++) st = run_node(s, &s->nodes[i], threads, slots);
+    for (size_t i = 0; i < s->num_nodes && st == QC_OK; i++)
+        if (!s->nodes[i].folded) st = qce__run_node(s, &s->nodes[i], threads, slots);
     free(slots);
     return st;
 }

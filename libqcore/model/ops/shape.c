@@ -84,6 +84,39 @@ static qc_status op_flatten(const qce_call *call)
     return reshaped_copy(call, 2, dims);
 }
 
+/* Copies runs of `run` elements of `item` bytes; the size is a constant in each branch so that memcpy
+ * becomes a move instead of a call. */
+static void copy_run(uint8_t *out, const uint8_t *in, size_t item, int64_t run)
+{
+    size_t bytes = item * (size_t)run;
+    if (run > 1) memcpy(out, in, bytes);
+    else if (item == 4) memcpy(out, in, 4);
+    else if (item == 8) memcpy(out, in, 8);
+    else if (item == 2) memcpy(out, in, 2);
+    else memcpy(out, in, bytes);
+}
+
+/* out[i0..] = in permuted: output axis d walks input axis perm[d]. When the last axis stays last, whole
+ * rows are copied at once (attention's head split and merge). */
+static void permute(uint8_t *out, const uint8_t *in, size_t item, int ndim, const int64_t *dims,
+                    const int64_t *in_strides, const int *perm)
+{
+    int64_t n = 1, index[QC_MAX_DIMS] = {0}, offset = 0;
+    for (int d = 0; d < ndim; d++) n *= dims[d];
+    int keeps_last = ndim > 0 && perm[ndim - 1] == ndim - 1;
+    int64_t run = keeps_last ? dims[ndim - 1] : 1;
+    int walked = keeps_last ? ndim - 1 : ndim; /* the axes stepped through one run at a time */
+    for (int64_t i = 0; run > 0 && i < n; i += run) {
+        copy_run(out + i * item, in + offset * item, item, run);
+        for (int d = walked - 1; d >= 0; d--) {
+            offset += in_strides[perm[d]];
+            if (++index[d] < dims[d]) break;
+            offset -= in_strides[perm[d]] * dims[d];
+            index[d] = 0;
+        }
+    }
+}
+
 static qc_status op_transpose(const qce_call *call)
 {
     QCE_TRY(qce__expect_input(call, 0, ~0u));
@@ -101,19 +134,7 @@ static qc_status op_transpose(const qce_call *call)
     for (int d = x->ndim - 1; d >= 0; d--) in_strides[d] = stride, stride *= x->dims[d];
     for (int d = 0; d < x->ndim; d++) dims[d] = x->dims[perm[d]];
     QCE_TRY(qce__output(call, 0, x->dtype, x->ndim, dims));
-    size_t item = item_size(x);
-    int64_t n = qce__numel(x), index[QC_MAX_DIMS] = {0}, offset = 0;
-    uint8_t *out = call->outputs[0]->tensor.data;
-    const uint8_t *in = x->data;
-    for (int64_t i = 0; i < n; i++) {
-        memcpy(out + i * item, in + offset * item, item);
-        for (int d = x->ndim - 1; d >= 0; d--) {
-            offset += in_strides[perm[d]];
-            if (++index[d] < dims[d]) break;
-            offset -= in_strides[perm[d]] * dims[d];
-            index[d] = 0;
-        }
-    }
+    permute(call->outputs[0]->tensor.data, x->data, item_size(x), x->ndim, dims, in_strides, perm);
     return QC_OK;
 }
 
