@@ -125,6 +125,13 @@ qce_kernel qce__find_kernel(const char *domain, const char *op_type);
 /* Shapes the output k of a call to dtype and dims, reusing its storage when large enough. */
 qc_status qce__output(const qce_call *call, size_t k, qc_dtype dtype, int ndim, const int64_t *dims);
 
+/* As qce__output, but when input `in` dies at this node (its last reader, and not an input, constant,
+ * kept or outer value) and holds as many elements of `dtype`, output k takes over its storage instead:
+ * elementwise kernels then work in place and reshapes copy nothing. *reused tells which happened (the
+ * input's tensor still views the same bytes during the call). */
+qc_status qce__output_over_input(const qce_call *call, size_t k, size_t in, qc_dtype dtype, int ndim,
+                                 const int64_t *dims, int *reused);
+
 /* A failure of the call's node: "<op> node '<name>': <message>", reported as qc_session_run's. */
 qc_status qce__fail(const qce_call *call, qc_status status, const char *format, ...) __attribute__((format(printf, 3, 4)));
 

@@ -101,6 +101,39 @@ qc_status qce__output(const qce_call *call, size_t k, qc_dtype dtype, int ndim, 
     return QC_OK;
 }
 
+/* Whether input `in`'s storage is free for an output to take: this node reads it last and nothing else
+ * (caller, later runs, enclosing graphs) will look at it. */
+static int input_dies_here(const qce_call *call, size_t in)
+{
+    const qce_value *v = in < call->num_inputs ? call->inputs[in] : NULL;
+    if (v == NULL || v->keep || v->is_constant || v->is_input || v->outer || v->storage == NULL ||
+        v->tensor.data != v->storage)
+        return 0;
+    size_t index = call->node->inputs[in];
+    for (const size_t *last = call->node->last_reads; *last != SIZE_MAX; last++)
+        if (*last == index) return 1;
+    return 0;
+}
+
+qc_status qce__output_over_input(const qce_call *call, size_t k, size_t in, qc_dtype dtype, int ndim,
+                                 const int64_t *dims, int *reused)
+{
+    *reused = 0;
+    qce_value *out = k < call->num_outputs ? call->outputs[k] : NULL;
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) n *= dims[d];
+    if (out == NULL || !input_dies_here(call, in) || call->inputs[in]->tensor.dtype != dtype ||
+        qc_tensor_numel(&call->inputs[in]->tensor) != n)
+        return qce__output(call, k, dtype, ndim, dims);
+    qce_value *v = call->inputs[in];
+    if (out->storage != NULL) qce__release(call->pool, out); /* its old buffer serves later outputs */
+    free(out->storage);                                         /* (unless the pool had no room for it) */
+    out->storage = v->storage, out->capacity = v->capacity;
+    v->storage = NULL, v->capacity = 0; /* v->tensor still views the bytes until the node is done */
+    *reused = 1;
+    return qce__output(call, k, dtype, ndim, dims);
+}
+
 const Onnx__AttributeProto *qce__attr(const qce_call *call, const char *name)
 {
     const Onnx__NodeProto *n = call->node->proto;

@@ -36,10 +36,11 @@ qc_status qce__copy_input(const qce_call *call, size_t in, size_t out)
 {
     QCE_TRY(qce__expect_input(call, in, ~0u));
     const qc_tensor *x = &call->inputs[in]->tensor;
-    QCE_TRY(qce__output(call, out, x->dtype, x->ndim, x->dims));
+    int reused;
+    QCE_TRY(qce__output_over_input(call, out, in, x->dtype, x->ndim, x->dims, &reused));
     size_t bytes;
     if (qc_tensor_nbytes(&bytes, x) != QC_OK) return qce__fail(call, QC_ERR_INTERNAL, "bad input tensor");
-    if (bytes && call->outputs[out]) memmove(call->outputs[out]->tensor.data, x->data, bytes);
+    if (bytes && call->outputs[out] && !reused) memmove(call->outputs[out]->tensor.data, x->data, bytes);
     return QC_OK;
 }
 

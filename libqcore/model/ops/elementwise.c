@@ -33,7 +33,8 @@ static qc_status unary_with(const qce_call *call, unary_fn fn, float parameter)
 {
     QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_F32)));
     const qc_tensor *x = &call->inputs[0]->tensor;
-    QCE_TRY(qce__output(call, 0, QC_DT_F32, x->ndim, x->dims));
+    int in_place;
+    QCE_TRY(qce__output_over_input(call, 0, 0, QC_DT_F32, x->ndim, x->dims, &in_place));
     const float *in = x->data;
     float *out = call->outputs[0]->tensor.data;
     int64_t n = qce__numel(x);
@@ -67,7 +68,8 @@ static qc_status unary_array(const qce_call *call, array_fn fn)
 {
     QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_F32)));
     const qc_tensor *x = &call->inputs[0]->tensor;
-    QCE_TRY(qce__output(call, 0, QC_DT_F32, x->ndim, x->dims));
+    int in_place;
+    QCE_TRY(qce__output_over_input(call, 0, 0, QC_DT_F32, x->ndim, x->dims, &in_place));
     const float *in = x->data;
     float *out = call->outputs[0]->tensor.data;
     int64_t n = qce__numel(x), chunks = (n + ARRAY_CHUNK - 1) / ARRAY_CHUNK;
@@ -191,7 +193,8 @@ static qc_status binary(const qce_call *call, binary_kind kind)
     const qc_tensor *ins[2] = {a, b};
     qce_broadcast bc;
     QCE_TRY(qce__broadcast_init(&bc, call, ins, 2));
-    QCE_TRY(qce__output(call, 0, is_comparison(kind) ? QC_DT_U8 : a->dtype, bc.ndim, bc.dims));
+    int in_place; /* into a's storage when a dies here and is not broadcast: each element is read, then written */
+    QCE_TRY(qce__output_over_input(call, 0, 0, is_comparison(kind) ? QC_DT_U8 : a->dtype, bc.ndim, bc.dims, &in_place));
     qc_tensor *y = &call->outputs[0]->tensor;
     int64_t length = qce__broadcast_row_length(&bc), rows = length ? qce__numel(y) / length : 0;
     int64_t sa = bc.ndim ? bc.strides[0][bc.ndim - 1] : 0, sb = bc.ndim ? bc.strides[1][bc.ndim - 1] : 0;

@@ -21,8 +21,9 @@ static qc_status reshaped_copy(const qce_call *call, int ndim, const int64_t *di
     for (int d = 0; d < ndim; d++) n *= dims[d];
     if (n != qce__numel(x))
         return qce__fail(call, QC_ERR_SHAPE, "cannot reshape %lld elements into %lld", (long long)qce__numel(x), (long long)n);
-    QCE_TRY(qce__output(call, 0, x->dtype, ndim, dims));
-    if (n && call->outputs[0]) memmove(call->outputs[0]->tensor.data, x->data, (size_t)n * item_size(x));
+    int reused;
+    QCE_TRY(qce__output_over_input(call, 0, 0, x->dtype, ndim, dims, &reused));
+    if (n && call->outputs[0] && !reused) memmove(call->outputs[0]->tensor.data, x->data, (size_t)n * item_size(x));
     return QC_OK;
 }
 
