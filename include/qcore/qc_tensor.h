@@ -40,7 +40,8 @@ typedef struct qc_tensor {
 /* Fills `out` with a view of `data`. `dims` has `ndim` entries (may be NULL when ndim = 0); `strides`
  * has `ndim` entries in elements, or is NULL for C-contiguous. Errors: QC_ERR_INVALID_ARG for a NULL
  * `out`, ndim outside 0..QC_MAX_DIMS, a negative dim, or NULL data with elements; QC_ERR_LAYOUT for
- * non-contiguous strides on a packed 4-bit dtype; QC_ERR_DTYPE for an unknown dtype; QC_ERR_OVERFLOW
+ * data not aligned to its element size (e.g. a float at an odd address) or non-contiguous strides on a
+ * packed 4-bit dtype; QC_ERR_DTYPE for an unknown dtype; QC_ERR_OVERFLOW
  * when the element count exceeds INT64_MAX / 8. `data` is borrowed. */
 QC_API qc_status qc_tensor_init(qc_tensor *out, void *data, qc_dtype dtype, int ndim, const int64_t *dims,
                                 const int64_t *strides);

@@ -1,4 +1,5 @@
 /* The tensor view: construction, validation and size queries. */
+#include <stdint.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -92,6 +93,10 @@ qc_status qc__tensor_check(const qc_tensor *t, const char *function, const char 
     if (n > 0 && t->data == NULL)
         return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument '%s': data is NULL but the tensor has %lld elements",
                           name, (long long)n);
+    size_t item = (size_t)qc_dtype_bits(t->dtype) / 8; /* kernels read whole typed elements */
+    if (n > 0 && item > 1 && (uintptr_t)t->data % item != 0)
+        return QC_FAIL_IN(function, QC_ERR_LAYOUT, "argument '%s': data at %p is not aligned to its %zu-byte %s elements",
+                          name, t->data, item, qc_dtype_string(t->dtype));
     if (is_packed4(t->dtype) && !qc_tensor_is_contiguous(t))
         return QC_FAIL_IN(function, QC_ERR_LAYOUT, "argument '%s': packed %s tensors must be C-contiguous", name,
                           qc_dtype_string(t->dtype));

@@ -181,7 +181,7 @@ Test(quant, ranges_follow_the_table)
 static void expect_param_shape(const int64_t *x_dims, int x_ndim, qc_granularity g, int axis, int64_t group,
                                int want_ndim, const int64_t *want)
 {
-    static char storage[1];
+    static _Alignas(16) char storage[1];
     qc_tensor x = tu_tensor(storage, QC_DT_F32, x_ndim, x_dims);
     qc_quant_options o = QC_QUANT_OPTIONS_INIT;
     o.granularity = g;
@@ -733,7 +733,7 @@ Test(quant, results_do_not_depend_on_threads)
     cases[3].axis = 1;
     for (size_t c = 0; c < TU_COUNT(cases); c++) {
         int64_t dims[2] = {300, 67};
-        qc_tensor shape = tu_tensor((void *)1, QC_DT_F32, 2, dims);
+        qc_tensor shape = tu_tensor((void *)16, QC_DT_F32, 2, dims); /* shape only: never read */
         size_t params = (size_t)param_count(&shape, &cases[c]);
         outputs one = run_pipeline(1, cases[c]);
         for (int threads = 2; threads <= 3; threads++) {

@@ -2,7 +2,7 @@
 #include "test_util.h"
 
 /* A non-NULL address for views that are checked but never read. */
-static char fake_storage[1];
+static _Alignas(16) char fake_storage[1];
 #define FAKE_DATA ((void *)fake_storage)
 
 static size_t nbytes_of(qc_dtype dtype, int ndim, const int64_t *dims)
@@ -170,6 +170,26 @@ Test(tensor, packed_4_bit_must_be_contiguous)
     TU_EXPECT_FAIL(qc_tensor_init(&t, FAKE_DATA, QC_DT_INT4, 2, dims, strides), QC_ERR_LAYOUT, "qc_tensor_init",
                    "out");
     TU_EXPECT_OK(qc_tensor_init(&t, FAKE_DATA, QC_DT_I8, 2, dims, strides));
+}
+
+Test(tensor, data_must_be_aligned_to_its_element_size)
+{
+    _Alignas(8) unsigned char bytes[64] = {0};
+    qc_tensor t;
+    int64_t dims[1] = {4};
+    const struct { qc_dtype dtype; size_t size; } cases[] = {
+        {QC_DT_F32, 4}, {QC_DT_F64, 8}, {QC_DT_I16, 2}, {QC_DT_I32, 4}, {QC_DT_I64, 8}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        TU_EXPECT_OK(qc_tensor_init(&t, bytes + cases[c].size, cases[c].dtype, 1, dims, NULL));
+        for (size_t offset = 1; offset < cases[c].size; offset++)
+            TU_EXPECT_FAIL(qc_tensor_init(&t, bytes + offset, cases[c].dtype, 1, dims, NULL), QC_ERR_LAYOUT,
+                           "qc_tensor_init", "out");
+    }
+    /* bytes (and packed nibbles) have no alignment to keep; an empty tensor reads nothing */
+    TU_EXPECT_OK(qc_tensor_init(&t, bytes + 1, QC_DT_I8, 1, dims, NULL));
+    TU_EXPECT_OK(qc_tensor_init(&t, bytes + 1, QC_DT_INT4, 1, dims, NULL));
+    int64_t empty[1] = {0};
+    TU_EXPECT_OK(qc_tensor_init(&t, bytes + 1, QC_DT_F32, 1, empty, NULL));
 }
 
 Test(tensor, check_applies_the_same_rules_to_hand_made_views)

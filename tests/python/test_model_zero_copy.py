@@ -182,3 +182,35 @@ def test_small_and_large_payloads_mix():
     graph = helper.make_graph([], "g", [], [helper.make_tensor_value_info("t1", TensorProto.FLOAT, [1])], tensors)
     data = helper.make_model(graph, ir_version=8).SerializeToString()
     assert_same_initializers(data)
+
+
+def misaligned_copy(array):
+    """The same values in a float32 array that starts one byte past an aligned address."""
+    raw = np.zeros(array.nbytes + 1, np.uint8)
+    raw[1:] = np.frombuffer(array.tobytes(), np.uint8)
+    view = raw[1:].view(array.dtype).reshape(array.shape)
+    assert not view.flags.aligned
+    return view
+
+
+def test_misaligned_arrays_are_copied_before_the_library_reads_them():
+    """libqcore refuses misaligned data (QC_ERR_LAYOUT); the Python layer hands it an aligned copy, so a
+    view of a model file's bytes can be passed straight to any qcore function."""
+    w = np.random.default_rng(2).standard_normal((64, 48)).astype(np.float32)
+    opts = qcore.QuantOptions(bits=4, granularity="group", axis=1, group_size=16, scale_method="mse")
+    scale, zero_point = qcore.choose_params(misaligned_copy(w), opts)
+    want_scale, want_zero_point = qcore.choose_params(w, opts)
+    np.testing.assert_array_equal(scale, want_scale)
+    np.testing.assert_array_equal(qcore.quantize(misaligned_copy(w), scale, zero_point, opts),
+                                  qcore.quantize(w, want_scale, want_zero_point, opts))
+    proto, weight = matmul_model("w")
+    x = np.random.default_rng(4).standard_normal((weight.shape[0], weight.shape[0])).astype(np.float32)
+    session = qcore.Session(qcore.Model.from_bytes(proto.SerializeToString()))
+    np.testing.assert_array_equal(session.run({"x": misaligned_copy(x)})["y"], session.run({"x": x})["y"])
+
+
+def test_writing_into_a_misaligned_array_is_refused():
+    x = np.random.default_rng(5).standard_normal(32).astype(np.float32)
+    out = misaligned_copy(np.zeros(32, np.float32))
+    with pytest.raises(qcore.LayoutError, match="not aligned"):
+        qcore.fake_quantize(x, np.float32(0.1), np.int32(0), qcore.QuantOptions(), out=out)

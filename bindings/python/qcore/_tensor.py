@@ -30,6 +30,10 @@ def as_array(value, name, dtypes, function, writable=False):
         raise LayoutError("%s: the array must be C-contiguous; use numpy.ascontiguousarray" % where)
     if writable and not value.flags.writeable:
         raise LayoutError("%s: the array is read-only but qcore writes into it" % where)
+    if not value.flags.aligned:  # e.g. a view of a model file's bytes: kernels need whole aligned elements
+        if writable:
+            raise LayoutError("%s: the array is not aligned to its element size; qcore writes into it" % where)
+        value = value.copy()
     check_rank(value.ndim, name, function)
     return value
 

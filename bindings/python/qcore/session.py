@@ -94,7 +94,7 @@ def _encoded(name):
 
 def _ready(array):
     """True for arrays the executor takes as they are (the common case, checked cheaply)."""
-    return (type(array) is np.ndarray and array.dtype in DTYPES and array.flags.c_contiguous
+    return (type(array) is np.ndarray and array.dtype in DTYPES and array.flags.c_contiguous and array.flags.aligned
             and array.ndim <= lib.QC_MAX_DIMS)
 
 

@@ -2,6 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "ops/ops.h"
 
 double qce__load(const qc_tensor *t, int64_t i)
@@ -82,4 +86,13 @@ qc_status qce__axis(const qce_call *call, int64_t axis, int ndim, int *out)
 void qce__copy_ints(int64_t *dst, const int64_t *src, size_t n)
 {
     if (n > 0) memcpy(dst, src, n * sizeof *dst);
+}
+
+int qce__worker_index(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
 }

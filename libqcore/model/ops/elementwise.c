@@ -11,60 +11,60 @@
 
 /* fn(x, parameter): the parameter is an attribute read once per call (LeakyRelu's alpha), not per
  * element. */
-typedef float (*unary_fn)(float x, float parameter);
-
-static float relu(float x, float p) { (void)p; return x > 0.0f ? x : 0.0f; }
-static float sqrt_(float x, float p) { (void)p; return sqrtf(x); }
-static float log_(float x, float p) { (void)p; return logf(x); }
-static float abs_(float x, float p) { (void)p; return fabsf(x); }
-static float neg(float x, float p) { (void)p; return -x; }
-static float reciprocal(float x, float p) { (void)p; return 1.0f / x; }
-static float floor_(float x, float p) { (void)p; return floorf(x); }
-static float ceil_(float x, float p) { (void)p; return ceilf(x); }
-static float leaky_relu(float x, float alpha) { return x >= 0.0f ? x : alpha * x; }
-static float softplus(float x, float p) { (void)p; return log1pf(expf(-fabsf(x))) + fmaxf(x, 0.0f); }
-static float gelu_tanh(float x, float p)
+static inline float relu(float x, float p) { (void)p; return x > 0.0f ? x : 0.0f; }
+static inline float sqrt_(float x, float p) { (void)p; return sqrtf(x); }
+static inline float log_(float x, float p) { (void)p; return logf(x); }
+static inline float abs_(float x, float p) { (void)p; return fabsf(x); }
+static inline float neg(float x, float p) { (void)p; return -x; }
+static inline float reciprocal(float x, float p) { (void)p; return 1.0f / x; }
+static inline float floor_(float x, float p) { (void)p; return floorf(x); }
+static inline float ceil_(float x, float p) { (void)p; return ceilf(x); }
+static inline float leaky_relu(float x, float alpha) { return x >= 0.0f ? x : alpha * x; }
+static inline float softplus(float x, float p) { (void)p; return log1pf(expf(-fabsf(x))) + fmaxf(x, 0.0f); }
+static inline float gelu_tanh(float x, float p)
 {
     (void)p;
     return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
 }
 
-static qc_status unary_with(const qce_call *call, unary_fn fn, float parameter)
-{
-    QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_F32)));
-    const qc_tensor *x = &call->inputs[0]->tensor;
-    int in_place;
-    QCE_TRY(qce__output_over_input(call, 0, 0, QC_DT_F32, x->ndim, x->dims, &in_place));
-    const float *in = x->data;
-    float *out = call->outputs[0]->tensor.data;
-    int64_t n = qce__numel(x);
-#pragma omp parallel for num_threads(call->threads > 0 ? call->threads : 1) schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) out[i] = fn(in[i], parameter);
-    return QC_OK;
-}
+/* A unary function over an array. Each scalar function above gets an array form in which it is inlined,
+ * so that the simple ones (Relu, Abs, Neg, ...) vectorize instead of costing a call per element; the
+ * transcendental ones use ops/vmath.h. */
+typedef void (*array_fn)(float *out, const float *in, size_t n, float parameter);
 
-static qc_status unary(const qce_call *call, unary_fn fn)
-{
-    return unary_with(call, fn, 0.0f);
-}
+#define ARRAY_FORM(fn)                                                                 \
+    static void fn##_array(float *out, const float *in, size_t n, float parameter)     \
+    {                                                                                  \
+        for (size_t i = 0; i < n; i++) out[i] = fn(in[i], parameter);                 \
+    }
+ARRAY_FORM(relu)
+ARRAY_FORM(sqrt_)
+ARRAY_FORM(log_)
+ARRAY_FORM(abs_)
+ARRAY_FORM(neg)
+ARRAY_FORM(reciprocal)
+ARRAY_FORM(floor_)
+ARRAY_FORM(ceil_)
+ARRAY_FORM(leaky_relu)
+ARRAY_FORM(softplus)
+ARRAY_FORM(gelu_tanh)
 
-#define UNARY_OP(name, fn) \
-    static qc_status op_##name(const qce_call *call) { return unary(call, fn); }
-UNARY_OP(relu, relu)
-UNARY_OP(sqrt, sqrt_)
-UNARY_OP(log, log_)
-UNARY_OP(abs, abs_)
-UNARY_OP(reciprocal, reciprocal)
-UNARY_OP(floor, floor_)
-UNARY_OP(ceil, ceil_)
-UNARY_OP(softplus, softplus)
-
-/* Functions with vectorized array forms (ops/vmath.h), run in chunks spread over the threads. */
-typedef void (*array_fn)(float *out, const float *in, size_t n);
+#define VMATH_FORM(fn)                                                                 \
+    static void fn##_array(float *out, const float *in, size_t n, float parameter)     \
+    {                                                                                  \
+        (void)parameter;                                                               \
+        qcm_v##fn(out, in, n);                                                         \
+    }
+VMATH_FORM(sigmoid)
+VMATH_FORM(tanh)
+VMATH_FORM(erf)
+VMATH_FORM(exp)
+VMATH_FORM(gelu)
 
 enum { ARRAY_CHUNK = 16384 };
 
-static qc_status unary_array(const qce_call *call, array_fn fn)
+/* Runs fn over input 0 in chunks spread over the threads (in place when the input dies here). */
+static qc_status unary_with(const qce_call *call, array_fn fn, float parameter)
 {
     QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_F32)));
     const qc_tensor *x = &call->inputs[0]->tensor;
@@ -76,34 +76,47 @@ static qc_status unary_array(const qce_call *call, array_fn fn)
 #pragma omp parallel for num_threads(call->threads > 0 ? call->threads : 1) schedule(static) if (n > 65536)
     for (int64_t c = 0; c < chunks; c++) {
         int64_t first = c * ARRAY_CHUNK;
-        fn(out + first, in + first, (size_t)(n - first < ARRAY_CHUNK ? n - first : ARRAY_CHUNK));
+        fn(out + first, in + first, (size_t)(n - first < ARRAY_CHUNK ? n - first : ARRAY_CHUNK), parameter);
     }
     return QC_OK;
 }
 
-#define ARRAY_OP(name, fn) \
-    static qc_status op_##name(const qce_call *call) { return unary_array(call, fn); }
-ARRAY_OP(sigmoid, qcm_vsigmoid)
-ARRAY_OP(tanh, qcm_vtanh)
-ARRAY_OP(erf, qcm_verf)
-ARRAY_OP(exp, qcm_vexp)
+static qc_status unary(const qce_call *call, array_fn fn)
+{
+    return unary_with(call, fn, 0.0f);
+}
+
+#define UNARY_OP(name, fn) \
+    static qc_status op_##name(const qce_call *call) { return unary(call, fn##_array); }
+UNARY_OP(relu, relu)
+UNARY_OP(sqrt, sqrt_)
+UNARY_OP(log, log_)
+UNARY_OP(abs, abs_)
+UNARY_OP(reciprocal, reciprocal)
+UNARY_OP(floor, floor_)
+UNARY_OP(ceil, ceil_)
+UNARY_OP(softplus, softplus)
+UNARY_OP(sigmoid, sigmoid)
+UNARY_OP(tanh, tanh)
+UNARY_OP(erf, erf)
+UNARY_OP(exp, exp)
 
 static qc_status op_leaky_relu(const qce_call *call)
 {
-    return unary_with(call, leaky_relu, qce__attr_float(call, "alpha", 0.01f));
+    return unary_with(call, leaky_relu_array, qce__attr_float(call, "alpha", 0.01f));
 }
 
 static qc_status op_gelu(const qce_call *call)
 {
     const Onnx__AttributeProto *a = qce__attr(call, "approximate");
     int tanh_form = a && a->s.len == 4 && memcmp(a->s.data, "tanh", 4) == 0;
-    return tanh_form ? unary(call, gelu_tanh) : unary_array(call, qcm_vgelu);
+    return unary(call, tanh_form ? gelu_tanh_array : gelu_array);
 }
 
 /* Neg also takes integers (shape arithmetic). */
 static qc_status op_neg(const qce_call *call)
 {
-    if (call->num_inputs > 0 && call->inputs[0] && call->inputs[0]->tensor.dtype == QC_DT_F32) return unary(call, neg);
+    if (call->num_inputs > 0 && call->inputs[0] && call->inputs[0]->tensor.dtype == QC_DT_F32) return unary(call, neg_array);
     QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_I64) | QCE_DT(QC_DT_I32)));
     const qc_tensor *x = &call->inputs[0]->tensor;
     QCE_TRY(qce__output(call, 0, x->dtype, x->ndim, x->dims));

@@ -276,6 +276,27 @@ static void output_dims(int64_t *dims, const qc_tensor *x, int64_t channels, con
     for (int d = 2; d < x->ndim; d++) dims[d] = w->out[SPATIAL - (x->ndim - d)];
 }
 
+/* What one image's convolution needs (see conv_group). */
+typedef struct conv_operands {
+    const float *x, *weight, *bias;
+    float *y;
+    const window *w;
+    int64_t in_channels, out_channels, cpg, opg, patch, pixels, image_size;
+} conv_operands;
+
+/* Image n, channel group g: im2col into `columns`, then Y = W·columns + bias as one GEMM over
+ * bias-filled outputs. */
+static void conv_group(const conv_operands *c, int64_t n, int64_t g, float *columns, int threads)
+{
+    const float *image = c->x + (n * c->in_channels + g * c->cpg) * c->image_size;
+    float *dst = c->y + (n * c->out_channels + g * c->opg) * c->pixels;
+    im2col(columns, image, c->cpg, c->w);
+    for (int64_t o = 0; c->bias && o < c->opg; o++)
+        for (int64_t p = 0; p < c->pixels; p++) dst[o * c->pixels + p] = c->bias[g * c->opg + o];
+    qce__sgemm(threads, 0, 0, c->opg, c->pixels, c->patch, 1.0f, c->weight + g * c->opg * c->patch, c->patch, columns,
+               c->pixels, c->bias ? 1.0f : 0.0f, dst, c->pixels);
+}
+
 static qc_status op_conv(const qce_call *call)
 {
     QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_F32)));
@@ -294,20 +315,18 @@ static qc_status op_conv(const qce_call *call)
     output_dims(dims, x, out_channels, &w);
     QCE_TRY(qce__output(call, 0, QC_DT_F32, x->ndim, dims));
     int64_t patch = cpg * w.kernel[0] * w.kernel[1] * w.kernel[2], pixels = window_pixels(&w);
-    int64_t image_size = w.in[0] * w.in[1] * w.in[2];
-    float *columns = malloc((size_t)(patch * pixels > 0 ? patch * pixels : 1) * sizeof *columns);
+    /* Several images: one per thread, each with its own im2col buffer and a single-threaded GEMM; one
+     * image: BLAS threads it. */
+    int threads = call->threads > 0 ? call->threads : 1, across = batch * group >= threads && threads > 1;
+    int workers = across ? threads : 1;
+    size_t scratch = (size_t)(patch * pixels > 0 ? patch * pixels : 1);
+    float *columns = malloc((size_t)workers * scratch * sizeof *columns);
     if (columns == NULL) return qce__fail(call, QC_ERR_OUT_OF_MEMORY, "no memory for im2col");
-    float *y = call->outputs[0]->tensor.data;
-    for (int64_t n = 0; n < batch; n++)
-        for (int64_t g = 0; g < group; g++) {
-            const float *image = (const float *)x->data + (n * x->dims[1] + g * cpg) * image_size;
-            float *dst = y + (n * out_channels + g * opg) * pixels;
-            im2col(columns, image, cpg, &w);
-            qce__sgemm(call->threads, 0, 0, opg, pixels, patch, 1.0f, (const float *)wt->data + g * opg * patch, patch,
-                       columns, pixels, 0.0f, dst, pixels);
-            for (int64_t o = 0; bias && o < opg; o++)
-                for (int64_t p = 0; p < pixels; p++) dst[o * pixels + p] += ((const float *)bias->data)[g * opg + o];
-        }
+    conv_operands ops = {x->data, wt->data, bias ? bias->data : NULL, call->outputs[0]->tensor.data, &w,
+                         x->dims[1], out_channels, cpg, opg, patch, pixels, w.in[0] * w.in[1] * w.in[2]};
+#pragma omp parallel for num_threads(workers) schedule(static) if (across)
+    for (int64_t t = 0; t < batch * group; t++)
+        conv_group(&ops, t / group, t % group, columns + (size_t)qce__worker_index() * scratch, across ? 1 : threads);
     free(columns);
     return QC_OK;
 }
@@ -358,6 +377,70 @@ static float pool_window(const float *plane, const window *w, const int64_t *o, 
     return (float)(sum / (double)(count ? count : 1));
 }
 
+/* Whether every window lies inside the input: no padding read, no ceil_mode overhang. */
+static int windows_inside(const window *w)
+{
+    for (int d = 0; d < SPATIAL; d++)
+        if (w->pad_begin[d] != 0 || (w->out[d] - 1) * w->stride[d] + (w->kernel[d] - 1) * w->dilation[d] >= w->in[d])
+            return 0;
+    return 1;
+}
+
+/* One output of a window inside the plane, starting at `base`: no bounds to work out per tap. */
+static float pool_inside(const float *base, const window *w, pool_kind kind)
+{
+    float best = -INFINITY;
+    double sum = 0.0;
+    for (int64_t kz = 0; kz < w->kernel[0]; kz++)
+        for (int64_t ky = 0; ky < w->kernel[1]; ky++) {
+            const float *row = base + (kz * w->dilation[0] * w->in[1] + ky * w->dilation[1]) * w->in[2];
+            for (int64_t kx = 0; kx < w->kernel[2]; kx++) {
+                float v = row[kx * w->dilation[2]];
+                best = v > best ? v : best;
+                sum += v;
+            }
+        }
+    return kind == POOL_MAX ? best : (float)(sum / (double)(w->kernel[0] * w->kernel[1] * w->kernel[2]));
+}
+
+/* A row of max-pool outputs whose windows lie inside the plane: tap by tap over the whole row, so that
+ * the inner loop is a strided max the compiler vectorizes. */
+static void max_row_inside(float *y, const float *plane, const window *w, int64_t oz, int64_t oy)
+{
+    int64_t n = w->out[2], stride = w->stride[2];
+    for (int64_t ox = 0; ox < n; ox++) y[ox] = -INFINITY;
+    for (int64_t kz = 0; kz < w->kernel[0]; kz++)
+        for (int64_t ky = 0; ky < w->kernel[1]; ky++) {
+            const float *row = plane + ((oz * w->stride[0] + kz * w->dilation[0]) * w->in[1] + oy * w->stride[1] +
+                                        ky * w->dilation[1]) * w->in[2];
+            for (int64_t kx = 0; kx < w->kernel[2]; kx++) {
+                const float *src = row + kx * w->dilation[2];
+                for (int64_t ox = 0; ox < n; ox++) y[ox] = src[ox * stride] > y[ox] ? src[ox * stride] : y[ox];
+            }
+        }
+}
+
+/* One plane of outputs: windows inside the input take the plain loops, others work out their taps. */
+static void pool_plane(float *y, const float *plane, const window *w, pool_kind kind, int include_pad,
+                       const int64_t *pads_end)
+{
+    int inside = windows_inside(w);
+    if (inside && kind == POOL_MAX) {
+        for (int64_t oz = 0; oz < w->out[0]; oz++)
+            for (int64_t oy = 0; oy < w->out[1]; oy++) max_row_inside(y + (oz * w->out[1] + oy) * w->out[2], plane, w, oz, oy);
+        return;
+    }
+    for (int64_t oz = 0, o = 0; oz < w->out[0]; oz++)
+        for (int64_t oy = 0; oy < w->out[1]; oy++)
+            for (int64_t ox = 0; ox < w->out[2]; ox++, o++) {
+                int64_t at[SPATIAL] = {oz, oy, ox};
+                y[o] = inside ? pool_inside(plane + ((oz * w->stride[0]) * w->in[1] + oy * w->stride[1]) * w->in[2] +
+                                                ox * w->stride[2],
+                                            w, kind)
+                              : pool_window(plane, w, at, kind, include_pad, pads_end);
+            }
+}
+
 static qc_status pool(const qce_call *call, pool_kind kind, int global)
 {
     QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_F32)));
@@ -379,11 +462,10 @@ static qc_status pool(const qce_call *call, pool_kind kind, int global)
     QCE_TRY(qce__output(call, 0, QC_DT_F32, x->ndim, dims));
     float *y = call->outputs[0]->tensor.data;
     int64_t planes = x->dims[0] * x->dims[1], pixels = window_pixels(&w), image = w.in[0] * w.in[1] * w.in[2];
+    int64_t work = planes * pixels * w.kernel[0] * w.kernel[1] * w.kernel[2];
+#pragma omp parallel for num_threads(call->threads > 0 ? call->threads : 1) schedule(static) if (work > 262144)
     for (int64_t p = 0; p < planes; p++)
-        for (int64_t o = 0; o < pixels; o++) {
-            int64_t at[SPATIAL] = {o / (w.out[1] * w.out[2]), o / w.out[2] % w.out[1], o % w.out[2]};
-            y[p * pixels + o] = pool_window((const float *)x->data + p * image, &w, at, kind, include_pad, pads_end);
-        }
+        pool_plane(y + p * pixels, (const float *)x->data + p * image, &w, kind, include_pad, pads_end);
     return QC_OK;
 }
 

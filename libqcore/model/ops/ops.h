@@ -37,6 +37,9 @@ void qce__copy_ints(int64_t *dst, const int64_t *src, size_t n);
 /* An axis attribute or value made non-negative for rank `ndim`, or a failure naming it. */
 qc_status qce__axis(const qce_call *call, int64_t axis, int ndim, int *out);
 
+/* The calling thread's index in the current OpenMP team (0 outside one), for per-thread scratch. */
+int qce__worker_index(void);
+
 /* Op tables, one per file, each ended by {NULL, NULL}. Names are op types of the ONNX domain, or
  * "<domain>.<op type>" for other domains (op types hold no dots). */
 extern const qce_op qce__elementwise_ops[];
