@@ -1,5 +1,6 @@
 /* The tensor view: construction, validation and size queries. */
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -164,6 +165,16 @@ qc_status qc__tensor_expect_float(const qc_tensor *t, const char *function, cons
                           qc_dtype_string(t->dtype));
     if (!qc_tensor_is_contiguous(t))
         return QC_FAIL_IN(function, QC_ERR_LAYOUT, "argument '%s': must be C-contiguous", name);
+    return QC_OK;
+}
+
+qc_status qc__tensor_check_finite(const qc_tensor *t, const char *function, const char *name)
+{
+    int64_t n = qc_tensor_numel(t);
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(qc__tensor_float_at(t, i)))
+            return QC_FAIL_IN(function, QC_ERR_NUMERIC, "argument '%s': element %lld is %g; inputs must be finite", name,
+                              (long long)i, qc__tensor_float_at(t, i));
     return QC_OK;
 }
 

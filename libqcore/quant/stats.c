@@ -6,27 +6,12 @@
 #include "core/tensor_check.h"
 #include "qcore/qc_quant.h"
 
-static double value_at(const qc_tensor *t, int64_t i)
-{
-    return t->dtype == QC_DT_F32 ? (double)((const float *)t->data)[i] : ((const double *)t->data)[i];
-}
-
-static qc_status check_finite(const qc_tensor *t, const char *name, const char *function)
-{
-    int64_t n = qc_tensor_numel(t);
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(value_at(t, i)))
-            return QC_FAIL_IN(function, QC_ERR_NUMERIC, "argument '%s': element %lld is %g; inputs must be finite", name,
-                              (long long)i, value_at(t, i));
-    return QC_OK;
-}
-
 static qc_status check_one(const qc_tensor *x, const char *name, const char *function)
 {
     QC_TRY(qc__tensor_expect_float(x, function, name));
     if (qc_tensor_numel(x) == 0)
         return QC_FAIL_IN(function, QC_ERR_SHAPE, "argument '%s' has no elements", name);
-    return check_finite(x, name, function);
+    return qc__tensor_check_finite(x, function, name);
 }
 
 /* Sum of ref^2 and of (ref - approx)^2, after checking both arguments. */
@@ -39,7 +24,7 @@ static qc_status error_sums(double *signal, double *noise, const qc_tensor *ref,
     double s = 0.0, e = 0.0;
     int64_t n = qc_tensor_numel(ref);
     for (int64_t i = 0; i < n; i++) {
-        double r = value_at(ref, i), d = r - value_at(approx, i);
+        double r = qc__tensor_float_at(ref, i), d = r - qc__tensor_float_at(approx, i);
         s += r * r;
         e += d * d;
     }
@@ -78,11 +63,11 @@ qc_status qc_stat_kurtosis(double *out, const qc_tensor *x)
     QC_TRY(check_one(x, "x", __func__));
     int64_t n = qc_tensor_numel(x);
     double mean = 0.0;
-    for (int64_t i = 0; i < n; i++) mean += value_at(x, i);
+    for (int64_t i = 0; i < n; i++) mean += qc__tensor_float_at(x, i);
     mean /= (double)n;
     double m2 = 0.0, m4 = 0.0;
     for (int64_t i = 0; i < n; i++) {
-        double d = value_at(x, i) - mean, d2 = d * d;
+        double d = qc__tensor_float_at(x, i) - mean, d2 = d * d;
         m2 += d2;
         m4 += d2 * d2;
     }
@@ -98,7 +83,7 @@ qc_status qc_stat_max_over_rms(double *out, const qc_tensor *x)
     int64_t n = qc_tensor_numel(x);
     double absmax = 0.0, squares = 0.0;
     for (int64_t i = 0; i < n; i++) {
-        double v = value_at(x, i);
+        double v = qc__tensor_float_at(x, i);
         absmax = fmax(absmax, fabs(v));
         squares += v * v;
     }

@@ -1,0 +1,131 @@
+"""OPTQ (GPTQ) and GPFQ on numpy arrays: streaming input statistics and the two layer-wise quantizers.
+See include/qcore/qc_gpxq.h for the exact rules.
+
+    stats = qcore.GpxqStats("optq", w.shape[1])
+    for x in batches:                     # float32 or float64 [batch, in]
+        stats.add(x)
+    layer = qcore.optq(w, stats.hessian(), qcore.QuantOptions(bits=4, granularity="channel", axis=0))
+    layer.q, layer.scale, layer.dequantized, layer.damp_ratio
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._errors import check
+from ._ffi import ffi, lib
+from ._tensor import as_array, view
+from .core import default_context
+
+_METHODS = {"optq": lib.QC_GPXQ_OPTQ, "gpfq": lib.QC_GPXQ_GPFQ}
+
+
+@dataclass
+class GpxqOptions:
+    """damp_ratio: delta = damp_ratio * mean(diag H) is added to H's diagonal; act_order: process inputs by
+    decreasing diag H; max_retries: OPTQ factorizations retried with 10x the damping; block_size: inputs
+    per lazy (BLAS-3) update."""
+
+    damp_ratio: float = 0.01
+    act_order: bool = False
+    max_retries: int = 6
+    block_size: int = 128
+
+    def to_c(self):
+        o = ffi.new("qc_gpxq_options *")
+        check(lib.qc_gpxq_options_init(o, lib.QC_GPXQ_OPTIONS_VERSION))
+        o.damp_ratio, o.act_order = self.damp_ratio, int(bool(self.act_order))
+        o.max_retries, o.block_size = self.max_retries, self.block_size
+        return o
+
+
+@dataclass
+class QuantizedLayer:
+    """A quantized weight: integer levels q (int32, zero point included), scale (float32) and zero_point
+    (int32) in qc_quant's parameter layout, dequantized weights (float32), and what the call did: the damping
+    ratio and value used, failed factorizations retried, and the inputs found dead (zero diagonal)."""
+
+    q: np.ndarray
+    scale: np.ndarray
+    zero_point: np.ndarray
+    dequantized: np.ndarray
+    damp_ratio: float
+    damp: float
+    retries: int
+    dead_inputs: int
+
+
+class GpxqStats:
+    """Input statistics of one layer, accumulated batch by batch in double (O(dim^2) memory).
+
+    method 'optq': H = (2/n) sum x x^T. method 'gpfq': H = sum xq xq^T and G = sum xq x^T, with xq the
+    inputs as the quantized model sees them and x as the float model does."""
+
+    def __init__(self, method, dim):
+        if method not in _METHODS:
+            raise ValueError("qcore.GpxqStats: argument 'method' must be 'optq' or 'gpfq', got %r" % (method,))
+        handle = ffi.new("qc_gpxq_stats **")
+        check(lib.qc_gpxq_stats_create(handle, _METHODS[method], dim), "qcore.GpxqStats")
+        self._stats = ffi.gc(handle[0], lib.qc_gpxq_stats_free)
+        self.method, self.dim = method, dim
+
+    def add(self, x, x_quant=None, ctx=None):
+        """Adds a batch x [batch, dim] (float32 or float64); GPFQ also needs x_quant, same shape."""
+        function = "qcore.GpxqStats.add"
+        xt, _xb = view(as_array(x, "x", [np.float32, np.float64], function))
+        qt, _qb = (ffi.NULL, None) if x_quant is None else view(
+            as_array(x_quant, "x_quant", [np.float32, np.float64], function))
+        (ctx or default_context()).call(lib.qc_gpxq_stats_add, self._stats, xt, qt)
+
+    @property
+    def count(self):
+        """Samples added so far."""
+        out = ffi.new("int64_t *")
+        check(lib.qc_gpxq_stats_count(out, self._stats))
+        return out[0]
+
+    def hessian(self):
+        """H as a float64 [dim, dim] array."""
+        return self._matrix(lib.qc_gpxq_stats_hessian, "qcore.GpxqStats.hessian")
+
+    def cross(self):
+        """G = sum xq x^T as a float64 [dim, dim] array (GPFQ statistics only)."""
+        return self._matrix(lib.qc_gpxq_stats_cross, "qcore.GpxqStats.cross")
+
+    def _matrix(self, c_function, function):
+        out = np.empty((self.dim, self.dim), np.float64)
+        t, _b = view(out)
+        check(c_function(t, self._stats), function)
+        return out
+
+
+def optq(w, h, grid, opts=None, ctx=None):
+    """OPTQ of the float32 weight w [out, in] with H (float64 [in, in]) under the QuantOptions `grid`
+    (per channel: axis 0; per group: axis 1). Returns a QuantizedLayer."""
+    function = "qcore.optq"
+    matrices = [(as_array(h, "h", [np.float64], function))]
+    return _run(lib.qc_optq, function, w, matrices, grid, opts, ctx)
+
+
+def gpfq(w, h, g, grid, opts=None, ctx=None):
+    """GPFQ of the float32 weight w [out, in] with H = sum xq xq^T and G = sum xq x^T (float64 [in, in])."""
+    function = "qcore.gpfq"
+    matrices = [as_array(h, "h", [np.float64], function), as_array(g, "g", [np.float64], function)]
+    return _run(lib.qc_gpfq, function, w, matrices, grid, opts, ctx)
+
+
+def _run(c_function, function, w, matrices, grid, opts, ctx):
+    w = as_array(w, "w", [np.float32], function)
+    c_grid = grid.to_c(function)
+    c_opts = (opts or GpxqOptions()).to_c()
+    shape = grid.param_shape(w.shape, function)
+    q, dequantized = np.empty(w.shape, np.int32), np.empty(w.shape, np.float32)
+    scale, zero_point = np.empty(shape, np.float32), np.empty(shape, np.int32)
+    result = ffi.new("qc_gpxq_result *", [lib.QC_GPXQ_RESULT_VERSION])
+    views = [view(a) for a in (q, scale, zero_point, dequantized, w, *matrices)]
+    (ctx or default_context()).call(c_function, *[v for v, _ in views[:4]], result, *[v for v, _ in views[4:]],
+                                    c_grid, c_opts)
+    return QuantizedLayer(q, scale, zero_point, dequantized, result.damp_ratio, result.damp, result.retries,
+                          result.dead_inputs)
+
+
+__all__ = ["GpxqOptions", "GpxqStats", "QuantizedLayer", "gpfq", "optq"]

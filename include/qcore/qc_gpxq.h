@@ -1,0 +1,159 @@
+/*
+ * qc_gpxq.h: layer-wise post-training quantization that corrects each weight's rounding error with the
+ * weights not yet quantized: OPTQ (GPTQ, Frantar et al. 2023) and GPFQ (Lybrand & Saab 2021) in its
+ * memory-efficient lower-triangular form (Zhang, Colbert et al., arXiv 2409.17092). Since 1.2.
+ *
+ * A linear layer has weight W [out, in] (f32, row-major, DESIGN.md §5) and sees inputs X [n, in] (a
+ * convolution: W viewed as [out, in*kh*kw] against im2col rows). Both algorithms need only d x d statistics
+ * (d = in), accumulated in double batch by batch, so memory does not grow with the number of samples:
+ *   OPTQ:  H = (2/n) sum_s x_s x_s^T                        (x_s a row of X, n rows in all)
+ *   GPFQ:  H = sum_s xq_s xq_s^T,   G = sum_s xq_s x_s^T    (xq_s the same input as seen by the partly
+ *          quantized model, x_s as seen by the float model; G[t][j] = <Xq column t, X column j>)
+ * qc_gpxq_stats accumulates them; qc_optq and qc_gpfq take the matrices themselves, so statistics computed
+ * elsewhere can be used too.
+ *
+ * The grid is any uniform grid of qc_quant.h (bits 2..16, signed or unsigned, symmetric or asymmetric), per
+ * tensor, per output channel (granularity QC_GRAN_CHANNEL with axis 0) or per group of `group_size`
+ * consecutive inputs of each output channel (QC_GRAN_GROUP with axis 1, or -1). Scales and zero points are
+ * chosen by qc_quant's rules (opts->scale_method) and have the shapes qc_quant_param_shape gives for W, so
+ * qc_dequantize(q, scale, zero_point, grid) reproduces the dequantized weights these functions return.
+ * One weight w is quantized as
+ *     q = clamp(round_half_to_even(w / scale) + zero_point, qmin, qmax),   w' = (q - zero_point) * scale
+ * in double (w is the algorithm's running value, a double; scale the chosen float32).
+ *
+ * Shared steps, in this order:
+ *  - dead inputs: an input whose diagonal entry of H is 0 never varies in the calibration data. OPTQ sets
+ *    that weight column to 0 (and H's diagonal entry to 1); GPFQ quantizes it as 0. Counted in the result.
+ *  - act-order (opts->act_order): inputs are processed by decreasing diagonal of H (ties by index); the
+ *    outputs are always in the original input order.
+ *  - damping: delta = damp_ratio * mean(diag H) is added to H's diagonal.
+ *
+ * OPTQ, with U the upper-triangular Cholesky factor of H^-1 (H^-1 = U^T U), for each input i in order:
+ *     q_i = Q(w_i),   e_i = (w_i - w'_i) / U_ii,   w_j -= e_i U_ij for every later input j,
+ * applied to all rows at once, with the updates of a block of `block_size` inputs to later blocks deferred
+ * and applied as one matrix product (BLAS-3). If H + delta I is not positive definite (Cholesky fails),
+ * damp_ratio is multiplied by 10 (from 1e-4 when it is 0) and the factorization retried, at most
+ * `max_retries` times; then QC_ERR_SINGULAR names the failing pivot and the last damping. The damping used
+ * is reported in qc_gpxq_result: a layer is never skipped.
+ * Scales: per tensor and per channel, chosen from W (with dead columns zeroed) before the loop; per group,
+ * chosen when the algorithm reaches the group's first input (in processing order), from the group's current,
+ * already-updated weights, as OPTQ's reference implementation does.
+ *
+ * GPFQ, for each input t in order (j < t runs over the inputs processed before t, w' dequantized):
+ *     q_t = Q( (sum_{j<=t} G_tj w_j - sum_{j<t} H_tj w'_j) / (H_tt + delta) ),
+ * which is the original GPFQ step  q_t = Q(<Xq_t, u + w_t X_t> / |Xq_t|^2),  u = sum_{j<t} (w_j X_j - w'_j
+ * Xq_j),  with every inner product read from G and H (exactly when delta = 0). Later inputs' sums are
+ * updated a block at a time, as in OPTQ. Scales are chosen from W before the loop (GPFQ does not change W).
+ * GPFQ needs no factorization; delta only regularizes the divisions (default as for OPTQ).
+ *
+ * Errors: QC_ERR_INVALID_ARG (NULL, options out of range, an axis other than the above), QC_ERR_VERSION,
+ * QC_ERR_DTYPE, QC_ERR_LAYOUT (not C-contiguous), QC_ERR_SHAPE (each message names the argument and the
+ * shapes), QC_ERR_NUMERIC (NaN or Inf in W, H, G or a batch; the message names the element),
+ * QC_ERR_SINGULAR (OPTQ only, see above), QC_ERR_OVERFLOW (an extent beyond 2^31 - 1, the BLAS limit),
+ * QC_ERR_OUT_OF_MEMORY, QC_ERR_CANCELLED (the progress callback stopped the call; outputs are untouched).
+ * Outputs are written only when the call succeeds.
+ *
+ * Threads: ctx's count sizes both qcore's loops and OpenBLAS's team (Debian's OpenMP build); the integers
+ * do not depend on it.
+ */
+#ifndef QC_GPXQ_H
+#define QC_GPXQ_H
+
+#include "qcore/qc_quant.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Streaming statistics.
+ */
+typedef enum qc_gpxq_method {
+    QC_GPXQ_OPTQ = 1, /* H = (2/n) sum x x^T */
+    QC_GPXQ_GPFQ = 2  /* H = sum xq xq^T and G = sum xq x^T */
+} qc_gpxq_method;
+
+/* Accumulated statistics of one layer's inputs: O(dim^2) doubles whatever the number of samples. */
+typedef struct qc_gpxq_stats qc_gpxq_stats;
+
+/* Creates empty statistics for inputs of `dim` features (1 .. 2^31 - 1). `out` receives a handle owned by
+ * the caller (qc_gpxq_stats_free). */
+QC_API qc_status qc_gpxq_stats_create(qc_gpxq_stats **out, qc_gpxq_method method, int64_t dim);
+
+/* Frees statistics; NULL is accepted. */
+QC_API void qc_gpxq_stats_free(qc_gpxq_stats *stats);
+
+/* Adds a batch of b samples (b >= 0): `x` [b, dim] (f32 or f64) holds the float model's inputs; for GPFQ,
+ * `x_quant` (same shape, f32 or f64) holds the quantized model's inputs for the same samples, and must be
+ * NULL for OPTQ. Both are borrowed. NaN or Inf anywhere leaves the statistics unchanged. */
+QC_API qc_status qc_gpxq_stats_add(qc_ctx *ctx, qc_gpxq_stats *stats, const qc_tensor *x, const qc_tensor *x_quant);
+
+/* The number of samples added so far. */
+QC_API qc_status qc_gpxq_stats_count(int64_t *out, const qc_gpxq_stats *stats);
+
+/* Writes H (f64 [dim, dim], full and symmetric) into `h` (borrowed): (2/n) sum x x^T for OPTQ, sum xq xq^T
+ * for GPFQ. QC_ERR_INVALID_ARG when no sample has been added. */
+QC_API qc_status qc_gpxq_stats_hessian(qc_tensor *h, const qc_gpxq_stats *stats);
+
+/* Writes G = sum xq x^T (f64 [dim, dim]) into `g` (borrowed). GPFQ statistics only. */
+QC_API qc_status qc_gpxq_stats_cross(qc_tensor *g, const qc_gpxq_stats *stats);
+
+/* ---------------------------------------------------------------------------------------------
+ * Options and result.
+ */
+#define QC_GPXQ_OPTIONS_VERSION 1
+
+/* How OPTQ and GPFQ run. Initialise with QC_GPXQ_OPTIONS_INIT or qc_gpxq_options_init; later versions only
+ * append fields. */
+typedef struct qc_gpxq_options {
+    uint32_t version;     /* QC_GPXQ_OPTIONS_VERSION */
+    double damp_ratio;    /* delta = damp_ratio * mean(diag H); finite, 0..1e6 (default 0.01) */
+    int32_t act_order;    /* 1: process inputs by decreasing diag H (default 0) */
+    int32_t max_retries;  /* OPTQ: factorizations retried with 10x the damping, 0..20 (default 6) */
+    int64_t block_size;   /* inputs per lazy block update, >= 1 (default 128) */
+} qc_gpxq_options;
+
+#define QC_GPXQ_OPTIONS_INIT { QC_GPXQ_OPTIONS_VERSION, 0.01, 0, 6, 128 }
+
+/* Fills `opts` with the defaults of `version` (QC_ERR_VERSION for 0 or a version newer than the library's). */
+QC_API qc_status qc_gpxq_options_init(qc_gpxq_options *opts, unsigned version);
+
+#define QC_GPXQ_RESULT_VERSION 1
+
+/* What a call did, for the record. The caller sets `version` (QC_GPXQ_RESULT_INIT); the library fills the
+ * fields that version has. */
+typedef struct qc_gpxq_result {
+    uint32_t version;     /* QC_GPXQ_RESULT_VERSION */
+    double damp_ratio;    /* the ratio finally used (larger than requested after retries) */
+    double damp;          /* delta, the value added to H's diagonal */
+    int32_t retries;      /* failed factorizations before the one used (OPTQ) */
+    int64_t dead_inputs;  /* inputs whose diagonal of H is 0 */
+} qc_gpxq_result;
+
+#define QC_GPXQ_RESULT_INIT { QC_GPXQ_RESULT_VERSION, 0.0, 0.0, 0, 0 }
+
+/* ---------------------------------------------------------------------------------------------
+ * The algorithms. Arguments, all borrowed:
+ *   q            out: i32 [out, in], the integer levels (zero point included, as qc_quantize stores them);
+ *   scale        out: f32 with qc_quant_param_shape(w, grid);
+ *   zero_point   out: i32, same shape; may be NULL when the grid is symmetric (its zero point is fixed);
+ *   dequantized  out: f32 [out, in], (q - zero_point) * scale; may be NULL;
+ *   result       out: may be NULL;
+ *   w            f32 [out, in], finite;
+ *   h, g         f64 [in, in], finite; H symmetric (only its lower triangle is read);
+ *   grid         the uniform grid and how its parameters are chosen (see above for the axes);
+ *   opts         NULL for the defaults.
+ */
+QC_API qc_status qc_optq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_point, qc_tensor *dequantized,
+                         qc_gpxq_result *result, const qc_tensor *w, const qc_tensor *h, const qc_quant_options *grid,
+                         const qc_gpxq_options *opts);
+
+QC_API qc_status qc_gpfq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_point, qc_tensor *dequantized,
+                         qc_gpxq_result *result, const qc_tensor *w, const qc_tensor *h, const qc_tensor *g,
+                         const qc_quant_options *grid, const qc_gpxq_options *opts);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* QC_GPXQ_H */

@@ -1,0 +1,135 @@
+/* Internal: what OPTQ and GPFQ share: checked options, the layer being quantized (its grid, parameters and
+ * integer output), the processing order and the gathered statistics. */
+#ifndef QC_GPXQ_INTERNAL_H
+#define QC_GPXQ_INTERNAL_H
+
+#include <math.h>
+
+#include "kernels/dispatch.h"
+#include "qcore/qc_gpxq.h"
+#include "quant/grid.h"
+
+/* ---- options (options.c) --------------------------------------------------------------------- */
+
+/* Checks `opts` (NULL: the defaults) into `out`, on behalf of `function`. */
+qc_status qc__gpxq_options(qc_gpxq_options *out, const qc_gpxq_options *opts, const char *function);
+
+/* QC_ERR_VERSION unless `result` is NULL or carries a known version. */
+qc_status qc__gpxq_result_check(const qc_gpxq_result *result, const char *function);
+
+/* Fills the fields of `result` (may be NULL) that its version has. */
+void qc__gpxq_result_store(qc_gpxq_result *result, const qc_gpxq_result *values);
+
+/* ---- the layer (layer.c) ---------------------------------------------------------------------- */
+
+typedef struct qc_gpxq_layer {
+    const qc_ctx *ctx;
+    const char *function;
+    const qc_quant_options *grid_opts;
+    qc_grid grid;
+    int64_t rows, cols;      /* W is [rows, cols] */
+    int64_t groups;          /* parameters per row: 1 per tensor or channel, ceil(cols / group_size) per group */
+    int64_t group_size;      /* columns per parameter (cols unless per group) */
+    int64_t row_stride;      /* parameters per row in `params`: 0 per tensor (one shared), else `groups` */
+    int threads;
+    const float *w;          /* borrowed input */
+    qc_grid_run *params;     /* one per parameter of qc_quant_param_shape(W), row-major */
+    int32_t *levels;         /* [rows, cols], original column order */
+} qc_gpxq_layer;
+
+/* The output tensors of one call (borrowed; zero_point and dequantized may be NULL). */
+typedef struct qc_gpxq_outputs {
+    qc_tensor *q, *scale, *zero_point, *dequantized;
+} qc_gpxq_outputs;
+
+/* Checks the options (into *opts_out), `result`'s version, ctx, W, the outputs and the grid, and allocates
+ * the layer's levels and parameters. */
+qc_status qc__gpxq_begin(qc_gpxq_layer *layer, qc_gpxq_options *opts_out, const qc_ctx *ctx, const qc_gpxq_outputs *out,
+                         const qc_gpxq_result *result, const qc_tensor *w, const qc_quant_options *grid,
+                         const qc_gpxq_options *opts, const char *function);
+void qc__gpxq_layer_free(qc_gpxq_layer *layer);
+
+/* Checks that `m` (argument `name`) is a finite f64 [cols, cols] matrix. */
+qc_status qc__gpxq_check_square(const qc_gpxq_layer *layer, const qc_tensor *m, const char *name);
+
+/* The grid of weight (row, original column). */
+static inline qc_grid_run qc__gpxq_param(const qc_gpxq_layer *layer, int64_t row, int64_t col)
+{
+    return layer->params[row * layer->row_stride + col / layer->group_size];
+}
+
+/* Parameter index of a column within a row (0 unless per group). */
+static inline int64_t qc__gpxq_group_of(const qc_gpxq_layer *layer, int64_t col)
+{
+    return col / layer->group_size;
+}
+
+/* Chooses every parameter from W with the columns flagged in `dead` set to 0. */
+qc_status qc__gpxq_choose_from_w(qc_gpxq_layer *layer, const unsigned char *dead);
+
+/* Chooses parameter `group` of every row from the running weights `work` ([rows, cols] double, column i
+ * holding original column order[i]; `position` is the inverse of `order`). Per group only. */
+qc_status qc__gpxq_choose_group(qc_gpxq_layer *layer, int64_t group, const double *work, const int64_t *position);
+
+/* q = clamp(round_half_even(w / scale) + zero_point, qmin, qmax), in double. */
+static inline int32_t qc__gpxq_quantize(double w, qc_grid_run g)
+{
+    double v = nearbyint(w / (double)g.scale) + (double)g.zero_point;
+    v = v < (double)g.qmin ? (double)g.qmin : v;
+    v = v > (double)g.qmax ? (double)g.qmax : v;
+    return (int32_t)v;
+}
+
+static inline double qc__gpxq_dequantize(int32_t q, qc_grid_run g)
+{
+    return (double)(q - g.zero_point) * (double)g.scale;
+}
+
+/* Writes the levels, parameters and (when asked) the dequantized weights to the outputs, and `values` to
+ * `result` (may be NULL). */
+void qc__gpxq_finish(const qc_gpxq_layer *layer, const qc_gpxq_outputs *out, qc_gpxq_result *result,
+                     const qc_gpxq_result *values);
+
+/* The working arrays both algorithms need (layer.c). */
+typedef struct qc_gpxq_work {
+    int64_t d, block;        /* inputs, and inputs per block (at most d) */
+    unsigned char *dead;     /* per input: its diagonal of H is 0 */
+    double *diag;            /* per input: the diagonal the processing order sorts */
+    int64_t *order;          /* processing position -> input */
+    int64_t *position;       /* input -> processing position */
+    double *square;          /* [d, d]: a matrix in processing order */
+    double *running;         /* [rows, d]: per-row running values in processing order */
+    double *block_values;    /* [rows, block]: per-row values of the current block */
+} qc_gpxq_work;
+
+qc_status qc__gpxq_work_alloc(qc_gpxq_work *work, const qc_gpxq_layer *layer, int64_t block_size);
+void qc__gpxq_work_free(qc_gpxq_work *work);
+
+/* ---- order and statistics (order.c) ---------------------------------------------------------- */
+
+/* H[i][j] for a matrix of which only the lower triangle is read. */
+static inline double qc__gpxq_sym(const double *h, int64_t d, int64_t i, int64_t j)
+{
+    return i >= j ? h[i * d + j] : h[j * d + i];
+}
+
+/* Flags inputs whose diagonal of H is 0 (dead[i] = 1); returns their count. */
+int64_t qc__gpxq_dead_inputs(unsigned char *dead, const double *h, int64_t d);
+
+/* The processing order: 0..d-1, or by decreasing `diag` (ties by index) when act_order. `position`
+ * receives the inverse permutation. */
+qc_status qc__gpxq_order(int64_t *order, int64_t *position, const double *diag, int64_t d, int act_order,
+                         const char *function);
+
+/* out[i][j] = M[order[i]][order[j]] for j <= i, 0 above the diagonal (out is [d, d]). `symmetric`: M's
+ * lower triangle stands for the whole matrix. */
+void qc__gpxq_gather_lower(double *out, const double *m, int64_t d, const int64_t *order, int symmetric, int threads);
+
+/* The running weights: work[r][i] = W[r][order[i]] in double, with the columns `dead` flags (may be NULL)
+ * set to 0. */
+void qc__gpxq_gather_weights(double *work, const qc_gpxq_layer *layer, const int64_t *order, const unsigned char *dead);
+
+/* Reports progress of `done` of the layer's columns. */
+qc_status qc__gpxq_progress(const qc_gpxq_layer *layer, int64_t done);
+
+#endif

@@ -1,0 +1,176 @@
+/* OPTQ (GPTQ): each input's rounding error is spread over the inputs not yet quantized through the
+ * Cholesky factor of H^-1; updates within a block are applied one input at a time, row by row (each row of
+ * W is independent given U), and those to later blocks as one matrix product. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ctx.h"
+#include "core/error.h"
+#include "gpxq/gpxq.h"
+#include "linalg/linalg.h"
+
+/* The damping a failed factorization moves to when none was asked for. */
+static const double FIRST_RETRY_RATIO = 1e-4;
+
+typedef struct optq {
+    qc_gpxq_layer layer;
+    qc_gpxq_options opts;
+    qc_gpxq_work w;             /* diag: H's, dead inputs set to 1 (as OPTQ's reference does); square: U in
+                                   processing order, H^-1 = U^T U; running: the weights; block_values: the
+                                   current block's scaled errors */
+    unsigned char *group_ready; /* per group: its parameters are chosen */
+} optq;
+
+static void optq_free(optq *s)
+{
+    qc__gpxq_layer_free(&s->layer);
+    qc__gpxq_work_free(&s->w);
+    free(s->group_ready);
+}
+
+static qc_status optq_alloc(optq *s)
+{
+    QC_TRY(qc__gpxq_work_alloc(&s->w, &s->layer, s->opts.block_size));
+    s->group_ready = calloc((size_t)s->layer.groups, 1);
+    if (s->group_ready == NULL) return QC_FAIL_IN(s->layer.function, QC_ERR_OUT_OF_MEMORY, "no memory for the groups");
+    return QC_OK;
+}
+
+/* H + delta I in reversed processing order, lower triangle: its Cholesky factor L gives U = J L^-1 J (J the
+ * reversal), since H = (J L J)(J L J)^T with J L J upper triangular. That is one factorization and one
+ * triangular inverse, where the textbook route (factor H, invert, factor H^-1) needs two factorizations,
+ * the second of an ill-conditioned inverse. */
+static void damped_reversed(optq *s, const double *h, int64_t *reversed, double damp)
+{
+    int64_t d = s->w.d;
+    for (int64_t i = 0; i < d; i++) reversed[i] = s->w.order[d - 1 - i];
+    qc__gpxq_gather_lower(s->w.square, h, d, reversed, 1, s->layer.threads);
+    for (int64_t i = 0; i < d; i++) s->w.square[i * d + i] = s->w.diag[reversed[i]] + damp;
+}
+
+/* U[i][j] = L^-1[d-1-i][d-1-j]: a half turn of the whole matrix, in place. */
+static void half_turn(double *m, int64_t d)
+{
+    for (int64_t k = 0, n = d * d; k < n / 2; k++) {
+        double t = m[k];
+        m[k] = m[n - 1 - k];
+        m[n - 1 - k] = t;
+    }
+}
+
+static double mean_diagonal(const optq *s)
+{
+    double sum = 0.0;
+    for (int64_t i = 0; i < s->w.d; i++) sum += s->w.diag[i];
+    return sum / (double)s->w.d;
+}
+
+/* Factors H + delta I, multiplying the damping by 10 after each failure (at most max_retries times). */
+static qc_status inverse_factor(optq *s, const double *h, qc_gpxq_result *res)
+{
+    const char *function = s->layer.function;
+    int64_t *reversed = malloc((size_t)s->w.d * sizeof *reversed), pivot = 0;
+    if (reversed == NULL) return QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for the input order");
+    double mean = mean_diagonal(s), ratio = s->opts.damp_ratio;
+    qc_status st = QC_ERR_SINGULAR;
+    for (int32_t attempt = 0; attempt <= s->opts.max_retries; attempt++) {
+        if (attempt > 0) ratio = ratio > 0.0 ? 10.0 * ratio : FIRST_RETRY_RATIO;
+        res->damp_ratio = ratio;
+        res->damp = ratio * mean;
+        res->retries = attempt;
+        damped_reversed(s, h, reversed, res->damp);
+        st = qc__cholesky(s->layer.threads, s->w.square, s->w.d, s->w.d, &pivot, function);
+        if (st != QC_ERR_SINGULAR) break;
+        qc__log(s->layer.ctx, QC_LOG_WARNING, "%s: H + %g I is not positive definite (damp_ratio %g); retrying with 10x",
+                function, res->damp, ratio);
+    }
+    free(reversed);
+    if (st == QC_ERR_SINGULAR) {
+        int64_t position = s->w.d - pivot;
+        return QC_FAIL_IN(function, QC_ERR_SINGULAR,
+                          "argument 'h': H + delta I is not positive definite with damp_ratio %g (delta = %g) after %d "
+                          "retries: Cholesky fails at input %lld (processing position %lld)",
+                          ratio, ratio * mean, (int)s->opts.max_retries, (long long)s->w.order[position],
+                          (long long)position);
+    }
+    QC_TRY(st);
+    QC_TRY(qc__triangular_inverse(s->layer.threads, s->w.square, s->w.d, s->w.d, function));
+    half_turn(s->w.square, s->w.d);
+    return QC_OK;
+}
+
+/* Inputs [i1, i2) of row r: quantize each, record its scaled error, and update the rest of the block. */
+static void quantize_row_block(optq *s, int64_t r, int64_t i1, int64_t i2)
+{
+    int64_t d = s->w.d;
+    double *w = s->w.running + r * d, *e = s->w.block_values + r * s->w.block;
+    for (int64_t i = i1; i < i2; i++) {
+        int64_t c = s->w.order[i];
+        qc_grid_run g = qc__gpxq_param(&s->layer, r, c);
+        int32_t q = qc__gpxq_quantize(w[i], g);
+        s->layer.levels[r * d + c] = q;
+        const double *ui = s->w.square + i * d;
+        double ei = (w[i] - qc__gpxq_dequantize(q, g)) / ui[i];
+        e[i - i1] = ei;
+        for (int64_t j = i + 1; j < i2; j++) w[j] -= ei * ui[j];
+    }
+}
+
+/* Per group, a block ends before the first input whose group has no parameters yet: at a block's start
+ * every later weight has received every update, so a group's parameters come from its current weights. */
+static qc_status start_block(optq *s, int64_t i1, int64_t *i2)
+{
+    qc_gpxq_layer *l = &s->layer;
+    *i2 = i1 + s->w.block < s->w.d ? i1 + s->w.block : s->w.d;
+    if (l->grid_opts->granularity != QC_GRAN_GROUP) return QC_OK;
+    int64_t g = qc__gpxq_group_of(l, s->w.order[i1]);
+    if (!s->group_ready[g]) {
+        QC_TRY(qc__gpxq_choose_group(l, g, s->w.running, s->w.position));
+        s->group_ready[g] = 1;
+    }
+    for (int64_t j = i1 + 1; j < *i2; j++)
+        if (!s->group_ready[qc__gpxq_group_of(l, s->w.order[j])]) *i2 = j;
+    return QC_OK;
+}
+
+static qc_status run_blocks(optq *s)
+{
+    int64_t d = s->w.d, rows = s->layer.rows;
+    for (int64_t i1 = 0, i2; i1 < d; i1 = i2) {
+        QC_TRY(start_block(s, i1, &i2));
+#pragma omp parallel for num_threads(s->layer.threads) schedule(static)
+        for (int64_t r = 0; r < rows; r++) quantize_row_block(s, r, i1, i2);
+        qc__dgemm(s->layer.threads, 0, 0, rows, d - i2, i2 - i1, -1.0, s->w.block_values, s->w.block, s->w.square + i1 * d + i2, d, 1.0,
+                  s->w.running + i2, d);
+        QC_TRY(qc__gpxq_progress(&s->layer, i2));
+    }
+    return QC_OK;
+}
+
+static qc_status optq_run(optq *s, const qc_tensor *h, qc_gpxq_result *res)
+{
+    const double *hd = h->data;
+    QC_TRY(optq_alloc(s));
+    res->dead_inputs = qc__gpxq_dead_inputs(s->w.dead, hd, s->w.d);
+    for (int64_t i = 0; i < s->w.d; i++) s->w.diag[i] = s->w.dead[i] ? 1.0 : hd[i * s->w.d + i];
+    QC_TRY(qc__gpxq_order(s->w.order, s->w.position, s->w.diag, s->w.d, s->opts.act_order, s->layer.function));
+    if (s->layer.grid_opts->granularity != QC_GRAN_GROUP) QC_TRY(qc__gpxq_choose_from_w(&s->layer, s->w.dead));
+    QC_TRY(inverse_factor(s, hd, res));
+    qc__gpxq_gather_weights(s->w.running, &s->layer, s->w.order, s->w.dead);
+    return run_blocks(s);
+}
+
+qc_status qc_optq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_point, qc_tensor *dequantized,
+                  qc_gpxq_result *result, const qc_tensor *w, const qc_tensor *h, const qc_quant_options *grid,
+                  const qc_gpxq_options *opts)
+{
+    optq s = {0};
+    qc_gpxq_outputs out = {q, scale, zero_point, dequantized};
+    QC_TRY(qc__gpxq_begin(&s.layer, &s.opts, ctx, &out, result, w, grid, opts, __func__));
+    qc_gpxq_result res = {0};
+    qc_status st = qc__gpxq_check_square(&s.layer, h, "h");
+    if (st == QC_OK) st = optq_run(&s, h, &res);
+    if (st == QC_OK) qc__gpxq_finish(&s.layer, &out, result, &res);
+    optq_free(&s);
+    return st;
+}

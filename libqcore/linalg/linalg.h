@@ -1,0 +1,33 @@
+/* Internal: the only dense linear algebra in libqcore, as thin wrappers over CBLAS and LAPACKE (DESIGN.md §1,
+ * layer 2). Matrices are double, row-major, with a row stride `ld*` in elements. Every wrapper runs OpenBLAS
+ * (Debian's OpenMP build) with the caller's `threads`, so that the context's thread count, not a process-wide
+ * setting, sizes the team. Dimensions must fit a 32-bit int (qc__linalg_fits checks them first). */
+#ifndef QC_LINALG_H
+#define QC_LINALG_H
+
+#include <stdint.h>
+
+#include "qcore/qc_core.h"
+
+/* 1 when every one of the n extents fits the BLAS integer, else 0. */
+int qc__linalg_fits(const int64_t *extents, int n);
+
+/* C[m,n] = alpha op(A) op(B) + beta C, op = transpose when trans_* is set. */
+void qc__dgemm(int threads, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha, const double *a,
+               int64_t lda, const double *b, int64_t ldb, double beta, double *c, int64_t ldc);
+
+/* The lower triangle of C[n,n] = alpha A^T A + beta C for A[k,n] (the upper triangle is not touched). */
+void qc__dsyrk_lower(int threads, int64_t n, int64_t k, double alpha, const double *a, int64_t lda, double beta, double *c,
+                     int64_t ldc);
+
+/* Cholesky factor A = L L^T of a symmetric positive definite A[n,n], in place: reads the lower triangle,
+ * writes L there and zeroes the strict upper triangle. On failure returns QC_ERR_SINGULAR, with *pivot (may
+ * be NULL) the 1-based order of the first leading minor that is not positive definite and a message on
+ * behalf of `function`; A is then partly overwritten. */
+qc_status qc__cholesky(int threads, double *a, int64_t n, int64_t lda, int64_t *pivot, const char *function);
+
+/* The inverse of a lower-triangular L[n,n] with a non-zero diagonal, in place (strict upper triangle kept
+ * zero). QC_ERR_SINGULAR names the first zero diagonal entry. */
+qc_status qc__triangular_inverse(int threads, double *l, int64_t n, int64_t ldl, const char *function);
+
+#endif
