@@ -180,3 +180,25 @@ def test_int32_dequantize_matches_onnxruntime():
         got = qcore.Session(model).run({"x": x})["y"]
         want = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
         assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("trans_b", [0, 1])
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("n", [203, 1024])
+def test_few_row_products_split_by_columns_match_onnxruntime(trans_b, threads, n):
+    """Products with few rows are split across the threads by output columns (ops/blas.c): blocks of
+    uneven width, with and without a transposed B, against onnxruntime."""
+    rng = np.random.default_rng(n + threads)
+    m, k = 5, 1200
+    w = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w", "b"], ["y"], transB=trans_b)], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(bias, "b")])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    session = qcore.Session(qcore.Model.from_bytes(proto.SerializeToString()), qcore.Context(threads=threads))
+    want = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert relative_error(session.run({"x": x})["y"], want) < 1e-5
