@@ -117,6 +117,36 @@ def test_add_node_attributes_sort_and_remove_dead(tmp_path):
     assert np.allclose(qcore.Session(model).run({"x": x})["y"], want)
 
 
+def test_remove_dead_keeps_what_only_if_branches_read(tmp_path):
+    """Values and initializers read only inside an If's branches (outer-scope names) are alive."""
+    scale = numpy_helper.from_array(np.float32([3.0]), "scale")
+    shift = numpy_helper.from_array(np.float32([0.5]), "shift")
+    then_branch = helper.make_graph([helper.make_node("Mul", ["h", "scale"], ["out_then"])], "then", [],
+                                    [helper.make_tensor_value_info("out_then", TensorProto.FLOAT, [2])])
+    else_branch = helper.make_graph([helper.make_node("Add", ["x", "shift"], ["out_else"])], "else", [],
+                                    [helper.make_tensor_value_info("out_else", TensorProto.FLOAT, [2])])
+    nodes = [helper.make_node("Neg", ["x"], ["h"], name="only_the_branch_reads_me"),
+             helper.make_node("Sigmoid", ["x"], ["dead"], name="dead_node"),
+             helper.make_node("If", ["c"], ["y"], then_branch=then_branch, else_branch=else_branch, name="choose")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2]),
+                                           helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+                              [scale, shift, numpy_helper.from_array(np.float32([1.0]), "unused")])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    model = qcore.Model.from_bytes(proto.SerializeToString())
+    assert model.remove_dead() == (1, 1)
+    assert sorted(n.name for n in model.nodes) == ["choose", "only_the_branch_reads_me"]
+    assert sorted(model.initializer_names()) == ["scale", "shift"]
+    path = tmp_path / "if.onnx"
+    model.save(path)
+    x = np.float32([1.0, -2.0])
+    for condition in (True, False):
+        feed = {"x": x, "c": np.array(condition)}
+        want = -x * 3.0 if condition else x + 0.5
+        assert np.allclose(ort_run(str(path), feed), want)
+        assert np.allclose(qcore.Session(model).run({"x": x, "c": np.uint8(condition)})["y"], want)
+
+
 def test_edit_errors():
     model = qcore.Model(MLP)
     with pytest.raises(qcore.InvalidArgumentError, match="no value 'nope'"):
