@@ -1,6 +1,6 @@
 /* The tensor view: construction, validation and size queries. */
-#include <stdint.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/error.h"
