@@ -16,6 +16,7 @@ typedef struct qce_value {
     size_t capacity;
     int is_constant;             /* initializer: bound once, never written by kernels */
     int is_folded;               /* a Constant node's output, computed once when the session is planned */
+    uint64_t generation;         /* counts replacements (qc_session_set_initializer) of a constant */
     int is_input;
     int is_bound;                /* holds a value in the current run */
     int keep;                    /* graph output or captured: readable after the run */
@@ -42,6 +43,14 @@ typedef struct qce_accumulator {
 
 /* What a kernel sees: its node, its input values (NULL for an omitted optional input) and the session's
  * thread count. */
+/* Data a kernel derives once from constant inputs (a dequantized or transposed weight) and keeps across
+ * runs; rebuilt when one of those inputs is replaced. */
+typedef struct qce_derived {
+    void *data;
+    size_t bytes;
+    uint64_t generation;         /* the sum of its sources' generations when it was built */
+} qce_derived;
+
 typedef struct qce_call {
     const qce_node *node;
     qce_value **inputs;
@@ -52,6 +61,7 @@ typedef struct qce_call {
     int64_t opset;               /* the model's opset for the node's domain */
     qce_accumulator *accumulator; /* the session's; integer linear ops read and update it */
     qce_pool *pool;               /* the session's free storage */
+    qce_derived *derived;         /* the node's (qce__derived) */
 } qce_call;
 
 typedef qc_status (*qce_kernel)(const qce_call *call);
@@ -67,6 +77,7 @@ struct qce_node {
                                   * NULL when the node has no subgraph */
     size_t num_subgraphs;        /* entries of subgraphs, kept here as a session may outlive its model */
     int folded;                  /* a Constant node evaluated at planning: runs skip it */
+    qce_derived derived;
 };
 
 /* A plan of one graph: the model's, or a subgraph's (an If branch), which then reads names it does not
@@ -93,7 +104,7 @@ qc_status qce__run_graph(qc_session *s, int threads);
 
 /* Runs one node of s: binds its inputs and outputs into `slots` (room for both), calls its kernel and
  * releases the values it is the last to touch. */
-qc_status qce__run_node(qc_session *s, const qce_node *node, int threads, qce_value **slots);
+qc_status qce__run_node(qc_session *s, qce_node *node, int threads, qce_value **slots);
 
 /* Plans the subgraphs of node (of session s), and which of s's values they read. */
 qc_status qce__plan_subgraphs(qc_session *s, qce_node *node);
@@ -121,6 +132,11 @@ int qce__dtype_of_onnx(int32_t type);
 
 /* The kernel for (domain, op_type), or NULL. */
 qce_kernel qce__find_kernel(const char *domain, const char *op_type);
+
+/* `bytes` of the node's derived data, kept while inputs `sources` (count of them) stay the same
+ * constants; *fresh is 1 when the kernel must (re)fill it. NULL when a source is not a constant (derive
+ * per run instead) or there is no memory (then qc_last_error is set and *fresh is -1). */
+void *qce__derived(const qce_call *call, size_t bytes, const size_t *sources, size_t count, int *fresh);
 
 /* Shapes the output k of a call to dtype and dims, reusing its storage when large enough. */
 qc_status qce__output(const qce_call *call, size_t k, qc_dtype dtype, int ndim, const int64_t *dims);

@@ -295,6 +295,7 @@ void qc_session_free(qc_session *s)
         free(s->nodes[i].inputs);
         free(s->nodes[i].outputs);
         free(s->nodes[i].last_reads);
+        free(s->nodes[i].derived.data);
         qce__free_subgraphs(&s->nodes[i]);
     }
     free(s->nodes);

@@ -88,6 +88,7 @@ qc_status qc_session_set_initializer(qc_session *s, const char *name, const qc_t
     if (!qce__reserve(v, bytes)) return QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for %zu bytes", bytes);
     if (bytes) memcpy(v->storage, value->data, bytes);
     v->tensor.data = v->storage;
+    v->generation++; /* data derived from it is stale */
     return QC_OK;
 }
 
@@ -108,11 +109,12 @@ static qc_session *top(qc_session *s)
     return s;
 }
 
-qc_status qce__run_node(qc_session *s, const qce_node *node, int threads, qce_value **slots)
+qc_status qce__run_node(qc_session *s, qce_node *node, int threads, qce_value **slots)
 {
     const Onnx__NodeProto *p = node->proto;
     qce_call call = {node, slots, p->n_input, slots + p->n_input, p->n_output, threads,
-                     qc_model_opset_version(s->model, p->domain), &top(s)->accumulator, &top(s)->pool};
+                     qc_model_opset_version(s->model, p->domain), &top(s)->accumulator, &top(s)->pool,
+                     &node->derived};
     for (size_t k = 0; k < p->n_input; k++) {
         slots[k] = node->inputs[k] == SIZE_MAX ? NULL : &s->values[node->inputs[k]];
         if (slots[k] && !slots[k]->is_bound)

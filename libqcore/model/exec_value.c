@@ -134,6 +134,29 @@ qc_status qce__output_over_input(const qce_call *call, size_t k, size_t in, qc_d
     return qce__output(call, k, dtype, ndim, dims);
 }
 
+void *qce__derived(const qce_call *call, size_t bytes, const size_t *sources, size_t count, int *fresh)
+{
+    *fresh = 0;
+    uint64_t generation = 0;
+    for (size_t i = 0; i < count; i++) {
+        const qce_value *v = sources[i] < call->num_inputs ? call->inputs[sources[i]] : NULL;
+        if (v == NULL) continue; /* an omitted optional input */
+        if (!v->is_constant) return NULL;
+        generation += v->generation;
+    }
+    qce_derived *d = call->derived;
+    if (d->data != NULL && d->bytes == bytes && d->generation == generation) return d->data;
+    void *grown = realloc(d->data, bytes ? bytes : 1);
+    if (grown == NULL) {
+        *fresh = -1;
+        qce__fail(call, QC_ERR_OUT_OF_MEMORY, "no memory for %zu bytes of derived weights", bytes);
+        return NULL;
+    }
+    d->data = grown, d->bytes = bytes, d->generation = generation;
+    *fresh = 1;
+    return d->data;
+}
+
 const Onnx__AttributeProto *qce__attr(const qce_call *call, const char *name)
 {
     const Onnx__NodeProto *n = call->node->proto;

@@ -405,6 +405,39 @@ def test_matmul_nbits_shapes_and_one_dimensional_scales(a_shape, threads):
         assert_close(have, run_ort(model, {"A": a})["Y"], magnitude)
 
 
+def test_matmul_nbits_weights_kept_across_runs_follow_replaced_initializers():
+    """The dequantized weight is kept with the node between runs and rebuilt when an input it came from
+    is replaced (numpy oracle of each state)."""
+    rng = np.random.default_rng(12)
+    k, n, block = 64, 24, 32
+    inits, w = nbits_case(rng, k, n, 4, block, "packed")
+    a = rng.normal(0, 1, (3, k)).astype(np.float32)
+    session = qcore.Session(qcore.Model.from_bytes(nbits_model(a.shape, inits, k, n, 4, block).SerializeToString()))
+    magnitude = np.abs(a) @ np.abs(w)
+    for _ in range(2):
+        assert_close(session.run({"A": a})["Y"], a.astype(np.float64) @ w, magnitude)
+    session.set_initializer("scales", (2 * inits["scales"]).astype(np.float32))
+    assert_close(session.run({"A": a})["Y"], 2 * (a.astype(np.float64) @ w), 2 * magnitude)
+    session.set_initializer("scales", inits["scales"])
+    assert_close(session.run({"A": a})["Y"], a.astype(np.float64) @ w, magnitude)
+
+
+def test_gemm_transposed_weight_kept_across_runs_follows_replacements_and_inputs():
+    """Gemm keeps a transposed copy of a constant B; a replaced B is re-transposed, and a B fed as a graph
+    input (not constant) is used as it comes (numpy oracles)."""
+    rng = np.random.default_rng(13)
+    x = rng.normal(0, 1, (4, 30)).astype(np.float32)
+    w = rng.normal(0, 1, (20, 30)).astype(np.float32)
+    node = helper.make_node("Gemm", ["x", "w"], ["y"], transB=1)
+    out = {"y": (TensorProto.FLOAT, [4, 20])}
+    session = qcore.Session(qcore.Model.from_bytes(build(node, {"x": x}, {"w": w}, out, opset=17).SerializeToString()))
+    np.testing.assert_allclose(session.run({"x": x})["y"], x @ w.T, rtol=1e-5, atol=1e-5)
+    session.set_initializer("w", -w)
+    np.testing.assert_allclose(session.run({"x": x})["y"], -(x @ w.T), rtol=1e-5, atol=1e-5)
+    fed = run_qcore(build(node, {"x": x, "w": w}, {}, out, opset=17), {"x": x, "w": w})["y"]
+    np.testing.assert_allclose(fed, x @ w.T, rtol=1e-5, atol=1e-5)
+
+
 def test_matmul_nbits_errors_name_the_node():
     rng = np.random.default_rng(11)
     k, n, block = 32, 4, 16

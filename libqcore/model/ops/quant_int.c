@@ -442,15 +442,21 @@ static qc_status op_matmul_nbits(const qce_call *call)
     float *y = output_data(call, 0);
     int64_t m = qce__numel(a) / q.k;
     if (y == NULL || m == 0) return QC_OK;
-    float *w = malloc(sizeof *w * (size_t)(q.n * q.k));
+    /* constant weights (the usual case) are dequantized once and kept with the node */
+    size_t bytes = sizeof(float) * (size_t)(q.n * q.k);
+    const size_t sources[3] = {1, 2, 3};
+    int fresh;
+    float *kept = qce__derived(call, bytes, sources, 3, &fresh);
+    if (fresh < 0) return QC_ERR_OUT_OF_MEMORY;
+    float *w = kept ? kept : malloc(bytes);
     if (w == NULL)
         return qce__fail(call, QC_ERR_OUT_OF_MEMORY, "no memory for the %lld x %lld dequantized weight", (long long)q.n,
                          (long long)q.k);
     int threads = call->threads > 0 ? call->threads : 1;
-    nbits_dequantize(&q, call->inputs[1]->tensor.data, call->inputs[2]->tensor.data, zp, w, threads);
+    if (kept == NULL || fresh) nbits_dequantize(&q, call->inputs[1]->tensor.data, call->inputs[2]->tensor.data, zp, w, threads);
     for (int64_t row = 0; bias && row < m; row++) memcpy(y + row * q.n, bias, sizeof *y * (size_t)q.n);
     qce__sgemm(call->threads, 0, 1, m, q.n, q.k, 1.0f, a->data, q.k, w, q.k, bias ? 1.0f : 0.0f, y, q.n);
-    free(w);
+    if (kept == NULL) free(w);
     return QC_OK;
 }
 
