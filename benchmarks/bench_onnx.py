@@ -239,6 +239,18 @@ def openblas_kernel():
         return "threadpoolctl not installed"
 
 
+def quiet_numpy_blas():
+    """numpy's own OpenBLAS (not under test) keeps worker threads that spin between its calls and take
+    cores from both engines; one thread for it. Returns what was limited, for the record."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return "threadpoolctl not installed"
+    numpy_blas = ThreadpoolController().select(prefix="libscipy_openblas")
+    numpy_blas.limit(limits=1)
+    return [i.get("filepath") for i in numpy_blas.info()]
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -277,6 +289,7 @@ def main():
     import onnxruntime as ort
     import qcore
 
+    numpy_blas_limited = quiet_numpy_blas()
     wall = time.perf_counter()
     load_avg_start = os.getloadavg()
     print("loading %s in fresh subprocesses (best of %d)..." % (os.path.relpath(MINILM, ROOT), LOAD_RUNS),
@@ -323,7 +336,7 @@ def main():
               "machine": platform.node(), "cpu": cpu_model(), "cores": os.cpu_count(),
               "cores_usable": len(os.sched_getaffinity(0)), "cpu_features": sorted(qcore.cpu_features()),
               "load_average_start": load_avg_start, "load_average_end": os.getloadavg(),
-              "openblas": openblas_kernel(),
+              "openblas": openblas_kernel(), "numpy_blas_limited_to_one_thread": numpy_blas_limited,
               "openblas_env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
                                                               "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")},
               "python": sys.version.split()[0], "numpy": np.__version__, "onnx": onnx.__version__,
