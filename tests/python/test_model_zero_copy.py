@@ -214,3 +214,36 @@ def test_writing_into_a_misaligned_array_is_refused():
     out = misaligned_copy(np.zeros(32, np.float32))
     with pytest.raises(qcore.LayoutError, match="not aligned"):
         qcore.fake_quantize(x, np.float32(0.1), np.int32(0), qcore.QuantOptions(), out=out)
+
+
+def test_external_data_beyond_two_gib_loads_without_reading_it(tmp_path):
+    """A model whose external data file is 3 GiB (sparse on disk) with a 2.25 GiB initializer and one
+    stored past the 2 GiB mark: it loads, its sizes are checked, and the views are the mapped file."""
+    big = 9 * 2**28                      # 2.25 GiB of int8 zeros (a hole in the sparse file)
+    far = 5 * 2**29                      # 2.5 GiB: the small tensor's offset
+    small = np.arange(16, dtype=np.float32)
+    data = tmp_path / "weights.bin"
+    with open(data, "wb") as f:
+        f.truncate(3 * 2**30)
+        f.seek(far)
+        f.write(small.tobytes())
+
+    def external(name, elem_type, dims, offset, length):
+        t = TensorProto(name=name, data_type=elem_type, dims=dims, data_location=TensorProto.EXTERNAL)
+        for key, value in (("location", "weights.bin"), ("offset", str(offset)), ("length", str(length))):
+            entry = t.external_data.add()
+            entry.key, entry.value = key, value
+        return t
+
+    graph = helper.make_graph([helper.make_node("Identity", ["small"], ["y"])], "g", [],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [16])],
+                              [external("big", TensorProto.INT8, [big], 0, big),
+                               external("small", TensorProto.FLOAT, [16], far, small.nbytes)])
+    path = tmp_path / "huge.onnx"
+    path.write_bytes(helper.make_model(graph, ir_version=8).SerializeToString())
+    model = qcore.Model(str(path))
+    _, shape, view = model.initializer("big")
+    assert shape == (big,) and view.nbytes == big
+    assert mapped_file_at(address_of(view)) == os.path.realpath(data)
+    np.testing.assert_array_equal(model.initializer("small")[2], small)
+    np.testing.assert_array_equal(qcore.Session(model).run({})["y"], small)
