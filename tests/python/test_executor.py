@@ -202,3 +202,37 @@ def test_few_row_products_split_by_columns_match_onnxruntime(trans_b, threads, n
     session = qcore.Session(qcore.Model.from_bytes(proto.SerializeToString()), qcore.Context(threads=threads))
     want = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
     assert relative_error(session.run({"x": x})["y"], want) < 1e-5
+
+
+@pytest.mark.parametrize("storage_order", [0, 1])
+@pytest.mark.parametrize("shape, kernel, pads, strides", [
+    ((2, 3, 9, 7), [3, 2], [1, 0, 1, 1], [2, 2]),
+    ((1, 2, 5, 6, 4), [2, 3, 2], [0, 1, 0, 1, 1, 1], [1, 2, 2]),
+])
+def test_max_pool_indices_match_onnxruntime(storage_order, shape, kernel, pads, strides):
+    rng = np.random.default_rng(len(shape) + storage_order)
+    x = rng.standard_normal(shape).astype(np.float32)
+    node = helper.make_node("MaxPool", ["x"], ["y", "i"], kernel_shape=kernel, pads=pads, strides=strides,
+                            storage_order=storage_order)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+                               helper.make_tensor_value_info("i", TensorProto.INT64, None)])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)], ir_version=8)
+    want = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    have = qcore.Session(qcore.Model.from_bytes(proto.SerializeToString())).run({"x": x})
+    np.testing.assert_array_equal(have["y"], want[0])
+    np.testing.assert_array_equal(have["i"], want[1])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8])
+def test_integer_max_pool_matches_numpy(dtype):
+    x = np.random.default_rng(7).integers(np.iinfo(dtype).min, np.iinfo(dtype).max, (2, 3, 6, 8)).astype(dtype)
+    elem = TensorProto.UINT8 if dtype == np.uint8 else TensorProto.INT8
+    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", elem, list(x.shape))],
+                              [helper.make_tensor_value_info("y", elem, None)])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)], ir_version=8)
+    have = qcore.Session(qcore.Model.from_bytes(proto.SerializeToString())).run({"x": x})["y"]
+    want = x.reshape(2, 3, 3, 2, 4, 2).max(axis=(3, 5))
+    assert have.dtype == dtype
+    np.testing.assert_array_equal(have, want)

@@ -441,9 +441,43 @@ static void pool_plane(float *y, const float *plane, const window *w, pool_kind 
             }
 }
 
+/* The flat position in X of input coordinate (z, y, x) of plane p: row-major, or with storage_order = 1
+ * column-major over the spatial axes (ONNX MaxPool's Indices). */
+static int64_t flat_index(const window *w, int64_t p, int64_t z, int64_t y, int64_t x, int column_major)
+{
+    int64_t image = w->in[0] * w->in[1] * w->in[2];
+    int64_t within = column_major ? z + y * w->in[0] + x * w->in[0] * w->in[1] : (z * w->in[1] + y) * w->in[2] + x;
+    return p * image + within;
+}
+
+/* MaxPool's general path: any element type the executor holds, and the Indices output (the first
+ * maximum in scan order). */
+static void max_pool_general(const qc_tensor *x, qc_tensor *y, int64_t *indices, const window *w, int column_major)
+{
+    int64_t planes = x->dims[0] * x->dims[1], o = 0;
+    for (int64_t p = 0; p < planes; p++)
+        for (int64_t oz = 0; oz < w->out[0]; oz++)
+            for (int64_t oy = 0; oy < w->out[1]; oy++)
+                for (int64_t ox = 0; ox < w->out[2]; ox++, o++) {
+                    int64_t at[SPATIAL] = {oz, oy, ox}, first[SPATIAL], last[SPATIAL], best_at = -1;
+                    for (int d = 0; d < SPATIAL; d++) valid_taps(w, d, at[d], &first[d], &last[d]);
+                    double best = -INFINITY;
+                    for (int64_t kz = first[0]; kz < last[0]; kz++)
+                        for (int64_t ky = first[1]; ky < last[1]; ky++)
+                            for (int64_t kx = first[2]; kx < last[2]; kx++) {
+                                int64_t iz = tap(w, 0, oz, kz), iy = tap(w, 1, oy, ky), ix = tap(w, 2, ox, kx);
+                                double v = qce__load(x, flat_index(w, p, iz, iy, ix, 0));
+                                if (best_at < 0 || v > best) best = v, best_at = flat_index(w, p, iz, iy, ix, column_major);
+                            }
+                    qce__store(y, o, best);
+                    if (indices) indices[o] = best_at;
+                }
+}
+
 static qc_status pool(const qce_call *call, pool_kind kind, int global)
 {
-    QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_F32)));
+    unsigned types = kind == POOL_MAX ? QCE_DT(QC_DT_F32) | QCE_DT(QC_DT_U8) | QCE_DT(QC_DT_I8) : QCE_DT(QC_DT_F32);
+    QCE_TRY(qce__expect_input(call, 0, types));
     const qc_tensor *x = &call->inputs[0]->tensor;
     if (x->ndim < 3 || x->ndim > 5) return qce__fail(call, QC_ERR_UNSUPPORTED, "only 1-, 2- and 3-D pooling");
     int spatial = x->ndim - 2;
@@ -459,7 +493,14 @@ static qc_status pool(const qce_call *call, pool_kind kind, int global)
     int include_pad = qce__attr_int(call, "count_include_pad", 0) != 0;
     int64_t dims[QC_MAX_DIMS];
     output_dims(dims, x, x->dims[1], &w);
-    QCE_TRY(qce__output(call, 0, QC_DT_F32, x->ndim, dims));
+    QCE_TRY(qce__output(call, 0, x->dtype, x->ndim, dims));
+    int indices = kind == POOL_MAX && call->num_outputs > 1 && call->outputs[1] != NULL;
+    if (indices) QCE_TRY(qce__output(call, 1, QC_DT_I64, x->ndim, dims));
+    if (indices || x->dtype != QC_DT_F32) {
+        max_pool_general(x, &call->outputs[0]->tensor, indices ? call->outputs[1]->tensor.data : NULL, &w,
+                         qce__attr_int(call, "storage_order", 0) == 1);
+        return QC_OK;
+    }
     float *y = call->outputs[0]->tensor.data;
     int64_t planes = x->dims[0] * x->dims[1], pixels = window_pixels(&w), image = w.in[0] * w.in[1] * w.in[2];
     int64_t work = planes * pixels * w.kernel[0] * w.kernel[1] * w.kernel[2];
@@ -469,12 +510,7 @@ static qc_status pool(const qce_call *call, pool_kind kind, int global)
     return QC_OK;
 }
 
-static qc_status op_max_pool(const qce_call *call)
-{
-    if (call->num_outputs > 1 && call->outputs[1])
-        return qce__fail(call, QC_ERR_UNSUPPORTED, "the Indices output of MaxPool");
-    return pool(call, POOL_MAX, 0);
-}
+static qc_status op_max_pool(const qce_call *call) { return pool(call, POOL_MAX, 0); }
 static qc_status op_average_pool(const qce_call *call) { return pool(call, POOL_AVERAGE, 0); }
 static qc_status op_global_average_pool(const qce_call *call) { return pool(call, POOL_AVERAGE, 1); }
 static qc_status op_global_max_pool(const qce_call *call) { return pool(call, POOL_MAX, 1); }
