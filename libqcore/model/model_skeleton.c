@@ -116,11 +116,12 @@ typedef struct walk {
 static int emit_tensor(walk *w, const uint8_t *p, const uint8_t *end, emitter *e, wire_field *borrowed)
 {
     borrowed->payload = NULL;
+    int raw_fields = 0;
     wire_field f;
     while (p < end) {
         if (!next_field(&p, end, &f)) return 0;
         if (f.number == w->fields.tensor_raw_data) {
-            if (f.type != WIRE_LEN || borrowed->payload) return 0; /* repeated raw_data: protobuf-c merges it */
+            if (f.type != WIRE_LEN || ++raw_fields > 1) return 0; /* repeated raw_data: protobuf-c keeps the last */
             if (f.payload_len >= BORROW_MIN_BYTES) {
                 *borrowed = f;
                 continue;

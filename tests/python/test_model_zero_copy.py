@@ -168,6 +168,20 @@ def test_repeated_raw_data_keeps_the_last_like_protobuf():
     np.testing.assert_array_equal(qcore_initializers(data)["w"], 3 * w)
 
 
+def test_small_then_large_raw_data_keeps_the_last_like_protobuf():
+    """A small raw_data (kept in the skeleton) followed by a large one (borrowable) in the same tensor:
+    protobuf keeps the last; qcore must agree (and not leak the first: ASan's fuzz corpus replay)."""
+    proto, w = matmul_model("w")
+    tensor = proto.graph.initializer.pop(0)
+    tensor.raw_data = b"\0" * 4
+    tensor_bytes = tensor.SerializeToString() + field(9, (5 * w).tobytes())
+    graph_bytes = proto.graph.SerializeToString() + field(5, tensor_bytes)
+    proto.ClearField("graph")
+    data = proto.SerializeToString() + field(7, graph_bytes)
+    assert_same_initializers(data)
+    np.testing.assert_array_equal(qcore_initializers(data)["w"], 5 * w)
+
+
 def test_repeated_graph_fields_merge_like_protobuf():
     proto, w = matmul_model("w")
     extra = onnx.GraphProto()
