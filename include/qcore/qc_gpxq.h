@@ -1,7 +1,8 @@
 /*
  * qc_gpxq.h: layer-wise post-training quantization that corrects each weight's rounding error with the
  * weights not yet quantized: OPTQ (GPTQ, Frantar et al. 2023) and GPFQ (Lybrand & Saab 2021) in its
- * memory-efficient lower-triangular form (Zhang, Colbert et al., arXiv 2409.17092). Since 1.2.
+ * memory-efficient lower-triangular form (Zhang, Colbert et al., arXiv 2409.17092), and AXE's
+ * accumulator-aware constraints on them and on plain round-to-nearest (qc_rtn). Since 1.2.
  *
  * A linear layer has weight W [out, in] (f32, row-major, DESIGN.md §5) and sees inputs X [n, in] (a
  * convolution: W viewed as [out, in*kh*kw] against im2col rows). Both algorithms need only d x d statistics
@@ -46,7 +47,32 @@
  * updated a block at a time, as in OPTQ. Scales are chosen from W before the loop (GPFQ does not change W).
  * GPFQ needs no factorization; delta only regularizes the divisions (default as for OPTQ).
  *
- * Errors: QC_ERR_INVALID_ARG (NULL, options out of range, an axis other than the above), QC_ERR_VERSION,
+ * AXE (Colbert et al., arXiv 2409.17092), on when opts->accumulator_bits = P > 0, makes every produced row
+ * fit a P-bit accumulator for every input in the integer range of N-bit inputs [x_min, x_max]
+ * (qc_accum_input_range). The levels it bounds are the centred levels c = q - zero_point, in tiles of T
+ * inputs by original input index (tile b = floor(i / T), whatever the processing order), each tile a
+ * separate inner P-bit accumulator (qc_accum.h). Per (row, tile) it keeps the running sums p (of positive
+ * c) and n (of negative c) of the levels chosen so far, and each weight's argument v (OPTQ: the running
+ * weight; GPFQ: the argument above; qc_rtn: the weight) is quantized as
+ *   1. soft global constraint (when opts->soft_threshold): v <- sign(v) max(|v| - lambda, 0), with
+ *      lambda = s theta, theta the Duchi et al. threshold projecting u = w/s - mean(w/s) (the tile's
+ *      weights over their scale s) onto the L1 ball of radius Z = (2^P - 2) / (x_max - x_min):
+ *      a = sort(|u|) decreasing, rho = max{j : a_j > (a_1 + .. + a_j - Z) / j},
+ *      theta = (a_1 + .. + a_rho - Z) / rho, or 0 when |u|_1 <= Z. lambda is computed when the tile's
+ *      scale is chosen, from the same values (W with dead inputs zeroed; per group in OPTQ, the group's
+ *      running weights);
+ *   2. strict local constraint: with A = 2^(P-1) - 1, the levels c that keep x_max p' + x_min n' <= A and
+ *      x_min p' + x_max n' >= -A after adding c form an interval [lo, hi] containing 0 (qc_accum.h), solved
+ *      exactly in integers (floor and ceiling of the limits):
+ *      c = clamp(clamp(round_half_even(v / s), qmin - z, qmax - z), lo, hi),  q = c + z;
+ *   3. p += max(c, 0), n += min(c, 0).
+ * OPTQ's error feedback and GPFQ's running sums use the dequantized weight of this q, so later weights
+ * compensate for both constraints. Guarantee: qc_accum_verify passes on q - zero_point for P, the tile
+ * size and the input range, i.e. no partial sum of any tile leaves [-A, A] for any input (by induction
+ * over the steps), and the tiles' sum fits P + ceil(log2(ceil(K/T))) bits. The bias is not included.
+ *
+ * Errors: QC_ERR_INVALID_ARG (NULL, options out of range, an axis other than the above; for AXE, P outside
+ * 2..64, N outside 1..32, T outside 0..K or a tile that would span two weight groups), QC_ERR_VERSION,
  * QC_ERR_DTYPE, QC_ERR_LAYOUT (not C-contiguous), QC_ERR_SHAPE (each message names the argument and the
  * shapes), QC_ERR_NUMERIC (NaN or Inf in W, H, G or a batch; the message names the element),
  * QC_ERR_SINGULAR (OPTQ only, see above), QC_ERR_OVERFLOW (an extent beyond 2^31 - 1, the BLAS limit),
@@ -59,6 +85,7 @@
 #ifndef QC_GPXQ_H
 #define QC_GPXQ_H
 
+#include "qcore/qc_accum.h"
 #include "qcore/qc_quant.h"
 
 #ifdef __cplusplus
@@ -101,19 +128,26 @@ QC_API qc_status qc_gpxq_stats_cross(qc_tensor *g, const qc_gpxq_stats *stats);
 /* ---------------------------------------------------------------------------------------------
  * Options and result.
  */
-#define QC_GPXQ_OPTIONS_VERSION 1
+#define QC_GPXQ_OPTIONS_VERSION 2
 
-/* How OPTQ and GPFQ run. Initialise with QC_GPXQ_OPTIONS_INIT or qc_gpxq_options_init; later versions only
- * append fields. */
+/* How OPTQ, GPFQ and qc_rtn run. Initialise with QC_GPXQ_OPTIONS_INIT or qc_gpxq_options_init; later
+ * versions only append fields. A version-1 struct (the first five fields) is read with AXE off. */
 typedef struct qc_gpxq_options {
     uint32_t version;     /* QC_GPXQ_OPTIONS_VERSION */
     double damp_ratio;    /* delta = damp_ratio * mean(diag H); finite, 0..1e6 (default 0.01) */
     int32_t act_order;    /* 1: process inputs by decreasing diag H (default 0) */
     int32_t max_retries;  /* OPTQ: factorizations retried with 10x the damping, 0..20 (default 6) */
     int64_t block_size;   /* inputs per lazy block update, >= 1 (default 128) */
+    /* Since version 2: AXE, the accumulator-aware constraints (see below). */
+    int32_t accumulator_bits; /* P, the target accumulator width: 0 (AXE off, the default) or 2..64 */
+    int32_t input_bits;       /* N, the bits of the layer's integer inputs, 1..32 (default 8) */
+    int32_t input_signed;     /* 1: inputs in [-2^(N-1), 2^(N-1) - 1]; 0: [0, 2^N - 1] (default 0) */
+    int32_t soft_threshold;   /* 1: apply the soft global constraint too; 0: only the strict one (default 1) */
+    int64_t tile_size;        /* T, inputs per inner accumulator: 0 for K (default), else 1..K; per-group
+                                 grids need T to divide the group size unless a row is one group */
 } qc_gpxq_options;
 
-#define QC_GPXQ_OPTIONS_INIT { QC_GPXQ_OPTIONS_VERSION, 0.01, 0, 6, 128 }
+#define QC_GPXQ_OPTIONS_INIT { QC_GPXQ_OPTIONS_VERSION, 0.01, 0, 6, 128, 0, 8, 0, 1, 0 }
 
 /* Fills `opts` with the defaults of `version` (QC_ERR_VERSION for 0 or a version newer than the library's). */
 QC_API qc_status qc_gpxq_options_init(qc_gpxq_options *opts, unsigned version);
@@ -151,6 +185,15 @@ QC_API qc_status qc_optq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor 
 QC_API qc_status qc_gpfq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_point, qc_tensor *dequantized,
                          qc_gpxq_result *result, const qc_tensor *w, const qc_tensor *h, const qc_tensor *g,
                          const qc_quant_options *grid, const qc_gpxq_options *opts);
+
+/* Round-to-nearest of W with the grid's parameters chosen from W (qc_quant_choose_params' rule), input by
+ * input in index order, by the rule q = ... above (w / scale in double; qc_quantize divides in float32, so
+ * a weight within float32 rounding of a half level may round the other way there); with AXE on
+ * (opts->accumulator_bits > 0), the constrained rounding above (RTN+AXE). Needs no statistics; damp_ratio, act_order, max_retries and
+ * block_size are not used. Arguments as for qc_optq. */
+QC_API qc_status qc_rtn(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_point, qc_tensor *dequantized,
+                        qc_gpxq_result *result, const qc_tensor *w, const qc_quant_options *grid,
+                        const qc_gpxq_options *opts);
 
 #ifdef __cplusplus
 }

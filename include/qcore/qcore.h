@@ -5,6 +5,7 @@
 #include "qcore/qc_core.h"
 #include "qcore/qc_tensor.h"
 #include "qcore/qc_quant.h"
+#include "qcore/qc_accum.h"
 #include "qcore/qc_gpxq.h"
 
 #endif

@@ -79,10 +79,9 @@ static void quantize_row_block(gpfq *s, int64_t r, int64_t t1, int64_t t2)
         for (int64_t j = t1; j < t; j++) v -= ht[j] * deq[j - t1];
         /* A dead input's argument is 0 (its row of G and H is 0); the test also spares 0 / 0 when delta = 0. */
         v = s->w.dead[c] ? 0.0 : v / s->denominator[t];
-        qc_grid_run g = qc__gpxq_param(&s->layer, r, c);
-        int32_t q = qc__gpxq_quantize(v, g);
+        int32_t q = qc__gpxq_level(&s->layer, r, c, v);
         s->layer.levels[r * d + c] = q;
-        deq[t - t1] = qc__gpxq_dequantize(q, g);
+        deq[t - t1] = qc__gpxq_dequantize(q, qc__gpxq_param(&s->layer, r, c));
     }
 }
 

@@ -5,6 +5,7 @@
 
 #include <math.h>
 
+#include "accum/accum.h"
 #include "kernels/dispatch.h"
 #include "qcore/qc_gpxq.h"
 #include "quant/grid.h"
@@ -22,6 +23,18 @@ void qc__gpxq_result_store(qc_gpxq_result *result, const qc_gpxq_result *values)
 
 /* ---- the layer (layer.c) ---------------------------------------------------------------------- */
 
+/* AXE's state (axe.c); bits == 0 when AXE is off. Rows are independent: row r only touches its own slots
+ * [r * tiles, (r + 1) * tiles), so rows may run on different threads. */
+typedef struct qc_gpxq_axe {
+    int32_t bits;
+    int soft;
+    int64_t x_min, x_max;
+    int64_t tile, tiles;        /* tile >= 1; tiles per row */
+    double radius;              /* Z = (2^P - 2) / (x_max - x_min), the L1 radius in levels */
+    double *threshold;          /* [rows, tiles]: lambda, in weight units */
+    qc_accum_budget *budget;    /* [rows, tiles]: the centred levels chosen so far */
+} qc_gpxq_axe;
+
 typedef struct qc_gpxq_layer {
     const qc_ctx *ctx;
     const char *function;
@@ -35,6 +48,7 @@ typedef struct qc_gpxq_layer {
     const float *w;          /* borrowed input */
     qc_grid_run *params;     /* one per parameter of qc_quant_param_shape(W), row-major */
     int32_t *levels;         /* [rows, cols], original column order */
+    qc_gpxq_axe axe;
 } qc_gpxq_layer;
 
 /* The output tensors of one call (borrowed; zero_point and dequantized may be NULL). */
@@ -43,7 +57,7 @@ typedef struct qc_gpxq_outputs {
 } qc_gpxq_outputs;
 
 /* Checks the options (into *opts_out), `result`'s version, ctx, W, the outputs and the grid, and allocates
- * the layer's levels and parameters. */
+ * the layer's levels, parameters and AXE state. */
 qc_status qc__gpxq_begin(qc_gpxq_layer *layer, qc_gpxq_options *opts_out, const qc_ctx *ctx, const qc_gpxq_outputs *out,
                          const qc_gpxq_result *result, const qc_tensor *w, const qc_quant_options *grid,
                          const qc_gpxq_options *opts, const char *function);
@@ -64,11 +78,13 @@ static inline int64_t qc__gpxq_group_of(const qc_gpxq_layer *layer, int64_t col)
     return col / layer->group_size;
 }
 
-/* Chooses every parameter from W with the columns flagged in `dead` set to 0. */
+/* Chooses every parameter from W with the columns flagged in `dead` (may be NULL) set to 0, and AXE's
+ * thresholds from the same values. */
 qc_status qc__gpxq_choose_from_w(qc_gpxq_layer *layer, const unsigned char *dead);
 
 /* Chooses parameter `group` of every row from the running weights `work` ([rows, cols] double, column i
- * holding original column order[i]; `position` is the inverse of `order`). Per group only. */
+ * holding original column order[i]; `position` is the inverse of `order`), and AXE's thresholds of the
+ * group's tiles from the same values. Per group only. */
 qc_status qc__gpxq_choose_group(qc_gpxq_layer *layer, int64_t group, const double *work, const int64_t *position);
 
 /* q = clamp(round_half_even(w / scale) + zero_point, qmin, qmax), in double. */
@@ -78,6 +94,29 @@ static inline int32_t qc__gpxq_quantize(double w, qc_grid_run g)
     v = v < (double)g.qmin ? (double)g.qmin : v;
     v = v > (double)g.qmax ? (double)g.qmax : v;
     return (int32_t)v;
+}
+
+/* ---- AXE (axe.c) ----------------------------------------------------------------------------- */
+
+/* Checks the tile size against the layer and allocates the state when opts enable AXE. */
+qc_status qc__axe_begin(qc_gpxq_layer *layer, const qc_gpxq_options *opts);
+void qc__axe_free(qc_gpxq_axe *axe);
+
+/* The thresholds lambda of the tiles covering columns [col0, col1) (tile-aligned) of every row, once their
+ * scales are chosen, from the values the scales were chosen from: `running` ([rows, cols] in processing
+ * order, `position` the inverse order) when not NULL, else W with the columns `dead` flags (may be NULL)
+ * set to 0. Nothing happens when AXE or its soft constraint is off. */
+qc_status qc__axe_thresholds(qc_gpxq_layer *layer, int64_t col0, int64_t col1, const double *running,
+                             const int64_t *position, const unsigned char *dead);
+
+/* The level of weight (row, col) from its argument w under AXE's constraints, updating the budgets. */
+int32_t qc__axe_level(qc_gpxq_axe *axe, int64_t row, int64_t col, double w, qc_grid_run g);
+
+/* The level of weight (row, col) from its argument w: plain rounding, or AXE's when it is on. */
+static inline int32_t qc__gpxq_level(qc_gpxq_layer *layer, int64_t row, int64_t col, double w)
+{
+    qc_grid_run g = qc__gpxq_param(layer, row, col);
+    return layer->axe.bits == 0 ? qc__gpxq_quantize(w, g) : qc__axe_level(&layer->axe, row, col, w, g);
 }
 
 static inline double qc__gpxq_dequantize(int32_t q, qc_grid_run g)

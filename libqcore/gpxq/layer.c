@@ -93,12 +93,13 @@ qc_status qc__gpxq_begin(qc_gpxq_layer *layer, qc_gpxq_options *opts_out, const 
     int64_t params = layer->row_stride == 0 ? 1 : layer->rows * layer->groups;
     layer->params = malloc((size_t)params * sizeof *layer->params);
     layer->levels = malloc((size_t)(layer->rows * layer->cols) * sizeof *layer->levels);
-    if (layer->params == NULL || layer->levels == NULL) {
-        qc__gpxq_layer_free(layer);
-        return QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for the levels of a [%lld, %lld] weight",
-                          (long long)w->dims[0], (long long)w->dims[1]);
-    }
-    return QC_OK;
+    qc_status st = QC_OK;
+    if (layer->params == NULL || layer->levels == NULL)
+        st = QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for the levels of a [%lld, %lld] weight",
+                        (long long)w->dims[0], (long long)w->dims[1]);
+    if (st == QC_OK) st = qc__axe_begin(layer, opts_out);
+    if (st != QC_OK) qc__gpxq_layer_free(layer);
+    return st;
 }
 
 void qc__gpxq_layer_free(qc_gpxq_layer *layer)
@@ -107,6 +108,7 @@ void qc__gpxq_layer_free(qc_gpxq_layer *layer)
     free(layer->levels);
     layer->params = NULL;
     layer->levels = NULL;
+    qc__axe_free(&layer->axe);
 }
 
 qc_status qc__gpxq_work_alloc(qc_gpxq_work *work, const qc_gpxq_layer *layer, int64_t block_size)
@@ -196,7 +198,7 @@ static int64_t values_from_w(const void *state, int64_t p, float *buf)
     int64_t col0 = (p % l->groups) * l->group_size;
     int64_t cols = l->cols - col0 < l->group_size ? l->cols - col0 : l->group_size, n = 0;
     for (int64_t r = row0; r < row0 + rows; r++)
-        for (int64_t c = col0; c < col0 + cols; c++) buf[n++] = s->dead[c] ? 0.0f : l->w[r * l->cols + c];
+        for (int64_t c = col0; c < col0 + cols; c++) buf[n++] = s->dead != NULL && s->dead[c] ? 0.0f : l->w[r * l->cols + c];
     return n;
 }
 
@@ -205,7 +207,8 @@ qc_status qc__gpxq_choose_from_w(qc_gpxq_layer *layer, const unsigned char *dead
     weight_values s = {layer, dead};
     int64_t count = layer->row_stride == 0 ? 1 : layer->rows * layer->groups;
     int64_t max_values = layer->row_stride == 0 ? layer->rows * layer->cols : layer->group_size;
-    return choose_params(layer, 0, count, 1, max_values, values_from_w, &s);
+    QC_TRY(choose_params(layer, 0, count, 1, max_values, values_from_w, &s));
+    return qc__axe_thresholds(layer, 0, layer->cols, NULL, NULL, dead);
 }
 
 typedef struct running_values {
@@ -228,7 +231,9 @@ static int64_t values_running(const void *state, int64_t p, float *buf)
 qc_status qc__gpxq_choose_group(qc_gpxq_layer *layer, int64_t group, const double *work, const int64_t *position)
 {
     running_values s = {layer, work, position};
-    return choose_params(layer, group, layer->rows, layer->groups, layer->group_size, values_running, &s);
+    QC_TRY(choose_params(layer, group, layer->rows, layer->groups, layer->group_size, values_running, &s));
+    int64_t col0 = group * layer->group_size, col1 = col0 + layer->group_size;
+    return qc__axe_thresholds(layer, col0, col1 < layer->cols ? col1 : layer->cols, work, position, NULL);
 }
 
 void qc__gpxq_finish(const qc_gpxq_layer *layer, const qc_gpxq_outputs *out, qc_gpxq_result *result,

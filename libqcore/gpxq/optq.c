@@ -106,11 +106,10 @@ static void quantize_row_block(optq *s, int64_t r, int64_t i1, int64_t i2)
     double *w = s->w.running + r * d, *e = s->w.block_values + r * s->w.block;
     for (int64_t i = i1; i < i2; i++) {
         int64_t c = s->w.order[i];
-        qc_grid_run g = qc__gpxq_param(&s->layer, r, c);
-        int32_t q = qc__gpxq_quantize(w[i], g);
+        int32_t q = qc__gpxq_level(&s->layer, r, c, w[i]);
         s->layer.levels[r * d + c] = q;
         const double *ui = s->w.square + i * d;
-        double ei = (w[i] - qc__gpxq_dequantize(q, g)) / ui[i];
+        double ei = (w[i] - qc__gpxq_dequantize(q, qc__gpxq_param(&s->layer, r, c))) / ui[i];
         e[i - i1] = ei;
         for (int64_t j = i + 1; j < i2; j++) w[j] -= ei * ui[j];
     }

@@ -30,4 +30,13 @@ qc_status qc__cholesky(int threads, double *a, int64_t n, int64_t lda, int64_t *
  * zero). QC_ERR_SINGULAR names the first zero diagonal entry. */
 qc_status qc__triangular_inverse(int threads, double *l, int64_t n, int64_t ldl, const char *function);
 
+/* QR factorization A = Q R of A[m,n] (m >= n) in place, by Householder reflections (LAPACK geqrf). Unlike the
+ * wrappers above, A is column-major with column stride lda (LAPACK's own layout, so that no transposed copy
+ * is made): R ends in the upper triangle, the reflectors below it, and their scalars in tau[n]. */
+qc_status qc__qr(int threads, double *a, int64_t m, int64_t n, int64_t lda, double *tau, const char *function);
+
+/* Overwrites qc__qr's output A[m,n] (column-major) with the n orthonormal columns of Q (LAPACK orgqr). */
+qc_status qc__qr_form_q(int threads, double *a, int64_t m, int64_t n, int64_t lda, const double *tau,
+                        const char *function);
+
 #endif

@@ -57,21 +57,32 @@ class Params:
         for r in range(values.shape[0]):
             self.scale[r, g], self.zero_point[r, g] = self.grid.params(values[r])
 
-    def quantize(self, w, column):
-        """Levels and dequantized values of the column vector w (one weight per row) of input `column`."""
+    def quantize(self, w, column, axe=None):
+        """Levels and dequantized values of the column vector w (one weight per row) of input `column`;
+        with an axe_oracle.Axe, under its constraints."""
         g = self.group_of[column]
         s, z = self.scale[:, g], self.zero_point[:, g]
+        if axe is not None:
+            return axe.quantize(w, column, s, z, self.grid.qmin, self.grid.qmax)
         q = self.grid.quantize(w, s, z)
         return q, (q - z) * s.astype(np.float64)
+
+    def thresholds(self, axe, values, groups=None):
+        """AXE's thresholds of the groups `groups` (all: None) from float64 values [rows, in]."""
+        if axe is None:
+            return
+        for g in range(len(self.groups)) if groups is None else groups:
+            axe.thresholds(values[:, self.groups[g]], self.scale[:, g], self.groups[g])
 
 
 def processing_order(diag, act_order):
     return np.argsort(-diag, kind="stable") if act_order else np.arange(len(diag))
 
 
-def optq(w, h, grid, damp_ratio=0.01, act_order=False):
+def optq(w, h, grid, damp_ratio=0.01, act_order=False, axe=None):
     """OPTQ as published: for each input i, q_i = Q(w_i), e_i = (w_i - w'_i) / U_ii, w_j -= e_i U_ij for
-    every later j, with U = chol(H^-1)^T (upper). Returns (levels int64 [out, in], Params)."""
+    every later j, with U = chol(H^-1)^T (upper). With an axe_oracle.Axe, Q is AXE's constrained rounding.
+    Returns (levels int64 [out, in], Params)."""
     w, h = w.astype(np.float64), h.astype(np.float64).copy()
     rows, d = w.shape
     dead = np.diag(h) == 0
@@ -81,6 +92,7 @@ def optq(w, h, grid, damp_ratio=0.01, act_order=False):
     params = Params(grid, rows, d)
     if grid.granularity != "group":
         params.choose(0, w.astype(np.float32))
+        params.thresholds(axe, w)
     hp = h[np.ix_(order, order)]
     hp[np.diag_indices(d)] += damp_ratio * np.mean(np.diag(h))
     u = np.linalg.cholesky(np.linalg.inv(hp)).T
@@ -92,8 +104,11 @@ def optq(w, h, grid, damp_ratio=0.01, act_order=False):
         g = params.group_of[c]
         if grid.granularity == "group" and not chosen[g]:
             params.choose(g, work[:, position[params.groups[g]]].astype(np.float32))
+            running = np.zeros_like(w)
+            running[:, params.groups[g]] = work[:, position[params.groups[g]]]
+            params.thresholds(axe, running, [g])
             chosen[g] = True
-        q, deq = params.quantize(work[:, i], c)
+        q, deq = params.quantize(work[:, i], c, axe)
         e = (work[:, i] - deq) / u[i, i]
         work[:, i + 1:] -= np.outer(e, u[i, i + 1:])
         levels[:, c] = q
@@ -120,12 +135,14 @@ def gpfq_original(w, x, xq, grid, act_order=False):
     return levels, params
 
 
-def gpfq_triangular(w, h, g, grid, damp_ratio=0.01, act_order=False):
-    """GPFQ's lower-triangular form: q_t = Q((sum_{j<=t} G_tj w_j - sum_{j<t} H_tj w'_j) / (H_tt + delta))."""
+def gpfq_triangular(w, h, g, grid, damp_ratio=0.01, act_order=False, axe=None):
+    """GPFQ's lower-triangular form: q_t = Q((sum_{j<=t} G_tj w_j - sum_{j<t} H_tj w'_j) / (H_tt + delta)),
+    Q being AXE's constrained rounding with an axe_oracle.Axe."""
     w = w.astype(np.float64)
     rows, d = w.shape
     dead = np.diag(h) == 0
     params = _params_from_w(w, dead, grid)
+    params.thresholds(axe, np.where(dead, 0.0, w))
     order = processing_order(np.diag(h), act_order)
     delta = damp_ratio * np.mean(np.diag(h))
     deq_done = np.zeros((rows, d))
@@ -134,7 +151,7 @@ def gpfq_triangular(w, h, g, grid, damp_ratio=0.01, act_order=False):
         before = order[:k]
         v = w[:, order[:k + 1]] @ g[t, order[:k + 1]] - deq_done[:, before] @ h[t, before]
         v = np.zeros(rows) if dead[t] else v / (h[t, t] + delta)
-        q, deq = params.quantize(v, t)
+        q, deq = params.quantize(v, t, axe)
         deq_done[:, t] = deq
         levels[:, t] = q
     return levels, params

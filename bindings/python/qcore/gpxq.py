@@ -6,6 +6,11 @@ See include/qcore/qc_gpxq.h for the exact rules.
         stats.add(x)
     layer = qcore.optq(w, stats.hessian(), qcore.QuantOptions(bits=4, granularity="channel", axis=0))
     layer.q, layer.scale, layer.dequantized, layer.damp_ratio
+
+With AXE, every row of layer.centered() fits a 16-bit accumulator for all unsigned 8-bit inputs:
+
+    opts = qcore.GpxqOptions(accumulator_bits=16, input_bits=8, input_signed=False, tile_size=0)
+    layer = qcore.optq(w, stats.hessian(), grid, opts)      # or qcore.gpfq(...), qcore.rtn(w, grid, opts)
 """
 from dataclasses import dataclass
 
@@ -23,18 +28,30 @@ _METHODS = {"optq": lib.QC_GPXQ_OPTQ, "gpfq": lib.QC_GPXQ_GPFQ}
 class GpxqOptions:
     """damp_ratio: delta = damp_ratio * mean(diag H) is added to H's diagonal; act_order: process inputs by
     decreasing diag H; max_retries: OPTQ factorizations retried with 10x the damping; block_size: inputs
-    per lazy (BLAS-3) update."""
+    per lazy (BLAS-3) update.
+
+    AXE (accumulator-aware; off while accumulator_bits is 0): accumulator_bits P (2..64), the width every
+    produced row must fit for all inputs of input_bits N with input_signed; tile_size T (0 for the whole
+    row) inputs per inner accumulator; soft_threshold: apply the soft global (L1) constraint as well as
+    the strict one."""
 
     damp_ratio: float = 0.01
     act_order: bool = False
     max_retries: int = 6
     block_size: int = 128
+    accumulator_bits: int = 0
+    input_bits: int = 8
+    input_signed: bool = False
+    tile_size: int = 0
+    soft_threshold: bool = True
 
     def to_c(self):
         o = ffi.new("qc_gpxq_options *")
         check(lib.qc_gpxq_options_init(o, lib.QC_GPXQ_OPTIONS_VERSION))
         o.damp_ratio, o.act_order = self.damp_ratio, int(bool(self.act_order))
         o.max_retries, o.block_size = self.max_retries, self.block_size
+        o.accumulator_bits, o.input_bits, o.input_signed = self.accumulator_bits, self.input_bits, int(bool(self.input_signed))
+        o.tile_size, o.soft_threshold = self.tile_size, int(bool(self.soft_threshold))
         return o
 
 
@@ -52,6 +69,17 @@ class QuantizedLayer:
     damp: float
     retries: int
     dead_inputs: int
+    group_size: int = 0
+
+    def centered(self):
+        """The levels minus their zero points (int32, w's shape): the integers an accumulator multiplies,
+        as qcore.verify_accumulator and qcore.simulate_accumulator take them."""
+        z = self.zero_point.astype(np.int64)
+        if z.ndim == 1:
+            z = z[:, None]
+        elif z.ndim == 2:
+            z = np.repeat(z, self.group_size, axis=1)[:, :self.q.shape[1]]
+        return (self.q - z).astype(np.int32)
 
 
 class GpxqStats:
@@ -113,6 +141,12 @@ def gpfq(w, h, g, grid, opts=None, ctx=None):
     return _run(lib.qc_gpfq, function, w, matrices, grid, opts, ctx)
 
 
+def rtn(w, grid, opts=None, ctx=None):
+    """Round-to-nearest of the float32 weight w [out, in] with parameters chosen from w; with
+    opts.accumulator_bits set, AXE's constrained rounding (RTN+AXE). Returns a QuantizedLayer."""
+    return _run(lib.qc_rtn, "qcore.rtn", w, [], grid, opts, ctx)
+
+
 def _run(c_function, function, w, matrices, grid, opts, ctx):
     w = as_array(w, "w", [np.float32], function)
     c_grid = grid.to_c(function)
@@ -124,8 +158,9 @@ def _run(c_function, function, w, matrices, grid, opts, ctx):
     views = [view(a) for a in (q, scale, zero_point, dequantized, w, *matrices)]
     (ctx or default_context()).call(c_function, *[v for v, _ in views[:4]], result, *[v for v, _ in views[4:]],
                                     c_grid, c_opts)
+    group_size = min(grid.group_size, w.shape[1]) if grid.granularity == "group" else 0
     return QuantizedLayer(q, scale, zero_point, dequantized, result.damp_ratio, result.damp, result.retries,
-                          result.dead_inputs)
+                          result.dead_inputs, group_size)
 
 
-__all__ = ["GpxqOptions", "GpxqStats", "QuantizedLayer", "gpfq", "optq"]
+__all__ = ["GpxqOptions", "GpxqStats", "QuantizedLayer", "gpfq", "optq", "rtn"]

@@ -1,0 +1,102 @@
+"""Rotations that spread outliers before quantization, on numpy arrays: Haar-random orthogonal matrices,
+constructed Hadamard matrices, the fast Walsh-Hadamard transform (plain and randomized), and outlier
+metrics. See include/qcore/qc_rotate.h for the exact definitions.
+
+A rotation R acts on rows: X [rows, n] becomes X @ R.
+
+    q = qcore.random_orthogonal(384, stream=1)              # float32 [384, 384], Q.T @ Q = I
+    y = qcore.fwht(x)                                       # x @ hadamard_matrix(n) / sqrt(n), O(n log n)
+    y = qcore.random_hadamard(x, stream=2)                  # x @ random_hadamard_matrix(n, stream=2)
+    before = qcore.outlier_metrics(x, qcore.QuantOptions(bits=4))
+    after = qcore.outlier_metrics(y, qcore.QuantOptions(bits=4))
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._errors import InvalidArgumentError, check
+from ._ffi import ffi, lib
+from ._tensor import as_array, view
+from .core import default_context
+
+
+def _square(n, dtype, function, run):
+    """An [n, n] float32 or float64 matrix that run(view) fills."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise InvalidArgumentError("%s: argument 'n' must be an integer >= 1, got %r" % (function, n))
+    out = np.empty((n, n), dtype)
+    t, _keep = view(as_array(out, "dtype", [np.float32, np.float64], function))
+    run(t)
+    return out
+
+
+def random_orthogonal(n, dtype=np.float32, stream=0, ctx=None):
+    """A Haar-random orthogonal [n, n] matrix: the sign-corrected QR of the float64 Gaussian matrix
+    qcore.random_normal((n, n), np.float64, stream, ctx) draws."""
+    return _square(n, dtype, "qcore.random_orthogonal",
+                   lambda t: (ctx or default_context()).call(lib.qc_random_orthogonal, t, stream))
+
+
+def hadamard_factor(n):
+    """K of the order n = K * 2^k (1 for a power of 2); raises UnsupportedError when no construction
+    reaches n."""
+    out = ffi.new("int64_t *")
+    check(lib.qc_hadamard_factor(out, n), "qcore.hadamard_factor")
+    return out[0]
+
+
+def hadamard_matrix(n, dtype=np.float32):
+    """H_n = H_{2^k} (x) H_K with entries +-1 (not normalized): H_n @ H_n.T = n I."""
+    function = "qcore.hadamard_matrix"
+    return _square(n, dtype, function, lambda t: check(lib.qc_hadamard_matrix(t), function))
+
+
+def random_hadamard_matrix(n, dtype=np.float32, stream=0, ctx=None):
+    """R = H_n @ diag(d) / sqrt(n), d random signs from `stream` under the context's seed."""
+    return _square(n, dtype, "qcore.random_hadamard_matrix",
+                   lambda t: (ctx or default_context()).call(lib.qc_random_hadamard_matrix, t, stream))
+
+
+def _transform(function, x, inplace, ctx, c_function, *args):
+    x = as_array(x, "x", [np.float32], function, writable=inplace)
+    y = x if inplace else x.copy()
+    t, _keep = view(y)
+    (ctx or default_context()).call(c_function, t, *args)
+    return y
+
+
+def fwht(x, transpose=False, inplace=False, ctx=None):
+    """x @ H_n / sqrt(n) over the last axis of the float32 array x (n = x.shape[-1]), or x @ H_n.T / sqrt(n)
+    with `transpose` (the inverse). Works on a copy unless `inplace`."""
+    return _transform("qcore.fwht", x, inplace, ctx, lib.qc_fwht, int(bool(transpose)))
+
+
+def random_hadamard(x, stream=0, transpose=False, inplace=False, ctx=None):
+    """x @ random_hadamard_matrix(n, stream=stream), or x @ its transpose (the inverse) with `transpose`."""
+    return _transform("qcore.random_hadamard", x, inplace, ctx, lib.qc_random_hadamard, stream,
+                      int(bool(transpose)))
+
+
+@dataclass
+class OutlierMetrics:
+    """kurtosis: Pearson's (3 for a Gaussian; not the excess); max_over_rms: max |x| / sqrt(mean x^2);
+    sqnr_db: SQNR of fake quantization under the grid (nan when no grid was given)."""
+
+    kurtosis: float
+    max_over_rms: float
+    sqnr_db: float
+
+
+def outlier_metrics(x, grid=None, ctx=None):
+    """Outlier metrics of the float32 array x; `grid` (QuantOptions) adds the SQNR of quantizing x with it."""
+    function = "qcore.outlier_metrics"
+    x = as_array(x, "x", [np.float32], function)
+    t, _keep = view(x)
+    c_grid = ffi.NULL if grid is None else grid.to_c(function)
+    out = ffi.new("qc_outlier_metrics *", [lib.QC_OUTLIER_METRICS_VERSION])
+    (ctx or default_context()).call(lib.qc_outlier_metrics_compute, out, t, c_grid)
+    return OutlierMetrics(out.kurtosis, out.max_over_rms, out.sqnr_db)
+
+
+__all__ = ["OutlierMetrics", "fwht", "hadamard_factor", "hadamard_matrix", "outlier_metrics", "random_hadamard",
+           "random_hadamard_matrix", "random_orthogonal"]

@@ -1,0 +1,105 @@
+/*
+ * qc_rotate.h: orthogonal rotations that spread outliers before quantization, and the metrics that show
+ * their effect. Since 1.2.
+ *
+ * A rotation R [n, n] acts on the rows of a matrix: X [rows, n] becomes X·R (for a linear layer's weight
+ * W [out, in] that sees inputs X [batch, in], W·R on the input side pairs with X·R, since
+ * (X·R)(W·R)^T = X W^T when R is orthogonal).
+ *
+ * Haar-random orthogonal matrices: G [n, n] is the f64 matrix qc_random_normal(ctx, G, stream) fills
+ * (row-major), G = Q R its Householder QR (LAPACK geqrf/orgqr), and the result is Q·diag(sign(diag R)),
+ * with sign(0) taken as +1. The sign correction makes the factorization unique, and the result exactly
+ * Haar-distributed (Mezzadri 2007): numpy.linalg.qr(G) followed by the same column signs gives it too.
+ *
+ * Hadamard matrices: H_n [n, n] has entries +-1 and H_n H_n^T = n I. qcore builds them for
+ * n = K * 2^k, as the Kronecker product H_n = H_{2^k} (x) H_K (entry (a K + b, a' K + b') is
+ * H_{2^k}[a][a'] * H_K[b][b']), where
+ *   - H_{2^k} is Sylvester's: H_1 = [1], H_{2m} = [[H_m, H_m], [H_m, -H_m]] (symmetric);
+ *   - K is the least order K = m * 2^j (m the odd part of n, j >= 0, K <= QC_HADAMARD_MAX_K, K | n) that one
+ *     of these constructions gives, tried in this order:
+ *       Paley I   K = q + 1, q a prime power = 3 mod 4:  H = I + [[0, 1^T], [-1, Q]];
+ *       Paley II  K = 2 (q + 1), q a prime power = 1 mod 4: H = C (x) [[1, -1], [-1, -1]] + I (x) [[1, 1], [1, -1]]
+ *                 with C = [[0, 1^T], [1, Q]];
+ *       Kronecker K = a * b with a, b constructed orders that are not powers of 2: H_a (x) H_b;
+ *     where Q[i][j] = chi(x_j - x_i) is the Jacobsthal matrix of GF(q) (chi the quadratic character: 0 at 0,
+ *     +1 on non-zero squares, -1 otherwise; x_i the element whose base-p digits are those of i, the field
+ *     built as GF(p)[t]/(f) for the first monic f without roots (f = t when q = p)). Prime powers q = p^e
+ *     with e <= 3 are used. So H_K is computed, never read from a table.
+ * Orders reached up to 128: every power of 2, and 12, 20, 24, 28, 36, 40, 44, 48, 52, 56, 60, 68, 72, 76,
+ * 80, 84, 88, 96, 100, 104, 108, 112, 120, 124 (not 92 or 116, which need Williamson's construction).
+ * H_K is not symmetric in general (Paley I gives skew-Hadamard matrices), so H_n^T != H_n.
+ *
+ * Fast Walsh-Hadamard transform (FWHT): x <- x·H_n/sqrt(n) for every row x of a f32 [rows, n] matrix, in
+ * place: the Sylvester part by log2(2^k) butterfly stages on blocks of K, the H_K part by a dense K x K
+ * product, so O(n (log2(n/K) + K)) work per row instead of O(n^2). Rows are spread over the context's
+ * threads; each row is computed alone, in a fixed order, so the result does not depend on the thread count.
+ * With `transpose`, x <- x·H_n^T/sqrt(n), the inverse.
+ *
+ * Randomized Hadamard: R = H_n·D/sqrt(n), D = diag(d), d_j = -1 when the top bit of word j of `stream`
+ * under the context's seed (qc_random_bits) is set, else +1. R is orthogonal.
+ *
+ * Errors (each message names the argument): QC_ERR_INVALID_ARG (NULL), QC_ERR_UNSUPPORTED (n not of the
+ * form K * 2^k above; the message gives n's odd part), QC_ERR_DTYPE, QC_ERR_LAYOUT (not C-contiguous),
+ * QC_ERR_SHAPE (not square, no elements where some are needed), QC_ERR_NUMERIC (NaN or Inf in an input;
+ * the transforms then leave x unchanged), QC_ERR_OVERFLOW (n > 2^31 - 1), QC_ERR_OUT_OF_MEMORY.
+ */
+#ifndef QC_ROTATE_H
+#define QC_ROTATE_H
+
+#include "qcore/qc_quant.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The largest non-power-of-2 factor K of a Hadamard order the transforms accept. */
+#define QC_HADAMARD_MAX_K 256
+
+/* Writes a Haar-random orthogonal matrix into `out` (f32 or f64 [n, n], n >= 1, C-contiguous, borrowed),
+ * computed in double from stream `stream` under the context's seed (see above). */
+QC_API qc_status qc_random_orthogonal(qc_ctx *ctx, qc_tensor *out, uint64_t stream);
+
+/* The factor K of a Hadamard order: *k = K when n = K * 2^k is supported (1 for a power of 2), else
+ * QC_ERR_UNSUPPORTED naming n. n >= 1. */
+QC_API qc_status qc_hadamard_factor(int64_t *k, int64_t n);
+
+/* Writes H_n (entries +-1, not normalized) into `out` (f32 or f64 [n, n], C-contiguous, borrowed). */
+QC_API qc_status qc_hadamard_matrix(qc_tensor *out);
+
+/* In place FWHT of every row of `x` (f32, C-contiguous, ndim >= 1, borrowed): the last axis has length n,
+ * the others are rows. x <- x·H_n/sqrt(n), or x·H_n^T/sqrt(n) when `transpose` is 1. */
+QC_API qc_status qc_fwht(qc_ctx *ctx, qc_tensor *x, int transpose);
+
+/* In place randomized Hadamard rotation of every row of `x` (as qc_fwht): x <- x·H_n·D/sqrt(n), or with
+ * `transpose` x <- x·D·H_n^T/sqrt(n), the inverse. D comes from `stream` under the context's seed. */
+QC_API qc_status qc_random_hadamard(qc_ctx *ctx, qc_tensor *x, uint64_t stream, int transpose);
+
+/* Writes R = H_n·D/sqrt(n) (the matrix qc_random_hadamard multiplies by) into `out` (f32 or f64 [n, n],
+ * C-contiguous, borrowed). */
+QC_API qc_status qc_random_hadamard_matrix(qc_ctx *ctx, qc_tensor *out, uint64_t stream);
+
+/* ---------------------------------------------------------------------------------------------
+ * Outlier metrics of one tensor, to compare X with X·R. */
+#define QC_OUTLIER_METRICS_VERSION 1
+
+/* The caller sets `version` (QC_OUTLIER_METRICS_INIT); the library fills the fields that version has. */
+typedef struct qc_outlier_metrics {
+    uint32_t version;     /* QC_OUTLIER_METRICS_VERSION */
+    double kurtosis;      /* Pearson's (3 for a Gaussian, not the excess): qc_stat_kurtosis */
+    double max_over_rms;  /* max |x| / sqrt(mean x^2): qc_stat_max_over_rms */
+    double sqnr_db;       /* SQNR of fake_quantize(x) under the grid (qc_stat_sqnr_db); NaN without a grid */
+} qc_outlier_metrics;
+
+#define QC_OUTLIER_METRICS_INIT { QC_OUTLIER_METRICS_VERSION, 0.0, 0.0, 0.0 }
+
+/* Fills `out` for `x` (f32, C-contiguous, at least one element, finite, not constant: borrowed). The
+ * SQNR quantizes x with qc_quant_choose_params and qc_fake_quantize under `grid` (borrowed; NULL skips
+ * it). `out` is written only on success. */
+QC_API qc_status qc_outlier_metrics_compute(qc_ctx *ctx, qc_outlier_metrics *out, const qc_tensor *x,
+                                            const qc_quant_options *grid);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* QC_ROTATE_H */
