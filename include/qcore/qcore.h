@@ -7,5 +7,6 @@
 #include "qcore/qc_quant.h"
 #include "qcore/qc_accum.h"
 #include "qcore/qc_gpxq.h"
+#include "qcore/qc_rotate.h"
 
 #endif
