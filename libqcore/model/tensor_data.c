@@ -65,6 +65,7 @@ static qc_status convert_typed(qcm_tensor_bytes *b, const Onnx__TensorProto *t, 
 {
     int bits = qc_onnx_type_bits(t->data_type);
     int from_uint64 = t->data_type == QC_ONNX_UINT32;
+    if (!from_uint64 && bits > 16) return QC_OK; /* wider types never live in int32_data: "no data" */
     size_t have = from_uint64 ? t->n_uint64_data : t->n_int32_data;
     size_t width = bits <= 8 ? 1 : (size_t)bits / 8;
     size_t want = nbytes / width;

@@ -539,3 +539,14 @@ def test_rank_9_value(tmp_path, which):
     assert len(other) == 1
     model.save(tmp_path / "v.onnx")
     assert onnx.load(str(tmp_path / "v.onnx")) == proto
+
+
+@pytest.mark.parametrize("data_type", [TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.COMPLEX128])
+def test_wide_types_in_int32_data_have_no_data(data_type):
+    """int32_data holds only types of 16 bits or fewer; a wider type stored there (libFuzzer built a
+    COMPLEX128 scalar so, which overran a stack variable) is a tensor without data."""
+    t = TensorProto(name="w", data_type=data_type, dims=[], int32_data=[7])
+    graph = helper.make_graph([], "g", [], [helper.make_tensor_value_info("w", data_type, [])], [t])
+    data = helper.make_model(graph, ir_version=8).SerializeToString()
+    with pytest.raises(qcore.FormatError, match="initializer 'w': no data"):
+        qcore.Model.from_bytes(data)
