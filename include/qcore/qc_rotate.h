@@ -98,6 +98,54 @@ typedef struct qc_outlier_metrics {
 QC_API qc_status qc_outlier_metrics_compute(qc_ctx *ctx, qc_outlier_metrics *out, const qc_tensor *x,
                                             const qc_quant_options *grid);
 
+/* ---------------------------------------------------------------------------------------------
+ * Cayley SGD on the Stiefel manifold (Li, Fuxin & Todorovic, ICLR 2020, Algorithm 1): minimizes a loss
+ * over matrices X [n, p] (p <= n) with orthonormal columns, X^T X = I (p = n: rotations). One step, with
+ * the gradient G [n, p] of the loss at X and the momentum M (zero at first):
+ *     M <- beta M - G
+ *     W^ = M X^T - 1/2 X (X^T M X^T),   W = W^ - W^T   (skew-symmetric, n x n),   M <- W X
+ *     alpha = min(lr, 2 step_bound / (||W||_1 + 1e-8))  (||.||_1: the largest absolute column sum)
+ *     Y = X + alpha M, then `iterations` times Y <- X + alpha/2 W (X + Y),   X <- Y
+ * which approximates the Cayley transform X <- (I - alpha/2 W)^-1 (I + alpha/2 W) X without an inverse;
+ * every `qr_every` steps X is re-orthonormalized by its sign-corrected QR (as qc_random_orthogonal). In
+ * double, through BLAS (dgemm) with the context's threads; the result does not depend on their number.
+ * Each step leaves X off the manifold by about (alpha ||W|| / 2)^(iterations + 1), and these errors add up:
+ * on a 16 x 16 Procrustes problem, 400 steps end 6e-2 from orthogonal with 2 iterations (the paper's
+ * default), 1e-4 with 5 (SpinQuant's) and 2e-7 with 10; hence the defaults of 5 iterations and a QR every
+ * 100 steps (SpinQuant: with probability 1/101 per step). A Cayley step is a rotation of X, so for p = n
+ * the sign of det X never changes: start in the component of O(n) the optimum lies in.
+ */
+#define QC_CAYLEY_OPTIONS_VERSION 1
+
+typedef struct qc_cayley_options {
+    uint32_t version;     /* QC_CAYLEY_OPTIONS_VERSION */
+    double lr;            /* the largest step, > 0 and finite (default 0.1) */
+    double momentum;      /* beta, in [0, 1) (default 0.9) */
+    int32_t iterations;   /* fixed-point iterations, 1..100 (default 5) */
+    double step_bound;    /* q > 0 and finite (default 0.5) */
+    int64_t qr_every;     /* >= 0; 0 never re-orthonormalizes (default 100) */
+} qc_cayley_options;
+
+#define QC_CAYLEY_OPTIONS_INIT { QC_CAYLEY_OPTIONS_VERSION, 0.1, 0.9, 5, 0.5, 100 }
+
+/* Fills `opts` with the defaults of `version` (QC_ERR_VERSION for 0 or a version newer than the library's). */
+QC_API qc_status qc_cayley_options_init(qc_cayley_options *opts, unsigned version);
+
+/* The optimizer's state: the momentum, the step count and the scratch of one step, O(n^2 + n p) doubles. */
+typedef struct qc_cayley qc_cayley;
+
+/* Creates an optimizer for X [n, p], 1 <= p <= n <= 2^31 - 1, with `opts` (borrowed, copied; NULL for the
+ * defaults). `out` receives a handle owned by the caller (qc_cayley_free). */
+QC_API qc_status qc_cayley_create(qc_cayley **out, int64_t n, int64_t p, const qc_cayley_options *opts);
+
+/* Frees an optimizer; NULL is accepted. */
+QC_API void qc_cayley_free(qc_cayley *opt);
+
+/* One step: `x` (f64 [n, p], C-contiguous, borrowed) is updated in place from `grad` (f64 [n, p], finite,
+ * borrowed). `orth_error` (may be NULL) receives max |X^T X - I| after the step. On failure x and the
+ * optimizer are unchanged. */
+QC_API qc_status qc_cayley_step(qc_ctx *ctx, qc_cayley *opt, qc_tensor *x, const qc_tensor *grad, double *orth_error);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,6 @@
 """Rotations that spread outliers before quantization, on numpy arrays: Haar-random orthogonal matrices,
-constructed Hadamard matrices, the fast Walsh-Hadamard transform (plain and randomized), and outlier
-metrics. See include/qcore/qc_rotate.h for the exact definitions.
+constructed Hadamard matrices, the fast Walsh-Hadamard transform (plain and randomized), outlier metrics,
+and Cayley SGD, which learns a rotation. See include/qcore/qc_rotate.h for the exact definitions.
 
 A rotation R acts on rows: X [rows, n] becomes X @ R.
 
@@ -9,6 +9,7 @@ A rotation R acts on rows: X [rows, n] becomes X @ R.
     y = qcore.random_hadamard(x, stream=2)                  # x @ random_hadamard_matrix(n, stream=2)
     before = qcore.outlier_metrics(x, qcore.QuantOptions(bits=4))
     after = qcore.outlier_metrics(y, qcore.QuantOptions(bits=4))
+    r, losses, errors = qcore.cayley_minimize(np.eye(n), loss_and_grad, steps=200)   # (loss, grad) = f(R)
 """
 from dataclasses import dataclass
 
@@ -98,5 +99,57 @@ def outlier_metrics(x, grid=None, ctx=None):
     return OutlierMetrics(out.kurtosis, out.max_over_rms, out.sqnr_db)
 
 
-__all__ = ["OutlierMetrics", "fwht", "hadamard_factor", "hadamard_matrix", "outlier_metrics", "random_hadamard",
+@dataclass
+class CayleyOptions:
+    """Cayley SGD (see qc_rotate.h): lr, the largest step; momentum (beta); iterations of the Cayley fixed
+    point; step_bound (q: alpha = min(lr, 2q / (||W||_1 + 1e-8))); qr_every: re-orthonormalize by QR every
+    this many steps (0: never)."""
+
+    lr: float = 0.1
+    momentum: float = 0.9
+    iterations: int = 5
+    step_bound: float = 0.5
+    qr_every: int = 100
+
+    def to_c(self):
+        o = ffi.new("qc_cayley_options *")
+        check(lib.qc_cayley_options_init(o, lib.QC_CAYLEY_OPTIONS_VERSION))
+        o.lr, o.momentum, o.iterations = self.lr, self.momentum, self.iterations
+        o.step_bound, o.qr_every = self.step_bound, self.qr_every
+        return o
+
+
+class CayleySGD:
+    """Cayley SGD over float64 [n, p] matrices with orthonormal columns (p = n: rotations)."""
+
+    def __init__(self, n, p=None, options=None):
+        handle = ffi.new("qc_cayley **")
+        check(lib.qc_cayley_create(handle, n, n if p is None else p, (options or CayleyOptions()).to_c()),
+              "qcore.CayleySGD")
+        self._opt = ffi.gc(handle[0], lib.qc_cayley_free)
+
+    def step(self, x, grad, ctx=None):
+        """Updates x (float64, in place) from the loss's gradient at x; returns max |X^T X - I| after."""
+        function = "qcore.CayleySGD.step"
+        xt, _xb = view(as_array(x, "x", [np.float64], function, writable=True))
+        gt, _gb = view(as_array(grad, "grad", [np.float64], function))
+        err = ffi.new("double *")
+        (ctx or default_context()).call(lib.qc_cayley_step, self._opt, xt, gt, err)
+        return err[0]
+
+
+def cayley_minimize(x, loss_and_grad, steps, options=None, ctx=None):
+    """Minimizes loss_and_grad(x) -> (loss, grad) over orthonormal-column x (float64, copied) for `steps`
+    steps. Returns (x, losses, orthogonality errors), one entry per step (the loss before the step)."""
+    x = np.array(x, np.float64, order="C")
+    opt = CayleySGD(x.shape[0], x.shape[1] if x.ndim == 2 else None, options)
+    losses, errors = [], []
+    for _ in range(steps):
+        loss, grad = loss_and_grad(x)
+        losses.append(float(loss))
+        errors.append(opt.step(x, np.ascontiguousarray(grad, np.float64), ctx))
+    return x, losses, errors
+
+
+__all__ = ["CayleyOptions", "CayleySGD", "cayley_minimize", "OutlierMetrics", "fwht", "hadamard_factor", "hadamard_matrix", "outlier_metrics", "random_hadamard",
            "random_hadamard_matrix", "random_orthogonal"]
