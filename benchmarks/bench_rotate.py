@@ -1,8 +1,9 @@
 """Benchmark: qcore's fast Walsh-Hadamard transform (x <- x H_n / sqrt(n) on every row, O(n log n)) against
 OpenBLAS multiplying by the same matrix materialized (numpy's float32 x @ H, an sgemm, O(n^2)), at the widths
 of all-MiniLM-L6-v2 (384 = 12 * 32, 1536 = 12 * 128) and 4096 = 2^12, on 2048 rows, with 1 and 2 threads
-for both (numpy's OpenBLAS limited through threadpoolctl). Also the randomized Hadamard rotation. Prints a
-table and writes JSON to benchmarks/results/rotate.json.
+for both (numpy's OpenBLAS limited through threadpoolctl). Also the randomized Hadamard rotation, and the
+time of one Cayley SGD step on a 384 x 384 rotation (three n^3 products and the fixed-point iterations).
+Prints a table and writes JSON to benchmarks/results/rotate.json.
 
 Run (OpenBLAS overrides unset for this command alone, as the project's benchmarks do):
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_rotate.py
@@ -21,6 +22,7 @@ import qcore
 ROWS = 2048
 WIDTHS = (384, 1536, 4096)
 REPEATS = 5
+CAYLEY_N = 384
 
 
 def best_time(fn):
@@ -63,20 +65,31 @@ def measure(n, threads):
             "speedup_fwht": t_blas / t_fwht, "speedup_random_hadamard": t_blas / t_rand}
 
 
+def cayley_step_time(n, threads):
+    ctx = qcore.Context(threads=threads)
+    x = qcore.random_orthogonal(n, np.float64, stream=1, ctx=ctx)
+    grad = qcore.random_normal((n, n), np.float64, stream=2, ctx=ctx)
+    opt = qcore.CayleySGD(n, options=qcore.CayleyOptions(lr=1e-3, qr_every=0))
+    return {"n": n, "threads": threads, "step_s": best_time(lambda: opt.step(x, grad, ctx))}
+
+
 def main():
     rows = [measure(n, threads) for n in WIDTHS for threads in (1, 2)]
+    cayley = [cayley_step_time(CAYLEY_N, threads) for threads in (1, 2)]
     print("%6s %4s %7s %10s %12s %13s %9s %9s" % ("n", "K", "threads", "FWHT ms", "rand-H ms", "OpenBLAS ms",
                                                    "FWHT x", "rand-H x"))
     for r in rows:
         print("%6d %4d %7d %10.2f %12.2f %13.2f %8.1fx %8.1fx" % (
             r["n"], r["K"], r["threads"], 1e3 * r["fwht_s"], 1e3 * r["random_hadamard_s"],
             1e3 * r["openblas_sgemm_s"], r["speedup_fwht"], r["speedup_random_hadamard"]))
+    for c in cayley:
+        print("Cayley SGD step, n = %d, %d thread(s): %.2f ms" % (c["n"], c["threads"], 1e3 * c["step_s"]))
     kernel = openblas_kernel()
     print("OpenBLAS:", kernel)
     result = {"benchmark": "FWHT vs dense product by the same matrix", "rows_per_call": ROWS,
               "machine": platform.node(), "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
               "cpu_features": sorted(qcore.cpu_features()), "numpy": np.__version__, "openblas": kernel,
-              "qcore": qcore.__version__, "python": sys.version.split()[0], "rows": rows}
+              "qcore": qcore.__version__, "python": sys.version.split()[0], "rows": rows, "cayley_step": cayley}
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "rotate.json")
     with open(out + ".tmp", "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2)

@@ -164,6 +164,30 @@ static qc_status plan_signs(fwht_plan *p, uint64_t seed, uint64_t stream, const 
     return QC_OK;
 }
 
+/* 1 when no value of x[0..n) is NaN or Inf (exponent bits all ones): an OR over every value vectorizes where
+ * an early exit would not. */
+static int row_is_finite(const float *x, int64_t n)
+{
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, x + i, sizeof bits);
+        bad |= (bits & 0x7f800000u) == 0x7f800000u;
+    }
+    return !bad;
+}
+
+/* The rows checked in parallel before any is changed: a serial scan took a third of a 4096-wide call. */
+static int all_finite(qc_ctx *ctx, const qc_tensor *x, int64_t n)
+{
+    const float *data = x->data;
+    int64_t rows = qc_tensor_numel(x) / n;
+    int bad = 0;
+#pragma omp parallel for num_threads(qc__ctx_threads(ctx)) schedule(static) reduction(| : bad)
+    for (int64_t r = 0; r < rows; r++) bad |= !row_is_finite(data + r * n, n);
+    return !bad;
+}
+
 static void apply(qc_ctx *ctx, qc_tensor *x, const fwht_plan *p)
 {
     float *data = x->data;
@@ -183,7 +207,7 @@ static qc_status run(qc_ctx *ctx, qc_tensor *x, int transpose, const uint64_t *s
         return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'transpose' = %d must be 0 or 1", transpose);
     fwht_plan p = {.n = x->dims[x->ndim - 1], .diag_first = transpose};
     QC_TRY(qc__hadamard_order(&p.k, p.n, function, "x"));
-    QC_TRY(qc__tensor_check_finite(x, function, "x"));
+    if (!all_finite(ctx, x, p.n)) return qc__tensor_check_finite(x, function, "x"); /* names the element */
     p.scale = (float)(1.0 / sqrt((double)p.n));
     qc_status st = plan_hk(&p, transpose, function);
     if (st == QC_OK && stream) st = plan_signs(&p, ctx->seed, *stream, function);
