@@ -8,9 +8,7 @@
 qc_status qc_accum_spec_init(qc_accum_spec *spec, unsigned version)
 {
     QC_CHECK_NOT_NULL(spec);
-    if (version == 0 || version > QC_ACCUM_SPEC_VERSION)
-        return QC_FAIL(QC_ERR_VERSION, "argument 'version': %u is not a qc_accum_spec version (1..%d)", version,
-                       QC_ACCUM_SPEC_VERSION);
+    QC_TRY(qc__check_struct_version(version, QC_ACCUM_SPEC_VERSION, "qc_accum_spec", __func__));
     qc_accum_spec defaults = QC_ACCUM_SPEC_INIT;
     *spec = defaults;
     return QC_OK;

@@ -14,6 +14,10 @@ qc_status qc__fail(qc_status status, const char *function, const char *format, .
 /* For internal validators that report on behalf of the public function named `function`. */
 #define QC_FAIL_IN(function, status, ...) qc__fail((status), (function), __VA_ARGS__)
 
+/* QC_ERR_VERSION (reported as `function`'s) unless `version` is one of 1..newest of the versioned struct
+ * `type`: the check every *_init function of a versioned options struct makes. */
+qc_status qc__check_struct_version(unsigned version, unsigned newest, const char *type, const char *function);
+
 /* Returns from the enclosing function when `expr` is not QC_OK. */
 #define QC_TRY(expr)                      \
     do {                                  \

@@ -56,3 +56,11 @@ qc_status qc__fail(qc_status status, const char *function, const char *format, .
     va_end(args);
     return status;
 }
+
+qc_status qc__check_struct_version(unsigned version, unsigned newest, const char *type, const char *function)
+{
+    if (version == 0 || version > newest)
+        return QC_FAIL_IN(function, QC_ERR_VERSION, "argument 'version': %u is not a %s version (1..%u)", version, type,
+                          newest);
+    return QC_OK;
+}

@@ -19,9 +19,7 @@ static size_t options_size(unsigned version)
 qc_status qc_gpxq_options_init(qc_gpxq_options *opts, unsigned version)
 {
     QC_CHECK_NOT_NULL(opts);
-    if (version == 0 || version > QC_GPXQ_OPTIONS_VERSION)
-        return QC_FAIL(QC_ERR_VERSION, "argument 'version': %u is not a qc_gpxq_options version (1..%d)", version,
-                       QC_GPXQ_OPTIONS_VERSION);
+    QC_TRY(qc__check_struct_version(version, QC_GPXQ_OPTIONS_VERSION, "qc_gpxq_options", __func__));
     qc_gpxq_options defaults = QC_GPXQ_OPTIONS_INIT;
     defaults.version = version;
     memcpy(opts, &defaults, options_size(version));

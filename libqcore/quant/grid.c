@@ -9,9 +9,7 @@
 qc_status qc_quant_options_init(qc_quant_options *opts, unsigned version)
 {
     QC_CHECK_NOT_NULL(opts);
-    if (version == 0 || version > QC_QUANT_OPTIONS_VERSION)
-        return QC_FAIL(QC_ERR_VERSION, "argument 'version': %u is not a qc_quant_options version (1..%d)", version,
-                       QC_QUANT_OPTIONS_VERSION);
+    QC_TRY(qc__check_struct_version(version, QC_QUANT_OPTIONS_VERSION, "qc_quant_options", __func__));
     qc_quant_options defaults = QC_QUANT_OPTIONS_INIT;
     *opts = defaults;
     return QC_OK;

@@ -26,9 +26,7 @@ struct qc_cayley {
 qc_status qc_cayley_options_init(qc_cayley_options *opts, unsigned version)
 {
     QC_CHECK_NOT_NULL(opts);
-    if (version == 0 || version > QC_CAYLEY_OPTIONS_VERSION)
-        return QC_FAIL(QC_ERR_VERSION, "argument 'version': %u is not a qc_cayley_options version (1..%d)", version,
-                       QC_CAYLEY_OPTIONS_VERSION);
+    QC_TRY(qc__check_struct_version(version, QC_CAYLEY_OPTIONS_VERSION, "qc_cayley_options", __func__));
     qc_cayley_options defaults = QC_CAYLEY_OPTIONS_INIT;
     *opts = defaults;
     return QC_OK;
