@@ -10,25 +10,18 @@ import json
 import os
 import platform
 import sys
-import time
 
 import numpy as np
 
 import qcore
+import timing
 
 ROWS = COLS = 4096
 REPEATS = 7
 
 
 def best_time(fn):
-    """Best wall time of REPEATS runs, after one warm-up."""
-    fn()
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return timing.best_time(fn, REPEATS)
 
 
 def numpy_roundtrip(x, scale, zero_point, qmin, qmax, pack):

@@ -12,12 +12,12 @@ import json
 import os
 import platform
 import sys
-import time
 
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import qcore
+import timing
 
 ROWS = 2048
 WIDTHS = (384, 1536, 4096)
@@ -26,14 +26,7 @@ CAYLEY_N = 384
 
 
 def best_time(fn):
-    """Best wall time of REPEATS runs, after one warm-up."""
-    fn()
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return timing.best_time(fn, REPEATS)
 
 
 def openblas_kernel():
