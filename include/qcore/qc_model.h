@@ -13,6 +13,7 @@
 #ifndef QC_MODEL_H
 #define QC_MODEL_H
 
+#include "qcore/qc_gpxq.h"
 #include "qcore/qc_quant.h"
 #include "qcore/qc_tensor.h"
 
@@ -310,6 +311,127 @@ QC_ONNX_API const char *qc_array_name(const qc_array *array);
 
 /* Frees an array; NULL is accepted. */
 QC_ONNX_API void qc_array_free(qc_array *array);
+
+/* ---------------------------------------------------------------------------------------------
+ * Whole-model pipeline: every linear layer of a model quantized by one recipe, from calibration data.
+ *
+ * A linear layer is a MatMul whose second input is a FLOAT initializer of rank 2 ([in, out]), or a Gemm
+ * (transA = 0) whose B is one ([in, out], or [out, in] with transB = 1), read by no other node. Its weight
+ * is handled as W [out, in] whatever the ONNX layout; the recipe's grid uses that view (axis 0: per
+ * output channel; per-group: axis 1, groups along the inputs).
+ *
+ * qc_pipeline_run, for a recipe:
+ *   1. runs the calibration batches through the float model and records each layer input's range;
+ *   2. with activation_bits > 0, quantizes every layer input per tensor (QuantizeLinear/DequantizeLinear
+ *      in front of the layers; unsigned [0, 2^N - 1] when the input was never negative, else signed
+ *      symmetric; zero point 0 either way, so the integer dot products are those AXE bounds);
+ *   3. goes through the layers in graph order, grouping layers that read the same value: runs the batches
+ *      through the model as quantized so far (sequential = 1) or once through the model with only its
+ *      activations quantized (sequential = 0), collects each group's statistics (qc_gpxq_stats; GPFQ also
+ *      runs the float model for X), and quantizes each weight with the recipe's method;
+ *   4. stores each weight as integers + DequantizeLinear (an N-bit grid is stored in the ONNX integer
+ *      type that holds it: INT4/UINT4 up to 4 bits, INT8/UINT8 up to 8, INT16/UINT16 up to 16), so that
+ *      onnxruntime runs the result, and reports per layer.
+ * The input model is not changed; the result is a new model.
+ */
+typedef struct qc_pipeline qc_pipeline;
+
+/* Finds the linear layers of `model` (borrowed: it must outlive the pipeline and not be edited while it
+ * lives) and prepares a pipeline using `ctx` (borrowed likewise). `out` receives a handle owned by the
+ * caller (qc_pipeline_free). A model without linear layers is QC_ERR_UNSUPPORTED. */
+QC_ONNX_API qc_status qc_pipeline_create(qc_pipeline **out, const qc_model *model, qc_ctx *ctx);
+
+/* Frees a pipeline; NULL is accepted. */
+QC_ONNX_API void qc_pipeline_free(qc_pipeline *pipeline);
+
+/* A linear layer, in graph order. Strings are borrowed from the pipeline. */
+typedef struct qc_layer_info {
+    const char *weight;        /* the weight initializer's name */
+    const char *node;          /* the node's name ("" when it has none) */
+    const char *op_type;       /* "MatMul" or "Gemm" */
+    const char *input;         /* the value the weight multiplies */
+    int64_t in_features;
+    int64_t out_features;
+} qc_layer_info;
+
+/* How many linear layers the pipeline found, and layer i (0 .. count - 1). */
+QC_ONNX_API size_t qc_pipeline_layer_count(const qc_pipeline *pipeline);
+QC_ONNX_API qc_status qc_pipeline_layer(const qc_pipeline *pipeline, size_t i, qc_layer_info *out);
+
+/* Adds a calibration batch: a value for every graph input of the model (`names[k]` and `values[k]`, k <
+ * count; copied). Dtypes and shapes are checked as qc_session_set_input checks them, when a run uses them. */
+QC_ONNX_API qc_status qc_pipeline_add_batch(qc_pipeline *pipeline, size_t count, const char *const *names,
+                                            const qc_tensor *values);
+
+/* The method a layer's weight is quantized with. */
+typedef enum qc_layer_method {
+    QC_METHOD_RTN = 1,    /* round to nearest (qc_rtn; with AXE: RTN+AXE) */
+    QC_METHOD_OPTQ = 2,   /* qc_optq on H from the layer's (quantized) inputs */
+    QC_METHOD_GPFQ = 3    /* qc_gpfq on H~ and G from the quantized and the float model's inputs */
+} qc_layer_method;
+
+#define QC_RECIPE_VERSION 1
+
+/* A recipe. Initialise with qc_recipe_init; later versions only append fields. */
+typedef struct qc_recipe {
+    uint32_t version;             /* QC_RECIPE_VERSION */
+    qc_layer_method method;       /* default QC_METHOD_OPTQ */
+    qc_quant_options weights;     /* the weight grid on W [out, in] (default: 8 bits, signed, symmetric,
+                                     per output channel: granularity QC_GRAN_CHANNEL, axis 0) */
+    qc_gpxq_options gpxq;         /* damping, act-order, blocks, AXE (accumulator_bits, tile_size,
+                                     soft_threshold); input_bits and input_signed are set per layer from
+                                     the activation quantization (with activation_bits = 0, AXE is refused) */
+    int32_t activation_bits;      /* N of every layer input, 2..16; 0: activations stay float (default 8) */
+    int32_t sequential;           /* 1: statistics from the model as quantized so far (default 1); GPFQ
+                                     needs 1 */
+    size_t num_keep_float;        /* weights kept in float (partial quantization): their layers are neither */
+    const char *const *keep_float;/* quantized nor have their inputs quantized (names borrowed) */
+    int32_t report_bits;          /* P at which the report counts overflows on real inputs; 0: the
+                                     recipe's accumulator_bits, or 32 when AXE is off (default 0) */
+    int64_t report_rows;          /* calibration rows per layer given to the accumulator simulation and the
+                                     output error (default 1024; 1 .. 2^31 - 1) */
+} qc_recipe;
+
+/* Fills `recipe` with the defaults of `version` (QC_ERR_VERSION for 0 or a newer version). */
+QC_ONNX_API qc_status qc_recipe_init(qc_recipe *recipe, unsigned version);
+
+#define QC_LAYER_REPORT_VERSION 1
+
+/* What the last run did to layer i. The caller sets `version`. */
+typedef struct qc_layer_report {
+    uint32_t version;                 /* QC_LAYER_REPORT_VERSION */
+    int32_t quantized;                /* 0: kept in float (then only `weight` and `weight_bytes` are set) */
+    const char *weight;               /* borrowed from the pipeline */
+    int32_t weight_bits;
+    int32_t input_bits;               /* 0 when the input stays float */
+    int32_t input_signed;
+    double input_scale;
+    int64_t weight_bytes;             /* stored size: ceil(numel * bits / 8) + 4 bytes per scale (and per
+                                         zero point of an asymmetric grid); float32 size when kept */
+    double output_error;              /* |X~ W^T - X~ Q^T|_F / |X~ W^T|_F over report rows (X~: the
+                                         layer's quantized inputs), Q the dequantized weights */
+    int32_t accumulator_bits;         /* the widest (row, tile) need of the integer weights for the input
+                                         range (qc_accum_bits_needed; tiles of gpxq.tile_size) */
+    int32_t report_bits;              /* the P the simulation below used */
+    qc_accum_sim simulation;          /* the integer dot products of the report rows (wrapping and
+                                         saturating P-bit registers, tiles of gpxq.tile_size) */
+    qc_gpxq_result gpxq;              /* damping used, retries, dead inputs */
+} qc_layer_report;
+
+/* Runs `recipe` (NULL: the defaults) on the calibration batches (at least one) and gives the quantized
+ * model in `out` (owned by the caller, qc_model_free). Progress goes to ctx's callback (one step per
+ * layer), and the callback may cancel (QC_ERR_CANCELLED, nothing returned). Errors: QC_ERR_INVALID_ARG
+ * (no batches; recipe fields out of range, naming them; a keep_float name that is no layer's weight;
+ * AXE with float activations), QC_ERR_VERSION, QC_ERR_SINGULAR (an OPTQ factorization that failed after
+ * every retry, naming the layer), and the errors of the executor and of qc_optq/qc_gpfq/qc_rtn, with the
+ * layer named. */
+QC_ONNX_API qc_status qc_pipeline_run(qc_pipeline *pipeline, const qc_recipe *recipe, qc_model **out);
+
+/* The last successful run's report for layer i. */
+QC_ONNX_API qc_status qc_pipeline_report(const qc_pipeline *pipeline, size_t i, qc_layer_report *out);
+
+/* A deep copy of `model` (a new handle owned by the caller; the copy keeps its own bytes). */
+QC_ONNX_API qc_status qc_model_clone(qc_model **out, const qc_model *model);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,7 @@ from .accum import (AccumulatorReport, AccumulatorSimulation, accumulator_bits_a
                     accumulator_bits_needed, input_range, simulate_accumulator, verify_accumulator)
 from .gpxq import GpxqOptions, GpxqStats, QuantizedLayer, gpfq, optq, rtn
 from .model import Model, Node, ValueInfo, onnx_type_name
+from .pipeline import LayerReport, Pipeline, Recipe
 from .random import random_bits, random_normal, random_uniform
 from .rotate import (CayleyOptions, CayleySGD, OutlierMetrics, cayley_minimize, fwht, hadamard_factor,
                      hadamard_matrix, outlier_metrics, random_hadamard, random_hadamard_matrix, random_orthogonal)

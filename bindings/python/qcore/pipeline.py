@@ -1,0 +1,144 @@
+"""The whole-model pipeline (qc_pipeline_* in include/qcore/qc_model.h): every linear layer of an ONNX
+model quantized by one recipe from calibration batches, giving a QDQ model onnxruntime runs and a
+report per layer.
+
+    model = qcore.Model("model.onnx")
+    pipe = qcore.Pipeline(model)
+    for batch in calibration:                        # {graph input name: numpy array}
+        pipe.add_batch(batch)
+    recipe = qcore.Recipe(method="optq", weights=qcore.QuantOptions(bits=4, granularity="channel", axis=0),
+                          activation_bits=8, gpxq=qcore.GpxqOptions(accumulator_bits=16))
+    quantized, report = pipe.run(recipe)
+    quantized.save("model.q.onnx")
+"""
+from dataclasses import dataclass, field
+
+from ._errors import check
+from ._ffi import ffi, lib, onnx_lib
+from ._tensor import DTYPES, as_array, view
+from .core import default_context
+from .gpxq import GpxqOptions
+from .model import Model
+from .quant import QuantOptions
+
+_METHODS = {"rtn": 1, "optq": 2, "gpfq": 3}
+
+
+@dataclass
+class Recipe:
+    """method: 'rtn', 'optq' or 'gpfq'; weights: the grid on W [out, in] (axis 0 per output channel, axis
+    1 for groups along the inputs); gpxq: damping, act-order and AXE (its input_bits and input_signed are
+    set per layer from the activation quantization); activation_bits: N of every layer input (0: float);
+    sequential: statistics from the model as quantized so far; keep_float: weight names kept in float
+    (partial quantization); report_bits: P the report simulates (0: AXE's P, or 32); report_rows:
+    calibration rows per layer in the report."""
+
+    method: str = "optq"
+    weights: QuantOptions = field(default_factory=lambda: QuantOptions(bits=8, granularity="channel", axis=0))
+    gpxq: GpxqOptions = field(default_factory=GpxqOptions)
+    activation_bits: int = 8
+    sequential: bool = True
+    keep_float: tuple = ()
+    report_bits: int = 0
+    report_rows: int = 1024
+
+    def to_c(self, keep):
+        if self.method not in _METHODS:
+            raise ValueError("qcore.Recipe: method must be one of %s, got %r" % (", ".join(_METHODS), self.method))
+        r = ffi.new("qc_recipe *")
+        check(onnx_lib.qc_recipe_init(r, onnx_lib.QC_RECIPE_VERSION))
+        r.method = _METHODS[self.method]
+        r.weights = self.weights.to_c("qcore.Recipe")[0]
+        r.gpxq = self.gpxq.to_c()[0]
+        r.activation_bits, r.sequential = self.activation_bits, int(bool(self.sequential))
+        r.num_keep_float, r.keep_float = len(self.keep_float), keep if keep is not None else ffi.NULL
+        r.report_bits, r.report_rows = self.report_bits, self.report_rows
+        return r
+
+
+@dataclass
+class LayerReport:
+    """What a run did to one layer (see qc_layer_report in qc_model.h)."""
+
+    weight: str
+    quantized: bool
+    weight_bits: int
+    input_bits: int
+    input_signed: bool
+    input_scale: float
+    weight_bytes: int
+    output_error: float
+    accumulator_bits: int
+    report_bits: int
+    dot_products: int
+    max_abs_partial_sum: int
+    overflow_events: int
+    overflowing_products: int
+    saturate_events: int
+    damp_ratio: float
+    retries: int
+    dead_inputs: int
+
+
+def _report(c):
+    s = c.simulation
+    return LayerReport(ffi.string(c.weight).decode(), bool(c.quantized), c.weight_bits, c.input_bits,
+                       bool(c.input_signed), c.input_scale, c.weight_bytes, c.output_error, c.accumulator_bits,
+                       c.report_bits, s.dot_products, s.max_abs_partial_sum, s.wrap_events + s.wrap_outer_events,
+                       s.wrap_overflowing_products, s.saturate_events + s.saturate_outer_events, c.gpxq.damp_ratio,
+                       c.gpxq.retries, c.gpxq.dead_inputs)
+
+
+class Pipeline:
+    """Pipeline(model, ctx=None): the model's linear layers (`layers`), calibration batches (`add_batch`)
+    and `run(recipe)` -> (quantized Model, [LayerReport per layer])."""
+
+    def __init__(self, model, ctx=None):
+        self.model = model  # the C pipeline borrows it
+        self.ctx = ctx if ctx is not None else default_context()
+        out = ffi.new("qc_pipeline **")
+        check(onnx_lib.qc_pipeline_create(out, model._m, self.ctx._ctx))
+        self._p = ffi.gc(out[0], onnx_lib.qc_pipeline_free)
+
+    @property
+    def layers(self):
+        """[{weight, node, op_type, input, in_features, out_features}] in graph order."""
+        info = ffi.new("qc_layer_info *")
+        result = []
+        for i in range(onnx_lib.qc_pipeline_layer_count(self._p)):
+            check(onnx_lib.qc_pipeline_layer(self._p, i, info))
+            result.append({k: ffi.string(getattr(info, k)).decode() for k in ("weight", "node", "op_type", "input")})
+            result[-1].update(in_features=info.in_features, out_features=info.out_features)
+        return result
+
+    def add_batch(self, inputs):
+        """Adds a calibration batch: {graph input name: numpy array} (copied)."""
+        names = [ffi.new("char[]", name.encode()) for name in inputs]
+        values = ffi.new("qc_tensor[]", len(inputs))
+        keep = []
+        for k, (name, array) in enumerate(inputs.items()):
+            array = as_array(array, name, list(DTYPES), "qcore.Pipeline.add_batch")
+            t, buffer = view(array)
+            values[k] = t[0]
+            keep.append((array, buffer))
+        check(onnx_lib.qc_pipeline_add_batch(self._p, len(inputs), ffi.new("char *[]", names), values))
+
+    def run(self, recipe=None):
+        """Quantizes with `recipe` (default Recipe()); returns (Model, [LayerReport])."""
+        recipe = recipe if recipe is not None else Recipe()
+        names = [ffi.new("char[]", n.encode()) for n in recipe.keep_float]
+        keep = ffi.new("char *[]", names) if names else None
+        out = ffi.new("qc_model **")
+        self.ctx.call(_run_pipeline, self._p, recipe.to_c(keep), out)
+        model = Model(_handle=out[0])
+        report = ffi.new("qc_layer_report *")
+        reports = []
+        for i in range(onnx_lib.qc_pipeline_layer_count(self._p)):
+            report.version = onnx_lib.QC_LAYER_REPORT_VERSION
+            check(onnx_lib.qc_pipeline_report(self._p, i, report))
+            reports.append(_report(report))
+        return model, reports
+
+
+def _run_pipeline(ctx, pipeline, recipe, out):
+    return onnx_lib.qc_pipeline_run(pipeline, recipe, out)

@@ -1,0 +1,144 @@
+/* The pipeline handle: its layers, calibration batches, recipe defaults and reports (qc_model.h). The
+ * run itself is in pipeline_run.c. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "model_internal.h"
+#include "pipeline_internal.h"
+
+qc_status qc_pipeline_create(qc_pipeline **out, const qc_model *model, qc_ctx *ctx)
+{
+    QCM_CHECK_NOT_NULL(out);
+    *out = NULL;
+    QCM_CHECK_NOT_NULL(model);
+    QCM_CHECK_NOT_NULL(ctx);
+    qc_pipeline *p = calloc(1, sizeof *p);
+    if (p == NULL) return QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
+    p->model = model;
+    p->ctx = ctx;
+    qc_status st = qcp__find_layers(p, __func__);
+    if (st != QC_OK) {
+        qc_pipeline_free(p);
+        return st;
+    }
+    *out = p;
+    return QC_OK;
+}
+
+static void free_batch(qcp_batch *b)
+{
+    for (size_t k = 0; k < b->count; k++) {
+        free(b->names ? b->names[k] : NULL);
+        free(b->values ? b->values[k].data : NULL);
+    }
+    free(b->names);
+    free(b->values);
+}
+
+void qc_pipeline_free(qc_pipeline *p)
+{
+    if (p == NULL) return;
+    qcp__free_layers(p);
+    for (size_t i = 0; i < p->num_batches; i++) free_batch(&p->batches[i]);
+    free(p->batches);
+    free(p->reports);
+    free(p);
+}
+
+size_t qc_pipeline_layer_count(const qc_pipeline *p)
+{
+    return p ? p->num_layers : 0;
+}
+
+qc_status qc_pipeline_layer(const qc_pipeline *p, size_t i, qc_layer_info *out)
+{
+    QCM_CHECK_NOT_NULL(p);
+    QCM_CHECK_NOT_NULL(out);
+    if (i >= p->num_layers)
+        return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'i': %zu is not below the layer count %zu", i, p->num_layers);
+    const qcp_layer *l = &p->layers[i];
+    *out = (qc_layer_info){l->weight, l->node, l->op_type, l->input, l->in, l->out};
+    return QC_OK;
+}
+
+/* A contiguous owned copy of `v` (any strides). */
+static qc_status copy_value(qc_tensor *dst, const qc_tensor *v, const char *function)
+{
+    int64_t n = qc_tensor_numel(v);
+    size_t size = (size_t)(n > 0 ? n : 1) * (size_t)((qc_dtype_bits(v->dtype) + 7) / 8);
+    void *data = malloc(size);
+    if (data == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for a %zu-byte batch value", size);
+    qc_status st = qc_tensor_init(dst, data, v->dtype, v->ndim, v->dims, NULL);
+    if (st == QC_OK && !qc_tensor_is_contiguous(v))
+        st = QCM_FAIL_IN(function, QC_ERR_LAYOUT, "batch values must be C-contiguous");
+    if (st == QC_OK && n > 0) memcpy(data, v->data, (size_t)n * (size_t)((qc_dtype_bits(v->dtype) + 7) / 8));
+    if (st != QC_OK) free(data);
+    return st;
+}
+
+qc_status qc_pipeline_add_batch(qc_pipeline *p, size_t count, const char *const *names, const qc_tensor *values)
+{
+    QCM_CHECK_NOT_NULL(p);
+    if (count == 0) return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'count': a batch needs at least one input");
+    QCM_CHECK_NOT_NULL(names);
+    QCM_CHECK_NOT_NULL(values);
+    for (size_t k = 0; k < count; k++) {
+        if (names[k] == NULL) return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'names': entry %zu is NULL", k);
+        QCM_TRY(qc_tensor_check(&values[k], names[k]));
+    }
+    qcp_batch b = {0, calloc(count, sizeof(char *)), calloc(count, sizeof(qc_tensor))};
+    qcp_batch *grown = realloc(p->batches, (p->num_batches + 1) * sizeof *grown);
+    qc_status st = b.names && b.values && grown ? QC_OK : QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
+    if (grown) p->batches = grown;
+    for (; st == QC_OK && b.count < count; b.count++) {
+        b.names[b.count] = strdup(names[b.count]);
+        st = b.names[b.count] ? copy_value(&b.values[b.count], &values[b.count], __func__)
+                              : QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
+    }
+    if (st != QC_OK) {
+        free_batch(&b);
+        return st;
+    }
+    p->batches[p->num_batches++] = b;
+    return QC_OK;
+}
+
+qc_status qcp__bind_batch(qc_session *s, const qcp_batch *b)
+{
+    for (size_t k = 0; k < b->count; k++) QCM_TRY(qc_session_set_input(s, b->names[k], &b->values[k]));
+    return QC_OK;
+}
+
+qc_status qc_recipe_init(qc_recipe *r, unsigned version)
+{
+    QCM_CHECK_NOT_NULL(r);
+    if (version == 0 || version > QC_RECIPE_VERSION)
+        return QCM_FAIL(QC_ERR_VERSION, "argument 'version': %u is not a recipe version this library knows (1..%d)",
+                        version, QC_RECIPE_VERSION);
+    memset(r, 0, sizeof *r);
+    r->version = version;
+    r->method = QC_METHOD_OPTQ;
+    QCM_TRY(qc_quant_options_init(&r->weights, QC_QUANT_OPTIONS_VERSION));
+    r->weights.granularity = QC_GRAN_CHANNEL;
+    r->weights.axis = 0;
+    QCM_TRY(qc_gpxq_options_init(&r->gpxq, QC_GPXQ_OPTIONS_VERSION));
+    r->activation_bits = 8;
+    r->sequential = 1;
+    r->report_rows = 1024;
+    return QC_OK;
+}
+
+qc_status qc_pipeline_report(const qc_pipeline *p, size_t i, qc_layer_report *out)
+{
+    QCM_CHECK_NOT_NULL(p);
+    QCM_CHECK_NOT_NULL(out);
+    if (out->version == 0 || out->version > QC_LAYER_REPORT_VERSION)
+        return QCM_FAIL(QC_ERR_VERSION, "argument 'out': version %u is not a report version this library knows (1..%d)",
+                        out->version, QC_LAYER_REPORT_VERSION);
+    if (p->reports == NULL) return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'pipeline': no run has succeeded yet");
+    if (i >= p->num_layers)
+        return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'i': %zu is not below the layer count %zu", i, p->num_layers);
+    *out = p->reports[i];
+    return QC_OK;
+}

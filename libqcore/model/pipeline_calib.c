@@ -1,0 +1,139 @@
+/* The pipeline's passes over the calibration batches: input ranges from the float model, then each
+ * group's statistics and report rows from the model as quantized so far. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "pipeline_internal.h"
+
+/* Value `name` of the last run on batch b (a graph input is the batch's own value; the session does not
+ * keep inputs) as rows of `in` features. */
+static qc_status rows_of(const qc_session *s, const qcp_batch *b, const char *name, int64_t in, qc_tensor *out,
+                         const char *function)
+{
+    qc_tensor v;
+    size_t k = 0;
+    while (k < b->count && strcmp(b->names[k], name) != 0) k++;
+    if (k < b->count) v = b->values[k];
+    else QCM_TRY(qc_session_value(s, name, &v));
+    if (v.dtype != QC_DT_F32)
+        return QCM_FAIL_IN(function, QC_ERR_UNSUPPORTED, "layer input '%s' is %s; the pipeline quantizes float32 layers", name,
+                           qc_dtype_string(v.dtype));
+    if (v.ndim < 1 || v.dims[v.ndim - 1] != in)
+        return QCM_FAIL_IN(function, QC_ERR_SHAPE, "layer input '%s' does not end in %lld features", name, (long long)in);
+    int64_t dims[2] = {qc_tensor_numel(&v) / in, in};
+    return qc_tensor_init(out, v.data, QC_DT_F32, 2, dims, NULL);
+}
+
+static int first_reader(size_t i, char *const *names)
+{
+    for (size_t j = 0; j < i; j++)
+        if (strcmp(names[j], names[i]) == 0) return 0;
+    return 1;
+}
+
+qc_status qcp__input_ranges(qcp_run *r)
+{
+    const qc_pipeline *p = r->p;
+    char **inputs = malloc(p->num_layers * sizeof *inputs);
+    if (inputs == NULL) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    qc_status st = QC_OK;
+    for (size_t i = 0; i < p->num_layers; i++) {
+        inputs[i] = p->layers[i].input;
+        r->lo[i] = INFINITY, r->hi[i] = -INFINITY;
+        if (st == QC_OK && first_reader(i, inputs)) st = qc_session_capture(r->fp, inputs[i]);
+    }
+    for (size_t b = 0; st == QC_OK && b < p->num_batches; b++) {
+        st = qcp__bind_batch(r->fp, &p->batches[b]);
+        if (st == QC_OK) st = qc_session_run(r->fp);
+        for (size_t i = 0; st == QC_OK && i < p->num_layers; i++) {
+            qc_tensor x;
+            st = rows_of(r->fp, &p->batches[b], inputs[i], p->layers[i].in, &x, r->function);
+            const float *v = x.data;
+            for (int64_t k = 0; st == QC_OK && k < qc_tensor_numel(&x); k++) {
+                if (!isfinite(v[k]))
+                    st = QCM_FAIL_IN(r->function, QC_ERR_NUMERIC, "layer input '%s' holds %g (element %lld) in batch %zu",
+                                     inputs[i], v[k], (long long)k, b);
+                r->lo[i] = fmin(r->lo[i], v[k]), r->hi[i] = fmax(r->hi[i], v[k]);
+            }
+        }
+    }
+    free(inputs);
+    return st;
+}
+
+/* Appends rows of x to layer i's report rows until report_rows are kept. */
+static qc_status keep_report_rows(qcp_run *r, size_t i, const qc_tensor *x)
+{
+    int64_t in = r->p->layers[i].in, want = r->r->report_rows - r->report_n[i];
+    int64_t take = x->dims[0] < want ? x->dims[0] : want;
+    if (take <= 0) return QC_OK;
+    if (r->report_x[i] == NULL) {
+        r->report_x[i] = malloc((size_t)r->r->report_rows * (size_t)in * sizeof(float));
+        if (r->report_x[i] == NULL) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory for report rows");
+    }
+    memcpy(r->report_x[i] + r->report_n[i] * in, x->data, (size_t)(take * in) * sizeof(float));
+    r->report_n[i] += take;
+    return QC_OK;
+}
+
+/* Statistics objects for layers [first, end): one per distinct input, shared by the layers reading it. */
+static qc_status make_stats(qcp_run *r, size_t first, size_t end, qc_gpxq_stats **stats)
+{
+    qc_gpxq_method method = r->r->method == QC_METHOD_GPFQ ? QC_GPXQ_GPFQ : QC_GPXQ_OPTQ;
+    for (size_t i = first; i < end; i++) {
+        stats[i - first] = NULL;
+        if (r->keep[i] || r->r->method == QC_METHOD_RTN) continue;
+        for (size_t j = first; j < i && stats[i - first] == NULL; j++)
+            if (!r->keep[j] && strcmp(r->qinput[j], r->qinput[i]) == 0) stats[i - first] = stats[j - first];
+        if (stats[i - first] == NULL) QCM_TRY(qc_gpxq_stats_create(&stats[i - first], method, r->p->layers[i].in));
+    }
+    return QC_OK;
+}
+
+static int owns_stats(qc_gpxq_stats **stats, size_t k)
+{
+    for (size_t j = 0; j < k; j++)
+        if (stats[j] == stats[k]) return 0;
+    return 1;
+}
+
+static qc_status add_batch_rows(qcp_run *r, const qcp_batch *b, size_t i, size_t k, qc_gpxq_stats **stats)
+{
+    const qcp_layer *l = &r->p->layers[i];
+    qc_tensor xq, x;
+    QCM_TRY(rows_of(r->quantized, b, r->qinput[i], l->in, &xq, r->function));
+    QCM_TRY(keep_report_rows(r, i, &xq));
+    if (stats[k] == NULL || !owns_stats(stats, k)) return QC_OK;
+    if (r->r->method != QC_METHOD_GPFQ) return qc_gpxq_stats_add(r->p->ctx, stats[k], &xq, NULL);
+    QCM_TRY(rows_of(r->fp, b, l->input, l->in, &x, r->function));
+    return qc_gpxq_stats_add(r->p->ctx, stats[k], &x, &xq);
+}
+
+qc_status qcp__collect(qcp_run *r, size_t first, size_t end, qc_gpxq_stats **stats)
+{
+    const qc_pipeline *p = r->p;
+    QCM_TRY(make_stats(r, first, end, stats));
+    for (size_t i = first; i < end; i++) {
+        r->report_n[i] = 0;
+        if (!r->keep[i]) QCM_TRY(qc_session_capture(r->quantized, r->qinput[i]));
+    }
+    for (size_t b = 0; b < p->num_batches; b++) {
+        QCM_TRY(qcp__bind_batch(r->quantized, &p->batches[b]));
+        QCM_TRY(qc_session_run(r->quantized));
+        if (r->r->method == QC_METHOD_GPFQ) {
+            QCM_TRY(qcp__bind_batch(r->fp, &p->batches[b]));
+            QCM_TRY(qc_session_run(r->fp));
+        }
+        for (size_t i = first; i < end; i++)
+            if (!r->keep[i]) QCM_TRY(add_batch_rows(r, &p->batches[b], i, i - first, stats));
+    }
+    return QC_OK;
+}
+
+void qcp__free_stats(qc_gpxq_stats **stats, size_t count)
+{
+    for (size_t k = 0; k < count; k++)
+        if (owns_stats(stats, k)) qc_gpxq_stats_free(stats[k]);
+}

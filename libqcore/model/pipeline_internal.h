@@ -1,0 +1,97 @@
+/* Internal: the pipeline handle (qc_model.h) and what its parts share. */
+#ifndef QC_PIPELINE_INTERNAL_H
+#define QC_PIPELINE_INTERNAL_H
+
+#include <stddef.h>
+
+#include "qcore/qc_model.h"
+
+/* A linear layer of the source model. */
+typedef struct qcp_layer {
+    char *weight;          /* initializer name */
+    char *node;            /* node name ("" when none) */
+    const char *op_type;   /* static: "MatMul" or "Gemm" */
+    char *input;           /* the value W multiplies, in the source model */
+    size_t node_index;     /* in the source model's node list */
+    int transposed;        /* the initializer holds [out, in] (Gemm transB = 1); else [in, out] */
+    int64_t in, out;
+} qcp_layer;
+
+/* A calibration batch: values of the graph inputs, owned. */
+typedef struct qcp_batch {
+    size_t count;
+    char **names;
+    qc_tensor *values;
+} qcp_batch;
+
+struct qc_pipeline {
+    const qc_model *model;
+    qc_ctx *ctx;
+    qcp_layer *layers;
+    size_t num_layers;
+    qcp_batch *batches;
+    size_t num_batches;
+    qc_layer_report *reports;   /* num_layers, from the last successful run; NULL before */
+};
+
+/* One run's working state (pipeline_run.c). Per layer arrays have p->num_layers entries. */
+typedef struct qcp_run {
+    qc_pipeline *p;
+    const qc_recipe *r;
+    const char *function;
+    qc_model *qmodel;        /* the result, edited as the run goes */
+    qc_session *quantized;   /* over qmodel: its activations quantized, its weights replaced as they are done */
+    qc_session *fp;          /* over the source model (GPFQ's X, and the ranges) */
+    int *keep;               /* 1: layer kept in float */
+    double *lo, *hi;         /* each layer input's range over the calibration batches (float model) */
+    float *act_scale;        /* 0 when the input stays float */
+    int *act_signed;
+    char **qinput;           /* the value each layer reads in qmodel (a DequantizeLinear output when quantized) */
+    float **report_x;        /* up to report_rows rows of each layer's (quantized) input, [rows, in] */
+    int64_t *report_n;
+    int32_t **levels;        /* the integer weights q [out, in] (zero point included) */
+    float **scale;
+    int32_t **zero_point;    /* NULL for symmetric grids */
+    float **dequantized;     /* [out, in] */
+    qc_layer_report *reports;   /* this run's, handed to the pipeline when it succeeds */
+    int threads;
+} qcp_run;
+
+/* Runs every batch through the float model and records each layer input's range (r->lo, r->hi). */
+qc_status qcp__input_ranges(qcp_run *r);
+
+/* Collects statistics for layers [first, end) (all reading the same value when sequential) over every
+ * batch, and their report rows; stats[k] for layer first + k (NULL for RTN and kept layers). */
+qc_status qcp__collect(qcp_run *r, size_t first, size_t end, qc_gpxq_stats **stats);
+
+/* Frees the statistics objects of a qcp__collect (shared ones once). */
+void qcp__free_stats(qc_gpxq_stats **stats, size_t count);
+
+/* Quantizes layer i from its statistics (NULL for RTN) and fills its report. */
+qc_status qcp__quantize_layer(qcp_run *r, size_t i, const qc_gpxq_stats *stats);
+
+/* Writes every quantized weight into r->qmodel as integers + DequantizeLinear. */
+qc_status qcp__export_weights(qcp_run *r);
+
+/* The index of the node of `model` that reads initializer `weight` as its second input. */
+qc_status qcp__node_reading(const qc_model *model, const char *weight, size_t *index, const char *function);
+
+/* Layer i's weight as W [out, in] f32 into `w` (out * in floats). */
+qc_status qcp__weight(const qc_pipeline *p, size_t i, float *w, const char *function);
+
+/* Index into the grid's parameters (scale, zero point) of W [out, in]'s element (o, k). */
+int64_t qcp__param_index(const qc_quant_options *grid, int64_t o, int64_t k, int64_t in);
+
+/* Fills layer i's report from its results and report rows. */
+qc_status qcp__report_layer(qcp_run *r, size_t i, const qc_gpxq_result *result);
+
+/* Fills p->layers with the source model's linear layers, in graph order. */
+qc_status qcp__find_layers(qc_pipeline *p, const char *function);
+
+/* Frees the layer list. */
+void qcp__free_layers(qc_pipeline *p);
+
+/* Binds batch b's values as the session's inputs. */
+qc_status qcp__bind_batch(qc_session *s, const qcp_batch *b);
+
+#endif

@@ -1,0 +1,199 @@
+/* qc_pipeline_run: the recipe checked, the float model's input ranges, activation quantization, then
+ * the layers in graph order (grouped by the value they read), and the weights written as QDQ. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "model_internal.h"
+#include "pipeline_internal.h"
+
+static qc_status check_recipe(const qc_pipeline *p, const qc_recipe *rc, const char *function)
+{
+    if (rc->version == 0 || rc->version > QC_RECIPE_VERSION)
+        return QCM_FAIL_IN(function, QC_ERR_VERSION, "argument 'recipe': version %u is not one this library knows (1..%d)",
+                           rc->version, QC_RECIPE_VERSION);
+    if (rc->method < QC_METHOD_RTN || rc->method > QC_METHOD_GPFQ)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'method': %d is not a qc_layer_method", (int)rc->method);
+    if (rc->activation_bits != 0 && (rc->activation_bits < 2 || rc->activation_bits > 16))
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'activation_bits': %d is neither 0 nor in 2..16",
+                           (int)rc->activation_bits);
+    if (rc->gpxq.accumulator_bits && rc->activation_bits == 0)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG,
+                           "recipe: AXE (gpxq.accumulator_bits = %d) bounds integer dot products and needs activation_bits",
+                           (int)rc->gpxq.accumulator_bits);
+    if (rc->method == QC_METHOD_GPFQ && !rc->sequential)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'sequential': GPFQ needs the quantized model's inputs (1)");
+    if (rc->report_bits != 0 && (rc->report_bits < 2 || rc->report_bits > QC_ACCUM_MAX_SIMULATED_BITS))
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'report_bits': %d is neither 0 nor in 2..%d",
+                           (int)rc->report_bits, QC_ACCUM_MAX_SIMULATED_BITS);
+    if (rc->report_rows < 1 || rc->report_rows > INT32_MAX)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'report_rows': %lld is not in 1..2^31 - 1",
+                           (long long)rc->report_rows);
+    if (rc->num_keep_float > 0 && rc->keep_float == NULL)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'keep_float' is NULL with num_keep_float = %zu",
+                           rc->num_keep_float);
+    for (size_t k = 0; k < rc->num_keep_float; k++) {
+        size_t i = 0;
+        while (i < p->num_layers && rc->keep_float[k] && strcmp(rc->keep_float[k], p->layers[i].weight) != 0) i++;
+        if (i == p->num_layers)
+            return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'keep_float': entry %zu ('%s') is no layer's weight", k,
+                               rc->keep_float[k] ? rc->keep_float[k] : "(NULL)");
+    }
+    return QC_OK;
+}
+
+#define PER_LAYER(field) ((r->field = calloc(n, sizeof *r->field)) != NULL)
+
+static qc_status start(qcp_run *r, qc_pipeline *p, const qc_recipe *rc, const char *function)
+{
+    size_t n = p->num_layers;
+    *r = (qcp_run){.p = p, .r = rc, .function = function};
+    if (!(PER_LAYER(keep) && PER_LAYER(lo) && PER_LAYER(hi) && PER_LAYER(act_scale) && PER_LAYER(act_signed) &&
+          PER_LAYER(qinput) && PER_LAYER(report_x) && PER_LAYER(report_n) && PER_LAYER(levels) && PER_LAYER(scale) &&
+          PER_LAYER(zero_point) && PER_LAYER(dequantized) && PER_LAYER(reports)))
+        return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    int64_t threads = 1;
+    QCM_TRY(qc_ctx_get_param(p->ctx, QC_CTX_THREADS, &threads));
+    r->threads = (int)threads;
+    for (size_t i = 0; i < n; i++) {
+        r->reports[i] = (qc_layer_report){.version = QC_LAYER_REPORT_VERSION, .weight = p->layers[i].weight};
+        r->reports[i].weight_bytes = p->layers[i].in * p->layers[i].out * 4;
+        for (size_t k = 0; k < rc->num_keep_float; k++) r->keep[i] |= strcmp(rc->keep_float[k], p->layers[i].weight) == 0;
+    }
+    QCM_TRY(qc_model_clone(&r->qmodel, p->model));
+    return qc_session_create(&r->fp, p->model, p->ctx);
+}
+
+static void finish(qcp_run *r)
+{
+    size_t n = r->p->num_layers;
+    for (size_t i = 0; r->keep && i < n; i++) {
+        free(r->qinput ? r->qinput[i] : NULL), free(r->report_x ? r->report_x[i] : NULL);
+        free(r->levels ? r->levels[i] : NULL), free(r->scale ? r->scale[i] : NULL);
+        free(r->zero_point ? r->zero_point[i] : NULL), free(r->dequantized ? r->dequantized[i] : NULL);
+    }
+    free(r->keep), free(r->lo), free(r->hi), free(r->act_scale), free(r->act_signed), free(r->qinput);
+    free(r->report_x), free(r->report_n), free(r->levels), free(r->scale), free(r->zero_point), free(r->dequantized);
+    free(r->reports);
+    qc_session_free(r->quantized), qc_session_free(r->fp);
+    qc_model_free(r->qmodel);
+}
+
+qc_status qcp__node_reading(const qc_model *m, const char *weight, size_t *index, const char *function)
+{
+    const Onnx__GraphProto *g = m->proto->graph;
+    for (size_t i = 0; i < g->n_node; i++)
+        if (g->node[i]->n_input > 1 && strcmp(g->node[i]->input[1], weight) == 0) {
+            *index = i;
+            return QC_OK;
+        }
+    return QCM_FAIL_IN(function, QC_ERR_FORMAT, "no node reads weight '%s'", weight);
+}
+
+/* Per-tensor parameters of layer i's input: unsigned when it was never negative, else signed; zero point 0. */
+static void input_grid(const qcp_run *r, size_t i)
+{
+    int bits = r->r->activation_bits;
+    r->act_signed[i] = r->lo[i] < 0;
+    double top = r->act_signed[i] ? fmax(-r->lo[i], r->hi[i]) / (ldexp(1.0, bits - 1) - 1) : r->hi[i] / (ldexp(1.0, bits) - 1);
+    r->act_scale[i] = top > 0 && isfinite(top) ? (float)top : 1.0f;
+}
+
+/* Every quantized layer's input gets QuantizeLinear + DequantizeLinear; kept layers read the float value. */
+static qc_status quantize_inputs(qcp_run *r)
+{
+    const qc_pipeline *p = r->p;
+    for (size_t i = 0; i < p->num_layers; i++) {
+        if (r->keep[i] || r->r->activation_bits == 0) continue;
+        input_grid(r, i);
+        size_t j = 0;
+        while (j < i && (r->keep[j] || strcmp(p->layers[j].input, p->layers[i].input) != 0)) j++;
+        if (j < i) continue; /* the value is quantized already */
+        qc_quant_options o = QC_QUANT_OPTIONS_INIT;
+        o.bits = r->r->activation_bits, o.is_signed = r->act_signed[i], o.symmetric = 0;
+        int32_t zero = 0;
+        qc_tensor scale, zp;
+        QCM_TRY(qc_tensor_init(&scale, &r->act_scale[i], QC_DT_F32, 0, NULL, NULL));
+        QCM_TRY(qc_tensor_init(&zp, &zero, QC_DT_I32, 0, NULL, NULL));
+        QCM_TRY(qc_model_insert_qdq(r->qmodel, p->ctx, p->layers[i].input, &scale, &zp, &o));
+    }
+    Onnx__GraphProto *g = r->qmodel->proto->graph;
+    for (size_t i = 0; i < p->num_layers; i++) {
+        size_t node = 0;
+        QCM_TRY(qcp__node_reading(r->qmodel, p->layers[i].weight, &node, r->function));
+        if (r->keep[i] && strcmp(g->node[node]->input[0], p->layers[i].input) != 0) {
+            char *original = strdup(p->layers[i].input);
+            if (original == NULL) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
+            free(g->node[node]->input[0]);
+            g->node[node]->input[0] = original;
+        }
+        r->qinput[i] = strdup(g->node[node]->input[0]);
+        if (r->qinput[i] == NULL) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    }
+    return QC_OK;
+}
+
+static qc_status progress(const qcp_run *r, size_t done)
+{
+    return qc_ctx_report_progress(r->p->ctx, "quantizing layers", done, r->p->num_layers);
+}
+
+/* Layers [first, end): statistics, then each one quantized. */
+static qc_status quantize_group(qcp_run *r, size_t first, size_t end, size_t *done)
+{
+    size_t count = end - first;
+    qc_gpxq_stats **stats = calloc(count, sizeof *stats);
+    if (stats == NULL) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    qc_status st = qcp__collect(r, first, end, stats);
+    for (size_t i = first; st == QC_OK && i < end; i++) {
+        if (!r->keep[i]) st = qcp__quantize_layer(r, i, stats[i - first]);
+        if (st == QC_OK) st = progress(r, ++*done);
+    }
+    qcp__free_stats(stats, count);
+    free(stats);
+    return st;
+}
+
+/* Sequentially, layers reading the same value are one group; they follow each other in graph order
+ * in the models the pipeline targets (Q, K, V), and a group ends where the value changes. */
+static qc_status quantize_layers(qcp_run *r)
+{
+    size_t n = r->p->num_layers, done = 0;
+    if (!r->r->sequential) return quantize_group(r, 0, n, &done);
+    for (size_t first = 0; first < n;) {
+        size_t end = first + 1;
+        while (end < n && strcmp(r->qinput[end], r->qinput[first]) == 0) end++;
+        QCM_TRY(quantize_group(r, first, end, &done));
+        first = end;
+    }
+    return QC_OK;
+}
+
+qc_status qc_pipeline_run(qc_pipeline *p, const qc_recipe *recipe, qc_model **out)
+{
+    QCM_CHECK_NOT_NULL(out);
+    *out = NULL;
+    QCM_CHECK_NOT_NULL(p);
+    qc_recipe defaults;
+    if (recipe == NULL) QCM_TRY(qc_recipe_init(&defaults, QC_RECIPE_VERSION));
+    const qc_recipe *rc = recipe ? recipe : &defaults;
+    QCM_TRY(check_recipe(p, rc, __func__));
+    if (p->num_batches == 0) return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'pipeline': no calibration batch was added");
+    qcp_run r;
+    qc_status st = start(&r, p, rc, __func__);
+    if (st == QC_OK) st = qcp__input_ranges(&r);
+    if (st == QC_OK) st = quantize_inputs(&r);
+    if (st == QC_OK) st = qc_session_create(&r.quantized, r.qmodel, p->ctx);
+    if (st == QC_OK) st = quantize_layers(&r);
+    qc_session_free(r.quantized); /* it reads qmodel, which the export edits */
+    r.quantized = NULL;
+    if (st == QC_OK) st = qcp__export_weights(&r);
+    if (st == QC_OK) {
+        free(p->reports);
+        p->reports = r.reports, r.reports = NULL;
+        *out = r.qmodel, r.qmodel = NULL;
+    }
+    finish(&r);
+    return st;
+}

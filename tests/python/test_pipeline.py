@@ -1,0 +1,207 @@
+"""The whole-model pipeline (qc_pipeline_*): oracles are numpy re-computations of what each step must
+give (activation grids, the statistics and qcore.optq/rtn on them), onnxruntime running the exported QDQ
+model, and the accumulator calculus on the exported integers."""
+import numpy as np
+import pytest
+
+import qcore
+from gpxq_layers import images, mlp_weights, relu_layer
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+MLP = __import__("os").path.join(__import__("os").path.dirname(__file__), "..", "data", "models", "fashion_mlp.onnx")
+W4 = qcore.QuantOptions(bits=4, granularity="channel", axis=0)
+
+
+@pytest.fixture(scope="module")
+def batches():
+    x = images()[:512]
+    return [np.ascontiguousarray(x[k:k + 128]) for k in range(0, 512, 128)]
+
+
+def pipeline(path, batches, name="input"):
+    p = qcore.Pipeline(qcore.Model(path))
+    for b in batches:
+        p.add_batch({name: b})
+    return p
+
+
+def fake_quant_unsigned(x, bits):
+    scale = np.float32(x.max() / (2**bits - 1))
+    return (np.clip(np.rint(x / scale), 0, 2**bits - 1) * scale).astype(np.float32), scale
+
+
+def exported_levels(model, weight):
+    """The integers and scale the exported model stores for `weight` (via its DequantizeLinear node)."""
+    proto = onnx.load_from_string(model_bytes(model))
+    node = next(n for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.output[0] == weight)
+    init = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    return init[node.input[0]].astype(np.int64), init[node.input[1]], init[node.input[2]].astype(np.int64)
+
+
+def model_bytes(model, tmp=[]):
+    import tempfile, os
+    d = tempfile.mkdtemp()
+    path = os.path.join(d, "m.onnx")
+    model.save(path)
+    return open(path, "rb").read()
+
+
+def ort_run(model, x):
+    """onnxruntime on the QDQ graph as written (its optimizations would fuse QDQ pairs into integer kernels
+    with their own rounding)."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    s = ort.InferenceSession(model_bytes(model), options, providers=["CPUExecutionProvider"])
+    return s.run(None, {"input": x})[0]
+
+
+def test_finds_the_linear_layers_in_graph_order():
+    p = qcore.Pipeline(qcore.Model(MLP))
+    assert [(l["weight"], l["op_type"], l["in_features"], l["out_features"]) for l in p.layers] == [
+        ("fc1.weight", "Gemm", 784, 512), ("fc2.weight", "Gemm", 512, 256), ("fc3.weight", "Gemm", 256, 10)]
+
+
+def test_optq_layers_equal_optq_on_numpy_statistics(batches):
+    """Non-sequential OPTQ: each layer's H comes from the model with float weights and every layer input
+    quantized to 8 bits, so numpy can recompute every input, H and (with qcore.optq, whose own oracle is
+    in test_gpxq_optq.py) the integers the exported model must store."""
+    p = pipeline(MLP, batches)
+    q, report = p.run(qcore.Recipe(method="optq", weights=W4, activation_bits=8, sequential=False))
+    w = mlp_weights()
+    x = np.concatenate(batches)
+    inputs = [x, relu_layer(x, w["fc1.weight"], w["fc1.bias"])]
+    inputs.append(relu_layer(fake_quant_unsigned(inputs[1], 8)[0], w["fc2.weight"], w["fc2.bias"]))
+    # the grids come from the float model's ranges
+    float_max = [inputs[0].max(), inputs[1].max(), relu_layer(inputs[1], w["fc2.weight"], w["fc2.bias"]).max()]
+    for k, name in enumerate(["fc1", "fc2", "fc3"]):
+        scale = np.float32(float_max[k] / 255)
+        xq = (np.clip(np.rint(inputs[k] / scale), 0, 255) * scale).astype(np.float32)
+        h = 2.0 / len(xq) * xq.astype(np.float64).T @ xq.astype(np.float64)
+        expected = qcore.optq(w[name + ".weight"], h, W4)
+        levels, stored_scale, zero_point = exported_levels(q, name + ".weight")
+        np.testing.assert_array_equal(levels - zero_point[:, None], expected.q)
+        np.testing.assert_array_equal(stored_scale, expected.scale)
+        assert report[k].input_scale == pytest.approx(float(scale), rel=1e-6)
+        assert report[k].input_signed is False and report[k].input_bits == 8
+
+
+def test_exported_model_runs_the_same_in_onnxruntime_and_qcore(batches):
+    p = pipeline(MLP, batches)
+    q, _ = p.run(qcore.Recipe(method="gpfq", weights=W4, activation_bits=8))
+    x = images()[1024:1280]
+    ours = qcore.Session(q).run({"input": x})["logits"]
+    np.testing.assert_allclose(ours, ort_run(q, x), rtol=1e-4, atol=1e-4)
+
+
+def test_sequential_statistics_see_the_quantized_earlier_layers(batches):
+    """Sequentially, fc2's H comes from fc1 as quantized: recompute it from the exported fc1."""
+    p = pipeline(MLP, batches)
+    q, report = p.run(qcore.Recipe(method="optq", weights=W4, activation_bits=8))
+    w = mlp_weights()
+    x = np.concatenate(batches)
+    xq, _ = fake_quant_unsigned(x, 8)
+    levels, scale, zp = exported_levels(q, "fc1.weight")
+    w1 = ((levels - zp[:, None]) * scale[:, None]).astype(np.float32)
+    # the activation grid comes from the float model's range; the values from the quantized fc1
+    _, s2 = fake_quant_unsigned(relu_layer(x, w["fc1.weight"], w["fc1.bias"]), 8)
+    a2 = relu_layer(xq, w1, w["fc1.bias"])
+    a2q = (np.clip(np.rint(a2 / s2), 0, 255) * s2).astype(np.float32)
+    h = 2.0 / len(a2q) * a2q.astype(np.float64).T @ a2q.astype(np.float64)
+    expected = qcore.optq(w["fc2.weight"], h, W4)
+    levels2, _, zp2 = exported_levels(q, "fc2.weight")
+    # numpy and the executor sum fc1's products in different orders: an activation within an ulp of a
+    # half level can round the other way, and OPTQ's error feedback spreads each such change along a row
+    mismatch = np.mean(levels2 - zp2[:, None] != expected.q)
+    assert mismatch < 1e-2
+    # ... while H from the float fc1 (what a non-sequential run uses) gives clearly different integers
+    a2_float = relu_layer(xq, w["fc1.weight"], w["fc1.bias"])
+    a2f = (np.clip(np.rint(a2_float / s2), 0, 255) * s2).astype(np.float64)
+    from_float = qcore.optq(w["fc2.weight"], 2.0 / len(a2f) * a2f.T @ a2f, W4)
+    assert np.mean(levels2 - zp2[:, None] != from_float.q) > 5 * mismatch
+
+
+@pytest.mark.parametrize("method", ["rtn", "optq", "gpfq"])
+def test_axe_results_never_overflow_and_plain_ones_do(batches, method):
+    p = pipeline(MLP, batches)
+    axe = qcore.GpxqOptions(accumulator_bits=16, tile_size=0)
+    _, guarded = p.run(qcore.Recipe(method=method, weights=W4, activation_bits=8, gpxq=axe))
+    _, plain = p.run(qcore.Recipe(method=method, weights=W4, activation_bits=8, report_bits=16))
+    for g in guarded:
+        assert g.accumulator_bits <= 16 and g.overflow_events == 0 and g.report_bits == 16 and g.dot_products > 0
+    assert sum(r.overflow_events for r in plain) > 0
+    assert max(r.accumulator_bits for r in plain) > 16
+
+
+def test_keep_float_leaves_a_layer_and_its_input_alone(batches):
+    p = pipeline(MLP, batches)
+    q, report = p.run(qcore.Recipe(weights=W4, keep_float=("fc2.weight",)))
+    proto = onnx.load_from_string(model_bytes(q))
+    init = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    np.testing.assert_array_equal(init["fc2.weight"], mlp_weights()["fc2.weight"])
+    fc2 = next(n for n in proto.graph.node if n.op_type == "Gemm" and n.input[1] == "fc2.weight")
+    assert fc2.input[0] == "/act/Relu_output_0"  # not a DequantizeLinear output
+    assert [r.quantized for r in report] == [True, False, True]
+    assert report[1].weight_bytes == 512 * 256 * 4 and report[0].weight_bytes == 512 * 784 // 2 + 512 * 4
+
+
+def matmul_model(w, path):
+    """y = x @ w with w an [in, out] MatMul weight, as transformer exports store it."""
+    graph = helper.make_graph([helper.make_node("MatMul", ["input", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", w.shape[0]])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", w.shape[1]])],
+                              [numpy_helper.from_array(w, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+
+
+def test_matmul_layout_and_group_grids_export_for_onnxruntime(tmp_path):
+    """An [in, out] weight with 3-bit groups of 16 along the inputs and signed inputs: the stored
+    blocks (INT4 container, axis 0) dequantize to qcore.rtn's weights, and onnxruntime agrees."""
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((64, 24)).astype(np.float32)
+    matmul_model(w, str(tmp_path / "m.onnx"))
+    x = rng.standard_normal((200, 64)).astype(np.float32)
+    p = pipeline(str(tmp_path / "m.onnx"), [x])
+    grid = qcore.QuantOptions(bits=3, granularity="group", axis=1, group_size=16)
+    q, report = p.run(qcore.Recipe(method="rtn", weights=grid, activation_bits=8))
+    expected = qcore.rtn(np.ascontiguousarray(w.T), grid)
+    levels, scale, zp = exported_levels(q, "w")
+    deq = (levels - np.repeat(zp, 16, axis=0)) * np.repeat(scale, 16, axis=0)
+    np.testing.assert_allclose(deq, expected.dequantized.T, rtol=1e-6, atol=1e-7)
+    assert report[0].input_signed is True
+    s = np.float32(np.abs(x).max() / 127)
+    xq = np.clip(np.rint(x / s), -128, 127) * s
+    np.testing.assert_allclose(ort_run(q, x), xq @ expected.dequantized.T, rtol=1e-4, atol=1e-4)
+
+
+def test_bad_recipes_and_inputs_are_named(batches, tmp_path):
+    p = qcore.Pipeline(qcore.Model(MLP))
+    with pytest.raises(qcore.InvalidArgumentError, match="no calibration batch"):
+        p.run()
+    p.add_batch({"input": batches[0]})
+    with pytest.raises(qcore.InvalidArgumentError, match="needs activation_bits"):
+        p.run(qcore.Recipe(activation_bits=0, gpxq=qcore.GpxqOptions(accumulator_bits=16)))
+    with pytest.raises(qcore.InvalidArgumentError, match="'keep_float'.*'nope'"):
+        p.run(qcore.Recipe(keep_float=("nope",)))
+    with pytest.raises(qcore.InvalidArgumentError, match="activation_bits"):
+        p.run(qcore.Recipe(activation_bits=1))
+    with pytest.raises(qcore.InvalidArgumentError, match="GPFQ"):
+        p.run(qcore.Recipe(method="gpfq", sequential=False))
+    bad = qcore.Pipeline(qcore.Model(MLP))
+    bad.add_batch({"inputs": batches[0]})
+    with pytest.raises(qcore.QcoreError, match="inputs"):
+        bad.run()
+    nan = batches[0].copy()
+    nan[3, 5] = np.nan
+    bad = qcore.Pipeline(qcore.Model(MLP))
+    bad.add_batch({"input": nan})
+    with pytest.raises(qcore.NumericError, match="input"):
+        bad.run()
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    onnx.save(helper.make_model(graph), str(tmp_path / "relu.onnx"))
+    with pytest.raises(qcore.UnsupportedError, match="no linear layer"):
+        qcore.Pipeline(qcore.Model(str(tmp_path / "relu.onnx")))
