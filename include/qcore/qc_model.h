@@ -315,10 +315,12 @@ QC_ONNX_API void qc_array_free(qc_array *array);
 /* ---------------------------------------------------------------------------------------------
  * Whole-model pipeline: every linear layer of a model quantized by one recipe, from calibration data.
  *
- * A linear layer is a MatMul whose second input is a FLOAT initializer of rank 2 ([in, out]), or a Gemm
- * (transA = 0) whose B is one ([in, out], or [out, in] with transB = 1), read by no other node. Its weight
- * is handled as W [out, in] whatever the ONNX layout; the recipe's grid uses that view (axis 0: per
- * output channel; per-group: axis 1, groups along the inputs).
+ * A linear layer is a MatMul whose second input is a FLOAT initializer of rank 2 ([in, out]), a Gemm
+ * (transA = 0) whose B is one ([in, out], or [out, in] with transB = 1), or a Conv (group = 1) with a FLOAT
+ * initializer weight [out, channels, kernel...], read by no other node. Its weight is handled as
+ * W [out, in] whatever the ONNX layout (a Conv's in = channels x kernel size, its inputs the im2col rows);
+ * the recipe's grid uses that view (axis 0: per output channel; per-group: axis 1, groups along the
+ * inputs; not for Conv weights).
  *
  * qc_pipeline_run, for a recipe:
  *   1. runs the calibration batches through the float model and records each layer input's range;
@@ -348,7 +350,7 @@ QC_ONNX_API void qc_pipeline_free(qc_pipeline *pipeline);
 typedef struct qc_layer_info {
     const char *weight;        /* the weight initializer's name */
     const char *node;          /* the node's name ("" when it has none) */
-    const char *op_type;       /* "MatMul" or "Gemm" */
+    const char *op_type;       /* "MatMul", "Gemm" or "Conv" */
     const char *input;         /* the value the weight multiplies */
     int64_t in_features;
     int64_t out_features;

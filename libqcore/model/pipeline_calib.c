@@ -8,22 +8,25 @@
 #include "pipeline_internal.h"
 
 /* Value `name` of the last run on batch b (a graph input is the batch's own value; the session does not
- * keep inputs) as rows of `in` features. */
-static qc_status rows_of(const qc_session *s, const qcp_batch *b, const char *name, int64_t in, qc_tensor *out,
-                         const char *function)
+ * keep inputs). */
+static qc_status value_of(const qc_session *s, const qcp_batch *b, const char *name, qc_tensor *out)
+{
+    for (size_t k = 0; k < b->count; k++)
+        if (strcmp(b->names[k], name) == 0) {
+            *out = b->values[k];
+            return QC_OK;
+        }
+    return qc_session_value(s, name, out);
+}
+
+/* Layer i's input `name` in the last run on batch b, as rows (see qcp__layer_rows; *owned to free). */
+static qc_status rows_of(const qcp_run *r, const qc_session *s, const qcp_batch *b, size_t i, const char *name,
+                         qc_tensor *rows, float **owned)
 {
     qc_tensor v;
-    size_t k = 0;
-    while (k < b->count && strcmp(b->names[k], name) != 0) k++;
-    if (k < b->count) v = b->values[k];
-    else QCM_TRY(qc_session_value(s, name, &v));
-    if (v.dtype != QC_DT_F32)
-        return QCM_FAIL_IN(function, QC_ERR_UNSUPPORTED, "layer input '%s' is %s; the pipeline quantizes float32 layers", name,
-                           qc_dtype_string(v.dtype));
-    if (v.ndim < 1 || v.dims[v.ndim - 1] != in)
-        return QCM_FAIL_IN(function, QC_ERR_SHAPE, "layer input '%s' does not end in %lld features", name, (long long)in);
-    int64_t dims[2] = {qc_tensor_numel(&v) / in, in};
-    return qc_tensor_init(out, v.data, QC_DT_F32, 2, dims, NULL);
+    *owned = NULL;
+    QCM_TRY(value_of(s, b, name, &v));
+    return qcp__layer_rows(r->p, i, &v, rows, owned, r->function);
 }
 
 static int first_reader(size_t i, char *const *names)
@@ -49,7 +52,10 @@ qc_status qcp__input_ranges(qcp_run *r)
         if (st == QC_OK) st = qc_session_run(r->fp);
         for (size_t i = 0; st == QC_OK && i < p->num_layers; i++) {
             qc_tensor x;
-            st = rows_of(r->fp, &p->batches[b], inputs[i], p->layers[i].in, &x, r->function);
+            st = value_of(r->fp, &p->batches[b], inputs[i], &x);
+            if (st == QC_OK && x.dtype != QC_DT_F32)
+                st = QCM_FAIL_IN(r->function, QC_ERR_UNSUPPORTED, "layer input '%s' is %s; the pipeline quantizes float32 layers",
+                                 inputs[i], qc_dtype_string(x.dtype));
             const float *v = x.data;
             for (int64_t k = 0; st == QC_OK && k < qc_tensor_numel(&x); k++) {
                 if (!isfinite(v[k]))
@@ -103,12 +109,16 @@ static qc_status add_batch_rows(qcp_run *r, const qcp_batch *b, size_t i, size_t
 {
     const qcp_layer *l = &r->p->layers[i];
     qc_tensor xq, x;
-    QCM_TRY(rows_of(r->quantized, b, r->qinput[i], l->in, &xq, r->function));
-    QCM_TRY(keep_report_rows(r, i, &xq));
-    if (stats[k] == NULL || !owns_stats(stats, k)) return QC_OK;
-    if (r->r->method != QC_METHOD_GPFQ) return qc_gpxq_stats_add(r->p->ctx, stats[k], &xq, NULL);
-    QCM_TRY(rows_of(r->fp, b, l->input, l->in, &x, r->function));
-    return qc_gpxq_stats_add(r->p->ctx, stats[k], &x, &xq);
+    float *owned_q = NULL, *owned = NULL;
+    qc_status st = rows_of(r, r->quantized, b, i, r->qinput[i], &xq, &owned_q);
+    if (st == QC_OK) st = keep_report_rows(r, i, &xq);
+    if (st == QC_OK && stats[k] && owns_stats(stats, k)) {
+        if (r->r->method != QC_METHOD_GPFQ) st = qc_gpxq_stats_add(r->p->ctx, stats[k], &xq, NULL);
+        else if ((st = rows_of(r, r->fp, b, i, l->input, &x, &owned)) == QC_OK)
+            st = qc_gpxq_stats_add(r->p->ctx, stats[k], &x, &xq);
+    }
+    free(owned_q), free(owned);
+    return st;
 }
 
 qc_status qcp__collect(qcp_run *r, size_t first, size_t end, qc_gpxq_stats **stats)

@@ -10,10 +10,13 @@
 typedef struct qcp_layer {
     char *weight;          /* initializer name */
     char *node;            /* node name ("" when none) */
-    const char *op_type;   /* static: "MatMul" or "Gemm" */
+    const char *op_type;   /* static: "MatMul", "Gemm" or "Conv" */
     char *input;           /* the value W multiplies, in the source model */
     size_t node_index;     /* in the source model's node list */
-    int transposed;        /* the initializer holds [out, in] (Gemm transB = 1); else [in, out] */
+    int transposed;        /* the initializer holds [out, in] (Gemm transB = 1, Conv); else [in, out] */
+    int conv;              /* a Conv: W [out, in] is its [out, channels, kernel...] weight, inputs are im2col rows */
+    int32_t ndim;          /* the initializer's shape */
+    int64_t dims[QC_MAX_DIMS];
     int64_t in, out;
 } qcp_layer;
 
@@ -84,6 +87,11 @@ int64_t qcp__param_index(const qc_quant_options *grid, int64_t o, int64_t k, int
 
 /* Fills layer i's report from its results and report rows. */
 qc_status qcp__report_layer(qcp_run *r, size_t i, const qc_gpxq_result *result);
+
+/* Rows of `in` features from layer i's input value `v` (as the session gives it): a view of v for
+ * MatMul and Gemm, im2col rows in *owned (malloc'd; the caller frees) for Conv. */
+qc_status qcp__layer_rows(const qc_pipeline *p, size_t i, const qc_tensor *v, qc_tensor *rows, float **owned,
+                          const char *function);
 
 /* Fills p->layers with the source model's linear layers, in graph order. */
 qc_status qcp__find_layers(qc_pipeline *p, const char *function);

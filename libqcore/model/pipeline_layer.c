@@ -14,15 +14,16 @@ qc_status qcp__weight(const qc_pipeline *p, size_t i, float *w, const char *func
     qc_initializer_info info;
     QCM_TRY(qc_model_find_initializer(p->model, l->weight, &index));
     QCM_TRY(qc_model_initializer(p->model, index, &info));
-    const unsigned char *bytes = info.data; /* may be misaligned: read element by element */
-    for (int64_t a = 0; a < info.dims[0]; a++)
-        for (int64_t b = 0; b < info.dims[1]; b++) {
-            float v;
-            memcpy(&v, bytes + (size_t)(a * info.dims[1] + b) * sizeof v, sizeof v);
-            if (l->transposed) w[a * l->in + b] = v; /* stored [out, in] */
-            else w[b * l->in + a] = v;               /* stored [in, out] */
-        }
-    (void)function;
+    if (info.nbytes != (size_t)(l->in * l->out) * sizeof(float))
+        return QCM_FAIL_IN(function, QC_ERR_FORMAT, "weight '%s' holds %zu bytes, not %lld floats", l->weight, info.nbytes,
+                           (long long)(l->in * l->out));
+    if (l->transposed) { /* stored [out, in] (Conv: [out, channels, kernel...], the same memory) */
+        memcpy(w, info.data, info.nbytes); /* the view may be misaligned: bytes, not floats */
+        return QC_OK;
+    }
+    const unsigned char *bytes = info.data;
+    for (int64_t k = 0; k < l->in; k++) /* stored [in, out] */
+        for (int64_t o = 0; o < l->out; o++) memcpy(&w[o * l->in + k], bytes + (size_t)(k * l->out + o) * sizeof(float), sizeof(float));
     return QC_OK;
 }
 
@@ -109,9 +110,8 @@ static qc_status replace_in_session(qcp_run *r, size_t i)
     float *onnx = malloc((size_t)(l->out * l->in) * sizeof *onnx);
     if (onnx == NULL) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
     to_onnx_layout(l, r->dequantized[i], onnx);
-    int64_t dims[2] = {l->transposed ? l->out : l->in, l->transposed ? l->in : l->out};
     qc_tensor t;
-    qc_status st = qc_tensor_init(&t, onnx, QC_DT_F32, 2, dims, NULL);
+    qc_status st = qc_tensor_init(&t, onnx, QC_DT_F32, l->ndim, l->dims, NULL);
     if (st == QC_OK) st = qc_session_set_initializer(r->quantized, l->weight, &t);
     free(onnx);
     return st;
@@ -161,7 +161,7 @@ static qc_status export_layer(qcp_run *r, size_t i)
 {
     const qcp_layer *l = &r->p->layers[i];
     qc_quant_options g = export_grid(r, l);
-    int64_t wd[2] = {l->transposed ? l->out : l->in, l->transposed ? l->in : l->out}, pd[QC_MAX_DIMS];
+    int64_t pd[QC_MAX_DIMS];
     int32_t pn;
     size_t n = (size_t)(l->out * l->in);
     float *onnx = malloc(n * sizeof *onnx), *scale = NULL;
@@ -169,7 +169,7 @@ static qc_status export_layer(qcp_run *r, size_t i)
     qc_tensor tw, ts, tz;
     qc_status st = onnx ? QC_OK : QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
     if (st == QC_OK) to_onnx_layout(l, r->dequantized[i], onnx);
-    if (st == QC_OK) st = qc_tensor_init(&tw, onnx, QC_DT_F32, 2, wd, NULL);
+    if (st == QC_OK) st = qc_tensor_init(&tw, onnx, QC_DT_F32, l->ndim, l->dims, NULL);
     if (st == QC_OK) st = qc_quant_param_shape(&pn, pd, &tw, &g);
     int64_t np = 1;
     for (int d = 0; st == QC_OK && d < pn; d++) np *= pd[d];
@@ -184,7 +184,7 @@ static qc_status export_layer(qcp_run *r, size_t i)
     } else if (st == QC_OK) st = QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
     if (st == QC_OK) st = qc_tensor_init(&ts, scale, QC_DT_F32, pn, pd, NULL);
     if (st == QC_OK) st = qc_tensor_init(&tz, zp, QC_DT_I32, pn, pd, NULL);
-    if (st == QC_OK) st = qc_model_set_initializer(r->qmodel, l->weight, QC_ONNX_FLOAT, 2, wd, onnx, n * sizeof *onnx);
+    if (st == QC_OK) st = qc_model_set_initializer(r->qmodel, l->weight, QC_ONNX_FLOAT, l->ndim, l->dims, onnx, n * sizeof *onnx);
     if (st == QC_OK) st = qc_model_insert_qdq(r->qmodel, r->p->ctx, l->weight, &ts, &tz, &g);
     free(onnx), free(scale), free(zp);
     return st;

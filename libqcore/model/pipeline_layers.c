@@ -7,12 +7,17 @@
 #include "model_internal.h"
 #include "pipeline_internal.h"
 
-static const Onnx__TensorProto *float_matrix(const Onnx__GraphProto *g, const char *name)
+/* The FLOAT initializer `name` with min_dims .. max_dims dimensions, all positive; NULL otherwise. */
+static const Onnx__TensorProto *float_weight(const Onnx__GraphProto *g, const char *name, size_t min_dims,
+                                             size_t max_dims)
 {
     for (size_t i = 0; i < g->n_initializer; i++) {
         const Onnx__TensorProto *t = g->initializer[i];
-        if (strcmp(t->name, name) == 0)
-            return t->data_type == QC_ONNX_FLOAT && t->n_dims == 2 && t->dims[0] > 0 && t->dims[1] > 0 ? t : NULL;
+        if (strcmp(t->name, name) != 0) continue;
+        if (t->data_type != QC_ONNX_FLOAT || t->n_dims < min_dims || t->n_dims > max_dims) return NULL;
+        for (size_t d = 0; d < t->n_dims; d++)
+            if (t->dims[d] <= 0) return NULL;
+        return t;
     }
     return NULL;
 }
@@ -33,17 +38,23 @@ static int64_t int_attribute(const Onnx__NodeProto *n, const char *name, int64_t
     return fallback;
 }
 
-/* Layer of node n, if it is one: 1 and *out filled (names still borrowed), else 0. */
+/* Layer of node n, if it is one: 1 and *out filled (names still borrowed), else 0. Grouped convolutions
+ * (depthwise among them) are left alone: their weight is not one [out, in] matrix over shared inputs. */
 static int as_layer(const Onnx__GraphProto *g, const Onnx__NodeProto *n, qcp_layer *out)
 {
     int matmul = strcmp(n->op_type, "MatMul") == 0, gemm = strcmp(n->op_type, "Gemm") == 0;
-    if ((n->domain && n->domain[0]) || !(matmul || gemm) || n->n_input < 2 || n->input[0][0] == '\0') return 0;
-    if (gemm && int_attribute(n, "transA", 0) != 0) return 0;
-    const Onnx__TensorProto *w = float_matrix(g, n->input[1]);
+    int conv = strcmp(n->op_type, "Conv") == 0;
+    if ((n->domain && n->domain[0]) || !(matmul || gemm || conv) || n->n_input < 2 || n->input[0][0] == '\0') return 0;
+    if ((gemm && int_attribute(n, "transA", 0) != 0) || (conv && int_attribute(n, "group", 1) != 1)) return 0;
+    const Onnx__TensorProto *w = conv ? float_weight(g, n->input[1], 3, 5) : float_weight(g, n->input[1], 2, 2);
     if (w == NULL || readers(g, n->input[1]) != 1) return 0;
-    out->transposed = gemm && int_attribute(n, "transB", 0) != 0;
-    out->op_type = matmul ? "MatMul" : "Gemm";
-    out->in = out->transposed ? w->dims[1] : w->dims[0];
+    out->conv = conv;
+    out->transposed = conv || (gemm && int_attribute(n, "transB", 0) != 0);
+    out->op_type = matmul ? "MatMul" : gemm ? "Gemm" : "Conv";
+    out->ndim = (int32_t)w->n_dims;
+    int64_t rest = 1;
+    for (size_t d = 0; d < w->n_dims; d++) out->dims[d] = w->dims[d], rest *= d > 0 ? w->dims[d] : 1;
+    out->in = out->transposed ? rest : w->dims[0];
     out->out = out->transposed ? w->dims[0] : w->dims[1];
     out->weight = n->input[1];
     out->input = n->input[0];
@@ -80,7 +91,7 @@ qc_status qcp__find_layers(qc_pipeline *p, const char *function)
     free(order);
     if (st == QC_OK && p->num_layers == 0)
         st = QCM_FAIL_IN(function, QC_ERR_UNSUPPORTED,
-                         "the model has no linear layer (MatMul or Gemm with a FLOAT matrix initializer as weight)");
+                         "the model has no linear layer (MatMul, Gemm or Conv with a FLOAT initializer as weight)");
     return st;
 }
 

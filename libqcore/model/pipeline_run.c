@@ -8,6 +8,13 @@
 #include "model_internal.h"
 #include "pipeline_internal.h"
 
+static int kept(const qc_recipe *rc, const char *weight)
+{
+    for (size_t k = 0; k < rc->num_keep_float; k++)
+        if (rc->keep_float[k] && strcmp(rc->keep_float[k], weight) == 0) return 1;
+    return 0;
+}
+
 static qc_status check_recipe(const qc_pipeline *p, const qc_recipe *rc, const char *function)
 {
     if (rc->version == 0 || rc->version > QC_RECIPE_VERSION)
@@ -33,6 +40,11 @@ static qc_status check_recipe(const qc_pipeline *p, const qc_recipe *rc, const c
     if (rc->num_keep_float > 0 && rc->keep_float == NULL)
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'keep_float' is NULL with num_keep_float = %zu",
                            rc->num_keep_float);
+    for (size_t i = 0; rc->weights.granularity == QC_GRAN_GROUP && i < p->num_layers; i++)
+        if (p->layers[i].conv && !kept(rc, p->layers[i].weight))
+            return QCM_FAIL_IN(function, QC_ERR_UNSUPPORTED,
+                               "recipe field 'weights': per-group grids are not defined for convolution weights ('%s'); "
+                               "keep it in float or use a per-channel grid", p->layers[i].weight);
     for (size_t k = 0; k < rc->num_keep_float; k++) {
         size_t i = 0;
         while (i < p->num_layers && rc->keep_float[k] && strcmp(rc->keep_float[k], p->layers[i].weight) != 0) i++;
@@ -59,7 +71,7 @@ static qc_status start(qcp_run *r, qc_pipeline *p, const qc_recipe *rc, const ch
     for (size_t i = 0; i < n; i++) {
         r->reports[i] = (qc_layer_report){.version = QC_LAYER_REPORT_VERSION, .weight = p->layers[i].weight};
         r->reports[i].weight_bytes = p->layers[i].in * p->layers[i].out * 4;
-        for (size_t k = 0; k < rc->num_keep_float; k++) r->keep[i] |= strcmp(rc->keep_float[k], p->layers[i].weight) == 0;
+        r->keep[i] = kept(rc, p->layers[i].weight);
     }
     QCM_TRY(qc_model_clone(&r->qmodel, p->model));
     return qc_session_create(&r->fp, p->model, p->ctx);

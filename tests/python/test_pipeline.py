@@ -205,3 +205,37 @@ def test_bad_recipes_and_inputs_are_named(batches, tmp_path):
     onnx.save(helper.make_model(graph), str(tmp_path / "relu.onnx"))
     with pytest.raises(qcore.UnsupportedError, match="no linear layer"):
         qcore.Pipeline(qcore.Model(str(tmp_path / "relu.onnx")))
+
+
+CNN = MLP.replace("fashion_mlp", "fashion_cnn")
+
+
+def im2col_rows(x, weight_shape, pads, strides):
+    """numpy im2col: one row per output pixel, features in the weight's [channel, ky, kx] order."""
+    kh, kw = weight_shape[2:]
+    padded = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (kh, kw), axis=(2, 3))[:, :, ::strides[0], ::strides[1]]
+    n, c, oh, ow = windows.shape[:4]
+    return windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw)
+
+
+def test_convolution_layers_use_im2col_rows(batches):
+    """A Conv's W is its [out, channels * kernel] weight against im2col rows: the first convolution's
+    integers equal qcore.optq on H from numpy's im2col of the (exactly representable) 8-bit pixels."""
+    proto = onnx.load(CNN)
+    conv = next(n for n in proto.graph.node if n.op_type == "Conv")
+    attrs = {a.name: list(a.ints) for a in conv.attribute}
+    w = numpy_helper.to_array(next(t for t in proto.graph.initializer if t.name == conv.input[1]))
+    images_ = [b.reshape(-1, 1, 28, 28) for b in batches]
+    p = pipeline(CNN, images_)
+    assert [l["op_type"] for l in p.layers][:2] == ["Conv", "Conv"]
+    q, report = p.run(qcore.Recipe(method="optq", weights=W4, activation_bits=8))
+    rows = np.concatenate([im2col_rows(x, w.shape, attrs.get("pads", [0] * 4), attrs.get("strides", [1, 1]))
+                           for x in images_]).astype(np.float64)
+    h = 2.0 / len(rows) * rows.T @ rows
+    expected = qcore.optq(np.ascontiguousarray(w.reshape(w.shape[0], -1)), h, W4)
+    levels, _, zp = exported_levels(q, conv.input[1])
+    np.testing.assert_array_equal((levels - zp.reshape(-1, 1, 1, 1)).reshape(w.shape[0], -1), expected.q)
+    assert report[0].dot_products == min(1024, len(rows)) * w.shape[0]
+    with pytest.raises(qcore.UnsupportedError, match="per-group grids are not defined for convolution"):
+        p.run(qcore.Recipe(weights=qcore.QuantOptions(bits=4, granularity="group", axis=1, group_size=16)))

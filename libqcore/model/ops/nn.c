@@ -7,6 +7,7 @@
 #include "ops/blas.h"
 #include "ops/ops.h"
 #include "ops/vmath.h"
+#include "ops/window.h"
 
 /* [outer, extent, inner] around `axis`; before opset 13 Softmax flattened everything from the axis. */
 static void split_at(const qc_tensor *x, int axis, int flatten_tail, int64_t *outer, int64_t *extent, int64_t *inner)
@@ -158,116 +159,7 @@ static qc_status op_batch_norm(const qce_call *call)
     return QC_OK;
 }
 
-/* ---- convolution and pooling over 1-, 2- and 3-D spatial inputs --------------------------------
- * Spatial axes are held as three, the missing leading ones of extent 1, so one loop nest serves all. */
-
-enum { SPATIAL = 3 };
-
-typedef struct window {
-    int64_t in[SPATIAL], out[SPATIAL], kernel[SPATIAL], stride[SPATIAL], dilation[SPATIAL], pad_begin[SPATIAL];
-} window;
-
-static int64_t window_out(int64_t in, int64_t span, int64_t pads, int64_t stride, int ceil_mode)
-{
-    int64_t room = in + pads - span;
-    int64_t out = (ceil_mode ? (room + stride - 1) / stride : room / stride) + 1;
-    return out;
-}
-
-static qc_status window_init(const qce_call *call, window *w, const qc_tensor *x, const int64_t *kernel, int ceil_mode)
-{
-    int spatial = x->ndim - 2;
-    if (spatial < 1 || spatial > SPATIAL) return qce__fail(call, QC_ERR_UNSUPPORTED, "only 1-, 2- and 3-D spatial inputs");
-    const int64_t *strides, *dilations, *pads;
-    size_t ns = qce__attr_ints(call, "strides", &strides), nd = qce__attr_ints(call, "dilations", &dilations);
-    size_t np = qce__attr_ints(call, "pads", &pads);
-    if ((ns && ns != (size_t)spatial) || (nd && nd != (size_t)spatial) || (np && np != 2 * (size_t)spatial))
-        return qce__fail(call, QC_ERR_INVALID_ARG, "strides, dilations or pads do not match the %d spatial axes", spatial);
-    const Onnx__AttributeProto *auto_pad = qce__attr(call, "auto_pad");
-    int same = auto_pad && auto_pad->s.len >= 4 && memcmp(auto_pad->s.data, "SAME", 4) == 0;
-    int upper = same && auto_pad->s.len == 10 && memcmp(auto_pad->s.data, "SAME_UPPER", 10) == 0;
-    int lead = SPATIAL - spatial;
-    for (int d = 0; d < SPATIAL; d++) {
-        int k = d - lead; /* index among the input's spatial axes, negative for the padding ones */
-        w->in[d] = k < 0 ? 1 : x->dims[2 + k];
-        w->kernel[d] = k < 0 ? 1 : kernel[k];
-        w->stride[d] = k < 0 || !ns ? 1 : strides[k];
-        w->dilation[d] = k < 0 || !nd ? 1 : dilations[k];
-        int64_t begin = k < 0 || !np ? 0 : pads[k], end = k < 0 || !np ? 0 : pads[spatial + k];
-        if (w->stride[d] < 1 || w->dilation[d] < 1 || w->kernel[d] < 1 || begin < 0 || end < 0)
-            return qce__fail(call, QC_ERR_INVALID_ARG, "kernel, strides, dilations must be >= 1 and pads >= 0");
-        int64_t span = (w->kernel[d] - 1) * w->dilation[d] + 1;
-        if (same && k >= 0) {
-            int64_t out = (w->in[d] + w->stride[d] - 1) / w->stride[d];
-            int64_t total = (out - 1) * w->stride[d] + span - w->in[d];
-            total = total > 0 ? total : 0;
-            begin = upper ? total / 2 : total - total / 2;
-            end = total - begin;
-        }
-        if (w->in[d] + begin + end < span) return qce__fail(call, QC_ERR_SHAPE, "the kernel is larger than the padded input");
-        w->pad_begin[d] = begin;
-        w->out[d] = window_out(w->in[d], span, begin + end, w->stride[d], ceil_mode);
-        /* With ceil_mode, a last window must still start inside the input or its leading padding. */
-        if (ceil_mode && (w->out[d] - 1) * w->stride[d] >= w->in[d] + begin) w->out[d]--;
-    }
-    return QC_OK;
-}
-
-static int64_t window_pixels(const window *w)
-{
-    return w->out[0] * w->out[1] * w->out[2];
-}
-
-/* The input coordinate of output o and kernel tap k along axis d. */
-static int64_t tap(const window *w, int d, int64_t o, int64_t k)
-{
-    return o * w->stride[d] - w->pad_begin[d] + k * w->dilation[d];
-}
-
-/* The output positions o in [0, out) whose tap k reads inside [0, in) along axis d: [*first, *last). */
-static void valid_outputs(const window *w, int d, int64_t k, int64_t *first, int64_t *last)
-{
-    int64_t shift = w->pad_begin[d] - k * w->dilation[d]; /* tap(o) = o * stride - shift */
-    int64_t lo = shift > 0 ? (shift + w->stride[d] - 1) / w->stride[d] : 0;
-    int64_t top = w->in[d] - 1 + shift, hi = top >= 0 ? top / w->stride[d] + 1 : 0;
-    *first = lo < w->out[d] ? lo : w->out[d];
-    *last = hi < w->out[d] ? hi : w->out[d];
-    if (*last < *first) *last = *first;
-}
-
-/* One im2col row segment: output row (oz, oy) of tap (kz, ky, kx), zero where the tap reads padding. */
-static void im2col_segment(float *dst, const float *plane, const window *w, int64_t iz, int64_t iy, int64_t kx,
-                           int64_t first, int64_t last)
-{
-    int64_t out = w->out[2];
-    if (iz < 0 || iz >= w->in[0] || iy < 0 || iy >= w->in[1]) {
-        memset(dst, 0, (size_t)out * sizeof *dst);
-        return;
-    }
-    const float *src = plane + (iz * w->in[1] + iy) * w->in[2] + kx * w->dilation[2] - w->pad_begin[2];
-    for (int64_t ox = 0; ox < first; ox++) dst[ox] = 0.0f;
-    for (int64_t ox = first; ox < last; ox++) dst[ox] = src[ox * w->stride[2]];
-    for (int64_t ox = last; ox < out; ox++) dst[ox] = 0.0f;
-}
-
-/* im2col of one image's channel group: rows are (channel, kernel offset), columns are output pixels.
- * Bounds are worked out once per row segment, so the inner loop is a strided copy. */
-static void im2col(float *columns, const float *image, int64_t channels, const window *w)
-{
-    int64_t pixels = window_pixels(w), plane = w->in[0] * w->in[1] * w->in[2];
-    float *dst = columns;
-    for (int64_t c = 0; c < channels; c++)
-        for (int64_t kz = 0; kz < w->kernel[0]; kz++)
-            for (int64_t ky = 0; ky < w->kernel[1]; ky++)
-                for (int64_t kx = 0; kx < w->kernel[2]; kx++, dst += pixels) {
-                    int64_t first, last;
-                    valid_outputs(w, 2, kx, &first, &last);
-                    for (int64_t oz = 0; oz < w->out[0]; oz++)
-                        for (int64_t oy = 0; oy < w->out[1]; oy++)
-                            im2col_segment(dst + (oz * w->out[1] + oy) * w->out[2], image + c * plane, w,
-                                           tap(w, 0, oz, kz), tap(w, 1, oy, ky), kx, first, last);
-                }
-}
+/* ---- convolution and pooling over 1-, 2- and 3-D spatial inputs (windows: ops/window.c) ---------- */
 
 static void output_dims(int64_t *dims, const qc_tensor *x, int64_t channels, const window *w)
 {
@@ -290,7 +182,7 @@ static void conv_group(const conv_operands *c, int64_t n, int64_t g, float *colu
 {
     const float *image = c->x + (n * c->in_channels + g * c->cpg) * c->image_size;
     float *dst = c->y + (n * c->out_channels + g * c->opg) * c->pixels;
-    im2col(columns, image, c->cpg, c->w);
+    qce__im2col(columns, image, c->cpg, c->w);
     for (int64_t o = 0; c->bias && o < c->opg; o++)
         for (int64_t p = 0; p < c->pixels; p++) dst[o * c->pixels + p] = c->bias[g * c->opg + o];
     qce__sgemm(threads, 0, 0, c->opg, c->pixels, c->patch, 1.0f, c->weight + g * c->opg * c->patch, c->patch, columns,
@@ -308,13 +200,13 @@ static qc_status op_conv(const qce_call *call)
         wt->dims[1] * group != x->dims[1])
         return qce__fail(call, QC_ERR_SHAPE, "weight and input channels do not agree with group %lld", (long long)group);
     window w;
-    QCE_TRY(window_init(call, &w, x, wt->dims + 2, 0));
+    QCE_TRY(qce__window_init(call, &w, x, wt->dims + 2, 0));
     int64_t batch = x->dims[0], out_channels = wt->dims[0], cpg = wt->dims[1], opg = out_channels / group;
     if (bias && qce__numel(bias) != out_channels) return qce__fail(call, QC_ERR_SHAPE, "bias needs one value per output channel");
     int64_t dims[QC_MAX_DIMS];
     output_dims(dims, x, out_channels, &w);
     QCE_TRY(qce__output(call, 0, QC_DT_F32, x->ndim, dims));
-    int64_t patch = cpg * w.kernel[0] * w.kernel[1] * w.kernel[2], pixels = window_pixels(&w);
+    int64_t patch = cpg * w.kernel[0] * w.kernel[1] * w.kernel[2], pixels = qce__window_pixels(&w);
     /* Several images: one per thread, each with its own im2col buffer and a single-threaded GEMM; one
      * image: BLAS threads it. */
     int threads = call->threads > 0 ? call->threads : 1, across = batch * group >= threads && threads > 1;
@@ -487,7 +379,7 @@ static qc_status pool(const qce_call *call, pool_kind kind, int global)
     if (!global && nk != (size_t)spatial) return qce__fail(call, QC_ERR_INVALID_ARG, "kernel_shape must give each spatial axis");
     for (int d = 0; d < spatial; d++) kernel[d] = global ? x->dims[2 + d] : shape[d];
     window w;
-    QCE_TRY(window_init(call, &w, x, kernel, !global && qce__attr_int(call, "ceil_mode", 0) != 0));
+    QCE_TRY(qce__window_init(call, &w, x, kernel, !global && qce__attr_int(call, "ceil_mode", 0) != 0));
     if (global) memset(w.pad_begin, 0, sizeof w.pad_begin), w.out[0] = w.out[1] = w.out[2] = 1;
     for (int d = 0; d < spatial && np && !global; d++) pads_end[SPATIAL - spatial + d] = pads[spatial + d];
     int include_pad = qce__attr_int(call, "count_include_pad", 0) != 0;
@@ -502,7 +394,7 @@ static qc_status pool(const qce_call *call, pool_kind kind, int global)
         return QC_OK;
     }
     float *y = call->outputs[0]->tensor.data;
-    int64_t planes = x->dims[0] * x->dims[1], pixels = window_pixels(&w), image = w.in[0] * w.in[1] * w.in[2];
+    int64_t planes = x->dims[0] * x->dims[1], pixels = qce__window_pixels(&w), image = w.in[0] * w.in[1] * w.in[2];
     int64_t work = planes * pixels * w.kernel[0] * w.kernel[1] * w.kernel[2];
 #pragma omp parallel for num_threads(call->threads > 0 ? call->threads : 1) schedule(static) if (work > 262144)
     for (int64_t p = 0; p < planes; p++)
