@@ -331,6 +331,7 @@ QC_ONNX_API void qc_array_free(qc_array *array);
  *      through the model as quantized so far (sequential = 1) or once through the model with only its
  *      activations quantized (sequential = 0), collects each group's statistics (qc_gpxq_stats; GPFQ also
  *      runs the float model for X), and quantizes each weight with the recipe's method;
+ * Step 1's ranges are kept until qc_pipeline_add_batch changes the batches.
  *   4. stores each weight as integers + DequantizeLinear (an N-bit grid is stored in the ONNX integer
  *      type that holds it: INT4/UINT4 up to 4 bits, INT8/UINT8 up to 8, INT16/UINT16 up to 16), so that
  *      onnxruntime runs the result, and reports per layer.
@@ -384,8 +385,11 @@ typedef struct qc_recipe {
                                      soft_threshold); input_bits and input_signed are set per layer from
                                      the activation quantization (with activation_bits = 0, AXE is refused) */
     int32_t activation_bits;      /* N of every layer input, 2..16; 0: activations stay float (default 8) */
-    int32_t sequential;           /* 1: statistics from the model as quantized so far (default 1); GPFQ
-                                     needs 1 */
+    int32_t sequential;           /* 1: statistics from the model as quantized so far (default 1); 0: from
+                                     one pass over the model with only its activations quantized, kept
+                                     by the pipeline for later runs with the same activation_bits,
+                                     statistics (OPTQ's or GPFQ's), report_rows and keep_float, so that
+                                     a sweep over widths, tiles or grids runs the model once */
     size_t num_keep_float;        /* weights kept in float (partial quantization): their layers are neither */
     const char *const *keep_float;/* quantized nor have their inputs quantized (names borrowed) */
     int32_t report_bits;          /* P at which the report counts overflows on real inputs; 0: the

@@ -39,6 +39,7 @@ static void free_batch(qcp_batch *b)
 void qc_pipeline_free(qc_pipeline *p)
 {
     if (p == NULL) return;
+    qcp__cache_clear(p);
     qcp__free_layers(p);
     for (size_t i = 0; i < p->num_batches; i++) free_batch(&p->batches[i]);
     free(p->batches);
@@ -101,6 +102,7 @@ qc_status qc_pipeline_add_batch(qc_pipeline *p, size_t count, const char *const 
         return st;
     }
     p->batches[p->num_batches++] = b;
+    qcp__cache_clear(p); /* ranges and statistics covered the earlier batches only */
     return QC_OK;
 }
 

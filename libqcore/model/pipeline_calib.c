@@ -36,12 +36,37 @@ static int first_reader(size_t i, char *const *names)
     return 1;
 }
 
+qc_status qcp__float_session(qcp_run *r)
+{
+    return r->fp ? QC_OK : qc_session_create(&r->fp, r->p->model, r->p->ctx);
+}
+
+static qc_status record_ranges(qcp_run *r)
+{
+    qc_pipeline *p = r->p;
+    size_t n = p->num_layers;
+    p->range_lo = malloc(n * sizeof *p->range_lo);
+    p->range_hi = malloc(n * sizeof *p->range_hi);
+    if (!p->range_lo || !p->range_hi) {
+        free(p->range_lo), free(p->range_hi);
+        p->range_lo = p->range_hi = NULL;
+        return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    }
+    memcpy(p->range_lo, r->lo, n * sizeof *r->lo);
+    memcpy(p->range_hi, r->hi, n * sizeof *r->hi);
+    return QC_OK;
+}
+
 qc_status qcp__input_ranges(qcp_run *r)
 {
-    const qc_pipeline *p = r->p;
+    qc_pipeline *p = r->p;
+    if (p->range_lo) {
+        memcpy(r->lo, p->range_lo, p->num_layers * sizeof *r->lo);
+        memcpy(r->hi, p->range_hi, p->num_layers * sizeof *r->hi);
+        return QC_OK;
+    }
     char **inputs = malloc(p->num_layers * sizeof *inputs);
-    if (inputs == NULL) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
-    qc_status st = QC_OK;
+    qc_status st = inputs ? qcp__float_session(r) : QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
     for (size_t i = 0; i < p->num_layers; i++) {
         inputs[i] = p->layers[i].input;
         r->lo[i] = INFINITY, r->hi[i] = -INFINITY;
@@ -66,7 +91,7 @@ qc_status qcp__input_ranges(qcp_run *r)
         }
     }
     free(inputs);
-    return st;
+    return st == QC_OK ? record_ranges(r) : st;
 }
 
 /* Appends rows of x to layer i's report rows until report_rows are kept. */
@@ -125,9 +150,12 @@ qc_status qcp__collect(qcp_run *r, size_t first, size_t end, qc_gpxq_stats **sta
 {
     const qc_pipeline *p = r->p;
     QCM_TRY(make_stats(r, first, end, stats));
+    if (r->quantized == NULL) QCM_TRY(qc_session_create(&r->quantized, r->qmodel, p->ctx));
+    if (r->r->method == QC_METHOD_GPFQ) QCM_TRY(qcp__float_session(r));
     for (size_t i = first; i < end; i++) {
         r->report_n[i] = 0;
         if (!r->keep[i]) QCM_TRY(qc_session_capture(r->quantized, r->qinput[i]));
+        if (!r->keep[i] && r->r->method == QC_METHOD_GPFQ) QCM_TRY(qc_session_capture(r->fp, p->layers[i].input));
     }
     for (size_t b = 0; b < p->num_batches; b++) {
         QCM_TRY(qcp__bind_batch(r->quantized, &p->batches[b]));

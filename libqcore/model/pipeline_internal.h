@@ -27,6 +27,19 @@ typedef struct qcp_batch {
     qc_tensor *values;
 } qcp_batch;
 
+/* What a one-pass (non-sequential) collection gave, kept for the next run with the same key: a sweep over
+ * accumulator widths, tiles, methods of the same statistics or weight grids then runs no model. */
+typedef struct qcp_cache {
+    int valid;
+    int32_t activation_bits;
+    int stats_kind;              /* 0: none (RTN), QC_GPXQ_OPTQ or QC_GPXQ_GPFQ */
+    int64_t report_rows;
+    int *keep;                   /* per layer */
+    qc_gpxq_stats **stats;       /* per layer, entries shared by layers reading one value; owned */
+    float **report_x;            /* per layer; owned */
+    int64_t *report_n;
+} qcp_cache;
+
 struct qc_pipeline {
     const qc_model *model;
     qc_ctx *ctx;
@@ -35,6 +48,8 @@ struct qc_pipeline {
     qcp_batch *batches;
     size_t num_batches;
     qc_layer_report *reports;   /* num_layers, from the last successful run; NULL before */
+    double *range_lo, *range_hi;/* each layer input's range over the batches (float model); NULL until known */
+    qcp_cache cache;
 };
 
 /* One run's working state (pipeline_run.c). Per layer arrays have p->num_layers entries. */
@@ -52,6 +67,7 @@ typedef struct qcp_run {
     char **qinput;           /* the value each layer reads in qmodel (a DequantizeLinear output when quantized) */
     float **report_x;        /* up to report_rows rows of each layer's (quantized) input, [rows, in] */
     int64_t *report_n;
+    int rows_lent;           /* report_x belongs to the pipeline's cache */
     int32_t **levels;        /* the integer weights q [out, in] (zero point included) */
     float **scale;
     int32_t **zero_point;    /* NULL for symmetric grids */
@@ -60,8 +76,25 @@ typedef struct qcp_run {
     int threads;
 } qcp_run;
 
-/* Runs every batch through the float model and records each layer input's range (r->lo, r->hi). */
+/* The statistics kind the recipe's method needs (0 for RTN). */
+int qcp__stats_kind(const qc_recipe *recipe);
+
+/* Whether the cache holds this run's one-pass statistics; if so, lends them (stats, report rows) to r. */
+int qcp__cache_lend(qcp_run *r, qc_gpxq_stats ***stats);
+
+/* Hands this run's one-pass statistics and report rows to the cache (which then lends them to r); on
+ * failure nothing is taken. */
+qc_status qcp__cache_store(qcp_run *r, qc_gpxq_stats **stats);
+
+/* Empties the cache and the recorded ranges (new batches). */
+void qcp__cache_clear(qc_pipeline *p);
+
+/* Each layer input's range over the batches in the float model (r->lo, r->hi): recorded by the first run
+ * after the batches changed, which runs every batch. */
 qc_status qcp__input_ranges(qcp_run *r);
+
+/* The float-model session, created on first use. */
+qc_status qcp__float_session(qcp_run *r);
 
 /* Collects statistics for layers [first, end) (all reading the same value when sequential) over every
  * batch, and their report rows; stats[k] for layer first + k (NULL for RTN and kept layers). */

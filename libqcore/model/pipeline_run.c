@@ -29,8 +29,6 @@ static qc_status check_recipe(const qc_pipeline *p, const qc_recipe *rc, const c
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG,
                            "recipe: AXE (gpxq.accumulator_bits = %d) bounds integer dot products and needs activation_bits",
                            (int)rc->gpxq.accumulator_bits);
-    if (rc->method == QC_METHOD_GPFQ && !rc->sequential)
-        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'sequential': GPFQ needs the quantized model's inputs (1)");
     if (rc->report_bits != 0 && (rc->report_bits < 2 || rc->report_bits > QC_ACCUM_MAX_SIMULATED_BITS))
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'report_bits': %d is neither 0 nor in 2..%d",
                            (int)rc->report_bits, QC_ACCUM_MAX_SIMULATED_BITS);
@@ -73,15 +71,14 @@ static qc_status start(qcp_run *r, qc_pipeline *p, const qc_recipe *rc, const ch
         r->reports[i].weight_bytes = p->layers[i].in * p->layers[i].out * 4;
         r->keep[i] = kept(rc, p->layers[i].weight);
     }
-    QCM_TRY(qc_model_clone(&r->qmodel, p->model));
-    return qc_session_create(&r->fp, p->model, p->ctx);
+    return qc_model_clone(&r->qmodel, p->model);
 }
 
 static void finish(qcp_run *r)
 {
     size_t n = r->p->num_layers;
     for (size_t i = 0; r->keep && i < n; i++) {
-        free(r->qinput ? r->qinput[i] : NULL), free(r->report_x ? r->report_x[i] : NULL);
+        free(r->qinput ? r->qinput[i] : NULL), free(r->report_x && !r->rows_lent ? r->report_x[i] : NULL);
         free(r->levels ? r->levels[i] : NULL), free(r->scale ? r->scale[i] : NULL);
         free(r->zero_point ? r->zero_point[i] : NULL), free(r->dequantized ? r->dequantized[i] : NULL);
     }
@@ -151,20 +148,46 @@ static qc_status progress(const qcp_run *r, size_t done)
     return qc_ctx_report_progress(r->p->ctx, "quantizing layers", done, r->p->num_layers);
 }
 
-/* Layers [first, end): statistics, then each one quantized. */
+/* Layers [first, end), with their statistics stats[i - first]. */
+static qc_status quantize_with(qcp_run *r, size_t first, size_t end, qc_gpxq_stats **stats, size_t *done)
+{
+    for (size_t i = first; i < end; i++) {
+        if (!r->keep[i]) QCM_TRY(qcp__quantize_layer(r, i, stats[i - first]));
+        QCM_TRY(progress(r, ++*done));
+    }
+    return QC_OK;
+}
+
+/* Layers [first, end): statistics from a pass over the batches, then each one quantized. */
 static qc_status quantize_group(qcp_run *r, size_t first, size_t end, size_t *done)
 {
     size_t count = end - first;
     qc_gpxq_stats **stats = calloc(count, sizeof *stats);
     if (stats == NULL) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
     qc_status st = qcp__collect(r, first, end, stats);
-    for (size_t i = first; st == QC_OK && i < end; i++) {
-        if (!r->keep[i]) st = qcp__quantize_layer(r, i, stats[i - first]);
-        if (st == QC_OK) st = progress(r, ++*done);
-    }
+    if (st == QC_OK) st = quantize_with(r, first, end, stats, done);
     qcp__free_stats(stats, count);
     free(stats);
     return st;
+}
+
+/* Every layer from one pass, whose statistics the pipeline keeps for the next such run. */
+static qc_status quantize_one_pass(qcp_run *r)
+{
+    size_t n = r->p->num_layers, done = 0;
+    qc_gpxq_stats **stats = NULL;
+    if (!qcp__cache_lend(r, &stats)) {
+        stats = calloc(n, sizeof *stats);
+        if (stats == NULL) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
+        qc_status st = qcp__collect(r, 0, n, stats);
+        if (st == QC_OK) st = qcp__cache_store(r, stats);
+        if (st != QC_OK) {
+            qcp__free_stats(stats, n);
+            free(stats);
+            return st;
+        }
+    }
+    return quantize_with(r, 0, n, stats, &done);
 }
 
 /* Sequentially, layers reading the same value are one group; they follow each other in graph order
@@ -172,7 +195,7 @@ static qc_status quantize_group(qcp_run *r, size_t first, size_t end, size_t *do
 static qc_status quantize_layers(qcp_run *r)
 {
     size_t n = r->p->num_layers, done = 0;
-    if (!r->r->sequential) return quantize_group(r, 0, n, &done);
+    if (!r->r->sequential) return quantize_one_pass(r);
     for (size_t first = 0; first < n;) {
         size_t end = first + 1;
         while (end < n && strcmp(r->qinput[end], r->qinput[first]) == 0) end++;
@@ -196,7 +219,6 @@ qc_status qc_pipeline_run(qc_pipeline *p, const qc_recipe *recipe, qc_model **ou
     qc_status st = start(&r, p, rc, __func__);
     if (st == QC_OK) st = qcp__input_ranges(&r);
     if (st == QC_OK) st = quantize_inputs(&r);
-    if (st == QC_OK) st = qc_session_create(&r.quantized, r.qmodel, p->ctx);
     if (st == QC_OK) st = quantize_layers(&r);
     qc_session_free(r.quantized); /* it reads qmodel, which the export edits */
     r.quantized = NULL;

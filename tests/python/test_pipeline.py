@@ -187,8 +187,8 @@ def test_bad_recipes_and_inputs_are_named(batches, tmp_path):
         p.run(qcore.Recipe(keep_float=("nope",)))
     with pytest.raises(qcore.InvalidArgumentError, match="activation_bits"):
         p.run(qcore.Recipe(activation_bits=1))
-    with pytest.raises(qcore.InvalidArgumentError, match="GPFQ"):
-        p.run(qcore.Recipe(method="gpfq", sequential=False))
+    with pytest.raises(qcore.InvalidArgumentError, match="report_rows"):
+        p.run(qcore.Recipe(report_rows=0))
     bad = qcore.Pipeline(qcore.Model(MLP))
     bad.add_batch({"inputs": batches[0]})
     with pytest.raises(qcore.QcoreError, match="inputs"):
@@ -239,3 +239,26 @@ def test_convolution_layers_use_im2col_rows(batches):
     assert report[0].dot_products == min(1024, len(rows)) * w.shape[0]
     with pytest.raises(qcore.UnsupportedError, match="per-group grids are not defined for convolution"):
         p.run(qcore.Recipe(weights=qcore.QuantOptions(bits=4, granularity="group", axis=1, group_size=16)))
+
+
+def test_one_pass_statistics_are_kept_for_a_sweep_and_renewed_with_new_batches(batches):
+    """A second one-pass run reuses the first one's statistics: its model equals a fresh pipeline's for the
+    same recipe, across a change of P that keeps the statistics, and after add_batch changes them."""
+    def integers(model, names=("fc1.weight", "fc2.weight", "fc3.weight")):
+        return [exported_levels(model, n)[0] for n in names]
+
+    sweep = pipeline(MLP, batches[:2])
+    recipes = [qcore.Recipe(method=m, weights=W4, sequential=False, gpxq=qcore.GpxqOptions(accumulator_bits=p))
+               for m, p in (("optq", 0), ("optq", 18), ("gpfq", 18), ("optq", 20))]
+    for recipe in recipes:
+        kept, _ = sweep.run(recipe)
+        fresh, _ = pipeline(MLP, batches[:2]).run(recipe)
+        for a, b in zip(integers(kept), integers(fresh)):
+            np.testing.assert_array_equal(a, b)
+    sweep.add_batch({"input": batches[2]})
+    renewed, _ = sweep.run(recipes[-1])
+    fresh, _ = pipeline(MLP, batches[:3]).run(recipes[-1])
+    stale, _ = pipeline(MLP, batches[:2]).run(recipes[-1])
+    assert any((a != b).any() for a, b in zip(integers(renewed), integers(stale)))
+    for a, b in zip(integers(renewed), integers(fresh)):
+        np.testing.assert_array_equal(a, b)
