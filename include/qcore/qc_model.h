@@ -324,9 +324,12 @@ QC_ONNX_API void qc_array_free(qc_array *array);
  *
  * qc_pipeline_run, for a recipe:
  *   1. runs the calibration batches through the float model and records each layer input's range;
- *   2. with activation_bits > 0, quantizes every layer input per tensor (QuantizeLinear/DequantizeLinear
- *      in front of the layers; unsigned [0, 2^N - 1] when the input was never negative, else signed
- *      symmetric; zero point 0 either way, so the integer dot products are those AXE bounds);
+ *   2. with activation_bits > 0, quantizes every layer input per tensor: QuantizeLinear/DequantizeLinear
+ *      read by the quantized layers only (other readers of the value, such as a residual connection, keep
+ *      the float value); unsigned [0, 2^N - 1] when the input was never negative in step 1, else signed
+ *      [-2^(N-1), 2^(N-1) - 1] with the scale of its largest magnitude; zero point 0 either way, so the
+ *      integer dot products are those AXE bounds. N other than 4, 8 and 16 is held in the next wider ONNX
+ *      integer type after a Clip to the N-bit range;
  *   3. goes through the layers in graph order, grouping layers that read the same value: runs the batches
  *      through the model as quantized so far (sequential = 1) or once through the model with only its
  *      activations quantized (sequential = 0), collects each group's statistics (qc_gpxq_stats; GPFQ also

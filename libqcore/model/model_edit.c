@@ -1,6 +1,7 @@
 /* Editing a parsed model in place. The protobuf-c message owns everything through malloc (protobuf-c's
  * default allocator), so new strings, arrays and messages are malloc'd and freed with it. The index of
  * initializer bytes (qc_model.bytes) is kept in step with the graph's initializer array. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +22,7 @@ static int grow(void ***array, size_t count)
     return 1;
 }
 
-static int value_exists(const qc_model *m, const char *name)
+int qcm__value_exists(const qc_model *m, const char *name)
 {
     const Onnx__GraphProto *g = m->proto->graph;
     for (size_t i = 0; i < g->n_initializer; i++)
@@ -32,6 +33,12 @@ static int value_exists(const qc_model *m, const char *name)
         for (size_t k = 0; k < g->node[i]->n_output; k++)
             if (strcmp(g->node[i]->output[k], name) == 0) return 1;
     return 0;
+}
+
+void qcm__fresh_name(char *out, size_t size, const qc_model *m, const char *base, const char *suffix)
+{
+    snprintf(out, size, "%s%s", base, suffix);
+    for (int k = 1; qcm__value_exists(m, out); k++) snprintf(out, size, "%s%s_%d", base, suffix, k);
 }
 
 /* ---- initializers ------------------------------------------------------------------------------- */
@@ -100,7 +107,7 @@ qc_status qc_model_add_initializer(qc_model *m, const char *name, int32_t type, 
 {
     QCM_CHECK_NOT_NULL(m);
     QCM_CHECK_NOT_NULL(name);
-    if (name[0] == '\0' || value_exists(m, name))
+    if (name[0] == '\0' || qcm__value_exists(m, name))
         return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'name': '%.120s' is empty or names an existing value", name);
     Onnx__GraphProto *g = m->proto->graph;
     Onnx__TensorProto *t = malloc(sizeof *t);
@@ -149,7 +156,7 @@ qc_status qc_model_add_node(qc_model *m, size_t *index, const char *op_type, con
     for (size_t k = 0; k < num_inputs; k++)
         if (inputs[k] == NULL) return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'inputs': entry %zu is NULL", k);
     for (size_t k = 0; k < num_outputs; k++)
-        if (outputs[k] == NULL || outputs[k][0] == '\0' || value_exists(m, outputs[k]))
+        if (outputs[k] == NULL || outputs[k][0] == '\0' || qcm__value_exists(m, outputs[k]))
             return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'outputs': entry %zu ('%.80s') is empty or names an existing value",
                             k, outputs[k] ? outputs[k] : "");
     Onnx__GraphProto *g = m->proto->graph;

@@ -68,6 +68,16 @@ qc_status qcm__graph_order(const Onnx__GraphProto *g, size_t *order, int nested,
  * without repeats, `*count` of them in `*names` (malloc'd, NULL when none; the strings are n's). */
 qc_status qcm__outer_reads(const Onnx__NodeProto *n, const char ***names, size_t *count, const char *function);
 
+/* Whether the graph has a value (initializer, graph input or node output) called `name`. */
+int qcm__value_exists(const qc_model *m, const char *name);
+
+/* A value name not used yet: base + suffix, numbered when taken, into out[size]. */
+void qcm__fresh_name(char *out, size_t size, const qc_model *m, const char *base, const char *suffix);
+
+/* Raises the model's opset and IR version to what QuantizeLinear/DequantizeLinear need for grid `o`
+ * stored as ONNX integer `type` (axis: opset 13; 4- and 16-bit types, blocks: opset 21 and IR 10). */
+qc_status qcm__require_qdq_format(qc_model *m, const qc_quant_options *o, int32_t type);
+
 /* Raises the model's IR version to at least `version`. */
 void qcm__require_ir_version(qc_model *m, int64_t version);
 

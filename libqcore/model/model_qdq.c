@@ -20,26 +20,6 @@ static qc_status onnx_type_of(const qc_quant_options *o, int32_t *type, const ch
     }
 }
 
-/* A value name not used yet: base + suffix, numbered when taken. */
-static int value_taken(const qc_model *m, const char *name)
-{
-    const Onnx__GraphProto *g = m->proto->graph;
-    for (size_t i = 0; i < g->n_initializer; i++)
-        if (strcmp(g->initializer[i]->name, name) == 0) return 1;
-    for (size_t i = 0; i < g->n_node; i++)
-        for (size_t k = 0; k < g->node[i]->n_output; k++)
-            if (strcmp(g->node[i]->output[k], name) == 0) return 1;
-    for (size_t i = 0; i < g->n_input; i++)
-        if (g->input[i]->name && strcmp(g->input[i]->name, name) == 0) return 1;
-    return 0;
-}
-
-static void fresh_name(char *out, size_t size, const qc_model *m, const char *base, const char *suffix)
-{
-    snprintf(out, size, "%s%s", base, suffix);
-    for (int k = 1; value_taken(m, out); k++) snprintf(out, size, "%s%s_%d", base, suffix, k);
-}
-
 /* Integers of `type` stored as ONNX raw data: from int32 values (4-bit: packed). */
 static qc_status raw_integers(uint8_t **out, size_t *nbytes, const int32_t *v, int64_t n, int32_t type,
                               const char *function)
@@ -98,7 +78,7 @@ static qc_status set_layout_attributes(qc_model *m, size_t node, const qc_quant_
     return QC_OK;
 }
 
-static qc_status require_format(qc_model *m, const qc_quant_options *o, int32_t type)
+qc_status qcm__require_qdq_format(qc_model *m, const qc_quant_options *o, int32_t type)
 {
     int64_t opset = o->granularity == QC_GRAN_TENSOR ? 10 : 13;
     if (type != QC_ONNX_INT8 && type != QC_ONNX_UINT8) opset = 21;
@@ -192,13 +172,13 @@ qc_status qc_model_insert_qdq(qc_model *m, qc_ctx *ctx, const char *name, const 
     int32_t type = 0;
     QCM_TRY(onnx_type_of(opts, &type, __func__));
     if (strlen(name) > 200) return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'name': longer than 200 characters");
-    if (!value_taken(m, name)) return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'name': the graph has no value '%s'", name);
+    if (!qcm__value_exists(m, name)) return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'name': the graph has no value '%s'", name);
     qdq_names n;
-    fresh_name(n.scale, sizeof n.scale, m, name, "_scale");
-    fresh_name(n.zero_point, sizeof n.zero_point, m, name, "_zero_point");
-    fresh_name(n.quantized, sizeof n.quantized, m, name, "_quantized");
-    fresh_name(n.dequantized, sizeof n.dequantized, m, name, "_dequantized");
-    QCM_TRY(require_format(m, opts, type));
+    qcm__fresh_name(n.scale, sizeof n.scale, m, name, "_scale");
+    qcm__fresh_name(n.zero_point, sizeof n.zero_point, m, name, "_zero_point");
+    qcm__fresh_name(n.quantized, sizeof n.quantized, m, name, "_quantized");
+    qcm__fresh_name(n.dequantized, sizeof n.dequantized, m, name, "_dequantized");
+    QCM_TRY(qcm__require_qdq_format(m, opts, type));
     size_t index;
     if (qc_model_find_initializer(m, name, &index) == QC_OK)
         return quantize_initializer(m, ctx, index, &n, scale, zero_point, opts, type, __func__);

@@ -106,6 +106,10 @@ void qcp__free_stats(qc_gpxq_stats **stats, size_t count);
 /* Quantizes layer i from its statistics (NULL for RTN) and fills its report. */
 qc_status qcp__quantize_layer(qcp_run *r, size_t i, const qc_gpxq_stats *stats);
 
+/* Puts layer i's activation quantizer (r->act_scale[i], r->act_signed[i], the recipe's bits) in front
+ * of every quantized layer reading its input. */
+qc_status qcp__quantize_input(qcp_run *r, size_t i);
+
 /* Writes every quantized weight into r->qmodel as integers + DequantizeLinear. */
 qc_status qcp__export_weights(qcp_run *r);
 

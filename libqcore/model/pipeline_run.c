@@ -109,7 +109,7 @@ static void input_grid(const qcp_run *r, size_t i)
     r->act_scale[i] = top > 0 && isfinite(top) ? (float)top : 1.0f;
 }
 
-/* Every quantized layer's input gets QuantizeLinear + DequantizeLinear; kept layers read the float value. */
+/* Every quantized layer's input gets its quantizer (pipeline_qdq.c); then each layer's input name. */
 static qc_status quantize_inputs(qcp_run *r)
 {
     const qc_pipeline *p = r->p;
@@ -118,25 +118,13 @@ static qc_status quantize_inputs(qcp_run *r)
         input_grid(r, i);
         size_t j = 0;
         while (j < i && (r->keep[j] || strcmp(p->layers[j].input, p->layers[i].input) != 0)) j++;
-        if (j < i) continue; /* the value is quantized already */
-        qc_quant_options o = QC_QUANT_OPTIONS_INIT;
-        o.bits = r->r->activation_bits, o.is_signed = r->act_signed[i], o.symmetric = 0;
-        int32_t zero = 0;
-        qc_tensor scale, zp;
-        QCM_TRY(qc_tensor_init(&scale, &r->act_scale[i], QC_DT_F32, 0, NULL, NULL));
-        QCM_TRY(qc_tensor_init(&zp, &zero, QC_DT_I32, 0, NULL, NULL));
-        QCM_TRY(qc_model_insert_qdq(r->qmodel, p->ctx, p->layers[i].input, &scale, &zp, &o));
+        if (j == i) QCM_TRY(qcp__quantize_input(r, i)); /* else the value has its quantizer */
     }
-    Onnx__GraphProto *g = r->qmodel->proto->graph;
+    if (r->r->activation_bits) QCM_TRY(qc_model_sort(r->qmodel));
+    const Onnx__GraphProto *g = r->qmodel->proto->graph;
     for (size_t i = 0; i < p->num_layers; i++) {
         size_t node = 0;
         QCM_TRY(qcp__node_reading(r->qmodel, p->layers[i].weight, &node, r->function));
-        if (r->keep[i] && strcmp(g->node[node]->input[0], p->layers[i].input) != 0) {
-            char *original = strdup(p->layers[i].input);
-            if (original == NULL) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
-            free(g->node[node]->input[0]);
-            g->node[node]->input[0] = original;
-        }
         r->qinput[i] = strdup(g->node[node]->input[0]);
         if (r->qinput[i] == NULL) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
     }

@@ -262,3 +262,30 @@ def test_one_pass_statistics_are_kept_for_a_sweep_and_renewed_with_new_batches(b
     assert any((a != b).any() for a, b in zip(integers(renewed), integers(stale)))
     for a, b in zip(integers(renewed), integers(fresh)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_activation_quantizers_feed_only_the_layers_and_clip_odd_widths(tmp_path):
+    """y = x @ W + x: only the MatMul reads the quantized x (the residual Add keeps the float value), and a
+    6-bit grid, stored in INT8, is clipped to [-32, 31] even where held-out inputs exceed the calibration
+    range: onnxruntime's output equals numpy's clamp-round-scale followed by the float residual."""
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((16, 16)).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["input", "w"], ["z"]), helper.make_node("Add", ["z", "input"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 16])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 16])],
+                              [numpy_helper.from_array(w, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "r.onnx"))
+    x = rng.standard_normal((300, 16)).astype(np.float32)
+    p = pipeline(str(tmp_path / "r.onnx"), [x])
+    q, report = p.run(qcore.Recipe(method="rtn", weights=qcore.QuantOptions(bits=8, granularity="channel", axis=0),
+                                   activation_bits=6))
+    proto = onnx.load_from_string(model_bytes(q))
+    add = next(n for n in proto.graph.node if n.op_type == "Add")
+    assert "input" in add.input and any(n.op_type == "Clip" for n in proto.graph.node)
+    s = np.float32(np.abs(x).max() / 31)
+    assert report[0].input_scale == pytest.approx(float(s), rel=1e-6) and report[0].input_signed
+    held_out = 3 * rng.standard_normal((50, 16)).astype(np.float32)
+    xq = np.clip(np.rint(np.clip(held_out, -32 * s, 31 * s) / s), -32, 31) * s
+    levels, scale, zp = exported_levels(q, "w")
+    w_deq = ((levels - zp) * scale).astype(np.float32)
+    np.testing.assert_allclose(ort_run(q, held_out), xq @ w_deq + held_out, rtol=1e-4, atol=1e-4)
