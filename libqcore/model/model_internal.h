@@ -74,6 +74,9 @@ void qcm__require_ir_version(qc_model *m, int64_t version);
 /* Removes initializer i (and a graph input of the same name, as IR < 4 lists them). */
 void qcm__remove_initializer(qc_model *m, size_t i);
 
+/* A value name not used yet: base + suffix, numbered when taken (written into out[size]). */
+void qcm__fresh_name(char *out, size_t size, const qc_model *m, const char *base, const char *suffix);
+
 /* Reads a TensorProto's external_data entries. */
 qc_status qcm__external_location(const Onnx__TensorProto *t, const char **location, uint64_t *offset,
                                  uint64_t *length, int *has_length, const char *function);

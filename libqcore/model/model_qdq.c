@@ -34,7 +34,7 @@ static int value_taken(const qc_model *m, const char *name)
     return 0;
 }
 
-static void fresh_name(char *out, size_t size, const qc_model *m, const char *base, const char *suffix)
+void qcm__fresh_name(char *out, size_t size, const qc_model *m, const char *base, const char *suffix)
 {
     snprintf(out, size, "%s%s", base, suffix);
     for (int k = 1; value_taken(m, out); k++) snprintf(out, size, "%s%s_%d", base, suffix, k);
@@ -194,10 +194,10 @@ qc_status qc_model_insert_qdq(qc_model *m, qc_ctx *ctx, const char *name, const 
     if (strlen(name) > 200) return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'name': longer than 200 characters");
     if (!value_taken(m, name)) return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'name': the graph has no value '%s'", name);
     qdq_names n;
-    fresh_name(n.scale, sizeof n.scale, m, name, "_scale");
-    fresh_name(n.zero_point, sizeof n.zero_point, m, name, "_zero_point");
-    fresh_name(n.quantized, sizeof n.quantized, m, name, "_quantized");
-    fresh_name(n.dequantized, sizeof n.dequantized, m, name, "_dequantized");
+    qcm__fresh_name(n.scale, sizeof n.scale, m, name, "_scale");
+    qcm__fresh_name(n.zero_point, sizeof n.zero_point, m, name, "_zero_point");
+    qcm__fresh_name(n.quantized, sizeof n.quantized, m, name, "_quantized");
+    qcm__fresh_name(n.dequantized, sizeof n.dequantized, m, name, "_dequantized");
     QCM_TRY(require_format(m, opts, type));
     size_t index;
     if (qc_model_find_initializer(m, name, &index) == QC_OK)
