@@ -48,6 +48,9 @@ qc_status qcm__readers(const qc_model *m, const char *value, int64_t width, int 
 /* The node producing `name`, or QCM_NONE (graph inputs, initializers). */
 size_t qcm__producer(const qc_model *m, const char *name);
 
+/* 1 when `value` is the output y of a linear layer (its MatMul, Gemm or bias Add), read into *out. */
+int qcm__linear_producing(const qc_model *m, const char *value, qcm_linear *out);
+
 /* W [in, out] (row-major, double) of the layer into w (in * out doubles). */
 qc_status qcm__read_weight(const qc_model *m, const qcm_linear *l, double *w, const char *function);
 

@@ -295,3 +295,22 @@ qc_status qcm__readers(const qc_model *m, const char *value, int64_t width, int 
     else *layers = out, *count = found;
     return st;
 }
+
+int qcm__linear_producing(const qc_model *m, const char *value, qcm_linear *out)
+{
+    const Onnx__GraphProto *g = m->proto->graph;
+    size_t p = qcm__producer(m, value);
+    if (p != QCM_NONE && strcmp(g->node[p]->op_type, "Add") == 0) /* a bias: the layer is behind one input */
+        for (size_t k = 0; k < g->node[p]->n_input; k++) {
+            size_t behind = qcm__producer(m, g->node[p]->input[k]);
+            if (behind != QCM_NONE && strcmp(g->node[behind]->op_type, "MatMul") == 0) {
+                p = behind;
+                break;
+            }
+        }
+    if (p == QCM_NONE || qcm__linear(m, p, out, "") != QC_OK) {
+        qc_clear_error();
+        return 0;
+    }
+    return strcmp(out->output, value) == 0;
+}

@@ -34,13 +34,8 @@ static qc_status rotate_side(qc_model *m, const qcm_linear *l, const double *r, 
 static int foldable_producer(const qc_model *m, const qcm_linear *l, qcm_linear *producer)
 {
     int is_output;
-    size_t p = qcm__producer(m, l->input);
-    if (p == QCM_NONE || qcm__consumers(m, l->input, NULL, &is_output) != 1 || is_output) return 0;
-    if (qcm__linear(m, p, producer, "") != QC_OK) {
-        qc_clear_error();
-        return 0;
-    }
-    return strcmp(producer->output, l->input) == 0 && producer->out == l->in;
+    if (qcm__consumers(m, l->input, NULL, &is_output) != 1 || is_output) return 0;
+    return qcm__linear_producing(m, l->input, producer) && producer->out == l->in;
 }
 
 /* A MatMul by R already reading `input` (an earlier call with the same R), or QCM_NONE. */
@@ -157,23 +152,12 @@ static qc_status value_projection(const qc_model *m, const qcm_linear *o, qcm_li
         return QCM_FAIL_IN(function, QC_ERR_UNSUPPORTED, "node '%.200s': its input does not come (through Reshape and "
                            "Transpose) from an attention product P V read by it alone", g->node[o->node]->name);
     const char *values = through_layout_ops(m, g->node[p]->input[1]);
-    size_t producer = qcm__producer(m, values);
-    if (producer == QCM_NONE || qcm__consumers(m, values, NULL, &is_output) != 1 || is_output)
+    if (qcm__consumers(m, values, NULL, &is_output) != 1 || is_output)
         return QCM_FAIL_IN(function, QC_ERR_UNSUPPORTED, "node '%.200s': the attention's V ('%.200s') is not a value read "
                            "by the attention alone", g->node[o->node]->name, values);
-    if (strcmp(g->node[producer]->op_type, "Add") == 0) /* a bias: the MatMul is behind one of its inputs */
-        for (size_t k = 0; k < 2 && k < g->node[producer]->n_input; k++) {
-            size_t behind = qcm__producer(m, g->node[producer]->input[k]);
-            if (behind != QCM_NONE && strcmp(g->node[behind]->op_type, "MatMul") == 0) {
-                producer = behind;
-                break;
-            }
-        }
-    if (producer == QCM_NONE) return QCM_FAIL_IN(function, QC_ERR_UNSUPPORTED, "the attention's V has no linear layer");
-    QCM_TRY(qcm__linear(m, producer, v, function));
-    if (strcmp(v->output, values) != 0 || v->out != o->in)
-        return QCM_FAIL_IN(function, QC_ERR_UNSUPPORTED, "node '%.200s': V comes from '%.200s', which is not a linear layer "
-                           "of width %lld", g->node[o->node]->name, g->node[producer]->name, (long long)o->in);
+    if (!qcm__linear_producing(m, values, v) || v->out != o->in)
+        return QCM_FAIL_IN(function, QC_ERR_UNSUPPORTED, "node '%.200s': V ('%.200s') is not the output of a linear layer "
+                           "of width %lld", g->node[o->node]->name, values, (long long)o->in);
     return QC_OK;
 }
 
