@@ -49,8 +49,7 @@ def learned_rotation(model, feed, layer, steps):
     value, width = layer_input_width(model, layer)
     session = qcore.Session(model)
     session.capture(value)
-    session.run(feed)
-    x = np.ascontiguousarray(session._value(value).reshape(-1, width)[:256], np.float32)
+    x = np.ascontiguousarray(session.run(feed)[value].reshape(-1, width)[:256], np.float32)
     node = next(n for n in model.nodes if n.name == layer)
     w = np.ascontiguousarray(model.initializer(node.inputs[1])[2].T, np.float32)
     objective = qcore.LinearRotationLoss(x, w, qcore.QuantOptions(bits=4, signed=False, symmetric=False,
