@@ -107,30 +107,10 @@ def numpy_loss(x, w, r, act_bits, weight_bits):
 
 
 def torch_gradient(x, w, r, act_bits, weight_bits):
-    """dL/dR by autograd: round straight-through, zero point constant, min-max scales differentiated."""
-    torch = pytest.importorskip("torch")
-
-    def fake_quant_torch(v, bits, symmetric):
-        hi = torch.clamp(v.max(dim=1, keepdim=True).values, min=0)
-        lo = torch.clamp(v.min(dim=1, keepdim=True).values, max=0)
-        if symmetric:
-            qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-            scale, zero = torch.maximum(-lo, hi) / qmax, torch.zeros_like(hi)
-        else:
-            qmin, qmax = 0, 2 ** bits - 1
-            scale = (hi - lo) / (qmax - qmin)
-            zero = torch.clamp(torch.round(qmin - lo / scale), qmin, qmax).detach()
-        t = v / scale
-        q = torch.clamp(t + (torch.round(t) - t).detach() + zero, qmin, qmax)
-        return (q - zero) * scale
-
-    x64, w64 = torch.tensor(x, dtype=torch.float64), torch.tensor(w, dtype=torch.float64)
-    rt = torch.tensor(r, requires_grad=True)
-    a = fake_quant_torch((x64 @ rt).float(), act_bits, False).double()
-    b = fake_quant_torch((w64 @ rt).float(), weight_bits, True).double()
-    loss = torch.sum((x64 @ w64.T - a @ b.T) ** 2) / x.shape[0]
-    loss.backward()
-    return rt.grad.numpy()
+    """dL/dR by autograd (rotation_oracle): round straight-through, min-max scales differentiated."""
+    pytest.importorskip("torch")
+    import rotation_oracle
+    return rotation_oracle.objective(x, w, act_bits, weight_bits)(r)[1]
 
 
 ACT = qcore.QuantOptions(bits=4, signed=False, symmetric=False, granularity="channel", axis=0)
