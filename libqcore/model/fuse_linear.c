@@ -5,6 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "error.h"
 #include "fuse.h"
 
@@ -220,8 +224,15 @@ qc_status qcm__write_bias(qc_model *m, const qcm_linear *l, const double *b, con
 
 void qcm__dgemm(int trans_a, int64_t m, int64_t n, int64_t k, const double *a, const double *b, double *c)
 {
+#ifdef _OPENMP
+    int saved = omp_get_max_threads(); /* OpenBLAS's OpenMP build sizes its team from this */
+    omp_set_num_threads(1);
+#endif
     cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, 1.0,
                 a, (blasint)(trans_a ? m : k), b, (blasint)n, 0.0, c, (blasint)n);
+#ifdef _OPENMP
+    omp_set_num_threads(saved);
+#endif
 }
 
 static qc_status orthogonality(const double *r, int64_t n, double tolerance, const char *function)
