@@ -74,7 +74,8 @@ void qcm__require_ir_version(qc_model *m, int64_t version);
 /* Removes initializer i (and a graph input of the same name, as IR < 4 lists them). */
 void qcm__remove_initializer(qc_model *m, size_t i);
 
-/* A value name not used yet: base + suffix, numbered when taken (written into out[size]). */
+/* A value name not used yet: base (its first 200 bytes) + suffix, numbered when taken, written into
+ * out[size]; size >= 256 and suffix shorter than 40 bytes. */
 void qcm__fresh_name(char *out, size_t size, const qc_model *m, const char *base, const char *suffix);
 
 /* Reads a TensorProto's external_data entries. */

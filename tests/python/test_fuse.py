@@ -223,3 +223,21 @@ def test_layers_that_cannot_be_rotated_are_named_and_the_model_is_unchanged():
     with pytest.raises(qcore.NumericError, match="not orthogonal"):
         model.rotate_heads("/bert/encoder/layer.0/attention/output/dense/MatMul", bad_head)
     assert initializer_bytes(model) == before
+
+
+def test_online_rotations_get_fresh_names_even_for_long_names():
+    """Two different online rotations of one value whose name (and the layer's) is 300 characters long."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 16)).astype(np.float32)
+    long = "v" * 300
+    nodes = [helper.make_node("Relu", ["x"], [long], name="relu"),
+             helper.make_node("MatMul", [long, "w1"], ["a"], name="L" * 300),
+             helper.make_node("MatMul", [long, "w2"], ["b"], name="second"),
+             helper.make_node("Add", ["a", "b"], ["y"], name="sum")]
+    before = build(nodes, {"w1": rng.standard_normal((16, 16)), "w2": rng.standard_normal((16, 16))})
+    model = qcore.Model.from_bytes(before)
+    assert model.rotate_input("L" * 300, qcore.random_orthogonal(16, stream=1))
+    assert model.rotate_input("second", qcore.random_orthogonal(16, stream=2))
+    rotated = [n.outputs[0] for n in model.nodes if n.op_type == "MatMul" and n.inputs[0] == long]
+    assert len(rotated) == 2 and len(set(rotated)) == 2
+    same_function(before, model, x)
