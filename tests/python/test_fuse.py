@@ -93,11 +93,26 @@ def test_rotated_minilm_computes_the_same_function(minilm, kind, tmp_path):
     for name in base:
         assert relative_error(got[name], base[name]) < 1e-4, name
         assert relative_error(live[name], base_ort[name]) < 1e-4, name
-    rotated = qcore.Model(path)
-    w = rotated.initializer(next(n for n in rotated.nodes if n.name == layers[0]).inputs[1])[2]
-    original = qcore.Model(MINILM)
-    w0 = original.initializer(next(n for n in original.nodes if n.name == layers[0]).inputs[1])[2]
-    assert np.allclose(w, rs[384].astype(np.float64).T @ w0, atol=1e-5) and not np.allclose(w, w0, atol=1e-3)
+    assert_weights_rotated(qcore.Model(MINILM), qcore.Model(path), rs[384].astype(np.float64), heads)
+
+
+def assert_weights_rotated(original, rotated, r, heads):
+    """Layer 0's query weight is R^T W; its value projection R^T W_v B with bias b_v B, and its output
+    projection R^T B^T W_o, for B the block diagonal of the heads' rotations."""
+    def weights(model, layer):
+        node = next(n for n in model.nodes if n.name == "/bert/encoder/layer.0/" + layer)
+        return np.asarray(model.initializer(node.inputs[1])[2], np.float64)
+
+    b = np.zeros((384, 384))
+    for h in range(12):
+        b[32 * h:32 * h + 32, 32 * h:32 * h + 32] = heads[h]
+    query, value, out = "attention/self/query/MatMul", "attention/self/value/MatMul", "attention/output/dense/MatMul"
+    assert np.abs(weights(rotated, query) - r.T @ weights(original, query)).max() < 1e-5
+    assert np.abs(weights(rotated, value) - r.T @ weights(original, value) @ b).max() < 1e-5
+    assert np.abs(weights(rotated, out) - r.T @ b.T @ weights(original, out)).max() < 1e-5
+    bias = "bert.encoder.layer.0.attention.self.value.bias"
+    assert np.abs(rotated.initializer(bias)[2] - original.initializer(bias)[2] @ b).max() < 1e-5
+    assert np.abs(weights(rotated, value) - weights(original, value)).max() > 1e-2
 
 
 # ---- hand-built models: folded rotations, Gemm, normalization folding --------------------------------
