@@ -227,6 +227,56 @@ QC_ONNX_API qc_status qc_model_sort(qc_model *model);
 QC_ONNX_API qc_status qc_model_remove_dead(qc_model *model, size_t *removed_nodes, size_t *removed_initializers);
 
 /* ---------------------------------------------------------------------------------------------
+ * Rotations fused into the model (libqcore-onnx 1.1). Each transform keeps the model's float function:
+ * a linear layer y = x W (+ b) here is a MatMul whose second input is a FLOAT initializer W [in, out]
+ * (ONNX's layout), optionally followed by an Add of a constant b [out] as the MatMul output's only
+ * reader, or a Gemm with transA = 0, alpha = beta = 1 and a constant B (transB = 1: stored [out, in])
+ * and optional constant C [out]. Its weight must be read by that node alone (it changes in place).
+ * Layers are named by their MatMul or Gemm node's name. Rotations are dense f32 or f64 matrices
+ * (borrowed; make them with qc_random_orthogonal, qc_random_hadamard_matrix or qc_cayley_minimize),
+ * checked to be orthogonal: max |R^T R - I| <= `tolerance`, 0 < tolerance < 1 (1e-4 suits f32 matrices).
+ * Weights are transformed in double and stored back as FLOAT.
+ * Errors (each naming the node or value): QC_ERR_INVALID_ARG (NULL, no such node, tolerance out of
+ * range), QC_ERR_UNSUPPORTED (the node is not such a linear layer, its weight is not a constant or is
+ * shared, a value that must be rotated is read by something else than the layers named, or is a graph
+ * output), QC_ERR_SHAPE (R's size does not fit the layer), QC_ERR_DTYPE, QC_ERR_LAYOUT, QC_ERR_NUMERIC
+ * (NaN or Inf in R, or R not orthogonal within the tolerance: the message gives max |R^T R - I|),
+ * QC_ERR_OUT_OF_MEMORY. The checks come before any change; only a failed allocation can stop a transform
+ * half way. */
+
+/* Folds the scale of the normalization node `node` into the linear layers that read its output: a
+ * LayerNormalization (axis -1) with constant scale gamma and optional shift beta, or a Mul by a constant
+ * vector gamma over the last axis (RMS-style). Every reader of the output must be a linear layer taking
+ * it as x; then W <- diag(gamma) W and b <- b + beta W (a reader without a bias cannot take a shift:
+ * QC_ERR_UNSUPPORTED), and the node is left with gamma = 1 and beta = 0. gamma and beta must be
+ * initializers read by this node alone. */
+QC_ONNX_API qc_status qc_model_fold_norm(qc_model *model, const char *node);
+
+/* Rotates the input side of layer `node` by R [in, in]: its weight becomes R^T W and its input x R. When
+ * x is the output of another linear layer that this layer alone reads, x R is folded into that layer
+ * (W_p <- W_p R, b_p <- b_p R); otherwise (e.g. after a post-LN model's LayerNormalization) a MatMul by
+ * the constant R is inserted as an online rotation ("<x>_rotated", R stored in f32 as "<node>_rotation"),
+ * shared with an earlier identical rotation of the same x, and the nodes are re-sorted. `online` (may be
+ * NULL) receives 1 when nodes were inserted, 0 when R was folded. */
+QC_ONNX_API qc_status qc_model_rotate_input(qc_model *model, const char *node, const qc_tensor *r, double tolerance,
+                                            int *online);
+
+/* Rotates the output side of layer `node` by R [out, out] (W <- W R, b <- b R) and, to match, the input
+ * side of every reader of its output y (W_c <- R^T W_c): each reader must be a linear layer taking y as
+ * its x, and y must not be a graph output. */
+QC_ONNX_API qc_status qc_model_rotate_output(qc_model *model, const char *node, const qc_tensor *r, double tolerance);
+
+/* Per-head rotations of an attention block, found from the graph: `node` is the output projection O,
+ * whose input comes, through Reshape and Transpose nodes, from the attention product P V, whose V comes,
+ * through Reshape and Transpose nodes, from the value projection, a linear layer. With B the block
+ * diagonal of the heads' R_h [d, d] (`r`: [heads, d, d], or [d, d] for every head; heads = O's input
+ * width / d), V's weight and bias become W_v B, b_v B and O's weight B^T W_o. The heads must be the
+ * contiguous blocks of d columns of V's output (the layout a Reshape to [.., heads, d] gives); P V mixes
+ * tokens within each head, so it commutes with B. Each value on the way must be read by the next node
+ * alone. */
+QC_ONNX_API qc_status qc_model_rotate_heads(qc_model *model, const char *node, const qc_tensor *r, double tolerance);
+
+/* ---------------------------------------------------------------------------------------------
  * Executor: runs a model's graph in float32 on the CPU (BLAS for MatMul, Gemm and Conv), with the
  * context's threads. A session plans the graph once (order, kernels, buffers) and reuses its buffers
  * across runs. An op the executor does not cover is an error naming the op and its node.

@@ -22,3 +22,19 @@ void qc__dsyrk_lower(int threads, int64_t n, int64_t k, double alpha, const doub
                 (blasint)ldc);
     qc__blas_threads_leave(saved);
 }
+
+/* The rows of C in fixed tiles, each one single-threaded dgemm: OpenBLAS splits a multi-threaded product
+ * differently for different team sizes (3 threads round differently from 1 or 2), a fixed tiling does not. */
+enum { TILE_ROWS = 32 };
+
+void qc__dgemm_tiled(int threads, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                     const double *a, int64_t lda, const double *b, int64_t ldb, double beta, double *c, int64_t ldc)
+{
+    int64_t tiles = (m + TILE_ROWS - 1) / TILE_ROWS;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t t = 0; t < tiles; t++) {
+        int64_t first = t * TILE_ROWS, rows = m - first < TILE_ROWS ? m - first : TILE_ROWS;
+        const double *a_tile = trans_a ? a + first : a + first * lda;
+        qc__dgemm(1, trans_a, trans_b, rows, n, k, alpha, a_tile, lda, b, ldb, beta, c + first * ldc, ldc);
+    }
+}

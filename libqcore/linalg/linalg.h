@@ -16,6 +16,11 @@ int qc__linalg_fits(const int64_t *extents, int n);
 void qc__dgemm(int threads, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha, const double *a,
                int64_t lda, const double *b, int64_t ldb, double beta, double *c, int64_t ldc);
 
+/* qc__dgemm computed in fixed tiles of C's rows, each by one thread, spread over `threads`: the result does
+ * not depend on `threads` (a multi-threaded qc__dgemm may round differently for some team sizes). */
+void qc__dgemm_tiled(int threads, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+                     const double *a, int64_t lda, const double *b, int64_t ldb, double beta, double *c, int64_t ldc);
+
 /* The lower triangle of C[n,n] = alpha A^T A + beta C for A[k,n] (the upper triangle is not touched). */
 void qc__dsyrk_lower(int threads, int64_t n, int64_t k, double alpha, const double *a, int64_t lda, double beta, double *c,
                      int64_t ldc);

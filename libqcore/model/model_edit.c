@@ -35,10 +35,12 @@ int qcm__value_exists(const qc_model *m, const char *name)
     return 0;
 }
 
+/* The base is cut to 200 bytes so that the suffix and the number always fit in 256: a name truncated at
+ * the end would repeat for every number, and the search would never end. */
 void qcm__fresh_name(char *out, size_t size, const qc_model *m, const char *base, const char *suffix)
 {
-    snprintf(out, size, "%s%s", base, suffix);
-    for (int k = 1; qcm__value_exists(m, out); k++) snprintf(out, size, "%s%s_%d", base, suffix, k);
+    snprintf(out, size, "%.200s%s", base, suffix);
+    for (int k = 1; qcm__value_exists(m, out); k++) snprintf(out, size, "%.200s%s_%d", base, suffix, k);
 }
 
 /* ---- initializers ------------------------------------------------------------------------------- */

@@ -71,9 +71,6 @@ qc_status qcm__outer_reads(const Onnx__NodeProto *n, const char ***names, size_t
 /* Whether the graph has a value (initializer, graph input or node output) called `name`. */
 int qcm__value_exists(const qc_model *m, const char *name);
 
-/* A value name not used yet: base + suffix, numbered when taken, into out[size]. */
-void qcm__fresh_name(char *out, size_t size, const qc_model *m, const char *base, const char *suffix);
-
 /* Raises the model's opset and IR version to what QuantizeLinear/DequantizeLinear need for grid `o`
  * stored as ONNX integer `type` (axis: opset 13; 4- and 16-bit types, blocks: opset 21 and IR 10). */
 qc_status qcm__require_qdq_format(qc_model *m, const qc_quant_options *o, int32_t type);
@@ -83,6 +80,10 @@ void qcm__require_ir_version(qc_model *m, int64_t version);
 
 /* Removes initializer i (and a graph input of the same name, as IR < 4 lists them). */
 void qcm__remove_initializer(qc_model *m, size_t i);
+
+/* A value name not used yet: base (its first 200 bytes) + suffix, numbered when taken, written into
+ * out[size]; size >= 256 and suffix shorter than 40 bytes. */
+void qcm__fresh_name(char *out, size_t size, const qc_model *m, const char *base, const char *suffix);
 
 /* Reads a TensorProto's external_data entries. */
 qc_status qcm__external_location(const Onnx__TensorProto *t, const char **location, uint64_t *offset,

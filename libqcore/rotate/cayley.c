@@ -192,3 +192,8 @@ qc_status qc_cayley_step(qc_ctx *ctx, qc_cayley *opt, qc_tensor *x, const qc_ten
     if (orth_error) *orth_error = orthogonality_error(opt, xd, threads);
     return QC_OK;
 }
+
+double qc__cayley_orthogonality_error(qc_cayley *opt, const double *x, int threads)
+{
+    return orthogonality_error(opt, x, threads);
+}

@@ -43,4 +43,7 @@ qc_status qc__sign_corrected_qr(int threads, double *a, int64_t n, int64_t p, do
 /* d[j] = -1 when the top bit of word j of `stream` under `seed` is set, else +1, for j < n (qc_rotate.h). */
 void qc__random_signs(float *d, int64_t n, uint64_t seed, uint64_t stream);
 
+/* max |X^T X - I| of x [n, p] (the optimizer's shape), using the optimizer's scratch. */
+double qc__cayley_orthogonality_error(qc_cayley *opt, const double *x, int threads);
+
 #endif

@@ -66,3 +66,60 @@ Test(rotate_cayley, descent_stays_on_the_manifold)
     qc_cayley_free(opt);
     qc_ctx_free(ctx);
 }
+
+/* The driver's loss callback: -tr(X^T C); fails with `fail_at` calls (0: never), stops at `stop_at`. */
+typedef struct linear_loss {
+    const double *c;
+    int calls, fail_at, stop_at;
+} linear_loss;
+
+static qc_status linear_callback(void *user, qc_ctx *ctx, const qc_tensor *x, double *loss, qc_tensor *grad)
+{
+    (void)ctx;
+    linear_loss *l = user;
+    const double *xd = x->data;
+    double *g = grad->data;
+    *loss = 0.0;
+    for (int i = 0; i < N * P; i++) *loss -= xd[i] * l->c[i], g[i] = -l->c[i];
+    l->calls++;
+    if (l->calls == l->fail_at) return qc_error_set(QC_ERR_SHAPE, "test callback: made-up failure");
+    return l->calls == l->stop_at ? QC_ERR_CANCELLED : QC_OK;
+}
+
+/* qc_cayley_minimize takes exactly qc_cayley_step's steps, stops when the callback says so, and leaves x
+ * as it found it when the callback fails. */
+Test(rotate_cayley, driver_matches_steps_and_handles_the_callbacks_status)
+{
+    static double x[N * P], y[N * P], c[N * P], g[N * P], losses[11];
+    for (int i = 0; i < N * P; i++) x[i] = y[i] = i / P == i % P ? 1.0 : 0.0, c[i] = cos(0.9 * i), g[i] = -c[i];
+    qc_ctx *ctx = tu_ctx(2, QC_ARCH_AUTO);
+    int64_t dims[2] = {N, P}, done = -1;
+    qc_tensor xt = tu_tensor(x, QC_DT_F64, 2, dims), yt = tu_tensor(y, QC_DT_F64, 2, dims), gt = tu_tensor(g, QC_DT_F64, 2, dims);
+    qc_cayley *opt = NULL;
+    TU_EXPECT_OK(qc_cayley_create(&opt, N, P, NULL));
+    for (int step = 0; step < 10; step++) TU_EXPECT_OK(qc_cayley_step(ctx, opt, &yt, &gt, NULL));
+    linear_loss l = {c, 0, 0, 0};
+    double err = -1.0;
+    TU_EXPECT_OK(qc_cayley_minimize(ctx, &xt, 10, NULL, linear_callback, &l, losses, &done, &err));
+    cr_assert(memcmp(x, y, sizeof x) == 0 && done == 10 && l.calls == 11);
+    cr_assert_lt(losses[10], losses[0] - 1.0);
+    cr_assert_lt(fabs(orthogonality(x) - err), 1e-15);
+    double before[N * P];
+    memcpy(before, x, sizeof before);
+    l = (linear_loss){c, 0, 0, 4};
+    TU_EXPECT_OK(qc_cayley_minimize(ctx, &xt, 10, NULL, linear_callback, &l, losses, &done, NULL));
+    cr_assert(done == 3 && l.calls == 4);
+    memcpy(x, before, sizeof x);
+    l = (linear_loss){c, 0, 5, 0};
+    losses[0] = 42.0;
+    TU_EXPECT_FAIL(qc_cayley_minimize(ctx, &xt, 10, NULL, linear_callback, &l, losses, &done, NULL), QC_ERR_SHAPE,
+                   "qc_cayley_minimize", NULL);
+    cr_assert(strstr(qc_last_error(), "step 4: test callback: made-up failure") != NULL, "%s", qc_last_error());
+    cr_assert(memcmp(before, x, sizeof before) == 0 && losses[0] == 42.0 && done == 3);
+    TU_EXPECT_FAIL(qc_cayley_minimize(ctx, &xt, -1, NULL, linear_callback, &l, NULL, NULL, NULL), QC_ERR_INVALID_ARG,
+                   "qc_cayley_minimize", "steps");
+    TU_EXPECT_FAIL(qc_cayley_minimize(ctx, &xt, 1, NULL, NULL, &l, NULL, NULL, NULL), QC_ERR_INVALID_ARG,
+                   "qc_cayley_minimize", "fn");
+    qc_cayley_free(opt);
+    qc_ctx_free(ctx);
+}

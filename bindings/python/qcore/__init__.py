@@ -24,8 +24,8 @@ from .gpxq import GpxqOptions, GpxqStats, QuantizedLayer, gpfq, optq, rtn
 from .model import Model, Node, ValueInfo, onnx_type_name
 from .pipeline import LayerReport, Pipeline, Recipe
 from .random import random_bits, random_normal, random_uniform
-from .rotate import (CayleyOptions, CayleySGD, OutlierMetrics, cayley_minimize, fwht, hadamard_factor,
-                     hadamard_matrix, outlier_metrics, random_hadamard, random_hadamard_matrix, random_orthogonal)
+from .rotate import (CayleyOptions, CayleySGD, LinearRotationLoss, OutlierMetrics, cayley_minimize, cayley_run, fwht,
+                     hadamard_factor, hadamard_matrix, outlier_metrics, random_hadamard, random_hadamard_matrix, random_orthogonal)
 from .session import Session
 
 __version__ = library_version()

@@ -254,6 +254,50 @@ class _Editing:
         return nodes[0], inits[0]
 
 
-for _name, _member in vars(_Editing).items():
-    if not _name.startswith("__"):
-        setattr(Model, _name, _member)
+class _Fusing:
+    """Rotation and normalization fusion (mixed into Model); see qc_model.h. Layers are named by their
+    MatMul or Gemm node; r is a float32 or float64 orthogonal matrix (max |R^T R - I| <= tolerance)."""
+
+    def _rotation_call(self, function, c_function, node, r, *rest):
+        from ._tensor import as_array, view
+        rt, _keep = view(as_array(r, "r", [np.float32, np.float64], function))
+        check(c_function(self._m, node.encode(), rt, *rest), function)
+
+    def fold_norm(self, node):
+        """Moves the scale (and LayerNormalization's shift) of normalization `node` into the linear
+        layers reading its output; the node keeps scale 1 and shift 0."""
+        check(onnx_lib.qc_model_fold_norm(self._m, node.encode()), "qcore.Model.fold_norm")
+
+    def rotate_input(self, node, r, tolerance=1e-4):
+        """Rotates layer `node`'s input side by r [in, in] (W <- r^T W, x <- x r); returns True when x r
+        runs online as an inserted MatMul, False when it was folded into the producing layer."""
+        online = ffi.new("int *")
+        self._rotation_call("qcore.Model.rotate_input", onnx_lib.qc_model_rotate_input, node, r, tolerance, online)
+        return bool(online[0])
+
+    def rotate_output(self, node, r, tolerance=1e-4):
+        """Rotates layer `node`'s output side by r [out, out] (W <- W r, b <- b r) and its readers' inputs."""
+        self._rotation_call("qcore.Model.rotate_output", onnx_lib.qc_model_rotate_output, node, r, tolerance)
+
+    def rotate_heads(self, node, r, tolerance=1e-4):
+        """Per-head rotations of the attention whose output projection is `node`: r [heads, d, d] (or
+        [d, d] for every head) on V's output side and O's input side."""
+        self._rotation_call("qcore.Model.rotate_heads", onnx_lib.qc_model_rotate_heads, node, r, tolerance)
+
+    def linear_layers(self):
+        """Names of the MatMul and Gemm nodes whose second input is a FLOAT matrix initializer, in graph
+        order: the layers the rotation transforms accept (subject to their other conditions)."""
+        names = set(self.initializer_names())
+        layers = []
+        for n in self.nodes:
+            if n.op_type in ("MatMul", "Gemm") and not n.domain and len(n.inputs) >= 2 and n.inputs[1] in names:
+                type_name, shape, _ = self.initializer(n.inputs[1])
+                if type_name == "FLOAT" and len(shape) == 2:
+                    layers.append(n.name)
+        return layers
+
+
+for _mixin in (_Editing, _Fusing):
+    for _name, _member in vars(_mixin).items():
+        if not _name.startswith("__"):
+            setattr(Model, _name, _member)

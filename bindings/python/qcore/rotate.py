@@ -10,6 +10,7 @@ A rotation R acts on rows: X [rows, n] becomes X @ R.
     before = qcore.outlier_metrics(x, qcore.QuantOptions(bits=4))
     after = qcore.outlier_metrics(y, qcore.QuantOptions(bits=4))
     r, losses, errors = qcore.cayley_minimize(np.eye(n), loss_and_grad, steps=200)   # (loss, grad) = f(R)
+    r, losses, orth = qcore.cayley_run(np.eye(n), qcore.LinearRotationLoss(x, w, act, weight), steps=200)
 """
 from dataclasses import dataclass
 
@@ -151,5 +152,97 @@ def cayley_minimize(x, loss_and_grad, steps, options=None, ctx=None):
     return x, losses, errors
 
 
-__all__ = ["CayleyOptions", "CayleySGD", "cayley_minimize", "OutlierMetrics", "fwht", "hadamard_factor", "hadamard_matrix", "outlier_metrics", "random_hadamard",
+class LinearRotationLoss:
+    """The built-in rotation objective of one linear layer (qc_rotate.h): for calibration inputs x
+    (float32 [n, in]) and the weight w (float32 [out, in], qcore's layout),
+        L(R) = ||x w^T - Q_a(x R) Q_w(w R)^T||_F^2 / n,
+    with `act` and `weight` QuantOptions grids (None: that side is not quantized). Its gradient counts the
+    rounding as the identity and differentiates min-max scales per tensor or per row (other grids count as
+    the identity; see qc_rotate.h). Calling it on R (float64 [in, in]) gives (loss, grad); loss(R) the
+    loss alone. Pass it to cayley_run to learn R in C without Python callbacks."""
+
+    def __init__(self, x, w, act=None, weight=None):
+        function = "qcore.LinearRotationLoss"
+        xt, _xb = view(as_array(x, "x", [np.float32], function))
+        wt, _wb = view(as_array(w, "w", [np.float32], function))
+        grids = [ffi.NULL if g is None else g.to_c(function) for g in (act, weight)]
+        handle = ffi.new("qc_linear_rotation_loss **")
+        check(lib.qc_linear_rotation_loss_create(handle, xt, wt, grids[0], grids[1]), function)
+        self._objective = ffi.gc(handle[0], lib.qc_linear_rotation_loss_free)
+        self.size = x.shape[1]
+
+    def _eval(self, r, with_grad, ctx):
+        function = "qcore.LinearRotationLoss"
+        rt, _rb = view(as_array(r, "r", [np.float64], function))
+        loss = ffi.new("double *")
+        grad = np.zeros(r.shape, np.float64) if with_grad else None
+        gt, _gb = view(grad) if with_grad else (ffi.NULL, None)
+        context = ctx or default_context()
+        check(lib.qc_linear_rotation_loss_eval(self._objective, context._ctx, rt, loss, gt))
+        return loss[0], grad
+
+    def __call__(self, r, ctx=None):
+        return self._eval(r, True, ctx)
+
+    def loss(self, r, ctx=None):
+        return self._eval(r, False, ctx)[0]
+
+
+class _PythonLoss:
+    """A Python loss_and_grad(x) -> (loss, grad) as a qc_loss_grad_fn; grad None stops the run."""
+
+    def __init__(self, loss_and_grad):
+        self.loss_and_grad = loss_and_grad
+        self.pending = None
+        self.callback = ffi.callback("qc_loss_grad_fn", self._call, onerror=self._on_error)
+
+    def _call(self, user, ctx, x, loss, grad):
+        shape = (x.dims[0], x.dims[1])
+        current = np.frombuffer(ffi.buffer(x.data, shape[0] * shape[1] * 8), np.float64).reshape(shape).copy()
+        value, gradient = self.loss_and_grad(current)
+        loss[0] = float(value)
+        if gradient is None:
+            return lib.QC_ERR_CANCELLED
+        out = np.frombuffer(ffi.buffer(grad.data, shape[0] * shape[1] * 8), np.float64).reshape(shape)
+        out[...] = gradient
+        return lib.QC_OK
+
+    def _on_error(self, exc_type, exc_value, traceback):
+        self.pending = exc_value
+        lib.qc_error_set(lib.QC_ERR_INVALID_ARG, b"the Python loss function raised an exception")
+        return lib.QC_ERR_INVALID_ARG
+
+
+def cayley_run(x, loss, steps, options=None, ctx=None):
+    """Runs qcore's Cayley SGD driver (qc_cayley_minimize) for `steps` steps from x (float64 [n, p] with
+    orthonormal columns; copied). `loss` is a LinearRotationLoss (evaluated in C) or a Python function
+    x -> (loss, grad), which may return (loss, None) to stop the run there. Returns (x, losses, orth_error):
+    losses at X_0 .. X_k (k the steps taken, one more entry than steps taken) and max |X^T X - I| at the
+    end. The context's progress callback hears ("cayley", step, steps)."""
+    function = "qcore.cayley_run"
+    x = np.array(x, np.float64, order="C")
+    xt, _xb = view(as_array(x, "x", [np.float64], function, writable=True))
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise InvalidArgumentError("%s: argument 'steps' must be an integer >= 0, got %r" % (function, steps))
+    if isinstance(loss, LinearRotationLoss):
+        fn, user, python = ffi.addressof(lib, "qc_linear_rotation_loss_eval"), loss._objective, None
+    else:
+        python = _PythonLoss(loss)
+        fn, user = python.callback, ffi.NULL
+    losses = np.zeros(steps + 1, np.float64)
+    done, orth = ffi.new("int64_t *"), ffi.new("double *")
+    context = ctx or default_context()
+    context._pending = None
+    status = lib.qc_cayley_minimize(context._ctx, xt, steps, (options or CayleyOptions()).to_c(), fn, user,
+                                    ffi.cast("double *", losses.ctypes.data), done, orth)
+    if python is not None and python.pending is not None:
+        raise python.pending
+    if status == lib.QC_ERR_CANCELLED and context._pending is not None:
+        pending, context._pending = context._pending, None
+        raise pending
+    check(status)
+    return x, losses[:done[0] + 1].tolist(), orth[0]
+
+
+__all__ = ["CayleyOptions", "CayleySGD", "LinearRotationLoss", "cayley_minimize", "cayley_run", "OutlierMetrics", "fwht", "hadamard_factor", "hadamard_matrix", "outlier_metrics", "random_hadamard",
            "random_hadamard_matrix", "random_orthogonal"]
