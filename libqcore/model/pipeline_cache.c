@@ -11,9 +11,11 @@ int qcp__stats_kind(const qc_recipe *recipe)
     return recipe->method == QC_METHOD_RTN ? 0 : recipe->method == QC_METHOD_GPFQ ? QC_GPXQ_GPFQ : QC_GPXQ_OPTQ;
 }
 
+/* RTN needs only the report rows, which any kept pass over the same inputs has. */
 static int same_key(const qcp_cache *c, const qcp_run *r)
 {
-    if (!c->valid || c->activation_bits != r->r->activation_bits || c->stats_kind != qcp__stats_kind(r->r) ||
+    int kind = qcp__stats_kind(r->r);
+    if (!c->valid || c->activation_bits != r->r->activation_bits || (kind != 0 && c->stats_kind != kind) ||
         c->report_rows != r->r->report_rows)
         return 0;
     return memcmp(c->keep, r->keep, r->p->num_layers * sizeof *r->keep) == 0;

@@ -249,7 +249,7 @@ def test_one_pass_statistics_are_kept_for_a_sweep_and_renewed_with_new_batches(b
 
     sweep = pipeline(MLP, batches[:2])
     recipes = [qcore.Recipe(method=m, weights=W4, sequential=False, gpxq=qcore.GpxqOptions(accumulator_bits=p))
-               for m, p in (("optq", 0), ("optq", 18), ("gpfq", 18), ("optq", 20))]
+               for m, p in (("optq", 0), ("optq", 18), ("rtn", 18), ("gpfq", 18), ("optq", 20))]
     for recipe in recipes:
         kept, _ = sweep.run(recipe)
         fresh, _ = pipeline(MLP, batches[:2]).run(recipe)

@@ -1,0 +1,217 @@
+"""Evidence: what rotations do for a quantized transformer (issue 5). all-MiniLM-L6-v2 with no rotation,
+Haar-random, randomized Hadamard and Cayley-learned rotations fused online at every linear layer's input
+(qcore.Model.rotate_input; the inserted rotation MatMuls stay in float) and per-head rotations of V and O
+(qcore.Model.rotate_heads, Haar or Hadamard as the kind; learned runs use Hadamard heads), then
+quantized by qcore's pipeline at W8A8, W4A8 and W4A4 (per-channel symmetric weights, per-tensor
+activations at every layer input) with RTN and with OPTQ weights (statistics from one pass over 64
+calibration sentences); quality is the mean cosine between the quantized and the float model's sentence
+embeddings over 256 held-out sentences. Learned rotations: Cayley SGD (qcore.cayley_run) on the built-in
+objective (qcore.LinearRotationLoss: the output error of the layers reading the input under the W4A4
+grids the pipeline uses), started at the seed's randomized Hadamard matrix, on the input's calibration
+rows. Five seeds (the seed picks the rotations); mean and std.
+
+Partial quantization: the same models at W4A4 with OPTQ, keeping the k most sensitive layers in float
+(sensitivity: each layer's output error in the all-quantized model's report), bytes against cosine.
+
+Writes benchmarks/results/rotation_accuracy.json and rotation_accuracy.png.
+Usage: python benchmarks/rotation_accuracy.py [--seeds 5] [--steps 20]
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+import qcore
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+sys.path.insert(0, os.path.join(ROOT, "scripts", "models"))
+sys.path.insert(0, os.path.join(ROOT, "examples", "python"))
+import minilm_tokenizer  # noqa: E402
+from rotation_outliers import MINILM, activations, layer_inputs, texts  # noqa: E402
+
+KINDS = ("none", "haar", "hadamard", "learned")
+FORMATS = (("W8A8", 8, 8), ("W4A8", 4, 8), ("W4A4", 4, 4))
+HEADS, HEAD_DIM = 12, 32
+KEEP_COUNTS = (0, 1, 2, 4, 8, 12, 18, 24)
+
+
+def grid(bits):
+    return qcore.QuantOptions(bits=bits, granularity="channel", axis=0)
+
+
+def learned(x, weights, start, steps, ctx):
+    """Cayley SGD on the W4A4 output error (per-tensor signed activations, as the pipeline quantizes them)."""
+    act = qcore.QuantOptions(bits=4, granularity="tensor")
+    objective = qcore.LinearRotationLoss(x, np.ascontiguousarray(np.concatenate(weights)), act, grid(4))
+    r, _, _ = qcore.cayley_run(start, objective, steps, qcore.CayleyOptions(lr=0.01, momentum=0.0), ctx=ctx)
+    return r.astype(np.float32)
+
+
+def rotations(kind, seed, inputs, calibration, steps, ctx):
+    """{input value: R} for the kind and seed."""
+    out = {}
+    for name, (width, weights) in inputs.items():
+        if kind == "haar":
+            out[name] = qcore.random_orthogonal(width, stream=1000 + seed, ctx=ctx)
+        else:
+            h = qcore.random_hadamard_matrix(width, stream=2000 + seed, ctx=ctx)
+            n = steps if width <= 512 else max(1, steps // 4)
+            out[name] = learned(calibration[name][:512], weights, h.astype(np.float64), n, ctx) if kind == "learned" else h
+    return out
+
+
+def rotated_model(kind, seed, inputs, calibration, steps, ctx):
+    """MiniLM with the kind's rotations fused, and the weights of the online rotation MatMuls."""
+    model = qcore.Model(MINILM)
+    before = set(model.initializer_names())
+    if kind != "none":
+        rs = rotations(kind, seed, inputs, calibration, steps, ctx)
+        nodes = {n.name: n for n in model.nodes}
+        for layer in model.linear_layers():
+            if layer.endswith("attention/output/dense/MatMul"):
+                head = (qcore.random_orthogonal(HEAD_DIM, stream=3000 + seed, ctx=ctx) if kind == "haar" else
+                        qcore.random_hadamard_matrix(HEAD_DIM, stream=3000 + seed, ctx=ctx))
+                model.rotate_heads(layer, head)
+        for layer in model.linear_layers():
+            name = nodes[layer].inputs[0] if layer in nodes else None
+            if name in rs:
+                model.rotate_input(layer, rs[name])
+    online = [n for n in model.initializer_names() if n not in before]
+    return model, online
+
+
+def pipeline(model, batches):
+    p = qcore.Pipeline(model)
+    for b in batches:
+        p.add_batch(b)
+    return p
+
+
+def cosine(model, feeds, reference):
+    session = qcore.Session(model)
+    e = np.concatenate([session.run(f)["sentence_embedding"] for f in feeds])
+    return float(np.mean(np.sum(e * reference, 1) / np.linalg.norm(e, axis=1) / np.linalg.norm(reference, axis=1)))
+
+
+def evaluate(model, online, batches, feeds, reference):
+    """{format/method: cosine} and the W4A4 OPTQ partial-quantization curve."""
+    p = pipeline(model, batches)
+    online = tuple(w for w in online if any(l["weight"] == w for l in p.layers))
+    out = {}
+    for label, wbits, abits in FORMATS:
+        for method in ("optq", "rtn"):
+            recipe = qcore.Recipe(method=method, weights=grid(wbits), activation_bits=abits, sequential=False,
+                                  keep_float=online, report_rows=64)
+            quantized, _ = p.run(recipe)
+            out["%s/%s" % (label, method)] = cosine(quantized, feeds, reference)
+    curve = []
+    _, report = p.run(qcore.Recipe(method="optq", weights=grid(4), activation_bits=4, sequential=False,
+                                   keep_float=online, report_rows=64))
+    order = [r.weight for r in sorted((r for r in report if r.quantized), key=lambda r: -r.output_error)]
+    for k in KEEP_COUNTS:
+        quantized, rep = p.run(qcore.Recipe(method="optq", weights=grid(4), activation_bits=4, sequential=False,
+                                            keep_float=online + tuple(order[:k]), report_rows=64))
+        nbytes = sum(r.weight_bytes for r in rep if r.weight not in online)
+        curve.append({"kept_in_float": k, "bytes": nbytes, "cosine": cosine(quantized, feeds, reference)})
+    return out, curve
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=20)
+    args = ap.parse_args()
+    ctx = qcore.default_context()
+    base = qcore.Model(MINILM)
+    inputs = layer_inputs(base)
+    cal_text, held_text = texts("calibration.txt", 64), texts("heldout.txt", 256)
+    calibration = activations(base, inputs, cal_text, minilm_tokenizer, ctx)
+    batches = [minilm_tokenizer.encode(cal_text[k:k + 16]) for k in range(0, 64, 16)]
+    feeds = [minilm_tokenizer.encode(held_text[k:k + 32]) for k in range(0, 256, 32)]
+    reference = np.concatenate([qcore.Session(base).run(f)["sentence_embedding"] for f in feeds])
+    runs = []
+    start = time.time()
+    for kind in KINDS:
+        for seed in range(1 if kind == "none" else args.seeds):
+            t = time.time()
+            model, online = rotated_model(kind, seed, inputs, calibration, args.steps, ctx)
+            float_cos = cosine(model, feeds, reference)
+            scores, curve = evaluate(model, online, batches, feeds, reference)
+            runs.append({"kind": kind, "seed": seed, "float_cosine": float_cos, "scores": scores, "partial": curve,
+                         "seconds": round(time.time() - t, 1)})
+            print(kind, seed, "float %.6f" % float_cos, " ".join("%s %.4f" % kv for kv in scores.items()), flush=True)
+            save(summarize(runs, args, time.time() - start))
+    result = summarize(runs, args, time.time() - start)
+    save(result)
+    plot(result)
+    table(result)
+
+
+def summarize(runs, args, seconds):
+    table_ = {}
+    for kind in KINDS:
+        mine = [r for r in runs if r["kind"] == kind]
+        if not mine:
+            continue
+        keys = mine[0]["scores"].keys()
+        table_[kind] = {k: {"mean": float(np.mean([r["scores"][k] for r in mine])),
+                            "std": float(np.std([r["scores"][k] for r in mine]))} for k in keys}
+        table_[kind]["partial_w4a4_optq"] = [
+            {"kept_in_float": c["kept_in_float"], "bytes": c["bytes"],
+             "cosine_mean": float(np.mean([r["partial"][i]["cosine"] for r in mine])),
+             "cosine_std": float(np.std([r["partial"][i]["cosine"] for r in mine]))}
+            for i, c in enumerate(mine[0]["partial"])]
+    return {"model": "all-MiniLM-L6-v2", "seeds": args.seeds, "cayley_steps": args.steps, "seconds": round(seconds),
+            "load_average": os.getloadavg(), "summary": table_, "runs": runs}
+
+
+def save(result):
+    os.makedirs(RESULTS, exist_ok=True)
+    path = os.path.join(RESULTS, "rotation_accuracy.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def table(result):
+    kinds = list(result["summary"])
+    print("%-12s" % "format" + "".join("%20s" % k for k in kinds))
+    for label, _, _ in FORMATS:
+        for method in ("rtn", "optq"):
+            key = "%s/%s" % (label, method)
+            print("%-12s" % key + "".join("%12.4f ± %.4f" % (result["summary"][k][key]["mean"], result["summary"][k][key]["std"])
+                                          for k in kinds))
+
+
+def plot(result):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    keys = ["%s/%s" % (f[0], m) for f in FORMATS for m in ("rtn", "optq")]
+    x = np.arange(len(keys))
+    for i, kind in enumerate(result["summary"]):
+        s = result["summary"][kind]
+        left.errorbar(x + (i - 1.5) * 0.15, [s[k]["mean"] for k in keys], yerr=[s[k]["std"] for k in keys], fmt="o",
+                      ms=4, capsize=2, label=kind)
+        curve = s["partial_w4a4_optq"]
+        right.errorbar([c["bytes"] / 1e6 for c in curve], [c["cosine_mean"] for c in curve],
+                       yerr=[c["cosine_std"] for c in curve], fmt="-o", ms=3, label=kind)
+    left.set_xticks(x)
+    left.set_xticklabels(keys, rotation=30, fontsize=8)
+    left.set_ylabel("cosine to fp32 (held-out sentences)")
+    left.legend(fontsize=8)
+    right.set_xlabel("linear-layer weight bytes (MB), most sensitive layers kept in float")
+    right.set_ylabel("cosine to fp32, W4A4 OPTQ")
+    right.legend(fontsize=8)
+    fig.suptitle("all-MiniLM-L6-v2: rotations and partial quantization (mean ± std over %d seeds)" % result["seeds"])
+    fig.tight_layout()
+    fig.savefig(os.path.join(RESULTS, "rotation_accuracy.png"), dpi=110)
+
+
+if __name__ == "__main__":
+    main()

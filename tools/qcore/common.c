@@ -1,0 +1,183 @@
+/* What the commands share: messages and exit codes, the context with its progress bar, and the feeds
+ * (graph inputs read from files). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+int fail(const char *command, int code, const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    fprintf(stderr, "qcore %s: ", command);
+    vfprintf(stderr, format, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return code;
+}
+
+int exit_code_of(qc_status status)
+{
+    return status == QC_ERR_IO || status == QC_ERR_FORMAT ? EXIT_INPUT : EXIT_FAILED;
+}
+
+/* A one-line bar on stderr, redrawn as the work advances. */
+static int progress_bar(void *user, const char *stage, uint64_t done, uint64_t total)
+{
+    (void)user;
+    int width = 30, filled = total ? (int)(width * done / total) : width;
+    fprintf(stderr, "\r%-24.24s [%.*s%*s] %llu/%llu", stage, filled, "##############################", width - filled, "",
+            (unsigned long long)done, (unsigned long long)total);
+    if (done >= total) fputc('\n', stderr);
+    fflush(stderr);
+    return 0;
+}
+
+qc_status make_context(qc_ctx **ctx, int threads, int quiet)
+{
+    qc_status st = qc_ctx_create(ctx);
+    if (st == QC_OK && threads > 0) st = qc_ctx_set_param(*ctx, QC_CTX_THREADS, threads);
+    if (st == QC_OK && !quiet && isatty(STDERR_FILENO)) st = qc_ctx_set_progress(*ctx, progress_bar, NULL);
+    return st;
+}
+
+static qc_dtype dtype_of_onnx(int32_t type)
+{
+    switch (type) {
+    case QC_ONNX_FLOAT: return QC_DT_F32;
+    case QC_ONNX_DOUBLE: return QC_DT_F64;
+    case QC_ONNX_INT64: return QC_DT_I64;
+    case QC_ONNX_INT32: return QC_DT_I32;
+    case QC_ONNX_INT8: return QC_DT_I8;
+    case QC_ONNX_UINT8: return QC_DT_U8;
+    default: return (qc_dtype)0;
+    }
+}
+
+static double element(const qc_tensor *t, int64_t i)
+{
+    switch (t->dtype) {
+    case QC_DT_F32: return ((const float *)t->data)[i];
+    case QC_DT_F64: return ((const double *)t->data)[i];
+    case QC_DT_I64: return (double)((const int64_t *)t->data)[i];
+    case QC_DT_I32: return ((const int32_t *)t->data)[i];
+    case QC_DT_I16: return ((const int16_t *)t->data)[i];
+    case QC_DT_I8: return ((const int8_t *)t->data)[i];
+    default: return ((const uint8_t *)t->data)[i];
+    }
+}
+
+static void store(qc_tensor *t, int64_t i, double v)
+{
+    switch (t->dtype) {
+    case QC_DT_F32: ((float *)t->data)[i] = (float)v; break;
+    case QC_DT_F64: ((double *)t->data)[i] = v; break;
+    case QC_DT_I64: ((int64_t *)t->data)[i] = (int64_t)v; break;
+    case QC_DT_I32: ((int32_t *)t->data)[i] = (int32_t)v; break;
+    case QC_DT_I8: ((int8_t *)t->data)[i] = (int8_t)v; break;
+    default: ((uint8_t *)t->data)[i] = (uint8_t)v; break;
+    }
+}
+
+/* The array as the input wants it: its element type, times `scale` when float, and its declared sample
+ * shape when the file's samples hold as many elements. */
+static int convert(qc_tensor *out, const char *command, const qc_value_info *input, const qc_tensor *a, double scale,
+                   int64_t max_samples)
+{
+    qc_dtype dtype = dtype_of_onnx(input->elem_type);
+    if (dtype == 0) return fail(command, EXIT_FAILED, "input '%s' is %s; feeds of that type are not supported", input->name,
+                                qc_onnx_type_string(input->elem_type));
+    if (a->ndim < 1 || a->dims[0] < 1) return fail(command, EXIT_INPUT, "the data for '%s' has no samples", input->name);
+    int64_t samples = max_samples > 0 && max_samples < a->dims[0] ? max_samples : a->dims[0];
+    int64_t per_sample = qc_tensor_numel(a) / a->dims[0], n = samples * per_sample, declared = 1;
+    for (int d = 1; d < input->ndim; d++) declared = input->dims[d] > 0 && declared > 0 ? declared * input->dims[d] : -1;
+    int reshape = input->ndim >= 1 && declared == per_sample;
+    int64_t dims[QC_MAX_DIMS];
+    dims[0] = samples;
+    for (int d = 1; d < (reshape ? input->ndim : a->ndim); d++) dims[d] = reshape ? input->dims[d] : a->dims[d];
+    void *data = malloc((size_t)n * (size_t)(qc_dtype_bits(dtype) / 8) + 1);
+    if (data == NULL || qc_tensor_init(out, data, dtype, reshape ? input->ndim : a->ndim, dims, NULL) != QC_OK) {
+        free(data);
+        return fail(command, EXIT_FAILED, "no memory for the data of '%s'", input->name);
+    }
+    int is_float = dtype == QC_DT_F32 || dtype == QC_DT_F64;
+    for (int64_t i = 0; i < n; i++) store(out, i, element(a, i) * (is_float ? scale : 1.0));
+    return EXIT_DONE;
+}
+
+static int find_input(const qc_model *model, const char *name, qc_value_info *out)
+{
+    for (size_t i = 0; i < qc_model_count(model, QC_MODEL_INPUTS); i++)
+        if (qc_model_input(model, i, out) == QC_OK && strcmp(out->name, name) == 0) return 1;
+    return 0;
+}
+
+static int read_one(feed_set *f, const char *command, const qc_model *model, const char *spec, double scale,
+                    int64_t max_samples)
+{
+    const char *eq = strchr(spec, '=');
+    if (eq == NULL || eq == spec || eq[1] == '\0')
+        return fail(command, EXIT_USAGE, "--data takes NAME=FILE (a graph input and its data file), got '%s'", spec);
+    size_t k = f->count++;
+    f->names[k] = strndup(spec, (size_t)(eq - spec));
+    if (f->names[k] == NULL) return fail(command, EXIT_FAILED, "no memory");
+    qc_value_info input;
+    if (!find_input(model, f->names[k], &input))
+        return fail(command, EXIT_USAGE, "the model has no graph input '%s' (see qcore inspect)", f->names[k]);
+    qc_status st = qc_array_load(&f->arrays[k], eq + 1, QC_ARRAY_AUTO);
+    if (st != QC_OK) return fail(command, exit_code_of(st), "%s", qc_last_error());
+    int code = convert(&f->tensors[k], command, &input, qc_array_tensor(f->arrays[k]), scale, max_samples);
+    if (code != EXIT_DONE) return code;
+    int64_t samples = f->tensors[k].dims[0];
+    if (f->samples && samples != f->samples)
+        return fail(command, EXIT_INPUT, "'%s' holds %lld samples, the other data %lld", eq + 1, (long long)samples,
+                    (long long)f->samples);
+    f->samples = samples;
+    return EXIT_DONE;
+}
+
+int feeds_read(feed_set *f, const char *command, const qc_model *model, char **specs, size_t count, double scale,
+               int64_t max_samples)
+{
+    memset(f, 0, sizeof *f);
+    f->names = calloc(count + 1, sizeof *f->names);
+    f->arrays = calloc(count + 1, sizeof *f->arrays);
+    f->tensors = calloc(count + 1, sizeof *f->tensors);
+    if (!f->names || !f->arrays || !f->tensors) return fail(command, EXIT_FAILED, "no memory");
+    for (size_t k = 0; k < count; k++) {
+        int code = read_one(f, command, model, specs[k], scale, max_samples);
+        if (code != EXIT_DONE) return code;
+    }
+    for (size_t i = 0; i < qc_model_count(model, QC_MODEL_INPUTS); i++) {
+        qc_value_info input;
+        size_t k = 0;
+        if (qc_model_input(model, i, &input) != QC_OK) continue;
+        while (k < f->count && strcmp(f->names[k], input.name) != 0) k++;
+        if (k == f->count) return fail(command, EXIT_USAGE, "no --data for graph input '%s'", input.name);
+    }
+    return EXIT_DONE;
+}
+
+void feeds_free(feed_set *f)
+{
+    for (size_t k = 0; k < f->count; k++) {
+        free(f->names[k]);
+        qc_array_free(f->arrays[k]);
+        free(f->tensors[k].data);
+    }
+    free(f->names), free(f->arrays), free(f->tensors);
+}
+
+void feeds_slice(const feed_set *f, int64_t first, int64_t n, qc_tensor *views)
+{
+    for (size_t k = 0; k < f->count; k++) {
+        const qc_tensor *t = &f->tensors[k];
+        int64_t per_sample = qc_tensor_numel(t) / t->dims[0];
+        views[k] = *t;
+        views[k].dims[0] = n;
+        views[k].data = (char *)t->data + (size_t)(first * per_sample) * (size_t)(qc_dtype_bits(t->dtype) / 8);
+    }
+}
