@@ -436,7 +436,8 @@ typedef struct qc_recipe {
                                      per output channel: granularity QC_GRAN_CHANNEL, axis 0) */
     qc_gpxq_options gpxq;         /* damping, act-order, blocks, AXE (accumulator_bits, tile_size,
                                      soft_threshold); input_bits and input_signed are set per layer from
-                                     the activation quantization (with activation_bits = 0, AXE is refused) */
+                                     the activation quantization (with activation_bits = 0, AXE is refused);
+                                     a tile_size of at least a layer's row length means the whole row */
     int32_t activation_bits;      /* N of every layer input, 2..16; 0: activations stay float (default 8) */
     int32_t sequential;           /* 1: statistics from the model as quantized so far (default 1); 0: from
                                      one pass over the model with only its activations quantized, kept

@@ -119,6 +119,9 @@ qc_status qcp__node_reading(const qc_model *model, const char *weight, size_t *i
 /* Layer i's weight as W [out, in] f32 into `w` (out * in floats). */
 qc_status qcp__weight(const qc_pipeline *p, size_t i, float *w, const char *function);
 
+/* The recipe's tile size for layer i: a tile of at least the row is the row (0). */
+int64_t qcp__tile(const qcp_run *r, size_t i);
+
 /* Index into the grid's parameters (scale, zero point) of W [out, in]'s element (o, k). */
 int64_t qcp__param_index(const qc_quant_options *grid, int64_t o, int64_t k, int64_t in);
 

@@ -34,6 +34,11 @@ static void to_onnx_layout(const qcp_layer *l, const float *w, float *onnx)
         for (int64_t k = 0; k < l->in; k++) onnx[l->transposed ? o * l->in + k : k * l->out + o] = w[o * l->in + k];
 }
 
+int64_t qcp__tile(const qcp_run *r, size_t i)
+{
+    return r->r->gpxq.tile_size >= r->p->layers[i].in ? 0 : r->r->gpxq.tile_size;
+}
+
 int64_t qcp__param_index(const qc_quant_options *grid, int64_t o, int64_t k, int64_t in)
 {
     switch (grid->granularity) {
@@ -83,6 +88,7 @@ static qc_status run_method(qcp_run *r, size_t i, layer_buffers *t, const qc_gpx
     qc_gpxq_options opts = r->r->gpxq;
     opts.input_bits = r->act_scale[i] > 0 ? r->r->activation_bits : opts.input_bits;
     opts.input_signed = r->act_signed[i];
+    opts.tile_size = qcp__tile(r, i);
     qc_tensor *zp = r->r->weights.symmetric ? NULL : &t->zero_point;
     if (r->r->method == QC_METHOD_RTN)
         return qc_rtn(r->p->ctx, &t->q, &t->scale, zp, &t->dequantized, result, &t->w, &r->r->weights, &opts);

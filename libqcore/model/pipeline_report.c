@@ -101,7 +101,7 @@ qc_status qcp__report_layer(qcp_run *r, size_t i, const qc_gpxq_result *result)
     rep->input_scale = r->act_scale[i];
     qc_accum_spec spec = QC_ACCUM_SPEC_INIT;
     QCM_TRY(qc_accum_input_range(&spec.input_min, &spec.input_max, rep->input_bits, rep->input_signed));
-    spec.tile = r->r->gpxq.tile_size;
+    spec.tile = qcp__tile(r, i);
     spec.bits = r->r->report_bits ? r->r->report_bits : r->r->gpxq.accumulator_bits ? r->r->gpxq.accumulator_bits : 32;
     if (spec.bits > QC_ACCUM_MAX_SIMULATED_BITS) spec.bits = QC_ACCUM_MAX_SIMULATED_BITS;
     rep->report_bits = spec.bits;

@@ -237,6 +237,9 @@ def test_convolution_layers_use_im2col_rows(batches):
     levels, _, zp = exported_levels(q, conv.input[1])
     np.testing.assert_array_equal((levels - zp.reshape(-1, 1, 1, 1)).reshape(w.shape[0], -1), expected.q)
     assert report[0].dot_products == min(1024, len(rows)) * w.shape[0]
+    # a tile longer than conv1's 9-input rows means the whole row there, and still 32 inputs elsewhere
+    _, tiled = p.run(qcore.Recipe(weights=W4, activation_bits=8, gpxq=qcore.GpxqOptions(accumulator_bits=16, tile_size=32)))
+    assert all(r.accumulator_bits <= 16 and r.overflow_events == 0 for r in tiled)
     with pytest.raises(qcore.UnsupportedError, match="per-group grids are not defined for convolution"):
         p.run(qcore.Recipe(weights=qcore.QuantOptions(bits=4, granularity="group", axis=1, group_size=16)))
 
