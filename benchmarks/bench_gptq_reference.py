@@ -57,7 +57,6 @@ qcore is taken from the build tree unless QCORE_LIBRARY is set or --installed is
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -71,6 +70,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from bench_gpxq import blas_info, make_layer  # noqa: E402  (the same synthetic layer as the Brevitas benchmark)
 from bench_onnx import use_build_tree  # noqa: E402
+from report import machine, write_json  # noqa: E402
 from timing import best_time  # noqa: E402
 
 SIZE, SAMPLES, BATCHES = 4096, 2048, 8
@@ -283,14 +283,9 @@ def main():
               "size": [args.size, args.size], "samples": SAMPLES, "batches": BATCHES, "weight_bits": WEIGHT_BITS,
               "grid": "unsigned asymmetric min-max per output channel", "damp_ratio": DAMP_RATIO,
               "block_size": BLOCK, "threads": args.threads, "inputs": "bench_gpxq.make_layer (synthetic)",
-              "machine": platform.node(), "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-              "cpu_features": sorted(qcore.cpu_features()), "numpy": np.__version__,
-              "python": sys.version.split()[0], "goals": goals, "rows": rows}
-    with open(args.output + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
-    os.replace(args.output + ".tmp", args.output)
-    print("written", os.path.relpath(args.output))
-
+              **machine(qcore), "numpy": np.__version__, "python": sys.version.split()[0], "goals": goals,
+              "rows": rows}
+    write_json(args.output, result)
 
 if __name__ == "__main__":
     main()
