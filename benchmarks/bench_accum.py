@@ -8,8 +8,8 @@ inputs (uniform over [0, 255]: every partial sum of a row is exercised, not only
 layer runs at P = 16 with the whole row as one tile (T = K) and at P = 14 with T = 64, once with plain
 RTN levels (whose tiles may overflow: the wrapping and saturating registers work, with overflows at
 P = 14) and once with RTN+AXE levels for that P and T (every tile provably fits: the case of checking
-AXE's guarantee on real inputs, where only the exact sums are needed). Counts and register values are checked equal across the
-kernel sets before anything is timed.
+AXE's guarantee on real inputs, where only the exact sums are needed). Counts and register values are
+checked equal across the kernel sets before anything is timed.
 
 Time: best of --repeats runs after a warm-up (benchmarks/timing.best_time), --threads threads (default 1:
 the machine is shared). --baseline FILE adds the times of an earlier run of this script (e.g. on the
@@ -60,7 +60,8 @@ def main():
     before = {}
     if args.baseline:
         with open(args.baseline, encoding="utf-8") as f:
-            before = {(r["layer"], r["bits"], r["tile"], r["axe"], r["arch"]): r["seconds"] for r in json.load(f)["rows"]}
+            before = {(r["layer"], r["bits"], r["tile"], r["axe"], r["arch"]): r["seconds"]
+                      for r in json.load(f)["rows"]}
     rows = []
     for name, shape in LAYERS.items():
         x = np.random.default_rng(1).integers(0, 256, (SAMPLES, shape[1])).astype(np.int32)
@@ -89,7 +90,8 @@ def main():
                     "saturate_overflowing_products"))
                 if not (same and np.array_equal(first.y_wrap, other.y_wrap)
                         and np.array_equal(first.y_saturate, other.y_saturate)):
-                    raise SystemExit("kernel sets disagree on %s P=%d T=%d: not timing a wrong kernel" % (name, bits, tile))
+                    raise SystemExit("kernel sets disagree on %s P=%d T=%d: not timing a wrong kernel"
+                                     % (name, bits, tile))
 
     print("%-9s %-11s %3s %4s %-6s %-7s %10s %8s %10s %8s %11s" % ("layer", "shape", "P", "T", "levels", "arch", "ms",
                                                                    "MAC/ns", "before ms", "speedup", "wrap events"))

@@ -151,7 +151,8 @@ def reference_job(w, batches, act_order, threads):
         phases.append((middle - start, time.perf_counter() - middle))
         gptq.free()
         return layer.weight.data.numpy()
-    blas = [t for t in torch.__config__.show().replace(",", " ").split() if t.startswith(("BLAS_INFO=", "LAPACK_INFO="))]
+    config = torch.__config__.show().replace(",", " ").split()
+    blas = [t for t in config if t.startswith(("BLAS_INFO=", "LAPACK_INFO="))]
     return run, {"auto_gptq": importlib.metadata.version("auto-gptq"), "torch": torch.__version__,
                  "torch_blas": blas}
 
@@ -175,7 +176,8 @@ def worker(args):
     np.save(os.path.join(args.data, "q_%s_%d.npy" % (args.worker, args.act_order)), out["q"])
     json.dump({"seconds": seconds, "statistics_s": stats_s, "quantize_s": quant_s, "peak_mb": peak,
                "baseline_mb": baseline,
-               "peak_is_upper_bound": peak_after == peak_before, "runs": args.repeats, "versions": versions, "blas": blas_info(),
+               "peak_is_upper_bound": peak_after == peak_before, "runs": args.repeats, "versions": versions,
+               "blas": blas_info(),
                "python": sys.executable}, sys.stdout)
 
 
@@ -203,7 +205,8 @@ def run_worker(python, tool, act_order, data, args):
 
 def rel_error(x, reference, q):
     """||x W^T - x Q^T|| / ||x W^T|| with reference = x W^T."""
-    return float(np.linalg.norm((reference - x @ q.T).astype(np.float64)) / np.linalg.norm(reference.astype(np.float64)))
+    error = np.linalg.norm((reference - x @ q.T).astype(np.float64))
+    return float(error / np.linalg.norm(reference.astype(np.float64)))
 
 
 def same_level(q_a, q_b, w):
@@ -276,7 +279,8 @@ def main():
     for tool in ("qcore", "reference"):
         print("BLAS/OpenMP in the %s worker:" % tool, [(b["internal_api"], b["version"], b["architecture"],
                                                         b["num_threads"]) for b in rows[0][tool]["blas"]])
-    print("torch's own BLAS/LAPACK (built in, not seen by threadpoolctl):", rows[0]["reference"]["versions"]["torch_blas"])
+    print("torch's own BLAS/LAPACK (built in, not seen by threadpoolctl):",
+          rows[0]["reference"]["versions"]["torch_blas"])
     import qcore
     result = {"benchmark": "OPTQ vs the reference PyTorch GPTQ (auto-gptq's GPTQ class) on CPU",
               "qcore_source": source, "peer": PEER_PACKAGE + " (auto_gptq.quantization.GPTQ)",

@@ -1,6 +1,7 @@
 /* The dot products of real integer inputs through simulated P-bit registers, wrapping and saturating, with
- * the exact sums tracked alongside, QC_ACCUM_LANES rows at a time through the context's lane kernel. Definitions as the ONNX executor's (libqcore/model/ops/quant_int.c):
- * terms added in order of the reduction index, one event per partial sum outside the register's range. */
+ * the exact sums tracked alongside, QC_ACCUM_LANES rows at a time through the context's lane kernel.
+ * Definitions as the ONNX executor's (libqcore/model/ops/quant_int.c): terms added in order of the
+ * reduction index, one event per partial sum outside the register's range. */
 #include <stdio.h>
 #include <string.h>
 
