@@ -2,7 +2,7 @@
 reference kernel's counts and register values exactly, on shapes that hit every edge - rows that fill no,
 one or several blocks of 16 lanes with a partial last block, rows shorter than a tile and tiles that do
 not divide K, one-input tiles, registers of 2 bits that wrap on almost every term, the largest inputs and
-weights the simulator accepts, and a narrow outer register - and for any thread count. The reference
+weights the simulator accepts, a narrow and the widest outer register - and for any thread count. The reference
 kernel itself is checked against the numpy oracle in test_accum.py."""
 import numpy as np
 import pytest
@@ -23,6 +23,7 @@ CASES = [
     (3, 40, 129, 64, 3, 4, (-128, 127), 8),
     (2, 18, 4, 0, 32, 0, (-(2 ** 31), 2 ** 31 - 1), 2 ** 27),
     (2, 19, 4, 2, 20, 33, (-(2 ** 31), 2 ** 31 - 1), 2 ** 27),
+    (3, 20, 10, 4, 8, 63, (0, 255), 7),  # the widest outer register: its span 2^63 is beyond int64
 ]
 
 
