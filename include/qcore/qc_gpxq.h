@@ -172,8 +172,9 @@ typedef struct qc_gpxq_result {
     int64_t dead_inputs;  /* inputs whose diagonal of H is 0 */
     /* Since version 2: AXE's statistics. */
     int64_t axe_slots;          /* slots constrained: rows x tiles per row (0: AXE off) */
-    int64_t axe_soft_slots;     /* slots whose soft threshold lambda is > 0, i.e. whose weights' L1 norm
-                                   (in levels, centred) exceeded the radius Z (0 when soft_threshold is 0) */
+    int64_t axe_soft_slots;     /* slots whose soft threshold lambda is > 0, i.e. whose |u|_1 (step 1: the
+                                   weights in levels minus their mean) exceeded the radius Z (0 when
+                                   soft_threshold is 0) */
     int64_t axe_soft_changed;   /* weights whose level soft thresholding changed: the grid-clamped
                                    round(v / s) differs from that of the thresholded argument */
     double axe_soft_removed;    /* the L1 mass soft thresholding removed, in levels: the sum over weights
