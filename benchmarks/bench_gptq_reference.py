@@ -38,7 +38,9 @@ Measured:
   then optq; reference: a new GPTQ object,
   its Quantizer configured, add_batch x 8, fasterquant). The reference job also restores the layer's
   weight in place first (fasterquant overwrites it; a 64 MB copy, milliseconds). The split between
-  statistics and quantization is reported from the fastest run.
+  statistics and quantization is reported from the fastest run. The machine is shared, so the smallest
+  CPU time of the runs (time.process_time: all of the worker's threads) is reported as well, and the
+  ratio of those ("cpu_speedup"), which other processes' load disturbs less than wall time.
 - peak memory: each (tool, act-order) runs in its own subprocess; peak = ru_maxrss after the runs minus
   the resident size (VmRSS) once the libraries are imported and W, x (and the reference's nn.Linear) are
   loaded, i.e. the memory the job itself needed at its high-water mark (an upper bound, flagged, if the
@@ -165,16 +167,19 @@ def worker(args):
     make = qcore_job if args.worker == "qcore" else reference_job
     run, versions = make(w, batches, bool(args.act_order), args.threads)
     baseline, peak_before = current_rss_mb(), peak_rss_mb()
-    phases, out = [], {}
+    phases, cpu, out = [], [], {}
 
     def job():
+        start = time.process_time()
         out["q"] = run(phases)
+        cpu.append(time.process_time() - start)
     seconds = best_time(job, args.repeats)
     peak_after = peak_rss_mb()
     peak = peak_after - baseline
     stats_s, quant_s = min(phases[1:], key=sum)
     np.save(os.path.join(args.data, "q_%s_%d.npy" % (args.worker, args.act_order)), out["q"])
-    json.dump({"seconds": seconds, "statistics_s": stats_s, "quantize_s": quant_s, "peak_mb": peak,
+    json.dump({"seconds": seconds, "cpu_seconds": min(cpu[1:]), "statistics_s": stats_s, "quantize_s": quant_s,
+               "peak_mb": peak,
                "baseline_mb": baseline,
                "peak_is_upper_bound": peak_after == peak_before, "runs": args.repeats, "versions": versions,
                "blas": blas_info(),
@@ -256,6 +261,7 @@ def main():
             row["same_level"] = same_level(np.load(os.path.join(data, "q_qcore_%d.npy" % act_order)),
                                            np.load(os.path.join(data, "q_reference_%d.npy" % act_order)), w)
             row["speedup"] = row["reference"]["seconds"] / row["qcore"]["seconds"]
+            row["cpu_speedup"] = row["reference"]["cpu_seconds"] / row["qcore"]["cpu_seconds"]
             row["memory_ratio"] = row["qcore"]["peak_mb"] / row["reference"]["peak_mb"]
             row["error_ratio"] = row["qcore"]["error"] / row["reference"]["error"]
             row["load_after"] = load_average()
@@ -270,6 +276,8 @@ def main():
             "on" if r["act_order"] else "off", q["seconds"], ref["seconds"], r["speedup"], q["peak_mb"],
             ref["peak_mb"], q["error"], ref["error"], r["error_ratio"], 100 * r["same_level"]))
     for r in rows:
+        print("act_order=%d CPU time: qcore %.2f s, reference %.2f s (ratio %.2fx)" % (
+            r["act_order"], r["qcore"]["cpu_seconds"], r["reference"]["cpu_seconds"], r["cpu_speedup"]))
         print("act_order=%d split (statistics + quantization): qcore %.2f + %.2f s, reference %.2f + %.2f s; "
               "load average before/after %s / %s" % (r["act_order"], r["qcore"]["statistics_s"],
                                                     r["qcore"]["quantize_s"], r["reference"]["statistics_s"],
