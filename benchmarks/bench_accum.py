@@ -1,6 +1,6 @@
 """Benchmark: the accumulator simulator (qcore.simulate_accumulator) on MiniLM-sized layers, per kernel set
-(the reference lane kernel against the best one this machine runs, in the same run). Prints a table and
-writes JSON to benchmarks/results/accum.json.
+(the reference lane kernel against the AVX2 and AVX-512 ones this machine runs, in the same run). Prints a
+table and writes JSON to benchmarks/results/accum.json.
 
 Layers: all-MiniLM-L6-v2's feed-forward shapes, up [1536, 384] and down [384, 1536], with W4 levels
 (qcore.rtn of Student-t(5) weights, signed 4-bit per channel, centred) and 256 samples of unsigned 8-bit
@@ -56,7 +56,7 @@ def main():
     source = use_build_tree(args.installed)
     import qcore
 
-    archs = ["ref"] + [a for a in ("avx512",) if qcore.arch_supported(a)]
+    archs = ["ref"] + [a for a in ("avx2", "avx512") if qcore.arch_supported(a)]
     before = {}
     if args.baseline:
         with open(args.baseline, encoding="utf-8") as f:

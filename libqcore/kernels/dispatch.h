@@ -44,9 +44,11 @@ typedef struct qc_kernels {
                        int fits);
 } qc_kernels;
 
-/* The lane kernels (the AVX2 set uses the reference one: AVX2 has no 64-bit integer min, max or abs). */
+/* The lane kernels. */
 void qc__accum_tile_ref(qc_accum_lanes *out, const int32_t *x, const int32_t *q, int64_t n, int64_t lo, int64_t hi,
                         int fits);
+void qc__accum_tile_avx2(qc_accum_lanes *out, const int32_t *x, const int32_t *q, int64_t n, int64_t lo, int64_t hi,
+                         int fits);
 void qc__accum_tile_avx512(qc_accum_lanes *out, const int32_t *x, const int32_t *q, int64_t n, int64_t lo, int64_t hi,
                            int fits);
 
