@@ -50,7 +50,9 @@ Measured:
   float32 H and updates in the reference, double in qcore - and blocking order).
 Threads: the same count (--threads, default 1) for torch (torch.set_num_threads) and qcore
 (Context(threads=...), which also sizes its OpenBLAS team); the machine's other load is printed. Which
-BLAS each worker loaded (threadpoolctl) is recorded.
+BLAS each worker loaded (threadpoolctl) is recorded: on a CPU newer than Debian's OpenBLAS 0.3.21 knows
+(the recorded run's, family 6 model 207), qcore's BLAS runs its generic Prescott kernels, while torch
+uses its own MKL, so the comparison then measures that too.
 
 Run from the repository root, with the OpenBLAS overrides unset for this command alone:
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_gptq_reference.py
