@@ -152,19 +152,45 @@ typedef struct qc_gpxq_options {
 /* Fills `opts` with the defaults of `version` (QC_ERR_VERSION for 0 or a version newer than the library's). */
 QC_API qc_status qc_gpxq_options_init(qc_gpxq_options *opts, unsigned version);
 
-#define QC_GPXQ_RESULT_VERSION 1
+#define QC_GPXQ_RESULT_VERSION 2
 
 /* What a call did, for the record. The caller sets `version` (QC_GPXQ_RESULT_INIT); the library fills the
- * fields that version has. */
+ * fields that version has (a version-1 struct ends at dead_inputs) and leaves the rest of the caller's
+ * memory alone.
+ *
+ * Since version 2, how hard AXE had to work on the layer, so that a user can tell a P that costs nothing
+ * from one that reshapes the layer. All are 0 when AXE is off. A "slot" is one (row, tile) pair, one
+ * inner accumulator; "argument" is v of step 1 above and "level" a centred level c. The counts describe
+ * the arguments the algorithm actually met, which under OPTQ and GPFQ already carry the error feedback of
+ * earlier constrained weights; they count events, not the difference to the unconstrained algorithm.
+ * Sums over slots are taken in slot order, so every field is the same for any thread count. */
 typedef struct qc_gpxq_result {
     uint32_t version;     /* QC_GPXQ_RESULT_VERSION */
     double damp_ratio;    /* the ratio finally used (larger than requested after retries) */
     double damp;          /* delta, the value added to H's diagonal */
     int32_t retries;      /* failed factorizations before the one used (OPTQ) */
     int64_t dead_inputs;  /* inputs whose diagonal of H is 0 */
+    /* Since version 2: AXE's statistics. */
+    int64_t axe_slots;          /* slots constrained: rows x tiles per row (0: AXE off) */
+    int64_t axe_soft_slots;     /* slots whose soft threshold lambda is > 0, i.e. whose |u|_1 (step 1: the
+                                   weights in levels minus their mean) exceeded the radius Z (0 when
+                                   soft_threshold is 0) */
+    int64_t axe_soft_changed;   /* weights whose level soft thresholding changed: the grid-clamped
+                                   round(v / s) differs from that of the thresholded argument */
+    double axe_soft_removed;    /* the L1 mass soft thresholding removed, in levels: the sum over weights
+                                   of min(|v|, lambda) / s (>= 0) */
+    int64_t axe_clamped;        /* weights whose level the strict constraint's limits [lo, hi] changed
+                                   from the grid-clamped rounding of the (thresholded) argument */
+    int64_t axe_clamped_slots;  /* slots with at least one such weight */
+    int64_t axe_min_slack;      /* the smallest room left in any slot when the layer is done:
+                                   min over slots of A - max(x_max p + x_min n, -(x_min p + x_max n)),
+                                   A = 2^(P-1) - 1, in accumulator units (0..A; 0: a worst-case input hits
+                                   the bound exactly) */
+    int32_t axe_bits_needed;    /* the width the worst slot's final levels need for every input of the
+                                   range (qc_accum_verify's figure; at most P) */
 } qc_gpxq_result;
 
-#define QC_GPXQ_RESULT_INIT { QC_GPXQ_RESULT_VERSION, 0.0, 0.0, 0, 0 }
+#define QC_GPXQ_RESULT_INIT { QC_GPXQ_RESULT_VERSION, 0.0, 0.0, 0, 0, 0, 0, 0, 0.0, 0, 0, 0, 0 }
 
 /* ---------------------------------------------------------------------------------------------
  * The algorithms. Arguments, all borrowed:

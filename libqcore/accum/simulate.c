@@ -1,6 +1,7 @@
 /* The dot products of real integer inputs through simulated P-bit registers, wrapping and saturating, with
- * the exact sums tracked alongside. Definitions as the ONNX executor's (libqcore/model/ops/quant_int.c):
- * terms added in order of the reduction index, one event per partial sum outside the register's range. */
+ * the exact sums tracked alongside, QC_ACCUM_LANES rows at a time through the context's lane kernel.
+ * Definitions as the ONNX executor's (libqcore/model/ops/quant_int.c): terms added in order of the
+ * reduction index, one event per partial sum outside the register's range. */
 #include <stdio.h>
 #include <string.h>
 
@@ -8,118 +9,118 @@
 #include "core/ctx.h"
 #include "core/error.h"
 #include "core/tensor_check.h"
+#include "kernels/dispatch.h"
+#include "kernels/ref/accum_ref.h"
 
 enum { MAX_SIMULATED_OUTER_BITS = 63 };
 /* Exact sums of K terms stay below 2^62, so a register (|value| <= 2^62) plus a term never leaves int64. */
 static const qc_i128 MAX_EXACT = (qc_i128)1 << 62;
 
-typedef struct reg_range {
-    int64_t lo, hi;
-} reg_range;
-
-static reg_range range_of(int32_t bits)
+static qc_reg_range range_of(int32_t bits)
 {
-    return (reg_range){-((int64_t)1 << (bits - 1)), ((int64_t)1 << (bits - 1)) - 1};
-}
-
-/* Adds `term` to a wrapping and to a saturating register; counts the events of each. */
-typedef struct registers {
-    int64_t wrap, saturate;
-    uint64_t wrap_events, saturate_events;
-} registers;
-
-static inline void add_term(registers *r, int64_t wrap_term, int64_t saturate_term, reg_range range)
-{
-    int64_t span = range.hi - range.lo + 1;
-    r->wrap += wrap_term;
-    if (r->wrap < range.lo || r->wrap > range.hi) {
-        r->wrap_events++;
-        r->wrap = ((r->wrap - range.lo) % span + span) % span + range.lo;
-    }
-    r->saturate += saturate_term;
-    if (r->saturate < range.lo || r->saturate > range.hi) {
-        r->saturate_events++;
-        r->saturate = r->saturate < range.lo ? range.lo : range.hi;
-    }
-}
-
-static inline int64_t max_abs(int64_t top, int64_t v)
-{
-    v = v < 0 ? -v : v;
-    return v > top ? v : top;
+    return (qc_reg_range){-((int64_t)1 << (bits - 1)), ((int64_t)1 << (bits - 1)) - 1};
 }
 
 typedef struct simulation {
-    const int32_t *x, *q;
-    int64_t k, rows, tile, tiles;
-    reg_range inner, outer;
+    const int32_t *x;
+    int32_t *lanes; /* the weights in blocks of QC_ACCUM_LANES rows: [blocks][k][QC_ACCUM_LANES], zero padded */
+    unsigned char *fits; /* [blocks][tiles]: no input in the spec's range can overflow any lane's inner register */
+    int64_t k, rows, blocks, tile, tiles;
+    qc_reg_range inner, outer;
     int64_t *y_wrap, *y_saturate;
-    unsigned char *safe; /* per (row, tile): no input in the spec's range can overflow the inner register */
+    const qc_kernels *kernels;
 } simulation;
 
-/* The tile's exact partial sums, its largest |partial sum| into *top; the registers follow them exactly. */
-static int64_t exact_tile(const int32_t *x, const int32_t *q, int64_t i0, int64_t i1, int64_t *top)
+/* Lane l of block `block` is row block * QC_ACCUM_LANES + l; rows past the end hold zero weights, whose
+ * dot products are 0 and never overflow. */
+static qc_status interleave(simulation *s, const int32_t *q)
 {
-    int64_t exact = 0;
-    for (int64_t i = i0; i < i1; i++) {
-        exact += (int64_t)x[i] * q[i];
-        *top = max_abs(*top, exact);
-    }
-    return exact;
+    s->blocks = (s->rows + QC_ACCUM_LANES - 1) / QC_ACCUM_LANES;
+    s->lanes = calloc((size_t)(s->blocks * s->k * QC_ACCUM_LANES), sizeof *s->lanes);
+    if (s->lanes == NULL)
+        return QC_FAIL_IN("qc_accum_simulate", QC_ERR_OUT_OF_MEMORY, "no memory to interleave a [%lld, %lld] q",
+                          (long long)s->rows, (long long)s->k);
+    for (int64_t r = 0; r < s->rows; r++)
+        for (int64_t i = 0; i < s->k; i++)
+            s->lanes[((r / QC_ACCUM_LANES) * s->k + i) * QC_ACCUM_LANES + r % QC_ACCUM_LANES] = q[r * s->k + i];
+    return QC_OK;
 }
 
-static int64_t register_tile(const int32_t *x, const int32_t *q, int64_t i0, int64_t i1, reg_range range,
-                             registers *inner, int64_t *top)
+/* A block's tile whose rows' worst cases all fit the inner register needs no register arithmetic (about
+ * a third of the work of a tile that may overflow): its registers equal the exact sums. */
+static qc_status mark_fitting_tiles(simulation *s, const int32_t *q, const qc_accum_spec *spec)
 {
-    int64_t exact = 0;
-    for (int64_t i = i0; i < i1; i++) {
-        int64_t term = (int64_t)x[i] * q[i];
-        exact += term;
-        *top = max_abs(*top, exact);
-        add_term(inner, term, term, range);
+    s->fits = malloc((size_t)(s->blocks * s->tiles));
+    qc_accum_budget *budgets = malloc((size_t)s->tiles * sizeof *budgets);
+    if (s->fits == NULL || budgets == NULL) {
+        free(budgets);
+        return QC_FAIL_IN("qc_accum_simulate", QC_ERR_OUT_OF_MEMORY, "no memory for %lld x %lld tiles",
+                          (long long)s->blocks, (long long)s->tiles);
     }
-    return exact;
+    memset(s->fits, 1, (size_t)(s->blocks * s->tiles));
+    for (int64_t r = 0; r < s->rows; r++) {
+        qc__accum_row_budgets(budgets, q + r * s->k, s->k, s->tile);
+        for (int64_t b = 0; b < s->tiles; b++)
+            if (qc__accum_budget_bits(budgets[b], spec->input_min, spec->input_max) > spec->bits)
+                s->fits[(r / QC_ACCUM_LANES) * s->tiles + b] = 0;
+    }
+    free(budgets);
+    return QC_OK;
 }
 
-/* One dot product (row r): tiles through the inner registers, their values through the outer ones. */
-static void dot(const simulation *s, const int32_t *x, int64_t r, int64_t *y_wrap, int64_t *y_saturate,
-                qc_accum_sim *st)
+/* The dot products of one sample with one block of rows: tiles through the inner registers (the kernel),
+ * their values through the outer ones, lane by lane. */
+typedef struct lane_dots {
+    qc_registers outer[QC_ACCUM_LANES];
+    uint64_t inner_wrap[QC_ACCUM_LANES], inner_saturate[QC_ACCUM_LANES];
+    int64_t exact[QC_ACCUM_LANES];
+} lane_dots;
+
+static void add_tile(lane_dots *d, const qc_accum_lanes *t, int lanes, const simulation *s, qc_accum_sim *st)
 {
-    const int32_t *q = s->q + r * s->k;
-    registers outer = {0}, events = {0};
-    int64_t exact_total = 0;
+    for (int l = 0; l < lanes; l++) {
+        st->max_abs_partial_sum = qc__max_abs(st->max_abs_partial_sum, t->top[l]);
+        d->exact[l] += t->exact[l];
+        st->max_abs_outer_sum = qc__max_abs(st->max_abs_outer_sum, d->exact[l]);
+        d->inner_wrap[l] += t->wrap_events[l];
+        d->inner_saturate[l] += t->saturate_events[l];
+        if (s->tiles > 1) qc__registers_add(&d->outer[l], t->wrap[l], t->saturate[l], s->outer);
+        else d->outer[l] = (qc_registers){t->wrap[l], t->saturate[l], 0, 0};
+    }
+}
+
+static void dot_block(const simulation *s, int64_t sample, int64_t block, qc_accum_sim *st)
+{
+    const int32_t *x = s->x + sample * s->k, *q = s->lanes + block * s->k * QC_ACCUM_LANES;
+    int64_t r0 = block * QC_ACCUM_LANES;
+    int lanes = s->rows - r0 < QC_ACCUM_LANES ? (int)(s->rows - r0) : QC_ACCUM_LANES;
+    lane_dots d = {0};
+    qc_accum_lanes t;
     for (int64_t b = 0; b < s->tiles; b++) {
-        registers inner = {0};
-        int64_t exact, end = (b + 1) * s->tile < s->k ? (b + 1) * s->tile : s->k;
-        if (s->safe[r * s->tiles + b]) {
-            exact = exact_tile(x, q, b * s->tile, end, &st->max_abs_partial_sum);
-            inner.wrap = inner.saturate = exact;
-        } else {
-            exact = register_tile(x, q, b * s->tile, end, s->inner, &inner, &st->max_abs_partial_sum);
-        }
-        exact_total += exact;
-        st->max_abs_outer_sum = max_abs(st->max_abs_outer_sum, exact_total);
-        events.wrap_events += inner.wrap_events;
-        events.saturate_events += inner.saturate_events;
-        if (s->tiles > 1) add_term(&outer, inner.wrap, inner.saturate, s->outer);
-        else outer = (registers){inner.wrap, inner.saturate, 0, 0};
+        int64_t i0 = b * s->tile, i1 = i0 + s->tile < s->k ? i0 + s->tile : s->k;
+        s->kernels->accum_tile(&t, x + i0, q + i0 * QC_ACCUM_LANES, i1 - i0, s->inner.lo, s->inner.hi,
+                               s->fits[block * s->tiles + b]);
+        add_tile(&d, &t, lanes, s, st);
     }
-    st->dot_products++;
-    st->wrap_events += events.wrap_events;
-    st->saturate_events += events.saturate_events;
-    st->wrap_outer_events += outer.wrap_events;
-    st->saturate_outer_events += outer.saturate_events;
-    st->wrap_overflowing_products += events.wrap_events + outer.wrap_events > 0;
-    st->saturate_overflowing_products += events.saturate_events + outer.saturate_events > 0;
-    *y_wrap = outer.wrap;
-    *y_saturate = outer.saturate;
+    for (int l = 0; l < lanes; l++) {
+        const qc_registers *o = &d.outer[l];
+        st->dot_products++;
+        st->wrap_events += d.inner_wrap[l];
+        st->saturate_events += d.inner_saturate[l];
+        st->wrap_outer_events += o->wrap_events;
+        st->saturate_outer_events += o->saturate_events;
+        st->wrap_overflowing_products += d.inner_wrap[l] + o->wrap_events > 0;
+        st->saturate_overflowing_products += d.inner_saturate[l] + o->saturate_events > 0;
+        if (s->y_wrap) s->y_wrap[sample * s->rows + r0 + l] = o->wrap;
+        if (s->y_saturate) s->y_saturate[sample * s->rows + r0 + l] = o->saturate;
+    }
 }
 
 static void add_sim(qc_accum_sim *total, const qc_accum_sim *part)
 {
     total->dot_products += part->dot_products;
-    total->max_abs_partial_sum = max_abs(total->max_abs_partial_sum, part->max_abs_partial_sum);
-    total->max_abs_outer_sum = max_abs(total->max_abs_outer_sum, part->max_abs_outer_sum);
+    total->max_abs_partial_sum = qc__max_abs(total->max_abs_partial_sum, part->max_abs_partial_sum);
+    total->max_abs_outer_sum = qc__max_abs(total->max_abs_outer_sum, part->max_abs_outer_sum);
     total->wrap_events += part->wrap_events;
     total->wrap_outer_events += part->wrap_outer_events;
     total->wrap_overflowing_products += part->wrap_overflowing_products;
@@ -133,45 +134,19 @@ static void run(const simulation *s, int64_t n, int threads, qc_accum_sim *total
 #pragma omp parallel num_threads(threads)
     {
         qc_accum_sim mine = {0};
-        int64_t yw, ys;
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < n; i++)
-            for (int64_t r = 0; r < s->rows; r++) {
-                dot(s, s->x + i * s->k, r, &yw, &ys, &mine);
-                if (s->y_wrap) s->y_wrap[i * s->rows + r] = yw;
-                if (s->y_saturate) s->y_saturate[i * s->rows + r] = ys;
-            }
+            for (int64_t block = 0; block < s->blocks; block++) dot_block(s, i, block, &mine);
 #pragma omp critical(qc_accum_simulate)
         add_sim(total, &mine);
     }
-}
-
-/* Tiles whose worst case fits the inner register need no register arithmetic (about half the work): their
- * registers equal the exact sums. */
-static qc_status mark_safe_tiles(simulation *sim, const qc_accum_spec *spec)
-{
-    sim->safe = malloc((size_t)(sim->rows * sim->tiles) + 1);
-    qc_accum_budget *budgets = malloc((size_t)sim->tiles * sizeof *budgets);
-    if (sim->safe == NULL || budgets == NULL) {
-        free(sim->safe);
-        free(budgets);
-        return QC_FAIL_IN("qc_accum_simulate", QC_ERR_OUT_OF_MEMORY, "no memory for %lld x %lld tiles",
-                          (long long)sim->rows, (long long)sim->tiles);
-    }
-    for (int64_t r = 0; r < sim->rows; r++) {
-        qc__accum_row_budgets(budgets, sim->q + r * sim->k, sim->k, sim->tile);
-        for (int64_t b = 0; b < sim->tiles; b++)
-            sim->safe[r * sim->tiles + b] = qc__accum_budget_bits(budgets[b], spec->input_min, spec->input_max) <= spec->bits;
-    }
-    free(budgets);
-    return QC_OK;
 }
 
 /* The largest |value| of n integers. */
 static int64_t largest_magnitude(const int32_t *v, int64_t n)
 {
     int64_t top = 0;
-    for (int64_t i = 0; i < n; i++) top = max_abs(top, v[i]);
+    for (int64_t i = 0; i < n; i++) top = qc__max_abs(top, v[i]);
     return top;
 }
 
@@ -231,12 +206,18 @@ qc_status qc_accum_simulate(qc_ctx *ctx, qc_accum_sim *stats, qc_tensor *y_wrap,
     if (worst >= MAX_EXACT)
         return QC_FAIL(QC_ERR_OVERFLOW, "K * max|x| * max|q| = %.3g reaches 2^62: the exact sums cannot be tracked",
                        (double)worst);
-    simulation sim = {x->data, q->data, k, rows, s.tile, qc__accum_tiles(k, s.tile), range_of(s.bits),
-                      range_of(s.outer_bits), y_wrap ? y_wrap->data : NULL, y_saturate ? y_saturate->data : NULL, NULL};
-    QC_TRY(mark_safe_tiles(&sim, &s));
-    qc_accum_sim total = {.version = stats->version};
-    run(&sim, n, qc__ctx_threads(ctx), &total);
-    free(sim.safe);
-    *stats = total;
-    return QC_OK;
+    simulation sim = {.x = x->data, .k = k, .rows = rows, .tile = s.tile, .tiles = qc__accum_tiles(k, s.tile),
+                      .inner = range_of(s.bits), .outer = range_of(s.outer_bits),
+                      .y_wrap = y_wrap ? y_wrap->data : NULL, .y_saturate = y_saturate ? y_saturate->data : NULL,
+                      .kernels = ctx->kernels};
+    qc_status st = interleave(&sim, q->data);
+    if (st == QC_OK) st = mark_fitting_tiles(&sim, q->data, &s);
+    if (st == QC_OK) {
+        qc_accum_sim total = {.version = stats->version};
+        run(&sim, n, qc__ctx_threads(ctx), &total);
+        *stats = total;
+    }
+    free(sim.lanes);
+    free(sim.fits);
+    return st;
 }

@@ -33,7 +33,8 @@ qc_status qc__axe_begin(qc_gpxq_layer *layer, const qc_gpxq_options *opts)
     axe->radius = (ldexp(1.0, axe->bits) - 2.0) / (double)(axe->x_max - axe->x_min);
     axe->threshold = calloc((size_t)(layer->rows * axe->tiles), sizeof *axe->threshold);
     axe->budget = calloc((size_t)(layer->rows * axe->tiles), sizeof *axe->budget);
-    if (axe->threshold == NULL || axe->budget == NULL)
+    axe->tally = calloc((size_t)(layer->rows * axe->tiles), sizeof *axe->tally);
+    if (axe->threshold == NULL || axe->budget == NULL || axe->tally == NULL)
         return QC_FAIL_IN(layer->function, QC_ERR_OUT_OF_MEMORY, "no memory for AXE's %lld x %lld tiles",
                           (long long)layer->rows, (long long)axe->tiles);
     return QC_OK;
@@ -43,8 +44,10 @@ void qc__axe_free(qc_gpxq_axe *axe)
 {
     free(axe->threshold);
     free(axe->budget);
+    free(axe->tally);
     axe->threshold = NULL;
     axe->budget = NULL;
+    axe->tally = NULL;
 }
 
 static int by_decreasing(const void *pa, const void *pb)
@@ -133,14 +136,56 @@ static double clamp(double v, double lo, double hi)
     return v < lo ? lo : v > hi ? hi : v;
 }
 
+/* round(v / s) clamped to the grid's centred levels. */
+static int64_t grid_level(double v, qc_grid_run g)
+{
+    return (int64_t)clamp(nearbyint(v / (double)g.scale), (double)(g.qmin - g.zero_point),
+                          (double)(g.qmax - g.zero_point));
+}
+
 int32_t qc__axe_level(qc_gpxq_axe *axe, int64_t row, int64_t col, double w, qc_grid_run g)
 {
     int64_t slot = row * axe->tiles + col / axe->tile, lo, hi;
-    if (axe->threshold[slot] > 0.0) w = soft_threshold(w, axe->threshold[slot]);
-    double level = clamp(nearbyint(w / (double)g.scale), (double)(g.qmin - g.zero_point), (double)(g.qmax - g.zero_point));
+    qc_gpxq_axe_tally *tally = &axe->tally[slot];
+    int64_t level = grid_level(w, g);
+    double lambda = axe->threshold[slot];
+    if (lambda > 0.0) {
+        tally->soft_removed += fmin(fabs(w), lambda) / (double)g.scale;
+        int64_t shrunk = grid_level(soft_threshold(w, lambda), g);
+        tally->soft_changed += shrunk != level;
+        level = shrunk;
+    }
     qc__accum_level_limits(&lo, &hi, axe->budget[slot], axe->x_min, axe->x_max, axe->bits);
-    int64_t centred = (int64_t)level;
-    centred = centred < lo ? lo : centred > hi ? hi : centred;
+    int64_t centred = level < lo ? lo : level > hi ? hi : level;
+    tally->clamped += centred != level;
     qc__accum_budget_add(&axe->budget[slot], centred);
     return (int32_t)(centred + g.zero_point);
+}
+
+/* A - the larger magnitude of the slot's worst cases: the room a worst-case input leaves. */
+static int64_t slack(const qc_gpxq_axe *axe, qc_accum_budget b)
+{
+    qc_i128 high = qc__accum_high(b, axe->x_min, axe->x_max), low = -qc__accum_low(b, axe->x_min, axe->x_max);
+    return (int64_t)(qc__accum_limit(axe->bits) - (high > low ? high : low));
+}
+
+void qc__axe_summarize(qc_gpxq_result *values, const qc_gpxq_layer *layer)
+{
+    const qc_gpxq_axe *axe = &layer->axe;
+    if (axe->bits == 0) return;
+    int64_t slots = layer->rows * axe->tiles;
+    values->axe_slots = slots;
+    values->axe_min_slack = INT64_MAX;
+    for (int64_t i = 0; i < slots; i++) {
+        const qc_gpxq_axe_tally *t = &axe->tally[i];
+        values->axe_soft_slots += axe->threshold[i] > 0.0;
+        values->axe_soft_changed += t->soft_changed;
+        values->axe_soft_removed += t->soft_removed;
+        values->axe_clamped += t->clamped;
+        values->axe_clamped_slots += t->clamped > 0;
+        int64_t room = slack(axe, axe->budget[i]);
+        values->axe_min_slack = room < values->axe_min_slack ? room : values->axe_min_slack;
+        int32_t need = qc__accum_budget_bits(axe->budget[i], axe->x_min, axe->x_max);
+        values->axe_bits_needed = need > values->axe_bits_needed ? need : values->axe_bits_needed;
+    }
 }

@@ -23,6 +23,12 @@ void qc__gpxq_result_store(qc_gpxq_result *result, const qc_gpxq_result *values)
 
 /* ---- the layer (layer.c) ---------------------------------------------------------------------- */
 
+/* What AXE did in one (row, tile) slot, for qc_gpxq_result (summed in slot order, whatever the threads). */
+typedef struct qc_gpxq_axe_tally {
+    int64_t soft_changed, clamped;
+    double soft_removed; /* in levels */
+} qc_gpxq_axe_tally;
+
 /* AXE's state (axe.c); bits == 0 when AXE is off. Rows are independent: row r only touches its own slots
  * [r * tiles, (r + 1) * tiles), so rows may run on different threads. */
 typedef struct qc_gpxq_axe {
@@ -33,6 +39,7 @@ typedef struct qc_gpxq_axe {
     double radius;              /* Z = (2^P - 2) / (x_max - x_min), the L1 radius in levels */
     double *threshold;          /* [rows, tiles]: lambda, in weight units */
     qc_accum_budget *budget;    /* [rows, tiles]: the centred levels chosen so far */
+    qc_gpxq_axe_tally *tally;   /* [rows, tiles] */
 } qc_gpxq_axe;
 
 typedef struct qc_gpxq_layer {
@@ -109,8 +116,13 @@ void qc__axe_free(qc_gpxq_axe *axe);
 qc_status qc__axe_thresholds(qc_gpxq_layer *layer, int64_t col0, int64_t col1, const double *running,
                              const int64_t *position, const unsigned char *dead);
 
-/* The level of weight (row, col) from its argument w under AXE's constraints, updating the budgets. */
+/* The level of weight (row, col) from its argument w under AXE's constraints, updating the budgets and
+ * the slot's tally. */
 int32_t qc__axe_level(qc_gpxq_axe *axe, int64_t row, int64_t col, double w, qc_grid_run g);
+
+/* Fills the AXE fields of `values` (qc_gpxq_result version 2) from the tallies and final budgets of
+ * `layer`'s rows; all 0 when AXE is off. */
+void qc__axe_summarize(qc_gpxq_result *values, const qc_gpxq_layer *layer);
 
 /* The level of weight (row, col) from its argument w: plain rounding, or AXE's when it is on. */
 static inline int32_t qc__gpxq_level(qc_gpxq_layer *layer, int64_t row, int64_t col, double w)

@@ -239,7 +239,9 @@ qc_status qc__gpxq_choose_group(qc_gpxq_layer *layer, int64_t group, const doubl
 void qc__gpxq_finish(const qc_gpxq_layer *layer, const qc_gpxq_outputs *out, qc_gpxq_result *result,
                      const qc_gpxq_result *values)
 {
-    qc__gpxq_result_store(result, values);
+    qc_gpxq_result all = *values;
+    qc__axe_summarize(&all, layer);
+    qc__gpxq_result_store(result, &all);
     int64_t n = layer->rows * layer->cols, params = layer->row_stride == 0 ? 1 : layer->rows * layer->groups;
     memcpy(out->q->data, layer->levels, (size_t)n * sizeof *layer->levels);
     for (int64_t p = 0; p < params; p++) {

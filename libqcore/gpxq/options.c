@@ -79,11 +79,16 @@ qc_status qc__gpxq_result_check(const qc_gpxq_result *result, const char *functi
     return QC_OK;
 }
 
+/* The bytes of qc_gpxq_result a caller of `version` has: a version-1 struct ends before AXE's statistics. */
+static size_t result_size(unsigned version)
+{
+    return version == 1 ? offsetof(qc_gpxq_result, axe_slots) : sizeof(qc_gpxq_result);
+}
+
 void qc__gpxq_result_store(qc_gpxq_result *result, const qc_gpxq_result *values)
 {
     if (result == NULL) return;
-    /* Version 1 is the only one so far: every field is written. */
     uint32_t version = result->version;
-    *result = *values;
+    memcpy(result, values, result_size(version));
     result->version = version;
 }

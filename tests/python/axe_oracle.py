@@ -57,6 +57,11 @@ class Axe:
         self.pos = np.zeros((rows, tiles), np.int64)
         self.neg = np.zeros((rows, tiles), np.int64)
         self.radius = (2.0 ** bits - 2) / (self.x_max - self.x_min)
+        # What the constraints did, per (row, tile): levels the soft threshold changed, the L1 mass (in
+        # levels) it removed, and levels the strict constraint moved.
+        self.soft_changed = np.zeros((rows, tiles), np.int64)
+        self.soft_removed = np.zeros((rows, tiles))
+        self.clamped = np.zeros((rows, tiles), np.int64)
 
     def thresholds(self, values, scale, columns):
         """lambda for the tiles covering `columns` from float64 values [rows, len(columns)] with per-row
@@ -87,14 +92,32 @@ class Axe:
         s = scale.astype(np.float64)
         lam = self.lam[:, b]
         shrunk = np.where(lam > 0, np.sign(v) * np.maximum(np.abs(v) - lam, 0.0), v)
+        plain = np.clip(np.rint(v / s), qmin - zero_point, qmax - zero_point).astype(np.int64)
         centred = np.clip(np.rint(shrunk / s), qmin - zero_point, qmax - zero_point).astype(np.int64)
+        active = lam > 0
+        self.soft_changed[active, b] += centred[active] != plain[active]
+        self.soft_removed[active, b] += (np.abs(v[active]) - np.abs(shrunk[active])) / s[active]
         for r in range(len(v)):
-            centred[r] = self._allowed(r, b, int(centred[r]))
+            allowed = self._allowed(r, b, int(centred[r]))
+            self.clamped[r, b] += allowed != centred[r]
+            centred[r] = allowed
             if centred[r] > 0:
                 self.pos[r, b] += centred[r]
             else:
                 self.neg[r, b] += centred[r]
         return centred + zero_point, centred * s
+
+
+def statistics(axe):
+    """What AXE did, as qcore.AxeStats counts it; the slack and width from the final sums p and n."""
+    limit = (1 << (axe.bits - 1)) - 1
+    slack, needed = limit, 1
+    for pos, neg in zip(axe.pos.ravel().tolist(), axe.neg.ravel().tolist()):
+        worst = max(axe.x_max * pos + axe.x_min * neg, -(axe.x_min * pos + axe.x_max * neg))
+        slack, needed = min(slack, limit - worst), max(needed, bits_for(worst))
+    return dict(slots=axe.lam.size, soft_slots=int((axe.lam > 0).sum()), soft_changed=int(axe.soft_changed.sum()),
+                soft_removed=float(axe.soft_removed.sum()), clamped=int(axe.clamped.sum()),
+                clamped_slots=int((axe.clamped > 0).sum()), min_slack=slack, bits_needed=needed)
 
 
 def rtn(w, grid, axe):

@@ -58,24 +58,30 @@ CONFIGS = [  # (weight bits, signed, symmetric, granularity, group size, P, inpu
 ]
 
 
-@pytest.mark.parametrize("wbits, signed, symmetric, granularity, group, bits, in_bits, in_signed, tile", CONFIGS)
-@pytest.mark.parametrize("soft", [True, False])
-def test_rtn_axe_matches_the_oracle_exactly(rng, wbits, signed, symmetric, granularity, group, bits, in_bits,
-                                            in_signed, tile, soft):
+def rtn_with_oracle(rng, config, soft):
+    """(qcore's layer, the oracle's levels, the oracle's Axe) of RTN+AXE under one of CONFIGS."""
+    wbits, signed, symmetric, granularity, group, bits, in_bits, in_signed, tile = config
     w = rng.standard_normal((24, 96)).astype(np.float32)
     grid, oracle_grid = grid_pair(wbits, signed, symmetric, granularity, group)
     opts, axe = axe_pair(24, 96, bits, in_bits, in_signed, tile, soft)
     layer = qcore.rtn(w, grid, opts)
     reference, _ = axe_oracle.rtn(w, oracle_grid, axe)
+    return layer, reference, axe
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("soft", [True, False])
+def test_rtn_axe_matches_the_oracle_exactly(rng, config, soft):
+    layer, reference, _ = rtn_with_oracle(rng, config, soft)
     np.testing.assert_array_equal(layer.q, reference)
+    bits, in_bits, in_signed, tile = config[5:]
     assert_no_overflow(layer.centered(), bits, axe_oracle.input_range(in_bits, in_signed), tile)
 
 
-@pytest.mark.parametrize("wbits, signed, symmetric, granularity, group, bits, in_bits, in_signed, tile", CONFIGS)
-@pytest.mark.parametrize("act_order", [False, True])
-@pytest.mark.parametrize("algorithm", ["optq", "gpfq"])
-def test_gpxq_axe_matches_the_oracle(rng, algorithm, wbits, signed, symmetric, granularity, group, bits, in_bits,
-                                     in_signed, tile, act_order):
+def run_with_oracle(rng, algorithm, config, act_order):
+    """(qcore's layer, the oracle's levels, the oracle's Axe) of OPTQ or GPFQ with AXE under one of CONFIGS,
+    on a random layer with correlated inputs."""
+    wbits, signed, symmetric, granularity, group, bits, in_bits, in_signed, tile = config
     x = correlated_inputs(rng, 300, 96)
     w = rng.standard_normal((24, 96)).astype(np.float32)
     grid, oracle_grid = grid_pair(wbits, signed, symmetric, granularity, group)
@@ -89,7 +95,16 @@ def test_gpxq_axe_matches_the_oracle(rng, algorithm, wbits, signed, symmetric, g
         h, g = gpfq_stats(x, (x + 0.05 * rng.standard_normal(x.shape)).astype(np.float32))
         layer = qcore.gpfq(w, h, g, grid, opts)
         reference, _ = gpxq_oracle.gpfq_triangular(w, h, g, oracle_grid, act_order=act_order, axe=axe)
+    return layer, reference, axe
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("act_order", [False, True])
+@pytest.mark.parametrize("algorithm", ["optq", "gpfq"])
+def test_gpxq_axe_matches_the_oracle(rng, algorithm, config, act_order):
+    layer, reference, _ = run_with_oracle(rng, algorithm, config, act_order)
     assert_agrees(layer.q, reference)
+    bits, in_bits, in_signed, tile = config[5:]
     assert_no_overflow(layer.centered(), bits, axe_oracle.input_range(in_bits, in_signed), tile)
 
 

@@ -20,7 +20,7 @@ from .quant import (PackedInt4, QuantOptions, choose_params, dequantize, fake_qu
 from .data import load_array, parse_array
 from .accum import (AccumulatorReport, AccumulatorSimulation, accumulator_bits_a2q, accumulator_bits_datatype,
                     accumulator_bits_needed, input_range, simulate_accumulator, verify_accumulator)
-from .gpxq import GpxqOptions, GpxqStats, QuantizedLayer, gpfq, optq, rtn
+from .gpxq import AxeStats, GpxqOptions, GpxqStats, QuantizedLayer, gpfq, optq, rtn
 from .model import Model, Node, ValueInfo, onnx_type_name
 from .pipeline import LayerReport, Pipeline, Recipe
 from .random import random_bits, random_normal, random_uniform

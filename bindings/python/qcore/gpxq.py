@@ -56,10 +56,37 @@ class GpxqOptions:
 
 
 @dataclass
+class AxeStats:
+    """How hard AXE worked on a layer (qc_gpxq_result's version-2 fields; all 0 when AXE is off). A slot is
+    one (row, tile) pair, one inner accumulator.
+
+    slots: rows x tiles constrained; soft_slots: slots whose soft L1 threshold was active (lambda > 0);
+    soft_changed: weights whose level the soft threshold changed; soft_removed: the L1 mass it removed, in
+    grid levels; clamped: weights whose level the strict constraint's limits changed; clamped_slots: slots
+    with at least one; min_slack: the smallest room A - worst case left in any slot (accumulator units,
+    A = 2^(P-1) - 1); bits_needed: the width the worst slot's final levels need."""
+
+    slots: int = 0
+    soft_slots: int = 0
+    soft_changed: int = 0
+    soft_removed: float = 0.0
+    clamped: int = 0
+    clamped_slots: int = 0
+    min_slack: int = 0
+    bits_needed: int = 0
+
+    @classmethod
+    def from_c(cls, result):
+        return cls(result.axe_slots, result.axe_soft_slots, result.axe_soft_changed, result.axe_soft_removed,
+                   result.axe_clamped, result.axe_clamped_slots, result.axe_min_slack, result.axe_bits_needed)
+
+
+@dataclass
 class QuantizedLayer:
     """A quantized weight: integer levels q (int32, zero point included), scale (float32) and zero_point
     (int32) in qc_quant's parameter layout, dequantized weights (float32), and what the call did: the damping
-    ratio and value used, failed factorizations retried, and the inputs found dead (zero diagonal)."""
+    ratio and value used, failed factorizations retried, the inputs found dead (zero diagonal), and AXE's
+    statistics (AxeStats)."""
 
     q: np.ndarray
     scale: np.ndarray
@@ -70,6 +97,7 @@ class QuantizedLayer:
     retries: int
     dead_inputs: int
     group_size: int = 0
+    axe: AxeStats = None
 
     def centered(self):
         """The levels minus their zero points (int32, w's shape): the integers an accumulator multiplies,
@@ -160,7 +188,7 @@ def _run(c_function, function, w, matrices, grid, opts, ctx):
                                     c_grid, c_opts)
     group_size = min(grid.group_size, w.shape[1]) if grid.granularity == "group" else 0
     return QuantizedLayer(q, scale, zero_point, dequantized, result.damp_ratio, result.damp, result.retries,
-                          result.dead_inputs, group_size)
+                          result.dead_inputs, group_size, AxeStats.from_c(result))
 
 
-__all__ = ["GpxqOptions", "GpxqStats", "QuantizedLayer", "gpfq", "optq", "rtn"]
+__all__ = ["AxeStats", "GpxqOptions", "GpxqStats", "QuantizedLayer", "gpfq", "optq", "rtn"]

@@ -1,0 +1,19 @@
+"""Writing a benchmark's results, shared by the benchmarks."""
+import json
+import os
+import platform
+
+
+def machine(qcore):
+    """Where the figures were measured: host, CPU, cores, the features qcore detected, the load average."""
+    return {"machine": platform.node(), "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "cpu_features": sorted(qcore.cpu_features()), "qcore": qcore.__version__,
+            "load_average": [round(v, 2) for v in os.getloadavg()]}
+
+
+def write_json(path, result):
+    """Writes `result` to `path` atomically (a temporary file in the same folder, then a rename)."""
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+    os.replace(path + ".tmp", path)
+    print("written", os.path.relpath(path))
