@@ -129,8 +129,9 @@ def test_axe_results_never_overflow_and_plain_ones_do(batches, method):
     axe = qcore.GpxqOptions(accumulator_bits=16, tile_size=0)
     _, guarded = p.run(qcore.Recipe(method=method, weights=W4, activation_bits=8, gpxq=axe))
     _, plain = p.run(qcore.Recipe(method=method, weights=W4, activation_bits=8, report_bits=16))
-    for g in guarded:
+    for g, layer in zip(guarded, p.layers):
         assert g.accumulator_bits <= 16 and g.overflow_events == 0 and g.report_bits == 16 and g.dot_products > 0
+        assert g.axe.bits_needed == g.accumulator_bits and g.axe.slots == layer["out_features"]  # one slot a row
     assert sum(r.overflow_events for r in plain) > 0
     assert max(r.accumulator_bits for r in plain) > 16
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -22,6 +23,7 @@ static const char HELP[] =
     "      --input-scale X        multiply float inputs by X\n"
     "      --samples N            samples evaluated (default: all)\n"
     "      --batch N              samples per run (default 256)\n"
+    "      --latency N            also time N runs on one sample and report the median (batch-1 latency)\n"
     "      --threads N            threads (default: all cores)\n";
 
 enum { MAX_DATA = 16 };
@@ -36,7 +38,7 @@ typedef struct eval_options {
     char *data[MAX_DATA];
     size_t num_data;
     double input_scale;
-    long samples, batch, threads;
+    long samples, batch, threads, latency_runs;
 } eval_options;
 
 /* Runs the session on samples [first, first + n); *out views the first output. */
@@ -107,10 +109,42 @@ static int evaluate(const eval_options *o, qc_ctx *ctx, const qc_model *m, const
     return code;
 }
 
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median wall time of `runs` runs on the first sample, in milliseconds. */
+static int latency(const eval_options *o, qc_ctx *ctx, const qc_model *m, const feed_set *f, double *ms)
+{
+    qc_session *session = NULL;
+    double *times = malloc((size_t)o->latency_runs * sizeof *times);
+    qc_status st = times ? qc_session_create(&session, m, ctx) : QC_ERR_OUT_OF_MEMORY;
+    int code = st == QC_OK ? EXIT_DONE : fail("eval", EXIT_FAILED, "%s", qc_last_error());
+    qc_tensor y;
+    if (code == EXIT_DONE) code = run_batch(session, m, f, 0, 1, &y); /* warm-up: buffers and derived data */
+    for (long k = 0; code == EXIT_DONE && k < o->latency_runs; k++) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        code = run_batch(session, m, f, 0, 1, &y);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        times[k] = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) * 1e-6;
+    }
+    if (code == EXIT_DONE) {
+        qsort(times, (size_t)o->latency_runs, sizeof *times, by_value);
+        *ms = times[o->latency_runs / 2];
+    }
+    free(times);
+    qc_session_free(session);
+    return code;
+}
+
 static const struct option LONG[] = {
     {"data", required_argument, 0, 'd'}, {"labels", required_argument, 0, 'l'}, {"reference", required_argument, 0, 'r'},
     {"input-scale", required_argument, 0, 'S'}, {"samples", required_argument, 0, 'n'}, {"batch", required_argument, 0, 'b'},
-    {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"threads", required_argument, 0, 't'}, {"latency", required_argument, 0, 'L'}, {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
 
 static int parse(eval_options *o, int argc, char **argv)
 {
@@ -130,6 +164,7 @@ static int parse(eval_options *o, int argc, char **argv)
         case 'n': o->samples = strtol(optarg, NULL, 10); break;
         case 'b': o->batch = strtol(optarg, NULL, 10); break;
         case 't': o->threads = strtol(optarg, NULL, 10); break;
+        case 'L': o->latency_runs = strtol(optarg, NULL, 10); break;
         default: return fail("eval", EXIT_USAGE, "see qcore eval --help");
         }
     }
@@ -137,8 +172,10 @@ static int parse(eval_options *o, int argc, char **argv)
     o->model = argv[optind];
     if (o->num_data == 0) return fail("eval", EXIT_USAGE, "data is required: --data INPUT=FILE");
     if (!o->labels && !o->reference) return fail("eval", EXIT_USAGE, "give --labels, --reference or both");
-    if (o->batch < 1 || o->samples < 0 || o->threads < 0 || !(o->input_scale > 0))
-        return fail("eval", EXIT_USAGE, "--batch must be >= 1, --samples and --threads >= 0, --input-scale > 0");
+    if (o->batch < 1 || o->samples < 0 || o->threads < 0 || o->latency_runs < 0 || o->latency_runs > 100000 ||
+        !(o->input_scale > 0))
+        return fail("eval", EXIT_USAGE, "--batch must be >= 1, --samples, --threads and --latency (<= 100000) >= 0, "
+                                        "--input-scale > 0");
     return EXIT_DONE;
 }
 
@@ -170,11 +207,14 @@ int cmd_eval(int argc, char **argv)
         code = fail("eval", EXIT_INPUT, "'%s' must hold an integer label (u8, i32 or i64) per sample", o.labels);
     if (code == EXIT_DONE && make_context(&ctx, (int)o.threads, 0) != QC_OK) code = fail("eval", EXIT_FAILED, "%s", qc_last_error());
     if (code == EXIT_DONE) code = evaluate(&o, ctx, model, ref, &feeds, lt, &s);
+    double ms = 0;
+    if (code == EXIT_DONE && o.latency_runs > 0) code = latency(&o, ctx, model, &feeds, &ms);
     if (code == EXIT_DONE) {
         printf("{\"model\": \"%s\", \"samples\": %lld", o.model, (long long)s.samples);
         if (lt) printf(", \"accuracy\": %.6f", (double)s.correct / (double)s.samples);
         if (ref) printf(", \"reference\": \"%s\", \"mean_cosine\": %.6f, \"max_abs_diff\": %.6g", o.reference,
                         s.cosine_sum / (double)s.samples, s.max_diff);
+        if (o.latency_runs > 0) printf(", \"batch1_latency_ms\": %.4f", ms);
         printf("}\n");
     }
     qc_ctx_free(ctx);

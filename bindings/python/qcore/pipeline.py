@@ -17,7 +17,7 @@ from ._errors import check
 from ._ffi import ffi, lib, onnx_lib
 from ._tensor import DTYPES, as_array, view
 from .core import default_context
-from .gpxq import GpxqOptions
+from .gpxq import AxeStats, GpxqOptions
 from .model import Model
 from .quant import QuantOptions
 
@@ -58,7 +58,7 @@ class Recipe:
 
 @dataclass
 class LayerReport:
-    """What a run did to one layer (see qc_layer_report in qc_model.h)."""
+    """What a run did to one layer (see qc_layer_report in qc_model.h); `axe` says how hard AXE worked."""
 
     weight: str
     quantized: bool
@@ -78,6 +78,7 @@ class LayerReport:
     damp_ratio: float
     retries: int
     dead_inputs: int
+    axe: AxeStats
 
 
 def _report(c):
@@ -86,7 +87,7 @@ def _report(c):
                        bool(c.input_signed), c.input_scale, c.weight_bytes, c.output_error, c.accumulator_bits,
                        c.report_bits, s.dot_products, s.max_abs_partial_sum, s.wrap_events + s.wrap_outer_events,
                        s.wrap_overflowing_products, s.saturate_events + s.saturate_outer_events, c.gpxq.damp_ratio,
-                       c.gpxq.retries, c.gpxq.dead_inputs)
+                       c.gpxq.retries, c.gpxq.dead_inputs, AxeStats.from_c(c.gpxq))
 
 
 class Pipeline:
