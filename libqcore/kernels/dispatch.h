@@ -25,10 +25,30 @@ typedef struct qc_kernels {
     void (*dequantize_bytes_f32)(float *out, const uint8_t *q, size_t n, int is_signed, qc_grid_run g);
     /* Quantizes and dequantizes n floats; out may alias x. */
     void (*fake_quantize_f32)(float *out, const float *x, size_t n, qc_grid_run g);
+    /* The bit-serial core: c[p * ldc + q] = sum over w < words of popcount(a[p][w] OP b[q][w]) for p < np,
+     * q < nq, rows of `words` words (a multiple of 8) stored one after another; OP is AND (op 0) or XOR
+     * (op 1). Each count fits an int32 because rows hold fewer than 2^31 bits (checked by the callers). */
+    void (*popcount_gemm)(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
+                          int64_t words, int op);
 } qc_kernels;
+
+enum { QC_POPCOUNT_AND = 0, QC_POPCOUNT_XOR = 1 };
 
 /* The table of a resolved kernel set (REF, AVX2 or AVX512; a set not built falls back to REF). */
 const qc_kernels *qc__kernels_for(qc_arch arch);
+
+/* The popcount_gemm of kernel set `arch`: AVX512's needs VPOPCNTDQ as well, and without it this is
+ * AVX2's. */
+typedef void (*qc_popcount_gemm_fn)(int32_t *, int64_t, const uint64_t *, int64_t, const uint64_t *, int64_t, int64_t,
+                                    int);
+qc_popcount_gemm_fn qc__popcount_gemm_for(qc_arch arch);
+
+void qc__popcount_gemm_ref(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
+                           int64_t words, int op);
+void qc__popcount_gemm_avx2(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
+                            int64_t words, int op);
+void qc__popcount_gemm_avx512(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
+                              int64_t words, int op);
 
 extern const qc_kernels qc__kernels_ref;
 extern const qc_kernels qc__kernels_avx2;

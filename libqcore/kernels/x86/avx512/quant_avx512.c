@@ -64,4 +64,5 @@ const qc_kernels qc__kernels_avx512 = {
     .quantize_f32_bytes = quantize_f32_bytes,
     .dequantize_bytes_f32 = dequantize_bytes_f32,
     .fake_quantize_f32 = fake_quantize_f32,
+    .popcount_gemm = qc__popcount_gemm_avx512,
 };

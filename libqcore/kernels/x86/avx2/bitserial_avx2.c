@@ -1,0 +1,58 @@
+/* popcount_gemm with AVX2, which has no vector popcount: bytes are counted by looking up each nibble in a
+ * 16-entry table (VPSHUFB), and VPSADBW sums the byte counts into 64-bit lanes. A 2 x 4 tile keeps the
+ * accumulators, the table and the mask within the 16 YMM registers. */
+#include <immintrin.h>
+
+#include "kernels/dispatch.h"
+
+#define QC_TILE_MR 2
+#define QC_TILE_NR 4
+
+static inline __attribute__((always_inline)) __m256i popcount_lanes(__m256i v, __m256i table, __m256i low)
+{
+    __m256i lo = _mm256_shuffle_epi8(table, _mm256_and_si256(v, low));
+    __m256i hi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(v, 4), low));
+    return _mm256_sad_epu8(_mm256_add_epi8(lo, hi), _mm256_setzero_si256());
+}
+
+static inline __attribute__((always_inline)) void tile(int32_t *c, int64_t ldc, const uint64_t *a, const uint64_t *b,
+                                                       int64_t words, int mr, int nr, int op)
+{
+    const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1,
+                                           2, 2, 3, 2, 3, 3, 4);
+    const __m256i low = _mm256_set1_epi8(0x0f);
+    __m256i acc[QC_TILE_MR][QC_TILE_NR];
+#pragma GCC unroll 4
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) acc[i][j] = _mm256_setzero_si256();
+    for (int64_t w = 0; w < words; w += 4) {
+        __m256i va[QC_TILE_MR];
+#pragma GCC unroll 4
+        for (int i = 0; i < mr; i++) va[i] = _mm256_loadu_si256((const __m256i *)(a + i * words + w));
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) {
+            __m256i vb = _mm256_loadu_si256((const __m256i *)(b + j * words + w));
+#pragma GCC unroll 4
+            for (int i = 0; i < mr; i++) {
+                __m256i v = op == QC_POPCOUNT_XOR ? _mm256_xor_si256(va[i], vb) : _mm256_and_si256(va[i], vb);
+                acc[i][j] = _mm256_add_epi64(acc[i][j], popcount_lanes(v, table, low));
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) {
+            __m128i s = _mm_add_epi64(_mm256_castsi256_si128(acc[i][j]), _mm256_extracti128_si256(acc[i][j], 1));
+            c[i * ldc + j] = (int32_t)(_mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1));
+        }
+}
+
+#include "kernels/popcount_tiles.h"
+
+void qc__popcount_gemm_avx2(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
+                            int64_t words, int op)
+{
+    popcount_tiles(c, ldc, a, np, b, nq, words, op);
+}

@@ -1,0 +1,72 @@
+/* The popcount_gemm entry of every kernel table this machine can run equals a bit-by-bit count written
+ * here (and so the reference kernel), on row counts that leave every register-tile tail (1..9 rows each
+ * side) and row lengths of 8 to 40 words; the counts land in a wider matrix (ldc) whose other cells, and
+ * a guard after it, must stay untouched. Words are sparse, dense and random so that counts near 0 and
+ * near 64 per word both occur. */
+#include "kernels/dispatch.h"
+#include "test_util.h"
+
+enum { MAX_ROWS = 9, MAX_WORDS = 40, LDC_EXTRA = 3, GUARD = 16 };
+static const int32_t UNTOUCHED = -12345;
+
+static uint64_t random_word(uint64_t *state)
+{
+    uint64_t r = tu_next(state);
+    switch (r % 4) {
+    case 0: return r & tu_next(state) & tu_next(state); /* sparse */
+    case 1: return r | tu_next(state) | tu_next(state); /* dense */
+    case 2: return r % 8 == 2 ? ~0ull : 0ull;
+    default: return tu_next(state);
+    }
+}
+
+static int32_t bit_count(const uint64_t *a, const uint64_t *b, int64_t words, int op)
+{
+    int32_t count = 0;
+    for (int64_t w = 0; w < words; w++)
+        for (int bit = 0; bit < 64; bit++) {
+            int x = (int)((a[w] >> bit) & 1), y = (int)((b[w] >> bit) & 1);
+            count += op == QC_POPCOUNT_XOR ? x ^ y : x & y;
+        }
+    return count;
+}
+
+Test(bitserial_kernels, popcount_gemm_every_table_every_tail)
+{
+    static uint64_t a[MAX_ROWS * MAX_WORDS], b[MAX_ROWS * MAX_WORDS];
+    static int32_t c[MAX_ROWS * (MAX_ROWS + LDC_EXTRA) + GUARD];
+    uint64_t state = 77;
+    for (size_t i = 0; i < TU_COUNT(a); i++) a[i] = random_word(&state);
+    for (size_t i = 0; i < TU_COUNT(b); i++) b[i] = random_word(&state);
+    int tables = 0;
+    for (size_t k = 0; k < TU_COUNT(tu_archs); k++) {
+        if (!qc_arch_supported(tu_archs[k])) continue;
+        qc_popcount_gemm_fn gemm = qc__popcount_gemm_for(tu_archs[k]);
+        tables++;
+        for (int64_t words = 8; words <= MAX_WORDS; words += 16)
+            for (int op = QC_POPCOUNT_AND; op <= QC_POPCOUNT_XOR; op++)
+                for (int64_t np = 1; np <= MAX_ROWS; np++)
+                    for (int64_t nq = 1; nq <= MAX_ROWS; nq++) {
+                        int64_t ldc = nq + LDC_EXTRA;
+                        for (size_t i = 0; i < TU_COUNT(c); i++) c[i] = UNTOUCHED;
+                        gemm(c, ldc, a, np, b, nq, words, op);
+                        for (int64_t p = 0; p < np; p++)
+                            for (int64_t q = 0; q < ldc; q++) {
+                                int32_t want = q < nq ? bit_count(a + p * words, b + q * words, words, op) : UNTOUCHED;
+                                cr_assert_eq(c[p * ldc + q], want, "%s: words %lld op %d np %lld nq %lld: c[%lld][%lld] = %d, want %d",
+                                             qc_arch_string(tu_archs[k]), (long long)words, op, (long long)np, (long long)nq,
+                                             (long long)p, (long long)q, c[p * ldc + q], want);
+                            }
+                        for (int64_t i = np * ldc; i < (int64_t)TU_COUNT(c); i++) cr_assert_eq(c[i], UNTOUCHED);
+                    }
+    }
+    cr_assert_geq(tables, 1);
+}
+
+Test(bitserial_kernels, avx512_table_needs_vpopcntdq)
+{
+    qc_popcount_gemm_fn want = (qc_cpu_features() & QC_CPU_AVX512VPOPCNTDQ) ? qc__kernels_for(QC_ARCH_AVX512)->popcount_gemm
+                                                                            : qc__kernels_for(QC_ARCH_AVX2)->popcount_gemm;
+    cr_assert(qc__popcount_gemm_for(QC_ARCH_AVX512) == want);
+    cr_assert(qc__popcount_gemm_for(QC_ARCH_REF) == qc__popcount_gemm_ref);
+}
