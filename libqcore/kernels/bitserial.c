@@ -1,5 +1,6 @@
-/* The bit-serial products of qc_kernels.h. The work is cut into items of up to 16 input rows by 128
- * outputs; the popcount_gemm of the context's kernel set fills an item's counts, and one scalar epilogue,
+/* The bit-serial products of qc_kernels.h. The work is cut into items of up to 64 input bit-rows (64 / Ka
+ * input rows: 32 KB of planes at n = 4096, which stay in the L1 cache while each weight row streams past
+ * them; fewer rows per item left the kernel waiting on the weights) by 128 outputs; the popcount_gemm of the context's kernel set fills an item's counts, and one scalar epilogue,
  * shared by every kernel set, turns them into dot products and scales them, so the results depend on
  * neither the kernel set nor the thread count. */
 #include <omp.h>
@@ -12,16 +13,17 @@
 #include "lq/lq.h"
 #include "qcore/qc_kernels.h"
 
-enum { ROWS_PER_ITEM = 16, OUTPUTS_PER_ITEM = 128 };
+enum { BIT_ROWS_PER_ITEM = 64, OUTPUTS_PER_ITEM = 128 };
 
 typedef struct bs_problem {
     qc_popcount_gemm_fn gemm;
     int op;                 /* XOR for +-1 on both sides, else AND */
     int64_t n, words, rows, outputs;
+    int64_t rows_per_item;  /* BIT_ROWS_PER_ITEM / ka */
     int ka, kw;
     qc_lq_code x_code, w_code;
     const uint64_t *w;      /* [outputs, kw, words] */
-    int32_t *w_pop;         /* popcounts of w's bit-rows when w is {0,1} and x is +-1, else NULL */
+    int32_t *w_pop;         /* [outputs * kw]: popcounts of w's bit-rows when w is {0,1} and x is +-1, else 0 */
 } bs_problem;
 
 /* Scratch of one thread: an item's input planes, their popcounts and its counts. */
@@ -29,6 +31,7 @@ typedef struct bs_scratch {
     uint64_t *x;
     int32_t *x_pop;
     int32_t *counts;
+    double *sums;  /* one item's outputs */
 } bs_scratch;
 
 static void row_popcounts(int32_t *out, const uint64_t *rows, int64_t count, int64_t words)
@@ -40,13 +43,19 @@ static void row_popcounts(int32_t *out, const uint64_t *rows, int64_t count, int
     }
 }
 
-/* The dot product of code values from the count of (x OP w) and the {0,1} side's popcount (qc_kernels.h). */
-static inline int64_t dot_value(const bs_problem *p, int32_t count, int32_t x_pop, int32_t w_pop)
+/* The identities of qc_kernels.h as one affine map of the count: D = base + scale count - w_pop, with base
+ * n (+-1 . +-1), minus the input plane's popcount ({0,1} . +-1) or 0, and w_pop the weight plane's
+ * popcount when only the weights are {0,1} (else 0: problem_init keeps zeros there). */
+static inline int64_t dot_base(const bs_problem *p, int32_t x_pop)
 {
-    if (p->op == QC_POPCOUNT_XOR) return p->n - 2 * (int64_t)count;
-    if (p->x_code == QC_LQ_UNSIGNED && p->w_code == QC_LQ_SIGNED) return 2 * (int64_t)count - x_pop;
-    if (p->x_code == QC_LQ_SIGNED && p->w_code == QC_LQ_UNSIGNED) return 2 * (int64_t)count - w_pop;
-    return count;
+    if (p->op == QC_POPCOUNT_XOR) return p->n;
+    return p->x_code == QC_LQ_UNSIGNED && p->w_code == QC_LQ_SIGNED ? -(int64_t)x_pop : 0;
+}
+
+static inline int64_t dot_scale(const bs_problem *p)
+{
+    if (p->op == QC_POPCOUNT_XOR) return -2;
+    return p->x_code == QC_LQ_UNSIGNED && p->w_code == QC_LQ_UNSIGNED ? 1 : 2;
 }
 
 /* Counts of an item's `rows` input rows (planes x, [rows, ka, words]) against outputs o0 .. o0 + outputs - 1,
@@ -59,20 +68,22 @@ static void item_counts(int32_t *counts, const bs_problem *p, const uint64_t *x,
 
 static qc_status scratch_alloc(bs_scratch **out, int threads, const bs_problem *p, int encode)
 {
-    size_t bit_rows = (size_t)ROWS_PER_ITEM * (size_t)p->ka;
+    size_t bit_rows = BIT_ROWS_PER_ITEM;
     bs_scratch *s = calloc((size_t)threads, sizeof *s);
     int ok = s != NULL;
     for (int t = 0; ok && t < threads; t++) {
         s[t].x = encode ? aligned_alloc(64, bit_rows * (size_t)p->words * sizeof(uint64_t)) : NULL;
         s[t].x_pop = calloc(bit_rows, sizeof(int32_t));
         s[t].counts = malloc(bit_rows * (size_t)OUTPUTS_PER_ITEM * (size_t)p->kw * sizeof(int32_t));
-        ok = (s[t].x || !encode) && s[t].x_pop && s[t].counts;
+        s[t].sums = malloc(OUTPUTS_PER_ITEM * sizeof(double));
+        ok = (s[t].x || !encode) && s[t].x_pop && s[t].counts && s[t].sums;
     }
     if (!ok) {
         for (int t = 0; s && t < threads; t++) {
             free(s[t].x);
             free(s[t].x_pop);
             free(s[t].counts);
+            free(s[t].sums);
         }
         free(s);
         return QC_ERR_OUT_OF_MEMORY;
@@ -87,6 +98,7 @@ static void scratch_free(bs_scratch *s, int threads)
         free(s[t].x);
         free(s[t].x_pop);
         free(s[t].counts);
+        free(s[t].sums);
     }
     free(s);
 }
@@ -130,17 +142,15 @@ static qc_status problem_init(bs_problem *p, const qc_ctx *ctx, int64_t n, int64
     p->words = qc_lq_plane_words(n);
     p->rows = rows;
     p->outputs = w_planes->dims[0];
+    p->rows_per_item = BIT_ROWS_PER_ITEM / ka;
     p->ka = ka;
     p->kw = kw;
     p->x_code = x_code;
     p->w_code = w_code;
     p->w = w_planes->data;
-    p->w_pop = NULL;
-    if (x_code == QC_LQ_SIGNED && w_code == QC_LQ_UNSIGNED) {
-        p->w_pop = malloc(sizeof(int32_t) * (size_t)(p->outputs * kw + 1));
-        if (!p->w_pop) return QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for the weights' popcounts");
-        row_popcounts(p->w_pop, p->w, p->outputs * kw, p->words);
-    }
+    p->w_pop = calloc((size_t)(p->outputs * kw + 1), sizeof(int32_t));
+    if (!p->w_pop) return QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for the weights' popcounts");
+    if (x_code == QC_LQ_SIGNED && w_code == QC_LQ_UNSIGNED) row_popcounts(p->w_pop, p->w, p->outputs * kw, p->words);
     return QC_OK;
 }
 
@@ -158,9 +168,9 @@ static void dots_item(int32_t *dots, const bs_problem *p, const uint64_t *x, int
             for (int i = 0; i < p->kw; i++)
                 for (int j = 0; j < p->ka; j++) {
                     int64_t bit_row = m * p->ka + j, col = o * p->kw + i;
-                    int32_t w_pop = p->w_pop ? p->w_pop[(o0 + o) * p->kw + i] : 0;
-                    dots[(((m0 + m) * p->outputs + o0 + o) * p->kw + i) * p->ka + j] =
-                        (int32_t)dot_value(p, s->counts[bit_row * ldc + col], s->x_pop[bit_row], w_pop);
+                    int64_t d = dot_base(p, s->x_pop[bit_row]) + dot_scale(p) * s->counts[bit_row * ldc + col] -
+                                p->w_pop[(o0 + o) * p->kw + i];
+                    dots[(((m0 + m) * p->outputs + o0 + o) * p->kw + i) * p->ka + j] = (int32_t)d;
                 }
 }
 
@@ -193,11 +203,12 @@ qc_status qc_bitserial_dots(qc_ctx *ctx, qc_tensor *dots, const qc_tensor *x_pla
         free(p.w_pop);
         return QC_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for %d threads' scratch", threads);
     }
-    int64_t m_items = (rows + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM, o_items = (outputs + OUTPUTS_PER_ITEM - 1) / OUTPUTS_PER_ITEM;
+    int64_t per = p.rows_per_item;
+    int64_t m_items = (rows + per - 1) / per, o_items = (outputs + OUTPUTS_PER_ITEM - 1) / OUTPUTS_PER_ITEM;
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t item = 0; item < m_items * o_items; item++) {
-        int64_t m0 = item / o_items * ROWS_PER_ITEM, o0 = item % o_items * OUTPUTS_PER_ITEM;
-        int64_t mr = rows - m0 < ROWS_PER_ITEM ? rows - m0 : ROWS_PER_ITEM;
+        int64_t m0 = item / o_items * per, o0 = item % o_items * OUTPUTS_PER_ITEM;
+        int64_t mr = rows - m0 < per ? rows - m0 : per;
         int64_t orr = outputs - o0 < OUTPUTS_PER_ITEM ? outputs - o0 : OUTPUTS_PER_ITEM;
         dots_item(dots->data, &p, x_planes->data, m0, mr, o0, orr, &s[omp_get_thread_num()]);
     }
@@ -228,27 +239,32 @@ static void encode_rows(bs_scratch *s, const bs_problem *p, const bs_scaling *f,
     if (p->x_code == QC_LQ_UNSIGNED && p->w_code == QC_LQ_SIGNED) row_popcounts(s->x_pop, s->x, rows * p->ka, p->words);
 }
 
+/* Y for an item: per output, sum over i then j of w_basis[o, i] x_basis[m, j] D, in double, in that order
+ * (the loops run over outputs innermost so that they vectorize; each output's sum is still formed in the
+ * same order). */
 static void gemm_item(const bs_problem *p, const bs_scaling *f, int64_t m0, int64_t rows, int64_t o0, int64_t outputs,
                       const bs_scratch *s)
 {
     item_counts(s->counts, p, s->x, rows, o0, outputs);
-    int64_t ldc = outputs * p->kw;
+    int64_t ldc = outputs * p->kw, kw = p->kw, scale = dot_scale(p);
+    const float *wb = f->w_basis + o0 * kw;
+    const int32_t *w_pop = p->w_pop + o0 * kw;
+    double *sum = s->sums;
     for (int64_t m = 0; m < rows; m++) {
         const float *xb = f->x_basis + (m0 + m) * f->x_basis_stride;
-        for (int64_t o = 0; o < outputs; o++) {
-            const float *wb = f->w_basis + (o0 + o) * p->kw;
-            double sum = 0.0;
-            for (int i = 0; i < p->kw; i++)
-                for (int j = 0; j < p->ka; j++) {
-                    int64_t bit_row = m * p->ka + j;
-                    int32_t w_pop = p->w_pop ? p->w_pop[(o0 + o) * p->kw + i] : 0;
-                    int64_t d = dot_value(p, s->counts[bit_row * ldc + o * p->kw + i], s->x_pop[bit_row], w_pop);
-                    sum += (double)wb[i] * (double)xb[j] * (double)d;
+        for (int64_t o = 0; o < outputs; o++) sum[o] = 0.0;
+        for (int64_t i = 0; i < kw; i++)
+            for (int j = 0; j < p->ka; j++) {
+                int64_t bit_row = m * p->ka + j, base = dot_base(p, s->x_pop[bit_row]);
+                const int32_t *count = s->counts + bit_row * ldc + i;
+                double xj = (double)xb[j];
+                for (int64_t o = 0; o < outputs; o++) {
+                    int64_t d = base + scale * count[o * kw] - w_pop[o * kw + i];
+                    sum[o] += (double)wb[o * kw + i] * xj * (double)d;
                 }
-            float v = (float)sum;
-            if (f->bias) v += f->bias[o0 + o];
-            f->y[(m0 + m) * p->outputs + o0 + o] = v;
-        }
+            }
+        float *y = f->y + (m0 + m) * p->outputs + o0;
+        for (int64_t o = 0; o < outputs; o++) y[o] = f->bias ? (float)sum[o] + f->bias[o0 + o] : (float)sum[o];
     }
 }
 
@@ -259,7 +275,7 @@ static qc_status run_gemm(const qc_ctx *ctx, bs_problem *p, const bs_scaling *f,
     bs_scratch *s;
     if (scratch_alloc(&s, threads, p, 1) != QC_OK)
         return QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for %d threads' scratch", threads);
-    int64_t m_items = (p->rows + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM;
+    int64_t per = p->rows_per_item, m_items = (p->rows + per - 1) / per;
     int64_t o_items = (p->outputs + OUTPUTS_PER_ITEM - 1) / OUTPUTS_PER_ITEM;
 #pragma omp parallel num_threads(threads)
     {
@@ -267,8 +283,8 @@ static qc_status run_gemm(const qc_ctx *ctx, bs_problem *p, const bs_scaling *f,
         int64_t encoded = -1;
 #pragma omp for schedule(static)
         for (int64_t item = 0; item < m_items * o_items; item++) {
-            int64_t mi = item / o_items, m0 = mi * ROWS_PER_ITEM, o0 = item % o_items * OUTPUTS_PER_ITEM;
-            int64_t rows = p->rows - m0 < ROWS_PER_ITEM ? p->rows - m0 : ROWS_PER_ITEM;
+            int64_t mi = item / o_items, m0 = mi * per, o0 = item % o_items * OUTPUTS_PER_ITEM;
+            int64_t rows = p->rows - m0 < per ? p->rows - m0 : per;
             int64_t outputs = p->outputs - o0 < OUTPUTS_PER_ITEM ? p->outputs - o0 : OUTPUTS_PER_ITEM;
             if (mi != encoded) {
                 encode_rows(mine, p, f, m0, rows);

@@ -7,6 +7,20 @@
 #define QC_TILE_MR 4
 #define QC_TILE_NR 4
 
+/* Stores the lane sums of four accumulators as four int32: a shuffle-and-add tree shared by the four,
+ * half the operations of four separate reductions (which cost a tenth of a 4 x 4 tile at n = 4096). */
+static inline __attribute__((always_inline)) void store_sums4(int32_t *c, __m512i a0, __m512i a1, __m512i a2,
+                                                              __m512i a3)
+{
+    __m512i t0 = _mm512_add_epi64(_mm512_unpacklo_epi64(a0, a1), _mm512_unpackhi_epi64(a0, a1));
+    __m512i t1 = _mm512_add_epi64(_mm512_unpacklo_epi64(a2, a3), _mm512_unpackhi_epi64(a2, a3));
+    /* 128-bit lanes: t0's 0+1, t0's 2+3, t1's 0+1, t1's 2+3 */
+    __m512i u = _mm512_add_epi64(_mm512_shuffle_i64x2(t0, t1, 0x88), _mm512_shuffle_i64x2(t0, t1, 0xDD));
+    /* lanes 0 and 2 plus lanes 1 and 3: (a0, a1, a2, a3) in the low 256 bits */
+    __m512i v = _mm512_add_epi64(_mm512_shuffle_i64x2(u, u, 0x08), _mm512_shuffle_i64x2(u, u, 0x0D));
+    _mm_storeu_si128((__m128i *)c, _mm256_cvtepi64_epi32(_mm512_castsi512_si256(v)));
+}
+
 static inline __attribute__((always_inline)) void tile(int32_t *c, int64_t ldc, const uint64_t *a, const uint64_t *b,
                                                        int64_t words, int mr, int nr, int op)
 {
@@ -30,9 +44,14 @@ static inline __attribute__((always_inline)) void tile(int32_t *c, int64_t ldc, 
             }
     }
 #pragma GCC unroll 4
-    for (int i = 0; i < mr; i++)
+    for (int i = 0; i < mr; i++) {
+        if (nr == 4) {
+            store_sums4(c + i * ldc, acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
+            continue;
+        }
 #pragma GCC unroll 4
         for (int j = 0; j < nr; j++) c[i * ldc + j] = (int32_t)_mm512_reduce_add_epi64(acc[i][j]);
+    }
 }
 
 #include "kernels/popcount_tiles.h"
