@@ -17,6 +17,7 @@ enum { BIT_ROWS_PER_ITEM = 64, OUTPUTS_PER_ITEM = 128 };
 
 typedef struct bs_problem {
     qc_popcount_gemm_fn gemm;
+    void (*encode)(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
     int op;                 /* XOR for +-1 on both sides, else AND */
     int64_t n, words, rows, outputs;
     int64_t rows_per_item;  /* BIT_ROWS_PER_ITEM / ka */
@@ -111,11 +112,12 @@ static qc_status check_planes(const qc_tensor *t, int64_t rows, int64_t words, i
 {
     if (t == NULL) return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument '%s' is NULL", name);
     QC_TRY(qc__tensor_expect(t, function, name, QC_DT_I64));
-    char shape[160];
-    qc__shape_string(shape, sizeof shape, t->ndim, t->dims);
-    if (t->ndim != 3 || (rows >= 0 && t->dims[0] != rows) || t->dims[2] != words)
+    if (t->ndim != 3 || (rows >= 0 && t->dims[0] != rows) || t->dims[2] != words) {
+        char shape[160];
+        qc__shape_string(shape, sizeof shape, t->ndim, t->dims);
         return QC_FAIL_IN(function, QC_ERR_SHAPE, "argument '%s': expected [%lld, K, %lld] (-1: any), got %s", name,
                           (long long)rows, (long long)words, shape);
+    }
     if (t->dims[1] < 1 || t->dims[1] > QC_LQ_MAX_BITS)
         return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument '%s': K = dims[1] = %lld, expected 1..%d", name,
                           (long long)t->dims[1], QC_LQ_MAX_BITS);
@@ -137,6 +139,7 @@ static qc_status problem_init(bs_problem *p, const qc_ctx *ctx, int64_t n, int64
                               const qc_tensor *w_planes, int kw, qc_lq_code w_code, const char *function)
 {
     p->gemm = qc__popcount_gemm_for(ctx->arch);
+    p->encode = ctx->kernels->encode_planes;
     p->op = x_code == QC_LQ_SIGNED && w_code == QC_LQ_SIGNED ? QC_POPCOUNT_XOR : QC_POPCOUNT_AND;
     p->n = n;
     p->words = qc_lq_plane_words(n);
@@ -234,7 +237,7 @@ static void encode_rows(bs_scratch *s, const bs_problem *p, const bs_scaling *f,
     for (int64_t m = 0; m < rows; m++) {
         qc_lq_table t;
         qc__lq_table(&t, f->x_basis + (m0 + m) * f->x_basis_stride, p->ka, p->x_code);
-        qc__lq_encode_planes(s->x + m * p->ka * p->words, p->words, f->x + (m0 + m) * p->n, p->n, &t);
+        p->encode(s->x + m * p->ka * p->words, p->words, f->x + (m0 + m) * p->n, p->n, &t.encoder);
     }
     if (p->x_code == QC_LQ_UNSIGNED && p->w_code == QC_LQ_SIGNED) row_popcounts(s->x_pop, s->x, rows * p->ka, p->words);
 }

@@ -17,6 +17,16 @@ typedef struct qc_grid_run {
     int32_t qmax;
 } qc_grid_run;
 
+/* What the bit-serial kernels' input side needs to encode floats into bit-planes (qc_lq.h's rule): a value
+ * x takes sorted level #{t : x >= lower[t]}, whose code is code[index]. lower[t] is the smallest float
+ * above threshold t (a double), so that float comparisons give exactly the double rule x > threshold. */
+typedef struct qc_plane_encoder {
+    int bits;        /* K, 1..4 */
+    int count;       /* 2^K levels */
+    float lower[15];
+    int32_t code[16];
+} qc_plane_encoder;
+
 typedef struct qc_kernels {
     qc_arch arch;
     /* Quantizes n floats into bytes holding the low 8 bits of each integer (int8 or uint8 storage). */
@@ -30,6 +40,8 @@ typedef struct qc_kernels {
      * (op 1). Each count fits an int32 because rows hold fewer than 2^31 bits (checked by the callers). */
     void (*popcount_gemm)(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
                           int64_t words, int op);
+    /* Writes the K bit-planes of one row (planes[K][words], all words written, padding 0) for finite x[n]. */
+    void (*encode_planes)(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
 } qc_kernels;
 
 enum { QC_POPCOUNT_AND = 0, QC_POPCOUNT_XOR = 1 };
@@ -42,6 +54,9 @@ const qc_kernels *qc__kernels_for(qc_arch arch);
 typedef void (*qc_popcount_gemm_fn)(int32_t *, int64_t, const uint64_t *, int64_t, const uint64_t *, int64_t, int64_t,
                                     int);
 qc_popcount_gemm_fn qc__popcount_gemm_for(qc_arch arch);
+
+void qc__encode_planes_ref(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
+void qc__encode_planes_avx512(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
 
 void qc__popcount_gemm_ref(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
                            int64_t words, int op);

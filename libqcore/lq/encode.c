@@ -42,7 +42,7 @@ qc_status qc_lq_encode(qc_ctx *ctx, qc_tensor *codes, const qc_tensor *x, const 
         qc__lq_table(&t, basis_row(basis, r, bits), bits, code);
         const float *xr = (const float *)x->data + r * n;
         uint8_t *cr = (uint8_t *)codes->data + r * n;
-        for (int64_t k = 0; k < n; k++) cr[k] = t.code[qc__lq_index(&t, (double)xr[k])];
+        for (int64_t k = 0; k < n; k++) cr[k] = t.code[qc__lq_index(&t, xr[k])];
     }
     return QC_OK;
 }

@@ -45,7 +45,7 @@ static double encode_stats(const float *x, int64_t n, const float *v, int bits, 
     double error = 0.0;
     for (int64_t k = 0; k < n; k++) {
         double xk = (double)x[k];
-        int i = qc__lq_index(&t, xk);
+        int i = qc__lq_index(&t, x[k]);
         double d = xk - t.level[i];
         error += d * d;
         count[t.code[i]] += 1.0;

@@ -1,4 +1,5 @@
 /* Levels, thresholds and codes of a basis (qc_lq.h), and the checks the lq entry points share. */
+#include <math.h>
 #include <stdlib.h>
 
 #include "core/error.h"
@@ -13,6 +14,15 @@ double qc__lq_level(const float *basis, int bits, qc_lq_code code, unsigned c)
         sum += b * (double)basis[j];
     }
     return sum;
+}
+
+/* The smallest float f with f > t: then, for every float x, x > t exactly when x >= f. Rounding t to the
+ * nearest float gives it unless that lands on or below t. Thresholds beyond the float range give
+ * +-infinity (every finite x is below or above them, as with the double). */
+static float smallest_float_above(double t)
+{
+    float f = (float)t;
+    return (double)f > t ? f : nextafterf(f, INFINITY);
 }
 
 void qc__lq_table(qc_lq_table *t, const float *basis, int bits, qc_lq_code code)
@@ -30,21 +40,12 @@ void qc__lq_table(qc_lq_table *t, const float *basis, int bits, qc_lq_code code)
         t->level[i] = v;
         t->code[i] = (uint8_t)c;
     }
-    for (int i = 0; i + 1 < t->count; i++) t->threshold[i] = 0.5 * (t->level[i] + t->level[i + 1]);
-}
-
-void qc__lq_encode_planes(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_lq_table *t)
-{
-    for (int64_t i = 0; i < words * t->bits; i++) planes[i] = 0;
-    for (int64_t base = 0; base < n; base += 64) {
-        int64_t len = n - base < 64 ? n - base : 64;
-        uint8_t codes[64];
-        for (int64_t k = 0; k < len; k++) codes[k] = t->code[qc__lq_index(t, (double)x[base + k])];
-        for (int j = 0; j < t->bits; j++) {
-            uint64_t word = 0;
-            for (int64_t k = 0; k < len; k++) word |= (uint64_t)((codes[k] >> j) & 1u) << k;
-            planes[(int64_t)j * words + base / 64] = word;
-        }
+    t->encoder.bits = bits;
+    t->encoder.count = t->count;
+    for (int i = 0; i < QC_LQ_MAX_LEVELS; i++) t->encoder.code[i] = i < t->count ? t->code[i] : 0;
+    for (int i = 0; i + 1 < t->count; i++) {
+        t->threshold[i] = 0.5 * (t->level[i] + t->level[i + 1]);
+        t->encoder.lower[i] = smallest_float_above(t->threshold[i]);
     }
 }
 
@@ -61,14 +62,13 @@ qc_status qc__lq_check_matrix(const qc_tensor *t, qc_dtype dtype, int64_t rows, 
 {
     if (t == NULL) return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument '%s' is NULL", name);
     QC_TRY(qc__tensor_expect(t, function, name, dtype));
+    if (t->ndim == 2 && (rows < 0 || t->dims[0] == rows) && (cols < 0 || t->dims[1] == cols)) return QC_OK;
     char shape[160];
     qc__shape_string(shape, sizeof shape, t->ndim, t->dims);
     if (t->ndim != 2)
         return QC_FAIL_IN(function, QC_ERR_SHAPE, "argument '%s': expected 2 dimensions, got %s", name, shape);
-    if ((rows >= 0 && t->dims[0] != rows) || (cols >= 0 && t->dims[1] != cols))
-        return QC_FAIL_IN(function, QC_ERR_SHAPE, "argument '%s': expected [%lld, %lld] (-1: any), got %s", name,
-                          (long long)rows, (long long)cols, shape);
-    return QC_OK;
+    return QC_FAIL_IN(function, QC_ERR_SHAPE, "argument '%s': expected [%lld, %lld] (-1: any), got %s", name,
+                      (long long)rows, (long long)cols, shape);
 }
 
 qc_status qc__lq_check_basis(const qc_tensor *basis, int64_t rows, int broadcast, int *bits, const char *function,

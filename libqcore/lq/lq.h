@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "kernels/dispatch.h"
 #include "qcore/qc_lq.h"
 
 enum { QC_LQ_MAX_LEVELS = 1 << QC_LQ_MAX_BITS };
@@ -15,6 +16,7 @@ typedef struct qc_lq_table {
     double level[QC_LQ_MAX_LEVELS];           /* sorted ascending; equal levels by code */
     double threshold[QC_LQ_MAX_LEVELS - 1];   /* midpoints of neighbouring levels */
     uint8_t code[QC_LQ_MAX_LEVELS];           /* code of level[i] */
+    qc_plane_encoder encoder;                 /* the same rule in floats, for the kernels */
 } qc_lq_table;
 
 /* The value of code c under `basis` (K entries), in double (qc_lq.h). */
@@ -23,17 +25,14 @@ double qc__lq_level(const float *basis, int bits, qc_lq_code code, unsigned c);
 /* Fills t for `basis` (K entries). */
 void qc__lq_table(qc_lq_table *t, const float *basis, int bits, qc_lq_code code);
 
-/* Index of x's level: the number of thresholds below x. A fixed count of comparisons (no branches) so
- * that the loop over a row vectorizes. */
-static inline int qc__lq_index(const qc_lq_table *t, double x)
+/* Index of x's level: the number of thresholds below x, counted in floats (qc_plane_encoder). A fixed
+ * count of comparisons (no branches) so that loops over a row vectorize. */
+static inline int qc__lq_index(const qc_lq_table *t, float x)
 {
     int index = 0;
-    for (int i = 0; i < t->count - 1; i++) index += t->threshold[i] < x;
+    for (int i = 0; i < t->count - 1; i++) index += x >= t->encoder.lower[i];
     return index;
 }
-
-/* Writes the K bit-planes of one row (planes[K][words], cleared here, padding 0) for x[n]. */
-void qc__lq_encode_planes(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_lq_table *t);
 
 /* QC_ERR_INVALID_ARG unless `code` is a qc_lq_code. */
 qc_status qc__lq_check_code(qc_lq_code code, const char *function, const char *name);

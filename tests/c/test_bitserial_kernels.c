@@ -70,3 +70,46 @@ Test(bitserial_kernels, avx512_table_needs_vpopcntdq)
     cr_assert(qc__popcount_gemm_for(QC_ARCH_AVX512) == want);
     cr_assert(qc__popcount_gemm_for(QC_ARCH_REF) == qc__popcount_gemm_ref);
 }
+
+/* The encoders of every table write the reference's planes, for lengths 1..140 (every 16-lane and 64-bit
+ * tail) and values drawn from the levels' own thresholds (exactly on them, one float either side) and in
+ * between, with 1..4 planes. */
+Test(bitserial_kernels, encode_planes_every_table_every_tail)
+{
+    enum { N = 140, WORDS = 8 };
+    static const float lower[15] = {-3.5f, -2.25f, -1.5f, -1.0f, -0.5f, -0.25f, -0.125f, 0.0f,
+                                    0.125f, 0.25f, 0.5f, 1.0f, 1.5f, 2.25f, 3.5f};
+    float x[N];
+    uint64_t state = 5;
+    for (int k = 0; k < N; k++) {
+        uint64_t r = tu_next(&state);
+        float t = lower[r % 15];
+        x[k] = (r >> 8) % 3 == 0 ? t : (r >> 8) % 3 == 1 ? nextafterf(t, -INFINITY) : 4.0f * tu_signed_unit(&state);
+    }
+    for (int bits = 1; bits <= 4; bits++) {
+        qc_plane_encoder e = {bits, 1 << bits, {0}, {0}};
+        for (int t = 0; t < e.count - 1; t++) e.lower[t] = lower[t * (16 >> bits) + (16 >> bits) - 1];
+        for (int c = 0; c < e.count; c++) e.code[c] = (c * 7 + 3) % e.count; /* a permutation */
+        for (int64_t n = 1; n <= N; n++) {
+            uint64_t want[4 * WORDS], got[4 * WORDS];
+            qc__encode_planes_ref(want, WORDS, x, n, &e);
+            for (size_t k = 0; k < TU_COUNT(tu_archs); k++) {
+                if (!qc_arch_supported(tu_archs[k])) continue;
+                memset(got, 0xA5, sizeof got);
+                qc__kernels_for(tu_archs[k])->encode_planes(got, WORDS, x, n, &e);
+                for (int i = 0; i < bits * WORDS; i++)
+                    cr_assert_eq(got[i], want[i], "%s: bits %d n %lld word %d", qc_arch_string(tu_archs[k]), bits,
+                                 (long long)n, i);
+            }
+            /* The reference itself: plane j, element k is bit j of the code of #{t : x >= lower[t]}. */
+            for (int64_t k = 0; k < n; k++) {
+                int index = 0;
+                for (int t = 0; t < e.count - 1; t++) index += x[k] >= e.lower[t];
+                for (int j = 0; j < bits; j++)
+                    cr_assert_eq((want[j * WORDS + k / 64] >> (k % 64)) & 1, (uint64_t)((e.code[index] >> j) & 1));
+            }
+            for (int64_t k = n; k < WORDS * 64; k++)
+                for (int j = 0; j < bits; j++) cr_assert_eq((want[j * WORDS + k / 64] >> (k % 64)) & 1, 0u);
+        }
+    }
+}

@@ -69,4 +69,5 @@ const qc_kernels qc__kernels_avx2 = {
     .dequantize_bytes_f32 = dequantize_bytes_f32,
     .fake_quantize_f32 = fake_quantize_f32,
     .popcount_gemm = qc__popcount_gemm_avx2,
+    .encode_planes = qc__encode_planes_ref,
 };

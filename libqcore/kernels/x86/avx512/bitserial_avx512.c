@@ -1,6 +1,7 @@
 /* popcount_gemm with AVX-512 VPOPCNTDQ: a 4 x 4 tile of 64-bit lane accumulators, each 512-bit word pair
  * costing one XOR or AND, one VPOPCNTQ and one add (the three vector operations the roofline counts). */
 #include <immintrin.h>
+#include <string.h>
 
 #include "kernels/dispatch.h"
 
@@ -60,4 +61,25 @@ void qc__popcount_gemm_avx512(int32_t *c, int64_t ldc, const uint64_t *a, int64_
                               int64_t words, int op)
 {
     popcount_tiles(c, ldc, a, np, b, nq, words, op);
+}
+
+/* 16 values at a time: one compare mask per threshold counts the level index, VPERMD looks up the codes,
+ * and a test per plane yields the plane's 16 bits directly. */
+void qc__encode_planes_avx512(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e)
+{
+    for (int64_t i = 0; i < words * e->bits; i++) planes[i] = 0;
+    const __m512i table = _mm512_loadu_si512((const void *)e->code), one = _mm512_set1_epi32(1);
+    for (int64_t k = 0; k < n; k += 16) {
+        __mmask16 live = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(live, x + k);
+        __m512i index = _mm512_setzero_si512();
+        for (int t = 0; t < e->count - 1; t++)
+            index = _mm512_mask_add_epi32(index, _mm512_cmp_ps_mask(v, _mm512_set1_ps(e->lower[t]), _CMP_GE_OQ), index,
+                                          one);
+        __m512i codes = _mm512_permutexvar_epi32(index, table);
+        for (int j = 0; j < e->bits; j++) {
+            uint16_t bits = (uint16_t)_mm512_mask_test_epi32_mask(live, codes, _mm512_set1_epi32(1 << j));
+            memcpy((unsigned char *)(planes + (int64_t)j * words) + k / 8, &bits, sizeof bits); /* little-endian */
+        }
+    }
 }

@@ -65,4 +65,5 @@ const qc_kernels qc__kernels_avx512 = {
     .dequantize_bytes_f32 = dequantize_bytes_f32,
     .fake_quantize_f32 = fake_quantize_f32,
     .popcount_gemm = qc__popcount_gemm_avx512,
+    .encode_planes = qc__encode_planes_avx512,
 };

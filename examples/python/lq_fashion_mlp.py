@@ -1,0 +1,209 @@
+"""The founding LQ table (seeds.md section 3) on the project's Fashion-MNIST MLP (784-512-256-10, ReLU,
+tests/data/models/fashion_mlp.onnx): every fully-connected layer replaced by a learned non-uniform (QEM)
+layer run on qcore's bit-serial kernels, post-training, against the float32 model on OpenBLAS.
+
+Recipe, for each format WkwAka (all three layers alike):
+- weights: one basis of kw entries per output channel (qcore.lq_fit on W [out, in], signed codes), encoded
+  and packed into bit-planes;
+- inputs: one basis of ka entries per layer with {0,1} codes (every layer's input is non-negative: pixels
+  in [0, 1], then ReLU outputs), fitted on the layer's inputs as the already-quantized earlier layers
+  produce them, for --calibration training images (Debian's dataset-fashion-mnist);
+- each layer: y = qcore.bitserial_gemm(x, input basis, "unsigned", planes, weight bases, "signed", bias),
+  ReLU between layers in numpy (float).
+Reported per row: accuracy on the 10000 t10k images, model bytes (bit-planes stored densely, ceil(in/64)
+words per plane, plus float32 bases and biases), batch-1 latency (one image through the three layers,
+best of --repeats over --latency-images images) and batch-64 throughput, each on 1 thread for both
+engines (qcore Context(threads=1); numpy's OpenBLAS limited by threadpoolctl). Both engines are called
+from Python: qcore through prepared cffi views (no per-call array checks), float32 as x @ W.T + b with
+numpy's own OpenBLAS. JSON to benchmarks/results/lq_fashion_mlp.json.
+
+Run from the repository root:
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python examples/python/lq_fashion_mlp.py
+"""
+import argparse
+import gzip
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+from bench_onnx import use_build_tree  # noqa: E402
+
+DATA = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
+MODEL = os.path.join(ROOT, "tests", "data", "models", "fashion_mlp.onnx")
+FORMATS = [(3, 3), (2, 2), (1, 1), (1, 2), (2, 4)]  # (weight bits, input bits)
+SEED_TABLE = {"fp32": (97.19, 2.1e6, 584.8), "W3A3": (95.59, 218.3e3, 152.7), "W2A2": (88.86, 147.2e3, 84.8),
+              "W1A1": (75.11, 76.2e3, 44.8)}  # MNIST, the seed's own (accuracy %, bytes, us)
+
+
+def read_idx(name):
+    with gzip.open(os.path.join(DATA, name)) as f:
+        raw = f.read()
+    offset = 16 if "images" in name else 8
+    data = np.frombuffer(raw, np.uint8, offset=offset)
+    return data.reshape(-1, 784) if "images" in name else data
+
+
+def float_layers():
+    import onnx
+    from onnx import numpy_helper
+    t = {i.name: numpy_helper.to_array(i).astype(np.float32) for i in onnx.load(MODEL).graph.initializer}
+    return [(t["fc%d.weight" % k], t["fc%d.bias" % k]) for k in (1, 2, 3)]
+
+
+class LqLayer:
+    """One fitted layer with cffi views prepared once, so that a call costs the kernel, not the checks
+    of the Python wrapper."""
+
+    def __init__(self, qcore, w, b, kw, ka, calibration_inputs, ctx):
+        self.qcore, self.ctx = qcore, ctx
+        self.w_fit = qcore.lq_fit(w, kw, "signed", ctx=ctx)
+        self.planes = qcore.lq_pack(qcore.lq_encode(w, self.w_fit.basis, "signed", ctx=ctx), kw, ctx=ctx)
+        self.x_fit = qcore.lq_fit(np.ascontiguousarray(calibration_inputs.reshape(1, -1)), ka, "unsigned", ctx=ctx)
+        self.x_basis = np.ascontiguousarray(self.x_fit.basis[0])
+        self.bias, self.out, self.n, self.kw, self.ka = b, w.shape[0], w.shape[1], kw, ka
+        self._views = {}
+
+    def nbytes(self):
+        words = -(-self.n // 64)
+        return self.out * self.kw * words * 8 + 4 * (self.out * self.kw + self.ka + self.out)
+
+    def __call__(self, x):
+        qcore = self.qcore
+        from qcore._ffi import lib
+        from qcore._tensor import view
+        key = (x.shape, x.__array_interface__["data"][0])
+        if key not in self._views:  # views of this input buffer and an output buffer, built once
+            y = np.empty(x.shape[:-1] + (self.out,), np.float32)
+            views = [view(a) for a in (y, x, self.x_basis, self.w_fit.basis, self.bias)]
+            pv = view(self.planes, lib.QC_DT_I64)
+            fn = lib.qc_bitserial_gemv if x.ndim == 1 else lib.qc_bitserial_gemm
+            self._views[key] = (y, views, pv, fn)
+        y, v, pv, fn = self._views[key]
+        status = fn(self.ctx._ctx, v[0][0], v[1][0], v[2][0], lib.QC_LQ_UNSIGNED, pv[0], v[3][0], lib.QC_LQ_SIGNED,
+                    v[4][0])
+        if status != 0:
+            qcore._errors.check(status)
+        return y
+
+
+def build_lq(qcore, layers, kw, ka, calib, ctx):
+    """Fits layer by layer on the inputs the quantized earlier layers produce."""
+    lq, x = [], calib
+    for k, (w, b) in enumerate(layers):
+        layer = LqLayer(qcore, w, b, kw, ka, x, ctx)
+        lq.append(layer)
+        x = np.ascontiguousarray(layer(np.ascontiguousarray(x)).copy())
+        if k < len(layers) - 1:
+            x = np.maximum(x, 0)
+    return lq
+
+
+def run_lq(lq, x):
+    for k, layer in enumerate(lq):
+        x = layer(x)
+        if k < len(lq) - 1:
+            x = np.maximum(x, 0, out=np.empty_like(x))
+    return x
+
+
+def run_fp32(layers, x):
+    for k, (w, b) in enumerate(layers):
+        x = x @ w.T + b
+        if k < len(layers) - 1:
+            x = np.maximum(x, 0)
+    return x
+
+
+def accuracy(forward, images, labels, batch=1000):
+    correct = 0
+    for s in range(0, len(images), batch):
+        correct += int((forward(np.ascontiguousarray(images[s:s + batch])).argmax(1) == labels[s:s + batch]).sum())
+    return correct / len(images)
+
+
+def best(fn, repeats):
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def speed(forward, images, repeats, latency_images):
+    singles = [np.ascontiguousarray(images[i]) for i in range(latency_images)]
+    latency = best(lambda: [forward(x) for x in singles], repeats) / latency_images
+    batch = np.ascontiguousarray(images[:64])
+    throughput = 64 / best(lambda: forward(batch), repeats)
+    return latency, throughput
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calibration", type=int, default=4096)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--latency-images", type=int, default=50)
+    parser.add_argument("--installed", action="store_true")
+    args = parser.parse_args()
+    source = use_build_tree(args.installed)
+    import qcore
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    train = read_idx("train-images-idx3-ubyte.gz")[:args.calibration].astype(np.float32) / 255
+    test = read_idx("t10k-images-idx3-ubyte.gz").astype(np.float32) / 255
+    labels = read_idx("t10k-labels-idx1-ubyte.gz")
+    layers = float_layers()
+    ctx = qcore.Context(threads=1)
+    rows = []
+    load_before = list(os.getloadavg())
+    with threadpool_limits(limits=1, user_api="blas"):
+        fp32_acc = accuracy(lambda x: run_fp32(layers, x), test, labels)
+        fp32_bytes = sum(w.nbytes + b.nbytes for w, b in layers)
+        lat, thr = speed(lambda x: run_fp32(layers, x), test, args.repeats, args.latency_images)
+        rows.append({"format": "fp32", "accuracy": fp32_acc, "bytes": fp32_bytes, "latency_us": lat * 1e6,
+                     "throughput_per_s": thr})
+        for kw, ka in FORMATS:
+            lq = build_lq(qcore, layers, kw, ka, train, ctx)
+            acc = accuracy(lambda x: run_lq(lq, x), test, labels)
+            lat, thr = speed(lambda x: run_lq(lq, x), test, args.repeats, args.latency_images)
+            rows.append({"format": "W%dA%d" % (kw, ka), "accuracy": acc, "bytes": sum(l.nbytes() for l in lq),
+                         "latency_us": lat * 1e6, "throughput_per_s": thr,
+                         "weight_fit_steps": [l.w_fit.iterations for l in lq],
+                         "input_bases": [l.x_basis.tolist() for l in lq]})
+    base = rows[0]
+    print("Fashion-MNIST MLP 784-512-256-10, post-training LQ (QEM) on bit-serial kernels, 1 thread")
+    print("%-6s %9s %11s %8s %12s %9s %14s %9s" % ("format", "accuracy", "bytes", "size x", "batch-1 us",
+                                                   "speed-up", "batch-64 img/s", "speed-up"))
+    for r in rows:
+        r["size_ratio"] = base["bytes"] / r["bytes"]
+        r["latency_speedup"] = base["latency_us"] / r["latency_us"]
+        r["throughput_speedup"] = r["throughput_per_s"] / base["throughput_per_s"]
+        print("%-6s %8.2f%% %11d %7.1fx %12.1f %8.2fx %14.0f %8.2fx" % (
+            r["format"], 100 * r["accuracy"], r["bytes"], r["size_ratio"], r["latency_us"], r["latency_speedup"],
+            r["throughput_per_s"], r["throughput_speedup"]))
+    blas = [{k: i.get(k) for k in ("internal_api", "version", "architecture", "threading_layer")}
+            for i in threadpool_info() if i.get("user_api") == "blas"]
+    load_after = list(os.getloadavg())
+    print("OpenBLAS:", blas)
+    print("load average before %s, after %s (2 cores shared with other agents)" % (load_before, load_after))
+    result = {"example": "LQ table on the Fashion-MNIST MLP", "qcore_source": source, "machine": platform.node(),
+              "cpu_features": sorted(qcore.cpu_features()), "arch": qcore.best_arch(), "threads": 1,
+              "calibration_images": args.calibration, "test_images": len(test), "openblas": blas,
+              "load_average_before": load_before, "load_average_after": load_after, "rows": rows,
+              "seed_table_mnist": SEED_TABLE}
+    out = os.path.join(ROOT, "benchmarks", "results", "lq_fashion_mlp.json")
+    with open(out + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+    os.replace(out + ".tmp", out)
+    print("written", os.path.relpath(out))
+
+
+if __name__ == "__main__":
+    main()
