@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_onnx import BUILD, use_build_tree  # noqa: E402
+import report  # noqa: E402
 import timing  # noqa: E402
 
 N = O = 4096
@@ -142,11 +143,7 @@ def main():
               "load_average_before": load_before, "load_average_after": load_after, "roofline": roof,
               "roofline_runs": roofs, "zen5_roofline_mac_per_cycle": ZEN5_ROOFLINE, "kernel_rows": kernels,
               "peer_rows": peers}
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "bitserial.json")
-    with open(out + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
-    os.replace(out + ".tmp", out)
-    print("written", os.path.relpath(out))
+    print("written", os.path.relpath(report.write_json(result, "bitserial.json")))
 
 
 if __name__ == "__main__":

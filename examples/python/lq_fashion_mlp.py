@@ -14,25 +14,25 @@ Reported per row: accuracy on the 10000 t10k images, model bytes (bit-planes sto
 words per plane, plus float32 bases and biases), batch-1 latency (one image through the three layers,
 best of --repeats over --latency-images images) and batch-64 throughput, each on 1 thread for both
 engines (qcore Context(threads=1); numpy's OpenBLAS limited by threadpoolctl). Both engines are called
-from Python: qcore through prepared cffi views (no per-call array checks), float32 as x @ W.T + b with
-numpy's own OpenBLAS. JSON to benchmarks/results/lq_fashion_mlp.json.
+from Python over buffers allocated once (Pipeline): qcore through cffi views made once, float32 as numpy
+matmul (its own OpenBLAS) into its buffers. JSON to benchmarks/results/lq_fashion_mlp.json.
 
 Run from the repository root:
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python examples/python/lq_fashion_mlp.py
 """
 import argparse
 import gzip
-import json
 import os
 import platform
 import sys
-import time
 
 import numpy as np
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 from bench_onnx import use_build_tree  # noqa: E402
+import report  # noqa: E402
+import timing  # noqa: E402
 
 DATA = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
 MODEL = os.path.join(ROOT, "tests", "data", "models", "fashion_mlp.onnx")
@@ -57,39 +57,66 @@ def float_layers():
 
 
 class LqLayer:
-    """One fitted layer with cffi views prepared once, so that a call costs the kernel, not the checks
-    of the Python wrapper."""
+    """One fitted layer: bases (weights per output channel, inputs per layer) and weight bit-planes."""
 
     def __init__(self, qcore, w, b, kw, ka, calibration_inputs, ctx):
-        self.qcore, self.ctx = qcore, ctx
         self.w_fit = qcore.lq_fit(w, kw, "signed", ctx=ctx)
         self.planes = qcore.lq_pack(qcore.lq_encode(w, self.w_fit.basis, "signed", ctx=ctx), kw, ctx=ctx)
         self.x_fit = qcore.lq_fit(np.ascontiguousarray(calibration_inputs.reshape(1, -1)), ka, "unsigned", ctx=ctx)
         self.x_basis = np.ascontiguousarray(self.x_fit.basis[0])
         self.bias, self.out, self.n, self.kw, self.ka = b, w.shape[0], w.shape[1], kw, ka
-        self._views = {}
 
     def nbytes(self):
-        words = -(-self.n // 64)
-        return self.out * self.kw * words * 8 + 4 * (self.out * self.kw + self.ka + self.out)
+        """Bit-planes stored densely (ceil(n / 64) words per plane) plus float32 bases and bias."""
+        return self.out * self.kw * -(-self.n // 64) * 8 + 4 * (self.out * self.kw + self.ka + self.out)
 
-    def __call__(self, x):
-        qcore = self.qcore
-        from qcore._ffi import lib
-        from qcore._tensor import view
-        key = (x.shape, x.__array_interface__["data"][0])
-        if key not in self._views:  # views of this input buffer and an output buffer, built once
-            y = np.empty(x.shape[:-1] + (self.out,), np.float32)
-            views = [view(a) for a in (y, x, self.x_basis, self.w_fit.basis, self.bias)]
-            pv = view(self.planes, lib.QC_DT_I64)
-            fn = lib.qc_bitserial_gemv if x.ndim == 1 else lib.qc_bitserial_gemm
-            self._views[key] = (y, views, pv, fn)
-        y, v, pv, fn = self._views[key]
-        status = fn(self.ctx._ctx, v[0][0], v[1][0], v[2][0], lib.QC_LQ_UNSIGNED, pv[0], v[3][0], lib.QC_LQ_SIGNED,
-                    v[4][0])
-        if status != 0:
-            qcore._errors.check(status)
-        return y
+    def __call__(self, qcore, x, ctx):
+        return qcore.bitserial_gemm(x, self.x_basis, "unsigned", self.planes, self.w_fit.basis, "signed", self.bias,
+                                    ctx=ctx)
+
+
+class Pipeline:
+    """A forward pass over buffers allocated once for one input shape, so that a timed call costs the
+    products, not Python's allocations: fp32 runs numpy matmul into its buffers, LQ calls the C functions
+    directly through cffi views made once (the checked wrapper, qcore.bitserial_gemm, is used for accuracy)."""
+
+    def __init__(self, shape, layers=None, lq=None, ctx=None):
+        self.x = np.zeros(shape, np.float32)
+        widths = [w.shape[0] for w, _ in layers] if layers else [l.out for l in lq]
+        self.outs = [np.zeros(shape[:-1] + (o,), np.float32) for o in widths]
+        self.layers, self.calls = layers, []
+        if lq:
+            from qcore._ffi import lib
+            from qcore._tensor import view
+            fn = lib.qc_bitserial_gemv if len(shape) == 1 else lib.qc_bitserial_gemm
+            ins = [self.x] + self.outs[:-1]
+            self._keep = []
+            for layer, x, y in zip(lq, ins, self.outs):
+                views = [view(a) for a in (y, x, layer.x_basis, layer.w_fit.basis, layer.bias)]
+                planes = view(layer.planes, lib.QC_DT_I64)
+                self._keep.append((views, planes))
+                v = [t for t, _ in views]
+                self.calls.append((fn, ctx._ctx, v[0], v[1], v[2], lib.QC_LQ_UNSIGNED, planes[0], v[3],
+                                   lib.QC_LQ_SIGNED, v[4]))
+
+    def __call__(self, image):
+        np.copyto(self.x, image)
+        last = len(self.outs) - 1
+        if self.calls:
+            for k, (fn, *args) in enumerate(self.calls):
+                if fn(*args) != 0:
+                    raise RuntimeError("bit-serial call failed")
+                if k < last:
+                    np.maximum(self.outs[k], 0, out=self.outs[k])
+        else:
+            x = self.x
+            for k, ((w, b), y) in enumerate(zip(self.layers, self.outs)):
+                np.matmul(x, w.T, out=y)
+                y += b
+                if k < last:
+                    np.maximum(y, 0, out=y)
+                x = y
+        return self.outs[-1]
 
 
 def build_lq(qcore, layers, kw, ka, calib, ctx):
@@ -98,17 +125,17 @@ def build_lq(qcore, layers, kw, ka, calib, ctx):
     for k, (w, b) in enumerate(layers):
         layer = LqLayer(qcore, w, b, kw, ka, x, ctx)
         lq.append(layer)
-        x = np.ascontiguousarray(layer(np.ascontiguousarray(x)).copy())
+        x = layer(qcore, np.ascontiguousarray(x), ctx)
         if k < len(layers) - 1:
             x = np.maximum(x, 0)
     return lq
 
 
-def run_lq(lq, x):
+def run_lq(qcore, lq, x, ctx):
     for k, layer in enumerate(lq):
-        x = layer(x)
+        x = layer(qcore, x, ctx)
         if k < len(lq) - 1:
-            x = np.maximum(x, 0, out=np.empty_like(x))
+            x = np.maximum(x, 0)
     return x
 
 
@@ -127,21 +154,13 @@ def accuracy(forward, images, labels, batch=1000):
     return correct / len(images)
 
 
-def best(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-def speed(forward, images, repeats, latency_images):
+def speed(make_pipeline, images, repeats, latency_images):
+    """Batch-1 latency (mean over latency_images images of the best pass) and batch-64 images per second."""
+    single, batch = make_pipeline((784,)), make_pipeline((64, 784))
     singles = [np.ascontiguousarray(images[i]) for i in range(latency_images)]
-    latency = best(lambda: [forward(x) for x in singles], repeats) / latency_images
-    batch = np.ascontiguousarray(images[:64])
-    throughput = 64 / best(lambda: forward(batch), repeats)
+    latency = timing.best_time(lambda: [single(x) for x in singles], repeats) / latency_images
+    block = np.ascontiguousarray(images[:64])
+    throughput = 64 / timing.best_time(lambda: batch(block), repeats)
     return latency, throughput
 
 
@@ -166,13 +185,13 @@ def main():
     with threadpool_limits(limits=1, user_api="blas"):
         fp32_acc = accuracy(lambda x: run_fp32(layers, x), test, labels)
         fp32_bytes = sum(w.nbytes + b.nbytes for w, b in layers)
-        lat, thr = speed(lambda x: run_fp32(layers, x), test, args.repeats, args.latency_images)
+        lat, thr = speed(lambda shape: Pipeline(shape, layers=layers), test, args.repeats, args.latency_images)
         rows.append({"format": "fp32", "accuracy": fp32_acc, "bytes": fp32_bytes, "latency_us": lat * 1e6,
                      "throughput_per_s": thr})
         for kw, ka in FORMATS:
             lq = build_lq(qcore, layers, kw, ka, train, ctx)
-            acc = accuracy(lambda x: run_lq(lq, x), test, labels)
-            lat, thr = speed(lambda x: run_lq(lq, x), test, args.repeats, args.latency_images)
+            acc = accuracy(lambda x: run_lq(qcore, lq, x, ctx), test, labels)
+            lat, thr = speed(lambda shape: Pipeline(shape, lq=lq, ctx=ctx), test, args.repeats, args.latency_images)
             rows.append({"format": "W%dA%d" % (kw, ka), "accuracy": acc, "bytes": sum(l.nbytes() for l in lq),
                          "latency_us": lat * 1e6, "throughput_per_s": thr,
                          "weight_fit_steps": [l.w_fit.iterations for l in lq],
@@ -198,11 +217,7 @@ def main():
               "calibration_images": args.calibration, "test_images": len(test), "openblas": blas,
               "load_average_before": load_before, "load_average_after": load_after, "rows": rows,
               "seed_table_mnist": SEED_TABLE}
-    out = os.path.join(ROOT, "benchmarks", "results", "lq_fashion_mlp.json")
-    with open(out + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
-    os.replace(out + ".tmp", out)
-    print("written", os.path.relpath(out))
+    print("written", os.path.relpath(report.write_json(result, "lq_fashion_mlp.json")))
 
 
 if __name__ == "__main__":
