@@ -111,6 +111,25 @@ QC_API qc_status qc_lq_encode(qc_ctx *ctx, qc_tensor *codes, const qc_tensor *x,
 QC_API qc_status qc_lq_decode(qc_ctx *ctx, qc_tensor *values, const qc_tensor *codes, const qc_tensor *basis,
                               qc_lq_code code);
 
+/* Output-aware refit of weight bases: with each row's codes fixed (c_o, from qc_lq_encode), its basis is
+ * replaced by the one minimizing the layer's output error over calibration inputs rather than the
+ * weights' own error,
+ *     v_o = argmin_v sum_s (<x_s, w_o> - <xq_s, B_o^T v>)^2 + ridge |v - v_old|^2
+ *         = (B_o H B_o^T + ridge I)^-1 (B_o G w_o + ridge v_old),
+ * with x_s the float model's inputs, xq_s the quantized model's (so errors of earlier layers are corrected
+ * too), H = sum_s xq_s xq_s^T and G = sum_s xq_s x_s^T: exactly qc_gpxq_stats with QC_GPXQ_GPFQ
+ * (qc_gpxq_stats_hessian, qc_gpxq_stats_cross). With ridge 0 and H positive definite, the output error
+ * never exceeds that of basis_old with the same codes. A row whose system is not positive definite keeps
+ * basis_old. Arguments, all borrowed:
+ *   basis      out: f32 [O, K] (may be basis_old itself);
+ *   codes      u8 [O, n], each below 2^K;   basis_old f32 [O, K], finite, K in 1..4;
+ *   w          f32 [O, n], finite;          h, g      f64 [n, n], finite (h full and symmetric);
+ *   ridge      finite, 0..1e6.
+ * Dense products go through OpenBLAS with ctx's threads. */
+QC_API qc_status qc_lq_refit_output(qc_ctx *ctx, qc_tensor *basis, const qc_tensor *codes, const qc_tensor *basis_old,
+                                    const qc_tensor *w, const qc_tensor *h, const qc_tensor *g, qc_lq_code code,
+                                    double ridge);
+
 /* Words per bit-plane row of n elements: ceil(n / 512) * 8; 0 for n <= 0. */
 QC_API int64_t qc_lq_plane_words(int64_t n);
 

@@ -160,3 +160,54 @@ def test_bad_input(rng):
         qcore.lq_pack(np.array([[0, 9]], np.uint8), 3)
     with pytest.raises(qcore.DTypeError):
         qcore.lq_encode(x.astype(np.float64), basis)
+
+
+def refit_problem(rng, code, bits, rows=6, n=40, samples=600):
+    w = rng.standard_normal((rows, n)).astype(np.float32)
+    if code == "unsigned":
+        w = np.abs(w)
+    x = np.maximum(rng.standard_normal((samples, n)), 0).astype(np.float32)
+    xq = (x + 0.05 * rng.standard_normal(x.shape)).astype(np.float32)  # the inputs as a quantized model sees them
+    stats = qcore.GpxqStats("gpfq", n)
+    stats.add(x, xq)
+    fit = qcore.lq_fit(w, bits, code)
+    codes = qcore.lq_encode(w, fit.basis, code)
+    return w, x, xq, stats.hessian(), stats.cross(), fit.basis, codes
+
+
+def output_error(w, x, xq, codes, basis, code):
+    return ((x.astype(np.float64) @ w.T.astype(np.float64) - xq @ oracle.decode(codes, basis, code).T) ** 2).sum()
+
+
+@pytest.mark.parametrize("code", CODES)
+@pytest.mark.parametrize("bits", [1, 2, 4])
+def test_output_refit_is_the_least_squares_fit_of_the_outputs(rng, code, bits):
+    w, x, xq, h, g, basis, codes = refit_problem(rng, code, bits)
+    refit = qcore.lq_refit_output(codes, basis, w, h, g, code, ridge=0.0)
+    for o in range(w.shape[0]):
+        design = xq.astype(np.float64) @ oracle.code_bits(codes[o], bits, code).astype(np.float64)  # [samples, K]
+        expected = np.linalg.lstsq(design, x.astype(np.float64) @ w[o].astype(np.float64), rcond=None)[0]
+        np.testing.assert_allclose(refit[o], expected, rtol=2e-5, atol=1e-6)
+    assert output_error(w, x, xq, codes, refit, code) < output_error(w, x, xq, codes, basis, code)
+
+
+def test_output_refit_threads_and_errors(rng):
+    w, x, xq, h, g, basis, codes = refit_problem(rng, "signed", 2, rows=37)
+    results = [qcore.lq_refit_output(codes, basis, w, h, g, ctx=qcore.Context(threads=t)) for t in (1, 2, 3)]
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
+    with pytest.raises(qcore.ShapeError, match="'h'"):
+        qcore.lq_refit_output(codes, basis, w, h[:5, :5].copy(), g)
+    with pytest.raises(qcore.NumericError, match="'g'"):
+        bad = g.copy()
+        bad[3, 4] = np.nan
+        qcore.lq_refit_output(codes, basis, w, h, bad)
+    with pytest.raises(qcore.InvalidArgumentError, match="'ridge'"):
+        qcore.lq_refit_output(codes, basis, w, h, g, ridge=-1.0)
+    with pytest.raises(qcore.InvalidArgumentError, match="element 0 is 7, not below 2\\^2"):
+        bad_codes = codes.copy()
+        bad_codes[0, 0] = 7
+        qcore.lq_refit_output(bad_codes, basis, w, h, g)
+    # A row whose system is singular (ridge 0, H = 0) keeps its old basis.
+    kept = qcore.lq_refit_output(codes, basis, w, np.zeros_like(h), g, ridge=0.0)
+    np.testing.assert_array_equal(kept, basis)

@@ -112,6 +112,23 @@ def lq_decode(codes, basis, code="signed", ctx=None):
     return values
 
 
+def lq_refit_output(codes, basis, w, h, g, code="signed", ridge=1e-4, ctx=None):
+    """Output-aware bases (float32 [O, K]) for weight codes (uint8 [O, n]) fixed: per row, the basis that
+    minimizes sum_s (<x_s, w_o> - <xq_s, level(codes_o)>)^2 (+ ridge |v - basis_o|^2), with H = sum xq xq^T
+    and G = sum xq x^T (float64 [n, n]; qcore.GpxqStats("gpfq", n) accumulates both)."""
+    function = "qcore.lq_refit_output"
+    codes = as_array(codes, "codes", [np.uint8], function)
+    basis = as_array(basis, "basis", [np.float32], function)
+    w = as_array(w, "w", [np.float32], function)
+    h = as_array(h, "h", [np.float64], function)
+    g = as_array(g, "g", [np.float64], function)
+    out = np.empty(basis.shape, np.float32)
+    views = [view(a) for a in (out, codes, basis, w, h, g)]
+    (ctx or default_context()).call(lib.qc_lq_refit_output, *[v for v, _ in views], _code(code, "code", function),
+                                    float(ridge))
+    return out
+
+
 def plane_words(n):
     """64-bit words per bit-plane row of n elements."""
     return lib.qc_lq_plane_words(n)
@@ -160,4 +177,4 @@ def bitserial_gemm(x, x_basis, x_code, w_planes, w_basis, w_code, bias=None, ctx
 
 
 __all__ = ["LqFit", "LqOptions", "bitserial_dots", "bitserial_gemm", "lq_decode", "lq_encode", "lq_fit",
-           "lq_levels", "lq_pack", "plane_words"]
+           "lq_levels", "lq_pack", "lq_refit_output", "plane_words"]
