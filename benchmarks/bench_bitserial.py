@@ -12,7 +12,9 @@ writes JSON to benchmarks/results/bitserial.json.
   encoding fused, float scaling); codes +-1 x +-1 (XOR) and {0,1} x +-1 (AND, inputs after a ReLU).
 - Peer rows: W1A1, W2A2, W3A3 (and W1A2, W2A4) qc_bitserial_gemm from float inputs against numpy's
   OpenBLAS sgemm of the same float32 shapes (M = 64 and the GEMV M = 1; n = O = 4096) on 1 and 2 threads
-  (qcore Context(threads), OpenBLAS through threadpoolctl). Ratio = sgemm time / bit-serial time.
+  (qcore Context(threads), OpenBLAS through threadpoolctl), and against qcore's exact int8 product
+  (qc_int8_gemm, AVX-512 VNNI here) on uint8 x int8 data of the same shape (integers only: no encoding or
+  scaling, which favours int8). Ratios = the peer's time / bit-serial time.
 Times are the best of --repeats runs after a warm-up. Other agents share this machine's 2 cores; its
 load average is recorded before and after.
 
@@ -72,8 +74,21 @@ def kernel_rows(qcore, rng, repeats):
     return rows
 
 
+def int8_times(qcore, rng, repeats):
+    """qc_int8_gemm (VNNI where present) at the peer rows' shapes: {(M, threads): seconds}."""
+    w = rng.integers(-128, 128, size=(O, N), dtype=np.int8)
+    times = {}
+    for m in (64, 1):
+        x = rng.integers(0, 256, size=(m, N), dtype=np.uint8)
+        for threads in (1, 2):
+            ctx = qcore.Context(threads=threads)
+            times[(m, threads)] = timing.best_time(lambda: qcore.int8_gemm(x, w, ctx=ctx), repeats)
+    return times
+
+
 def peer_rows(qcore, rng, repeats):
     from threadpoolctl import threadpool_limits
+    int8 = int8_times(qcore, rng, repeats)
     rows = []
     for ka, kw in ((1, 1), (2, 2), (3, 3), (2, 1), (4, 2)):
         for m in (64, 1):
@@ -86,7 +101,8 @@ def peer_rows(qcore, rng, repeats):
                                                                          "signed", ctx=ctx), repeats)
                     t_blas = timing.best_time(lambda: xv @ w.T, repeats)
                 rows.append({"format": "W%dA%d" % (kw, ka), "M": m, "n": N, "O": O, "threads": threads,
-                             "bitserial_s": t_bs, "sgemm_s": t_blas, "speedup": t_blas / t_bs})
+                             "bitserial_s": t_bs, "sgemm_s": t_blas, "speedup": t_blas / t_bs,
+                             "int8_gemm_s": int8[(m, threads)], "speedup_vs_int8": int8[(m, threads)] / t_bs})
     return rows
 
 
@@ -127,10 +143,12 @@ def main():
         print("%-20s %4d %10.3f %10.3f %12.0f %12.0f %8.0f%% %8.0f%%" % (
             r["codes"], r["M"], 1e3 * r["dots_s"], 1e3 * r["gemm_s"], r["dots_mac_per_ns"], r["gemm_mac_per_ns"],
             100 * r.get("dots_efficiency", 0), 100 * r.get("gemm_efficiency", 0)))
-    print("%-7s %4s %7s %13s %10s %9s" % ("format", "M", "threads", "bit-serial ms", "sgemm ms", "speed-up"))
+    print("%-7s %4s %7s %13s %10s %9s %9s %9s" % ("format", "M", "threads", "bit-serial ms", "sgemm ms", "vs sgemm",
+                                                  "int8 ms", "vs int8"))
     for r in peers:
-        print("%-7s %4d %7d %13.3f %10.3f %8.2fx" % (r["format"], r["M"], r["threads"], 1e3 * r["bitserial_s"],
-                                                    1e3 * r["sgemm_s"], r["speedup"]))
+        print("%-7s %4d %7d %13.3f %10.3f %8.2fx %9.3f %8.2fx" % (
+            r["format"], r["M"], r["threads"], 1e3 * r["bitserial_s"], 1e3 * r["sgemm_s"], r["speedup"],
+            1e3 * r["int8_gemm_s"], r["speedup_vs_int8"]))
     blas = [{k: i.get(k) for k in ("internal_api", "version", "architecture", "threading_layer")}
             for i in threadpool_info() if i.get("user_api") == "blas"]
     print("OpenBLAS:", blas)

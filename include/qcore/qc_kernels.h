@@ -1,5 +1,6 @@
 /*
- * qc_kernels.h: bit-serial matrix products over the bit-planes of qc_lq.h. Since 1.2.
+ * qc_kernels.h: bit-serial matrix products over the bit-planes of qc_lq.h, and an exact int8 product for
+ * formats where bit-serial loses (Kw Ka large). Since 1.2.
  *
  * A weight W [O, n] is stored as Kw bit-planes per row (w_planes i64 [O, Kw, W], qc_lq_pack) with a basis
  * per row (w_basis f32 [O, Kw]); an input X [M, n] as Ka bit-planes per row with a basis for all rows
@@ -55,6 +56,12 @@ QC_API qc_status qc_bitserial_gemm(qc_ctx *ctx, qc_tensor *y, const qc_tensor *x
 QC_API qc_status qc_bitserial_gemv(qc_ctx *ctx, qc_tensor *y, const qc_tensor *x, const qc_tensor *x_basis,
                                    qc_lq_code x_code, const qc_tensor *w_planes, const qc_tensor *w_basis,
                                    qc_lq_code w_code, const qc_tensor *bias);
+
+/* The exact int8 product for wider formats: y[m, o] = sum_k x[m, k] w[o, k] in int32, x u8 [M, n], w i8 [O, n],
+ * y out i32 [M, O], all borrowed, n in 1..65535 (beyond, QC_ERR_OVERFLOW: 255 * 128 * n may not fit).
+ * AVX-512 VNNI (VPDPBUSD) when the CPU has it, else AVX2 (bytes widened to 16 bits, VPMADDWD), else the
+ * reference loop; all give the same integers. */
+QC_API qc_status qc_int8_gemm(qc_ctx *ctx, qc_tensor *y, const qc_tensor *x, const qc_tensor *w);
 
 #ifdef __cplusplus
 }

@@ -16,7 +16,7 @@
 enum { BIT_ROWS_PER_ITEM = 64, OUTPUTS_PER_ITEM = 128 };
 
 typedef struct bs_problem {
-    qc_popcount_gemm_fn gemm;
+    qc_row_gemm_fn gemm;
     void (*encode)(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
     int op;                 /* XOR for +-1 on both sides, else AND */
     int64_t n, words, rows, outputs;

@@ -27,6 +27,11 @@ typedef struct qc_plane_encoder {
     int32_t code[16];
 } qc_plane_encoder;
 
+/* A product of rows two by two (popcount_gemm, int8_gemm): see the fields of qc_kernels. */
+typedef void qc_row_gemm(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
+                         int64_t words, int op);
+typedef qc_row_gemm *qc_row_gemm_fn;
+
 typedef struct qc_kernels {
     qc_arch arch;
     /* Quantizes n floats into bytes holding the low 8 bits of each integer (int8 or uint8 storage). */
@@ -38,32 +43,33 @@ typedef struct qc_kernels {
     /* The bit-serial core: c[p * ldc + q] = sum over w < words of popcount(a[p][w] OP b[q][w]) for p < np,
      * q < nq, rows of `words` words (a multiple of 8) stored one after another; OP is AND (op 0) or XOR
      * (op 1). Each count fits an int32 because rows hold fewer than 2^31 bits (checked by the callers). */
-    void (*popcount_gemm)(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
-                          int64_t words, int op);
+    qc_row_gemm_fn popcount_gemm;
+    /* c[p * ldc + q] = sum over the 8 words bytes of row p of a (uint8) times row q of b (int8), exactly
+     * in int32 (rows of fewer than 65536 bytes, zero padded to `words` words, a multiple of 8); `op` is
+     * QC_INT8_DOT (the shape of popcount_gemm, so that both share one tile loop). */
+    qc_row_gemm_fn int8_gemm;
     /* Writes the K bit-planes of one row (planes[K][words], all words written, padding 0) for finite x[n]. */
     void (*encode_planes)(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
 } qc_kernels;
 
-enum { QC_POPCOUNT_AND = 0, QC_POPCOUNT_XOR = 1 };
+/* The row products of the tile loop: popcounts of AND or XOR, or int8 sums of products (int8_gemm). */
+enum { QC_POPCOUNT_AND = 0, QC_POPCOUNT_XOR = 1, QC_INT8_DOT = 2 };
 
 /* The table of a resolved kernel set (REF, AVX2 or AVX512; a set not built falls back to REF). */
 const qc_kernels *qc__kernels_for(qc_arch arch);
 
 /* The popcount_gemm of kernel set `arch`: AVX512's needs VPOPCNTDQ as well, and without it this is
  * AVX2's. */
-typedef void (*qc_popcount_gemm_fn)(int32_t *, int64_t, const uint64_t *, int64_t, const uint64_t *, int64_t, int64_t,
-                                    int);
-qc_popcount_gemm_fn qc__popcount_gemm_for(qc_arch arch);
+qc_row_gemm_fn qc__popcount_gemm_for(qc_arch arch);
+
+/* The int8_gemm of kernel set `arch`: AVX512's needs VNNI as well, and without it this is AVX2's. */
+qc_row_gemm_fn qc__int8_gemm_for(qc_arch arch);
+
+qc_row_gemm qc__int8_gemm_ref, qc__int8_gemm_avx2, qc__int8_gemm_avx512;
+qc_row_gemm qc__popcount_gemm_ref, qc__popcount_gemm_avx2, qc__popcount_gemm_avx512;
 
 void qc__encode_planes_ref(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
 void qc__encode_planes_avx512(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
-
-void qc__popcount_gemm_ref(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
-                           int64_t words, int op);
-void qc__popcount_gemm_avx2(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
-                            int64_t words, int op);
-void qc__popcount_gemm_avx512(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
-                              int64_t words, int op);
 
 extern const qc_kernels qc__kernels_ref;
 extern const qc_kernels qc__kernels_avx2;

@@ -1,5 +1,5 @@
-/* The popcount_gemm entry of every kernel table this machine can run equals a bit-by-bit count written
- * here (and so the reference kernel), on row counts that leave every register-tile tail (1..9 rows each
+/* The popcount_gemm and int8_gemm entries of every kernel table this machine can run equal a bit-by-bit
+ * count and a byte-by-byte sum of products written here (and so the reference kernels), on row counts that leave every register-tile tail (1..9 rows each
  * side) and row lengths of 8 to 40 words; the counts land in a wider matrix (ldc) whose other cells, and
  * a guard after it, must stay untouched. Words are sparse, dense and random so that counts near 0 and
  * near 64 per word both occur. */
@@ -31,7 +31,20 @@ static int32_t bit_count(const uint64_t *a, const uint64_t *b, int64_t words, in
     return count;
 }
 
-Test(bitserial_kernels, popcount_gemm_every_table_every_tail)
+/* The int8 count written out: row p's bytes as unsigned, row q's as signed. */
+static int32_t byte_products(const uint64_t *a, const uint64_t *b, int64_t words, int op)
+{
+    (void)op;
+    int32_t sum = 0;
+    for (int64_t k = 0; k < words * 8; k++)
+        sum += (int32_t)((const uint8_t *)a)[k] * (int32_t)((const int8_t *)b)[k];
+    return sum;
+}
+
+typedef int32_t (*row_oracle)(const uint64_t *a, const uint64_t *b, int64_t words, int op);
+
+/* Every table's kernel (picked by `kernel_for`) against `oracle`, for every tile tail and both ops. */
+static void check_row_kernel(qc_row_gemm_fn (*kernel_for)(qc_arch), row_oracle oracle, int ops)
 {
     static uint64_t a[MAX_ROWS * MAX_WORDS], b[MAX_ROWS * MAX_WORDS];
     static int32_t c[MAX_ROWS * (MAX_ROWS + LDC_EXTRA) + GUARD];
@@ -41,10 +54,10 @@ Test(bitserial_kernels, popcount_gemm_every_table_every_tail)
     int tables = 0;
     for (size_t k = 0; k < TU_COUNT(tu_archs); k++) {
         if (!qc_arch_supported(tu_archs[k])) continue;
-        qc_popcount_gemm_fn gemm = qc__popcount_gemm_for(tu_archs[k]);
+        qc_row_gemm_fn gemm = kernel_for(tu_archs[k]);
         tables++;
         for (int64_t words = 8; words <= MAX_WORDS; words += 16)
-            for (int op = QC_POPCOUNT_AND; op <= QC_POPCOUNT_XOR; op++)
+            for (int op = 0; op < ops; op++)
                 for (int64_t np = 1; np <= MAX_ROWS; np++)
                     for (int64_t nq = 1; nq <= MAX_ROWS; nq++) {
                         int64_t ldc = nq + LDC_EXTRA;
@@ -52,7 +65,7 @@ Test(bitserial_kernels, popcount_gemm_every_table_every_tail)
                         gemm(c, ldc, a, np, b, nq, words, op);
                         for (int64_t p = 0; p < np; p++)
                             for (int64_t q = 0; q < ldc; q++) {
-                                int32_t want = q < nq ? bit_count(a + p * words, b + q * words, words, op) : UNTOUCHED;
+                                int32_t want = q < nq ? oracle(a + p * words, b + q * words, words, op) : UNTOUCHED;
                                 cr_assert_eq(c[p * ldc + q], want, "%s: words %lld op %d np %lld nq %lld: c[%lld][%lld] = %d, want %d",
                                              qc_arch_string(tu_archs[k]), (long long)words, op, (long long)np, (long long)nq,
                                              (long long)p, (long long)q, c[p * ldc + q], want);
@@ -63,12 +76,25 @@ Test(bitserial_kernels, popcount_gemm_every_table_every_tail)
     cr_assert_geq(tables, 1);
 }
 
+Test(bitserial_kernels, popcount_gemm_every_table_every_tail)
+{
+    check_row_kernel(qc__popcount_gemm_for, bit_count, 2);
+}
+
+Test(bitserial_kernels, int8_gemm_every_table_every_tail)
+{
+    check_row_kernel(qc__int8_gemm_for, byte_products, 1);
+}
+
 Test(bitserial_kernels, avx512_table_needs_vpopcntdq)
 {
-    qc_popcount_gemm_fn want = (qc_cpu_features() & QC_CPU_AVX512VPOPCNTDQ) ? qc__kernels_for(QC_ARCH_AVX512)->popcount_gemm
+    qc_row_gemm_fn want = (qc_cpu_features() & QC_CPU_AVX512VPOPCNTDQ) ? qc__kernels_for(QC_ARCH_AVX512)->popcount_gemm
                                                                             : qc__kernels_for(QC_ARCH_AVX2)->popcount_gemm;
     cr_assert(qc__popcount_gemm_for(QC_ARCH_AVX512) == want);
     cr_assert(qc__popcount_gemm_for(QC_ARCH_REF) == qc__popcount_gemm_ref);
+    qc_row_gemm_fn int8 = (qc_cpu_features() & QC_CPU_AVX512VNNI) ? qc__kernels_for(QC_ARCH_AVX512)->int8_gemm
+                                                                       : qc__kernels_for(QC_ARCH_AVX2)->int8_gemm;
+    cr_assert(qc__int8_gemm_for(QC_ARCH_AVX512) == int8);
 }
 
 /* The encoders of every table write the reference's planes, for lengths 1..140 (every 16-lane and 64-bit

@@ -176,5 +176,16 @@ def bitserial_gemm(x, x_basis, x_code, w_planes, w_basis, w_code, bias=None, ctx
     return y
 
 
-__all__ = ["LqFit", "LqOptions", "bitserial_dots", "bitserial_gemm", "lq_decode", "lq_encode", "lq_fit",
+def int8_gemm(x, w, ctx=None):
+    """Exact int32 y = x @ w.T for x uint8 [M, n] and w int8 [O, n] (n <= 65535), on VNNI where present."""
+    function = "qcore.int8_gemm"
+    x = as_array(x, "x", [np.uint8], function)
+    w = as_array(w, "w", [np.int8], function)
+    y = np.empty((x.shape[0] if x.ndim else 0, w.shape[0] if w.ndim else 0), np.int32)
+    views = [view(a) for a in (y, x, w)]
+    (ctx or default_context()).call(lib.qc_int8_gemm, *[v for v, _ in views])
+    return y
+
+
+__all__ = ["LqFit", "LqOptions", "bitserial_dots", "bitserial_gemm", "int8_gemm", "lq_decode", "lq_encode", "lq_fit",
            "lq_levels", "lq_pack", "lq_refit_output", "plane_words"]

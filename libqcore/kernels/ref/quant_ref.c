@@ -25,5 +25,6 @@ const qc_kernels qc__kernels_ref = {
     .dequantize_bytes_f32 = dequantize_bytes_f32,
     .fake_quantize_f32 = fake_quantize_f32,
     .popcount_gemm = qc__popcount_gemm_ref,
+    .int8_gemm = qc__int8_gemm_ref,
     .encode_planes = qc__encode_planes_ref,
 };

@@ -1,6 +1,9 @@
 /* popcount_gemm with AVX2, which has no vector popcount: bytes are counted by looking up each nibble in a
  * 16-entry table (VPSHUFB), and VPSADBW sums the byte counts into 64-bit lanes. A 2 x 4 tile keeps the
- * accumulators, the table and the mask within the 16 YMM registers. */
+ * accumulators, the table and the mask within the 16 YMM registers.
+ * int8_gemm on the same tile: bytes widened to 16 bits (VPMOVZXBW for the unsigned side, VPMOVSXBW for the
+ * signed one) and multiplied by VPMADDWD into 32-bit pairs, exactly (VPMADDUBSW would saturate
+ * 255 x 127 + 255 x 127 at 16 bits). */
 #include <immintrin.h>
 
 #include "kernels/dispatch.h"
@@ -15,9 +18,43 @@ static inline __attribute__((always_inline)) __m256i popcount_lanes(__m256i v, _
     return _mm256_sad_epu8(_mm256_add_epi8(lo, hi), _mm256_setzero_si256());
 }
 
+static inline __attribute__((always_inline)) void tile_int8(int32_t *c, int64_t ldc, const uint64_t *a,
+                                                            const uint64_t *b, int64_t words, int mr, int nr)
+{
+    __m256i acc[QC_TILE_MR][QC_TILE_NR];
+#pragma GCC unroll 4
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) acc[i][j] = _mm256_setzero_si256();
+    for (int64_t w = 0; w < words; w += 2) { /* 16 bytes of each row */
+        __m256i va[QC_TILE_MR];
+#pragma GCC unroll 4
+        for (int i = 0; i < mr; i++) va[i] = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(a + i * words + w)));
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) {
+            __m256i vb = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(b + j * words + w)));
+#pragma GCC unroll 4
+            for (int i = 0; i < mr; i++) acc[i][j] = _mm256_add_epi32(acc[i][j], _mm256_madd_epi16(va[i], vb));
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < nr; j++) {
+            __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc[i][j]), _mm256_extracti128_si256(acc[i][j], 1));
+            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+            s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+            c[i * ldc + j] = _mm_cvtsi128_si32(s);
+        }
+}
+
 static inline __attribute__((always_inline)) void tile(int32_t *c, int64_t ldc, const uint64_t *a, const uint64_t *b,
                                                        int64_t words, int mr, int nr, int op)
 {
+    if (op == QC_INT8_DOT) {
+        tile_int8(c, ldc, a, b, words, mr, nr);
+        return;
+    }
     const __m256i table = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1,
                                            2, 2, 3, 2, 3, 3, 4);
     const __m256i low = _mm256_set1_epi8(0x0f);
@@ -49,10 +86,17 @@ static inline __attribute__((always_inline)) void tile(int32_t *c, int64_t ldc, 
         }
 }
 
-#include "kernels/popcount_tiles.h"
+#include "kernels/row_tiles.h"
+
+void qc__int8_gemm_avx2(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
+                        int64_t words, int op)
+{
+    (void)op;
+    row_tiles(c, ldc, a, np, b, nq, words, QC_INT8_DOT);
+}
 
 void qc__popcount_gemm_avx2(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
                             int64_t words, int op)
 {
-    popcount_tiles(c, ldc, a, np, b, nq, words, op);
+    row_tiles(c, ldc, a, np, b, nq, words, op);
 }

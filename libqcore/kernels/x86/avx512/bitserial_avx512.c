@@ -1,5 +1,7 @@
 /* popcount_gemm with AVX-512 VPOPCNTDQ: a 4 x 4 tile of 64-bit lane accumulators, each 512-bit word pair
- * costing one XOR or AND, one VPOPCNTQ and one add (the three vector operations the roofline counts). */
+ * costing one XOR or AND, one VPOPCNTQ and one add (the three vector operations the roofline counts).
+ * int8_gemm on the same tile with VNNI: VPDPBUSD multiplies 64 unsigned by 64 signed bytes and adds each
+ * group of four products into a 32-bit lane, exactly (no intermediate saturation). */
 #include <immintrin.h>
 #include <string.h>
 
@@ -40,12 +42,21 @@ static inline __attribute__((always_inline)) void tile(int32_t *c, int64_t ldc, 
         for (int i = 0; i < mr; i++)
 #pragma GCC unroll 4
             for (int j = 0; j < nr; j++) {
+                if (op == QC_INT8_DOT) {
+                    acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], va[i], vb[j]);
+                    continue;
+                }
                 __m512i v = op == QC_POPCOUNT_XOR ? _mm512_xor_si512(va[i], vb[j]) : _mm512_and_si512(va[i], vb[j]);
                 acc[i][j] = _mm512_add_epi64(acc[i][j], _mm512_popcnt_epi64(v));
             }
     }
 #pragma GCC unroll 4
     for (int i = 0; i < mr; i++) {
+        if (op == QC_INT8_DOT) {
+#pragma GCC unroll 4
+            for (int j = 0; j < nr; j++) c[i * ldc + j] = _mm512_reduce_add_epi32(acc[i][j]);
+            continue;
+        }
         if (nr == 4) {
             store_sums4(c + i * ldc, acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
             continue;
@@ -55,12 +66,19 @@ static inline __attribute__((always_inline)) void tile(int32_t *c, int64_t ldc, 
     }
 }
 
-#include "kernels/popcount_tiles.h"
+#include "kernels/row_tiles.h"
+
+void qc__int8_gemm_avx512(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
+                          int64_t words, int op)
+{
+    (void)op;
+    row_tiles(c, ldc, a, np, b, nq, words, QC_INT8_DOT);
+}
 
 void qc__popcount_gemm_avx512(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
                               int64_t words, int op)
 {
-    popcount_tiles(c, ldc, a, np, b, nq, words, op);
+    row_tiles(c, ldc, a, np, b, nq, words, op);
 }
 
 /* 16 values at a time: one compare mask per threshold counts the level index, VPERMD looks up the codes,
