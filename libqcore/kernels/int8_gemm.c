@@ -1,6 +1,7 @@
-/* qc_int8_gemm: the context's int8_gemm over rows copied once into zero-padded rows of whole 512-bit
- * vectors (the weights for the call, the inputs a block of 64 rows at a time per thread), in items of 64
- * input rows by 128 outputs written straight into Y. Integers, so every kernel set and thread count gives
+/* qc_int8_gemm: the context's int8_gemm over rows of whole 512-bit vectors, in items of 64 input rows by
+ * 128 outputs written straight into Y. When n is not a multiple of 64 the rows are first copied into
+ * zero-padded rows (the weights once per call, the inputs a block of 64 rows at a time per thread); when it
+ * is, the caller's memory is read as it is (a copy of the weights would cost a GEMV more than its product). Integers, so every kernel set and thread count gives
  * the same result. */
 #include <omp.h>
 #include <stdlib.h>
@@ -44,33 +45,35 @@ qc_status qc_int8_gemm(qc_ctx *ctx, qc_tensor *y, const qc_tensor *x, const qc_t
     QC_TRY(check_int8(y, x, w, __func__));
     /* n bytes are 8 n bits: rows padded as a bit-plane of 8 n bits is, to whole 64-byte vectors */
     int64_t rows = x->dims[0], outputs = w->dims[0], n = x->dims[1], words = qc_lq_plane_words(n * 8);
-    int threads = qc__ctx_threads(ctx);
-    uint64_t *wp = aligned_alloc(64, (size_t)(outputs * words * 8 + 64));
-    uint64_t *xp = aligned_alloc(64, (size_t)threads * ROWS_PER_ITEM * (size_t)words * 8);
-    if (!wp || !xp) {
+    int threads = qc__ctx_threads(ctx), padded = n % 64 != 0;
+    uint64_t *wp = padded ? aligned_alloc(64, (size_t)(outputs * words * 8 + 64)) : NULL;
+    uint64_t *xp = padded ? aligned_alloc(64, (size_t)threads * ROWS_PER_ITEM * (size_t)words * 8) : NULL;
+    if (padded && (!wp || !xp)) {
         free(wp);
         free(xp);
         return QC_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for padded copies of %lld + %d x %d rows", (long long)outputs,
                        threads, ROWS_PER_ITEM);
     }
-    pad_rows(wp, words, w->data, outputs, n);
+    const uint64_t *w_rows = padded ? wp : (const uint64_t *)w->data;
+    if (padded) pad_rows(wp, words, w->data, outputs, n);
     qc_row_gemm_fn gemm = qc__int8_gemm_for(ctx->arch);
     int64_t m_items = (rows + ROWS_PER_ITEM - 1) / ROWS_PER_ITEM;
     int64_t o_items = (outputs + OUTPUTS_PER_ITEM - 1) / OUTPUTS_PER_ITEM;
 #pragma omp parallel num_threads(threads)
     {
-        uint64_t *mine = xp + (size_t)omp_get_thread_num() * ROWS_PER_ITEM * (size_t)words;
+        uint64_t *mine = padded ? xp + (size_t)omp_get_thread_num() * ROWS_PER_ITEM * (size_t)words : NULL;
         int64_t copied = -1;
 #pragma omp for schedule(static)
         for (int64_t item = 0; item < m_items * o_items; item++) {
             int64_t mi = item / o_items, m0 = mi * ROWS_PER_ITEM, o0 = item % o_items * OUTPUTS_PER_ITEM;
             int64_t mr = rows - m0 < ROWS_PER_ITEM ? rows - m0 : ROWS_PER_ITEM;
             int64_t orr = outputs - o0 < OUTPUTS_PER_ITEM ? outputs - o0 : OUTPUTS_PER_ITEM;
-            if (mi != copied) {
+            if (padded && mi != copied) {
                 pad_rows(mine, words, (const uint8_t *)x->data + m0 * n, mr, n);
                 copied = mi;
             }
-            gemm((int32_t *)y->data + m0 * outputs + o0, outputs, mine, mr, wp + o0 * words, orr, words, 0);
+            const uint64_t *x_rows = padded ? mine : (const uint64_t *)x->data + m0 * words;
+            gemm((int32_t *)y->data + m0 * outputs + o0, outputs, x_rows, mr, w_rows + o0 * words, orr, words, 0);
         }
     }
     free(wp);
