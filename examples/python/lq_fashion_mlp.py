@@ -53,6 +53,13 @@ def read_idx(name):
     return data.reshape(-1, 784) if "images" in name else data
 
 
+def load_data(calibration):
+    """(the first `calibration` training images, the 10000 t10k images, their labels); pixels / 255."""
+    train = read_idx("train-images-idx3-ubyte.gz")[:calibration].astype(np.float32) / 255
+    test = read_idx("t10k-images-idx3-ubyte.gz").astype(np.float32) / 255
+    return train, test, read_idx("t10k-labels-idx1-ubyte.gz")
+
+
 def float_layers():
     import onnx
     from onnx import numpy_helper
@@ -191,9 +198,7 @@ def main():
     import qcore
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    train = read_idx("train-images-idx3-ubyte.gz")[:args.calibration].astype(np.float32) / 255
-    test = read_idx("t10k-images-idx3-ubyte.gz").astype(np.float32) / 255
-    labels = read_idx("t10k-labels-idx1-ubyte.gz")
+    train, test, labels = load_data(args.calibration)
     layers = float_layers()
     ctx = qcore.Context(threads=1)
     rows = []
