@@ -34,8 +34,9 @@
  * QC_ERR_DTYPE, QC_ERR_LAYOUT (not C-contiguous), QC_ERR_SHAPE (each message names the argument and the
  * shapes), QC_ERR_NUMERIC (NaN or Inf in x or a basis; the message names the element),
  * QC_ERR_OUT_OF_MEMORY. Outputs are written only when the call succeeds.
- * Threads: rows are spread over ctx's threads; every row is computed by one thread in a fixed order, so
- * the results do not depend on the thread count.
+ * Threads: rows are spread over ctx's threads; qc_lq_fit, given fewer rows than threads (a layer's
+ * activations as one row), spreads each row's values instead, in fixed chunks of 65536 whose partial sums
+ * are added in order. Every sum has one order, so the results do not depend on the thread count.
  */
 #ifndef QC_LQ_H
 #define QC_LQ_H

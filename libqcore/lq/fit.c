@@ -34,22 +34,52 @@ static qc_status check_options(const qc_lq_options *o, const char *function)
     return QC_OK;
 }
 
-/* Encodes x with v: returns the squared error and gathers count[c] and sum[c] (x summed) per code c. */
-static double encode_stats(const float *x, int64_t n, const float *v, int bits, qc_lq_code code, double *count,
-                           double *sum)
+enum { CHUNK = 65536 }; /* values per partial sum: the order of every sum, whatever the thread count */
+
+/* One chunk's squared error, and count[c] and sum[c] (x summed) per code c. */
+static double encode_chunk(const float *x, int64_t n, const qc_lq_table *t, double *count, double *sum)
 {
-    qc_lq_table t;
-    qc__lq_table(&t, v, bits, code);
-    memset(count, 0, sizeof(double) * (size_t)t.count);
-    memset(sum, 0, sizeof(double) * (size_t)t.count);
+    memset(count, 0, sizeof(double) * (size_t)t->count);
+    memset(sum, 0, sizeof(double) * (size_t)t->count);
     double error = 0.0;
     for (int64_t k = 0; k < n; k++) {
         double xk = (double)x[k];
-        int i = qc__lq_index(&t, x[k]);
-        double d = xk - t.level[i];
+        int i = qc__lq_index(t, x[k]);
+        double d = xk - t->level[i];
         error += d * d;
-        count[t.code[i]] += 1.0;
-        sum[t.code[i]] += xk;
+        count[t->code[i]] += 1.0;
+        sum[t->code[i]] += xk;
+    }
+    return error;
+}
+
+/* Encodes x with v: returns the squared error and gathers count[c] and sum[c] per code c, as sums of
+ * CHUNK-value partial sums added in chunk order; the chunks are spread over `threads` (1 when the caller
+ * already runs rows in parallel), which leaves every sum's order, hence its bits, unchanged. */
+static double encode_stats(const float *x, int64_t n, const float *v, int bits, qc_lq_code code, double *count,
+                           double *sum, int threads)
+{
+    qc_lq_table t;
+    qc__lq_table(&t, v, bits, code);
+    int64_t chunks = (n + CHUNK - 1) / CHUNK;
+    double part_error[64], part_count[64][QC_LQ_MAX_LEVELS], part_sum[64][QC_LQ_MAX_LEVELS];
+    double error = 0.0;
+    memset(count, 0, sizeof(double) * (size_t)t.count);
+    memset(sum, 0, sizeof(double) * (size_t)t.count);
+    for (int64_t first = 0; first < chunks; first += 64) { /* 64 chunks at a time: bounded scratch */
+        int64_t batch = chunks - first < 64 ? chunks - first : 64;
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && batch > 1)
+        for (int64_t c = 0; c < batch; c++) {
+            int64_t start = (first + c) * CHUNK, len = n - start < CHUNK ? n - start : CHUNK;
+            part_error[c] = encode_chunk(x + start, len, &t, part_count[c], part_sum[c]);
+        }
+        for (int64_t c = 0; c < batch; c++) {
+            error += part_error[c];
+            for (int l = 0; l < t.count; l++) {
+                count[l] += part_count[c][l];
+                sum[l] += part_sum[c][l];
+            }
+        }
     }
     return error;
 }
@@ -90,20 +120,20 @@ static void initial_basis(float *v, const float *x, int64_t n, int bits)
     for (int j = 0; j < bits; j++) v[j] = (float)ldexp(rms, j + 1 - bits);
 }
 
-/* Fits one row; history[0..max_iters] (may be NULL) receives its error after each step. Returns the
- * accepted steps. */
+/* Fits one row, its encodings spread over `threads`; history[0..max_iters] (may be NULL) receives its error
+ * after each step. Returns the accepted steps. */
 static int fit_row(float *v, double *history, const float *x, int64_t n, int bits, qc_lq_code code,
-                   const qc_lq_options *o)
+                   const qc_lq_options *o, int threads)
 {
     double count[QC_LQ_MAX_LEVELS], sum[QC_LQ_MAX_LEVELS], count_new[QC_LQ_MAX_LEVELS], sum_new[QC_LQ_MAX_LEVELS];
     initial_basis(v, x, n, bits);
-    double error = encode_stats(x, n, v, bits, code, count, sum);
+    double error = encode_stats(x, n, v, bits, code, count, sum, threads);
     if (history) history[0] = error;
     int steps = 0;
     while (steps < o->max_iters) {
         float v_new[QC_LQ_MAX_BITS];
         if (!closed_form(v_new, v, bits, code, count, sum, o->ridge)) break;
-        double error_new = encode_stats(x, n, v_new, bits, code, count_new, sum_new);
+        double error_new = encode_stats(x, n, v_new, bits, code, count_new, sum_new, threads);
         if (!(error_new < error && error - error_new > o->tol * error)) break;
         memcpy(v, v_new, sizeof(float) * (size_t)bits);
         memcpy(count, count_new, sizeof count);
@@ -148,10 +178,13 @@ qc_status qc_lq_fit(qc_ctx *ctx, qc_tensor *basis, qc_lq_fit_result *result, qc_
         free(steps);
         return QC_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for %lld rows of history", (long long)rows);
     }
-#pragma omp parallel for num_threads(qc__ctx_threads(ctx)) schedule(dynamic, 1)
+    /* Many rows (weights): one thread per row. Few long rows (a layer's activations): the threads share
+     * each row's chunks. Either way every sum has the same order. */
+    int threads = qc__ctx_threads(ctx), row_threads = rows >= threads ? 1 : threads;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (row_threads == 1)
     for (int64_t r = 0; r < rows; r++)
         steps[r] = fit_row((float *)basis->data + r * bits, row_history + r * span, (const float *)x->data + r * n, n,
-                           bits, code, &o);
+                           bits, code, &o, row_threads);
 
     qc_lq_fit_result res = QC_LQ_FIT_RESULT_INIT;
     for (int64_t i = 0; i < span; i++) {

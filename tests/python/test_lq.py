@@ -211,3 +211,16 @@ def test_output_refit_threads_and_errors(rng):
     # A row whose system is singular (ridge 0, H = 0) keeps its old basis.
     kept = qcore.lq_refit_output(codes, basis, w, np.zeros_like(h), g, ridge=0.0)
     np.testing.assert_array_equal(kept, basis)
+
+
+def test_long_row_split_over_threads_same_bits(rng):
+    """One long row (a layer's activations) is encoded in chunks shared by the threads: same bits on 1, 2
+    and 3 threads, and errors as numpy computes them."""
+    x = sample(rng, 1, 300001, "unsigned")  # several 65536-value chunks and a short last one
+    fits = [qcore.lq_fit(x, 2, "unsigned", ctx=qcore.Context(threads=t), history=True) for t in (1, 2, 3)]
+    for f in fits[1:]:
+        np.testing.assert_array_equal(f.basis, fits[0].basis)
+        np.testing.assert_array_equal(f.history, fits[0].history)
+    q = oracle.decode(oracle.encode(x, fits[0].basis, "unsigned"), fits[0].basis, "unsigned")
+    np.testing.assert_allclose(((x - q) ** 2).sum(), fits[0].error_final, rtol=1e-9)
+    assert np.all(np.diff(fits[0].history) <= 0)
