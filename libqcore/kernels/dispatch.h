@@ -69,6 +69,7 @@ qc_row_gemm qc__int8_gemm_ref, qc__int8_gemm_avx2, qc__int8_gemm_avx512;
 qc_row_gemm qc__popcount_gemm_ref, qc__popcount_gemm_avx2, qc__popcount_gemm_avx512;
 
 void qc__encode_planes_ref(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
+void qc__encode_planes_avx2(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
 void qc__encode_planes_avx512(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
 
 extern const qc_kernels qc__kernels_ref;

@@ -5,6 +5,7 @@
  * signed one) and multiplied by VPMADDWD into 32-bit pairs, exactly (VPMADDUBSW would saturate
  * 255 x 127 + 255 x 127 at 16 bits). */
 #include <immintrin.h>
+#include <string.h>
 
 #include "kernels/dispatch.h"
 
@@ -99,4 +100,34 @@ void qc__popcount_gemm_avx2(int32_t *c, int64_t ldc, const uint64_t *a, int64_t 
                             int64_t words, int op)
 {
     row_tiles(c, ldc, a, np, b, nq, words, op);
+}
+
+/* 8 values at a time: each threshold's compare mask (all ones = -1) is subtracted from the level index,
+ * two VPERMD lookups blended on index >= 8 give the codes, and a compare and VMOVMSKPS per plane give the
+ * plane's 8 bits. */
+void qc__encode_planes_avx2(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e)
+{
+    for (int64_t i = 0; i < words * e->bits; i++) planes[i] = 0;
+    const __m256i low = _mm256_loadu_si256((const __m256i *)e->code);
+    const __m256i high = _mm256_loadu_si256((const __m256i *)(e->code + 8));
+    const __m256i seven = _mm256_set1_epi32(7);
+    for (int64_t k = 0; k < n; k += 8) {
+        float chunk[8] = {0};
+        int64_t len = n - k < 8 ? n - k : 8;
+        memcpy(chunk, x + k, sizeof(float) * (size_t)len);
+        __m256 v = _mm256_loadu_ps(chunk);
+        __m256i index = _mm256_setzero_si256();
+        for (int t = 0; t < e->count - 1; t++)
+            index = _mm256_sub_epi32(index, _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_set1_ps(e->lower[t]), _CMP_GE_OQ)));
+        __m256i upper = _mm256_cmpgt_epi32(index, seven);
+        __m256i codes = _mm256_blendv_epi8(_mm256_permutevar8x32_epi32(low, index),
+                                           _mm256_permutevar8x32_epi32(high, index), upper);
+        unsigned live = (1u << len) - 1u;
+        for (int j = 0; j < e->bits; j++) {
+            __m256i bit = _mm256_set1_epi32(1 << j);
+            __m256i set = _mm256_cmpeq_epi32(_mm256_and_si256(codes, bit), bit);
+            ((unsigned char *)(planes + (int64_t)j * words))[k / 8] =
+                (unsigned char)((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(set)) & live);
+        }
+    }
 }

@@ -70,5 +70,5 @@ const qc_kernels qc__kernels_avx2 = {
     .fake_quantize_f32 = fake_quantize_f32,
     .popcount_gemm = qc__popcount_gemm_avx2,
     .int8_gemm = qc__int8_gemm_avx2,
-    .encode_planes = qc__encode_planes_ref,
+    .encode_planes = qc__encode_planes_avx2,
 };
