@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 import qcore
+import report
 import timing
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests", "python"))
@@ -63,7 +64,7 @@ def main():
     result = {"benchmark": "rotation objective (loss + STE gradient) vs torch autograd", "machine": platform.node(),
               "cores": os.cpu_count(), "load_average": os.getloadavg(), "openblas": kernel, "torch": torch.__version__,
               "qcore": qcore.__version__, "python": sys.version.split()[0], "rows": rows}
-    timing.write_result("rotate_learn.json", result)
+    report.write_json("rotate_learn.json", result)
 
 
 if __name__ == "__main__":

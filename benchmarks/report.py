@@ -1,7 +1,9 @@
-"""Writing a benchmark's results, shared by the benchmarks."""
+"""Writing a benchmark's results, shared by the benchmarks and examples."""
 import json
 import os
 import platform
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
 def machine(qcore):
@@ -12,8 +14,12 @@ def machine(qcore):
 
 
 def write_json(path, result):
-    """Writes `result` to `path` atomically (a temporary file in the same folder, then a rename)."""
+    """Writes `result` to `path` (a bare file name goes to benchmarks/results/) atomically: a temporary file in
+    the same folder, then a rename. Says so, and returns the path."""
+    if not os.path.dirname(path):
+        path = os.path.join(RESULTS, path)
     with open(path + ".tmp", "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2)
     os.replace(path + ".tmp", path)
     print("written", os.path.relpath(path))
+    return path

@@ -21,11 +21,3 @@ def openblas_kernel():
     return [(i.get("internal_api"), i.get("version"), i.get("architecture"), i.get("threading_layer"))
             for i in threadpool_info() if i.get("user_api") == "blas"]
 
-
-def write_result(name, result):
-    """Writes `result` as JSON to benchmarks/results/`name` atomically, and says so."""
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", name)
-    with open(out + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
-    os.replace(out + ".tmp", out)
-    print("written", os.path.relpath(out))

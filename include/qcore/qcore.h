@@ -8,5 +8,7 @@
 #include "qcore/qc_accum.h"
 #include "qcore/qc_gpxq.h"
 #include "qcore/qc_rotate.h"
+#include "qcore/qc_lq.h"
+#include "qcore/qc_kernels.h"
 
 #endif

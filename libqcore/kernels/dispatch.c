@@ -22,3 +22,19 @@ const qc_kernels *qc__kernels_for(qc_arch arch)
 #endif
     return &qc__kernels_ref;
 }
+
+qc_row_gemm_fn qc__popcount_gemm_for(qc_arch arch)
+{
+    const qc_kernels *k = qc__kernels_for(arch);
+    if (k->arch == QC_ARCH_AVX512 && !(qc_cpu_features() & QC_CPU_AVX512VPOPCNTDQ))
+        return qc__kernels_for(QC_ARCH_AVX2)->popcount_gemm;
+    return k->popcount_gemm;
+}
+
+qc_row_gemm_fn qc__int8_gemm_for(qc_arch arch)
+{
+    const qc_kernels *k = qc__kernels_for(arch);
+    if (k->arch == QC_ARCH_AVX512 && !(qc_cpu_features() & QC_CPU_AVX512VNNI))
+        return qc__kernels_for(QC_ARCH_AVX2)->int8_gemm;
+    return k->int8_gemm;
+}

@@ -28,6 +28,21 @@ typedef struct qc_accum_lanes {
     uint64_t wrap_events[QC_ACCUM_LANES], saturate_events[QC_ACCUM_LANES];
 } qc_accum_lanes;
 
+/* What the bit-serial kernels' input side needs to encode floats into bit-planes (qc_lq.h's rule): a value
+ * x takes sorted level #{t : x >= lower[t]}, whose code is code[index]. lower[t] is the smallest float
+ * above threshold t (a double), so that float comparisons give exactly the double rule x > threshold. */
+typedef struct qc_plane_encoder {
+    int bits;        /* K, 1..4 */
+    int count;       /* 2^K levels */
+    float lower[15];
+    int32_t code[16];
+} qc_plane_encoder;
+
+/* A product of rows two by two (popcount_gemm, int8_gemm): see the fields of qc_kernels. */
+typedef void qc_row_gemm(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
+                         int64_t words, int op);
+typedef qc_row_gemm *qc_row_gemm_fn;
+
 typedef struct qc_kernels {
     qc_arch arch;
     /* Quantizes n floats into bytes holding the low 8 bits of each integer (int8 or uint8 storage). */
@@ -42,6 +57,16 @@ typedef struct qc_kernels {
      * the exact sums and only those are computed. */
     void (*accum_tile)(qc_accum_lanes *out, const int32_t *x, const int32_t *q, int64_t n, int64_t lo, int64_t hi,
                        int fits);
+    /* The bit-serial core: c[p * ldc + q] = sum over w < words of popcount(a[p][w] OP b[q][w]) for p < np,
+     * q < nq, rows of `words` words (a multiple of 8) stored one after another; OP is AND (op 0) or XOR
+     * (op 1). Each count fits an int32 because rows hold fewer than 2^31 bits (checked by the callers). */
+    qc_row_gemm_fn popcount_gemm;
+    /* c[p * ldc + q] = sum over the 8 words bytes of row p of a (uint8) times row q of b (int8), exactly
+     * in int32 (rows of fewer than 65536 bytes, zero padded to `words` words, a multiple of 8); `op` is
+     * QC_INT8_DOT (the shape of popcount_gemm, so that both share one tile loop). */
+    qc_row_gemm_fn int8_gemm;
+    /* Writes the K bit-planes of one row (planes[K][words], all words written, padding 0) for finite x[n]. */
+    void (*encode_planes)(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
 } qc_kernels;
 
 /* The lane kernels. */
@@ -52,8 +77,25 @@ void qc__accum_tile_avx2(qc_accum_lanes *out, const int32_t *x, const int32_t *q
 void qc__accum_tile_avx512(qc_accum_lanes *out, const int32_t *x, const int32_t *q, int64_t n, int64_t lo, int64_t hi,
                            int fits);
 
+/* The row products of the tile loop: popcounts of AND or XOR, or int8 sums of products (int8_gemm). */
+enum { QC_POPCOUNT_AND = 0, QC_POPCOUNT_XOR = 1, QC_INT8_DOT = 2 };
+
 /* The table of a resolved kernel set (REF, AVX2 or AVX512; a set not built falls back to REF). */
 const qc_kernels *qc__kernels_for(qc_arch arch);
+
+/* The popcount_gemm of kernel set `arch`: AVX512's needs VPOPCNTDQ as well, and without it this is
+ * AVX2's. */
+qc_row_gemm_fn qc__popcount_gemm_for(qc_arch arch);
+
+/* The int8_gemm of kernel set `arch`: AVX512's needs VNNI as well, and without it this is AVX2's. */
+qc_row_gemm_fn qc__int8_gemm_for(qc_arch arch);
+
+qc_row_gemm qc__int8_gemm_ref, qc__int8_gemm_avx2, qc__int8_gemm_avx512;
+qc_row_gemm qc__popcount_gemm_ref, qc__popcount_gemm_avx2, qc__popcount_gemm_avx512;
+
+void qc__encode_planes_ref(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
+void qc__encode_planes_avx2(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
+void qc__encode_planes_avx512(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
 
 extern const qc_kernels qc__kernels_ref;
 extern const qc_kernels qc__kernels_avx2;

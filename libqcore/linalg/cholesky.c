@@ -46,3 +46,16 @@ qc_status qc__triangular_inverse(int threads, double *l, int64_t n, int64_t ldl,
     if (info < 0) return QC_FAIL_IN(function, QC_ERR_INTERNAL, "dtrtri rejected argument %d", (int)-info);
     return QC_OK;
 }
+
+qc_status qc__spd_solve(int threads, double *a, int64_t n, int64_t lda, double *b, const char *function)
+{
+    if (n == 0) return QC_OK;
+    int saved = qc__blas_threads_enter(threads);
+    lapack_int info = LAPACKE_dposv_work(LAPACK_COL_MAJOR, 'U', (lapack_int)n, 1, a, (lapack_int)lda, b, (lapack_int)n);
+    qc__blas_threads_leave(saved);
+    if (info > 0)
+        return QC_FAIL_IN(function, QC_ERR_SINGULAR, "the %lldx%lld system is not positive definite (pivot %lld)",
+                          (long long)n, (long long)n, (long long)info);
+    if (info < 0) return QC_FAIL_IN(function, QC_ERR_INTERNAL, "dposv rejected argument %d", (int)-info);
+    return QC_OK;
+}

@@ -31,6 +31,11 @@ void qc__dsyrk_lower(int threads, int64_t n, int64_t k, double alpha, const doub
  * behalf of `function`; A is then partly overwritten. */
 qc_status qc__cholesky(int threads, double *a, int64_t n, int64_t lda, int64_t *pivot, const char *function);
 
+/* Solves A x = b for a symmetric positive definite A[n,n] (lower triangle read) by Cholesky (LAPACK posv):
+ * b[n] receives x and A its factor. QC_ERR_SINGULAR (on behalf of `function`) when A is not positive
+ * definite; b is then unspecified. */
+qc_status qc__spd_solve(int threads, double *a, int64_t n, int64_t lda, double *b, const char *function);
+
 /* The inverse of a lower-triangular L[n,n] with a non-zero diagonal, in place (strict upper triangle kept
  * zero). QC_ERR_SINGULAR names the first zero diagonal entry. */
 qc_status qc__triangular_inverse(int threads, double *l, int64_t n, int64_t ldl, const char *function);

@@ -21,6 +21,8 @@ from .data import load_array, parse_array
 from .accum import (AccumulatorReport, AccumulatorSimulation, accumulator_bits_a2q, accumulator_bits_datatype,
                     accumulator_bits_needed, input_range, simulate_accumulator, verify_accumulator)
 from .gpxq import AxeStats, GpxqOptions, GpxqStats, QuantizedLayer, gpfq, optq, rtn
+from .lq import (LqFit, LqOptions, bitserial_dots, bitserial_gemm, int8_gemm, lq_decode, lq_encode, lq_fit, lq_levels,
+                 lq_pack, lq_refit_output, plane_words)
 from .model import Model, Node, ValueInfo, onnx_type_name
 from .pipeline import LayerReport, Pipeline, Recipe
 from .random import random_bits, random_normal, random_uniform

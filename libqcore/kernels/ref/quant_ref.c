@@ -25,4 +25,7 @@ const qc_kernels qc__kernels_ref = {
     .dequantize_bytes_f32 = dequantize_bytes_f32,
     .fake_quantize_f32 = fake_quantize_f32,
     .accum_tile = qc__accum_tile_ref,
+    .popcount_gemm = qc__popcount_gemm_ref,
+    .int8_gemm = qc__int8_gemm_ref,
+    .encode_planes = qc__encode_planes_ref,
 };

@@ -69,4 +69,7 @@ const qc_kernels qc__kernels_avx2 = {
     .dequantize_bytes_f32 = dequantize_bytes_f32,
     .fake_quantize_f32 = fake_quantize_f32,
     .accum_tile = qc__accum_tile_avx2,
+    .popcount_gemm = qc__popcount_gemm_avx2,
+    .int8_gemm = qc__int8_gemm_avx2,
+    .encode_planes = qc__encode_planes_avx2,
 };

@@ -65,4 +65,7 @@ const qc_kernels qc__kernels_avx512 = {
     .dequantize_bytes_f32 = dequantize_bytes_f32,
     .fake_quantize_f32 = fake_quantize_f32,
     .accum_tile = qc__accum_tile_avx512,
+    .popcount_gemm = qc__popcount_gemm_avx512,
+    .int8_gemm = qc__int8_gemm_avx512,
+    .encode_planes = qc__encode_planes_avx512,
 };

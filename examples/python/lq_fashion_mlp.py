@@ -1,0 +1,248 @@
+"""The founding LQ table (seeds.md section 3) on the project's Fashion-MNIST MLP (784-512-256-10, ReLU,
+tests/data/models/fashion_mlp.onnx): every fully-connected layer replaced by a learned non-uniform (QEM)
+layer run on qcore's bit-serial kernels, post-training, against the float32 model on OpenBLAS.
+
+Recipe, for each format WkwAka (all three layers alike):
+- weights: one basis of kw entries per output channel (qcore.lq_fit on W [out, in], signed codes), encoded
+  and packed into bit-planes;
+- inputs: one basis of ka entries per layer with {0,1} codes (every layer's input is non-negative: pixels
+  in [0, 1], then ReLU outputs), fitted on the layer's inputs as the already-quantized earlier layers
+  produce them, for --calibration training images (Debian's dataset-fashion-mnist);
+- then (the "accuracy" column; "plain QEM" is without it) the weight bases are refitted to the layer's
+  outputs with the codes kept (qcore.lq_refit_output: least squares of the float model's outputs on the
+  quantized inputs' levels, statistics from qcore.GpxqStats("gpfq")), which also absorbs the errors of
+  the earlier quantized layers;
+- each layer: y = qcore.bitserial_gemm(x, input basis, "unsigned", planes, weight bases, "signed", bias),
+  ReLU between layers in numpy (float).
+Reported per row: accuracy on the 10000 t10k images, model bytes (bit-planes stored densely, ceil(in/64)
+words per plane, plus float32 bases and biases), batch-1 latency (one image through the three layers,
+best of --repeats over --latency-images images) and batch-64 throughput, each on 1 thread for both
+engines (qcore Context(threads=1); numpy's OpenBLAS limited by threadpoolctl). Both engines are called
+from Python over buffers allocated once (Pipeline): qcore through cffi views made once, float32 as numpy
+matmul (its own OpenBLAS) into its buffers. JSON to benchmarks/results/lq_fashion_mlp.json.
+
+Run from the repository root:
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python examples/python/lq_fashion_mlp.py
+"""
+import argparse
+import gzip
+import os
+import platform
+import sys
+
+import numpy as np
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir)
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+from bench_onnx import use_build_tree  # noqa: E402
+import report  # noqa: E402
+import timing  # noqa: E402
+
+DATA = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
+MODEL = os.path.join(ROOT, "tests", "data", "models", "fashion_mlp.onnx")
+FORMATS = [(3, 3), (2, 2), (1, 1), (1, 2), (2, 4)]  # (weight bits, input bits)
+SEED_TABLE = {"fp32": (97.19, 2.1e6, 584.8), "W3A3": (95.59, 218.3e3, 152.7), "W2A2": (88.86, 147.2e3, 84.8),
+              "W1A1": (75.11, 76.2e3, 44.8)}  # MNIST, the seed's own (accuracy %, bytes, us)
+
+
+def read_idx(name):
+    with gzip.open(os.path.join(DATA, name)) as f:
+        raw = f.read()
+    offset = 16 if "images" in name else 8
+    data = np.frombuffer(raw, np.uint8, offset=offset)
+    return data.reshape(-1, 784) if "images" in name else data
+
+
+def load_data(calibration):
+    """(the first `calibration` training images, the 10000 t10k images, their labels); pixels / 255."""
+    train = read_idx("train-images-idx3-ubyte.gz")[:calibration].astype(np.float32) / 255
+    test = read_idx("t10k-images-idx3-ubyte.gz").astype(np.float32) / 255
+    return train, test, read_idx("t10k-labels-idx1-ubyte.gz")
+
+
+def float_layers():
+    import onnx
+    from onnx import numpy_helper
+    t = {i.name: numpy_helper.to_array(i).astype(np.float32) for i in onnx.load(MODEL).graph.initializer}
+    return [(t["fc%d.weight" % k], t["fc%d.bias" % k]) for k in (1, 2, 3)]
+
+
+class LqLayer:
+    """One fitted layer: bases (weights per output channel, inputs per layer) and weight bit-planes. With
+    `refit`, the weight bases are then refitted to the layer's outputs (qcore.lq_refit_output) on the float
+    model's inputs x and the quantized model's inputs as the kernel sees them (their levels)."""
+
+    def __init__(self, qcore, w, b, kw, ka, x_float, x_quant, ctx, refit):
+        self.x_fit = qcore.lq_fit(np.ascontiguousarray(x_quant.reshape(1, -1)), ka, "unsigned", ctx=ctx)
+        self.x_basis = np.ascontiguousarray(self.x_fit.basis[0])
+        self.w_fit = qcore.lq_fit(w, kw, "signed", ctx=ctx)
+        codes = qcore.lq_encode(w, self.w_fit.basis, "signed", ctx=ctx)
+        self.w_basis = self.w_fit.basis
+        if refit:
+            levels = qcore.lq_decode(qcore.lq_encode(x_quant, self.x_basis[None], "unsigned", ctx=ctx),
+                                     self.x_basis[None], "unsigned", ctx=ctx)
+            stats = qcore.GpxqStats("gpfq", w.shape[1])
+            stats.add(x_float, levels, ctx=ctx)
+            self.w_basis = qcore.lq_refit_output(codes, self.w_basis, w, stats.hessian(), stats.cross(), "signed",
+                                                 ctx=ctx)
+        self.planes = qcore.lq_pack(codes, kw, ctx=ctx)
+        self.bias, self.out, self.n, self.kw, self.ka = b, w.shape[0], w.shape[1], kw, ka
+
+    def nbytes(self):
+        """Bit-planes stored densely (ceil(n / 64) words per plane) plus float32 bases and bias."""
+        return self.out * self.kw * -(-self.n // 64) * 8 + 4 * (self.out * self.kw + self.ka + self.out)
+
+    def __call__(self, qcore, x, ctx):
+        return qcore.bitserial_gemm(x, self.x_basis, "unsigned", self.planes, self.w_basis, "signed", self.bias,
+                                    ctx=ctx)
+
+
+class Pipeline:
+    """A forward pass over buffers allocated once for one input shape, so that a timed call costs the
+    products, not Python's allocations: fp32 runs numpy matmul into its buffers, LQ calls the C functions
+    directly through cffi views made once (the checked wrapper, qcore.bitserial_gemm, is used for accuracy)."""
+
+    def __init__(self, shape, layers=None, lq=None, ctx=None):
+        self.x = np.zeros(shape, np.float32)
+        widths = [w.shape[0] for w, _ in layers] if layers else [l.out for l in lq]
+        self.outs = [np.zeros(shape[:-1] + (o,), np.float32) for o in widths]
+        self.layers, self.calls = layers, []
+        if lq:
+            from qcore._ffi import lib
+            from qcore._tensor import view
+            fn = lib.qc_bitserial_gemv if len(shape) == 1 else lib.qc_bitserial_gemm
+            ins = [self.x] + self.outs[:-1]
+            self._keep = []
+            for layer, x, y in zip(lq, ins, self.outs):
+                views = [view(a) for a in (y, x, layer.x_basis, layer.w_basis, layer.bias)]
+                planes = view(layer.planes, lib.QC_DT_I64)
+                self._keep.append((views, planes))
+                v = [t for t, _ in views]
+                self.calls.append((fn, ctx._ctx, v[0], v[1], v[2], lib.QC_LQ_UNSIGNED, planes[0], v[3],
+                                   lib.QC_LQ_SIGNED, v[4]))
+
+    def __call__(self, image):
+        np.copyto(self.x, image)
+        last = len(self.outs) - 1
+        if self.calls:
+            for k, (fn, *args) in enumerate(self.calls):
+                if fn(*args) != 0:
+                    raise RuntimeError("bit-serial call failed")
+                if k < last:
+                    np.maximum(self.outs[k], 0, out=self.outs[k])
+        else:
+            x = self.x
+            for k, ((w, b), y) in enumerate(zip(self.layers, self.outs)):
+                np.matmul(x, w.T, out=y)
+                y += b
+                if k < last:
+                    np.maximum(y, 0, out=y)
+                x = y
+        return self.outs[-1]
+
+
+def build_lq(qcore, layers, kw, ka, calib, ctx, refit):
+    """Fits layer by layer on the inputs the quantized earlier layers produce (and the float ones)."""
+    lq, x_float, x_quant = [], calib, calib
+    for k, (w, b) in enumerate(layers):
+        layer = LqLayer(qcore, w, b, kw, ka, x_float, x_quant, ctx, refit)
+        lq.append(layer)
+        x_quant = layer(qcore, np.ascontiguousarray(x_quant), ctx)
+        x_float = (x_float @ w.T + b).astype(np.float32)
+        if k < len(layers) - 1:
+            x_quant, x_float = np.maximum(x_quant, 0), np.maximum(x_float, 0)
+    return lq
+
+
+def run_lq(qcore, lq, x, ctx):
+    for k, layer in enumerate(lq):
+        x = layer(qcore, x, ctx)
+        if k < len(lq) - 1:
+            x = np.maximum(x, 0)
+    return x
+
+
+def run_fp32(layers, x):
+    for k, (w, b) in enumerate(layers):
+        x = x @ w.T + b
+        if k < len(layers) - 1:
+            x = np.maximum(x, 0)
+    return x
+
+
+def accuracy(forward, images, labels, batch=1000):
+    correct = 0
+    for s in range(0, len(images), batch):
+        correct += int((forward(np.ascontiguousarray(images[s:s + batch])).argmax(1) == labels[s:s + batch]).sum())
+    return correct / len(images)
+
+
+def speed(make_pipeline, images, repeats, latency_images):
+    """Batch-1 latency (mean over latency_images images of the best pass) and batch-64 images per second."""
+    single, batch = make_pipeline((784,)), make_pipeline((64, 784))
+    singles = [np.ascontiguousarray(images[i]) for i in range(latency_images)]
+    latency = timing.best_time(lambda: [single(x) for x in singles], repeats) / latency_images
+    block = np.ascontiguousarray(images[:64])
+    throughput = 64 / timing.best_time(lambda: batch(block), repeats)
+    return latency, throughput
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calibration", type=int, default=4096)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--latency-images", type=int, default=50)
+    parser.add_argument("--installed", action="store_true")
+    args = parser.parse_args()
+    source = use_build_tree(args.installed)
+    import qcore
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    train, test, labels = load_data(args.calibration)
+    layers = float_layers()
+    ctx = qcore.Context(threads=1)
+    rows = []
+    load_before = list(os.getloadavg())
+    with threadpool_limits(limits=1, user_api="blas"):
+        fp32_acc = accuracy(lambda x: run_fp32(layers, x), test, labels)
+        fp32_bytes = sum(w.nbytes + b.nbytes for w, b in layers)
+        lat, thr = speed(lambda shape: Pipeline(shape, layers=layers), test, args.repeats, args.latency_images)
+        rows.append({"format": "fp32", "accuracy": fp32_acc, "bytes": fp32_bytes, "latency_us": lat * 1e6,
+                     "throughput_per_s": thr})
+        for kw, ka in FORMATS:
+            plain = build_lq(qcore, layers, kw, ka, train, ctx, refit=False)
+            lq = build_lq(qcore, layers, kw, ka, train, ctx, refit=True)
+            acc_plain = accuracy(lambda x: run_lq(qcore, plain, x, ctx), test, labels)
+            acc = accuracy(lambda x: run_lq(qcore, lq, x, ctx), test, labels)
+            lat, thr = speed(lambda shape: Pipeline(shape, lq=lq, ctx=ctx), test, args.repeats, args.latency_images)
+            rows.append({"format": "W%dA%d" % (kw, ka), "accuracy": acc, "accuracy_plain_qem": acc_plain,
+                         "bytes": sum(l.nbytes() for l in lq), "latency_us": lat * 1e6, "throughput_per_s": thr,
+                         "weight_fit_steps": [l.w_fit.iterations for l in lq],
+                         "input_bases": [l.x_basis.tolist() for l in lq]})
+    base = rows[0]
+    print("Fashion-MNIST MLP 784-512-256-10, post-training LQ (QEM) on bit-serial kernels, 1 thread")
+    print("%-6s %9s %9s %11s %8s %12s %9s %14s %9s" % ("format", "accuracy", "plain QEM", "bytes", "size x",
+                                                        "batch-1 us", "speed-up", "batch-64 img/s", "speed-up"))
+    for r in rows:
+        r["size_ratio"] = base["bytes"] / r["bytes"]
+        r["latency_speedup"] = base["latency_us"] / r["latency_us"]
+        r["throughput_speedup"] = r["throughput_per_s"] / base["throughput_per_s"]
+        plain = "%8.2f%%" % (100 * r["accuracy_plain_qem"]) if "accuracy_plain_qem" in r else "%9s" % "-"
+        print("%-6s %8.2f%% %s %11d %7.1fx %12.1f %8.2fx %14.0f %8.2fx" % (
+            r["format"], 100 * r["accuracy"], plain, r["bytes"], r["size_ratio"], r["latency_us"],
+            r["latency_speedup"], r["throughput_per_s"], r["throughput_speedup"]))
+    blas = [{k: i.get(k) for k in ("internal_api", "version", "architecture", "threading_layer")}
+            for i in threadpool_info() if i.get("user_api") == "blas"]
+    load_after = list(os.getloadavg())
+    print("OpenBLAS:", blas)
+    print("load average before %s, after %s (2 cores shared with other agents)" % (load_before, load_after))
+    result = {"example": "LQ table on the Fashion-MNIST MLP", "qcore_source": source, "machine": platform.node(),
+              "cpu_features": sorted(qcore.cpu_features()), "arch": qcore.best_arch(), "threads": 1,
+              "calibration_images": args.calibration, "test_images": len(test), "openblas": blas,
+              "load_average_before": load_before, "load_average_after": load_after, "rows": rows,
+              "seed_table_mnist": SEED_TABLE}
+    report.write_json("lq_fashion_mlp.json", result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,381 @@
+/* The bit-serial products of qc_kernels.h. The work is cut into items of up to 64 input bit-rows (64 / Ka
+ * input rows: 32 KB of planes at n = 4096, which stay in the L1 cache while each weight row streams past
+ * them; fewer rows per item left the kernel waiting on the weights) by 128 outputs; the popcount_gemm of the context's kernel set fills an item's counts, and one scalar epilogue,
+ * shared by every kernel set, turns them into dot products and scales them, so the results depend on
+ * neither the kernel set nor the thread count. */
+#include <omp.h>
+#include <stdlib.h>
+
+#include "core/ctx.h"
+#include "core/error.h"
+#include "core/tensor_check.h"
+#include "kernels/dispatch.h"
+#include "lq/lq.h"
+#include "qcore/qc_kernels.h"
+
+enum { BIT_ROWS_PER_ITEM = 64, OUTPUTS_PER_ITEM = 128 };
+
+typedef struct bs_problem {
+    qc_row_gemm_fn gemm;
+    void (*encode)(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
+    int op;                 /* XOR for +-1 on both sides, else AND */
+    int64_t n, words, rows, outputs;
+    int64_t rows_per_item;  /* BIT_ROWS_PER_ITEM / ka */
+    int ka, kw;
+    qc_lq_code x_code, w_code;
+    const uint64_t *w;      /* [outputs, kw, words] */
+    int32_t *w_pop;         /* [outputs * kw]: popcounts of w's bit-rows when w is {0,1} and x is +-1, else 0 */
+} bs_problem;
+
+/* Scratch of one thread: an item's input planes, their popcounts and its counts. */
+typedef struct bs_scratch {
+    uint64_t *x;
+    int32_t *x_pop;
+    int32_t *counts;
+    double *sums;  /* one item's outputs */
+} bs_scratch;
+
+static void row_popcounts(int32_t *out, const uint64_t *rows, int64_t count, int64_t words)
+{
+    for (int64_t r = 0; r < count; r++) {
+        int64_t sum = 0;
+        for (int64_t w = 0; w < words; w++) sum += __builtin_popcountll(rows[r * words + w]);
+        out[r] = (int32_t)sum;
+    }
+}
+
+/* The identities of qc_kernels.h as one affine map of the count: D = base + scale count - w_pop, with base
+ * n (+-1 . +-1), minus the input plane's popcount ({0,1} . +-1) or 0, and w_pop the weight plane's
+ * popcount when only the weights are {0,1} (else 0: problem_init keeps zeros there). */
+static inline int64_t dot_base(const bs_problem *p, int32_t x_pop)
+{
+    if (p->op == QC_POPCOUNT_XOR) return p->n;
+    return p->x_code == QC_LQ_UNSIGNED && p->w_code == QC_LQ_SIGNED ? -(int64_t)x_pop : 0;
+}
+
+static inline int64_t dot_scale(const bs_problem *p)
+{
+    if (p->op == QC_POPCOUNT_XOR) return -2;
+    return p->x_code == QC_LQ_UNSIGNED && p->w_code == QC_LQ_UNSIGNED ? 1 : 2;
+}
+
+/* Counts of an item's `rows` input rows (planes x, [rows, ka, words]) against outputs o0 .. o0 + outputs - 1,
+ * laid out [rows * ka, outputs * kw]. */
+static void item_counts(int32_t *counts, const bs_problem *p, const uint64_t *x, int64_t rows, int64_t o0,
+                        int64_t outputs)
+{
+    p->gemm(counts, outputs * p->kw, x, rows * p->ka, p->w + o0 * p->kw * p->words, outputs * p->kw, p->words, p->op);
+}
+
+static qc_status scratch_alloc(bs_scratch **out, int threads, const bs_problem *p, int encode)
+{
+    size_t bit_rows = BIT_ROWS_PER_ITEM;
+    bs_scratch *s = calloc((size_t)threads, sizeof *s);
+    int ok = s != NULL;
+    for (int t = 0; ok && t < threads; t++) {
+        s[t].x = encode ? aligned_alloc(64, bit_rows * (size_t)p->words * sizeof(uint64_t)) : NULL;
+        s[t].x_pop = calloc(bit_rows, sizeof(int32_t));
+        s[t].counts = malloc(bit_rows * (size_t)OUTPUTS_PER_ITEM * (size_t)p->kw * sizeof(int32_t));
+        s[t].sums = malloc(OUTPUTS_PER_ITEM * sizeof(double));
+        ok = (s[t].x || !encode) && s[t].x_pop && s[t].counts && s[t].sums;
+    }
+    if (!ok) {
+        for (int t = 0; s && t < threads; t++) {
+            free(s[t].x);
+            free(s[t].x_pop);
+            free(s[t].counts);
+            free(s[t].sums);
+        }
+        free(s);
+        return QC_ERR_OUT_OF_MEMORY;
+    }
+    *out = s;
+    return QC_OK;
+}
+
+static void scratch_free(bs_scratch *s, int threads)
+{
+    for (int t = 0; t < threads; t++) {
+        free(s[t].x);
+        free(s[t].x_pop);
+        free(s[t].counts);
+        free(s[t].sums);
+    }
+    free(s);
+}
+
+/* ---- arguments ------------------------------------------------------------------------------ */
+
+/* i64 planes [rows (any when < 0), K, words] with K in 1..4; *bits receives K. */
+static qc_status check_planes(const qc_tensor *t, int64_t rows, int64_t words, int *bits, const char *function,
+                              const char *name)
+{
+    if (t == NULL) return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument '%s' is NULL", name);
+    QC_TRY(qc__tensor_expect(t, function, name, QC_DT_I64));
+    if (t->ndim != 3 || (rows >= 0 && t->dims[0] != rows) || t->dims[2] != words) {
+        char shape[160];
+        qc__shape_string(shape, sizeof shape, t->ndim, t->dims);
+        return QC_FAIL_IN(function, QC_ERR_SHAPE, "argument '%s': expected [%lld, K, %lld] (-1: any), got %s", name,
+                          (long long)rows, (long long)words, shape);
+    }
+    if (t->dims[1] < 1 || t->dims[1] > QC_LQ_MAX_BITS)
+        return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument '%s': K = dims[1] = %lld, expected 1..%d", name,
+                          (long long)t->dims[1], QC_LQ_MAX_BITS);
+    *bits = (int)t->dims[1];
+    return QC_OK;
+}
+
+static qc_status check_length(int64_t n, const char *function)
+{
+    if (n < 1) return QC_FAIL_IN(function, QC_ERR_SHAPE, "the rows are empty (n = %lld)", (long long)n);
+    if (n > INT32_MAX)
+        return QC_FAIL_IN(function, QC_ERR_OVERFLOW, "rows of n = %lld elements exceed the 2^31 - 1 a count holds",
+                          (long long)n);
+    return QC_OK;
+}
+
+/* Fills what x's and w's sides share: codes, kernel, the popcounts of w's rows when needed. */
+static qc_status problem_init(bs_problem *p, const qc_ctx *ctx, int64_t n, int64_t rows, int ka, qc_lq_code x_code,
+                              const qc_tensor *w_planes, int kw, qc_lq_code w_code, const char *function)
+{
+    p->gemm = qc__popcount_gemm_for(ctx->arch);
+    p->encode = ctx->kernels->encode_planes;
+    p->op = x_code == QC_LQ_SIGNED && w_code == QC_LQ_SIGNED ? QC_POPCOUNT_XOR : QC_POPCOUNT_AND;
+    p->n = n;
+    p->words = qc_lq_plane_words(n);
+    p->rows = rows;
+    p->outputs = w_planes->dims[0];
+    p->rows_per_item = BIT_ROWS_PER_ITEM / ka;
+    p->ka = ka;
+    p->kw = kw;
+    p->x_code = x_code;
+    p->w_code = w_code;
+    p->w = w_planes->data;
+    p->w_pop = calloc((size_t)(p->outputs * kw + 1), sizeof(int32_t));
+    if (!p->w_pop) return QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for the weights' popcounts");
+    if (x_code == QC_LQ_SIGNED && w_code == QC_LQ_UNSIGNED) row_popcounts(p->w_pop, p->w, p->outputs * kw, p->words);
+    return QC_OK;
+}
+
+/* ---- the integer dot products ---------------------------------------------------------------- */
+
+static void dots_item(int32_t *dots, const bs_problem *p, const uint64_t *x, int64_t m0, int64_t rows, int64_t o0,
+                      int64_t outputs, const bs_scratch *s)
+{
+    const uint64_t *xb = x + m0 * p->ka * p->words;
+    item_counts(s->counts, p, xb, rows, o0, outputs);
+    if (p->x_code == QC_LQ_UNSIGNED && p->w_code == QC_LQ_SIGNED) row_popcounts(s->x_pop, xb, rows * p->ka, p->words);
+    int64_t ldc = outputs * p->kw;
+    for (int64_t m = 0; m < rows; m++)
+        for (int64_t o = 0; o < outputs; o++)
+            for (int i = 0; i < p->kw; i++)
+                for (int j = 0; j < p->ka; j++) {
+                    int64_t bit_row = m * p->ka + j, col = o * p->kw + i;
+                    int64_t d = dot_base(p, s->x_pop[bit_row]) + dot_scale(p) * s->counts[bit_row * ldc + col] -
+                                p->w_pop[(o0 + o) * p->kw + i];
+                    dots[(((m0 + m) * p->outputs + o0 + o) * p->kw + i) * p->ka + j] = (int32_t)d;
+                }
+}
+
+qc_status qc_bitserial_dots(qc_ctx *ctx, qc_tensor *dots, const qc_tensor *x_planes, qc_lq_code x_code,
+                            const qc_tensor *w_planes, qc_lq_code w_code, int64_t n)
+{
+    int ka, kw;
+    QC_CHECK_NOT_NULL(ctx);
+    QC_CHECK_NOT_NULL(dots);
+    QC_TRY(qc__lq_check_code(x_code, __func__, "x_code"));
+    QC_TRY(qc__lq_check_code(w_code, __func__, "w_code"));
+    QC_TRY(check_length(n, __func__));
+    int64_t words = qc_lq_plane_words(n);
+    QC_TRY(check_planes(x_planes, -1, words, &ka, __func__, "x_planes"));
+    QC_TRY(check_planes(w_planes, -1, words, &kw, __func__, "w_planes"));
+    QC_TRY(qc__tensor_expect(dots, __func__, "dots", QC_DT_I32));
+    int64_t rows = x_planes->dims[0], outputs = w_planes->dims[0];
+    if (dots->ndim != 4 || dots->dims[0] != rows || dots->dims[1] != outputs || dots->dims[2] != kw ||
+        dots->dims[3] != ka) {
+        char shape[160];
+        qc__shape_string(shape, sizeof shape, dots->ndim, dots->dims);
+        return QC_FAIL(QC_ERR_SHAPE, "argument 'dots': expected [%lld, %lld, %d, %d] ([M, O, Kw, Ka]), got %s",
+                       (long long)rows, (long long)outputs, kw, ka, shape);
+    }
+    bs_problem p;
+    QC_TRY(problem_init(&p, ctx, n, rows, ka, x_code, w_planes, kw, w_code, __func__));
+    int threads = qc__ctx_threads(ctx);
+    bs_scratch *s;
+    if (scratch_alloc(&s, threads, &p, 0) != QC_OK) {
+        free(p.w_pop);
+        return QC_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for %d threads' scratch", threads);
+    }
+    int64_t per = p.rows_per_item;
+    int64_t m_items = (rows + per - 1) / per, o_items = (outputs + OUTPUTS_PER_ITEM - 1) / OUTPUTS_PER_ITEM;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t item = 0; item < m_items * o_items; item++) {
+        int64_t m0 = item / o_items * per, o0 = item % o_items * OUTPUTS_PER_ITEM;
+        int64_t mr = rows - m0 < per ? rows - m0 : per;
+        int64_t orr = outputs - o0 < OUTPUTS_PER_ITEM ? outputs - o0 : OUTPUTS_PER_ITEM;
+        dots_item(dots->data, &p, x_planes->data, m0, mr, o0, orr, &s[omp_get_thread_num()]);
+    }
+    scratch_free(s, threads);
+    free(p.w_pop);
+    return QC_OK;
+}
+
+/* ---- the scaled product from float inputs ------------------------------------------------------ */
+
+typedef struct bs_scaling {
+    const float *x;         /* [rows, n] */
+    const float *x_basis;   /* [rows or 1, ka] */
+    int64_t x_basis_stride; /* ka, or 0 for one basis */
+    const float *w_basis;   /* [outputs, kw] */
+    const float *bias;      /* [outputs] or NULL */
+    float *y;               /* [rows, outputs] */
+} bs_scaling;
+
+/* Encodes input rows m0 .. m0 + rows - 1 into the thread's planes and counts their {0,1} bits. */
+static void encode_rows(bs_scratch *s, const bs_problem *p, const bs_scaling *f, int64_t m0, int64_t rows)
+{
+    for (int64_t m = 0; m < rows; m++) {
+        qc_lq_table t;
+        qc__lq_table(&t, f->x_basis + (m0 + m) * f->x_basis_stride, p->ka, p->x_code);
+        p->encode(s->x + m * p->ka * p->words, p->words, f->x + (m0 + m) * p->n, p->n, &t.encoder);
+    }
+    if (p->x_code == QC_LQ_UNSIGNED && p->w_code == QC_LQ_SIGNED) row_popcounts(s->x_pop, s->x, rows * p->ka, p->words);
+}
+
+/* Y for an item: per output, sum over i then j of w_basis[o, i] x_basis[m, j] D, in double, in that order
+ * (the loops run over outputs innermost so that they vectorize; each output's sum is still formed in the
+ * same order). */
+static void gemm_item(const bs_problem *p, const bs_scaling *f, int64_t m0, int64_t rows, int64_t o0, int64_t outputs,
+                      const bs_scratch *s)
+{
+    item_counts(s->counts, p, s->x, rows, o0, outputs);
+    int64_t ldc = outputs * p->kw, kw = p->kw, scale = dot_scale(p);
+    const float *wb = f->w_basis + o0 * kw;
+    const int32_t *w_pop = p->w_pop + o0 * kw;
+    double *sum = s->sums;
+    for (int64_t m = 0; m < rows; m++) {
+        const float *xb = f->x_basis + (m0 + m) * f->x_basis_stride;
+        for (int64_t o = 0; o < outputs; o++) sum[o] = 0.0;
+        for (int64_t i = 0; i < kw; i++)
+            for (int j = 0; j < p->ka; j++) {
+                int64_t bit_row = m * p->ka + j, base = dot_base(p, s->x_pop[bit_row]);
+                const int32_t *count = s->counts + bit_row * ldc + i;
+                double xj = (double)xb[j];
+                for (int64_t o = 0; o < outputs; o++) {
+                    int64_t d = base + scale * count[o * kw] - w_pop[o * kw + i];
+                    sum[o] += (double)wb[o * kw + i] * xj * (double)d;
+                }
+            }
+        float *y = f->y + (m0 + m) * p->outputs + o0;
+        for (int64_t o = 0; o < outputs; o++) y[o] = f->bias ? (float)sum[o] + f->bias[o0 + o] : (float)sum[o];
+    }
+}
+
+/* Items ordered input block first, so that a thread re-encodes its input block only when it moves on. */
+static qc_status run_gemm(const qc_ctx *ctx, bs_problem *p, const bs_scaling *f, const char *function)
+{
+    int threads = qc__ctx_threads(ctx);
+    bs_scratch *s;
+    if (scratch_alloc(&s, threads, p, 1) != QC_OK)
+        return QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for %d threads' scratch", threads);
+    int64_t per = p->rows_per_item, m_items = (p->rows + per - 1) / per;
+    int64_t o_items = (p->outputs + OUTPUTS_PER_ITEM - 1) / OUTPUTS_PER_ITEM;
+#pragma omp parallel num_threads(threads)
+    {
+        bs_scratch *mine = &s[omp_get_thread_num()];
+        int64_t encoded = -1;
+#pragma omp for schedule(static)
+        for (int64_t item = 0; item < m_items * o_items; item++) {
+            int64_t mi = item / o_items, m0 = mi * per, o0 = item % o_items * OUTPUTS_PER_ITEM;
+            int64_t rows = p->rows - m0 < per ? p->rows - m0 : per;
+            int64_t outputs = p->outputs - o0 < OUTPUTS_PER_ITEM ? p->outputs - o0 : OUTPUTS_PER_ITEM;
+            if (mi != encoded) {
+                encode_rows(mine, p, f, m0, rows);
+                encoded = mi;
+            }
+            gemm_item(p, f, m0, rows, o0, outputs, mine);
+        }
+    }
+    scratch_free(s, threads);
+    return QC_OK;
+}
+
+/* The checks of qc_bitserial_gemm, on x viewed as [rows, n] and y as [rows, outputs]; *ka and *kw receive
+ * the bases' widths. */
+static qc_status check_gemm(int *ka, int *kw, const qc_tensor *x, int64_t rows, int64_t n, const qc_tensor *x_basis,
+                            qc_lq_code x_code, const qc_tensor *w_planes, const qc_tensor *w_basis, qc_lq_code w_code,
+                            const qc_tensor *bias, const char *function)
+{
+    QC_TRY(qc__lq_check_code(x_code, function, "x_code"));
+    QC_TRY(qc__lq_check_code(w_code, function, "w_code"));
+    QC_TRY(check_length(n, function));
+    QC_TRY(check_planes(w_planes, -1, qc_lq_plane_words(n), kw, function, "w_planes"));
+    int64_t outputs = w_planes->dims[0];
+    int w_bits;
+    QC_TRY(qc__lq_check_basis(w_basis, outputs, 0, &w_bits, function, "w_basis"));
+    if (w_bits != *kw)
+        return QC_FAIL_IN(function, QC_ERR_SHAPE, "argument 'w_basis': K = %d, but w_planes has %d planes", w_bits, *kw);
+    if (x_basis == NULL) return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'x_basis' is NULL");
+    if (x_basis->ndim == 1) {
+        qc_tensor as_row = *x_basis;
+        as_row.ndim = 2;
+        as_row.dims[1] = x_basis->dims[0];
+        as_row.dims[0] = 1;
+        as_row.strides[1] = 1;
+        as_row.strides[0] = x_basis->dims[0];
+        QC_TRY(qc__lq_check_basis(&as_row, 1, 0, ka, function, "x_basis"));
+    } else {
+        QC_TRY(qc__lq_check_basis(x_basis, rows, 0, ka, function, "x_basis"));
+    }
+    if (bias) {
+        QC_TRY(qc__tensor_expect(bias, function, "bias", QC_DT_F32));
+        if (bias->ndim != 1 || bias->dims[0] != outputs)
+            return QC_FAIL_IN(function, QC_ERR_SHAPE, "argument 'bias': expected [%lld] (w_planes' rows)",
+                              (long long)outputs);
+        QC_TRY(qc__tensor_check_finite(bias, function, "bias"));
+    }
+    return qc__tensor_check_finite(x, function, "x");
+}
+
+static qc_status gemm_common(qc_ctx *ctx, float *y, const qc_tensor *x, int64_t rows, int64_t n,
+                             const qc_tensor *x_basis, qc_lq_code x_code, const qc_tensor *w_planes,
+                             const qc_tensor *w_basis, qc_lq_code w_code, const qc_tensor *bias, const char *function)
+{
+    int ka, kw;
+    QC_TRY(check_gemm(&ka, &kw, x, rows, n, x_basis, x_code, w_planes, w_basis, w_code, bias, function));
+    bs_problem p;
+    QC_TRY(problem_init(&p, ctx, n, rows, ka, x_code, w_planes, kw, w_code, function));
+    bs_scaling f = {x->data, x_basis->data, x_basis->ndim == 1 ? 0 : ka, w_basis->data, bias ? bias->data : NULL, y};
+    qc_status st = run_gemm(ctx, &p, &f, function);
+    free(p.w_pop);
+    return st;
+}
+
+qc_status qc_bitserial_gemm(qc_ctx *ctx, qc_tensor *y, const qc_tensor *x, const qc_tensor *x_basis, qc_lq_code x_code,
+                            const qc_tensor *w_planes, const qc_tensor *w_basis, qc_lq_code w_code, const qc_tensor *bias)
+{
+    QC_CHECK_NOT_NULL(ctx);
+    QC_TRY(qc__lq_check_matrix(x, QC_DT_F32, -1, -1, __func__, "x"));
+    QC_CHECK_NOT_NULL(w_planes);
+    QC_TRY(qc__lq_check_matrix(y, QC_DT_F32, x->dims[0], w_planes->dims[0], __func__, "y"));
+    return gemm_common(ctx, y->data, x, x->dims[0], x->dims[1], x_basis, x_code, w_planes, w_basis, w_code, bias,
+                       __func__);
+}
+
+qc_status qc_bitserial_gemv(qc_ctx *ctx, qc_tensor *y, const qc_tensor *x, const qc_tensor *x_basis, qc_lq_code x_code,
+                            const qc_tensor *w_planes, const qc_tensor *w_basis, qc_lq_code w_code, const qc_tensor *bias)
+{
+    QC_CHECK_NOT_NULL(ctx);
+    QC_CHECK_NOT_NULL(x);
+    QC_CHECK_NOT_NULL(y);
+    QC_CHECK_NOT_NULL(x_basis);
+    QC_CHECK_NOT_NULL(w_planes);
+    QC_TRY(qc__tensor_expect(x, __func__, "x", QC_DT_F32));
+    QC_TRY(qc__tensor_expect(y, __func__, "y", QC_DT_F32));
+    if (x->ndim != 1) return QC_FAIL(QC_ERR_SHAPE, "argument 'x': expected 1 dimension, got %d", (int)x->ndim);
+    if (x_basis->ndim != 1)
+        return QC_FAIL(QC_ERR_SHAPE, "argument 'x_basis': expected 1 dimension [Ka], got %d", (int)x_basis->ndim);
+    if (y->ndim != 1 || y->dims[0] != w_planes->dims[0])
+        return QC_FAIL(QC_ERR_SHAPE, "argument 'y': expected [%lld] (w_planes' rows)", (long long)w_planes->dims[0]);
+    return gemm_common(ctx, y->data, x, 1, x->dims[0], x_basis, x_code, w_planes, w_basis, w_code, bias, __func__);
+}

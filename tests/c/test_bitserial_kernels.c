@@ -1,0 +1,141 @@
+/* The popcount_gemm and int8_gemm entries of every kernel table this machine can run equal a bit-by-bit
+ * count and a byte-by-byte sum of products written here (and so the reference kernels), on row counts that leave every register-tile tail (1..9 rows each
+ * side) and row lengths of 8 to 40 words; the counts land in a wider matrix (ldc) whose other cells, and
+ * a guard after it, must stay untouched. Words are sparse, dense and random so that counts near 0 and
+ * near 64 per word both occur. */
+#include "kernels/dispatch.h"
+#include "test_util.h"
+
+enum { MAX_ROWS = 9, MAX_WORDS = 40, LDC_EXTRA = 3, GUARD = 16 };
+static const int32_t UNTOUCHED = -12345;
+
+static uint64_t random_word(uint64_t *state)
+{
+    uint64_t r = tu_next(state);
+    switch (r % 4) {
+    case 0: return r & tu_next(state) & tu_next(state); /* sparse */
+    case 1: return r | tu_next(state) | tu_next(state); /* dense */
+    case 2: return r % 8 == 2 ? ~0ull : 0ull;
+    default: return tu_next(state);
+    }
+}
+
+static int32_t bit_count(const uint64_t *a, const uint64_t *b, int64_t words, int op)
+{
+    int32_t count = 0;
+    for (int64_t w = 0; w < words; w++)
+        for (int bit = 0; bit < 64; bit++) {
+            int x = (int)((a[w] >> bit) & 1), y = (int)((b[w] >> bit) & 1);
+            count += op == QC_POPCOUNT_XOR ? x ^ y : x & y;
+        }
+    return count;
+}
+
+/* The int8 count written out: row p's bytes as unsigned, row q's as signed. */
+static int32_t byte_products(const uint64_t *a, const uint64_t *b, int64_t words, int op)
+{
+    (void)op;
+    int32_t sum = 0;
+    for (int64_t k = 0; k < words * 8; k++)
+        sum += (int32_t)((const uint8_t *)a)[k] * (int32_t)((const int8_t *)b)[k];
+    return sum;
+}
+
+typedef int32_t (*row_oracle)(const uint64_t *a, const uint64_t *b, int64_t words, int op);
+
+/* Every table's kernel (picked by `kernel_for`) against `oracle`, for every tile tail and both ops. */
+static void check_row_kernel(qc_row_gemm_fn (*kernel_for)(qc_arch), row_oracle oracle, int ops)
+{
+    static uint64_t a[MAX_ROWS * MAX_WORDS], b[MAX_ROWS * MAX_WORDS];
+    static int32_t c[MAX_ROWS * (MAX_ROWS + LDC_EXTRA) + GUARD];
+    uint64_t state = 77;
+    for (size_t i = 0; i < TU_COUNT(a); i++) a[i] = random_word(&state);
+    for (size_t i = 0; i < TU_COUNT(b); i++) b[i] = random_word(&state);
+    int tables = 0;
+    for (size_t k = 0; k < TU_COUNT(tu_archs); k++) {
+        if (!qc_arch_supported(tu_archs[k])) continue;
+        qc_row_gemm_fn gemm = kernel_for(tu_archs[k]);
+        tables++;
+        for (int64_t words = 8; words <= MAX_WORDS; words += 16)
+            for (int op = 0; op < ops; op++)
+                for (int64_t np = 1; np <= MAX_ROWS; np++)
+                    for (int64_t nq = 1; nq <= MAX_ROWS; nq++) {
+                        int64_t ldc = nq + LDC_EXTRA;
+                        for (size_t i = 0; i < TU_COUNT(c); i++) c[i] = UNTOUCHED;
+                        gemm(c, ldc, a, np, b, nq, words, op);
+                        for (int64_t p = 0; p < np; p++)
+                            for (int64_t q = 0; q < ldc; q++) {
+                                int32_t want = q < nq ? oracle(a + p * words, b + q * words, words, op) : UNTOUCHED;
+                                cr_assert_eq(c[p * ldc + q], want, "%s: words %lld op %d np %lld nq %lld: c[%lld][%lld] = %d, want %d",
+                                             qc_arch_string(tu_archs[k]), (long long)words, op, (long long)np, (long long)nq,
+                                             (long long)p, (long long)q, c[p * ldc + q], want);
+                            }
+                        for (int64_t i = np * ldc; i < (int64_t)TU_COUNT(c); i++) cr_assert_eq(c[i], UNTOUCHED);
+                    }
+    }
+    cr_assert_geq(tables, 1);
+}
+
+Test(bitserial_kernels, popcount_gemm_every_table_every_tail)
+{
+    check_row_kernel(qc__popcount_gemm_for, bit_count, 2);
+}
+
+Test(bitserial_kernels, int8_gemm_every_table_every_tail)
+{
+    check_row_kernel(qc__int8_gemm_for, byte_products, 1);
+}
+
+Test(bitserial_kernels, avx512_table_needs_vpopcntdq)
+{
+    qc_row_gemm_fn want = (qc_cpu_features() & QC_CPU_AVX512VPOPCNTDQ) ? qc__kernels_for(QC_ARCH_AVX512)->popcount_gemm
+                                                                            : qc__kernels_for(QC_ARCH_AVX2)->popcount_gemm;
+    cr_assert(qc__popcount_gemm_for(QC_ARCH_AVX512) == want);
+    cr_assert(qc__popcount_gemm_for(QC_ARCH_REF) == qc__popcount_gemm_ref);
+    qc_row_gemm_fn int8 = (qc_cpu_features() & QC_CPU_AVX512VNNI) ? qc__kernels_for(QC_ARCH_AVX512)->int8_gemm
+                                                                       : qc__kernels_for(QC_ARCH_AVX2)->int8_gemm;
+    cr_assert(qc__int8_gemm_for(QC_ARCH_AVX512) == int8);
+}
+
+/* The encoders of every table write the reference's planes, for lengths 1..140 (every 16-lane and 64-bit
+ * tail) and values drawn from the levels' own thresholds (exactly on them, one float either side) and in
+ * between, with 1..4 planes. */
+Test(bitserial_kernels, encode_planes_every_table_every_tail)
+{
+    enum { N = 140, WORDS = 8 };
+    static const float lower[15] = {-3.5f, -2.25f, -1.5f, -1.0f, -0.5f, -0.25f, -0.125f, 0.0f,
+                                    0.125f, 0.25f, 0.5f, 1.0f, 1.5f, 2.25f, 3.5f};
+    float x[N];
+    uint64_t state = 5;
+    for (int k = 0; k < N; k++) {
+        uint64_t r = tu_next(&state);
+        float t = lower[r % 15];
+        x[k] = (r >> 8) % 3 == 0 ? t : (r >> 8) % 3 == 1 ? nextafterf(t, -INFINITY) : 4.0f * tu_signed_unit(&state);
+    }
+    for (int bits = 1; bits <= 4; bits++) {
+        qc_plane_encoder e = {bits, 1 << bits, {0}, {0}};
+        for (int t = 0; t < e.count - 1; t++) e.lower[t] = lower[t * (16 >> bits) + (16 >> bits) - 1];
+        for (int c = 0; c < e.count; c++) e.code[c] = (c * 7 + 3) % e.count; /* a permutation */
+        for (int64_t n = 1; n <= N; n++) {
+            uint64_t want[4 * WORDS], got[4 * WORDS];
+            qc__encode_planes_ref(want, WORDS, x, n, &e);
+            for (size_t k = 0; k < TU_COUNT(tu_archs); k++) {
+                if (!qc_arch_supported(tu_archs[k])) continue;
+                memset(got, 0xA5, sizeof got);
+                qc__kernels_for(tu_archs[k])->encode_planes(got, WORDS, x, n, &e);
+                for (int i = 0; i < bits * WORDS; i++)
+                    cr_assert_eq(got[i], want[i], "%s: bits %d n %lld word %d", qc_arch_string(tu_archs[k]), bits,
+                                 (long long)n, i);
+            }
+            /* The reference itself: plane j, element k is bit j of the code of #{t : x >= lower[t]}. */
+            for (int64_t k = 0; k < n; k++) {
+                int index = 0;
+                for (int t = 0; t < e.count - 1; t++) index += x[k] >= e.lower[t];
+                for (int j = 0; j < bits; j++)
+                    cr_assert_eq((want[j * WORDS + k / 64] >> (k % 64)) & 1, (uint64_t)((e.code[index] >> j) & 1));
+            }
+            for (int64_t k = n; k < WORDS * 64; k++)
+                for (int j = 0; j < bits; j++) cr_assert_eq((want[j * WORDS + k / 64] >> (k % 64)) & 1, 0u);
+        }
+    }
+}
