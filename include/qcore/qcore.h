@@ -8,5 +8,6 @@
 #include "qcore/qc_accum.h"
 #include "qcore/qc_gpxq.h"
 #include "qcore/qc_rotate.h"
+#include "qcore/qc_ethosu.h"
 
 #endif
