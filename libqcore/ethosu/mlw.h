@@ -77,6 +77,10 @@ extern const uint8_t mlw_weight_cfg[13];
 /* Encodes one section into `out`. Returns 0, or -1 when out of memory. */
 int mlw_encode_section(mlw_writer *out, const int16_t *w, size_t n, const mlw_palette *p);
 
+/* QC_ERR_INVALID_ARG naming argument `name` and the first element outside -255..255, or an empty or
+ * oversized input; reported as `function`'s. */
+qc_status qc__ethosu_check_weights(const int16_t *w, size_t n, const char *name, const char *function);
+
 /* qc_ethosu_encode's work, errors reported as `function`'s. */
 qc_status qc__ethosu_encode_checked(uint8_t **out, size_t *out_size, const int16_t *w, size_t n,
                                     const char *function);

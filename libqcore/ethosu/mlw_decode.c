@@ -69,7 +69,9 @@ typedef struct slice_hdr {
     size_t n;
 } slice_hdr;
 
-#define FAIL_AT(r, ...) QC_FAIL_IN("qc_ethosu_decode", QC_ERR_FORMAT, __VA_ARGS__)
+/* Format errors name the stream argument, then where in it. */
+#define FAIL_AT(r, format, ...) \
+    QC_FAIL_IN("qc_ethosu_decode", QC_ERR_FORMAT, "argument 'stream': " format, __VA_ARGS__)
 
 static qc_status read_header(slice_hdr *h, section *sec, reader *r, int zdiv, size_t at)
 {
@@ -80,6 +82,7 @@ static qc_status read_header(slice_hdr *h, section *sec, reader *r, int zdiv, si
     h->wdiv = (int)get(r, 3);
     h->wtrunc = (int)get(r, 1);
     h->new_palette = (int)get(r, 1);
+    if (r->overrun) return FAIL_AT(r, "the stream ends inside the slice header at bit %zu", at);
     int zero_runs = zdiv != MLW_ZDIV_NONE;
     if (!h->new_palette && !sec->have)
         return FAIL_AT(r, "bit %zu: the slice uses a palette, but none was defined since the stream started", at);
@@ -188,8 +191,7 @@ static qc_status emit(output *o, const slice_hdr *h, const section *sec, const i
     for (size_t i = 0; i < h->n; i++) {
         int ok;
         int w = weight_of(sec, wv[i], &ok);
-        if (!ok) return QC_FAIL_IN("qc_ethosu_decode", QC_ERR_FORMAT,
-                                   "slice at bit %zu: weight %zu has index %d, beyond palval 511", at, i, wv[i]);
+        if (!ok) return FAIL_AT(NULL, "slice at bit %zu: weight %zu has index %d, beyond palval 511", at, i, wv[i]);
         if (push(o, (int16_t)w, 1) != 0) goto oom;
         if (sec->zero_runs && push(o, 0, (size_t)zv[i + (size_t)h->new_palette]) != 0) goto oom;
     }
@@ -228,7 +230,7 @@ qc_status qc_ethosu_decode(int16_t **out, size_t *out_count, const uint8_t *stre
         size_t at = r.pos;
         int zdiv = (int)get(&r, 3);
         if (r.overrun) {
-            st = QC_FAIL(QC_ERR_FORMAT, "the stream ends at bit %zu without its end marker (ZDIV = 7)", at);
+            st = FAIL_AT(&r, "the stream ends at bit %zu without its end marker (ZDIV = 7)", at);
             break;
         }
         if (zdiv == MLW_ZDIV_EOS) {

@@ -5,7 +5,7 @@
 #include "core/error.h"
 #include "ethosu/mlw.h"
 
-static qc_status check_weights(const int16_t *w, size_t n, const char *function)
+qc_status qc__ethosu_check_weights(const int16_t *w, size_t n, const char *name, const char *function)
 {
     if (n == 0)
         return QC_FAIL_IN(function, QC_ERR_INVALID_ARG,
@@ -15,8 +15,8 @@ static qc_status check_weights(const int16_t *w, size_t n, const char *function)
     for (size_t i = 0; i < n; i++)
         if (w[i] < -QC_ETHOSU_MAX_WEIGHT || w[i] > QC_ETHOSU_MAX_WEIGHT)
             return QC_FAIL_IN(function, QC_ERR_INVALID_ARG,
-                              "argument 'weights': element %zu is %d, outside -255..255 (subtract the zero point "
-                              "first; Ethos-U weights are 9-bit sign and magnitude)", i, w[i]);
+                              "argument '%s': element %zu is %d, outside -255..255 (subtract the zero point "
+                              "first; Ethos-U weights are 9-bit sign and magnitude)", name, i, w[i]);
     return QC_OK;
 }
 
@@ -32,7 +32,7 @@ static void write_end(mlw_writer *out)
 qc_status qc__ethosu_encode_checked(uint8_t **out, size_t *out_size, const int16_t *w, size_t n,
                                     const char *function)
 {
-    QC_TRY(check_weights(w, n, function));
+    QC_TRY(qc__ethosu_check_weights(w, n, "weights", function));
     size_t *starts = NULL;
     size_t nsec = mlw_palette_sections(&starts, w, n);
     mlw_writer wr;

@@ -148,6 +148,9 @@ qc_status qc_ethosu_reorder_encode(uint8_t **out, size_t *out_size, size_t *reor
     QC_CHECK_NOT_NULL(opts);
     int16_t *ordered;
     size_t n;
+    /* Checked before reordering, so that a bad weight is reported at its OHWI index. */
+    QC_TRY(check_shape(shape, __func__));
+    QC_TRY(qc__ethosu_check_weights(ohwi, (size_t)(shape[0] * shape[1] * shape[2] * shape[3]), "ohwi", __func__));
     QC_TRY(reorder_checked(&ordered, &n, ohwi, shape, opts, __func__));
     qc_status st = qc__ethosu_encode_checked(out, out_size, ordered, n, __func__);
     free(ordered);
