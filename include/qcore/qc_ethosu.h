@@ -156,6 +156,72 @@ QC_API qc_status qc_ethosu_pack_bias(uint8_t out[10], int64_t bias, int64_t scal
 QC_API qc_status qc_ethosu85_pack_bias(uint8_t out[10], int64_t bias, int64_t scale, int32_t shift,
                                        int accumulator_bits);
 
+/* ---------------------------------------------------------------------------------------------
+ * Layer streams: what Vela's weight_compressor writes for one layer. The OFM channels are cut into
+ * bricks of ofm_depth_step channels; in each brick, core c (of the configuration's cores) takes channels
+ * c, c + cores, ... and gets one sub-stream: its channels' 10-byte bias entries, zeros to a multiple of 16
+ * bytes, then its weights (reordered with micro-blocks of the configuration, OFM block depth
+ * ceil-shared between cores as (ofm_block_depth + cores - 1 - c) / cores, encoded). Sub-streams follow
+ * each other brick by brick, core by core; the range table says where each is.
+ */
+typedef enum qc_ethosu_traversal {
+    QC_ETHOSU_TRAVERSAL_AUTO = 0,         /* Vela's choice for a convolution (qc_ethosu_part_kernel_first);
+                                             depth-first for depthwise */
+    QC_ETHOSU_DEPTH_FIRST = 1,            /* what Vela uses for fully connected layers */
+    QC_ETHOSU_PART_KERNEL_FIRST = 2
+} qc_ethosu_traversal;
+
+#define QC_ETHOSU_LAYER_OPTIONS_VERSION 1
+
+/* Initialise with QC_ETHOSU_LAYER_OPTIONS_INIT or qc_ethosu_layer_options_init; later versions only
+ * append fields. */
+typedef struct qc_ethosu_layer_options {
+    uint32_t version;          /* QC_ETHOSU_LAYER_OPTIONS_VERSION */
+    int32_t config;            /* a qc_ethosu_config (default QC_ETHOSU_U55_128) */
+    int32_t ofm_block_depth;   /* 1..65536 (default 16): the block configuration's OFM depth */
+    int32_t depthwise;         /* 0 or 1 (default 0); weights are then [O, H, W, 1] */
+    int32_t traversal;         /* a qc_ethosu_traversal (default AUTO); part-kernel-first not with depthwise */
+    int32_t ifm_bits;          /* 8 or 16 (default 8) */
+    int32_t dilation_x;        /* 1 or 2 (default 1): sub-kernels are 8 / dilation wide */
+    int32_t dilation_y;        /* 1 or 2 (default 1) */
+    int32_t ofm_depth_step;    /* OFM channels per brick, 0 = all in one brick (default 0) */
+} qc_ethosu_layer_options;
+
+#define QC_ETHOSU_LAYER_OPTIONS_INIT { QC_ETHOSU_LAYER_OPTIONS_VERSION, QC_ETHOSU_U55_128, 16, 0, 0, 8, 1, 1, 0 }
+
+/* Fills `opts` with the defaults of `version` (1..QC_ETHOSU_LAYER_OPTIONS_VERSION). */
+QC_API qc_status qc_ethosu_layer_options_init(qc_ethosu_layer_options *opts, unsigned version);
+
+/* One core's sub-stream of one brick (Vela's WeightRange). Offsets are in bytes. */
+typedef struct qc_ethosu_range {
+    int64_t depth_offset;   /* first OFM channel of the brick */
+    int64_t core;
+    int64_t offset;         /* start of the sub-stream in the layer's stream (a multiple of 16) */
+    int64_t scale_bytes;    /* 10 per channel of this core in the brick */
+    int64_t weight_offset;  /* start of the weights, from `offset` (scale_bytes rounded up to 16) */
+    int64_t weight_bytes;   /* the encoded weights (a multiple of 16) */
+} qc_ethosu_range;
+
+/* A packed layer: its stream and range table. */
+typedef struct qc_ethosu_layer qc_ethosu_layer;
+
+/* Packs one layer: `ohwi` (int16 [O, H, W, I], zero point already subtracted, each in -255..255,
+ * C-contiguous, borrowed); per OFM channel `bias` (O values, or NULL for zeros), `scale` (O values,
+ * 0 .. 2^32 - 1) and `shift` (O values, 0..63), all borrowed. `out` receives a layer owned by the caller
+ * (qc_ethosu_layer_free). QC_ERR_INVALID_ARG names the first bad channel or weight. */
+QC_API qc_status qc_ethosu_pack_layer(qc_ethosu_layer **out, const int16_t *ohwi, const int64_t shape[4],
+                                      const int64_t *bias, const int64_t *scale, const int32_t *shift,
+                                      const qc_ethosu_layer_options *opts);
+
+/* The layer's stream: `data` (owned by the layer) and its `size` in bytes. */
+QC_API qc_status qc_ethosu_layer_stream(const uint8_t **data, size_t *size, const qc_ethosu_layer *layer);
+
+/* The range table: `ranges` (owned by the layer) and `count`, brick by brick, core by core. */
+QC_API qc_status qc_ethosu_layer_ranges(const qc_ethosu_range **ranges, size_t *count, const qc_ethosu_layer *layer);
+
+/* Frees a layer; NULL is accepted. */
+QC_API void qc_ethosu_layer_free(qc_ethosu_layer *layer);
+
 #ifdef __cplusplus
 }
 #endif

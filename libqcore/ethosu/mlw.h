@@ -85,4 +85,13 @@ qc_status qc__ethosu_check_weights(const int16_t *w, size_t n, const char *name,
 qc_status qc__ethosu_encode_checked(uint8_t **out, size_t *out_size, const int16_t *w, size_t n,
                                     const char *function);
 
+/* QC_ERR_SHAPE unless every extent of the OHWI `shape` is 1..2^31 - 1, QC_ERR_OVERFLOW beyond 2^31 - 1
+ * weights; reported as `function`'s. */
+qc_status qc__ethosu_check_shape(const int64_t shape[4], const char *function);
+
+/* qc_ethosu_reorder_encode's work on checked pointers, errors reported as `function`'s. */
+qc_status qc__ethosu_reorder_encode_checked(uint8_t **out, size_t *out_size, size_t *reordered_count,
+                                            const int16_t *ohwi, const int64_t shape[4],
+                                            const qc_ethosu_reorder_options *opts, const char *function);
+
 #endif

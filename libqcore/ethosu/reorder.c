@@ -46,7 +46,7 @@ static qc_status check_options(const qc_ethosu_reorder_options *o, const char *f
     return QC_OK;
 }
 
-static qc_status check_shape(const int64_t shape[4], const char *function)
+qc_status qc__ethosu_check_shape(const int64_t shape[4], const char *function)
 {
     static const char *axis[4] = {"O", "H", "W", "I"};
     int64_t total = 1;
@@ -116,7 +116,7 @@ static size_t walk(int16_t *out, const int16_t *w, const int64_t s[4], const qc_
 static qc_status reorder_checked(int16_t **out, size_t *count, const int16_t *ohwi, const int64_t shape[4],
                                  const qc_ethosu_reorder_options *o, const char *function)
 {
-    QC_TRY(check_shape(shape, function));
+    QC_TRY(qc__ethosu_check_shape(shape, function));
     QC_TRY(check_options(o, function));
     size_t n = walk(NULL, ohwi, shape, o);
     int16_t *buf = malloc(n * sizeof *buf);
@@ -138,6 +138,22 @@ qc_status qc_ethosu_reorder(int16_t **out, size_t *out_count, const int16_t *ohw
     return reorder_checked(out, out_count, ohwi, shape, opts, __func__);
 }
 
+qc_status qc__ethosu_reorder_encode_checked(uint8_t **out, size_t *out_size, size_t *reordered_count,
+                                            const int16_t *ohwi, const int64_t shape[4],
+                                            const qc_ethosu_reorder_options *opts, const char *function)
+{
+    int16_t *ordered;
+    size_t n;
+    /* Checked before reordering, so that a bad weight is reported at its OHWI index. */
+    QC_TRY(qc__ethosu_check_shape(shape, function));
+    QC_TRY(qc__ethosu_check_weights(ohwi, (size_t)(shape[0] * shape[1] * shape[2] * shape[3]), "ohwi", function));
+    QC_TRY(reorder_checked(&ordered, &n, ohwi, shape, opts, function));
+    qc_status st = qc__ethosu_encode_checked(out, out_size, ordered, n, function);
+    free(ordered);
+    if (st == QC_OK && reordered_count != NULL) *reordered_count = n;
+    return st;
+}
+
 qc_status qc_ethosu_reorder_encode(uint8_t **out, size_t *out_size, size_t *reordered_count, const int16_t *ohwi,
                                    const int64_t shape[4], const qc_ethosu_reorder_options *opts)
 {
@@ -146,16 +162,7 @@ qc_status qc_ethosu_reorder_encode(uint8_t **out, size_t *out_size, size_t *reor
     QC_CHECK_NOT_NULL(ohwi);
     QC_CHECK_NOT_NULL(shape);
     QC_CHECK_NOT_NULL(opts);
-    int16_t *ordered;
-    size_t n;
-    /* Checked before reordering, so that a bad weight is reported at its OHWI index. */
-    QC_TRY(check_shape(shape, __func__));
-    QC_TRY(qc__ethosu_check_weights(ohwi, (size_t)(shape[0] * shape[1] * shape[2] * shape[3]), "ohwi", __func__));
-    QC_TRY(reorder_checked(&ordered, &n, ohwi, shape, opts, __func__));
-    qc_status st = qc__ethosu_encode_checked(out, out_size, ordered, n, __func__);
-    free(ordered);
-    if (st == QC_OK && reordered_count != NULL) *reordered_count = n;
-    return st;
+    return qc__ethosu_reorder_encode_checked(out, out_size, reordered_count, ohwi, shape, opts, __func__);
 }
 
 qc_status qc_ethosu_part_kernel_first(int *out, int64_t ifm_depth, int64_t kernel_h, int64_t kernel_w, int ifm_bits)

@@ -211,3 +211,48 @@ Test(ethosu, configurations)
     TU_EXPECT_FAIL(qc_ethosu_part_kernel_first(&pk, 64, 1, 1, 4), QC_ERR_INVALID_ARG, "qc_ethosu_part_kernel_first",
                    "ifm_bits");
 }
+
+Test(ethosu, layer_errors_and_layout)
+{
+    int16_t w[4 * 1 * 1 * 8] = {0};
+    for (int i = 0; i < 32; i++) w[i] = (int16_t)(i - 16);
+    int64_t shape[4] = {4, 1, 1, 8}, bias[4] = {1, -2, 3, -4}, scale[4] = {1 << 30, 1 << 30, 1 << 30, 1 << 30};
+    int32_t shift[4] = {31, 31, 31, 64};
+    qc_ethosu_layer_options o = QC_ETHOSU_LAYER_OPTIONS_INIT;
+    qc_ethosu_layer *l = NULL;
+    TU_EXPECT_FAIL(qc_ethosu_pack_layer(NULL, w, shape, bias, scale, shift, &o), QC_ERR_INVALID_ARG,
+                   "qc_ethosu_pack_layer", "out");
+    TU_EXPECT_FAIL(qc_ethosu_pack_layer(&l, w, shape, bias, NULL, shift, &o), QC_ERR_INVALID_ARG,
+                   "qc_ethosu_pack_layer", "scale");
+    TU_EXPECT_FAIL(qc_ethosu_pack_layer(&l, w, shape, bias, scale, shift, &o), QC_ERR_INVALID_ARG,
+                   "qc_ethosu_pack_layer", "shift");
+    expect_message("channel 3 is 64");
+    shift[3] = 31;
+    o.traversal = 3;
+    TU_EXPECT_FAIL(qc_ethosu_pack_layer(&l, w, shape, bias, scale, shift, &o), QC_ERR_INVALID_ARG,
+                   "qc_ethosu_pack_layer", "traversal");
+    o = (qc_ethosu_layer_options)QC_ETHOSU_LAYER_OPTIONS_INIT;
+    o.ofm_block_depth = 0;
+    TU_EXPECT_FAIL(qc_ethosu_pack_layer(&l, w, shape, bias, scale, shift, &o), QC_ERR_INVALID_ARG,
+                   "qc_ethosu_pack_layer", "ofm_block_depth");
+    cr_assert_null(l, "the output must stay untouched on failure");
+
+    /* One brick, one core: 4 entries (40 bytes, padded to 48), then the weights. */
+    o = (qc_ethosu_layer_options)QC_ETHOSU_LAYER_OPTIONS_INIT;
+    TU_EXPECT_OK(qc_ethosu_pack_layer(&l, w, shape, bias, scale, shift, &o));
+    const uint8_t *data;
+    size_t size, count;
+    const qc_ethosu_range *r;
+    TU_EXPECT_OK(qc_ethosu_layer_stream(&data, &size, l));
+    TU_EXPECT_OK(qc_ethosu_layer_ranges(&r, &count, l));
+    cr_assert_eq(count, 1);
+    cr_assert_eq(r[0].scale_bytes, 40);
+    cr_assert_eq(r[0].weight_offset, 48);
+    cr_assert_eq((size_t)(r[0].weight_offset + r[0].weight_bytes), size);
+    uint8_t entry[10];
+    TU_EXPECT_OK(qc_ethosu_pack_bias(entry, -2, 1 << 30, 31));
+    cr_assert_arr_eq(data + 10, entry, 10);
+    for (int i = 40; i < 48; i++) cr_assert_eq(data[i], 0);
+    qc_ethosu_layer_free(l);
+    qc_ethosu_layer_free(NULL);
+}

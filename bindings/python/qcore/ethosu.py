@@ -163,3 +163,70 @@ def ethosu85_pack_bias(bias, scale, shift, accumulator_bits=32):
     check(lib.qc_ethosu85_pack_bias(out, int(bias), int(scale), int(shift), accumulator_bits),
           "qcore.ethosu85_pack_bias")
     return bytes(ffi.buffer(out, 10))
+
+
+@dataclass(frozen=True)
+class EthosuRange:
+    """One core's sub-stream of one brick: [bias entries][zeros to 16][weights], offsets in bytes."""
+    depth_offset: int
+    core: int
+    offset: int
+    scale_bytes: int
+    weight_offset: int
+    weight_bytes: int
+
+
+@dataclass(frozen=True)
+class EthosuLayer:
+    """A packed layer: the stream as Vela's weight_compressor writes it, and its range table."""
+    stream: bytes
+    ranges: list
+
+    @property
+    def weight_bytes(self):
+        return sum(r.weight_bytes for r in self.ranges)
+
+    @property
+    def scale_bytes(self):
+        return sum(r.scale_bytes for r in self.ranges)
+
+
+TRAVERSALS = {"auto": 0, "depth_first": 1, "part_kernel_first": 2}
+
+
+def _channel_array(value, name, dtype, count, function):
+    a = np.ascontiguousarray(np.broadcast_to(np.asarray(value, dtype), (count,)))
+    return as_array(a, name, [dtype], function)
+
+
+def ethosu_pack_layer(ohwi, scale, shift, bias=None, config="ethos-u55-128", ofm_block_depth=16, depthwise=False,
+                      traversal="auto", ifm_bits=8, dilation=(1, 1), ofm_depth_step=0):
+    """Packs one layer's int16 OHWI weights (zero point subtracted) with per-channel bias (int64, None for
+    zeros), scale (0..2^32 - 1) and shift (0..63); scalars are repeated over the channels. `dilation` is
+    (x, y), each 1 or 2; `traversal` "auto" (Vela's choice), "depth_first" or "part_kernel_first"."""
+    function = "qcore.ethosu_pack_layer"
+    w = _weights(ohwi, function, 4)
+    if traversal not in TRAVERSALS:
+        raise InvalidArgumentError("%s: argument 'traversal' is %r; expected one of %s"
+                                   % (function, traversal, ", ".join(TRAVERSALS)))
+    o = ffi.new("qc_ethosu_layer_options *")
+    check(lib.qc_ethosu_layer_options_init(o, lib.QC_ETHOSU_LAYER_OPTIONS_VERSION), function)
+    o.config, o.ofm_block_depth, o.depthwise = _config(config, function), ofm_block_depth, int(depthwise)
+    o.traversal, o.ifm_bits, o.ofm_depth_step = TRAVERSALS[traversal], ifm_bits, ofm_depth_step
+    o.dilation_x, o.dilation_y = dilation
+    channels = w.shape[0]
+    sc = _channel_array(scale, "scale", np.int64, channels, function)
+    sh = _channel_array(shift, "shift", np.int32, channels, function)
+    b = None if bias is None else _channel_array(bias, "bias", np.int64, channels, function)
+    out = ffi.new("qc_ethosu_layer **")
+    check(lib.qc_ethosu_pack_layer(out, ffi.from_buffer("int16_t[]", w), list(w.shape),
+                                   ffi.NULL if b is None else ffi.from_buffer("int64_t[]", b),
+                                   ffi.from_buffer("int64_t[]", sc), ffi.from_buffer("int32_t[]", sh), o), function)
+    layer = ffi.gc(out[0], lib.qc_ethosu_layer_free)
+    data, size = ffi.new("uint8_t **"), ffi.new("size_t *")
+    check(lib.qc_ethosu_layer_stream(ffi.cast("const uint8_t **", data), size, layer), function)
+    ranges, count = ffi.new("qc_ethosu_range **"), ffi.new("size_t *")
+    check(lib.qc_ethosu_layer_ranges(ffi.cast("const qc_ethosu_range **", ranges), count, layer), function)
+    table = [EthosuRange(r.depth_offset, r.core, r.offset, r.scale_bytes, r.weight_offset, r.weight_bytes)
+             for r in (ranges[0][i] for i in range(count[0]))]
+    return EthosuLayer(bytes(ffi.buffer(data[0], size[0])), table)
