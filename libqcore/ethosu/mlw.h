@@ -45,8 +45,18 @@ typedef struct mlw_writer {
 } mlw_writer;
 
 int mlw_writer_init(mlw_writer *w, size_t cap);
+/* Moves 32 pending bits to the buffer. */
+void mlw_spill(mlw_writer *w);
+
 /* Appends the low `len` (0..32) bits of `value`. */
-void mlw_put(mlw_writer *w, int len, uint32_t value);
+static inline void mlw_put(mlw_writer *w, int len, uint32_t value)
+{
+    if (len <= 0) return;
+    uint64_t mask = len >= 32 ? 0xffffffffu : ((1u << len) - 1u);
+    w->acc |= ((uint64_t)value & mask) << w->nacc;
+    w->nacc += len;
+    if (w->nacc >= 32) mlw_spill(w);
+}
 /* Bits written so far. */
 static inline size_t mlw_bitpos(const mlw_writer *w)
 {

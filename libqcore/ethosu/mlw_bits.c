@@ -1,5 +1,5 @@
-/* The LSB-first bit writer of the weight stream. Bits gather in a 64-bit word and leave it four bytes at a
- * time, which is what makes encoding faster than writing bit by bit. */
+/* The LSB-first bit writer of the weight stream (mlw_put, inline in mlw.h, gathers bits in a 64-bit word;
+ * they leave it here four bytes at a time, which is what makes encoding faster than writing bit by bit). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,13 +29,8 @@ static int reserve(mlw_writer *w, size_t extra)
     return 0;
 }
 
-void mlw_put(mlw_writer *w, int len, uint32_t value)
+void mlw_spill(mlw_writer *w)
 {
-    if (len <= 0) return;
-    uint64_t mask = len >= 32 ? 0xffffffffu : ((1u << len) - 1u);
-    w->acc |= ((uint64_t)value & mask) << w->nacc;
-    w->nacc += len;
-    if (w->nacc < 32) return;
     if (reserve(w, 4) == 0) {
         uint32_t word = (uint32_t)w->acc;
         for (int i = 0; i < 4; i++) w->buf[w->bytes + (size_t)i] = (uint8_t)(word >> (8 * i));

@@ -29,6 +29,10 @@ typedef struct section_scan {
     int palette_size;         /* distinct values seen in it (with zero) */
     ptrdiff_t zeros;          /* zeros in it so far */
     ptrdiff_t last_seen[MLW_NPALVAL];  /* last position of each value + 256, -1 when unseen */
+    uint32_t stamp[MLW_NPALVAL];       /* marks values counted by the current window */
+    uint32_t token;
+    ptrdiff_t *nonzero_at;      /* positions of the non-zero values, in order */
+    ptrdiff_t *nonzero_before;  /* [i]: how many of them lie before position i (n + 1 entries) */
     size_t *starts;
     size_t count, cap;
     int failed;
@@ -68,16 +72,20 @@ static void grow_palette(section_scan *s, ptrdiff_t i, int exclude_zero)
 static void try_window(section_scan *s, ptrdiff_t i, int n, int exclude_zero)
 {
     const int16_t *w = s->w;
-    ptrdiff_t j = i;
-    int nonzero = 0;
-    for (; j > s->last_restart; j--) {
-        if (w[j] == 0) continue;
-        if (nonzero == n + 1) break;
-        nonzero++;
-    }
-    ptrdiff_t restart = j;
+    /* The window starts at the (n + 2)-th non-zero value counted back from i, or at the section start if
+     * there are fewer after it: read from the positions of the non-zero values instead of scanning. */
+    ptrdiff_t back = s->nonzero_before[i + 1] - (n + 2);
+    ptrdiff_t restart = s->last_restart;
+    if (back >= 0 && s->nonzero_at[back] > s->last_restart) restart = s->nonzero_at[back];
+    /* Distinct values in [restart, i], i.e. those last seen at or after restart: counted over the window
+     * rather than over all 512 values, which made this the encoder's hottest loop. */
     int new_size = 0;
-    for (int v = 0; v < MLW_NPALVAL; v++) new_size += s->last_seen[v] >= restart;
+    uint32_t token = ++s->token;
+    for (ptrdiff_t k = restart; k <= i; k++) {
+        uint32_t *mark = &s->stamp[w[k] + 256];
+        new_size += *mark != token;
+        *mark = token;
+    }
 
     int adopt = 0;
     if (s->have_palette) {
@@ -110,6 +118,15 @@ size_t mlw_palette_sections(size_t **out, const int16_t *w, size_t n)
     }
     s->starts[s->count++] = 0;
     for (int v = 0; v < MLW_NPALVAL; v++) s->last_seen[v] = -1;
+    s->nonzero_at = malloc((n + 1) * sizeof *s->nonzero_at);
+    s->nonzero_before = malloc((n + 1) * sizeof *s->nonzero_before);
+    s->failed = s->nonzero_at == NULL || s->nonzero_before == NULL;
+    ptrdiff_t count = 0;
+    for (size_t i = 0; i < n && !s->failed; i++) {
+        s->nonzero_before[i] = count;
+        if (w[i] != 0) s->nonzero_at[count++] = (ptrdiff_t)i;
+    }
+    if (!s->failed) s->nonzero_before[n] = count;
 
     for (ptrdiff_t i = 0; i < (ptrdiff_t)n && !s->failed; i++) {
         int exclude_zero = s->zeros > (i - s->last_restart) / 4;
@@ -117,18 +134,22 @@ size_t mlw_palette_sections(size_t **out, const int16_t *w, size_t n)
         s->last_seen[w[i] + 256] = i;
         s->zeros += w[i] == 0;
         /* Windows of 32..512 non-zero values (twice that once a palette is in use); the section state
-         * may change between window sizes, and each size sees the change. */
+         * may change between window sizes, and each size sees the change. All windows are powers of two
+         * from 32 up, so none can fire unless the count of non-zero values is a multiple of 32. */
+        if (((i - s->last_restart - s->zeros) & 31) != 0) continue;
         for (int k = 0; k < 5; k++) {
-            int window = (32 << k) * (s->have_palette ? 2 : 1);
+            ptrdiff_t window = (ptrdiff_t)(32 << k) * (s->have_palette ? 2 : 1);
             ptrdiff_t nonzero = i - s->last_restart - s->zeros;
-            if (nonzero > 0 && nonzero % window == 0) try_window(s, i, window, exclude_zero);
+            if (nonzero > 0 && (nonzero & (window - 1)) == 0) try_window(s, i, (int)window, exclude_zero);
         }
     }
-    size_t count = s->failed ? 0 : s->count;
-    if (count) *out = s->starts;
+    size_t sections = s->failed ? 0 : s->count;
+    if (sections) *out = s->starts;
     else free(s->starts);
+    free(s->nonzero_at);
+    free(s->nonzero_before);
     free(s);
-    return count;
+    return sections;
 }
 
 /* Decides zero runs from the two commonest values (ties: the lower value first). */

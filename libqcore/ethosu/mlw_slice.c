@@ -44,15 +44,26 @@ static void weight_chunk(stream_state *s, const slice *sl, uint32_t *unary0, uin
 {
     int max = sl->wraw && sl->wdiv > 5 ? 8 : CHUNK;
     int step = sl->wtrunc ? 3 : 2;
-    *unary0 = *unary1 = 0;
-    *unary1_len = 0;
+    uint32_t u0 = 0, u1 = 0;
+    int u1_len = 0;
     s->nrem = 0;
     for (int j = 0; j < max;) {
         if (s->q < 0) next_symbol(s, sl->wv, sl->n, sl->wdiv);
+        /* A whole untruncated symbol at once: q / 2 + 1 positions, "more" set on all but the last (set
+         * there too when q is odd), and q / 2 "two more" bits, all set. */
+        int positions = s->q / 2 + 1;
+        if (!sl->wtrunc && j + positions <= max) {
+            int ones = positions - 1 + (s->q & 1);
+            u0 |= ((1u << ones) - 1u) << j;
+            u1 |= ((1u << (s->q / 2)) - 1u) << u1_len;
+            u1_len += ones;
+            j += positions;
+            s->q = -1;
+        }
         for (; s->q >= 0 && j < max; j++, s->q -= step) {
             if (s->q > 0) {
-                *unary0 |= 1u << j;
-                *unary1 |= (uint32_t)(s->q > 1) << (*unary1_len)++;
+                u0 |= 1u << j;
+                u1 |= (uint32_t)(s->q > 1) << u1_len++;
             }
         }
         if (s->q < 0 && s->r >= 0) {
@@ -60,6 +71,9 @@ static void weight_chunk(stream_state *s, const slice *sl, uint32_t *unary0, uin
             s->pos++;
         }
     }
+    *unary0 = u0;
+    *unary1 = u1;
+    *unary1_len = u1_len;
 }
 
 /* Fills a zero-run chunk: q ones then a zero per run. */
