@@ -75,9 +75,9 @@ void mlw_palette_make(mlw_palette *p, const int16_t *w, size_t n);
 /* GRC parameter search over `n` values (weight indices, or zero runs when `zero_runs`): the chosen
  * configuration of each run of values and the run's exclusive end. `free_ends` (borrowed, ascending)
  * are positions where a parameter change costs nothing. Returns the number of runs, or 0 when out of
- * memory. `cfg` and `end` must hold n entries. */
-size_t mlw_grc_search(uint8_t *cfg, size_t *end, const int *values, size_t n, int zero_runs, int raw_bits,
-                      const size_t *free_ends, size_t n_free);
+ * memory. `cfg` and `end` must hold n entries; n < 2^31. */
+size_t mlw_grc_search(uint8_t *cfg, uint32_t *end, const int *values, size_t n, int zero_runs, int raw_bits,
+                      const uint32_t *free_ends, size_t n_free);
 
 /* GRC configuration tables: (truncated << 4) | divisor, 0x20 = uncompressed. */
 extern const uint8_t mlw_weight_cfg[13];

@@ -36,7 +36,7 @@ typedef struct step {
  * an uncodable weight, 2^15 + 4 for a zero run), so int32 never overflows whatever the length. The argmin (first minimum, the reference's tie rule) is
  * fused into the update. Returns the best final configuration. */
 static inline __attribute__((always_inline)) int forward(step *steps, size_t n, const int ncfg, const int *values,
-                                                         const int32_t *table, const size_t *free_ends,
+                                                         const int32_t *table, const uint32_t *free_ends,
                                                          size_t n_free)
 {
     int32_t bits[MLW_N_WEIGHT_CFG] = {0};
@@ -70,8 +70,8 @@ static inline __attribute__((always_inline)) int forward(step *steps, size_t n, 
     return best;
 }
 
-size_t mlw_grc_search(uint8_t *cfg_out, size_t *end_out, const int *values, size_t n, int zero_runs, int raw_bits,
-                      const size_t *free_ends, size_t n_free)
+size_t mlw_grc_search(uint8_t *cfg_out, uint32_t *end_out, const int *values, size_t n, int zero_runs, int raw_bits,
+                      const uint32_t *free_ends, size_t n_free)
 {
     step *steps = malloc((n ? n : 1) * sizeof *steps);
     if (steps == NULL) return 0;
@@ -101,7 +101,7 @@ size_t mlw_grc_search(uint8_t *cfg_out, size_t *end_out, const int *values, size
         if (prev != cfg || i == 0) {
             r--;
             cfg_out[r] = (uint8_t)cfg;
-            end_out[r] = end;
+            end_out[r] = (uint32_t)end;
             end = (size_t)i;
         }
         cfg = prev;

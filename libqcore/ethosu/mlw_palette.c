@@ -31,8 +31,8 @@ typedef struct section_scan {
     ptrdiff_t last_seen[MLW_NPALVAL];  /* last position of each value + 256, -1 when unseen */
     uint32_t stamp[MLW_NPALVAL];       /* marks values counted by the current window */
     uint32_t token;
-    ptrdiff_t *nonzero_at;      /* positions of the non-zero values, in order */
-    ptrdiff_t *nonzero_before;  /* [i]: how many of them lie before position i (n + 1 entries) */
+    int32_t *nonzero_at;        /* positions of the non-zero values, in order (n < 2^31) */
+    ptrdiff_t nonzero_upto;     /* how many of them lie at or before the current position */
     size_t *starts;
     size_t count, cap;
     int failed;
@@ -74,7 +74,7 @@ static void try_window(section_scan *s, ptrdiff_t i, int n, int exclude_zero)
     const int16_t *w = s->w;
     /* The window starts at the (n + 2)-th non-zero value counted back from i, or at the section start if
      * there are fewer after it: read from the positions of the non-zero values instead of scanning. */
-    ptrdiff_t back = s->nonzero_before[i + 1] - (n + 2);
+    ptrdiff_t back = s->nonzero_upto - (n + 2);
     ptrdiff_t restart = s->last_restart;
     if (back >= 0 && s->nonzero_at[back] > s->last_restart) restart = s->nonzero_at[back];
     /* Distinct values in [restart, i], i.e. those last seen at or after restart: counted over the window
@@ -119,20 +119,16 @@ size_t mlw_palette_sections(size_t **out, const int16_t *w, size_t n)
     s->starts[s->count++] = 0;
     for (int v = 0; v < MLW_NPALVAL; v++) s->last_seen[v] = -1;
     s->nonzero_at = malloc((n + 1) * sizeof *s->nonzero_at);
-    s->nonzero_before = malloc((n + 1) * sizeof *s->nonzero_before);
-    s->failed = s->nonzero_at == NULL || s->nonzero_before == NULL;
-    ptrdiff_t count = 0;
-    for (size_t i = 0; i < n && !s->failed; i++) {
-        s->nonzero_before[i] = count;
-        if (w[i] != 0) s->nonzero_at[count++] = (ptrdiff_t)i;
-    }
-    if (!s->failed) s->nonzero_before[n] = count;
+    s->failed = s->nonzero_at == NULL;
+    for (size_t i = 0, count = 0; i < n && !s->failed; i++)
+        if (w[i] != 0) s->nonzero_at[count++] = (int32_t)i;
 
     for (ptrdiff_t i = 0; i < (ptrdiff_t)n && !s->failed; i++) {
         int exclude_zero = s->zeros > (i - s->last_restart) / 4;
         if (s->have_palette && s->last_seen[w[i] + 256] < s->last_restart) grow_palette(s, i, exclude_zero);
         s->last_seen[w[i] + 256] = i;
         s->zeros += w[i] == 0;
+        s->nonzero_upto += w[i] != 0;
         /* Windows of 32..512 non-zero values (twice that once a palette is in use); the section state
          * may change between window sizes, and each size sees the change. All windows are powers of two
          * from 32 up, so none can fire unless the count of non-zero values is a multiple of 32. */
@@ -147,7 +143,6 @@ size_t mlw_palette_sections(size_t **out, const int16_t *w, size_t n)
     if (sections) *out = s->starts;
     else free(s->starts);
     free(s->nonzero_at);
-    free(s->nonzero_before);
     free(s);
     return sections;
 }

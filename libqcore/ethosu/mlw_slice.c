@@ -177,7 +177,7 @@ int mlw_encode_section(mlw_writer *out, const int16_t *w, size_t n, const mlw_pa
     int raw = raw_width(p);
     int *wv = malloc(n * sizeof *wv), *zv = malloc((n + 1) * sizeof *zv);
     uint8_t *wcfg = malloc(n), *zcfg = malloc(n + 1);
-    size_t *wend = malloc(n * sizeof *wend), *zend = malloc((n + 1) * sizeof *zend);
+    uint32_t *wend = malloc(n * sizeof *wend), *zend = malloc((n + 1) * sizeof *zend);
     int status = -1;
     if (!wv || !zv || !wcfg || !zcfg || !wend || !zend) goto done;
 
