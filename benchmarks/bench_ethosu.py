@@ -15,7 +15,6 @@ process (best of REPEATS), which other work on the cores disturbs less than wall
 Run (OpenBLAS overrides unset for this command alone, as the project's benchmarks do):
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_ethosu.py
 """
-import json
 import os
 import platform
 import sys
@@ -125,11 +124,7 @@ def main():
               "total": {"encode_MBps": enc, "encode_MBps_vela": enc_v, "encode_speedup": enc / enc_v,
                         "encode_cpu_speedup": cpu,
                         "decode_MBps": dec, "decode_MBps_vela": dec_v, "decode_speedup": dec / dec_v}}
-    out = os.path.join(HERE, "results", "ethosu.json")
-    with open(out + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2)
-    os.replace(out + ".tmp", out)
-    print("written", os.path.relpath(out))
+    timing.write_result("ethosu.json", result)
 
 
 def mlw_version():

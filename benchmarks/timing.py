@@ -1,4 +1,6 @@
-"""Timing shared by the benchmarks."""
+"""Timing and result files shared by the benchmarks."""
+import json
+import os
 import time
 
 
@@ -13,3 +15,13 @@ def best_time(fn, repeats, clock=time.perf_counter):
         fn()
         times.append(clock() - start)
     return min(times)
+
+
+def write_result(name, result):
+    """Writes `result` as JSON to benchmarks/results/<name> atomically (temporary file, then rename) and
+    says where."""
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", name)
+    with open(out + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2)
+    os.replace(out + ".tmp", out)
+    print("written", os.path.relpath(out))

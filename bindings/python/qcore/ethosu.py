@@ -64,11 +64,10 @@ def _take_int16(pointer, count):
         lib.qc_ethosu_free(pointer[0])
 
 
-def _weights(weights, function, ndim=None):
-    w = as_array(weights, "weights", [np.int16], function)
-    if ndim is not None and w.ndim != ndim:
-        raise InvalidArgumentError("%s: argument 'weights' must have %d axes (OHWI), got shape %s"
-                                   % (function, ndim, w.shape))
+def _weights(weights, function, name="weights"):
+    w = as_array(weights, name, [np.int16], function)
+    if name == "ohwi" and w.ndim != 4:
+        raise InvalidArgumentError("%s: argument 'ohwi' must have 4 axes (OHWI), got shape %s" % (function, w.shape))
     return w
 
 
@@ -102,7 +101,7 @@ def _reorder_options(function, ofm_block_depth, depthwise, part_kernel, ifm_bits
 
 
 def _reorder_call(function, ohwi, options, c_function, *outs):
-    w = _weights(ohwi, function, 4)
+    w = _weights(ohwi, function, "ohwi")
     o = _reorder_options(function, *options)
     check(c_function(*outs, ffi.from_buffer("int16_t[]", w), list(w.shape), o), function)
 
@@ -205,7 +204,7 @@ def ethosu_pack_layer(ohwi, scale, shift, bias=None, config="ethos-u55-128", ofm
     zeros), scale (0..2^32 - 1) and shift (0..63); scalars are repeated over the channels. `dilation` is
     (x, y), each 1 or 2; `traversal` "auto" (Vela's choice), "depth_first" or "part_kernel_first"."""
     function = "qcore.ethosu_pack_layer"
-    w = _weights(ohwi, function, 4)
+    w = _weights(ohwi, function, "ohwi")
     if traversal not in TRAVERSALS:
         raise InvalidArgumentError("%s: argument 'traversal' is %r; expected one of %s"
                                    % (function, traversal, ", ".join(TRAVERSALS)))
