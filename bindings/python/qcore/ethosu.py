@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._errors import InvalidArgumentError, check
-from ._ffi import ffi, lib
+from ._ffi import ffi, lib, onnx_lib
 from ._tensor import as_array
 
 CONFIGS = {
@@ -221,7 +221,11 @@ def ethosu_pack_layer(ohwi, scale, shift, bias=None, config="ethos-u55-128", ofm
     check(lib.qc_ethosu_pack_layer(out, ffi.from_buffer("int16_t[]", w), list(w.shape),
                                    ffi.NULL if b is None else ffi.from_buffer("int64_t[]", b),
                                    ffi.from_buffer("int64_t[]", sc), ffi.from_buffer("int32_t[]", sh), o), function)
-    layer = ffi.gc(out[0], lib.qc_ethosu_layer_free)
+    return _layer_from(ffi.gc(out[0], lib.qc_ethosu_layer_free), function)
+
+
+def _layer_from(layer, function):
+    """An EthosuLayer copied out of a qc_ethosu_layer handle."""
     data, size = ffi.new("uint8_t **"), ffi.new("size_t *")
     check(lib.qc_ethosu_layer_stream(ffi.cast("const uint8_t **", data), size, layer), function)
     ranges, count = ffi.new("qc_ethosu_range **"), ffi.new("size_t *")
@@ -229,3 +233,42 @@ def ethosu_pack_layer(ohwi, scale, shift, bias=None, config="ethos-u55-128", ofm
     table = [EthosuRange(r.depth_offset, r.core, r.offset, r.scale_bytes, r.weight_offset, r.weight_bytes)
              for r in (ranges[0][i] for i in range(count[0]))]
     return EthosuLayer(bytes(ffi.buffer(data[0], size[0])), table)
+
+
+@dataclass(frozen=True)
+class EthosuModelLayer:
+    """One packed layer of a model (see qc_model_pack_ethosu): sizes in bytes, `weights` the original
+    size at one byte per weight, and the layer's stream and ranges."""
+    node: str
+    op_type: str
+    weight: str
+    shape: tuple
+    depthwise: bool
+    weights: int
+    weight_bytes: int
+    scale_bytes: int
+    stream_bytes: int
+    layer: EthosuLayer
+
+
+def ethosu_pack_model(model, config="ethos-u55-128", ofm_block_depth=16, ifm_bits=8, ofm_depth_step=0):
+    """Packs every Conv/Gemm/MatMul of a quantized (QDQ) qcore.Model whose weight is an int8/uint8
+    initializer read through DequantizeLinear; returns the layers in graph order."""
+    function = "qcore.ethosu_pack_model"
+    o = ffi.new("qc_ethosu_layer_options *")
+    check(lib.qc_ethosu_layer_options_init(o, lib.QC_ETHOSU_LAYER_OPTIONS_VERSION), function)
+    o.config, o.ofm_block_depth, o.ifm_bits = _config(config, function), ofm_block_depth, ifm_bits
+    o.ofm_depth_step = ofm_depth_step
+    out = ffi.new("qc_ethosu_model **")
+    check(onnx_lib.qc_model_pack_ethosu(out, model._m, o), function)
+    packed = ffi.gc(out[0], onnx_lib.qc_ethosu_model_free)
+    layers = []
+    info, handle = ffi.new("qc_ethosu_model_layer *"), ffi.new("qc_ethosu_layer **")
+    for i in range(onnx_lib.qc_ethosu_model_count(packed)):
+        check(onnx_lib.qc_ethosu_model_layer_info(packed, i, info, ffi.cast("const qc_ethosu_layer **", handle)),
+              function)
+        layers.append(EthosuModelLayer(
+            ffi.string(info.node).decode(), ffi.string(info.op_type).decode(), ffi.string(info.weight).decode(),
+            tuple(info.shape), bool(info.depthwise), info.weights, info.weight_bytes, info.scale_bytes,
+            info.stream_bytes, _layer_from(handle[0], function)))
+    return layers
