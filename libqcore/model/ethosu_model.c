@@ -97,19 +97,14 @@ typedef struct layer_source {
 static int16_t weight_at(const layer_source *s, int64_t oc, int64_t ky, int64_t kx, int64_t ic)
 {
     size_t k;
-    int64_t channel_dim_index;
-    if (strcmp(s->node->op_type, "Conv") == 0) {
-        k = (size_t)(((oc * (s->depthwise ? 1 : s->i) + ic) * s->h + ky) * s->wd + kx);  /* [O, I, kh, kw] */
-        channel_dim_index = s->axis == 0 ? oc : ic;
-    } else if (s->transposed) {
+    if (strcmp(s->node->op_type, "Conv") == 0)
+        k = (size_t)(((oc * s->i + ic) * s->h + ky) * s->wd + kx);  /* [O, I, kh, kw] */
+    else if (s->transposed)
         k = (size_t)(ic * s->o + oc);  /* [in, out] */
-        channel_dim_index = s->axis == 1 ? oc : ic;
-    } else {
+    else
         k = (size_t)(oc * s->i + ic);  /* [out, in] */
-        channel_dim_index = s->axis == 0 ? oc : ic;
-    }
     double zero = 0;
-    if (s->has_zero) zero = element(&s->w_zero, numel(&s->w_zero) == 1 ? 0 : (size_t)channel_dim_index);
+    if (s->has_zero) zero = element(&s->w_zero, numel(&s->w_zero) == 1 ? 0 : (size_t)oc);
     return (int16_t)(element(&s->w, k) - zero);
 }
 
@@ -178,9 +173,14 @@ static qc_status read_layer(layer_source *s, int *found, const qc_model *m, cons
         s->i = s->w.dims[s->transposed ? 0 : 1];
         s->h = s->wd = 1;
     }
+    /* Per-channel parameters must run along the output axis, and zero points match the scales (as
+     * DequantizeLinear requires), so that every read below stays inside them. */
     size_t channels = numel(&s->w_scale);
-    if (channels != 1 && (int64_t)channels != s->o)
+    int64_t out_axis = s->transposed ? 1 : 0;
+    if (channels != 1 && ((int64_t)channels != s->o || s->axis != out_axis))
         return fail_node(n, QC_ERR_UNSUPPORTED, function, "the weight's scales are neither per tensor nor per output channel");
+    if (s->has_zero && numel(&s->w_zero) != channels)
+        return fail_node(n, QC_ERR_FORMAT, function, "the weight's zero point and scale differ in size");
     s->x_scale = scalar_scale(m, producer(g, n->input[0], "DequantizeLinear"));
     s->y_scale = scalar_scale(m, consumer(g, n->output[0], "QuantizeLinear"));
     return QC_OK;

@@ -118,17 +118,24 @@ def test_qdq_model_layers_match_vela(config):
         assert layer.stream_bytes == len(stream)
 
 
-def test_grouped_convolution_is_named():
-    rng = np.random.default_rng(1)
-    w = numpy_helper.from_array(rng.integers(-5, 5, (8, 2, 3, 3), dtype=np.int8), "w_q")
-    s = numpy_helper.from_array(np.array(0.1, np.float32), "w_s")
-    nodes = [helper.make_node("DequantizeLinear", ["w_q", "w_s"], ["w"]),
-             helper.make_node("Conv", ["x", "w"], ["y"], name="grouped", group=2)]
+def one_conv(scale, group=1, axis=0, dilations=(1, 1)):
+    w = numpy_helper.from_array(np.random.default_rng(1).integers(-5, 5, (8, 2, 3, 3), dtype=np.int8), "w_q")
+    s = numpy_helper.from_array(np.asarray(scale, np.float32), "w_s")
+    nodes = [helper.make_node("DequantizeLinear", ["w_q", "w_s"], ["w"], axis=axis),
+             helper.make_node("Conv", ["x", "w"], ["y"], name="c", group=group, dilations=list(dilations))]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 5, 5])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w, s])
-    model = qcore.Model.from_bytes(helper.make_model(graph).SerializeToString())
-    with pytest.raises(qcore.UnsupportedError, match="node 'grouped' \\(Conv\\): grouped"):
-        qcore.ethosu_pack_model(model)
+    return qcore.Model.from_bytes(helper.make_model(graph).SerializeToString())
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(scale=0.1, group=2), "grouped"),
+    (dict(scale=0.1, dilations=(3, 1)), "dilations of 1 or 2"),
+    (dict(scale=[0.1, 0.2], axis=1), "neither per tensor nor per output channel"),
+])
+def test_unpackable_nodes_are_named(kwargs, message):
+    with pytest.raises(qcore.UnsupportedError, match="node 'c' \\(Conv\\): .*%s" % message):
+        qcore.ethosu_pack_model(one_conv(**kwargs))
 
 
 def test_float_model_has_no_layers():
