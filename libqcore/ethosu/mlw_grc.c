@@ -30,42 +30,42 @@ typedef struct step {
     uint8_t best;
 } step;
 
-/* The forward pass for `ncfg` configurations with per-value costs from `cost_of`; inlined into each
- * caller so that ncfg is a constant there. Counts are kept relative to the previous step's best:
- * comparisons are unchanged, and the spread stays below 40 bits plus one value's largest cost (10000 for
- * an uncodable weight, 2^15 + 4 for a zero run), so int32 never overflows whatever the length. The argmin (first minimum, the reference's tie rule) is
- * fused into the update. Returns the best final configuration. */
+/* The forward pass for `ncfg` configurations with per-value costs from `table` (weights) or computed
+ * (zero runs); inlined into each caller so that ncfg is a constant there. Counts are kept relative to the
+ * previous step's smallest: comparisons are unchanged, and the spread stays below 40 bits plus one
+ * value's largest cost (10000 for an uncodable weight, 2^15 + 4 for a zero run), so int32 never overflows
+ * whatever the length. The first configuration holding the smallest count is the reference's tie rule.
+ * Returns the best final configuration. */
 static inline __attribute__((always_inline)) int forward(step *steps, size_t n, const int ncfg, const int *values,
                                                          const int32_t *table, const uint32_t *free_ends,
                                                          size_t n_free)
 {
-    int32_t bits[MLW_N_WEIGHT_CFG] = {0};
+    int32_t bits[MLW_N_WEIGHT_CFG] = {0}, least = 0;
     int best = 0;
     size_t k_free = 0;
     for (size_t i = 0; i < n; i++) {
-        int32_t base = bits[best], switch_bits = SWITCH_BITS, least = INT32_MAX;
+        int32_t switch_bits = SWITCH_BITS;
         if (k_free < n_free && free_ends[k_free] == i + 1) {
             switch_bits = 0;  /* the weight stream starts a slice here anyway */
             k_free++;
         }
         const int32_t *cost = table ? table + values[i] * MLW_N_WEIGHT_CFG : NULL;
         unsigned changed = 0;
-        int next_best = 0;
         for (int c = 0; c < ncfg; c++) {
-            int32_t keep = bits[c] - base;
+            int32_t keep = bits[c] - least;
             int take = switch_bits < keep;
             changed |= (unsigned)take << c;
             /* zero runs: divisor c */
-            int32_t v = (take ? switch_bits : keep) + (cost ? cost[c] : (values[i] >> c) + 1 + c);
-            bits[c] = v;
-            if (v < least) {
-                least = v;
-                next_best = c;
-            }
+            bits[c] = (take ? switch_bits : keep) + (cost ? cost[c] : (values[i] >> c) + 1 + c);
         }
         steps[i].changed = (uint16_t)changed;
         steps[i].best = (uint8_t)best;
-        best = next_best;
+        /* The next step needs only the smallest count (a reduction the compiler can tree); which
+         * configuration holds it first is recorded for the walk back, off that chain. */
+        least = bits[0];
+        for (int c = 1; c < ncfg; c++) least = bits[c] < least ? bits[c] : least;
+        best = 0;
+        while (bits[best] != least) best++;
     }
     return best;
 }
