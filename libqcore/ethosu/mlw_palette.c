@@ -67,6 +67,34 @@ static void grow_palette(section_scan *s, ptrdiff_t i, int exclude_zero)
     }
 }
 
+/* Whether a palette of `size` values over a window of n non-zero values is worth starting: its estimated
+ * saving in bits is positive (and, without a palette yet, it holds at most 32 values besides zero). */
+static int worth_it(const section_scan *s, int size, int n, int exclude_zero)
+{
+    int saving;
+    if (s->have_palette) {
+        saving = n * (index_bits(s->palette_size - exclude_zero) * 15 - index_bits(size - exclude_zero) * 15) / 16
+                 - size * 8 - 20;
+    } else {
+        if (size - exclude_zero > MLW_PALETTE_MAX) return 0;
+        saving = n * (90 - index_bits(size - exclude_zero) * 15) / 16 - size * 8 - 20;
+    }
+    return saving > 0;
+}
+
+/* The smallest palette size that is not worth it. worth_it never turns true again as the size grows
+ * (index bits and the 8 bits per entry only grow), so a binary search finds it. */
+static int size_limit(const section_scan *s, int n, int exclude_zero)
+{
+    int lo = 0, hi = MLW_NPALVAL + 1;  /* worth_it(hi) is false: at most 512 values exist */
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (worth_it(s, mid, n, exclude_zero)) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
 /* Judges a palette over the last n non-zero values ending at i; adopts it when the estimated saving in
  * bits is positive. */
 static void try_window(section_scan *s, ptrdiff_t i, int n, int exclude_zero)
@@ -77,26 +105,17 @@ static void try_window(section_scan *s, ptrdiff_t i, int n, int exclude_zero)
     ptrdiff_t back = s->nonzero_upto - (n + 2);
     ptrdiff_t restart = s->last_restart;
     if (back >= 0 && s->nonzero_at[back] > s->last_restart) restart = s->nonzero_at[back];
-    /* Distinct values in [restart, i], i.e. those last seen at or after restart: counted over the window
-     * rather than over all 512 values, which made this the encoder's hottest loop. */
-    int new_size = 0;
+    /* Distinct values in [restart, i] (those last seen at or after restart), counted over the window
+     * rather than over all 512 values, and only until the count reaches a size not worth a palette:
+     * windows of settled data stop after a few values. */
+    int limit = size_limit(s, n, exclude_zero), new_size = 0;
     uint32_t token = ++s->token;
-    for (ptrdiff_t k = restart; k <= i; k++) {
+    for (ptrdiff_t k = restart; k <= i && new_size < limit; k++) {
         uint32_t *mark = &s->stamp[w[k] + 256];
         new_size += *mark != token;
         *mark = token;
     }
-
-    int adopt = 0;
-    if (s->have_palette) {
-        int saving = n * (index_bits(s->palette_size - exclude_zero) * 15 - index_bits(new_size - exclude_zero) * 15) / 16
-                     - new_size * 8 - 20;
-        adopt = saving > 0;
-    } else if (new_size - exclude_zero <= MLW_PALETTE_MAX) {
-        int saving = n * (90 - index_bits(new_size - exclude_zero) * 15) / 16 - new_size * 8 - 20;
-        adopt = saving > 0;
-    }
-    if (!adopt) return;
+    if (new_size >= limit) return;
     s->palette_size = new_size;
     s->have_palette = 1;
     s->last_restart = restart;
