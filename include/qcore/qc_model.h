@@ -14,6 +14,7 @@
 #define QC_MODEL_H
 
 #include "qcore/qc_gpxq.h"
+#include "qcore/qc_ethosu.h"
 #include "qcore/qc_quant.h"
 #include "qcore/qc_tensor.h"
 
@@ -384,10 +385,10 @@ QC_ONNX_API void qc_array_free(qc_array *array);
  *      through the model as quantized so far (sequential = 1) or once through the model with only its
  *      activations quantized (sequential = 0), collects each group's statistics (qc_gpxq_stats; GPFQ also
  *      runs the float model for X), and quantizes each weight with the recipe's method;
- * Step 1's ranges are kept until qc_pipeline_add_batch changes the batches.
  *   4. stores each weight as integers + DequantizeLinear (an N-bit grid is stored in the ONNX integer
  *      type that holds it: INT4/UINT4 up to 4 bits, INT8/UINT8 up to 8, INT16/UINT16 up to 16), so that
  *      onnxruntime runs the result, and reports per layer.
+ * Step 1's ranges are kept until qc_pipeline_add_batch changes the batches.
  * The input model is not changed; the result is a new model.
  */
 typedef struct qc_pipeline qc_pipeline;
@@ -492,6 +493,51 @@ QC_ONNX_API qc_status qc_pipeline_report(const qc_pipeline *pipeline, size_t i, 
 
 /* A deep copy of `model` (a new handle owned by the caller; the copy keeps its own bytes). */
 QC_ONNX_API qc_status qc_model_clone(qc_model **out, const qc_model *model);
+
+/* ---------------------------------------------------------------------------------------------
+ * Ethos-U packing of a quantized model (since libqcore-onnx 1.1). Every Conv (2-D, group 1 or depthwise,
+ * dilations 1 or 2), Gemm and MatMul whose weight is an int8 or uint8 initializer read through
+ * DequantizeLinear (per tensor, or per output channel) becomes one layer stream of qc_ethosu_pack_layer:
+ * weights minus their zero points in OHWI order (Conv [O, I, kh, kw]; Gemm [O, I] with transB, else
+ * [I, O]; MatMul [I, O]); bias from an int32 initializer (directly or through DequantizeLinear), else 0;
+ * per-channel scale x_scale * w_scale / y_scale (double, Vela's int8 rule) when the node's input comes from
+ * a DequantizeLinear and its output goes to a QuantizeLinear with scalar scale initializers, else w_scale,
+ * through qc_ethosu_quantise_scale; Vela's traversal choice for convolutions, depth-first for Gemm/MatMul.
+ * Nodes whose weight is not such an initializer (float weights, activations) are not layers. `opts` gives
+ * the configuration, OFM block depth, IFM bits and bricks (its depthwise, traversal and dilation fields
+ * are taken from each node). QC_ERR_UNSUPPORTED names a node that cannot be packed (grouped convolution,
+ * other dilations, scales neither per tensor nor per channel).
+ */
+typedef struct qc_ethosu_model qc_ethosu_model;
+
+/* One packed layer. Strings are borrowed from the model, which must outlive the packed model. */
+typedef struct qc_ethosu_model_layer {
+    const char *node;          /* the node's name, or its first output's when unnamed */
+    const char *op_type;
+    const char *weight;        /* the integer weight initializer */
+    int64_t shape[4];          /* OHWI */
+    int64_t depthwise;
+    int64_t weights;           /* weights: the original size in bytes at one byte each (int8) */
+    int64_t weight_bytes;      /* encoded weight streams, all cores */
+    int64_t scale_bytes;       /* bias/scale entries (10 bytes per channel), before padding */
+    int64_t stream_bytes;      /* the whole layer stream (entries, padding, weights) */
+} qc_ethosu_model_layer;
+
+/* Packs `model` (borrowed; must outlive the result). `out` receives the packed model, owned by the caller
+ * (qc_ethosu_model_free). */
+QC_ONNX_API qc_status qc_model_pack_ethosu(qc_ethosu_model **out, const qc_model *model,
+                                          const qc_ethosu_layer_options *opts);
+
+/* The number of packed layers (0 for NULL). */
+QC_ONNX_API size_t qc_ethosu_model_count(const qc_ethosu_model *packed);
+
+/* Layer i's report into `out`, and when `layer` is not NULL its stream (owned by the packed model; read it
+ * with qc_ethosu_layer_stream and qc_ethosu_layer_ranges). */
+QC_ONNX_API qc_status qc_ethosu_model_layer_info(const qc_ethosu_model *packed, size_t i, qc_ethosu_model_layer *out,
+                                                 const qc_ethosu_layer **layer);
+
+/* Frees a packed model; NULL is accepted. */
+QC_ONNX_API void qc_ethosu_model_free(qc_ethosu_model *packed);
 
 #ifdef __cplusplus
 }

@@ -10,5 +10,6 @@
 #include "qcore/qc_rotate.h"
 #include "qcore/qc_lq.h"
 #include "qcore/qc_kernels.h"
+#include "qcore/qc_ethosu.h"
 
 #endif

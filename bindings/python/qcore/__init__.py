@@ -18,6 +18,10 @@ from .core import Context, ProgressBar, arch_supported, best_arch, cpu_features,
 from .quant import (PackedInt4, QuantOptions, choose_params, dequantize, fake_quantize, kurtosis, max_over_rms,
                     pack_int4, quantize, relative_mse, sqnr_db, unpack_int4)
 from .data import load_array, parse_array
+from .ethosu import (EthosuConfig, EthosuLayer, EthosuModelLayer, EthosuRange, ethosu85_pack_bias, ethosu_config,
+                     ethosu_decode, ethosu_encode, ethosu_pack_bias, ethosu_pack_layer, ethosu_pack_model,
+                     ethosu_part_kernel_first, ethosu_quantise_scale, ethosu_reduced_quantise_scale, ethosu_reorder,
+                     ethosu_reorder_encode)
 from .accum import (AccumulatorReport, AccumulatorSimulation, accumulator_bits_a2q, accumulator_bits_datatype,
                     accumulator_bits_needed, input_range, simulate_accumulator, verify_accumulator)
 from .gpxq import AxeStats, GpxqOptions, GpxqStats, QuantizedLayer, gpfq, optq, rtn
