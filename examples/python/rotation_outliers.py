@@ -144,8 +144,8 @@ def plot(result, path):
             ax.set_yscale("log")
     axes[0].legend(ncol=4)
     axes[-1].set_xticks(index)
-    axes[-1].set_xticklabels([e["input"].replace("/bert/encoder/", "").split("/")[0] + ":" +
-                              e["input"].split("/")[-2] for e in result["layers"]], rotation=90, fontsize=7)
+    axes[-1].set_xticklabels([e["input"].replace("/bert/encoder/", "").rsplit("/", 1)[0].strip("/")
+                              for e in result["layers"]], rotation=90, fontsize=7)
     fig.suptitle("all-MiniLM-L6-v2 linear-layer inputs on held-out text, mean ± std over %d seeds" % result["seeds"])
     fig.tight_layout()
     fig.savefig(path, dpi=110)

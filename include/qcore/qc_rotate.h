@@ -189,7 +189,8 @@ QC_API qc_status qc_cayley_minimize(qc_ctx *ctx, qc_tensor *x, int64_t steps, co
  * or per row (QC_GRAN_CHANNEL, axis 0); any other grid is counted as the identity in the backward pass.
  * (Counting every quantizer as the identity gives a gradient that fits the quantization error instead of
  * shrinking it: on a 64-wide layer with three 30x input channels, W4A4 from a randomized Hadamard, 200
- * steps raised the quantized error from 33 to 38; this gradient lowers it to about 14.)
+ * steps (lr 0.001..0.01, no momentum) raised the quantized error from 33 to 35..38; with this gradient,
+ * 200 steps at lr 0.01 lower it to 13, against 55 for the identity.)
  * With both grids NULL and R orthogonal, L(R) = 0 up to rounding.
  */
 typedef struct qc_linear_rotation_loss qc_linear_rotation_loss;
