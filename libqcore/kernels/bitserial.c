@@ -3,12 +3,12 @@
  * them; fewer rows per item left the kernel waiting on the weights) by 128 outputs; the popcount_gemm of the context's kernel set fills an item's counts, and one scalar epilogue,
  * shared by every kernel set, turns them into dot products and scales them, so the results depend on
  * neither the kernel set nor the thread count. */
-#include <omp.h>
 #include <stdlib.h>
 
 #include "core/ctx.h"
 #include "core/error.h"
 #include "core/tensor_check.h"
+#include "core/thread_index.h"
 #include "kernels/dispatch.h"
 #include "lq/lq.h"
 #include "qcore/qc_kernels.h"
@@ -213,7 +213,7 @@ qc_status qc_bitserial_dots(qc_ctx *ctx, qc_tensor *dots, const qc_tensor *x_pla
         int64_t m0 = item / o_items * per, o0 = item % o_items * OUTPUTS_PER_ITEM;
         int64_t mr = rows - m0 < per ? rows - m0 : per;
         int64_t orr = outputs - o0 < OUTPUTS_PER_ITEM ? outputs - o0 : OUTPUTS_PER_ITEM;
-        dots_item(dots->data, &p, x_planes->data, m0, mr, o0, orr, &s[omp_get_thread_num()]);
+        dots_item(dots->data, &p, x_planes->data, m0, mr, o0, orr, &s[qc__thread_index()]);
     }
     scratch_free(s, threads);
     free(p.w_pop);
@@ -282,7 +282,7 @@ static qc_status run_gemm(const qc_ctx *ctx, bs_problem *p, const bs_scaling *f,
     int64_t o_items = (p->outputs + OUTPUTS_PER_ITEM - 1) / OUTPUTS_PER_ITEM;
 #pragma omp parallel num_threads(threads)
     {
-        bs_scratch *mine = &s[omp_get_thread_num()];
+        bs_scratch *mine = &s[qc__thread_index()];
         int64_t encoded = -1;
 #pragma omp for schedule(static)
         for (int64_t item = 0; item < m_items * o_items; item++) {

@@ -3,13 +3,13 @@
  * zero-padded rows (the weights once per call, the inputs a block of 64 rows at a time per thread); when it
  * is, the caller's memory is read as it is (a copy of the weights would cost a GEMV more than its product). Integers, so every kernel set and thread count gives
  * the same result. */
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/ctx.h"
 #include "core/error.h"
 #include "core/tensor_check.h"
+#include "core/thread_index.h"
 #include "kernels/dispatch.h"
 #include "lq/lq.h"
 #include "qcore/qc_kernels.h"
@@ -61,7 +61,7 @@ qc_status qc_int8_gemm(qc_ctx *ctx, qc_tensor *y, const qc_tensor *x, const qc_t
     int64_t o_items = (outputs + OUTPUTS_PER_ITEM - 1) / OUTPUTS_PER_ITEM;
 #pragma omp parallel num_threads(threads)
     {
-        uint64_t *mine = padded ? xp + (size_t)omp_get_thread_num() * ROWS_PER_ITEM * (size_t)words : NULL;
+        uint64_t *mine = padded ? xp + (size_t)qc__thread_index() * ROWS_PER_ITEM * (size_t)words : NULL;
         int64_t copied = -1;
 #pragma omp for schedule(static)
         for (int64_t item = 0; item < m_items * o_items; item++) {
