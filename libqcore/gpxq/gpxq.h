@@ -158,6 +158,7 @@ typedef struct qc_gpxq_work {
 
 /* `single`: allocate the float32 per-row values instead of the double ones. */
 qc_status qc__gpxq_work_alloc(qc_gpxq_work *work, const qc_gpxq_layer *layer, int64_t block_size, int single);
+/* Frees the arrays and empties `work` (so a second call does nothing). */
 void qc__gpxq_work_free(qc_gpxq_work *work);
 
 /* ---- order and statistics (order.c) ---------------------------------------------------------- */

@@ -146,6 +146,7 @@ void qc__gpxq_work_free(qc_gpxq_work *work)
     free(work->block_values);
     free(work->running_f32);
     free(work->block_values_f32);
+    *work = (qc_gpxq_work){0};
 }
 
 qc_status qc__gpxq_check_square(const qc_gpxq_layer *layer, const qc_tensor *m, const char *name)
@@ -258,6 +259,7 @@ void qc__gpxq_finish(const qc_gpxq_layer *layer, const qc_gpxq_outputs *out, qc_
     }
     if (out->dequantized == NULL) return;
     float *deq = out->dequantized->data;
+#pragma omp parallel for num_threads(layer->threads) schedule(static)
     for (int64_t r = 0; r < layer->rows; r++)
         for (int64_t c = 0; c < layer->cols; c++)
             deq[r * layer->cols + c] = qc__dequantize_one(layer->levels[r * layer->cols + c], qc__gpxq_param(layer, r, c));

@@ -25,12 +25,19 @@ typedef struct optq {
     unsigned char *group_ready; /* per group: its parameters are chosen */
 } optq;
 
-static void optq_free(optq *s)
+static void optq_free_work(optq *s)
 {
-    qc__gpxq_layer_free(&s->layer);
     qc__gpxq_work_free(&s->w);
     free(s->u_block);
     free(s->group_ready);
+    s->u_block = NULL;
+    s->group_ready = NULL;
+}
+
+static void optq_free(optq *s)
+{
+    qc__gpxq_layer_free(&s->layer);
+    optq_free_work(s);
 }
 
 static qc_status optq_alloc(optq *s)
@@ -192,7 +199,10 @@ qc_status qc_optq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_p
     qc_gpxq_result res = {0};
     qc_status st = qc__gpxq_check_square(&s.layer, h, "h");
     if (st == QC_OK) st = optq_run(&s, h, &res);
-    if (st == QC_OK) qc__gpxq_finish(&s.layer, &out, result, &res);
+    if (st == QC_OK) {
+        optq_free_work(&s); /* before the outputs are written: the call's peak memory is then the loop's */
+        qc__gpxq_finish(&s.layer, &out, result, &res);
+    }
     optq_free(&s);
     return st;
 }

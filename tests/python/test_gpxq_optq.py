@@ -76,9 +76,10 @@ def mlp():
     return {"fc1": (weights["fc1.weight"], x1), "fc2": (weights["fc2.weight"], x2)}
 
 
-def test_streamed_hessian_is_two_over_n_x_transpose_x(rng):
-    x = rng.standard_normal((300, 40))
-    stats = qcore.GpxqStats("optq", 40)
+@pytest.mark.parametrize("d", [40, 150])  # 150: H is mirrored in 64 x 64 tiles, with a partial last one
+def test_streamed_hessian_is_two_over_n_x_transpose_x(rng, d):
+    x = rng.standard_normal((300, d))
+    stats = qcore.GpxqStats("optq", d)
     stats.add(x[:7].astype(np.float32))
     stats.add(x[7:7])
     stats.add(x[7:])
