@@ -134,7 +134,7 @@ static void quantize_row_block(optq *s, int64_t r, int64_t i1, int64_t i2)
     for (int64_t i = i1; i < i2; i++) {
         int64_t c = s->w.order[i];
         int32_t q = qc__gpxq_level(&s->layer, r, c, (double)w[i]);
-        s->layer.levels[r * d + c] = q;
+        s->layer.levels[r * d + i] = q; /* in processing order until levels_to_input_order */
         double error = (double)w[i] - qc__gpxq_dequantize(q, qc__gpxq_param(&s->layer, r, c));
         float ei = (float)(error / s->w.square[i * d + i]);
         const float *ui = s->u_block + (i - i1) * d;
@@ -176,6 +176,30 @@ static qc_status run_blocks(optq *s)
     return QC_OK;
 }
 
+/* The loop writes each row's levels in processing order, sequentially (act-order's scattered writes would
+ * miss cache on nearly every level of a large layer); this puts them in input order, a row at a time. */
+static qc_status levels_to_input_order(optq *s)
+{
+    if (!s->opts.act_order) return QC_OK; /* the processing order is the input order */
+    int64_t d = s->w.d;
+    int failed = 0;
+#pragma omp parallel num_threads(s->layer.threads) reduction(| : failed)
+    {
+        int32_t *row_copy = malloc((size_t)d * sizeof *row_copy);
+        failed = row_copy == NULL;
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < s->layer.rows; r++) {
+            if (row_copy == NULL) continue;
+            int32_t *row = s->layer.levels + r * d;
+            memcpy(row_copy, row, (size_t)d * sizeof *row);
+            for (int64_t i = 0; i < d; i++) row[s->w.order[i]] = row_copy[i];
+        }
+        free(row_copy);
+    }
+    if (failed) return QC_FAIL_IN(s->layer.function, QC_ERR_OUT_OF_MEMORY, "no memory to reorder a row of levels");
+    return QC_OK;
+}
+
 static qc_status optq_run(optq *s, const qc_tensor *h, qc_gpxq_result *res)
 {
     const double *hd = h->data;
@@ -186,7 +210,8 @@ static qc_status optq_run(optq *s, const qc_tensor *h, qc_gpxq_result *res)
     if (s->layer.grid_opts->granularity != QC_GRAN_GROUP) QC_TRY(qc__gpxq_choose_from_w(&s->layer, s->w.dead));
     QC_TRY(inverse_factor(s, hd, res));
     qc__gpxq_gather_weights(NULL, s->w.running_f32, &s->layer, s->w.order, s->w.dead);
-    return run_blocks(s);
+    QC_TRY(run_blocks(s));
+    return levels_to_input_order(s);
 }
 
 qc_status qc_optq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_point, qc_tensor *dequantized,
