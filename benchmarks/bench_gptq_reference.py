@@ -47,7 +47,8 @@ Measured:
   job never raised ru_maxrss above what loading had reached).
 - error = ||x W^T - x Q^T||_F / ||x W^T||_F with each tool's dequantized weights Q, and the fraction of
   weights on the same grid level in both (a like-for-like check: same algorithm, different precision -
-  float32 H and updates in the reference, double in qcore - and blocking order).
+  H, its Cholesky factor and U in float32 in the reference, in double in qcore; the weight updates in
+  float32 in both - and a different summation order).
 Threads: the same count (--threads, default 1) for torch (torch.set_num_threads) and qcore
 (Context(threads=...), which also sizes its OpenBLAS team); the machine's other load is printed. Which
 BLAS each worker loaded (threadpoolctl) is recorded.
