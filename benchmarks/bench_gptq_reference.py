@@ -47,12 +47,19 @@ Measured:
   job never raised ru_maxrss above what loading had reached).
 - error = ||x W^T - x Q^T||_F / ||x W^T||_F with each tool's dequantized weights Q, and the fraction of
   weights on the same grid level in both (a like-for-like check: same algorithm, different precision -
-  float32 H and updates in the reference, double in qcore - and blocking order).
+  H, its Cholesky factor and U in float32 in the reference, in double in qcore; the weight updates in
+  float32 in both - and a different summation order).
 Threads: the same count (--threads, default 1) for torch (torch.set_num_threads) and qcore
 (Context(threads=...), which also sizes its OpenBLAS team); the machine's other load is printed. Which
-BLAS each worker loaded (threadpoolctl) is recorded: on a CPU newer than Debian's OpenBLAS 0.3.21 knows
-(the recorded run's, family 6 model 207), qcore's BLAS runs its generic Prescott kernels, while torch
-uses its own MKL, so the comparison then measures that too.
+BLAS each worker loaded (threadpoolctl) is recorded.
+OpenBLAS kernels: on a CPU newer than Debian's OpenBLAS 0.3.21 knows (this machine's, family 6 model 207),
+that library falls back to its generic Prescott (SSE3) kernels, while torch picks its own MKL kernels for
+the CPU. So that the comparison measures OPTQ rather than that fallback, the driver first asks (in a
+subprocess, threadpoolctl) which kernel qcore's OpenBLAS picks by itself; when it is Prescott on a CPU with
+AVX2 or AVX-512, the qcore worker alone runs with OPENBLAS_CORETYPE naming the newest OpenBLAS core type
+whose instructions the CPU has (/proc/cpuinfo flags: Cooperlake for AVX-512 with BF16, SkylakeX for
+AVX-512, Haswell for AVX2 + FMA). "blas_kernel" in each row records, per tool, the kernel it ran and why.
+This is a benchmark-only setting: the library, its tests and CI never set it.
 
 Run from the repository root, with the OpenBLAS overrides unset for this command alone:
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_gptq_reference.py
@@ -202,11 +209,69 @@ def make_peer_venv(path):
     print("peer environment ready:", python)
 
 
-def run_worker(python, tool, act_order, data, args):
+# OpenBLAS core types (OPENBLAS_CORETYPE names) and the CPU flags their kernels need, newest first.
+CORETYPES = (("Cooperlake", {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx512_bf16"}),
+             ("SkylakeX", {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}),
+             ("Haswell", {"avx2", "fma"}))
+FALLBACK_CORE = "Prescott"  # what OpenBLAS's dynamic build runs on a CPU model it does not know
+
+
+def cpu_flags():
+    with open("/proc/cpuinfo", encoding="ascii") as f:
+        return set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
+
+
+def probe_qcore_blas():
+    """Run as a worker: the OpenBLAS libraries that loading qcore adds to the process (not numpy's own)."""
+    from threadpoolctl import threadpool_info
+    before = {i["filepath"] for i in threadpool_info()}
+    import qcore
+    qcore.Context(threads=1)
+    print(json.dumps([{k: i.get(k) for k in ("filepath", "prefix", "version", "architecture")} for i in threadpool_info()
+                      if i.get("internal_api") == "openblas" and i["filepath"] not in before]))
+
+
+def qcore_blas_kernel():
+    """{"own": the kernel qcore's OpenBLAS picks by itself, "coretype": the override for its worker or None,
+    "why": ...}, decided in a subprocess that sees no override."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", "probe"], check=True,
+                          capture_output=True, text=True, env=env)
+    libraries = json.loads(done.stdout)
+    own = [lib["architecture"] for lib in libraries]
+    kernel = {"libraries": libraries, "own": own, "coretype": None, "inherited": os.environ.get("OPENBLAS_CORETYPE")}
+    flags = cpu_flags()
+    best = next((name for name, needs in CORETYPES if needs <= flags), None)
+    if kernel["inherited"]:
+        kernel["why"] = "OPENBLAS_CORETYPE=%s was set by the caller and is passed on" % kernel["inherited"]
+    elif FALLBACK_CORE in own and best:
+        kernel["coretype"] = best
+        kernel["why"] = ("qcore's OpenBLAS does not know this CPU and falls back to %s; the CPU has the "
+                         "instructions of %s (/proc/cpuinfo), so its worker runs with OPENBLAS_CORETYPE=%s"
+                         % (FALLBACK_CORE, best, best))
+    else:
+        kernel["why"] = "qcore's OpenBLAS picks its kernel by itself (no fallback to %s)" % FALLBACK_CORE
+    return kernel
+
+
+def ran_kernel(blas, libraries):
+    """The architecture a worker's threadpoolctl report gives qcore's OpenBLAS libraries."""
+    names = {(lib["prefix"], lib["version"]) for lib in libraries}
+    return [b["architecture"] for b in blas if (b["prefix"], b["version"]) in names]
+
+
+def reference_blas_kernel():
+    return {"coretype": None,
+            "why": "torch runs its built-in MKL (its own CPU dispatch; threadpoolctl does not see it); numpy's "
+                   "OpenBLAS in that process picks its kernel by itself; no override"}
+
+
+def run_worker(python, tool, act_order, data, args, coretype=None):
     command = [python, os.path.abspath(__file__), "--worker", tool, "--act-order", str(int(act_order)), "--data",
                data, "--repeats", str(args.repeats if tool == "qcore" else args.reference_repeats), "--threads",
                str(args.threads)]
-    done = subprocess.run(command, check=True, capture_output=True, text=True, env=os.environ)
+    env = dict(os.environ, OPENBLAS_CORETYPE=coretype) if coretype else os.environ
+    done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
     return json.loads(done.stdout)
 
 
@@ -236,15 +301,19 @@ def main():
     parser.add_argument("--make-peer-venv", metavar="DIR", help="create the peer's environment in DIR and exit")
     parser.add_argument("--installed", action="store_true", help="use the pip-installed qcore")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "gptq_reference.json"))
-    parser.add_argument("--worker", choices=["qcore", "reference"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["qcore", "reference", "probe"], help=argparse.SUPPRESS)
     parser.add_argument("--act-order", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker == "probe":
+        return probe_qcore_blas()
     if args.worker:
         return worker(args)
     if args.make_peer_venv:
         return make_peer_venv(args.make_peer_venv)
     source = use_build_tree(args.installed)
+    kernel = qcore_blas_kernel()
+    print("qcore's OpenBLAS by itself: %s; %s" % (kernel["own"], kernel["why"]), flush=True)
     x, w, _ = make_layer(args.size, np)
     reference = x @ w.T
     rows = []
@@ -254,12 +323,14 @@ def main():
         for act_order in (False, True):
             row = {"act_order": act_order, "load_before": load_average()}
             for tool, python in (("qcore", sys.executable), ("reference", args.peer_python)):
-                result = run_worker(python, tool, act_order, data, args)
+                result = run_worker(python, tool, act_order, data, args, kernel["coretype"] if tool == "qcore" else None)
                 q = np.load(os.path.join(data, "q_%s_%d.npy" % (tool, act_order)))
                 result["error"] = rel_error(x, reference, q)
                 row[tool] = result
                 print("  act_order=%d %-9s %8.2f s  peak %7.0f MB  error %.5f" % (
                     act_order, tool, result["seconds"], result["peak_mb"], result["error"]), flush=True)
+            row["blas_kernel"] = {"qcore": dict(kernel, ran=ran_kernel(row["qcore"]["blas"], kernel["libraries"])),
+                                  "reference": reference_blas_kernel()}
             row["same_level"] = same_level(np.load(os.path.join(data, "q_qcore_%d.npy" % act_order)),
                                            np.load(os.path.join(data, "q_reference_%d.npy" % act_order)), w)
             row["speedup"] = row["reference"]["seconds"] / row["qcore"]["seconds"]
@@ -286,6 +357,8 @@ def main():
                                                     r["reference"]["quantize_s"], r["load_before"], r["load_after"]))
     goals = {"speedup_at_least_%gx" % GOAL_SPEEDUP: all(r["speedup"] >= GOAL_SPEEDUP for r in rows)}
     print("goals:", goals)
+    print("kernels: qcore's OpenBLAS ran %s (%s)" % (rows[0]["blas_kernel"]["qcore"]["ran"],
+                                                    rows[0]["blas_kernel"]["qcore"]["why"]))
     for tool in ("qcore", "reference"):
         print("BLAS/OpenMP in the %s worker:" % tool, [(b["internal_api"], b["version"], b["architecture"],
                                                         b["num_threads"]) for b in rows[0][tool]["blas"]])

@@ -48,7 +48,10 @@ Threads: the same count (--threads, default 1) for torch (torch.set_num_threads)
 (Context(threads=...), which also sizes its OpenBLAS team). Default 1 because the 2-core machine of the
 recorded run had one core busy with another job (a fuzzer): there, torch's 2-thread OpenMP team made
 Brevitas' small per-column tensor ops ~100x slower (spinning against the busy core), which would have
-flattered qcore. Which BLAS libraries were loaded and their kernels (threadpoolctl) are recorded.
+flattered qcore. Which BLAS libraries were loaded and their kernels (threadpoolctl) are recorded. When
+qcore's OpenBLAS would fall back to its generic Prescott kernels on this CPU (bench_gptq_reference's
+qcore_blas_kernel decides, and says why), the benchmark re-runs itself with OPENBLAS_CORETYPE naming the
+CPU's OpenBLAS core type (benchmark-only; torch's MKL ignores it); "openblas_kernel" records the decision.
 d = 4096 runs the OPTQ pair only (--gpfq-max-size, default 1536): Brevitas' GPFQ and A2GPFQ re-quantize
 the whole weight at every column (get_quant_weights(with_quant_history=True), O(K * OC * K) elementwise
 work in Python-driven torch ops); at d = 1536 they took about a minute each here, which extrapolates
@@ -249,6 +252,23 @@ def blas_info():
                                     "threading_layer", "num_threads")} for i in threadpool_info()]
 
 
+KERNEL_VARIABLE = "QCORE_BENCH_OPENBLAS_KERNEL"  # the decision, handed to the re-run process
+
+
+def openblas_kernel():
+    """qcore's OpenBLAS kernel decision (bench_gptq_reference.qcore_blas_kernel); when it names a core type,
+    re-runs this process with OPENBLAS_CORETYPE set (the libraries read it when they load)."""
+    if KERNEL_VARIABLE in os.environ:
+        return json.loads(os.environ.pop(KERNEL_VARIABLE))
+    from bench_gptq_reference import qcore_blas_kernel
+    kernel = qcore_blas_kernel()
+    print("qcore's OpenBLAS by itself: %s; %s" % (kernel["own"], kernel["why"]), flush=True)
+    if kernel["coretype"]:
+        env = dict(os.environ, OPENBLAS_CORETYPE=kernel["coretype"], **{KERNEL_VARIABLE: json.dumps(kernel)})
+        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__)] + sys.argv[1:], env)
+    return kernel
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[768, 1536, 4096])
@@ -263,6 +283,8 @@ def main():
                                                          "gpxq.json"))
     args = parser.parse_args()
     source = use_build_tree(args.installed)
+    kernel = openblas_kernel()
+    load_before = [round(v, 2) for v in os.getloadavg()]
 
     import torch
     import brevitas
@@ -303,7 +325,9 @@ def main():
               "machine": platform.node(), "cpu": platform.processor() or platform.machine(),
               "cores": os.cpu_count(), "cpu_features": sorted(qcore.cpu_features()), "qcore": qcore.__version__,
               "brevitas": brevitas.__version__, "torch": torch.__version__, "numpy": np.__version__,
-              "python": sys.version.split()[0], "blas": blas, "goals": goals, "rows": rows}
+              "python": sys.version.split()[0], "blas": blas, "openblas_kernel": kernel,
+              "load_average_before_after": [load_before, [round(v, 2) for v in os.getloadavg()]], "goals": goals,
+              "rows": rows}
     with open(args.output + ".tmp", "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2)
     os.replace(args.output + ".tmp", args.output)

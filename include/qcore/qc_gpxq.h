@@ -20,7 +20,8 @@
  * qc_dequantize(q, scale, zero_point, grid) reproduces the dequantized weights these functions return.
  * One weight w is quantized as
  *     q = clamp(round_half_to_even(w / scale) + zero_point, qmin, qmax),   w' = (q - zero_point) * scale
- * in double (w is the algorithm's running value, a double; scale the chosen float32).
+ * in double (w is the algorithm's running value, float32 in OPTQ and double in GPFQ; scale the chosen
+ * float32).
  *
  * Shared steps, in this order:
  *  - dead inputs: an input whose diagonal entry of H is 0 never varies in the calibration data. OPTQ sets
@@ -32,8 +33,16 @@
  * OPTQ, with U the upper-triangular Cholesky factor of H^-1 (H^-1 = U^T U), for each input i in order:
  *     q_i = Q(w_i),   e_i = (w_i - w'_i) / U_ii,   w_j -= e_i U_ij for every later input j,
  * applied to all rows at once, with the updates of a block of `block_size` inputs to later blocks deferred
- * and applied as one matrix product (BLAS-3). If H + delta I is not positive definite (Cholesky fails),
- * damp_ratio is multiplied by 10 (from 1e-4 when it is 0) and the factorization retried, at most
+ * and applied as one matrix product (BLAS-3).
+ * Precision: H's damping, its Cholesky factorization and U are computed in double; the weights and their
+ * updates, O(out in^2) work, are float32, as in OPTQ's reference implementation: the running weights are
+ * float32 (W's values to start with), q_i and e_i are computed from w_i in double, e_i and U_ij are then
+ * rounded to float32, and within a block each update w_j -= e_i U_ij is a float32 product and difference,
+ * one input at a time; the updates to later blocks are summed by a float32 matrix product (sgemm, in its
+ * own order) and subtracted once. So two correct implementations of this rule agree up to float32 sum
+ * order: a weight within a few float32 ulps of a rounding tie may round the other way.
+ * If H + delta I is not positive definite (Cholesky fails), damp_ratio is multiplied by 10 (from 1e-4 when
+ * it is 0) and the factorization retried, at most
  * `max_retries` times; then QC_ERR_SINGULAR names the failing pivot and the last damping. The damping used
  * is reported in qc_gpxq_result: a layer is never skipped.
  * Scales: per tensor and per channel, chosen from W (with dead columns zeroed) before the loop; per group,

@@ -75,7 +75,7 @@ static double l1_threshold(double *a, int64_t n, double radius)
 
 typedef struct tile_source {
     const qc_gpxq_layer *layer;
-    const double *running;
+    const float *running;
     const int64_t *position;
     const unsigned char *dead;
 } tile_source;
@@ -102,7 +102,7 @@ static double tile_threshold(const tile_source *s, int64_t row, int64_t b, doubl
     return scale * l1_threshold(buf, c1 - c0, axe->radius);
 }
 
-qc_status qc__axe_thresholds(qc_gpxq_layer *layer, int64_t col0, int64_t col1, const double *running,
+qc_status qc__axe_thresholds(qc_gpxq_layer *layer, int64_t col0, int64_t col1, const float *running,
                              const int64_t *position, const unsigned char *dead)
 {
     qc_gpxq_axe *axe = &layer->axe;

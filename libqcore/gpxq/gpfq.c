@@ -24,7 +24,7 @@ static void gpfq_free(gpfq *s)
 
 static qc_status gpfq_alloc(gpfq *s)
 {
-    QC_TRY(qc__gpxq_work_alloc(&s->w, &s->layer, s->opts.block_size));
+    QC_TRY(qc__gpxq_work_alloc(&s->w, &s->layer, s->opts.block_size, 0));
     s->denominator = malloc((size_t)s->w.d * sizeof *s->denominator);
     if (s->denominator == NULL) return QC_FAIL_IN(s->layer.function, QC_ERR_OUT_OF_MEMORY, "no memory for H's diagonal");
     return QC_OK;
@@ -60,7 +60,7 @@ static qc_status initial_sums(gpfq *s, const double *g)
     }
     qc__gpxq_gather_lower(gl, g, d, s->w.order, 0, s->layer.threads);
     /* Dead inputs keep their weights here: X_j may vary on the float path although Xq_j does not. */
-    qc__gpxq_gather_weights(work, &s->layer, s->w.order, NULL);
+    qc__gpxq_gather_weights(work, NULL, &s->layer, s->w.order, NULL);
     qc__dgemm(s->layer.threads, 0, 1, rows, d, d, 1.0, work, d, gl, d, 0.0, s->w.running, d);
     free(gl);
     free(work);

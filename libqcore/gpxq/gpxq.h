@@ -89,10 +89,10 @@ static inline int64_t qc__gpxq_group_of(const qc_gpxq_layer *layer, int64_t col)
  * thresholds from the same values. */
 qc_status qc__gpxq_choose_from_w(qc_gpxq_layer *layer, const unsigned char *dead);
 
-/* Chooses parameter `group` of every row from the running weights `work` ([rows, cols] double, column i
+/* Chooses parameter `group` of every row from OPTQ's running weights `work` ([rows, cols] float32, column i
  * holding original column order[i]; `position` is the inverse of `order`), and AXE's thresholds of the
  * group's tiles from the same values. Per group only. */
-qc_status qc__gpxq_choose_group(qc_gpxq_layer *layer, int64_t group, const double *work, const int64_t *position);
+qc_status qc__gpxq_choose_group(qc_gpxq_layer *layer, int64_t group, const float *work, const int64_t *position);
 
 /* q = clamp(round_half_even(w / scale) + zero_point, qmin, qmax), in double. */
 static inline int32_t qc__gpxq_quantize(double w, qc_grid_run g)
@@ -110,10 +110,10 @@ qc_status qc__axe_begin(qc_gpxq_layer *layer, const qc_gpxq_options *opts);
 void qc__axe_free(qc_gpxq_axe *axe);
 
 /* The thresholds lambda of the tiles covering columns [col0, col1) (tile-aligned) of every row, once their
- * scales are chosen, from the values the scales were chosen from: `running` ([rows, cols] in processing
- * order, `position` the inverse order) when not NULL, else W with the columns `dead` flags (may be NULL)
+ * scales are chosen, from the values the scales were chosen from: `running` (OPTQ's float32 [rows, cols] in
+ * processing order, `position` the inverse order) when not NULL, else W with the columns `dead` flags (may be NULL)
  * set to 0. Nothing happens when AXE or its soft constraint is off. */
-qc_status qc__axe_thresholds(qc_gpxq_layer *layer, int64_t col0, int64_t col1, const double *running,
+qc_status qc__axe_thresholds(qc_gpxq_layer *layer, int64_t col0, int64_t col1, const float *running,
                              const int64_t *position, const unsigned char *dead);
 
 /* The level of weight (row, col) from its argument w under AXE's constraints, updating the budgets and
@@ -141,7 +141,8 @@ static inline double qc__gpxq_dequantize(int32_t q, qc_grid_run g)
 void qc__gpxq_finish(const qc_gpxq_layer *layer, const qc_gpxq_outputs *out, qc_gpxq_result *result,
                      const qc_gpxq_result *values);
 
-/* The working arrays both algorithms need (layer.c). */
+/* The working arrays both algorithms need (layer.c). The per-row values are double (GPFQ) or float32
+ * (OPTQ, whose updates run in float32, see qc_gpxq.h): only that pair is allocated, the other is NULL. */
 typedef struct qc_gpxq_work {
     int64_t d, block;        /* inputs, and inputs per block (at most d) */
     unsigned char *dead;     /* per input: its diagonal of H is 0 */
@@ -151,9 +152,13 @@ typedef struct qc_gpxq_work {
     double *square;          /* [d, d]: a matrix in processing order */
     double *running;         /* [rows, d]: per-row running values in processing order */
     double *block_values;    /* [rows, block]: per-row values of the current block */
+    float *running_f32;      /* float32 versions of the two above */
+    float *block_values_f32;
 } qc_gpxq_work;
 
-qc_status qc__gpxq_work_alloc(qc_gpxq_work *work, const qc_gpxq_layer *layer, int64_t block_size);
+/* `single`: allocate the float32 per-row values instead of the double ones. */
+qc_status qc__gpxq_work_alloc(qc_gpxq_work *work, const qc_gpxq_layer *layer, int64_t block_size, int single);
+/* Frees the arrays and empties `work` (so a second call does nothing). */
 void qc__gpxq_work_free(qc_gpxq_work *work);
 
 /* ---- order and statistics (order.c) ---------------------------------------------------------- */
@@ -176,9 +181,10 @@ qc_status qc__gpxq_order(int64_t *order, int64_t *position, const double *diag, 
  * lower triangle stands for the whole matrix. */
 void qc__gpxq_gather_lower(double *out, const double *m, int64_t d, const int64_t *order, int symmetric, int threads);
 
-/* The running weights: work[r][i] = W[r][order[i]] in double, with the columns `dead` flags (may be NULL)
- * set to 0. */
-void qc__gpxq_gather_weights(double *work, const qc_gpxq_layer *layer, const int64_t *order, const unsigned char *dead);
+/* The running weights: work[r][i] = W[r][order[i]], with the columns `dead` flags (may be NULL) set to 0,
+ * into `work` (double) or `work_f32` (float32), whichever is not NULL. */
+void qc__gpxq_gather_weights(double *work, float *work_f32, const qc_gpxq_layer *layer, const int64_t *order,
+                             const unsigned char *dead);
 
 /* Reports progress of `done` of the layer's columns. */
 qc_status qc__gpxq_progress(const qc_gpxq_layer *layer, int64_t done);

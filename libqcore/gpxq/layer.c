@@ -111,7 +111,7 @@ void qc__gpxq_layer_free(qc_gpxq_layer *layer)
     qc__axe_free(&layer->axe);
 }
 
-qc_status qc__gpxq_work_alloc(qc_gpxq_work *work, const qc_gpxq_layer *layer, int64_t block_size)
+qc_status qc__gpxq_work_alloc(qc_gpxq_work *work, const qc_gpxq_layer *layer, int64_t block_size, int single)
 {
     int64_t d = layer->cols, rows = layer->rows;
     *work = (qc_gpxq_work){.d = d, .block = block_size < d ? block_size : d};
@@ -120,10 +120,16 @@ qc_status qc__gpxq_work_alloc(qc_gpxq_work *work, const qc_gpxq_layer *layer, in
     work->order = malloc((size_t)d * sizeof *work->order);
     work->position = malloc((size_t)d * sizeof *work->position);
     work->square = malloc((size_t)(d * d) * sizeof *work->square);
-    work->running = malloc((size_t)(rows * d) * sizeof *work->running);
-    work->block_values = malloc((size_t)(rows * work->block) * sizeof *work->block_values);
-    if (!work->dead || !work->diag || !work->order || !work->position || !work->square || !work->running ||
-        !work->block_values)
+    size_t values = (size_t)(rows * d), block_values = (size_t)(rows * work->block);
+    if (single) {
+        work->running_f32 = malloc(values * sizeof *work->running_f32);
+        work->block_values_f32 = malloc(block_values * sizeof *work->block_values_f32);
+    } else {
+        work->running = malloc(values * sizeof *work->running);
+        work->block_values = malloc(block_values * sizeof *work->block_values);
+    }
+    int have_values = single ? work->running_f32 && work->block_values_f32 : work->running && work->block_values;
+    if (!work->dead || !work->diag || !work->order || !work->position || !work->square || !have_values)
         return QC_FAIL_IN(layer->function, QC_ERR_OUT_OF_MEMORY, "no memory to work on a [%lld, %lld] layer",
                           (long long)rows, (long long)d);
     return QC_OK;
@@ -138,6 +144,9 @@ void qc__gpxq_work_free(qc_gpxq_work *work)
     free(work->square);
     free(work->running);
     free(work->block_values);
+    free(work->running_f32);
+    free(work->block_values_f32);
+    *work = (qc_gpxq_work){0};
 }
 
 qc_status qc__gpxq_check_square(const qc_gpxq_layer *layer, const qc_tensor *m, const char *name)
@@ -213,7 +222,7 @@ qc_status qc__gpxq_choose_from_w(qc_gpxq_layer *layer, const unsigned char *dead
 
 typedef struct running_values {
     const qc_gpxq_layer *layer;
-    const double *work;
+    const float *work;
     const int64_t *position;
 } running_values;
 
@@ -223,12 +232,12 @@ static int64_t values_running(const void *state, int64_t p, float *buf)
     const qc_gpxq_layer *l = s->layer;
     int64_t row = p / l->groups, col0 = (p % l->groups) * l->group_size;
     int64_t cols = l->cols - col0 < l->group_size ? l->cols - col0 : l->group_size;
-    const double *w = s->work + row * l->cols;
-    for (int64_t c = 0; c < cols; c++) buf[c] = (float)w[s->position[col0 + c]];
+    const float *w = s->work + row * l->cols;
+    for (int64_t c = 0; c < cols; c++) buf[c] = w[s->position[col0 + c]];
     return cols;
 }
 
-qc_status qc__gpxq_choose_group(qc_gpxq_layer *layer, int64_t group, const double *work, const int64_t *position)
+qc_status qc__gpxq_choose_group(qc_gpxq_layer *layer, int64_t group, const float *work, const int64_t *position)
 {
     running_values s = {layer, work, position};
     QC_TRY(choose_params(layer, group, layer->rows, layer->groups, layer->group_size, values_running, &s));
@@ -250,6 +259,7 @@ void qc__gpxq_finish(const qc_gpxq_layer *layer, const qc_gpxq_outputs *out, qc_
     }
     if (out->dequantized == NULL) return;
     float *deq = out->dequantized->data;
+#pragma omp parallel for num_threads(layer->threads) schedule(static)
     for (int64_t r = 0; r < layer->rows; r++)
         for (int64_t c = 0; c < layer->cols; c++)
             deq[r * layer->cols + c] = qc__dequantize_one(layer->levels[r * layer->cols + c], qc__gpxq_param(layer, r, c));

@@ -1,6 +1,8 @@
 /* OPTQ (GPTQ): each input's rounding error is spread over the inputs not yet quantized through the
  * Cholesky factor of H^-1; updates within a block are applied one input at a time, row by row (each row of
- * W is independent given U), and those to later blocks as one matrix product. */
+ * W is independent given U), and those to later blocks as one matrix product. U is computed in double; the
+ * updates, O(out in^2) multiply-adds against O(in^3) for U, run in float32 (qc_gpxq.h states the rule), as in
+ * OPTQ's reference implementation: half the memory traffic and twice the SIMD width of double. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,23 +18,35 @@ typedef struct optq {
     qc_gpxq_layer layer;
     qc_gpxq_options opts;
     qc_gpxq_work w;             /* diag: H's, dead inputs set to 1 (as OPTQ's reference does); square: U in
-                                   processing order, H^-1 = U^T U; running: the weights; block_values: the
-                                   current block's scaled errors */
+                                   processing order, H^-1 = U^T U; running_f32: the weights;
+                                   block_values_f32: the current block's scaled errors */
+    float *u_block;             /* [block, d]: the current block's rows of U in float32, row i - i1 holding
+                                   U[i][j] at column j for the j > i the updates read */
     unsigned char *group_ready; /* per group: its parameters are chosen */
 } optq;
+
+static void optq_free_work(optq *s)
+{
+    qc__gpxq_work_free(&s->w);
+    free(s->u_block);
+    free(s->group_ready);
+    s->u_block = NULL;
+    s->group_ready = NULL;
+}
 
 static void optq_free(optq *s)
 {
     qc__gpxq_layer_free(&s->layer);
-    qc__gpxq_work_free(&s->w);
-    free(s->group_ready);
+    optq_free_work(s);
 }
 
 static qc_status optq_alloc(optq *s)
 {
-    QC_TRY(qc__gpxq_work_alloc(&s->w, &s->layer, s->opts.block_size));
+    QC_TRY(qc__gpxq_work_alloc(&s->w, &s->layer, s->opts.block_size, 1));
+    s->u_block = malloc((size_t)(s->w.block * s->w.d) * sizeof *s->u_block);
     s->group_ready = calloc((size_t)s->layer.groups, 1);
-    if (s->group_ready == NULL) return QC_FAIL_IN(s->layer.function, QC_ERR_OUT_OF_MEMORY, "no memory for the groups");
+    if (s->u_block == NULL || s->group_ready == NULL)
+        return QC_FAIL_IN(s->layer.function, QC_ERR_OUT_OF_MEMORY, "no memory for the blocks and groups");
     return QC_OK;
 }
 
@@ -99,18 +113,33 @@ static qc_status inverse_factor(optq *s, const double *h, qc_gpxq_result *res)
     return QC_OK;
 }
 
-/* Inputs [i1, i2) of row r: quantize each, record its scaled error, and update the rest of the block. */
+/* Rows [i1, i2) of U, right of the diagonal, in float32. */
+static void convert_block_rows(optq *s, int64_t i1, int64_t i2)
+{
+    int64_t d = s->w.d;
+#pragma omp parallel for num_threads(s->layer.threads) schedule(static)
+    for (int64_t i = i1; i < i2; i++) {
+        const double *u = s->w.square + i * d;
+        float *out = s->u_block + (i - i1) * d;
+        for (int64_t j = i + 1; j < d; j++) out[j] = (float)u[j];
+    }
+}
+
+/* Inputs [i1, i2) of row r: quantize each, record its scaled error, and update the rest of the block. The
+ * level and the error come from the float32 weight in double; the update is float32 (qc_gpxq.h). */
 static void quantize_row_block(optq *s, int64_t r, int64_t i1, int64_t i2)
 {
     int64_t d = s->w.d;
-    double *w = s->w.running + r * d, *e = s->w.block_values + r * s->w.block;
+    float *w = s->w.running_f32 + r * d, *e = s->w.block_values_f32 + r * s->w.block;
     for (int64_t i = i1; i < i2; i++) {
         int64_t c = s->w.order[i];
-        int32_t q = qc__gpxq_level(&s->layer, r, c, w[i]);
-        s->layer.levels[r * d + c] = q;
-        const double *ui = s->w.square + i * d;
-        double ei = (w[i] - qc__gpxq_dequantize(q, qc__gpxq_param(&s->layer, r, c))) / ui[i];
+        int32_t q = qc__gpxq_level(&s->layer, r, c, (double)w[i]);
+        s->layer.levels[r * d + i] = q; /* in processing order until levels_to_input_order */
+        double error = (double)w[i] - qc__gpxq_dequantize(q, qc__gpxq_param(&s->layer, r, c));
+        float ei = (float)(error / s->w.square[i * d + i]);
+        const float *ui = s->u_block + (i - i1) * d;
         e[i - i1] = ei;
+#pragma omp simd
         for (int64_t j = i + 1; j < i2; j++) w[j] -= ei * ui[j];
     }
 }
@@ -124,7 +153,7 @@ static qc_status start_block(optq *s, int64_t i1, int64_t *i2)
     if (l->grid_opts->granularity != QC_GRAN_GROUP) return QC_OK;
     int64_t g = qc__gpxq_group_of(l, s->w.order[i1]);
     if (!s->group_ready[g]) {
-        QC_TRY(qc__gpxq_choose_group(l, g, s->w.running, s->w.position));
+        QC_TRY(qc__gpxq_choose_group(l, g, s->w.running_f32, s->w.position));
         s->group_ready[g] = 1;
     }
     for (int64_t j = i1 + 1; j < *i2; j++)
@@ -137,12 +166,37 @@ static qc_status run_blocks(optq *s)
     int64_t d = s->w.d, rows = s->layer.rows;
     for (int64_t i1 = 0, i2; i1 < d; i1 = i2) {
         QC_TRY(start_block(s, i1, &i2));
+        convert_block_rows(s, i1, i2);
 #pragma omp parallel for num_threads(s->layer.threads) schedule(static)
         for (int64_t r = 0; r < rows; r++) quantize_row_block(s, r, i1, i2);
-        qc__dgemm(s->layer.threads, 0, 0, rows, d - i2, i2 - i1, -1.0, s->w.block_values, s->w.block, s->w.square + i1 * d + i2, d, 1.0,
-                  s->w.running + i2, d);
+        qc__sgemm(s->layer.threads, 0, 0, rows, d - i2, i2 - i1, -1.0f, s->w.block_values_f32, s->w.block,
+                  s->u_block + i2, d, 1.0f, s->w.running_f32 + i2, d);
         QC_TRY(qc__gpxq_progress(&s->layer, i2));
     }
+    return QC_OK;
+}
+
+/* The loop writes each row's levels in processing order, sequentially (act-order's scattered writes would
+ * miss cache on nearly every level of a large layer); this puts them in input order, a row at a time. */
+static qc_status levels_to_input_order(optq *s)
+{
+    if (!s->opts.act_order) return QC_OK; /* the processing order is the input order */
+    int64_t d = s->w.d;
+    int failed = 0;
+#pragma omp parallel num_threads(s->layer.threads) reduction(| : failed)
+    {
+        int32_t *row_copy = malloc((size_t)d * sizeof *row_copy);
+        failed = row_copy == NULL;
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < s->layer.rows; r++) {
+            if (row_copy == NULL) continue;
+            int32_t *row = s->layer.levels + r * d;
+            memcpy(row_copy, row, (size_t)d * sizeof *row);
+            for (int64_t i = 0; i < d; i++) row[s->w.order[i]] = row_copy[i];
+        }
+        free(row_copy);
+    }
+    if (failed) return QC_FAIL_IN(s->layer.function, QC_ERR_OUT_OF_MEMORY, "no memory to reorder a row of levels");
     return QC_OK;
 }
 
@@ -155,8 +209,9 @@ static qc_status optq_run(optq *s, const qc_tensor *h, qc_gpxq_result *res)
     QC_TRY(qc__gpxq_order(s->w.order, s->w.position, s->w.diag, s->w.d, s->opts.act_order, s->layer.function));
     if (s->layer.grid_opts->granularity != QC_GRAN_GROUP) QC_TRY(qc__gpxq_choose_from_w(&s->layer, s->w.dead));
     QC_TRY(inverse_factor(s, hd, res));
-    qc__gpxq_gather_weights(s->w.running, &s->layer, s->w.order, s->w.dead);
-    return run_blocks(s);
+    qc__gpxq_gather_weights(NULL, s->w.running_f32, &s->layer, s->w.order, s->w.dead);
+    QC_TRY(run_blocks(s));
+    return levels_to_input_order(s);
 }
 
 qc_status qc_optq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_point, qc_tensor *dequantized,
@@ -169,7 +224,10 @@ qc_status qc_optq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_p
     qc_gpxq_result res = {0};
     qc_status st = qc__gpxq_check_square(&s.layer, h, "h");
     if (st == QC_OK) st = optq_run(&s, h, &res);
-    if (st == QC_OK) qc__gpxq_finish(&s.layer, &out, result, &res);
+    if (st == QC_OK) {
+        optq_free_work(&s); /* before the outputs are written: the call's peak memory is then the loop's */
+        qc__gpxq_finish(&s.layer, &out, result, &res);
+    }
     optq_free(&s);
     return st;
 }

@@ -55,13 +55,17 @@ void qc__gpxq_gather_lower(double *out, const double *m, int64_t d, const int64_
     }
 }
 
-void qc__gpxq_gather_weights(double *work, const qc_gpxq_layer *layer, const int64_t *order, const unsigned char *dead)
+void qc__gpxq_gather_weights(double *work, float *work_f32, const qc_gpxq_layer *layer, const int64_t *order,
+                             const unsigned char *dead)
 {
     int64_t cols = layer->cols;
 #pragma omp parallel for num_threads(layer->threads) schedule(static)
     for (int64_t r = 0; r < layer->rows; r++)
-        for (int64_t i = 0; i < cols; i++)
-            work[r * cols + i] = dead != NULL && dead[order[i]] ? 0.0 : (double)layer->w[r * cols + order[i]];
+        for (int64_t i = 0, k = r * cols; i < cols; i++, k++) {
+            float value = dead != NULL && dead[order[i]] ? 0.0f : layer->w[r * cols + order[i]];
+            if (work_f32 != NULL) work_f32[k] = value;
+            else work[k] = value;
+        }
 }
 
 qc_status qc__gpxq_progress(const qc_gpxq_layer *layer, int64_t done)

@@ -1,5 +1,5 @@
 /* Internal: the only dense linear algebra in libqcore, as thin wrappers over CBLAS and LAPACKE (DESIGN.md §1,
- * layer 2). Matrices are double, row-major, with a row stride `ld*` in elements. Every wrapper runs OpenBLAS
+ * layer 2). Matrices are double (but for qc__sgemm's float32), row-major, with a row stride `ld*` in elements. Every wrapper runs OpenBLAS
  * (Debian's OpenMP build) with the caller's `threads`, so that the context's thread count, not a process-wide
  * setting, sizes the team. Dimensions must fit a 32-bit int (qc__linalg_fits checks them first). */
 #ifndef QC_LINALG_H
@@ -20,6 +20,10 @@ void qc__dgemm(int threads, int trans_a, int trans_b, int64_t m, int64_t n, int6
  * not depend on `threads` (a multi-threaded qc__dgemm may round differently for some team sizes). */
 void qc__dgemm_tiled(int threads, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
                      const double *a, int64_t lda, const double *b, int64_t ldb, double beta, double *c, int64_t ldc);
+
+/* qc__dgemm in float32 (OPTQ's lazy block updates, which need no more precision than float32 weights). */
+void qc__sgemm(int threads, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+               int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
 /* The lower triangle of C[n,n] = alpha A^T A + beta C for A[k,n] (the upper triangle is not touched). */
 void qc__dsyrk_lower(int threads, int64_t n, int64_t k, double alpha, const double *a, int64_t lda, double beta, double *c,

@@ -2,7 +2,9 @@
 
 They follow the papers' formulas directly, one input at a time (no lazy blocks, no reversed factorization,
 no lower-triangular rewrite for the original GPFQ), in float64, and choose min-max grid parameters by the
-rules written in qc_quant.h. Nothing here calls qcore."""
+rules written in qc_quant.h. OPTQ's weight updates follow qc_gpxq.h's precision rule instead: U in float64,
+the running weights and every update w_j -= e_i U_ij in float32 (as OPTQ's reference implementation does).
+Nothing here calls qcore."""
 import numpy as np
 
 
@@ -40,13 +42,17 @@ class Grid:
 
 
 class Params:
-    """Per (row, group) scales and zero points, filled as the algorithm chooses them."""
+    """Per (row, group) scales and zero points, filled as the algorithm chooses them; and per weight, for
+    plain rounding, how far its argument w / scale was from a rounding tie (in levels: |frac - 1/2|) and
+    the step at which it was quantized (inf and -1 until then, and under AXE)."""
 
     def __init__(self, grid, rows, d):
         self.grid, self.groups = grid, grid.group_columns(d)
         self.scale = np.zeros((rows, len(self.groups)), np.float32)
         self.zero_point = np.zeros((rows, len(self.groups)), np.int64)
         self.group_of = np.concatenate([np.full(len(c), g) for g, c in enumerate(self.groups)])
+        self.tie_distance = np.full((rows, d), np.inf)
+        self.step = np.full(d, -1)
 
     def choose(self, g, values):
         """Chooses group g of every row from float32 `values` [rows, columns of g] (per tensor: all of W)."""
@@ -62,8 +68,11 @@ class Params:
         with an axe_oracle.Axe, under its constraints."""
         g = self.group_of[column]
         s, z = self.scale[:, g], self.zero_point[:, g]
+        self.step[column] = max(self.step.max() + 1, 0)
         if axe is not None:
             return axe.quantize(w, column, s, z, self.grid.qmin, self.grid.qmax)
+        argument = w / s.astype(np.float64)
+        self.tie_distance[:, column] = np.abs(argument - np.floor(argument) - 0.5)
         q = self.grid.quantize(w, s, z)
         return q, (q - z) * s.astype(np.float64)
 
@@ -82,6 +91,8 @@ def processing_order(diag, act_order):
 def optq(w, h, grid, damp_ratio=0.01, act_order=False, axe=None):
     """OPTQ as published: for each input i, q_i = Q(w_i), e_i = (w_i - w'_i) / U_ii, w_j -= e_i U_ij for
     every later j, with U = chol(H^-1)^T (upper). With an axe_oracle.Axe, Q is AXE's constrained rounding.
+    Precision (qc_gpxq.h): U in float64; the weights w float32, q_i and e_i computed from w_i in float64,
+    then e_i rounded to float32 and each update w_j -= e_i U_ij multiplied and subtracted in float32.
     Returns (levels int64 [out, in], Params)."""
     w, h = w.astype(np.float64), h.astype(np.float64).copy()
     rows, d = w.shape
@@ -96,7 +107,8 @@ def optq(w, h, grid, damp_ratio=0.01, act_order=False, axe=None):
     hp = h[np.ix_(order, order)]
     hp[np.diag_indices(d)] += damp_ratio * np.mean(np.diag(h))
     u = np.linalg.cholesky(np.linalg.inv(hp)).T
-    work = w[:, order]
+    u32 = u.astype(np.float32)
+    work = w[:, order].astype(np.float32)
     position = np.argsort(order)
     chosen = np.zeros(len(params.groups), bool)
     levels = np.zeros((rows, d), np.int64)
@@ -108,9 +120,10 @@ def optq(w, h, grid, damp_ratio=0.01, act_order=False, axe=None):
             running[:, params.groups[g]] = work[:, position[params.groups[g]]]
             params.thresholds(axe, running, [g])
             chosen[g] = True
-        q, deq = params.quantize(work[:, i], c, axe)
-        e = (work[:, i] - deq) / u[i, i]
-        work[:, i + 1:] -= np.outer(e, u[i, i + 1:])
+        wi = work[:, i].astype(np.float64)
+        q, deq = params.quantize(wi, c, axe)
+        e = ((wi - deq) / u[i, i]).astype(np.float32)
+        work[:, i + 1:] -= np.outer(e, u32[i, i + 1:])
         levels[:, c] = q
     return levels, params
 

@@ -5,7 +5,11 @@ themselves (qcore.verify_accumulator, a numpy worst case).
 
 RTN+AXE has the oracle's arithmetic, so every count must agree exactly. OPTQ and GPFQ sum in a different
 order than the oracle (test_axe.py), so a level may rarely differ by one; the counts are compared exactly
-when all levels agree, which the tests require on most configurations so that the comparison has teeth."""
+when all levels agree, which the tests require on most configurations so that the comparison has teeth.
+OPTQ's running weights are float32 (qc_gpxq.h's precision rule) and a float32 sum order apart from the
+oracle's, so even then its L1 mass removed agrees to float32 precision (64 ulps, relative) rather than
+double, and the counts that compare two roundings of a running weight (soft_changed, clamped) may differ
+by a weight or two that sits within float32 ulps of a rounding tie."""
 import numpy as np
 import pytest
 
@@ -21,10 +25,18 @@ from test_gpxq_optq import correlated_inputs, grid_pair, hessian
 COUNTS = ["slots", "soft_slots", "soft_changed", "clamped", "clamped_slots", "min_slack", "bits_needed"]
 
 
-def assert_stats_equal(stats, expected):
+FLOAT32_REL = 64 * np.finfo(np.float32).eps
+TIE_COUNTS = ("soft_changed", "clamped")
+
+
+def assert_stats_equal(stats, expected, float32_weights=False):
+    """Equal counts and L1 mass; with float32_weights (OPTQ), within the float32 allowances above."""
+    ties = 2 if float32_weights else 0
     for name in COUNTS:
-        assert getattr(stats, name) == expected[name], name
-    assert stats.soft_removed == pytest.approx(expected["soft_removed"], rel=1e-9, abs=1e-9)
+        slack = ties if name in TIE_COUNTS else 0
+        assert abs(getattr(stats, name) - expected[name]) <= slack, (name, getattr(stats, name), expected[name])
+    rel = FLOAT32_REL if float32_weights else 1e-9
+    assert stats.soft_removed == pytest.approx(expected["soft_removed"], rel=rel, abs=1e-9)
 
 
 def worst_case_stats(centred, bits, x_range, tile):
@@ -57,7 +69,7 @@ def test_optq_and_gpfq_statistics_equal_the_oracle(rng, algorithm, act_order):
     for config in CONFIGS:
         layer, reference, axe = run_with_oracle(rng, algorithm, config, act_order)
         if np.array_equal(layer.q, reference):
-            assert_stats_equal(layer.axe, axe_oracle.statistics(axe))
+            assert_stats_equal(layer.axe, axe_oracle.statistics(axe), algorithm == "optq")
             compared += 1
     assert compared >= len(CONFIGS) - 2, "too few configurations agreed level for level to compare their counts"
 
@@ -73,7 +85,7 @@ def test_real_layers_statistics_equal_the_oracle(mlp_layers):  # noqa: F811
         expected = axe_oracle.statistics(axe)
         assert expected["soft_slots"] > 0 and expected["clamped"] > 0, name
         if np.array_equal(layer.q, reference):
-            assert_stats_equal(layer.axe, expected)
+            assert_stats_equal(layer.axe, expected, float32_weights=True)
         else:  # a level off by one moves the counts by little
             for key in ("soft_slots", "clamped", "soft_changed"):
                 assert abs(getattr(layer.axe, key) - expected[key]) <= 0.01 * expected["slots"] + 2, (name, key)

@@ -3,10 +3,14 @@ update rule (gpxq_oracle.optq), on random layers and on the Fashion-MNIST MLP's 
 
 Agreement. qcore applies the updates of each block of inputs to later blocks as one BLAS-3 product and gets
 U = chol(H^-1)^T from a single factorization of the reversed H; the oracle applies rank-1 updates one input
-at a time and factors inv(H). The two sum in different orders, so a weight that lands within rounding
-error of a half-level boundary (a rounding tie) may round the other way. Hence the criterion: at least
-99.9 % of the integers equal, and any difference is one level. (On every layer here they agree exactly.)
-Where the arithmetic is the same (a diagonal H: OPTQ is then round-to-nearest) equality must be exact.
+at a time and factors inv(H). Both update the weights in float32 (qc_gpxq.h's precision rule), summing in
+different orders, so a weight may come out a few float32 ulps apart, and one that lands within that of a
+half-level boundary (a rounding tie) may round the other way; OPTQ's error feedback then carries the
+difference along the rest of that row. Hence the criterion: at least 99.9 % of the integers equal, and in
+every row that differs, the first difference (in processing order) is at a weight whose oracle argument
+w / scale lies within 1e-3 levels of a tie (a wrong update would put it anywhere). Per-group scales, chosen
+from updated float32 weights, agree within 64 float32 ulps; scales chosen from W agree exactly. Where the
+arithmetic is the same (a diagonal H: OPTQ is then round-to-nearest) equality must be exact.
 """
 import numpy as np
 import pytest
@@ -16,6 +20,8 @@ import gpxq_oracle
 import qcore
 
 AGREEMENT = 0.999
+SCALE_ULPS = 64
+TIE_LEVELS = 1e-3
 
 
 def grid_pair(bits, signed, symmetric, granularity, group_size=128):
@@ -26,10 +32,20 @@ def grid_pair(bits, signed, symmetric, granularity, group_size=128):
             gpxq_oracle.Grid(bits, signed, symmetric, granularity, group_size))
 
 
-def assert_agrees(q, reference):
+def assert_agrees(q, reference, params=None):
+    """The agreement criterion (module docstring); with the oracle's Params, each row's first difference
+    (in processing order) must be at a rounding tie of the oracle, else every difference one level."""
     equal = np.mean(q == reference)
     assert equal >= AGREEMENT, "only %.4f%% of the levels agree with the oracle" % (100 * equal)
-    assert np.abs(q.astype(np.int64) - reference).max(initial=0) <= 1
+    if params is None:
+        assert np.abs(q.astype(np.int64) - reference).max(initial=0) <= 1
+        return
+    for r in np.nonzero((q != reference).any(axis=1))[0]:
+        columns = np.nonzero(q[r] != reference[r])[0]
+        first = columns[np.argmin(params.step[columns])]
+        assert params.tie_distance[r, first] < TIE_LEVELS, (
+            "row %d first differs at input %d, %.3g levels from a rounding tie" % (r, first,
+                                                                                 params.tie_distance[r, first]))
 
 
 def correlated_inputs(rng, n, d):
@@ -60,9 +76,10 @@ def mlp():
     return {"fc1": (weights["fc1.weight"], x1), "fc2": (weights["fc2.weight"], x2)}
 
 
-def test_streamed_hessian_is_two_over_n_x_transpose_x(rng):
-    x = rng.standard_normal((300, 40))
-    stats = qcore.GpxqStats("optq", 40)
+@pytest.mark.parametrize("d", [40, 150])  # 150: H is mirrored in 64 x 64 tiles, with a partial last one
+def test_streamed_hessian_is_two_over_n_x_transpose_x(rng, d):
+    x = rng.standard_normal((300, d))
+    stats = qcore.GpxqStats("optq", d)
     stats.add(x[:7].astype(np.float32))
     stats.add(x[7:7])
     stats.add(x[7:])
@@ -88,9 +105,12 @@ def test_random_layers_match_the_oracle(rng, bits, signed, symmetric, granularit
     grid, oracle_grid = grid_pair(bits, signed, symmetric, granularity, group_size)
     layer = qcore.optq(w, h, grid, qcore.GpxqOptions(act_order=act_order, block_size=block_size))
     reference, params = gpxq_oracle.optq(w, h, oracle_grid, act_order=act_order)
-    assert_agrees(layer.q, reference)
+    assert_agrees(layer.q, reference, params)
     expected_scale = params.scale.reshape(-1)[:layer.scale.size].reshape(layer.scale.shape)  # per tensor: all equal
-    np.testing.assert_array_equal(layer.scale, expected_scale)
+    if granularity == "group":  # chosen from updated float32 weights: a float32 sum order apart (see above)
+        np.testing.assert_allclose(layer.scale, expected_scale, rtol=SCALE_ULPS * np.finfo(np.float32).eps, atol=0)
+    else:  # chosen from W itself
+        np.testing.assert_array_equal(layer.scale, expected_scale)
     assert layer.retries == 0 and layer.damp_ratio == 0.01
 
 
@@ -103,8 +123,8 @@ def test_real_layers_match_the_oracle(mlp, name, bits, symmetric, granularity, a
     h = hessian(x)
     grid, oracle_grid = grid_pair(bits, True, symmetric, granularity, 64)
     layer = qcore.optq(w, h, grid, qcore.GpxqOptions(act_order=act_order))
-    reference, _ = gpxq_oracle.optq(w, h, oracle_grid, act_order=act_order)
-    assert_agrees(layer.q, reference)
+    reference, params = gpxq_oracle.optq(w, h, oracle_grid, act_order=act_order)
+    assert_agrees(layer.q, reference, params)
 
 
 @pytest.mark.parametrize("name", ["fc1", "fc2"])
