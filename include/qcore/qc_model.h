@@ -427,7 +427,16 @@ typedef enum qc_layer_method {
     QC_METHOD_GPFQ = 3    /* qc_gpfq on H~ and G from the quantized and the float model's inputs */
 } qc_layer_method;
 
-#define QC_RECIPE_VERSION 1
+#define QC_RECIPE_VERSION 2
+
+/* One layer's own weight width (recipe version 2): a mixed-precision configuration, such as one point of a
+ * qc_model_search front. */
+typedef struct qc_layer_format {
+    const char *weight;           /* the layer's weight initializer (borrowed) */
+    int32_t weight_bits;          /* 2..16: the recipe's weight grid at this width; 0: the weight stays float
+                                     while its input is quantized like every other layer's (unlike
+                                     keep_float, which keeps the whole layer in float) */
+} qc_layer_format;
 
 /* A recipe. Initialise with qc_recipe_init; later versions only append fields. */
 typedef struct qc_recipe {
@@ -451,6 +460,9 @@ typedef struct qc_recipe {
                                      recipe's accumulator_bits, or 32 when AXE is off (default 0) */
     int64_t report_rows;          /* calibration rows per layer given to the accumulator simulation and the
                                      output error (default 1024; 1 .. 2^31 - 1) */
+    /* version 2 */
+    size_t num_layer_formats;     /* per-layer weight widths overriding weights.bits (default none); a weight */
+    const qc_layer_format *layer_formats; /* named at most once, never also in keep_float (borrowed) */
 } qc_recipe;
 
 /* Fills `recipe` with the defaults of `version` (QC_ERR_VERSION for 0 or a newer version). */

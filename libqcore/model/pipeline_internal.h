@@ -61,6 +61,8 @@ typedef struct qcp_run {
     qc_session *quantized;   /* over qmodel: its activations quantized, its weights replaced as they are done */
     qc_session *fp;          /* over the source model (GPFQ's X, and the ranges) */
     int *keep;               /* 1: layer kept in float */
+    int *float_weight;       /* 1: the weight stays float, its input is quantized (a layer format of 0 bits) */
+    qc_quant_options *grid;  /* each layer's weight grid: the recipe's, at its layer format's width */
     double *lo, *hi;         /* each layer input's range over the calibration batches (float model) */
     float *act_scale;        /* 0 when the input stays float */
     int *act_signed;
@@ -124,6 +126,9 @@ int64_t qcp__tile(const qcp_run *r, size_t i);
 
 /* Index into the grid's parameters (scale, zero point) of W [out, in]'s element (o, k). */
 int64_t qcp__param_index(const qc_quant_options *grid, int64_t o, int64_t k, int64_t in);
+
+/* Fills the report of layer i, whose weight stays float while its input is quantized. */
+qc_status qcp__report_float_weight(qcp_run *r, size_t i);
 
 /* Fills layer i's report from its results and report rows. */
 qc_status qcp__report_layer(qcp_run *r, size_t i, const qc_gpxq_result *result);

@@ -55,7 +55,7 @@ typedef struct layer_buffers {
 static qc_status allocate(qcp_run *r, size_t i, layer_buffers *t)
 {
     const qcp_layer *l = &r->p->layers[i];
-    const qc_quant_options *grid = &r->r->weights;
+    const qc_quant_options *grid = &r->grid[i];
     int64_t dims[2] = {l->out, l->in}, pdims[QC_MAX_DIMS];
     int32_t pndim;
     size_t n = (size_t)(l->out * l->in);
@@ -89,9 +89,10 @@ static qc_status run_method(qcp_run *r, size_t i, layer_buffers *t, const qc_gpx
     opts.input_bits = r->act_scale[i] > 0 ? r->r->activation_bits : opts.input_bits;
     opts.input_signed = r->act_signed[i];
     opts.tile_size = qcp__tile(r, i);
-    qc_tensor *zp = r->r->weights.symmetric ? NULL : &t->zero_point;
+    const qc_quant_options *grid = &r->grid[i];
+    qc_tensor *zp = grid->symmetric ? NULL : &t->zero_point;
     if (r->r->method == QC_METHOD_RTN)
-        return qc_rtn(r->p->ctx, &t->q, &t->scale, zp, &t->dequantized, result, &t->w, &r->r->weights, &opts);
+        return qc_rtn(r->p->ctx, &t->q, &t->scale, zp, &t->dequantized, result, &t->w, grid, &opts);
     int64_t dims[2] = {l->in, l->in};
     size_t n = (size_t)(l->in * l->in);
     double *h = malloc(n * sizeof *h), *g = r->r->method == QC_METHOD_GPFQ ? malloc(n * sizeof *g) : NULL;
@@ -103,8 +104,8 @@ static qc_status run_method(qcp_run *r, size_t i, layer_buffers *t, const qc_gpx
     if (st == QC_OK && g) st = qc_tensor_init(&tg, g, QC_DT_F64, 2, dims, NULL);
     if (st == QC_OK && g) st = qc_gpxq_stats_cross(&tg, stats);
     if (st == QC_OK)
-        st = g ? qc_gpfq(r->p->ctx, &t->q, &t->scale, zp, &t->dequantized, result, &t->w, &th, &tg, &r->r->weights, &opts)
-               : qc_optq(r->p->ctx, &t->q, &t->scale, zp, &t->dequantized, result, &t->w, &th, &r->r->weights, &opts);
+        st = g ? qc_gpfq(r->p->ctx, &t->q, &t->scale, zp, &t->dequantized, result, &t->w, &th, &tg, grid, &opts)
+               : qc_optq(r->p->ctx, &t->q, &t->scale, zp, &t->dequantized, result, &t->w, &th, grid, &opts);
     free(h), free(g);
     return st;
 }
@@ -138,9 +139,10 @@ qc_status qcp__quantize_layer(qcp_run *r, size_t i, const qc_gpxq_stats *stats)
 }
 
 /* ONNX layout export of layer i's parameters: the grid on the stored tensor, in a container ONNX has. */
-static qc_quant_options export_grid(const qcp_run *r, const qcp_layer *l)
+static qc_quant_options export_grid(const qcp_run *r, size_t i)
 {
-    qc_quant_options g = r->r->weights;
+    const qcp_layer *l = &r->p->layers[i];
+    qc_quant_options g = r->grid[i];
     g.bits = g.bits <= 4 ? 4 : g.bits <= 8 ? 8 : 16;
     g.symmetric = 0; /* zero points are always given explicitly: a container's own would differ */
     if (g.granularity == QC_GRAN_CHANNEL) g.axis = l->transposed ? 0 : 1;
@@ -166,7 +168,7 @@ static int64_t stored_param_index(const qc_quant_options *g, const qcp_layer *l,
 static qc_status export_layer(qcp_run *r, size_t i)
 {
     const qcp_layer *l = &r->p->layers[i];
-    qc_quant_options g = export_grid(r, l);
+    qc_quant_options g = export_grid(r, i);
     int64_t pd[QC_MAX_DIMS];
     int32_t pn;
     size_t n = (size_t)(l->out * l->in);
@@ -183,9 +185,9 @@ static qc_status export_layer(qcp_run *r, size_t i)
         /* parameters of W [out, in] element (o, k) go where the stored layout's grid looks them up */
         for (int64_t o = 0; o < l->out; o++)
             for (int64_t k = 0; k < l->in; k++) {
-                int64_t src = qcp__param_index(&r->r->weights, o, k, l->in), dst = stored_param_index(&g, l, o, k);
+                int64_t src = qcp__param_index(&r->grid[i], o, k, l->in), dst = stored_param_index(&g, l, o, k);
                 scale[dst] = r->scale[i][src];
-                zp[dst] = r->zero_point[i] ? r->zero_point[i][src] : fixed_zero_point(&r->r->weights);
+                zp[dst] = r->zero_point[i] ? r->zero_point[i][src] : fixed_zero_point(&r->grid[i]);
             }
     } else if (st == QC_OK) st = QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
     if (st == QC_OK) st = qc_tensor_init(&ts, scale, QC_DT_F32, pn, pd, NULL);
@@ -199,7 +201,7 @@ static qc_status export_layer(qcp_run *r, size_t i)
 qc_status qcp__export_weights(qcp_run *r)
 {
     for (size_t i = 0; i < r->p->num_layers; i++) {
-        if (r->keep[i]) continue;
+        if (r->keep[i] || r->float_weight[i]) continue;
         qc_status st = export_layer(r, i);
         if (st != QC_OK) return QCM_FAIL_IN(r->function, st, "layer '%s': %s", r->p->layers[i].weight, qc_last_error());
     }
