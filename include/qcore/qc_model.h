@@ -507,6 +507,65 @@ QC_ONNX_API qc_status qc_pipeline_report(const qc_pipeline *pipeline, size_t i, 
 QC_ONNX_API qc_status qc_model_clone(qc_model **out, const qc_model *model);
 
 /* ---------------------------------------------------------------------------------------------
+ * Mixed precision over a model (since libqcore-onnx 1.2): which width each layer's weight gets. A model
+ * search quantizes every layer not in the recipe's keep_float at every candidate width once (one pass of
+ * statistics, the recipe's method, grid, activation bits and AXE), then evaluates configurations (one
+ * candidate index per searched layer) on evaluation batches with qcore's executor: the candidates' weights
+ * are swapped into one session, the model is never reloaded. Activations are quantized as the recipe
+ * says in every configuration; a width of 0 keeps that weight float (partial quantization of the
+ * weights). The metric is top-1 accuracy when the batches carry labels, else the mean cosine similarity
+ * of each sample's output to the float model's (first graph output in both cases).
+ */
+typedef struct qc_model_search qc_model_search;
+
+#define QC_MODEL_SEARCH_OPTIONS_VERSION 1
+
+typedef struct qc_model_search_options {
+    uint32_t version;             /* QC_MODEL_SEARCH_OPTIONS_VERSION */
+    const qc_recipe *recipe;      /* the base recipe (borrowed during create; NULL: qc_recipe_init's); its
+                                     sequential flag and layer formats are ignored */
+    size_t num_widths;            /* candidate weight widths, each 0 (float) or 2..16, distinct */
+    const int32_t *widths;        /* (default: 0, 8, 6, 4, 3, 2) */
+} qc_model_search_options;
+
+QC_ONNX_API qc_status qc_model_search_options_init(qc_model_search_options *opts, unsigned version);
+
+/* Quantizes the candidates from the pipeline's calibration batches (progress through the pipeline's ctx).
+ * The pipeline must outlive the search. */
+QC_ONNX_API qc_status qc_model_search_create(qc_model_search **out, qc_pipeline *pipeline,
+                                             const qc_model_search_options *opts);
+QC_ONNX_API void qc_model_search_free(qc_model_search *search);
+
+/* Adds an evaluation batch (copied): values for every graph input, and `labels` (int64 [samples], one
+ * class per row of the first output) or NULL. Either every batch has labels or none has. */
+QC_ONNX_API qc_status qc_model_search_add_batch(qc_model_search *search, size_t count, const char *const *names,
+                                                const qc_tensor *values, const qc_tensor *labels);
+
+/* The searched layers (the pipeline's layers not kept in float), their candidates and each candidate's
+ * cost and single-layer proxy. */
+QC_ONNX_API size_t qc_model_search_layer_count(const qc_model_search *search);
+
+typedef struct qc_model_candidate {
+    size_t pipeline_layer;        /* the layer's index in qc_pipeline_layer */
+    const char *weight;           /* borrowed from the pipeline */
+    int32_t weight_bits;          /* 0: float */
+    int64_t bytes;                /* stored size, as qc_layer_report.weight_bytes */
+    double output_error;          /* qc_layer_report.output_error of this layer alone at this width */
+} qc_model_candidate;
+
+QC_ONNX_API qc_status qc_model_search_candidate(const qc_model_search *search, size_t layer, uint32_t candidate,
+                                                qc_model_candidate *out);
+
+/* The metric of configuration `choice` (one candidate index per searched layer) on the first
+ * ceil(fraction * batches) evaluation batches (0 < fraction <= 1). */
+QC_ONNX_API qc_status qc_model_search_evaluate(qc_model_search *search, const uint32_t *choice, double fraction,
+                                               double *metric);
+
+/* The base recipe with layer formats for `choice`, ready for qc_pipeline_run (its strings and format
+ * array are owned by the search and valid until the next call or qc_model_search_free). */
+QC_ONNX_API qc_status qc_model_search_recipe(qc_model_search *search, const uint32_t *choice, qc_recipe *out);
+
+/* ---------------------------------------------------------------------------------------------
  * Ethos-U packing of a quantized model (since libqcore-onnx 1.1). Every Conv (2-D, group 1 or depthwise,
  * dilations 1 or 2), Gemm and MatMul whose weight is an int8 or uint8 initializer read through
  * DequantizeLinear (per tensor, or per output channel) becomes one layer stream of qc_ethosu_pack_layer:

@@ -78,6 +78,22 @@ typedef struct qcp_run {
     int threads;
 } qcp_run;
 
+/* Checks a recipe against the pipeline's layers (names, widths, grids); `function` names the caller. */
+qc_status qcp__check_recipe(const qc_pipeline *p, const qc_recipe *recipe, const char *function);
+
+/* Starts a run of `recipe` on p: per-layer state, grids, reports, and r->qmodel a clone of the source
+ * model. qcp__run_finish frees whatever the run still owns (also after a failed start). */
+qc_status qcp__run_start(qcp_run *r, qc_pipeline *p, const qc_recipe *recipe, const char *function);
+void qcp__run_finish(qcp_run *r);
+
+/* Puts every quantized layer's activation quantizer into r->qmodel and records each layer's input name
+ * there (r->qinput); needs the input ranges (qcp__input_ranges). */
+qc_status qcp__quantize_inputs(qcp_run *r);
+
+/* Every layer's one-pass statistics (stats[i], NULL for RTN and kept layers), lent by the pipeline's
+ * cache (collected and stored there first when it does not hold them). */
+qc_status qcp__one_pass_stats(qcp_run *r, qc_gpxq_stats ***stats);
+
 /* The statistics kind the recipe's method needs (0 for RTN). */
 int qcp__stats_kind(const qc_recipe *recipe);
 
@@ -104,6 +120,12 @@ qc_status qcp__collect(qcp_run *r, size_t first, size_t end, qc_gpxq_stats **sta
 
 /* Frees the statistics objects of a qcp__collect (shared ones once). */
 void qcp__free_stats(qc_gpxq_stats **stats, size_t count);
+
+/* W [out, in] (or its dequantized copy) of layer l in its ONNX layout, into `onnx`. */
+void qcp__to_onnx_layout(const qcp_layer *l, const float *w, float *onnx);
+
+/* Frees layer i's quantized weights (levels, parameters, dequantized copy) so that it can be quantized again. */
+void qcp__release_layer(qcp_run *r, size_t i);
 
 /* Quantizes layer i from its statistics (NULL for RTN) and fills its report. */
 qc_status qcp__quantize_layer(qcp_run *r, size_t i, const qc_gpxq_stats *stats);
@@ -143,6 +165,11 @@ qc_status qcp__find_layers(qc_pipeline *p, const char *function);
 
 /* Frees the layer list. */
 void qcp__free_layers(qc_pipeline *p);
+
+/* A batch holding copies of `values` (checked: non-NULL names, valid tensors); on failure b holds nothing. */
+qc_status qcp__batch_copy(qcp_batch *b, size_t count, const char *const *names, const qc_tensor *values,
+                          const char *function);
+void qcp__batch_free(qcp_batch *b);
 
 /* Binds batch b's values as the session's inputs. */
 qc_status qcp__bind_batch(qc_session *s, const qcp_batch *b);

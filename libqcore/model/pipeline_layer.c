@@ -27,8 +27,7 @@ qc_status qcp__weight(const qc_pipeline *p, size_t i, float *w, const char *func
     return QC_OK;
 }
 
-/* W [out, in] (or its dequantized copy) in the layer's ONNX layout, into `onnx`. */
-static void to_onnx_layout(const qcp_layer *l, const float *w, float *onnx)
+void qcp__to_onnx_layout(const qcp_layer *l, const float *w, float *onnx)
 {
     for (int64_t o = 0; o < l->out; o++)
         for (int64_t k = 0; k < l->in; k++) onnx[l->transposed ? o * l->in + k : k * l->out + o] = w[o * l->in + k];
@@ -116,12 +115,18 @@ static qc_status replace_in_session(qcp_run *r, size_t i)
     const qcp_layer *l = &r->p->layers[i];
     float *onnx = malloc((size_t)(l->out * l->in) * sizeof *onnx);
     if (onnx == NULL) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
-    to_onnx_layout(l, r->dequantized[i], onnx);
+    qcp__to_onnx_layout(l, r->dequantized[i], onnx);
     qc_tensor t;
     qc_status st = qc_tensor_init(&t, onnx, QC_DT_F32, l->ndim, l->dims, NULL);
     if (st == QC_OK) st = qc_session_set_initializer(r->quantized, l->weight, &t);
     free(onnx);
     return st;
+}
+
+void qcp__release_layer(qcp_run *r, size_t i)
+{
+    free(r->levels[i]), free(r->scale[i]), free(r->zero_point[i]), free(r->dequantized[i]);
+    r->levels[i] = NULL, r->zero_point[i] = NULL, r->dequantized[i] = NULL, r->scale[i] = NULL;
 }
 
 qc_status qcp__quantize_layer(qcp_run *r, size_t i, const qc_gpxq_stats *stats)
@@ -176,7 +181,7 @@ static qc_status export_layer(qcp_run *r, size_t i)
     int32_t *zp = NULL;
     qc_tensor tw, ts, tz;
     qc_status st = onnx ? QC_OK : QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
-    if (st == QC_OK) to_onnx_layout(l, r->dequantized[i], onnx);
+    if (st == QC_OK) qcp__to_onnx_layout(l, r->dequantized[i], onnx);
     if (st == QC_OK) st = qc_tensor_init(&tw, onnx, QC_DT_F32, l->ndim, l->dims, NULL);
     if (st == QC_OK) st = qc_quant_param_shape(&pn, pd, &tw, &g);
     int64_t np = 1;

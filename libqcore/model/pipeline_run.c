@@ -54,7 +54,7 @@ static qc_status check_layer_formats(const qc_pipeline *p, const qc_recipe *rc, 
     return QC_OK;
 }
 
-static qc_status check_recipe(const qc_pipeline *p, const qc_recipe *rc, const char *function)
+qc_status qcp__check_recipe(const qc_pipeline *p, const qc_recipe *rc, const char *function)
 {
     if (rc->version == 0 || rc->version > QC_RECIPE_VERSION)
         return QCM_FAIL_IN(function, QC_ERR_VERSION, "argument 'recipe': version %u is not one this library knows (1..%d)",
@@ -103,7 +103,7 @@ static void layer_grid(qcp_run *r, size_t i)
 
 #define PER_LAYER(field) ((r->field = calloc(n, sizeof *r->field)) != NULL)
 
-static qc_status start(qcp_run *r, qc_pipeline *p, const qc_recipe *rc, const char *function)
+qc_status qcp__run_start(qcp_run *r, qc_pipeline *p, const qc_recipe *rc, const char *function)
 {
     size_t n = p->num_layers;
     *r = (qcp_run){.p = p, .r = rc, .function = function};
@@ -123,7 +123,7 @@ static qc_status start(qcp_run *r, qc_pipeline *p, const qc_recipe *rc, const ch
     return qc_model_clone(&r->qmodel, p->model);
 }
 
-static void finish(qcp_run *r)
+void qcp__run_finish(qcp_run *r)
 {
     size_t n = r->p->num_layers;
     for (size_t i = 0; r->keep && i < n; i++) {
@@ -159,7 +159,7 @@ static void input_grid(const qcp_run *r, size_t i)
 }
 
 /* Every quantized layer's input gets its quantizer (pipeline_qdq.c); then each layer's input name. */
-static qc_status quantize_inputs(qcp_run *r)
+qc_status qcp__quantize_inputs(qcp_run *r)
 {
     const qc_pipeline *p = r->p;
     for (size_t i = 0; i < p->num_layers; i++) {
@@ -209,23 +209,29 @@ static qc_status quantize_group(qcp_run *r, size_t first, size_t end, size_t *do
     return st;
 }
 
+qc_status qcp__one_pass_stats(qcp_run *r, qc_gpxq_stats ***stats)
+{
+    size_t n = r->p->num_layers;
+    if (qcp__cache_lend(r, stats)) return QC_OK;
+    *stats = calloc(n, sizeof **stats);
+    if (*stats == NULL) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    qc_status st = qcp__collect(r, 0, n, *stats);
+    if (st == QC_OK) st = qcp__cache_store(r, *stats);
+    if (st != QC_OK) {
+        qcp__free_stats(*stats, n);
+        free(*stats);
+        *stats = NULL;
+    }
+    return st;
+}
+
 /* Every layer from one pass, whose statistics the pipeline keeps for the next such run. */
 static qc_status quantize_one_pass(qcp_run *r)
 {
-    size_t n = r->p->num_layers, done = 0;
+    size_t done = 0;
     qc_gpxq_stats **stats = NULL;
-    if (!qcp__cache_lend(r, &stats)) {
-        stats = calloc(n, sizeof *stats);
-        if (stats == NULL) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
-        qc_status st = qcp__collect(r, 0, n, stats);
-        if (st == QC_OK) st = qcp__cache_store(r, stats);
-        if (st != QC_OK) {
-            qcp__free_stats(stats, n);
-            free(stats);
-            return st;
-        }
-    }
-    return quantize_with(r, 0, n, stats, &done);
+    QCM_TRY(qcp__one_pass_stats(r, &stats));
+    return quantize_with(r, 0, r->p->num_layers, stats, &done);
 }
 
 /* Sequentially, layers reading the same value are one group; they follow each other in graph order
@@ -251,12 +257,12 @@ qc_status qc_pipeline_run(qc_pipeline *p, const qc_recipe *recipe, qc_model **ou
     qc_recipe defaults;
     if (recipe == NULL) QCM_TRY(qc_recipe_init(&defaults, QC_RECIPE_VERSION));
     const qc_recipe *rc = recipe ? recipe : &defaults;
-    QCM_TRY(check_recipe(p, rc, __func__));
+    QCM_TRY(qcp__check_recipe(p, rc, __func__));
     if (p->num_batches == 0) return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'pipeline': no calibration batch was added");
     qcp_run r;
-    qc_status st = start(&r, p, rc, __func__);
+    qc_status st = qcp__run_start(&r, p, rc, __func__);
     if (st == QC_OK) st = qcp__input_ranges(&r);
-    if (st == QC_OK) st = quantize_inputs(&r);
+    if (st == QC_OK) st = qcp__quantize_inputs(&r);
     if (st == QC_OK) st = quantize_layers(&r);
     qc_session_free(r.quantized); /* it reads qmodel, which the export edits */
     r.quantized = NULL;
@@ -266,6 +272,6 @@ qc_status qc_pipeline_run(qc_pipeline *p, const qc_recipe *recipe, qc_model **ou
         p->reports = r.reports, r.reports = NULL;
         *out = r.qmodel, r.qmodel = NULL;
     }
-    finish(&r);
+    qcp__run_finish(&r);
     return st;
 }

@@ -1,0 +1,101 @@
+"""Mixed precision over a model (qc_model_search_* in include/qcore/qc_model.h): every layer's weight
+quantized once at each candidate width, then configurations (one candidate per layer) evaluated on
+evaluation batches by qcore's executor with the weights swapped in place.
+
+    pipe = qcore.Pipeline(model); pipe.add_batch({"input": calib})
+    search = qcore.ModelSearch(pipe, qcore.Recipe(method="optq"), widths=(0, 8, 4, 3))
+    search.add_batch({"input": x_eval}, labels=y_eval)         # top-1 accuracy; without labels: cosine
+    print(search.evaluate([1, 2, 3]), search.recipe([1, 2, 3]).layer_bits)
+"""
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ._errors import check
+from ._ffi import ffi, onnx_lib
+from ._tensor import DTYPES, as_array, view
+from .pipeline import Recipe
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One width of one searched layer: `bits` 0 is the float weight; `bytes` its stored size;
+    `output_error` the layer's relative output error alone at this width (qc_layer_report's)."""
+
+    weight: str
+    pipeline_layer: int
+    bits: int
+    bytes: int
+    output_error: float
+
+
+class ModelSearch:
+    """ModelSearch(pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2)): the candidates (`candidates[t][c]`),
+    evaluation batches (`add_batch`), `evaluate(choice, fraction)` and `recipe(choice)`."""
+
+    def __init__(self, pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2)):
+        self.pipeline = pipeline  # the C search borrows it
+        self.base = recipe if recipe is not None else Recipe()
+        c_recipe, alive = self.base.to_c()
+        opts = ffi.new("qc_model_search_options *")
+        check(onnx_lib.qc_model_search_options_init(opts, onnx_lib.QC_MODEL_SEARCH_OPTIONS_VERSION))
+        c_widths = ffi.new("int32_t[]", list(widths))
+        opts.recipe, opts.num_widths, opts.widths = c_recipe, len(widths), c_widths
+        out = ffi.new("qc_model_search **")
+        pipeline.ctx.call(_create, out, pipeline._p, opts)
+        del alive
+        self._s = ffi.gc(out[0], onnx_lib.qc_model_search_free)
+        self.widths = tuple(widths)
+        self.candidates = [[self._candidate(t, c) for c in range(len(widths))]
+                           for t in range(onnx_lib.qc_model_search_layer_count(self._s))]
+
+    def _candidate(self, t, c):
+        info = ffi.new("qc_model_candidate *")
+        check(onnx_lib.qc_model_search_candidate(self._s, t, c, info))
+        return Candidate(ffi.string(info.weight).decode(), info.pipeline_layer, info.weight_bits, info.bytes,
+                         info.output_error)
+
+    def add_batch(self, inputs, labels=None):
+        """Adds an evaluation batch: {graph input name: numpy array} and int64 labels [samples] or None."""
+        names = [ffi.new("char[]", name.encode()) for name in inputs]
+        values = ffi.new("qc_tensor[]", len(inputs))
+        keep = []
+        for k, (name, array) in enumerate(inputs.items()):
+            array = as_array(array, name, list(DTYPES), "qcore.ModelSearch.add_batch")
+            t, buffer = view(array)
+            values[k] = t[0]
+            keep.append((array, buffer))
+        c_labels = ffi.NULL
+        if labels is not None:
+            labels = as_array(np.asarray(labels), "labels", [np.int64], "qcore.ModelSearch.add_batch")
+            c_labels, buffer = view(labels)
+            keep.append((labels, buffer))
+        check(onnx_lib.qc_model_search_add_batch(self._s, len(inputs), ffi.new("char *[]", names), values, c_labels))
+
+    def _choice(self, choice):
+        choice = list(choice)
+        if len(choice) != len(self.candidates):
+            raise ValueError("qcore.ModelSearch: a configuration has one candidate per searched layer (%d), got %d"
+                             % (len(self.candidates), len(choice)))
+        return ffi.new("uint32_t[]", choice)
+
+    def evaluate(self, choice, fraction=1.0):
+        """The metric (top-1 accuracy, or mean cosine to the float model) of configuration `choice` on the
+        first ceil(fraction * batches) evaluation batches."""
+        metric = ffi.new("double *")
+        check(onnx_lib.qc_model_search_evaluate(self._s, self._choice(choice), fraction, metric))
+        return metric[0]
+
+    def cost(self, choice):
+        """Stored bytes of the searched layers' weights in configuration `choice`."""
+        return sum(self.candidates[t][c].bytes for t, c in enumerate(choice))
+
+    def recipe(self, choice):
+        """The base Recipe with layer_bits for `choice` (for Pipeline.run or `qcore quantize --layer-bits`)."""
+        self._choice(choice)
+        bits = {self.candidates[t][c].weight: self.candidates[t][c].bits for t, c in enumerate(choice)}
+        return replace(self.base, layer_bits=bits)
+
+
+def _create(ctx, out, pipeline, opts):
+    return onnx_lib.qc_model_search_create(out, pipeline, opts)
