@@ -514,7 +514,7 @@ QC_ONNX_API qc_status qc_model_clone(qc_model **out, const qc_model *model);
  * are swapped into one session, the model is never reloaded. Activations are quantized as the recipe
  * says in every configuration; a width of 0 keeps that weight float (partial quantization of the
  * weights). The metric is top-1 accuracy when the batches carry labels, else the mean cosine similarity
- * of each sample's output to the float model's (first graph output in both cases).
+ * of each sample's output to the float model's (the options' output, by default the first graph output).
  */
 typedef struct qc_model_search qc_model_search;
 
@@ -526,6 +526,7 @@ typedef struct qc_model_search_options {
                                      sequential flag and layer formats are ignored */
     size_t num_widths;            /* candidate weight widths, each 0 (float) or 2..16, distinct */
     const int32_t *widths;        /* (default: 0, 8, 6, 4, 3, 2) */
+    const char *output;           /* the graph output the metric reads (default NULL: the first one) */
 } qc_model_search_options;
 
 QC_ONNX_API qc_status qc_model_search_options_init(qc_model_search_options *opts, unsigned version);

@@ -57,13 +57,17 @@ static qc_status copy_recipe(qc_model_search *s, const qc_recipe *recipe, const 
     return QC_OK;
 }
 
-static qc_status first_output(qc_model_search *s, const char *function)
+/* The graph output named `name` (NULL: the first), by the model's own string. */
+static qc_status find_output(qc_model_search *s, const char *name, const char *function)
 {
     qc_value_info info;
-    if (qc_model_output(s->p->model, 0, &info) != QC_OK)
-        return QCM_FAIL_IN(function, QC_ERR_UNSUPPORTED, "the model has no graph output to evaluate");
-    s->output = info.name;
-    return QC_OK;
+    for (size_t k = 0; qc_model_output(s->p->model, k, &info) == QC_OK; k++)
+        if (name == NULL || strcmp(info.name, name) == 0) {
+            s->output = info.name;
+            return QC_OK;
+        }
+    if (name == NULL) return QCM_FAIL_IN(function, QC_ERR_UNSUPPORTED, "the model has no graph output to evaluate");
+    return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'output': the model has no graph output '%s'", name);
 }
 
 qc_status qc_model_search_create(qc_model_search **out, qc_pipeline *p, const qc_model_search_options *opts)
@@ -82,7 +86,7 @@ qc_status qc_model_search_create(qc_model_search **out, qc_pipeline *p, const qc
     if (s == NULL) return QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
     s->p = p;
     qc_status st = copy_recipe(s, o->recipe, __func__);
-    if (st == QC_OK) st = first_output(s, __func__);
+    if (st == QC_OK) st = find_output(s, o->output, __func__);
     if (st == QC_OK) st = qcp__candidates(p, &s->recipe, o->num_widths, o->widths, &s->cand, __func__);
     if (st == QC_OK && s->cand.num_layers == 0)
         st = QCM_FAIL(QC_ERR_INVALID_ARG, "option 'recipe': every layer is in keep_float; nothing is left to search");

@@ -91,6 +91,8 @@ def test_bad_searches_are_named(search, evaluation):
     for widths, match in (((0, 1), "entry 1 is 1"), ((4, 4), "4 is given twice"), ((), "at least one")):
         with pytest.raises(qcore.InvalidArgumentError, match=match):
             qcore.ModelSearch(p, widths=widths)
+    with pytest.raises(qcore.InvalidArgumentError, match="no graph output 'probs'"):
+        qcore.ModelSearch(p, widths=(8,), output="probs")
     with pytest.raises(qcore.InvalidArgumentError, match="nothing is left to search"):
         qcore.ModelSearch(p, qcore.Recipe(keep_float=("fc1.weight", "fc2.weight", "fc3.weight")))
     empty = qcore.ModelSearch(p, qcore.Recipe(method="rtn"), widths=(8,))

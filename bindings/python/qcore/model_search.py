@@ -30,10 +30,11 @@ class Candidate:
 
 
 class ModelSearch:
-    """ModelSearch(pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2)): the candidates (`candidates[t][c]`),
-    evaluation batches (`add_batch`), `evaluate(choice, fraction)` and `recipe(choice)`."""
+    """ModelSearch(pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None): the candidates
+    (`candidates[t][c]`), evaluation batches (`add_batch`), `evaluate(choice, fraction)` and
+    `recipe(choice)`; `output` names the graph output the metric reads (default: the first)."""
 
-    def __init__(self, pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2)):
+    def __init__(self, pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None):
         self.pipeline = pipeline  # the C search borrows it
         self.base = recipe if recipe is not None else Recipe()
         c_recipe, alive = self.base.to_c()
@@ -41,6 +42,8 @@ class ModelSearch:
         check(onnx_lib.qc_model_search_options_init(opts, onnx_lib.QC_MODEL_SEARCH_OPTIONS_VERSION))
         c_widths = ffi.new("int32_t[]", list(widths))
         opts.recipe, opts.num_widths, opts.widths = c_recipe, len(widths), c_widths
+        c_output = ffi.new("char[]", output.encode()) if output is not None else ffi.NULL
+        opts.output = c_output
         out = ffi.new("qc_model_search **")
         pipeline.ctx.call(_create, out, pipeline._p, opts)
         del alive
