@@ -527,6 +527,8 @@ typedef struct qc_model_search_options {
     size_t num_widths;            /* candidate weight widths, each 0 (float) or 2..16, distinct */
     const int32_t *widths;        /* (default: 0, 8, 6, 4, 3, 2) */
     const char *output;           /* the graph output the metric reads (default NULL: the first one) */
+    int32_t ethosu_config;        /* a qc_ethosu_config: each candidate's Ethos-U stream size is measured
+                                     (qc_ethosu_pack_layer, Vela's packing); 0 (default): not measured */
 } qc_model_search_options;
 
 QC_ONNX_API qc_status qc_model_search_options_init(qc_model_search_options *opts, unsigned version);
@@ -552,6 +554,10 @@ typedef struct qc_model_candidate {
     int32_t weight_bits;          /* 0: float */
     int64_t bytes;                /* stored size, as qc_layer_report.weight_bytes */
     double output_error;          /* qc_layer_report.output_error of this layer alone at this width */
+    int64_t ethosu_bytes;         /* its Ethos-U weight and scale stream (0: not measured, a float weight,
+                                     or weights beyond the NPU's -255..255) */
+    double bit_operations;        /* per sample: multiply-accumulates x weight bits x input bits (32 for
+                                     a float weight or input) */
 } qc_model_candidate;
 
 QC_ONNX_API qc_status qc_model_search_candidate(const qc_model_search *search, size_t layer, uint32_t candidate,

@@ -87,7 +87,10 @@ qc_status qc_model_search_create(qc_model_search **out, qc_pipeline *p, const qc
     s->p = p;
     qc_status st = copy_recipe(s, o->recipe, __func__);
     if (st == QC_OK) st = find_output(s, o->output, __func__);
-    if (st == QC_OK) st = qcp__candidates(p, &s->recipe, o->num_widths, o->widths, &s->cand, __func__);
+    qc_ethosu_config_info npu;
+    if (st == QC_OK && o->ethosu_config != 0 && qc_ethosu_config_get(&npu, o->ethosu_config) != QC_OK)
+        st = QCM_FAIL(QC_ERR_INVALID_ARG, "option 'ethosu_config': %d is not a qc_ethosu_config", (int)o->ethosu_config);
+    if (st == QC_OK) st = qcp__candidates(p, &s->recipe, o->num_widths, o->widths, o->ethosu_config, &s->cand, __func__);
     if (st == QC_OK && s->cand.num_layers == 0)
         st = QCM_FAIL(QC_ERR_INVALID_ARG, "option 'recipe': every layer is in keep_float; nothing is left to search");
     if (st == QC_OK) st = qc_session_create(&s->eval, s->cand.eval_model, p->ctx);
@@ -138,8 +141,9 @@ qc_status qc_model_search_candidate(const qc_model_search *s, size_t layer, uint
     QCM_CHECK_NOT_NULL(out);
     QCM_TRY(qcms__check_candidate(s, layer, c, __func__));
     size_t i = s->cand.layers[layer], cell = layer * s->cand.num_widths + c;
-    *out = (qc_model_candidate){i, s->p->layers[i].weight, s->cand.widths[c], s->cand.bytes[cell],
-                                       s->cand.output_error[cell]};
+    double weight_bits = s->cand.widths[c] ? s->cand.widths[c] : 32, input_bits = s->recipe.activation_bits ? s->recipe.activation_bits : 32;
+    *out = (qc_model_candidate){i, s->p->layers[i].weight, s->cand.widths[c], s->cand.bytes[cell], s->cand.output_error[cell],
+                                s->cand.ethosu_bytes[cell], s->cand.macs[layer] * weight_bits * input_bits};
     return QC_OK;
 }
 

@@ -13,6 +13,7 @@ void qcp__candidates_free(qcp_candidates *c)
 {
     for (size_t k = 0; c->weights && k < c->num_layers * c->num_widths; k++) free(c->weights[k]);
     free(c->weights), free(c->bytes), free(c->output_error), free(c->layers), free(c->widths);
+    free(c->ethosu_bytes), free(c->macs);
     qc_model_free(c->eval_model);
     memset(c, 0, sizeof *c);
 }
@@ -31,12 +32,14 @@ static qc_status allocate(qcp_candidates *c, const qcp_run *r, size_t num_widths
     c->weights = calloc(cells, sizeof *c->weights);
     c->bytes = calloc(cells, sizeof *c->bytes);
     c->output_error = calloc(cells, sizeof *c->output_error);
-    if (!c->weights || !c->bytes || !c->output_error) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    c->ethosu_bytes = calloc(cells, sizeof *c->ethosu_bytes);
+    c->macs = calloc(c->num_layers + 1, sizeof *c->macs);
+    if (!c->weights || !c->bytes || !c->output_error || !c->ethosu_bytes || !c->macs) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
     return QC_OK;
 }
 
 /* Searched layer t at width widths[w]: its dequantized weight in ONNX layout, bytes and output error. */
-static qc_status quantize_cell(qcp_run *r, qcp_candidates *c, size_t t, size_t w, qc_gpxq_stats *stats)
+static qc_status quantize_cell(qcp_run *r, qcp_candidates *c, size_t t, size_t w, qc_gpxq_stats *stats, int32_t ethosu)
 {
     size_t i = c->layers[t], cell = t * c->num_widths + w;
     const qcp_layer *l = &r->p->layers[i];
@@ -56,6 +59,7 @@ static qc_status quantize_cell(qcp_run *r, qcp_candidates *c, size_t t, size_t w
     QCM_TRY(qcp__quantize_layer(r, i, stats));
     c->bytes[cell] = r->reports[i].weight_bytes;
     c->output_error[cell] = r->reports[i].output_error;
+    if (ethosu) QCM_TRY(qcp__candidate_ethosu_bytes(r, i, ethosu, &c->ethosu_bytes[cell]));
     c->weights[cell] = malloc(count * sizeof(float));
     if (c->weights[cell] == NULL) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
     qcp__to_onnx_layout(l, r->dequantized[i], c->weights[cell]);
@@ -63,19 +67,19 @@ static qc_status quantize_cell(qcp_run *r, qcp_candidates *c, size_t t, size_t w
     return QC_OK;
 }
 
-static qc_status quantize_cells(qcp_run *r, qcp_candidates *c, qc_gpxq_stats **stats)
+static qc_status quantize_cells(qcp_run *r, qcp_candidates *c, qc_gpxq_stats **stats, int32_t ethosu)
 {
     size_t done = 0, total = c->num_layers * c->num_widths;
     for (size_t t = 0; t < c->num_layers; t++)
         for (size_t w = 0; w < c->num_widths; w++) {
-            QCM_TRY(quantize_cell(r, c, t, w, stats[c->layers[t]]));
+            QCM_TRY(quantize_cell(r, c, t, w, stats[c->layers[t]], ethosu));
             QCM_TRY(qc_ctx_report_progress(r->p->ctx, "quantizing candidates", ++done, total));
         }
     return QC_OK;
 }
 
 qc_status qcp__candidates(qc_pipeline *p, const qc_recipe *recipe, size_t num_widths, const int32_t *widths,
-                          qcp_candidates *out, const char *function)
+                          int32_t ethosu_config, qcp_candidates *out, const char *function)
 {
     memset(out, 0, sizeof *out);
     qc_recipe rc = *recipe;
@@ -90,7 +94,8 @@ qc_status qcp__candidates(qc_pipeline *p, const qc_recipe *recipe, size_t num_wi
     if (st == QC_OK) st = qcp__quantize_inputs(&r);
     if (st == QC_OK) st = allocate(out, &r, num_widths, widths);
     if (st == QC_OK) st = qcp__one_pass_stats(&r, &stats);
-    if (st == QC_OK) st = quantize_cells(&r, out, stats);
+    if (st == QC_OK) st = quantize_cells(&r, out, stats, ethosu_config);
+    if (st == QC_OK) st = qcp__candidate_macs(&r, out);
     if (st == QC_OK) out->eval_model = r.qmodel, r.qmodel = NULL;
     qcp__run_finish(&r);
     if (st != QC_OK) qcp__candidates_free(out);

@@ -111,6 +111,10 @@ void qcp__cache_clear(qc_pipeline *p);
  * after the batches changed, which runs every batch. */
 qc_status qcp__input_ranges(qcp_run *r);
 
+/* Value `name` of the session's last run on batch b (a graph input is the batch's own value; sessions do
+ * not keep inputs). */
+qc_status qcp__value_of(const qc_session *s, const qcp_batch *b, const char *name, qc_tensor *out);
+
 /* The float-model session, created on first use. */
 qc_status qcp__float_session(qcp_run *r);
 

@@ -71,6 +71,24 @@ def test_candidates_are_the_pipeline_reports_at_each_width(search):
     assert all(e[0] == 0 and e[1] < e[2] < e[3] for e in errors)  # fewer bits, larger error
 
 
+def test_ethosu_and_bit_operation_costs(evaluation, tmp_path):
+    """Each 8-bit candidate's Ethos-U stream is what Vela packs for the integers the exported model stores
+    (qcore.ethosu_pack_model on the W8 export, itself tested against Vela); bit-operations are the MACs per
+    sample times the widths."""
+    p = qcore.Pipeline(qcore.Model(MLP))
+    p.add_batch({"input": np.ascontiguousarray(images()[:128])})
+    s = qcore.ModelSearch(p, qcore.Recipe(method="rtn"), widths=(0, 8, 4), ethosu="ethos-u55-128")
+    model, _ = p.run(qcore.Recipe(method="rtn", sequential=False))
+    packed = qcore.ethosu_pack_model(model, config="ethos-u55-128")
+    for t, layer in enumerate(packed):
+        assert s.candidates[t][1].ethosu_bytes == layer.stream_bytes
+    assert all(row[0].ethosu_bytes == 0 and 0 < row[2].ethosu_bytes < row[1].ethosu_bytes for row in s.candidates)
+    macs = [784 * 512, 512 * 256, 256 * 10]
+    assert [[c.bit_operations for c in row] for row in s.candidates] == [[m * 32 * 8, m * 8 * 8, m * 4 * 8] for m in macs]
+    with pytest.raises(qcore.InvalidArgumentError, match="'config'"):
+        qcore.ModelSearch(p, widths=(8,), ethosu="ethos-u99")
+
+
 def test_without_labels_the_metric_is_the_cosine_to_the_float_model(evaluation, tmp_path):
     x, _ = evaluation
     p = qcore.Pipeline(qcore.Model(MLP))

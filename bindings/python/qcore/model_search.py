@@ -14,27 +14,32 @@ import numpy as np
 from ._errors import check
 from ._ffi import ffi, onnx_lib
 from ._tensor import DTYPES, as_array, view
+from .ethosu import _config
 from .pipeline import Recipe
 
 
 @dataclass(frozen=True)
 class Candidate:
     """One width of one searched layer: `bits` 0 is the float weight; `bytes` its stored size;
-    `output_error` the layer's relative output error alone at this width (qc_layer_report's)."""
+    `output_error` the layer's relative output error alone at this width (qc_layer_report's);
+    `ethosu_bytes` its Ethos-U stream (0 when not measured); `bit_operations` per sample."""
 
     weight: str
     pipeline_layer: int
     bits: int
     bytes: int
     output_error: float
+    ethosu_bytes: int
+    bit_operations: float
 
 
 class ModelSearch:
-    """ModelSearch(pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None): the candidates
-    (`candidates[t][c]`), evaluation batches (`add_batch`), `evaluate(choice, fraction)` and
-    `recipe(choice)`; `output` names the graph output the metric reads (default: the first)."""
+    """ModelSearch(pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None, ethosu=None): the
+    candidates (`candidates[t][c]`), evaluation batches (`add_batch`), `evaluate(choice, fraction)` and
+    `recipe(choice)`; `output` names the graph output the metric reads (default: the first); `ethosu`
+    ("ethos-u55-128", ...) measures each candidate's Ethos-U stream."""
 
-    def __init__(self, pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None):
+    def __init__(self, pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None, ethosu=None):
         self.pipeline = pipeline  # the C search borrows it
         self.base = recipe if recipe is not None else Recipe()
         c_recipe, alive = self.base.to_c()
@@ -44,6 +49,8 @@ class ModelSearch:
         opts.recipe, opts.num_widths, opts.widths = c_recipe, len(widths), c_widths
         c_output = ffi.new("char[]", output.encode()) if output is not None else ffi.NULL
         opts.output = c_output
+        if ethosu is not None:
+            opts.ethosu_config = _config(ethosu, "qcore.ModelSearch")
         out = ffi.new("qc_model_search **")
         pipeline.ctx.call(_create, out, pipeline._p, opts)
         del alive
@@ -56,7 +63,7 @@ class ModelSearch:
         info = ffi.new("qc_model_candidate *")
         check(onnx_lib.qc_model_search_candidate(self._s, t, c, info))
         return Candidate(ffi.string(info.weight).decode(), info.pipeline_layer, info.weight_bits, info.bytes,
-                         info.output_error)
+                         info.output_error, info.ethosu_bytes, info.bit_operations)
 
     def add_batch(self, inputs, labels=None):
         """Adds an evaluation batch: {graph input name: numpy array} and int64 labels [samples] or None."""
