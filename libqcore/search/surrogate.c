@@ -13,7 +13,8 @@
 
 static const double DELTA_RELATIVE = 0.5; /* proxies trusted to within a factor ~2 */
 static const double DELTA_FLOOR = 0.05;   /* of the mean non-zero proxy: corrections on "free" candidates */
-static const double WIDE = 1e3;           /* prior std of m0 and alpha, relative to their scale */
+static const double WIDE = 10;            /* prior std of m0 and alpha, relative to their scale */
+enum { MAX_RETRIES = 12 };
 
 void qc__surrogate_free(qc__surrogate *s)
 {
@@ -112,13 +113,29 @@ static void mirror_lower(double *a, size_t p)
         for (size_t j = i + 1; j < p; j++) a[i * p + j] = a[j * p + i];
 }
 
+/* Cholesky of the precision matrix (lower, p x p) from `a`; when rounding makes it indefinite (a prior
+ * far wider than the noise), retried with a diagonal jitter growing tenfold from 1e-12 of its mean. */
+static qc_status factor(double *l, const double *a, size_t p, const char *function)
+{
+    double mean_diag = 0;
+    for (size_t j = 0; j < p; j++) mean_diag += a[j * p + j] / (double)p;
+    qc_status st = QC_ERR_SINGULAR;
+    for (int retry = 0; retry <= MAX_RETRIES && st == QC_ERR_SINGULAR; retry++) {
+        memcpy(l, a, p * p * sizeof *l);
+        double jitter = retry ? 1e-12 * mean_diag * pow(10.0, retry - 1) : 0;
+        for (size_t j = 0; j < p; j++) l[j * p + j] += jitter;
+        st = qc__cholesky(1, l, (int64_t)p, (int64_t)p, NULL, function);
+    }
+    return st;
+}
+
 /* Covariance = A^-1 = L^-T L^-1 from A's Cholesky factor; mean = cov b. */
-static qc_status posterior(qc__surrogate *s, double *a, const double *b, const char *function)
+static qc_status posterior(qc__surrogate *s, const double *a, double *l, const double *b, const char *function)
 {
     int64_t p = (int64_t)(2 + s->entries);
-    QC_TRY(qc__cholesky(1, a, p, p, NULL, function));
-    QC_TRY(qc__triangular_inverse(1, a, p, p, function));
-    qc__dsyrk_lower(1, p, p, 1.0, a, p, 0.0, s->cov, p);
+    QC_TRY(factor(l, a, (size_t)p, function));
+    QC_TRY(qc__triangular_inverse(1, l, p, p, function));
+    qc__dsyrk_lower(1, p, p, 1.0, l, p, 0.0, s->cov, p);
     mirror_lower(s->cov, (size_t)p);
     qc__dgemm(1, 0, 0, p, 1, p, 1.0, s->cov, p, b, 1, 0.0, s->mean, 1);
     return QC_OK;
@@ -141,20 +158,21 @@ qc_status qc__surrogate_fit(qc__surrogate *s, const qc_search_space *space, cons
         s->mean = malloc(p * sizeof *s->mean);
         s->cov = malloc(p * p * sizeof *s->cov);
     }
-    double *a = malloc(p * p * sizeof *a), *b = malloc(p * sizeof *b), *val = malloc(p * sizeof *val);
+    double *a = malloc(p * p * sizeof *a), *l = malloc(p * p * sizeof *l), *b = malloc(p * sizeof *b);
+    double *val = malloc(p * sizeof *val);
     size_t *idx = malloc(p * sizeof *idx);
     qc_status st = QC_OK;
-    if (!s->mean || !s->cov || !a || !b || !val || !idx)
+    if (!s->mean || !s->cov || !a || !l || !b || !val || !idx)
         st = QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "cannot allocate a surrogate of %zu parameters", p);
     if (st == QC_OK) {
         line_fit(s, space, evals, full);
         double range = metric_range(evals, full);
         s->noise = noise > 0 ? noise : range > 0 ? 1e-3 * range : 1e-6 * (fabs(s->m0) + 1);
         normal_equations(s, space, evals, full, a, b, idx, val);
-        st = posterior(s, a, b, function);
+        st = posterior(s, a, l, b, function);
     }
     s->fitted = st == QC_OK;
-    free(a), free(b), free(val), free(idx);
+    free(a), free(l), free(b), free(val), free(idx);
     return st;
 }
 
