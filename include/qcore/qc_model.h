@@ -16,6 +16,7 @@
 #include "qcore/qc_gpxq.h"
 #include "qcore/qc_ethosu.h"
 #include "qcore/qc_quant.h"
+#include "qcore/qc_search.h"
 #include "qcore/qc_tensor.h"
 
 #ifdef __cplusplus
@@ -567,6 +568,27 @@ QC_ONNX_API qc_status qc_model_search_candidate(const qc_model_search *search, s
  * ceil(fraction * batches) evaluation batches (0 < fraction <= 1). */
 QC_ONNX_API qc_status qc_model_search_evaluate(qc_model_search *search, const uint32_t *choice, double fraction,
                                                double *metric);
+
+/* What a model search space counts as a configuration's cost. */
+typedef enum qc_model_cost {
+    QC_MODEL_COST_BYTES = 0,          /* stored weight bytes (qc_model_candidate.bytes) */
+    QC_MODEL_COST_BIT_OPERATIONS = 1, /* bit-operations per sample */
+    QC_MODEL_COST_ETHOSU_BYTES = 2    /* Ethos-U streams (needs ethosu_config); a float weight counts its
+                                         float bytes, as it would stay with the CPU */
+} qc_model_cost;
+
+/* A qc_search.h space over the searched layers (tensor t = searched layer t, candidate c = width c):
+ * costs as `cost` says, proxies each layer's squared output error alone at that width, labels
+ * "weight:w4" / "weight:float". The caller owns it (qc_search_space_free) and may add ties, forbidden
+ * combinations, a check or other costs before searching. */
+QC_ONNX_API qc_status qc_model_search_space(const qc_model_search *search, qc_model_cost cost, qc_search_space **out);
+
+/* Runs a qc_search over `space` (one tensor per searched layer) with `opts`, each configuration evaluated
+ * by qc_model_search_evaluate at the search's fidelity (the fraction of evaluation batches); progress
+ * through the pipeline's ctx. `out` receives the finished search (qc_search_front, qc_search_write_json;
+ * qc_search_free). A failed evaluation stops the search with its error. */
+QC_ONNX_API qc_status qc_model_search_run(qc_model_search *search, const qc_search_space *space,
+                                          const qc_search_options *opts, qc_search **out);
 
 /* The base recipe with layer formats for `choice`, ready for qc_pipeline_run (its strings and format
  * array are owned by the search and valid until the next call or qc_model_search_free). */

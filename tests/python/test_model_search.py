@@ -126,3 +126,26 @@ def test_bad_searches_are_named(search, evaluation):
         empty.add_batch({"input": x[:10]}, labels=labels[:9])
     with pytest.raises(ValueError, match="one candidate per searched layer"):
         search.evaluate((0, 0))
+
+
+def test_space_tables_are_the_candidates(search):
+    for cost, field in (("bytes", "bytes"), ("bit_operations", "bit_operations")):
+        space = search.space(cost)
+        assert space.num_candidates == [len(WIDTHS)] * 3
+        for choice in ((0, 1, 2), (3, 3, 3), (2, 0, 1)):
+            total, proxy = space.evaluate(choice)
+            assert total == pytest.approx(sum(getattr(search.candidates[t][c], field) for t, c in enumerate(choice)))
+            assert proxy == pytest.approx(sum(search.candidates[t][c].output_error ** 2 for t, c in enumerate(choice)))
+    with pytest.raises(qcore.InvalidArgumentError, match="ethosu_config"):
+        search.space("ethosu_bytes")
+
+
+def test_run_evaluates_what_it_reports_and_repeats_for_a_seed(search):
+    runs = [search.run(max_evaluations=6, seed=3) for _ in range(2)]
+    front = runs[0].front()
+    assert len(front) >= 1
+    np.testing.assert_array_equal(front.choices, runs[1].front().choices)
+    for choice, cost, metric in zip(front.choices, front.cost, front.metric):
+        assert cost == search.cost(choice) and metric == search.evaluate(choice)
+    costs = np.asarray(front.cost)
+    assert np.all(np.diff(costs) > 0) and np.all(np.diff(front.metric) > 0)  # non-dominated, sorted by cost

@@ -16,6 +16,9 @@ from ._ffi import ffi, onnx_lib
 from ._tensor import DTYPES, as_array, view
 from .ethosu import _config
 from .pipeline import Recipe
+from .search import Search, SearchSpace
+
+_COSTS = {"bytes": 0, "bit_operations": 1, "ethosu_bytes": 2}
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,22 @@ class ModelSearch:
     def cost(self, choice):
         """Stored bytes of the searched layers' weights in configuration `choice`."""
         return sum(self.candidates[t][c].bytes for t, c in enumerate(choice))
+
+    def space(self, cost="bytes"):
+        """A qcore.SearchSpace over the searched layers: cost 'bytes', 'bit_operations' or 'ethosu_bytes'
+        (needs ethosu=...), proxies the squared output errors; add ties or forbidden combinations to it."""
+        if cost not in _COSTS:
+            raise ValueError("qcore.ModelSearch.space: cost must be one of %s, got %r" % (", ".join(_COSTS), cost))
+        out = ffi.new("qc_search_space **")
+        check(onnx_lib.qc_model_search_space(self._s, _COSTS[cost], out))
+        return SearchSpace._adopt(out[0])
+
+    def run(self, space=None, **options):
+        """A finished qcore.Search over `space` (default: self.space()) whose configurations this model
+        search evaluates (fidelity = fraction of the evaluation batches); `options` go to qcore.Search."""
+        search = Search(space if space is not None else self.space(), **options)
+        search.run(lambda choice, fidelity_index, fidelity: self.evaluate(choice, fidelity))
+        return search
 
     def recipe(self, choice):
         """The base Recipe with layer_bits for `choice` (for Pipeline.run or `qcore quantize --layer-bits`)."""

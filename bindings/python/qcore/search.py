@@ -32,6 +32,17 @@ class SearchSpace:
             if table is not None:
                 self._set_table(table, setter)
 
+    @classmethod
+    def _adopt(cls, handle):
+        """A SearchSpace owning `handle` (a qc_search_space * made by the library, e.g. qc_model_search_space)."""
+        space = cls.__new__(cls)
+        space._space = ffi.gc(handle, lib.qc_search_space_free)
+        space.num_candidates = [lib.qc_search_space_num_candidates(handle, t)
+                                for t in range(lib.qc_search_space_num_tensors(handle))]
+        space._check = None
+        space._check_pending = None
+        return space
+
     def _set_table(self, table, setter):
         if len(table) != len(self.num_candidates):
             raise InvalidArgumentError("qcore.SearchSpace: a table has %d rows for %d tensors"
