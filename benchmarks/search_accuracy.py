@@ -210,21 +210,31 @@ def run_model(name, args):
     out["evaluation_s_mean"] = float(np.mean(evaluate.seconds)) if evaluate.seconds else 0.0
     out["distinct_evaluations"] = len(evaluate.cache)
     summarize(out)
+    qcore_16, dp_best = out["summary"]["qcore"][str(args.budgets[0])][0], max(
+        v[0] for v in out["summary"].get("oneshot-dp", {"": (0,)}).values())
+    out["qcore_at_first_budget_vs_best_oneshot_dp"] = qcore_16 / dp_best if dp_best else None
     write_json(os.path.join(RESULTS, "search_%s.json" % name), out)
     plot(out, os.path.join(RESULTS, "search_%s.png" % name))
 
 
 def summary(out, method, budget):
-    hv = [r["hypervolume"] for r in out["methods"][method] if r["budget"] == budget]
-    return float(np.mean(hv)), float(np.std(hv))
+    rows = [r for r in out["methods"][method] if r["budget"] == budget]
+    hv = [r["hypervolume"] for r in rows]
+    return (float(np.mean(hv)), float(np.std(hv)), float(np.mean([r["full_evaluations"] for r in rows])),
+            float(np.mean([r["search_s"] for r in rows])))
 
 
 def summarize(out):
     out["summary"] = {m: {str(b): summary(out, m, b) for b in out["budgets"]} for m in out["methods"]}
     print("\n%s: mean hypervolume (std) over %d seeds; reference %s" % (out["model"], out["seeds"], out["reference_point"]))
-    print("%-11s" % "method" + "".join("%20d" % b for b in out["budgets"]))
+    print("(full-evaluation equivalents in brackets where cheap evaluations add to the budget)")
+    print("%-11s" % "method" + "".join("%24d" % b for b in out["budgets"]))
     for m, by in out["summary"].items():
-        print("%-11s" % m + "".join("%13.5g (%.2g)" % tuple(by[str(b)]) for b in out["budgets"]))
+        cells = ["%11.5g (%.2g)" % by[str(b)][:2] + (" [%.0f]" % by[str(b)][2] if by[str(b)][2] != b else "      ")
+                 for b in out["budgets"]]
+        print("%-11s" % m + "".join("%24s" % c for c in cells))
+    print("evaluation %.3f s on average; search time per run (s): %s" % (out["evaluation_s_mean"], ", ".join(
+        "%s %.2f" % (m, by[str(out["budgets"][-1])][3]) for m, by in out["summary"].items())))
     if "true_hypervolume" in out:
         print("true front (all %d configurations): %.5g" % (out["configurations"], out["true_hypervolume"]))
 
@@ -237,7 +247,8 @@ def plot(out, path):
     for m, by in out["summary"].items():
         mean = [by[str(b)][0] for b in out["budgets"]]
         std = [by[str(b)][1] for b in out["budgets"]]
-        ax.errorbar(out["budgets"], mean, yerr=std, label=m, marker="o", capsize=3)
+        spent = [by[str(b)][2] for b in out["budgets"]]  # cheap evaluations counted as fractions
+        ax.errorbar(spent, mean, yerr=std, label=m, marker="o", capsize=3)
     if "true_hypervolume" in out:
         ax.axhline(out["true_hypervolume"], color="k", linestyle=":", label="true front")
     ax.set_xscale("log", base=2)

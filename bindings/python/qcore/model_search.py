@@ -13,7 +13,7 @@ import numpy as np
 
 from ._errors import check
 from ._ffi import ffi, onnx_lib
-from ._tensor import DTYPES, as_array, view
+from ._tensor import as_array, named_views, view
 from .ethosu import _config
 from .pipeline import Recipe
 from .search import Search, SearchSpace
@@ -70,20 +70,13 @@ class ModelSearch:
 
     def add_batch(self, inputs, labels=None):
         """Adds an evaluation batch: {graph input name: numpy array} and int64 labels [samples] or None."""
-        names = [ffi.new("char[]", name.encode()) for name in inputs]
-        values = ffi.new("qc_tensor[]", len(inputs))
-        keep = []
-        for k, (name, array) in enumerate(inputs.items()):
-            array = as_array(array, name, list(DTYPES), "qcore.ModelSearch.add_batch")
-            t, buffer = view(array)
-            values[k] = t[0]
-            keep.append((array, buffer))
+        names, values, keep = named_views(inputs, "qcore.ModelSearch.add_batch")
         c_labels = ffi.NULL
         if labels is not None:
             labels = as_array(np.asarray(labels), "labels", [np.int64], "qcore.ModelSearch.add_batch")
             c_labels, buffer = view(labels)
             keep.append((labels, buffer))
-        check(onnx_lib.qc_model_search_add_batch(self._s, len(inputs), ffi.new("char *[]", names), values, c_labels))
+        check(onnx_lib.qc_model_search_add_batch(self._s, len(inputs), names, values, c_labels))
 
     def _choice(self, choice):
         choice = list(choice)

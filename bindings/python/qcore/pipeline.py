@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ._errors import check
 from ._ffi import ffi, lib, onnx_lib
-from ._tensor import DTYPES, as_array, view
+from ._tensor import named_views
 from .core import default_context
 from .gpxq import AxeStats, GpxqOptions
 from .model import Model
@@ -124,15 +124,8 @@ class Pipeline:
 
     def add_batch(self, inputs):
         """Adds a calibration batch: {graph input name: numpy array} (copied)."""
-        names = [ffi.new("char[]", name.encode()) for name in inputs]
-        values = ffi.new("qc_tensor[]", len(inputs))
-        keep = []
-        for k, (name, array) in enumerate(inputs.items()):
-            array = as_array(array, name, list(DTYPES), "qcore.Pipeline.add_batch")
-            t, buffer = view(array)
-            values[k] = t[0]
-            keep.append((array, buffer))
-        check(onnx_lib.qc_pipeline_add_batch(self._p, len(inputs), ffi.new("char *[]", names), values))
+        names, values, keep = named_views(inputs, "qcore.Pipeline.add_batch")
+        check(onnx_lib.qc_pipeline_add_batch(self._p, len(inputs), names, values))
 
     def run(self, recipe=None):
         """Quantizes with `recipe` (default Recipe()); returns (Model, [LayerReport])."""
