@@ -130,8 +130,8 @@ static qc_status score_all(qc_search *s, scoring *sc, const qc_search_front *fro
  * the single-unit moves from the evaluated front. */
 static qc_status from_surrogate(qc_search *s, uint32_t *choice, int *found, const char *function)
 {
-    size_t full = qc__search_full(s), entries = s->space->offset[s->space->num_tensors];
-    QC_TRY(qc__surrogate_fit(&s->surrogate, s->space, s->evals, full, s->opts.noise, function));
+    size_t entries = s->space->offset[s->space->num_tensors];
+    QC_TRY(qc__surrogate_fit(&s->surrogate, s->space, s->evals, s->weight, s->opts.noise, function));
     qc_search_front *front = NULL, *predicted = NULL;
     double *loss = malloc(entries * sizeof *loss);
     uint32_t *move = malloc(s->space->num_tensors * sizeof *move);

@@ -99,8 +99,9 @@ typedef struct qc__surrogate {
     int fitted;
 } qc__surrogate;
 
+/* Fits on every evaluation, evaluation i weighted weight[fidelity index of i]; noise 0: automatic. */
 qc_status qc__surrogate_fit(qc__surrogate *s, const qc_search_space *space, const qc_search_front *evals,
-                            size_t full_fidelity, double noise, const char *function);
+                            const double *weight, double noise, const char *function);
 void qc__surrogate_free(qc__surrogate *s);
 /* Predicted metric mean and std (without noise) of a configuration. */
 void qc__surrogate_predict(const qc__surrogate *s, const qc_search_space *space, const uint32_t *choice,
