@@ -221,3 +221,45 @@ void qc__surrogate_losses(const qc__surrogate *s, const qc_search_space *space, 
 {
     for (size_t e = 0; e < s->entries; e++) loss[e] = s->mean[1] * space->proxy[e] + s->mean[2 + e];
 }
+
+void qc__surrogate_base(const qc__surrogate *s, const qc_search_space *space, const uint32_t *choice, double *g,
+                        double *mean, double *var)
+{
+    size_t n = space->num_tensors + 2, p = 2 + s->entries;
+    double proxy = summed_proxy(space, choice);
+    memset(g, 0, p * sizeof *g);
+    *mean = 0, *var = 0;
+    for (size_t u = 0; u < n; u++) {
+        size_t iu = feature_index(space, choice, u);
+        double vu = feature_value(u, proxy);
+        const double *row = s->cov + iu * p;
+        for (size_t j = 0; j < p; j++) g[j] += vu * row[j];
+        *mean += vu * s->mean[iu];
+    }
+    for (size_t u = 0; u < n; u++) *var += feature_value(u, proxy) * g[feature_index(space, choice, u)];
+}
+
+/* The feature change of the move: alpha's feature by minus the proxy change, and each member's entry
+ * from `from` (-1 -> 0) to `to` (0 -> -1). */
+void qc__surrogate_move(const qc__surrogate *s, const qc_search_space *space, const double *g, double base_mean,
+                        double base_var, const size_t *members, size_t count, uint32_t from, uint32_t to,
+                        size_t *idx, double *val, double *mean, double *sd)
+{
+    size_t n = 1, p = 2 + s->entries;
+    double dproxy = 0;
+    for (size_t k = 0; k < count; k++) {
+        size_t t = members[k];
+        dproxy += space->proxy[space->offset[t] + to] - space->proxy[space->offset[t] + from];
+        idx[n] = 2 + space->offset[t] + from, val[n++] = 1;
+        idx[n] = 2 + space->offset[t] + to, val[n++] = -1;
+    }
+    idx[0] = 1, val[0] = -dproxy;
+    double m = base_mean, v = base_var;
+    for (size_t a = 0; a < n; a++) {
+        m += val[a] * s->mean[idx[a]];
+        v += 2 * val[a] * g[idx[a]];
+        for (size_t b = 0; b < n; b++) v += val[a] * val[b] * s->cov[idx[a] * p + idx[b]];
+    }
+    *mean = m;
+    *sd = sqrt(fmax(v, 0));
+}
