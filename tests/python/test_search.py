@@ -185,3 +185,20 @@ def test_bad_input_and_callback_errors():
     checked.set_check(lambda choice, cost: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         qcore.Search(checked).ask()
+
+
+def test_parallel_asks_are_distinct_and_check_cost_is_used():
+    cost, truth, proxy = synthetic(2, tensors=8)
+    space = qcore.SearchSpace([6] * 8, cost=cost, proxy=proxy)
+    space.set_check(lambda choice, additive: 2 * additive + 1)  # a non-additive true cost
+    search = qcore.Search(space, max_evaluations=12, seed=1)
+    asked = [search.ask() for _ in range(6)]  # six workers, nothing told yet
+    assert len({tuple(int(c) for c in choice) for choice, _ in asked}) == 6
+    t = np.arange(8)
+    while asked:
+        for choice, fidelity in asked:
+            search.tell(choice, fidelity, 1 - truth[t, choice.astype(np.int64)].sum())
+        asked = [a for a in [search.ask()] if a is not None]
+    evals = search.evaluations()
+    assert len(evals) == 12
+    np.testing.assert_allclose(evals.cost, 2 * cost[t, evals.choices.astype(np.int64)].sum(axis=1) + 1)
