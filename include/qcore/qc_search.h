@@ -21,15 +21,21 @@
  *
  * The search (qc_search_create, ask/tell or run) with algorithm QC_SEARCH_QCORE:
  *   1. evaluate points of the proxy front spread over the cost range (the calibration set);
- *   2. fit an additive Bayesian linear surrogate on the full-fidelity evaluations:
+ *   2. fit an additive Bayesian linear surrogate on the evaluations:
  *        metric = m0 - alpha * proxy(choice) - sum_t delta_t(choice_t) + noise,
- *      the prior centred on the proxy (alpha from a least-squares fit, delta ~ N(0, (0.5 alpha loss)^2));
+ *      the prior centred on the proxy (m0, alpha from a least-squares line; delta_t(c) ~ N(0, (alpha (0.5
+ *      loss_t(c) + 0.05 mean loss))^2)); an evaluation at fidelity f counts with weight f / f_full (noise
+ *      variance noise^2 f_full / f); noise 0 (automatic) is 1e-3 of the metric range, or the residuals'
+ *      level when larger;
  *   3. propose the feasible, not yet evaluated configuration of highest expected hypervolume improvement
  *      of the (cost, metric) front among the surrogate's own DP front and every single-tensor (single tie
  *      group) move from the evaluated front;
  *   4. with several fidelities, new proposals start at the cheapest one and are promoted one fidelity up
  *      while they are non-dominated among the evaluations at their fidelity (asynchronous successive
- *      halving); only full-fidelity evaluations make the front and count towards max_evaluations.
+ *      halving: a configuration is promoted when it is non-dominated at its fidelity and fewer than 1 in
+ *      eta of that fidelity's evaluations have been promoted; fidelity k allows max_evaluations *
+ *      eta^(full - k) evaluations); only full-fidelity evaluations make the front and count towards
+ *      max_evaluations.
  * Baselines in the same interface: QC_SEARCH_RANDOM (uniform feasible configurations),
  * QC_SEARCH_GREEDY (AIMET-AMP-like: single-tensor moves sorted by proxy loss per cost saved, applied
  * cumulatively from the reference; prefixes evaluated in bisection order) and QC_SEARCH_ONESHOT_DP
@@ -120,7 +126,8 @@ QC_API qc_status qc_search_front_point(const qc_search_front *front, size_t i, c
 QC_API void qc_search_front_free(qc_search_front *front);
 
 /* The proxy front for every budget (see the top of this file): metric = -(summed proxy loss), fidelity
- * index 0. cost_buckets >= 1 (at most 2^24) sets the resolution. `out` is owned by the caller. */
+ * index 0, additive costs; ties and forbidden combinations are respected, the check callback is not
+ * applied. cost_buckets >= 1 (at most 2^24) sets the resolution. `out` is owned by the caller. */
 QC_API qc_status qc_search_dp_front(qc_search_front **out, const qc_search_space *space, size_t cost_buckets);
 
 /* The area dominated by the n points (cost[i], metric[i]) (borrowed) and bounded by the reference point:
@@ -189,8 +196,8 @@ QC_API qc_status qc_search_run(qc_search *search, qc_search_eval_fn fn, void *us
 
 /* The evaluated non-dominated set at full fidelity (owned by the caller). */
 QC_API qc_status qc_search_evaluated_front(qc_search_front **out, const qc_search *search);
-/* The front the surrogate (QCORE, after its first fit; else the proxy model m0 - alpha*proxy) predicts
- * over the whole space, by the DP. */
+/* The front the surrogate fitted on the evaluations so far predicts over the whole space, by the DP
+ * (metric = predicted mean, additive costs, check callback not applied; any algorithm). */
 QC_API qc_status qc_search_predicted_front(qc_search_front **out, const qc_search *search);
 /* Every evaluation told so far, in order (owned by the caller; not filtered, not sorted). */
 QC_API qc_status qc_search_evaluations(qc_search_front **out, const qc_search *search);

@@ -77,22 +77,26 @@ static void promotion(qc_search *s, uint32_t *choice, size_t *fidelity, int *fou
     }
 }
 
-/* Scores one candidate; keeps it in best when its EHVI is the highest so far. */
+/* The candidates' scoring state: the evaluated front, the reference, the best so far, and the scratch of
+ * the incremental predictions of moves (g [2 + entries], idx and val [1 + 2 T]). */
 typedef struct scoring {
     const double *cost, *metric;
     size_t n;
     double rc, rm, best;
     uint32_t *best_choice;
     int found;
+    double *g, *val;
+    size_t *idx;
 } scoring;
 
-static qc_status score(qc_search *s, scoring *sc, const uint32_t *choice, const char *function)
+/* Keeps `choice` (predicted mean, sd) when it is askable and its EHVI is the highest so far. */
+static qc_status score_prediction(qc_search *s, scoring *sc, const uint32_t *choice, double mean, double sd,
+                                  const char *function)
 {
     int ok;
-    double cost, mean, sd;
+    double cost;
     QC_TRY(askable(s, choice, SIZE_MAX, &ok, &cost, function));
     if (!ok) return QC_OK;
-    qc__surrogate_predict(&s->surrogate, s->space, choice, &mean, &sd);
     double gain = qc__ehvi(sc->cost, sc->metric, sc->n, sc->rc, sc->rm, cost, mean, sd);
     if (!sc->found || gain > sc->best) {
         sc->best = gain, sc->found = 1;
@@ -101,28 +105,42 @@ static qc_status score(qc_search *s, scoring *sc, const uint32_t *choice, const 
     return QC_OK;
 }
 
-/* Every single-unit move from each point of the evaluated front. */
+/* Every single-unit move from each point of the evaluated front, predicted incrementally from the point. */
 static qc_status score_moves(qc_search *s, scoring *sc, const qc_search_front *front, uint32_t *move,
                              const char *function)
 {
-    for (size_t i = 0; i < front->size; i++)
-        for (size_t u = 0; u < s->plan.num_units; u++) {
-            memcpy(move, front->choices + i * front->num_tensors, front->num_tensors * sizeof *move);
-            uint32_t own = move[s->plan.unit_members[s->plan.unit_first[u]]];
-            for (uint32_t c = 0; c < s->plan.unit_candidates[u]; c++) {
+    const qc__plan *plan = &s->plan;
+    for (size_t i = 0; i < front->size; i++) {
+        const uint32_t *base = front->choices + i * front->num_tensors;
+        double base_mean, base_var, mean, sd;
+        qc__surrogate_base(&s->surrogate, s->space, base, sc->g, &base_mean, &base_var);
+        memcpy(move, base, front->num_tensors * sizeof *move);
+        for (size_t u = 0; u < plan->num_units; u++) {
+            const size_t *members = plan->unit_members + plan->unit_first[u];
+            size_t count = plan->unit_first[u + 1] - plan->unit_first[u];
+            uint32_t own = base[members[0]];
+            for (uint32_t c = 0; c < plan->unit_candidates[u]; c++) {
                 if (c == own) continue;
-                for (size_t m = s->plan.unit_first[u]; m < s->plan.unit_first[u + 1]; m++) move[s->plan.unit_members[m]] = c;
-                QC_TRY(score(s, sc, move, function));
+                for (size_t m = 0; m < count; m++) move[members[m]] = c;
+                qc__surrogate_move(&s->surrogate, s->space, sc->g, base_mean, base_var, members, count, own, c, sc->idx,
+                                   sc->val, &mean, &sd);
+                QC_TRY(score_prediction(s, sc, move, mean, sd, function));
             }
+            for (size_t m = 0; m < count; m++) move[members[m]] = own;
         }
+    }
     return QC_OK;
 }
 
 static qc_status score_all(qc_search *s, scoring *sc, const qc_search_front *front, const qc_search_front *predicted,
                            uint32_t *move, const char *function)
 {
-    for (size_t i = 0; i < predicted->size; i++)
-        QC_TRY(score(s, sc, predicted->choices + i * predicted->num_tensors, function));
+    for (size_t i = 0; i < predicted->size; i++) {
+        const uint32_t *choice = predicted->choices + i * predicted->num_tensors;
+        double mean, sd;
+        qc__surrogate_predict(&s->surrogate, s->space, choice, &mean, &sd);
+        QC_TRY(score_prediction(s, sc, choice, mean, sd, function));
+    }
     return score_moves(s, sc, front, move, function);
 }
 
@@ -130,19 +148,23 @@ static qc_status score_all(qc_search *s, scoring *sc, const qc_search_front *fro
  * the single-unit moves from the evaluated front. */
 static qc_status from_surrogate(qc_search *s, uint32_t *choice, int *found, const char *function)
 {
-    size_t full = qc__search_full(s), entries = s->space->offset[s->space->num_tensors];
-    QC_TRY(qc__surrogate_fit(&s->surrogate, s->space, s->evals, full, s->opts.noise, function));
+    size_t entries = s->space->offset[s->space->num_tensors];
+    QC_TRY(qc__surrogate_fit(&s->surrogate, s->space, s->evals, s->weight, s->opts.noise, function));
     qc_search_front *front = NULL, *predicted = NULL;
-    double *loss = malloc(entries * sizeof *loss);
-    uint32_t *move = malloc(s->space->num_tensors * sizeof *move);
-    qc_status st = loss && move ? qc__search_full_front(&front, s, function)
-                                : QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "cannot allocate the proposal");
+    size_t T = s->space->num_tensors;
+    double *loss = malloc(entries * sizeof *loss), *g = malloc((2 + entries) * sizeof *g);
+    double *val = malloc((1 + 2 * T) * sizeof *val);
+    size_t *idx = malloc((1 + 2 * T) * sizeof *idx);
+    uint32_t *move = malloc(T * sizeof *move);
+    qc_status st = loss && g && val && idx && move
+                       ? qc__search_full_front(&front, s, function)
+                       : QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "cannot allocate the proposal");
     if (st == QC_OK) {
         qc__surrogate_losses(&s->surrogate, s->space, loss);
         st = qc__dp_front(&predicted, s->space, &s->plan, loss, s->surrogate.mean[0], s->opts.cost_buckets, function);
     }
     if (st == QC_OK) {
-        scoring sc = {front->cost, front->metric, front->size, 0, 0, 0, choice, 0};
+        scoring sc = {front->cost, front->metric, front->size, 0, 0, 0, choice, 0, g, val, idx};
         qc__search_reference_now(s, &sc.rc, &sc.rm);
         if (isnan(sc.rm)) sc.rm = predicted->size ? predicted->metric[0] - 1 : 0;
         st = score_all(s, &sc, front, predicted, move, function);
@@ -150,8 +172,7 @@ static qc_status from_surrogate(qc_search *s, uint32_t *choice, int *found, cons
     }
     qc_search_front_free(front);
     qc_search_front_free(predicted);
-    free(loss);
-    free(move);
+    free(loss), free(g), free(val), free(idx), free(move);
     return st;
 }
 

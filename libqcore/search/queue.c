@@ -24,7 +24,7 @@ static void bisection_order(size_t n, size_t *order, unsigned char *used)
 }
 
 /* Replaces the queue by its points in bisection order of position (greedy) or of cost (DP fronts: the
- * point nearest each target cost). */
+ * point nearest each target cost, targets up to the reference cost when one is set). */
 static qc_status reorder(qc_search *s, int by_cost, const char *function)
 {
     qc_search_front *q = s->queue, *r;
@@ -39,6 +39,7 @@ static qc_status reorder(qc_search *s, int by_cost, const char *function)
         if (by_cost) {
             memset(used, 0, n);
             double lo = q->cost[0], hi = q->cost[n - 1];
+            if (s->opts.reference_cost > lo && s->opts.reference_cost < hi) hi = s->opts.reference_cost; /* spend nothing beyond it */
             for (size_t k = 0; k < n; k++) { /* target cost at the bisection fraction: nearest unused point */
                 double target = lo + (hi - lo) * (double)order[k] / (double)(n > 1 ? n - 1 : 1);
                 size_t best = SIZE_MAX;

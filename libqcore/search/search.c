@@ -106,6 +106,7 @@ static qc_status setup(qc_search *s, const qc_search_space *space, const qc_sear
     if (o->num_fidelities > 1) memcpy(s->fidelity, o->fidelities, o->num_fidelities * sizeof(double));
     s->opts.fidelities = s->fidelity;
     s->opts.num_fidelities = s->num_fidelities;
+    for (size_t k = 0; k < s->num_fidelities; k++) s->weight[k] = s->fidelity[k] / s->fidelity[s->num_fidelities - 1];
     size_t budget = o->max_evaluations / 4;
     s->initial_points = o->initial_points ? o->initial_points : budget < 4 ? 4 : budget > 8 ? 8 : budget;
     if (s->initial_points > o->max_evaluations) s->initial_points = o->max_evaluations;
@@ -320,7 +321,7 @@ qc_status qc_search_predicted_front(qc_search_front **out, const qc_search *s)
     *out = NULL;
     QC_CHECK_NOT_NULL(s);
     qc__surrogate fit = {0};
-    qc_status st = qc__surrogate_fit(&fit, s->space, s->evals, qc__search_full(s), s->opts.noise, __func__);
+    qc_status st = qc__surrogate_fit(&fit, s->space, s->evals, s->weight, s->opts.noise, __func__);
     double *loss = st == QC_OK ? malloc(fit.entries * sizeof *loss) : NULL;
     if (st == QC_OK && loss == NULL) st = QC_FAIL(QC_ERR_OUT_OF_MEMORY, "cannot allocate the predicted losses");
     if (st == QC_OK) {

@@ -99,12 +99,21 @@ typedef struct qc__surrogate {
     int fitted;
 } qc__surrogate;
 
+/* Fits on every evaluation, evaluation i weighted weight[fidelity index of i]; noise 0: automatic. */
 qc_status qc__surrogate_fit(qc__surrogate *s, const qc_search_space *space, const qc_search_front *evals,
-                            size_t full_fidelity, double noise, const char *function);
+                            const double *weight, double noise, const char *function);
 void qc__surrogate_free(qc__surrogate *s);
 /* Predicted metric mean and std (without noise) of a configuration. */
 void qc__surrogate_predict(const qc__surrogate *s, const qc_search_space *space, const uint32_t *choice,
                            double *mean, double *sd);
+/* For moves from `choice`: g [2 + entries] = cov phi(choice), and its predicted mean and variance. */
+void qc__surrogate_base(const qc__surrogate *s, const qc_search_space *space, const uint32_t *choice, double *g,
+                        double *mean, double *var);
+/* The prediction after moving tensors members[0..count) (one tie group) from candidate `from` to `to`, updated
+ * from qc__surrogate_base's output in O(count^2); idx, val: scratch of 1 + 2 count entries. */
+void qc__surrogate_move(const qc__surrogate *s, const qc_search_space *space, const double *g, double base_mean,
+                        double base_var, const size_t *members, size_t count, uint32_t from, uint32_t to,
+                        size_t *idx, double *val, double *mean, double *sd);
 /* Per-entry predicted loss (alpha * proxy + delta) into loss [entries]. */
 void qc__surrogate_losses(const qc__surrogate *s, const qc_search_space *space, double *loss);
 

@@ -12,6 +12,7 @@ struct qc_search {
     qc_search_options opts;   /* fidelities points at `fidelity` */
     double fidelity[QC__SEARCH_MAX_FIDELITIES];
     size_t num_fidelities;    /* >= 1; the last is full */
+    double weight[QC__SEARCH_MAX_FIDELITIES]; /* surrogate weight of an evaluation: fidelity / full fidelity */
     qc_ctx *ctx;              /* borrowed, may be NULL */
     qc_search_front *evals;   /* told, in order */
     qc_search_front *pending; /* asked and not told */

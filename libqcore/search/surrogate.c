@@ -1,6 +1,7 @@
 /* The additive Bayesian linear surrogate of the metric,
  *     metric = m0 - alpha * proxy(choice) - sum_t delta[t, choice_t] + noise,
- * fitted on the full-fidelity evaluations. The prior is centred on the proxy: (m0, alpha) from a
+ * fitted on the evaluations, an evaluation at fidelity f weighted f / f_full (its noise variance taken as
+ * noise^2 f_full / f, as for a metric averaged over fewer samples). The prior is centred on the proxy: (m0, alpha) from a
  * least-squares line of metric against summed proxy, delta ~ N(0, (0.5 alpha loss + floor)^2), so that few
  * evaluations rescale the proxy and more evaluations correct single (tensor, candidate) entries. */
 #include <math.h>
@@ -31,13 +32,12 @@ static double summed_proxy(const qc_search_space *space, const uint32_t *choice)
 }
 
 /* m0 and alpha from the least-squares line metric = m0 - alpha * proxy (alpha kept positive). */
-static void line_fit(qc__surrogate *s, const qc_search_space *space, const qc_search_front *e, size_t full)
+static void line_fit(qc__surrogate *s, const qc_search_space *space, const qc_search_front *e, const double *weight)
 {
     double n = 0, sp = 0, sm = 0, spp = 0, spm = 0;
     for (size_t i = 0; i < e->size; i++) {
-        if (e->fidelity[i] != full) continue;
-        double p = summed_proxy(space, e->choices + i * e->num_tensors), m = e->metric[i];
-        n++, sp += p, sm += m, spp += p * p, spm += p * m;
+        double p = summed_proxy(space, e->choices + i * e->num_tensors), m = e->metric[i], w = weight[e->fidelity[i]];
+        n += w, sp += w * p, sm += w * m, spp += w * p * p, spm += w * p * m;
     }
     double var = n > 0 ? spp / n - (sp / n) * (sp / n) : 0;
     double slope = var > 1e-300 ? (spm / n - (sp / n) * (sm / n)) / var : -1.0;
@@ -83,11 +83,11 @@ static double mean_nonzero_proxy(const qc_search_space *space)
 }
 
 /* Precision matrix (lower) and right-hand side of the posterior. */
-static void normal_equations(qc__surrogate *s, const qc_search_space *space, const qc_search_front *e, size_t full,
-                             double *a, double *b, size_t *idx, double *val)
+static void normal_equations(qc__surrogate *s, const qc_search_space *space, const qc_search_front *e,
+                             const double *weight, double *a, double *b, size_t *idx, double *val)
 {
     size_t p = 2 + s->entries;
-    double mean_proxy = mean_nonzero_proxy(space), w = 1 / (s->noise * s->noise);
+    double mean_proxy = mean_nonzero_proxy(space);
     memset(a, 0, p * p * sizeof *a);
     memset(b, 0, p * sizeof *b);
     for (size_t j = 0; j < p; j++) {
@@ -97,7 +97,7 @@ static void normal_equations(qc__surrogate *s, const qc_search_space *space, con
     b[0] = s->m0 * a[0];
     b[1] = s->alpha * a[p + 1];
     for (size_t i = 0; i < e->size; i++) {
-        if (e->fidelity[i] != full) continue;
+        double w = weight[e->fidelity[i]] / (s->noise * s->noise);
         size_t n = features(space, e->choices + i * e->num_tensors, idx, val);
         for (size_t u = 0; u < n; u++) {
             b[idx[u]] += w * val[u] * e->metric[i];
@@ -141,16 +141,37 @@ static qc_status posterior(qc__surrogate *s, const double *a, double *l, const d
     return QC_OK;
 }
 
-static double metric_range(const qc_search_front *e, size_t full)
+static double metric_range(const qc_search_front *e)
 {
     double lo = INFINITY, hi = -INFINITY;
-    for (size_t i = 0; i < e->size; i++)
-        if (e->fidelity[i] == full) lo = fmin(lo, e->metric[i]), hi = fmax(hi, e->metric[i]);
+    for (size_t i = 0; i < e->size; i++) lo = fmin(lo, e->metric[i]), hi = fmax(hi, e->metric[i]);
     return hi > lo ? hi - lo : 0;
 }
 
-qc_status qc__surrogate_fit(qc__surrogate *s, const qc_search_space *space, const qc_search_front *evals, size_t full,
-                            double noise, const char *function)
+/* The noise std that explains the weighted residuals of the current fit (an evaluation at weight w has
+ * variance noise^2 / w). */
+static double residual_noise(const qc__surrogate *s, const qc_search_space *space, const qc_search_front *e,
+                             const double *weight)
+{
+    double sum = 0, n = 0;
+    for (size_t i = 0; i < e->size; i++) {
+        const uint32_t *choice = e->choices + i * e->num_tensors;
+        double m = s->mean[0] - s->mean[1] * summed_proxy(space, choice);
+        for (size_t t = 0; t < space->num_tensors; t++) m -= s->mean[2 + space->offset[t] + choice[t]];
+        sum += weight[e->fidelity[i]] * (e->metric[i] - m) * (e->metric[i] - m), n++;
+    }
+    return n > 0 ? sqrt(sum / n) : 0;
+}
+
+static qc_status fit(qc__surrogate *s, const qc_search_space *space, const qc_search_front *evals, const double *weight,
+                     double *a, double *l, double *b, size_t *idx, double *val, const char *function)
+{
+    normal_equations(s, space, evals, weight, a, b, idx, val);
+    return posterior(s, a, l, b, function);
+}
+
+qc_status qc__surrogate_fit(qc__surrogate *s, const qc_search_space *space, const qc_search_front *evals,
+                            const double *weight, double noise, const char *function)
 {
     size_t p = 2 + space->offset[space->num_tensors];
     if (s->mean == NULL) {
@@ -165,11 +186,15 @@ qc_status qc__surrogate_fit(qc__surrogate *s, const qc_search_space *space, cons
     if (!s->mean || !s->cov || !a || !l || !b || !val || !idx)
         st = QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "cannot allocate a surrogate of %zu parameters", p);
     if (st == QC_OK) {
-        line_fit(s, space, evals, full);
-        double range = metric_range(evals, full);
+        line_fit(s, space, evals, weight);
+        double range = metric_range(evals);
         s->noise = noise > 0 ? noise : range > 0 ? 1e-3 * range : 1e-6 * (fabs(s->m0) + 1);
-        normal_equations(s, space, evals, full, a, b, idx, val);
-        st = posterior(s, a, l, b, function);
+        st = fit(s, space, evals, weight, a, l, b, idx, val, function);
+        double seen = noise > 0 || st != QC_OK ? 0 : residual_noise(s, space, evals, weight);
+        if (seen > s->noise) { /* automatic noise: refit with what the residuals show */
+            s->noise = seen;
+            st = fit(s, space, evals, weight, a, l, b, idx, val, function);
+        }
     }
     s->fitted = st == QC_OK;
     free(a), free(l), free(b), free(val), free(idx);
@@ -195,4 +220,46 @@ void qc__surrogate_predict(const qc__surrogate *s, const qc_search_space *space,
 void qc__surrogate_losses(const qc__surrogate *s, const qc_search_space *space, double *loss)
 {
     for (size_t e = 0; e < s->entries; e++) loss[e] = s->mean[1] * space->proxy[e] + s->mean[2 + e];
+}
+
+void qc__surrogate_base(const qc__surrogate *s, const qc_search_space *space, const uint32_t *choice, double *g,
+                        double *mean, double *var)
+{
+    size_t n = space->num_tensors + 2, p = 2 + s->entries;
+    double proxy = summed_proxy(space, choice);
+    memset(g, 0, p * sizeof *g);
+    *mean = 0, *var = 0;
+    for (size_t u = 0; u < n; u++) {
+        size_t iu = feature_index(space, choice, u);
+        double vu = feature_value(u, proxy);
+        const double *row = s->cov + iu * p;
+        for (size_t j = 0; j < p; j++) g[j] += vu * row[j];
+        *mean += vu * s->mean[iu];
+    }
+    for (size_t u = 0; u < n; u++) *var += feature_value(u, proxy) * g[feature_index(space, choice, u)];
+}
+
+/* The feature change of the move: alpha's feature by minus the proxy change, and each member's entry
+ * from `from` (-1 -> 0) to `to` (0 -> -1). */
+void qc__surrogate_move(const qc__surrogate *s, const qc_search_space *space, const double *g, double base_mean,
+                        double base_var, const size_t *members, size_t count, uint32_t from, uint32_t to,
+                        size_t *idx, double *val, double *mean, double *sd)
+{
+    size_t n = 1, p = 2 + s->entries;
+    double dproxy = 0;
+    for (size_t k = 0; k < count; k++) {
+        size_t t = members[k];
+        dproxy += space->proxy[space->offset[t] + to] - space->proxy[space->offset[t] + from];
+        idx[n] = 2 + space->offset[t] + from, val[n++] = 1;
+        idx[n] = 2 + space->offset[t] + to, val[n++] = -1;
+    }
+    idx[0] = 1, val[0] = -dproxy;
+    double m = base_mean, v = base_var;
+    for (size_t a = 0; a < n; a++) {
+        m += val[a] * s->mean[idx[a]];
+        v += 2 * val[a] * g[idx[a]];
+        for (size_t b = 0; b < n; b++) v += val[a] * val[b] * s->cov[idx[a] * p + idx[b]];
+    }
+    *mean = m;
+    *sd = sqrt(fmax(v, 0));
 }

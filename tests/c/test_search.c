@@ -2,6 +2,7 @@
  * against grid counting, the output-error proxy against its definition, determinism, constraints and the
  * cache over every asked configuration, qcore's search against random search on a synthetic problem with
  * a known truth, and precise failures. */
+#include "search/search.h"
 #include "test_util.h"
 
 enum { MAX_T = 7, MAX_C = 4 };
@@ -452,4 +453,43 @@ Test(search, bad_input_is_refused_precisely)
     double hv, nan_cost[1] = {NAN}, metric[1] = {1};
     TU_EXPECT_FAIL(qc_search_hypervolume(&hv, nan_cost, metric, 1, 1, 0), QC_ERR_NUMERIC, "qc_search_hypervolume", NULL);
     qc_search_space_free(s);
+}
+
+/* The incremental prediction of a single-tensor move equals the full prediction of the moved configuration. */
+Test(search, incremental_move_prediction_equals_full_prediction)
+{
+    synthetic p;
+    make_synthetic(&p, 8);
+    qc_search_space *space = synthetic_space(&p);
+    size_t tied[2] = {2, 5};
+    TU_EXPECT_OK(qc_search_space_tie(space, 2, tied));
+    qc_search_front *evals = NULL;
+    TU_EXPECT_OK(qc__front_create(&evals, ST, "test"));
+    uint64_t state = 5;
+    uint32_t choice[ST];
+    for (int i = 0; i < 12; i++) {
+        for (int t = 0; t < ST; t++) choice[t] = (uint32_t)(tu_next(&state) % SC);
+        choice[5] = choice[2];
+        double m;
+        synthetic_eval(choice, 0, 1.0, &m, &p);
+        TU_EXPECT_OK(qc__front_push(evals, choice, qc__space_cost(space, choice), m, 0, "test"));
+    }
+    const double weight[1] = {1.0};
+    qc__surrogate sur = {0};
+    TU_EXPECT_OK(qc__surrogate_fit(&sur, space, evals, weight, 0.0, "test"));
+    double g[2 + ST * SC], val[1 + 2 * ST], base_mean, base_var, mean, sd, want_mean, want_sd;
+    size_t idx[1 + 2 * ST];
+    qc__surrogate_base(&sur, space, choice, g, &base_mean, &base_var);
+    for (uint32_t to = 0; to < SC; to++) {
+        uint32_t moved[ST];
+        memcpy(moved, choice, sizeof moved);
+        moved[2] = moved[5] = to;
+        qc__surrogate_move(&sur, space, g, base_mean, base_var, tied, 2, choice[2], to, idx, val, &mean, &sd);
+        qc__surrogate_predict(&sur, space, moved, &want_mean, &want_sd);
+        cr_assert(fabs(mean - want_mean) < 1e-12 && fabs(sd - want_sd) < 1e-9 * (want_sd + 1e-6),
+                  "move to %u: (%.15g, %.15g), full prediction (%.15g, %.15g)", to, mean, sd, want_mean, want_sd);
+    }
+    qc__surrogate_free(&sur);
+    qc_search_front_free(evals);
+    qc_search_space_free(space);
 }

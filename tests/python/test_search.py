@@ -1,0 +1,204 @@
+"""Mixed-precision search (qc_search.h) from Python: the DP front against itertools enumeration with ties,
+forbidden combinations; the hypervolume against a numpy grid count; the output-error proxy against numpy;
+ask/tell and run() with a Python callable (constraints, the check callback, no repeated asks, same seed
+same run); the JSON file against the fronts; qcore's search above random search on a synthetic problem;
+bad input errors and exceptions raised by Python callbacks."""
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+import qcore
+
+
+def random_space(rng, tensors=5, most=4):
+    counts = [int(c) for c in rng.integers(1, most + 1, tensors)]
+    cost = [rng.integers(0, 15, c).astype(float) for c in counts]
+    proxy = [rng.integers(0, 100, c) / 10.0 for c in counts]
+    space = qcore.SearchSpace(counts, cost=cost, proxy=proxy)
+    rules = {"tie": None, "forbid": None}
+    same = [(a, b) for a, b in itertools.combinations(range(tensors), 2) if counts[a] == counts[b] > 1]
+    if same:
+        rules["tie"] = same[0]
+        space.tie(same[0])
+    if counts[0] > 1:
+        rules["forbid"] = ((0, tensors - 1), (counts[0] - 1, 0))
+        space.forbid(*rules["forbid"])
+    return space, counts, cost, proxy, rules
+
+
+def allowed(choice, rules):
+    if rules["tie"] and choice[rules["tie"][0]] != choice[rules["tie"][1]]:
+        return False
+    if rules["forbid"]:
+        (a, b), (ca, cb) = rules["forbid"]
+        if choice[a] == ca and choice[b] == cb:
+            return False
+    return True
+
+
+def enumerated_front(counts, cost, proxy, rules):
+    points = []
+    for choice in itertools.product(*[range(c) for c in counts]):
+        if allowed(choice, rules):
+            points.append((sum(cost[t][c] for t, c in enumerate(choice)), -sum(proxy[t][c] for t, c in enumerate(choice))))
+    points.sort(key=lambda p: (p[0], -p[1]))
+    front = []
+    for c, m in points:
+        if not front or m > front[-1][1]:
+            front.append((c, m))
+    return np.array(front)
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_dp_front_equals_enumeration(seed):
+    rng = np.random.default_rng(seed)
+    space, counts, cost, proxy, rules = random_space(rng)
+    span = sum(float(c.max() - c.min()) for c in cost)
+    front = qcore.dp_front(space, cost_buckets=max(1, int(span)))
+    want = enumerated_front(counts, cost, proxy, rules)
+    np.testing.assert_allclose(np.c_[front.cost, front.metric], want, atol=1e-9)
+    assert all(allowed(tuple(c), rules) for c in front.choices)
+
+
+def grid_hypervolume(cost, metric, rc, rm, top):
+    cells = 0
+    for c in range(-3, rc):
+        for m in range(rm, top):
+            cells += bool(np.any((cost <= c) & (metric >= m + 1)))
+    return cells
+
+
+def test_hypervolume_equals_grid_count():
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        n = int(rng.integers(0, 10))
+        cost, metric = rng.integers(-3, 25, n).astype(float), rng.integers(0, 25, n).astype(float)
+        assert qcore.hypervolume(cost, metric, 20, 2) == grid_hypervolume(cost, metric, 20, 2, 25)
+
+
+def test_output_error_proxy_against_numpy():
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((6, 9)).astype(np.float32)
+    wq = (np.round(w * 3) / 3).astype(np.float32)
+    x = rng.standard_normal((40, 9))
+    h = x.T @ x / len(x)
+    e = w.astype(np.float64) - wq
+    want = np.sum((x @ e.T) ** 2) / np.sum((x @ w.astype(np.float64).T) ** 2)
+    assert qcore.proxy_output_error(w, wq, h) == pytest.approx(want, rel=1e-12)
+    assert qcore.proxy_output_error(w, wq) == pytest.approx(np.sum(e ** 2) / np.sum(w.astype(np.float64) ** 2), rel=1e-12)
+
+
+def synthetic(seed, tensors=16):
+    rng = np.random.default_rng(seed)
+    bits = np.array([32, 8, 6, 4, 3, 2])
+    cost = rng.integers(1, 64, tensors)[:, None] * 1000.0 * bits[None, :] / 8
+    truth = 0.02 * np.exp(rng.normal(0, 1, tensors))[:, None] * np.where(bits >= 32, 0, 4.0 ** (-(bits - 2.0)))
+    proxy = truth * np.exp(rng.normal(0, 0.7, truth.shape))
+    return cost, truth, proxy
+
+
+def run_synthetic(algorithm, seed, budget=32):
+    cost, truth, proxy = synthetic(seed)
+    t = np.arange(len(cost))
+    space = qcore.SearchSpace([cost.shape[1]] * len(cost), cost=cost, proxy=proxy)
+    search = qcore.Search(space, algorithm=algorithm, seed=seed, max_evaluations=budget)
+    noise = np.random.default_rng(seed + 7)
+    search.run(lambda choice, fi, f: 1 - truth[t, choice.astype(np.int64)].sum() + 1e-4 * noise.standard_normal())
+    return search, cost[:, 0].sum()
+
+
+def test_qcore_beats_random_search():
+    for seed in range(3):
+        scores = {}
+        for algorithm in ["qcore", "random"]:
+            search, rc = run_synthetic(algorithm, seed)
+            scores[algorithm] = search.front().hypervolume(rc, 0.9)
+        assert scores["qcore"] > scores["random"], (seed, scores)
+
+
+def test_ask_tell_respects_constraints_check_and_cache():
+    rng = np.random.default_rng(11)
+    for algorithm in ["qcore", "random", "greedy", "oneshot_dp"]:
+        space, counts, cost, proxy, rules = random_space(rng, tensors=6)
+        space.set_check(lambda choice, c: bool(choice[1] != 1))
+        search = qcore.Search(space, algorithm=algorithm, seed=3, max_evaluations=20, fidelities=[0.5, 1.0])
+        seen = set()
+        while (asked := search.ask()) is not None:
+            choice, fidelity = asked
+            key = (tuple(int(c) for c in choice), fidelity)
+            assert key not in seen, (algorithm, key)
+            seen.add(key)
+            assert allowed(choice, rules) and choice[1] != 1, (algorithm, choice)
+            search.tell(choice, fidelity, -sum(proxy[t][c] for t, c in enumerate(choice)))
+        assert len(seen) > 0
+        assert sum(1 for _, f in seen if f == 1) <= 20
+
+
+def test_same_seed_same_run_and_json(tmp_path):
+    a, _ = run_synthetic("qcore", 4, budget=16)
+    b, _ = run_synthetic("qcore", 4, budget=16)
+    ea, eb = a.evaluations(), b.evaluations()
+    np.testing.assert_array_equal(ea.choices, eb.choices)
+    np.testing.assert_array_equal(a.front().metric, b.front().metric)
+    path = tmp_path / "search.json"
+    a.to_json(path)
+    doc = json.loads(path.read_text())
+    front, predicted = a.front(), a.predicted_front()
+    assert doc["algorithm"] == "qcore" and len(doc["evaluations"]) == len(ea) == 16
+    np.testing.assert_array_equal([p["choice"] for p in doc["front"]], front.choices)
+    np.testing.assert_allclose([p["metric"] for p in doc["front"]], front.metric)
+    np.testing.assert_allclose([p["cost"] for p in doc["predicted_front"]], predicted.cost)
+    assert len(predicted) > len(front)
+    assert [p.name for p in tmp_path.iterdir()] == ["search.json"]  # no temporary file left
+
+
+def test_bad_input_and_callback_errors():
+    with pytest.raises(qcore.InvalidArgumentError, match="num_tensors"):
+        qcore.SearchSpace([])
+    with pytest.raises(qcore.InvalidArgumentError, match="tensor 1 has 0 candidates"):
+        qcore.SearchSpace([2, 0])
+    space = qcore.SearchSpace([2, 3])
+    with pytest.raises(qcore.NumericError, match="cost"):
+        space.set_cost(0, 0, float("nan"))
+    with pytest.raises(qcore.InvalidArgumentError, match="candidate"):
+        space.set_proxy(0, 2, 1.0)
+    with pytest.raises(qcore.InvalidArgumentError, match="candidates"):
+        space.tie([0, 1])
+    search = qcore.Search(space, max_evaluations=4)
+    with pytest.raises(qcore.NumericError, match="metric"):
+        search.tell([0, 0], 0, float("nan"))
+    with pytest.raises(qcore.InvalidArgumentError, match="choice"):
+        search.tell([0, 3], 0, 1.0)
+
+    def failing(choice, fidelity_index, fidelity):
+        raise RuntimeError("evaluation failed")
+
+    with pytest.raises(RuntimeError, match="evaluation failed"):
+        search.run(failing)
+    space.forbid([0], [0])
+    space.forbid([0], [1])
+    with pytest.raises(qcore.InvalidArgumentError, match="forbidden"):
+        qcore.Search(space)
+    checked = qcore.SearchSpace([2, 2])
+    checked.set_check(lambda choice, cost: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        qcore.Search(checked).ask()
+
+
+def test_parallel_asks_are_distinct_and_check_cost_is_used():
+    cost, truth, proxy = synthetic(2, tensors=8)
+    space = qcore.SearchSpace([6] * 8, cost=cost, proxy=proxy)
+    space.set_check(lambda choice, additive: 2 * additive + 1)  # a non-additive true cost
+    search = qcore.Search(space, max_evaluations=12, seed=1)
+    asked = [search.ask() for _ in range(6)]  # six workers, nothing told yet
+    assert len({tuple(int(c) for c in choice) for choice, _ in asked}) == 6
+    t = np.arange(8)
+    while asked:
+        for choice, fidelity in asked:
+            search.tell(choice, fidelity, 1 - truth[t, choice.astype(np.int64)].sum())
+        asked = [a for a in [search.ask()] if a is not None]
+    evals = search.evaluations()
+    assert len(evals) == 12
+    np.testing.assert_allclose(evals.cost, 2 * cost[t, evals.choices.astype(np.int64)].sum(axis=1) + 1)
