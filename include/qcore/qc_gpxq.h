@@ -221,6 +221,18 @@ QC_API qc_status qc_gpfq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor 
                          qc_gpxq_result *result, const qc_tensor *w, const qc_tensor *h, const qc_tensor *g,
                          const qc_quant_options *grid, const qc_gpxq_options *opts);
 
+/* qc_optq with H = (2/n) sum x x^T taken from OPTQ statistics `stats` (qc_gpxq_stats_create with
+ * QC_GPXQ_OPTQ, `in` inputs, at least one sample) instead of a tensor: the same integers as
+ * qc_optq(..., h = qc_gpxq_stats_hessian(stats), ...), without H's [in, in] copy. The statistics' storage
+ * is the factorization's workspace, so they need no second [in, in] buffer: peak memory is the statistics,
+ * the float32 running weights and the int32 levels (each [out, in]) and O(block x in). `stats` is
+ * borrowed and written during the call (not thread-safe against other use of it), and holds the same
+ * statistics afterwards, whatever the outcome: samples may still be added. Errors as for qc_optq;
+ * QC_ERR_INVALID_ARG for NULL, GPFQ or empty statistics, QC_ERR_SHAPE when `in` differs. */
+QC_API qc_status qc_optq_from_stats(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_point,
+                                    qc_tensor *dequantized, qc_gpxq_result *result, const qc_tensor *w,
+                                    qc_gpxq_stats *stats, const qc_quant_options *grid, const qc_gpxq_options *opts);
+
 /* Round-to-nearest of W with the grid's parameters chosen from W (qc_quant_choose_params' rule), input by
  * input in index order, by the rule q = ... above (w / scale in double; qc_quantize divides in float32, so
  * a weight within float32 rounding of a half level may round the other way there); with AXE on

@@ -137,8 +137,8 @@ static inline double qc__gpxq_dequantize(int32_t q, qc_grid_run g)
 }
 
 /* Writes the levels, parameters and (when asked) the dequantized weights to the outputs, and `values` to
- * `result` (may be NULL). */
-void qc__gpxq_finish(const qc_gpxq_layer *layer, const qc_gpxq_outputs *out, qc_gpxq_result *result,
+ * `result` (may be NULL). The layer's levels are freed once copied (the layer can then only be freed). */
+void qc__gpxq_finish(qc_gpxq_layer *layer, const qc_gpxq_outputs *out, qc_gpxq_result *result,
                      const qc_gpxq_result *values);
 
 /* The working arrays both algorithms need (layer.c). The per-row values are double (GPFQ) or float32
@@ -156,10 +156,25 @@ typedef struct qc_gpxq_work {
     float *block_values_f32;
 } qc_gpxq_work;
 
-/* `single`: allocate the float32 per-row values instead of the double ones. */
-qc_status qc__gpxq_work_alloc(qc_gpxq_work *work, const qc_gpxq_layer *layer, int64_t block_size, int single);
+/* `single`: allocate the float32 per-row values instead of the double ones; `square`: allocate `square`
+ * (else it stays NULL). */
+qc_status qc__gpxq_work_alloc(qc_gpxq_work *work, const qc_gpxq_layer *layer, int64_t block_size, int single,
+                              int square);
 /* Frees the arrays and empties `work` (so a second call does nothing). */
 void qc__gpxq_work_free(qc_gpxq_work *work);
+
+/* ---- the statistics' storage (stats.c), for OPTQ straight from the statistics ------------------ */
+
+/* Checks that `stats` holds OPTQ statistics of `dim` inputs and at least one sample, on behalf of
+ * `function`; *sums receives their [dim, dim] storage, whose lower triangle (diagonal included) holds
+ * sum x x^T and whose strict upper triangle is unused, and *scale the factor 2/n that makes H of it. */
+qc_status qc__gpxq_stats_sums(double **sums, double *scale, qc_gpxq_stats *stats, int64_t dim, const char *function);
+
+/* A copy of the diagonal of the sums (NULL when out of memory), for qc__gpxq_stats_restore_diagonal. */
+double *qc__gpxq_stats_save_diagonal(const qc_gpxq_stats *stats);
+
+/* Writes the copy back into the sums' diagonal and frees it (NULL: nothing to do). */
+void qc__gpxq_stats_restore_diagonal(qc_gpxq_stats *stats, double *saved);
 
 /* ---- order and statistics (order.c) ---------------------------------------------------------- */
 

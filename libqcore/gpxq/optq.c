@@ -17,19 +17,33 @@ static const double FIRST_RETRY_RATIO = 1e-4;
 typedef struct optq {
     qc_gpxq_layer layer;
     qc_gpxq_options opts;
-    qc_gpxq_work w;             /* diag: H's, dead inputs set to 1 (as OPTQ's reference does); square: U in
-                                   processing order, H^-1 = U^T U; running_f32: the weights;
-                                   block_values_f32: the current block's scaled errors */
-    float *u_block;             /* [block, d]: the current block's rows of U in float32, row i - i1 holding
-                                   U[i][j] at column j for the j > i the updates read */
+    qc_gpxq_work w;             /* diag: H's, dead inputs set to 1 (as OPTQ's reference does); square (qc_optq
+                                   only): the factor's storage; running_f32: the weights; block_values_f32: the
+                                   current block's scaled errors */
+    const double *h;            /* H / h_scale: its strict lower triangle is read (row-major) */
+    double h_scale;
+    double *factor;             /* [d, d]: the upper triangle (diagonal included) receives the damped H in
+                                   reversed processing order, then its Cholesky factor R, then R^-1; the
+                                   strict lower triangle is never written, so `h` may live there */
+    int64_t *reversed;          /* reversed processing order */
+    double *u_diag;             /* per processing position: U_ii */
+    float *u_later;             /* [d - i2, block]: U[i][j] for the block's i (column i - i1) and j >= i2
+                                   (row j - i2): the B operand of the updates to later blocks */
+    float *u_block;             /* [block, block]: U[i][j] at (i - i1, j - i1) for i < j in the block */
     unsigned char *group_ready; /* per group: its parameters are chosen */
 } optq;
 
 static void optq_free_work(optq *s)
 {
     qc__gpxq_work_free(&s->w);
+    free(s->reversed);
+    free(s->u_diag);
+    free(s->u_later);
     free(s->u_block);
     free(s->group_ready);
+    s->reversed = NULL;
+    s->u_diag = NULL;
+    s->u_later = NULL;
     s->u_block = NULL;
     s->group_ready = NULL;
 }
@@ -40,36 +54,44 @@ static void optq_free(optq *s)
     optq_free_work(s);
 }
 
-static qc_status optq_alloc(optq *s)
+/* `own_factor`: the factor needs its own [d, d] storage (else it shares the statistics'). */
+static qc_status optq_alloc(optq *s, int own_factor)
 {
-    QC_TRY(qc__gpxq_work_alloc(&s->w, &s->layer, s->opts.block_size, 1));
-    s->u_block = malloc((size_t)(s->w.block * s->w.d) * sizeof *s->u_block);
+    QC_TRY(qc__gpxq_work_alloc(&s->w, &s->layer, s->opts.block_size, 1, own_factor));
+    int64_t d = s->w.d, block = s->w.block;
+    if (own_factor) s->factor = s->w.square;
+    s->reversed = malloc((size_t)d * sizeof *s->reversed);
+    s->u_diag = malloc((size_t)d * sizeof *s->u_diag);
+    s->u_later = malloc((size_t)(d * block) * sizeof *s->u_later);
+    s->u_block = malloc((size_t)(block * block) * sizeof *s->u_block);
     s->group_ready = calloc((size_t)s->layer.groups, 1);
-    if (s->u_block == NULL || s->group_ready == NULL)
+    if (!s->reversed || !s->u_diag || !s->u_later || !s->u_block || !s->group_ready)
         return QC_FAIL_IN(s->layer.function, QC_ERR_OUT_OF_MEMORY, "no memory for the blocks and groups");
     return QC_OK;
 }
 
-/* H + delta I in reversed processing order, lower triangle: its Cholesky factor L gives U = J L^-1 J (J the
- * reversal), since H = (J L J)(J L J)^T with J L J upper triangular. That is one factorization and one
- * triangular inverse, where the textbook route (factor H, invert, factor H^-1) needs two factorizations,
- * the second of an ill-conditioned inverse. */
-static void damped_reversed(optq *s, const double *h, int64_t *reversed, double damp)
+/* H + delta I in reversed processing order, into the factor's upper triangle. Its Cholesky factor R (that
+ * matrix = R^T R) gives U = J R^-T J (J the reversal), since H = (J R^T J)(J R^T J)^T with J R^T J upper
+ * triangular. That is one factorization and one triangular inverse, where the textbook route (factor H,
+ * invert, factor H^-1) needs two factorizations, the second of an ill-conditioned inverse. Only H's strict
+ * lower triangle is read and only the factor's upper triangle written, so the two may share storage. */
+static void damped_reversed(optq *s, double damp)
 {
     int64_t d = s->w.d;
-    for (int64_t i = 0; i < d; i++) reversed[i] = s->w.order[d - 1 - i];
-    qc__gpxq_gather_lower(s->w.square, h, d, reversed, 1, s->layer.threads);
-    for (int64_t i = 0; i < d; i++) s->w.square[i * d + i] = s->w.diag[reversed[i]] + damp;
+#pragma omp parallel for num_threads(s->layer.threads) schedule(dynamic, 64)
+    for (int64_t a = 0; a < d; a++) {
+        double *row = s->factor + a * d;
+        int64_t ra = s->reversed[a];
+        row[a] = s->w.diag[ra] + damp;
+        for (int64_t c = a + 1; c < d; c++) row[c] = s->h_scale * qc__gpxq_sym(s->h, d, ra, s->reversed[c]);
+    }
 }
 
-/* U[i][j] = L^-1[d-1-i][d-1-j]: a half turn of the whole matrix, in place. */
-static void half_turn(double *m, int64_t d)
+/* U[i][j] (i <= j, processing positions) = R^-1[d-1-j][d-1-i]: column j of U, read upwards from its
+ * diagonal, is row d-1-j of R^-1, read rightwards from its diagonal. */
+static inline const double *u_column(const optq *s, int64_t j)
 {
-    for (int64_t k = 0, n = d * d; k < n / 2; k++) {
-        double t = m[k];
-        m[k] = m[n - 1 - k];
-        m[n - 1 - k] = t;
-    }
+    return s->factor + (s->w.d - 1 - j) * s->w.d + (s->w.d - 1 - j);
 }
 
 static double mean_diagonal(const optq *s)
@@ -80,11 +102,11 @@ static double mean_diagonal(const optq *s)
 }
 
 /* Factors H + delta I, multiplying the damping by 10 after each failure (at most max_retries times). */
-static qc_status inverse_factor(optq *s, const double *h, qc_gpxq_result *res)
+static qc_status inverse_factor(optq *s, qc_gpxq_result *res)
 {
     const char *function = s->layer.function;
-    int64_t *reversed = malloc((size_t)s->w.d * sizeof *reversed), pivot = 0;
-    if (reversed == NULL) return QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for the input order");
+    int64_t d = s->w.d, pivot = 0;
+    for (int64_t i = 0; i < d; i++) s->reversed[i] = s->w.order[d - 1 - i];
     double mean = mean_diagonal(s), ratio = s->opts.damp_ratio;
     qc_status st = QC_ERR_SINGULAR;
     for (int32_t attempt = 0; attempt <= s->opts.max_retries; attempt++) {
@@ -92,15 +114,14 @@ static qc_status inverse_factor(optq *s, const double *h, qc_gpxq_result *res)
         res->damp_ratio = ratio;
         res->damp = ratio * mean;
         res->retries = attempt;
-        damped_reversed(s, h, reversed, res->damp);
-        st = qc__cholesky(s->layer.threads, s->w.square, s->w.d, s->w.d, &pivot, function);
+        damped_reversed(s, res->damp);
+        st = qc__cholesky_upper(s->layer.threads, s->factor, d, d, &pivot, function);
         if (st != QC_ERR_SINGULAR) break;
         qc__log(s->layer.ctx, QC_LOG_WARNING, "%s: H + %g I is not positive definite (damp_ratio %g); retrying with 10x",
                 function, res->damp, ratio);
     }
-    free(reversed);
     if (st == QC_ERR_SINGULAR) {
-        int64_t position = s->w.d - pivot;
+        int64_t position = d - pivot;
         return QC_FAIL_IN(function, QC_ERR_SINGULAR,
                           "argument 'h': H + delta I is not positive definite with damp_ratio %g (delta = %g) after %d "
                           "retries: Cholesky fails at input %lld (processing position %lld)",
@@ -108,20 +129,25 @@ static qc_status inverse_factor(optq *s, const double *h, qc_gpxq_result *res)
                           (long long)position);
     }
     QC_TRY(st);
-    QC_TRY(qc__triangular_inverse(s->layer.threads, s->w.square, s->w.d, s->w.d, function));
-    half_turn(s->w.square, s->w.d);
+    QC_TRY(qc__triangular_inverse_upper(s->layer.threads, s->factor, d, d, function));
+    for (int64_t i = 0; i < d; i++) s->u_diag[i] = *u_column(s, i);
     return QC_OK;
 }
 
-/* Rows [i1, i2) of U, right of the diagonal, in float32. */
+/* U's rows [i1, i2) right of the diagonal, in float32: within the block into u_block, beyond it into
+ * u_later. Each column of U is read contiguously from the factor. */
 static void convert_block_rows(optq *s, int64_t i1, int64_t i2)
 {
-    int64_t d = s->w.d;
+    int64_t d = s->w.d, b = i2 - i1;
 #pragma omp parallel for num_threads(s->layer.threads) schedule(static)
-    for (int64_t i = i1; i < i2; i++) {
-        const double *u = s->w.square + i * d;
-        float *out = s->u_block + (i - i1) * d;
-        for (int64_t j = i + 1; j < d; j++) out[j] = (float)u[j];
+    for (int64_t j = i1 + 1; j < d; j++) {
+        const double *column = u_column(s, j); /* column[k] = U[j - k][j] */
+        if (j >= i2) {
+            float *out = s->u_later + (j - i2) * b;
+            for (int64_t i = i1; i < i2; i++) out[i - i1] = (float)column[j - i];
+        } else {
+            for (int64_t i = i1; i < j; i++) s->u_block[(i - i1) * b + (j - i1)] = (float)column[j - i];
+        }
     }
 }
 
@@ -136,11 +162,11 @@ static void quantize_row_block(optq *s, int64_t r, int64_t i1, int64_t i2)
         int32_t q = qc__gpxq_level(&s->layer, r, c, (double)w[i]);
         s->layer.levels[r * d + i] = q; /* in processing order until levels_to_input_order */
         double error = (double)w[i] - qc__gpxq_dequantize(q, qc__gpxq_param(&s->layer, r, c));
-        float ei = (float)(error / s->w.square[i * d + i]);
-        const float *ui = s->u_block + (i - i1) * d;
+        float ei = (float)(error / s->u_diag[i]);
+        const float *ui = s->u_block + (i - i1) * (i2 - i1); /* ui[j - i1] = U[i][j] */
         e[i - i1] = ei;
 #pragma omp simd
-        for (int64_t j = i + 1; j < i2; j++) w[j] -= ei * ui[j];
+        for (int64_t j = i + 1; j < i2; j++) w[j] -= ei * ui[j - i1];
     }
 }
 
@@ -169,8 +195,8 @@ static qc_status run_blocks(optq *s)
         convert_block_rows(s, i1, i2);
 #pragma omp parallel for num_threads(s->layer.threads) schedule(static)
         for (int64_t r = 0; r < rows; r++) quantize_row_block(s, r, i1, i2);
-        qc__sgemm(s->layer.threads, 0, 0, rows, d - i2, i2 - i1, -1.0f, s->w.block_values_f32, s->w.block,
-                  s->u_block + i2, d, 1.0f, s->w.running_f32 + i2, d);
+        qc__sgemm(s->layer.threads, 0, 1, rows, d - i2, i2 - i1, -1.0f, s->w.block_values_f32, s->w.block,
+                  s->u_later, i2 - i1, 1.0f, s->w.running_f32 + i2, d);
         QC_TRY(qc__gpxq_progress(&s->layer, i2));
     }
     return QC_OK;
@@ -200,18 +226,31 @@ static qc_status levels_to_input_order(optq *s)
     return QC_OK;
 }
 
-static qc_status optq_run(optq *s, const qc_tensor *h, qc_gpxq_result *res)
+static qc_status optq_run(optq *s, int own_factor, qc_gpxq_result *res)
 {
-    const double *hd = h->data;
-    QC_TRY(optq_alloc(s));
-    res->dead_inputs = qc__gpxq_dead_inputs(s->w.dead, hd, s->w.d);
-    for (int64_t i = 0; i < s->w.d; i++) s->w.diag[i] = s->w.dead[i] ? 1.0 : hd[i * s->w.d + i];
-    QC_TRY(qc__gpxq_order(s->w.order, s->w.position, s->w.diag, s->w.d, s->opts.act_order, s->layer.function));
+    QC_TRY(optq_alloc(s, own_factor));
+    int64_t d = s->w.d;
+    res->dead_inputs = qc__gpxq_dead_inputs(s->w.dead, s->h, d);
+    for (int64_t i = 0; i < d; i++) s->w.diag[i] = s->w.dead[i] ? 1.0 : s->h_scale * s->h[i * d + i];
+    QC_TRY(qc__gpxq_order(s->w.order, s->w.position, s->w.diag, d, s->opts.act_order, s->layer.function));
     if (s->layer.grid_opts->granularity != QC_GRAN_GROUP) QC_TRY(qc__gpxq_choose_from_w(&s->layer, s->w.dead));
-    QC_TRY(inverse_factor(s, hd, res));
+    QC_TRY(inverse_factor(s, res));
     qc__gpxq_gather_weights(NULL, s->w.running_f32, &s->layer, s->w.order, s->w.dead);
     QC_TRY(run_blocks(s));
     return levels_to_input_order(s);
+}
+
+/* Runs OPTQ on s->h once the layer is begun, and writes the outputs on success. */
+static qc_status optq_finish_run(optq *s, const qc_gpxq_outputs *out, qc_gpxq_result *result, int own_factor)
+{
+    qc_gpxq_result res = {0};
+    qc_status st = optq_run(s, own_factor, &res);
+    if (st == QC_OK) {
+        optq_free_work(s); /* before the outputs are written: the call's peak memory is then the loop's */
+        qc__gpxq_finish(&s->layer, out, result, &res);
+    }
+    optq_free(s);
+    return st;
 }
 
 qc_status qc_optq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_point, qc_tensor *dequantized,
@@ -221,13 +260,34 @@ qc_status qc_optq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_p
     optq s = {0};
     qc_gpxq_outputs out = {q, scale, zero_point, dequantized};
     QC_TRY(qc__gpxq_begin(&s.layer, &s.opts, ctx, &out, result, w, grid, opts, __func__));
-    qc_gpxq_result res = {0};
     qc_status st = qc__gpxq_check_square(&s.layer, h, "h");
-    if (st == QC_OK) st = optq_run(&s, h, &res);
-    if (st == QC_OK) {
-        optq_free_work(&s); /* before the outputs are written: the call's peak memory is then the loop's */
-        qc__gpxq_finish(&s.layer, &out, result, &res);
+    if (st != QC_OK) {
+        optq_free(&s);
+        return st;
     }
-    optq_free(&s);
+    s.h = h->data;
+    s.h_scale = 1.0;
+    return optq_finish_run(&s, &out, result, 1);
+}
+
+qc_status qc_optq_from_stats(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_point, qc_tensor *dequantized,
+                             qc_gpxq_result *result, const qc_tensor *w, qc_gpxq_stats *stats,
+                             const qc_quant_options *grid, const qc_gpxq_options *opts)
+{
+    optq s = {0};
+    qc_gpxq_outputs out = {q, scale, zero_point, dequantized};
+    QC_TRY(qc__gpxq_begin(&s.layer, &s.opts, ctx, &out, result, w, grid, opts, __func__));
+    double *sums = NULL, *saved = NULL;
+    qc_status st = qc__gpxq_stats_sums(&sums, &s.h_scale, stats, s.layer.cols, __func__);
+    if (st == QC_OK && (saved = qc__gpxq_stats_save_diagonal(stats)) == NULL)
+        st = QC_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for the diagonal of %lld x %lld statistics",
+                     (long long)s.layer.cols, (long long)s.layer.cols);
+    if (st != QC_OK) {
+        optq_free(&s);
+        return st;
+    }
+    s.h = s.factor = sums; /* the factor lives in the statistics' unused upper triangle */
+    st = optq_finish_run(&s, &out, result, 0);
+    qc__gpxq_stats_restore_diagonal(stats, saved);
     return st;
 }

@@ -155,9 +155,13 @@ class GpxqStats:
 
 
 def optq(w, h, grid, opts=None, ctx=None):
-    """OPTQ of the float32 weight w [out, in] with H (float64 [in, in]) under the QuantOptions `grid`
-    (per channel: axis 0; per group: axis 1). Returns a QuantizedLayer."""
+    """OPTQ of the float32 weight w [out, in] with H (float64 [in, in], or the GpxqStats("optq", in) that
+    accumulate it) under the QuantOptions `grid` (per channel: axis 0; per group: axis 1). Returns a
+    QuantizedLayer. From GpxqStats, H is read from the statistics without a copy (qc_optq_from_stats: the
+    same integers as with stats.hessian(), less memory); the statistics are unchanged."""
     function = "qcore.optq"
+    if isinstance(h, GpxqStats):
+        return _run(lib.qc_optq_from_stats, function, w, [], grid, opts, ctx, handles=[h._stats])
     matrices = [(as_array(h, "h", [np.float64], function))]
     return _run(lib.qc_optq, function, w, matrices, grid, opts, ctx)
 
@@ -175,7 +179,7 @@ def rtn(w, grid, opts=None, ctx=None):
     return _run(lib.qc_rtn, "qcore.rtn", w, [], grid, opts, ctx)
 
 
-def _run(c_function, function, w, matrices, grid, opts, ctx):
+def _run(c_function, function, w, matrices, grid, opts, ctx, handles=()):
     w = as_array(w, "w", [np.float32], function)
     c_grid = grid.to_c(function)
     c_opts = (opts or GpxqOptions()).to_c()
@@ -185,7 +189,7 @@ def _run(c_function, function, w, matrices, grid, opts, ctx):
     result = ffi.new("qc_gpxq_result *", [lib.QC_GPXQ_RESULT_VERSION])
     views = [view(a) for a in (q, scale, zero_point, dequantized, w, *matrices)]
     (ctx or default_context()).call(c_function, *[v for v, _ in views[:4]], result, *[v for v, _ in views[4:]],
-                                    c_grid, c_opts)
+                                    *handles, c_grid, c_opts)
     group_size = min(grid.group_size, w.shape[1]) if grid.granularity == "group" else 0
     return QuantizedLayer(q, scale, zero_point, dequantized, result.damp_ratio, result.damp, result.retries,
                           result.dead_inputs, group_size, AxeStats.from_c(result))
