@@ -265,6 +265,9 @@ void qc__gpxq_finish(qc_gpxq_layer *layer, const qc_gpxq_outputs *out, qc_gpxq_r
     float *deq = out->dequantized->data;
 #pragma omp parallel for num_threads(layer->threads) schedule(static)
     for (int64_t r = 0; r < layer->rows; r++)
-        for (int64_t c = 0; c < layer->cols; c++)
-            deq[r * layer->cols + c] = qc__dequantize_one(q[r * layer->cols + c], qc__gpxq_param(layer, r, c));
+        for (int64_t c0 = 0; c0 < layer->cols; c0 += layer->group_size) { /* a parameter at a time */
+            qc_grid_run g = qc__gpxq_param(layer, r, c0);
+            int64_t c1 = c0 + layer->group_size < layer->cols ? c0 + layer->group_size : layer->cols;
+            for (int64_t c = c0; c < c1; c++) deq[r * layer->cols + c] = qc__dequantize_one(q[r * layer->cols + c], g);
+        }
 }

@@ -26,6 +26,7 @@ typedef struct optq {
                                    reversed processing order, then its Cholesky factor R, then R^-1; the
                                    strict lower triangle is never written, so `h` may live there */
     int64_t *reversed;          /* reversed processing order */
+    int64_t *param_of;          /* per processing position: its input's parameter within a row */
     double *u_diag;             /* per processing position: U_ii */
     float *u_later;             /* [d - i2, block]: U[i][j] for the block's i (column i - i1) and j >= i2
                                    (row j - i2): the B operand of the updates to later blocks */
@@ -37,11 +38,13 @@ static void optq_free_work(optq *s)
 {
     qc__gpxq_work_free(&s->w);
     free(s->reversed);
+    free(s->param_of);
     free(s->u_diag);
     free(s->u_later);
     free(s->u_block);
     free(s->group_ready);
     s->reversed = NULL;
+    s->param_of = NULL;
     s->u_diag = NULL;
     s->u_later = NULL;
     s->u_block = NULL;
@@ -61,11 +64,12 @@ static qc_status optq_alloc(optq *s, int own_factor)
     int64_t d = s->w.d, block = s->w.block;
     if (own_factor) s->factor = s->w.square;
     s->reversed = malloc((size_t)d * sizeof *s->reversed);
+    s->param_of = malloc((size_t)d * sizeof *s->param_of);
     s->u_diag = malloc((size_t)d * sizeof *s->u_diag);
     s->u_later = malloc((size_t)(d * block) * sizeof *s->u_later);
     s->u_block = malloc((size_t)(block * block) * sizeof *s->u_block);
     s->group_ready = calloc((size_t)s->layer.groups, 1);
-    if (!s->reversed || !s->u_diag || !s->u_later || !s->u_block || !s->group_ready)
+    if (!s->reversed || !s->param_of || !s->u_diag || !s->u_later || !s->u_block || !s->group_ready)
         return QC_FAIL_IN(s->layer.function, QC_ERR_OUT_OF_MEMORY, "no memory for the blocks and groups");
     return QC_OK;
 }
@@ -151,22 +155,36 @@ static void convert_block_rows(optq *s, int64_t i1, int64_t i2)
     }
 }
 
-/* Inputs [i1, i2) of row r: quantize each, record its scaled error, and update the rest of the block. The
- * level and the error come from the float32 weight in double; the update is float32 (qc_gpxq.h). */
-static void quantize_row_block(optq *s, int64_t r, int64_t i1, int64_t i2)
+/* Rows quantized together: each row's inputs form one dependency chain (an input's level waits for the
+ * updates of the one before), so a lone row would run at the latency of that chain; interleaving the
+ * rows' independent chains lets the CPU overlap them. */
+enum { ROW_TILE = 8 };
+
+/* Inputs [i1, i2) of rows [r0, r1): quantize each, record its scaled error, and update the rest of the
+ * block; row by row the same operations in the same order as one row alone. The level and the error come
+ * from the float32 weight in double; the update is float32 (qc_gpxq.h). */
+static void quantize_rows_block(optq *s, int64_t r0, int64_t r1, int64_t i1, int64_t i2)
 {
-    int64_t d = s->w.d;
-    float *w = s->w.running_f32 + r * d, *e = s->w.block_values_f32 + r * s->w.block;
+    qc_gpxq_layer *l = &s->layer;
+    int64_t d = s->w.d, b = i2 - i1;
     for (int64_t i = i1; i < i2; i++) {
         int64_t c = s->w.order[i];
-        int32_t q = qc__gpxq_level(&s->layer, r, c, (double)w[i]);
-        s->layer.levels[r * d + i] = q; /* in processing order until levels_to_input_order */
-        double error = (double)w[i] - qc__gpxq_dequantize(q, qc__gpxq_param(&s->layer, r, c));
-        float ei = (float)(error / s->u_diag[i]);
-        const float *ui = s->u_block + (i - i1) * (i2 - i1); /* ui[j - i1] = U[i][j] */
-        e[i - i1] = ei;
+        float e[ROW_TILE];
+        for (int64_t r = r0; r < r1; r++) {
+            float *w = s->w.running_f32 + r * d;
+            qc_grid_run g = l->params[r * l->row_stride + s->param_of[i]];
+            int32_t q = qc__gpxq_level_in(l, r, c, (double)w[i], g);
+            l->levels[r * d + i] = q; /* in processing order until levels_to_input_order */
+            double error = (double)w[i] - qc__gpxq_dequantize(q, g);
+            e[r - r0] = (float)(error / s->u_diag[i]);
+            s->w.block_values_f32[r * s->w.block + (i - i1)] = e[r - r0];
+        }
+        const float *ui = s->u_block + (i - i1) * b; /* ui[j - i1] = U[i][j] */
+        for (int64_t r = r0; r < r1; r++) {
+            float *w = s->w.running_f32 + r * d, ei = e[r - r0];
 #pragma omp simd
-        for (int64_t j = i + 1; j < i2; j++) w[j] -= ei * ui[j - i1];
+            for (int64_t j = i + 1; j < i2; j++) w[j] -= ei * ui[j - i1];
+        }
     }
 }
 
@@ -194,7 +212,8 @@ static qc_status run_blocks(optq *s)
         QC_TRY(start_block(s, i1, &i2));
         convert_block_rows(s, i1, i2);
 #pragma omp parallel for num_threads(s->layer.threads) schedule(static)
-        for (int64_t r = 0; r < rows; r++) quantize_row_block(s, r, i1, i2);
+        for (int64_t r0 = 0; r0 < rows; r0 += ROW_TILE)
+            quantize_rows_block(s, r0, r0 + ROW_TILE < rows ? r0 + ROW_TILE : rows, i1, i2);
         qc__sgemm(s->layer.threads, 0, 1, rows, d - i2, i2 - i1, -1.0f, s->w.block_values_f32, s->w.block,
                   s->u_later, i2 - i1, 1.0f, s->w.running_f32 + i2, d);
         QC_TRY(qc__gpxq_progress(&s->layer, i2));
@@ -233,6 +252,7 @@ static qc_status optq_run(optq *s, int own_factor, qc_gpxq_result *res)
     res->dead_inputs = qc__gpxq_dead_inputs(s->w.dead, s->h, d);
     for (int64_t i = 0; i < d; i++) s->w.diag[i] = s->w.dead[i] ? 1.0 : s->h_scale * s->h[i * d + i];
     QC_TRY(qc__gpxq_order(s->w.order, s->w.position, s->w.diag, d, s->opts.act_order, s->layer.function));
+    for (int64_t i = 0; i < d; i++) s->param_of[i] = qc__gpxq_group_of(&s->layer, s->w.order[i]);
     if (s->layer.grid_opts->granularity != QC_GRAN_GROUP) QC_TRY(qc__gpxq_choose_from_w(&s->layer, s->w.dead));
     QC_TRY(inverse_factor(s, res));
     qc__gpxq_gather_weights(NULL, s->w.running_f32, &s->layer, s->w.order, s->w.dead);
