@@ -39,8 +39,15 @@
  * float32 (W's values to start with), q_i and e_i are computed from w_i in double, e_i and U_ij are then
  * rounded to float32, and within a block each update w_j -= e_i U_ij is a float32 product and difference,
  * one input at a time; the updates to later blocks are summed by a float32 matrix product (sgemm, in its
- * own order) and subtracted once. So two correct implementations of this rule agree up to float32 sum
- * order: a weight within a few float32 ulps of a rounding tie may round the other way.
+ * own order) and subtracted once. So two correct implementations of this rule agree up to float32
+ * rounding: a weight within a few float32 ulps of a rounding tie may round the other way.
+ * Per tensor and per channel, the updates take an equivalent form that needs no inverse: with R = U^-1
+ * (upper triangular, H + delta I = R R^T, read off the factorization), the rule gives W - W' = E U, hence
+ * E = (W - W') R, and the weight input j is quantized from is
+ *     w_j = W_j + sum_{i<j} (W_i - w'_i) R_ij / R_jj     (W: the given weights, dead columns 0),
+ * applied as above with d_i = W_i - w'_i (in double, then float32) and R_ij / R_jj (float32) in place of
+ * e_i and -U_ij. Part way, the running weights of inputs not yet reached differ between the two forms;
+ * per group, whose parameters are chosen from those, the U form above is used.
  * If H + delta I is not positive definite (Cholesky fails), damp_ratio is multiplied by 10 (from 1e-4 when
  * it is 0) and the factorization retried, at most
  * `max_retries` times; then QC_ERR_SINGULAR names the failing pivot and the last damping. The damping used

@@ -1,8 +1,16 @@
-/* OPTQ (GPTQ): each input's rounding error is spread over the inputs not yet quantized through the
- * Cholesky factor of H^-1; updates within a block are applied one input at a time, row by row (each row of
- * W is independent given U), and those to later blocks as one matrix product. U is computed in double; the
- * updates, O(out in^2) multiply-adds against O(in^3) for U, run in float32 (qc_gpxq.h states the rule), as in
- * OPTQ's reference implementation: half the memory traffic and twice the SIMD width of double. */
+/* OPTQ (GPTQ): each input's rounding error is spread over the inputs not yet quantized. Every update has
+ * the form w_j += v_i c_ij, in one of two equivalent forms (qc_gpxq.h):
+ *  - U form (the published one): v_i = (w_i - w'_i) / U_ii and c_ij = -U_ij, with U the upper Cholesky
+ *    factor of H^-1 (H^-1 = U^T U);
+ *  - R form: v_i = W_i - w'_i (the given weight) and c_ij = R_ij / R_jj, with R = U^-1 (upper triangular,
+ *    H = R R^T). The rule gives W - W' = E U for the scaled errors E, so E = (W - W') R, and the weight
+ *    that input j is quantized from is the same; the factor of H itself drives the updates, no inverse.
+ * The R form saves the triangular inverse (a third of the O(in^3) work), but the running weights of inputs
+ * not yet reached differ between the forms part way, and per-group grids choose their parameters from
+ * those: per group the U form is used. Updates within a block are applied one input at a time, row by row
+ * (each row of W is independent), and those to later blocks as one matrix product. The factor is computed
+ * in double; the updates, O(out in^2) multiply-adds against O(in^3), run in float32, as in OPTQ's reference
+ * implementation: half the memory traffic and twice the SIMD width of double. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,18 +27,18 @@ typedef struct optq {
     qc_gpxq_options opts;
     qc_gpxq_work w;             /* diag: H's, dead inputs set to 1 (as OPTQ's reference does); square (qc_optq
                                    only): the factor's storage; running_f32: the weights; block_values_f32: the
-                                   current block's scaled errors */
+                                   current block's v_i */
     const double *h;            /* H / h_scale: its strict lower triangle is read (row-major) */
     double h_scale;
     double *factor;             /* [d, d]: the upper triangle (diagonal included) receives the damped H in
-                                   reversed processing order, then its Cholesky factor R, then R^-1; the
+                                   reversed processing order, then its Cholesky factor F (U form: F^-1); the
                                    strict lower triangle is never written, so `h` may live there */
+    int u_form;                 /* 1: the U form (per-group grids), 0: the R form */
     int64_t *reversed;          /* reversed processing order */
     int64_t *param_of;          /* per processing position: its input's parameter within a row */
-    double *u_diag;             /* per processing position: U_ii */
-    float *u_later;             /* [d - i2, block]: U[i][j] for the block's i (column i - i1) and j >= i2
-                                   (row j - i2): the B operand of the updates to later blocks */
-    float *u_block;             /* [block, block]: U[i][j] at (i - i1, j - i1) for i < j in the block */
+    float *c_later;             /* [d - i2, block]: c_ij for the block's i (column i - i1) and j >= i2 (row
+                                   j - i2): the B operand of the updates to later blocks */
+    float *c_block;             /* [block, block]: c_ij at (i - i1, j - i1) for i < j in the block */
     unsigned char *group_ready; /* per group: its parameters are chosen */
 } optq;
 
@@ -39,15 +47,13 @@ static void optq_free_work(optq *s)
     qc__gpxq_work_free(&s->w);
     free(s->reversed);
     free(s->param_of);
-    free(s->u_diag);
-    free(s->u_later);
-    free(s->u_block);
+    free(s->c_later);
+    free(s->c_block);
     free(s->group_ready);
     s->reversed = NULL;
     s->param_of = NULL;
-    s->u_diag = NULL;
-    s->u_later = NULL;
-    s->u_block = NULL;
+    s->c_later = NULL;
+    s->c_block = NULL;
     s->group_ready = NULL;
 }
 
@@ -65,20 +71,19 @@ static qc_status optq_alloc(optq *s, int own_factor)
     if (own_factor) s->factor = s->w.square;
     s->reversed = malloc((size_t)d * sizeof *s->reversed);
     s->param_of = malloc((size_t)d * sizeof *s->param_of);
-    s->u_diag = malloc((size_t)d * sizeof *s->u_diag);
-    s->u_later = malloc((size_t)(d * block) * sizeof *s->u_later);
-    s->u_block = malloc((size_t)(block * block) * sizeof *s->u_block);
+    s->c_later = malloc((size_t)(d * block) * sizeof *s->c_later);
+    s->c_block = malloc((size_t)(block * block) * sizeof *s->c_block);
     s->group_ready = calloc((size_t)s->layer.groups, 1);
-    if (!s->reversed || !s->param_of || !s->u_diag || !s->u_later || !s->u_block || !s->group_ready)
+    if (!s->reversed || !s->param_of || !s->c_later || !s->c_block || !s->group_ready)
         return QC_FAIL_IN(s->layer.function, QC_ERR_OUT_OF_MEMORY, "no memory for the blocks and groups");
     return QC_OK;
 }
 
-/* H + delta I in reversed processing order, into the factor's upper triangle. Its Cholesky factor R (that
- * matrix = R^T R) gives U = J R^-T J (J the reversal), since H = (J R^T J)(J R^T J)^T with J R^T J upper
- * triangular. That is one factorization and one triangular inverse, where the textbook route (factor H,
- * invert, factor H^-1) needs two factorizations, the second of an ill-conditioned inverse. Only H's strict
- * lower triangle is read and only the factor's upper triangle written, so the two may share storage. */
+/* H + delta I in reversed processing order, into the factor's upper triangle. Its Cholesky factor F (that
+ * matrix = F^T F) gives R = J F^T J (J the reversal), upper triangular with H = R R^T, and U = R^-1 =
+ * J F^-T J: one factorization (and one triangular inverse for U), where the textbook route (factor H,
+ * invert, factor H^-1) needs two, the second of an ill-conditioned inverse. Only H's strict lower
+ * triangle is read and only the factor's upper triangle written, so the two may share storage. */
 static void damped_reversed(optq *s, double damp)
 {
     int64_t d = s->w.d;
@@ -91,9 +96,10 @@ static void damped_reversed(optq *s, double damp)
     }
 }
 
-/* U[i][j] (i <= j, processing positions) = R^-1[d-1-j][d-1-i]: column j of U, read upwards from its
- * diagonal, is row d-1-j of R^-1, read rightwards from its diagonal. */
-static inline const double *u_column(const optq *s, int64_t j)
+/* R_ij (i <= j, processing positions) = F[d-1-j][d-1-i]: column j of R, read upwards from its diagonal,
+ * is row d-1-j of F, read rightwards from its diagonal; likewise U_ij = F^-1[d-1-j][d-1-i] once the factor
+ * is inverted. */
+static inline const double *r_column(const optq *s, int64_t j)
 {
     return s->factor + (s->w.d - 1 - j) * s->w.d + (s->w.d - 1 - j);
 }
@@ -106,7 +112,7 @@ static double mean_diagonal(const optq *s)
 }
 
 /* Factors H + delta I, multiplying the damping by 10 after each failure (at most max_retries times). */
-static qc_status inverse_factor(optq *s, qc_gpxq_result *res)
+static qc_status factor(optq *s, qc_gpxq_result *res)
 {
     const char *function = s->layer.function;
     int64_t d = s->w.d, pivot = 0;
@@ -133,24 +139,24 @@ static qc_status inverse_factor(optq *s, qc_gpxq_result *res)
                           (long long)position);
     }
     QC_TRY(st);
-    QC_TRY(qc__triangular_inverse_upper(s->layer.threads, s->factor, d, d, function));
-    for (int64_t i = 0; i < d; i++) s->u_diag[i] = *u_column(s, i);
+    if (s->u_form) return qc__triangular_inverse_upper(s->layer.threads, s->factor, d, d, function);
     return QC_OK;
 }
 
-/* U's rows [i1, i2) right of the diagonal, in float32: within the block into u_block, beyond it into
- * u_later. Each column of U is read contiguously from the factor. */
+/* c_ij for i in [i1, i2) and j > i, in float32: within the block into c_block, beyond it into c_later.
+ * Each column of R (or U) is read contiguously from the factor. */
 static void convert_block_rows(optq *s, int64_t i1, int64_t i2)
 {
     int64_t d = s->w.d, b = i2 - i1;
 #pragma omp parallel for num_threads(s->layer.threads) schedule(static)
     for (int64_t j = i1 + 1; j < d; j++) {
-        const double *column = u_column(s, j); /* column[k] = U[j - k][j] */
+        const double *column = r_column(s, j); /* column[k] = R[j - k][j] (U form: U[j - k][j]) */
+        double divisor = s->u_form ? -1.0 : column[0];
         if (j >= i2) {
-            float *out = s->u_later + (j - i2) * b;
-            for (int64_t i = i1; i < i2; i++) out[i - i1] = (float)column[j - i];
+            float *out = s->c_later + (j - i2) * b;
+            for (int64_t i = i1; i < i2; i++) out[i - i1] = (float)(column[j - i] / divisor);
         } else {
-            for (int64_t i = i1; i < j; i++) s->u_block[(i - i1) * b + (j - i1)] = (float)column[j - i];
+            for (int64_t i = i1; i < j; i++) s->c_block[(i - i1) * b + (j - i1)] = (float)(column[j - i] / divisor);
         }
     }
 }
@@ -160,30 +166,31 @@ static void convert_block_rows(optq *s, int64_t i1, int64_t i2)
  * rows' independent chains lets the CPU overlap them. */
 enum { ROW_TILE = 8 };
 
-/* Inputs [i1, i2) of rows [r0, r1): quantize each, record its scaled error, and update the rest of the
- * block; row by row the same operations in the same order as one row alone. The level and the error come
- * from the float32 weight in double; the update is float32 (qc_gpxq.h). */
+/* Inputs [i1, i2) of rows [r0, r1): quantize each, record v_i, and update the rest of the block; row by row
+ * the same operations in the same order as one row alone. The level and v_i come from the float32 weight
+ * (R form: v_i from the given weight) in double; the update is float32 (qc_gpxq.h). */
 static void quantize_rows_block(optq *s, int64_t r0, int64_t r1, int64_t i1, int64_t i2)
 {
     qc_gpxq_layer *l = &s->layer;
     int64_t d = s->w.d, b = i2 - i1;
     for (int64_t i = i1; i < i2; i++) {
         int64_t c = s->w.order[i];
-        float e[ROW_TILE];
+        float v[ROW_TILE];
         for (int64_t r = r0; r < r1; r++) {
             float *w = s->w.running_f32 + r * d;
             qc_grid_run g = l->params[r * l->row_stride + s->param_of[i]];
             int32_t q = qc__gpxq_level_in(l, r, c, (double)w[i], g);
             l->levels[r * d + i] = q; /* in processing order until levels_to_input_order */
-            double error = (double)w[i] - qc__gpxq_dequantize(q, g);
-            e[r - r0] = (float)(error / s->u_diag[i]);
-            s->w.block_values_f32[r * s->w.block + (i - i1)] = e[r - r0];
+            double deq = qc__gpxq_dequantize(q, g);
+            if (s->u_form) v[r - r0] = (float)(((double)w[i] - deq) / *r_column(s, i));
+            else v[r - r0] = (float)((s->w.dead[c] ? 0.0 : (double)l->w[r * l->cols + c]) - deq);
+            s->w.block_values_f32[r * s->w.block + (i - i1)] = v[r - r0];
         }
-        const float *ui = s->u_block + (i - i1) * b; /* ui[j - i1] = U[i][j] */
+        const float *ci = s->c_block + (i - i1) * b; /* ci[j - i1] = c_ij */
         for (int64_t r = r0; r < r1; r++) {
-            float *w = s->w.running_f32 + r * d, ei = e[r - r0];
+            float *w = s->w.running_f32 + r * d, vi = v[r - r0];
 #pragma omp simd
-            for (int64_t j = i + 1; j < i2; j++) w[j] -= ei * ui[j - i1];
+            for (int64_t j = i + 1; j < i2; j++) w[j] += vi * ci[j - i1];
         }
     }
 }
@@ -214,8 +221,8 @@ static qc_status run_blocks(optq *s)
 #pragma omp parallel for num_threads(s->layer.threads) schedule(static)
         for (int64_t r0 = 0; r0 < rows; r0 += ROW_TILE)
             quantize_rows_block(s, r0, r0 + ROW_TILE < rows ? r0 + ROW_TILE : rows, i1, i2);
-        qc__sgemm(s->layer.threads, 0, 1, rows, d - i2, i2 - i1, -1.0f, s->w.block_values_f32, s->w.block,
-                  s->u_later, i2 - i1, 1.0f, s->w.running_f32 + i2, d);
+        qc__sgemm(s->layer.threads, 0, 1, rows, d - i2, i2 - i1, 1.0f, s->w.block_values_f32, s->w.block,
+                  s->c_later, i2 - i1, 1.0f, s->w.running_f32 + i2, d);
         QC_TRY(qc__gpxq_progress(&s->layer, i2));
     }
     return QC_OK;
@@ -254,7 +261,8 @@ static qc_status optq_run(optq *s, int own_factor, qc_gpxq_result *res)
     QC_TRY(qc__gpxq_order(s->w.order, s->w.position, s->w.diag, d, s->opts.act_order, s->layer.function));
     for (int64_t i = 0; i < d; i++) s->param_of[i] = qc__gpxq_group_of(&s->layer, s->w.order[i]);
     if (s->layer.grid_opts->granularity != QC_GRAN_GROUP) QC_TRY(qc__gpxq_choose_from_w(&s->layer, s->w.dead));
-    QC_TRY(inverse_factor(s, res));
+    s->u_form = s->layer.grid_opts->granularity == QC_GRAN_GROUP;
+    QC_TRY(factor(s, res));
     qc__gpxq_gather_weights(NULL, s->w.running_f32, &s->layer, s->w.order, s->w.dead);
     QC_TRY(run_blocks(s));
     return levels_to_input_order(s);
