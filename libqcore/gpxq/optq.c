@@ -166,14 +166,35 @@ static void convert_block_rows(optq *s, int64_t i1, int64_t i2)
  * rows' independent chains lets the CPU overlap them. */
 enum { ROW_TILE = 8 };
 
-/* Inputs [i1, i2) of rows [r0, r1): quantize each, record v_i, and update the rest of the block; row by row
- * the same operations in the same order as one row alone. The level and v_i come from the float32 weight
- * (R form: v_i from the given weight) in double; the update is float32 (qc_gpxq.h). */
-static void quantize_rows_block(optq *s, int64_t r0, int64_t r1, int64_t i1, int64_t i2)
+/* Inputs per sub-block: within a block, updates within a sub-block are applied one input at a time and
+ * those to the rest of the block as one matrix product, so that most of the block's work is BLAS-3 too
+ * (one input at a time, an update is a short vector operation per row). */
+enum { SUB_BLOCK = 16 };
+
+/* A full sub-block's c_ij as [SUB_BLOCK][SUB_BLOCK] with zeros at j <= i: every update is then one
+ * fixed-length vector operation, without the branches of a loop whose length changes with i (adding 0 to a
+ * weight already quantized leaves it as it is). */
+typedef struct sub_block_coefficients {
+    float c[SUB_BLOCK][SUB_BLOCK];
+} sub_block_coefficients;
+
+static void pad_sub_block(sub_block_coefficients *pad, const optq *s, int64_t i1, int64_t b, int64_t k1)
+{
+    for (int64_t a = 0; a < SUB_BLOCK; a++)
+        for (int64_t t = 0; t < SUB_BLOCK; t++)
+            pad->c[a][t] = t > a ? s->c_block[(k1 + a - i1) * b + (k1 + t - i1)] : 0.0f;
+}
+
+/* Inputs [k1, k2) of rows [r0, r1), a sub-block of the block [i1, i1 + b): quantize each, record v_i, and
+ * update the rest of the sub-block (through `pad` when not NULL); row by row the same operations in the
+ * same order as one row alone. The level and v_i come from the float32 weight (R form: v_i from the given
+ * weight) in double; the update is float32 (qc_gpxq.h). */
+static void quantize_rows_block(optq *s, int64_t r0, int64_t r1, int64_t i1, int64_t b, int64_t k1, int64_t k2,
+                                const sub_block_coefficients *pad)
 {
     qc_gpxq_layer *l = &s->layer;
-    int64_t d = s->w.d, b = i2 - i1;
-    for (int64_t i = i1; i < i2; i++) {
+    int64_t d = s->w.d;
+    for (int64_t i = k1; i < k2; i++) {
         int64_t c = s->w.order[i];
         float v[ROW_TILE];
         for (int64_t r = r0; r < r1; r++) {
@@ -189,8 +210,14 @@ static void quantize_rows_block(optq *s, int64_t r0, int64_t r1, int64_t i1, int
         const float *ci = s->c_block + (i - i1) * b; /* ci[j - i1] = c_ij */
         for (int64_t r = r0; r < r1; r++) {
             float *w = s->w.running_f32 + r * d, vi = v[r - r0];
+            if (pad != NULL) {
+                const float *padded = pad->c[i - k1];
 #pragma omp simd
-            for (int64_t j = i + 1; j < i2; j++) w[j] += vi * ci[j - i1];
+                for (int64_t t = 0; t < SUB_BLOCK; t++) w[k1 + t] += vi * padded[t];
+            } else {
+#pragma omp simd
+                for (int64_t j = i + 1; j < k2; j++) w[j] += vi * ci[j - i1];
+            }
         }
     }
 }
@@ -212,15 +239,30 @@ static qc_status start_block(optq *s, int64_t i1, int64_t *i2)
     return QC_OK;
 }
 
+/* The block [i1, i2), a sub-block at a time. */
+static void quantize_block(optq *s, int64_t i1, int64_t i2)
+{
+    int64_t rows = s->layer.rows, b = i2 - i1;
+    sub_block_coefficients pad;
+    for (int64_t k1 = i1, k2; k1 < i2; k1 = k2) {
+        k2 = k1 + SUB_BLOCK < i2 ? k1 + SUB_BLOCK : i2;
+        int full = k2 - k1 == SUB_BLOCK;
+        if (full) pad_sub_block(&pad, s, i1, b, k1);
+#pragma omp parallel for num_threads(s->layer.threads) schedule(static)
+        for (int64_t r0 = 0; r0 < rows; r0 += ROW_TILE)
+            quantize_rows_block(s, r0, r0 + ROW_TILE < rows ? r0 + ROW_TILE : rows, i1, b, k1, k2, full ? &pad : NULL);
+        qc__sgemm(s->layer.threads, 0, 0, rows, i2 - k2, k2 - k1, 1.0f, s->w.block_values_f32 + (k1 - i1),
+                  s->w.block, s->c_block + (k1 - i1) * b + (k2 - i1), b, 1.0f, s->w.running_f32 + k2, s->w.d);
+    }
+}
+
 static qc_status run_blocks(optq *s)
 {
     int64_t d = s->w.d, rows = s->layer.rows;
     for (int64_t i1 = 0, i2; i1 < d; i1 = i2) {
         QC_TRY(start_block(s, i1, &i2));
         convert_block_rows(s, i1, i2);
-#pragma omp parallel for num_threads(s->layer.threads) schedule(static)
-        for (int64_t r0 = 0; r0 < rows; r0 += ROW_TILE)
-            quantize_rows_block(s, r0, r0 + ROW_TILE < rows ? r0 + ROW_TILE : rows, i1, i2);
+        quantize_block(s, i1, i2);
         qc__sgemm(s->layer.threads, 0, 1, rows, d - i2, i2 - i1, 1.0f, s->w.block_values_f32, s->w.block,
                   s->c_later, i2 - i1, 1.0f, s->w.running_f32 + i2, d);
         QC_TRY(qc__gpxq_progress(&s->layer, i2));
