@@ -30,6 +30,7 @@ typedef struct optq {
                                    current block's v_i */
     const double *h;            /* H / h_scale: its strict lower triangle is read (row-major) */
     double h_scale;
+    const char *h_name;         /* the argument H came from, for messages */
     double *factor;             /* [d, d]: the upper triangle (diagonal included) receives the damped H in
                                    reversed processing order, then its Cholesky factor F (U form: F^-1); the
                                    strict lower triangle is never written, so `h` may live there */
@@ -133,9 +134,9 @@ static qc_status factor(optq *s, qc_gpxq_result *res)
     if (st == QC_ERR_SINGULAR) {
         int64_t position = d - pivot;
         return QC_FAIL_IN(function, QC_ERR_SINGULAR,
-                          "argument 'h': H + delta I is not positive definite with damp_ratio %g (delta = %g) after %d "
+                          "argument '%s': H + delta I is not positive definite with damp_ratio %g (delta = %g) after %d "
                           "retries: Cholesky fails at input %lld (processing position %lld)",
-                          ratio, ratio * mean, (int)s->opts.max_retries, (long long)s->w.order[position],
+                          s->h_name, ratio, ratio * mean, (int)s->opts.max_retries, (long long)s->w.order[position],
                           (long long)position);
     }
     QC_TRY(st);
@@ -337,6 +338,7 @@ qc_status qc_optq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_p
     }
     s.h = h->data;
     s.h_scale = 1.0;
+    s.h_name = "h";
     return optq_finish_run(&s, &out, result, 1);
 }
 
@@ -357,6 +359,7 @@ qc_status qc_optq_from_stats(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_ten
         return st;
     }
     s.h = s.factor = sums; /* the factor lives in the statistics' unused upper triangle */
+    s.h_name = "stats";
     st = optq_finish_run(&s, &out, result, 0);
     qc__gpxq_stats_restore_diagonal(stats, saved);
     return st;
