@@ -26,8 +26,9 @@ typedef struct optq {
     qc_gpxq_layer layer;
     qc_gpxq_options opts;
     qc_gpxq_work w;             /* diag: H's, dead inputs set to 1 (as OPTQ's reference does); square (qc_optq
-                                   only): the factor's storage; running_f32: the weights; block_values_f32: the
-                                   current block's v_i */
+                                   only): the factor's storage; running_f32: the weights, each replaced by its
+                                   int32 level (in processing order) once its sub-block is done, so the layer's
+                                   own levels buffer is never touched; block_values_f32: the current block's v_i */
     const double *h;            /* H / h_scale: its strict lower triangle is read (row-major) */
     double h_scale;
     const char *h_name;         /* the argument H came from, for messages */
@@ -189,12 +190,14 @@ static void pad_sub_block(sub_block_coefficients *pad, const optq *s, int64_t i1
 /* Inputs [k1, k2) of rows [r0, r1), a sub-block of the block [i1, i1 + b): quantize each, record v_i, and
  * update the rest of the sub-block (through `pad` when not NULL); row by row the same operations in the
  * same order as one row alone. The level and v_i come from the float32 weight (R form: v_i from the given
- * weight) in double; the update is float32 (qc_gpxq.h). */
+ * weight) in double; the update is float32 (qc_gpxq.h). The levels then take the sub-block's place in the
+ * running weights (copied as bytes: the updates above are float stores to the same memory). */
 static void quantize_rows_block(optq *s, int64_t r0, int64_t r1, int64_t i1, int64_t b, int64_t k1, int64_t k2,
                                 const sub_block_coefficients *pad)
 {
     qc_gpxq_layer *l = &s->layer;
     int64_t d = s->w.d;
+    int32_t levels[ROW_TILE][SUB_BLOCK];
     for (int64_t i = k1; i < k2; i++) {
         int64_t c = s->w.order[i];
         float v[ROW_TILE];
@@ -202,7 +205,7 @@ static void quantize_rows_block(optq *s, int64_t r0, int64_t r1, int64_t i1, int
             float *w = s->w.running_f32 + r * d;
             qc_grid_run g = l->params[r * l->row_stride + s->param_of[i]];
             int32_t q = qc__gpxq_level_in(l, r, c, (double)w[i], g);
-            l->levels[r * d + i] = q; /* in processing order until levels_to_input_order */
+            levels[r - r0][i - k1] = q;
             double deq = qc__gpxq_dequantize(q, g);
             if (s->u_form) v[r - r0] = (float)(((double)w[i] - deq) / *r_column(s, i));
             else v[r - r0] = (float)((s->w.dead[c] ? 0.0 : (double)l->w[r * l->cols + c]) - deq);
@@ -221,6 +224,8 @@ static void quantize_rows_block(optq *s, int64_t r0, int64_t r1, int64_t i1, int
             }
         }
     }
+    for (int64_t r = r0; r < r1; r++)
+        memcpy(s->w.running_f32 + r * d + k1, levels[r - r0], (size_t)(k2 - k1) * sizeof levels[0][0]);
 }
 
 /* Per group, a block ends before the first input whose group has no parameters yet: at a block's start
@@ -308,6 +313,9 @@ static qc_status optq_run(optq *s, int own_factor, qc_gpxq_result *res)
     QC_TRY(factor(s, res));
     qc__gpxq_gather_weights(NULL, s->w.running_f32, &s->layer, s->w.order, s->w.dead);
     QC_TRY(run_blocks(s));
+    free(s->layer.levels); /* never touched: the running weights hold the levels now */
+    s->layer.levels = (int32_t *)(void *)s->w.running_f32;
+    s->w.running_f32 = NULL;
     return levels_to_input_order(s);
 }
 
