@@ -190,7 +190,7 @@ static void pad_sub_block(sub_block_coefficients *pad, const optq *s, int64_t i1
 /* Inputs [k1, k2) of rows [r0, r1), a sub-block of the block [i1, i1 + b): quantize each, record v_i, and
  * update the rest of the sub-block (through `pad` when not NULL); row by row the same operations in the
  * same order as one row alone. The level and v_i come from the float32 weight (R form: v_i from the given
- * weight) in double; the update is float32 (qc_gpxq.h). The levels then take the sub-block's place in the
+ * weight, which block_values holds until v_i replaces it) in double; the update is float32 (qc_gpxq.h). The levels then take the sub-block's place in the
  * running weights (copied as bytes: the updates above are float stores to the same memory). */
 static void quantize_rows_block(optq *s, int64_t r0, int64_t r1, int64_t i1, int64_t b, int64_t k1, int64_t k2,
                                 const sub_block_coefficients *pad)
@@ -208,7 +208,7 @@ static void quantize_rows_block(optq *s, int64_t r0, int64_t r1, int64_t i1, int
             levels[r - r0][i - k1] = q;
             double deq = qc__gpxq_dequantize(q, g);
             if (s->u_form) v[r - r0] = (float)(((double)w[i] - deq) / *r_column(s, i));
-            else v[r - r0] = (float)((s->w.dead[c] ? 0.0 : (double)l->w[r * l->cols + c]) - deq);
+            else v[r - r0] = (float)((double)s->w.block_values_f32[r * s->w.block + (i - i1)] - deq);
             s->w.block_values_f32[r * s->w.block + (i - i1)] = v[r - r0];
         }
         const float *ci = s->c_block + (i - i1) * b; /* ci[j - i1] = c_ij */
@@ -245,6 +245,22 @@ static qc_status start_block(optq *s, int64_t i1, int64_t *i2)
     return QC_OK;
 }
 
+/* R form: the given weights of the block [i1, i2) (dead inputs 0) into block_values, where v_i will
+ * replace them. A separate loop of independent loads: under act-order they lie at random columns of W, a
+ * cache miss each, which inside the quantization's dependent chain would stall it every time. */
+static void gather_given(optq *s, int64_t i1, int64_t i2)
+{
+    const qc_gpxq_layer *l = &s->layer;
+#pragma omp parallel for num_threads(l->threads) schedule(static)
+    for (int64_t r = 0; r < l->rows; r++) {
+        float *out = s->w.block_values_f32 + r * s->w.block;
+        for (int64_t i = i1; i < i2; i++) {
+            int64_t c = s->w.order[i];
+            out[i - i1] = s->w.dead[c] ? 0.0f : l->w[r * l->cols + c];
+        }
+    }
+}
+
 /* The block [i1, i2), a sub-block at a time. */
 static void quantize_block(optq *s, int64_t i1, int64_t i2)
 {
@@ -268,6 +284,7 @@ static qc_status run_blocks(optq *s)
     for (int64_t i1 = 0, i2; i1 < d; i1 = i2) {
         QC_TRY(start_block(s, i1, &i2));
         convert_block_rows(s, i1, i2);
+        if (!s->u_form) gather_given(s, i1, i2);
         quantize_block(s, i1, i2);
         qc__sgemm(s->layer.threads, 0, 1, rows, d - i2, i2 - i1, 1.0f, s->w.block_values_f32, s->w.block,
                   s->c_later, i2 - i1, 1.0f, s->w.running_f32 + i2, d);
