@@ -39,8 +39,9 @@
  * float32 (W's values to start with), q_i and e_i are computed from w_i in double, e_i and U_ij are then
  * rounded to float32, and within a sub-block of 16 inputs each update w_j -= e_i U_ij is a float32 product
  * and difference, one input at a time; the updates to the rest of the block and to later blocks are summed
- * by float32 matrix products (sgemm, in its own order) and subtracted once. So two correct implementations of this rule agree up to float32
- * rounding: a weight within a few float32 ulps of a rounding tie may round the other way.
+ * by float32 matrix products (sgemm, in its own order) and subtracted once. So two correct implementations
+ * of this rule agree up to float32 rounding: a weight within a few float32 ulps of a rounding tie may round
+ * the other way.
  * Per tensor and per channel, the updates take an equivalent form that needs no inverse: with R = U^-1
  * (upper triangular, H + delta I = R R^T, read off the factorization), the rule gives W - W' = E U, hence
  * E = (W - W') R, and the weight input j is quantized from is

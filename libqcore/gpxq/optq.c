@@ -135,8 +135,8 @@ static qc_status factor(optq *s, qc_gpxq_result *res)
     if (st == QC_ERR_SINGULAR) {
         int64_t position = d - pivot;
         return QC_FAIL_IN(function, QC_ERR_SINGULAR,
-                          "argument '%s': H + delta I is not positive definite with damp_ratio %g (delta = %g) after %d "
-                          "retries: Cholesky fails at input %lld (processing position %lld)",
+                          "argument '%s': H + delta I is not positive definite with damp_ratio %g (delta = %g) "
+                          "after %d retries: Cholesky fails at input %lld (processing position %lld)",
                           s->h_name, ratio, ratio * mean, (int)s->opts.max_retries, (long long)s->w.order[position],
                           (long long)position);
     }
@@ -190,8 +190,9 @@ static void pad_sub_block(sub_block_coefficients *pad, const optq *s, int64_t i1
 /* Inputs [k1, k2) of rows [r0, r1), a sub-block of the block [i1, i1 + b): quantize each, record v_i, and
  * update the rest of the sub-block (through `pad` when not NULL); row by row the same operations in the
  * same order as one row alone. The level and v_i come from the float32 weight (R form: v_i from the given
- * weight, which block_values holds until v_i replaces it) in double; the update is float32 (qc_gpxq.h). The levels then take the sub-block's place in the
- * running weights (copied as bytes: the updates above are float stores to the same memory). */
+ * weight, which block_values holds until v_i replaces it) in double; the update is float32 (qc_gpxq.h).
+ * The levels then take the sub-block's place in the running weights (copied as bytes: the updates above
+ * are float stores to the same memory). */
 static void quantize_rows_block(optq *s, int64_t r0, int64_t r1, int64_t i1, int64_t b, int64_t k1, int64_t k2,
                                 const sub_block_coefficients *pad)
 {

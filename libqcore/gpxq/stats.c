@@ -161,7 +161,8 @@ qc_status qc__gpxq_stats_sums(double **sums, double *scale, qc_gpxq_stats *stats
 {
     if (stats == NULL) return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'stats' is NULL");
     if (stats->method != QC_GPXQ_OPTQ)
-        return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'stats': GPFQ statistics, OPTQ needs OPTQ statistics");
+        return QC_FAIL_IN(function, QC_ERR_INVALID_ARG,
+                          "argument 'stats': GPFQ statistics, OPTQ needs OPTQ statistics");
     if (stats->dim != dim)
         return QC_FAIL_IN(function, QC_ERR_SHAPE, "argument 'stats': statistics of %lld inputs, but w has %lld inputs",
                           (long long)stats->dim, (long long)dim);
