@@ -4,8 +4,8 @@ See include/qcore/qc_gpxq.h for the exact rules.
     stats = qcore.GpxqStats("optq", w.shape[1])
     for x in batches:                     # float32 or float64 [batch, in]
         stats.add(x)
-    layer = qcore.optq(w, stats.hessian(), qcore.QuantOptions(bits=4, granularity="channel", axis=0))
-    layer.q, layer.scale, layer.dequantized, layer.damp_ratio
+    layer = qcore.optq(w, stats, qcore.QuantOptions(bits=4, granularity="channel", axis=0))
+    layer.q, layer.scale, layer.dequantized, layer.damp_ratio   # stats.hessian() gives the same integers
 
 With AXE, every row of layer.centered() fits a 16-bit accumulator for all unsigned 8-bit inputs:
 
