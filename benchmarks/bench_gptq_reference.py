@@ -47,8 +47,12 @@ Measured:
   job never raised ru_maxrss above what loading had reached).
 - error = ||x W^T - x Q^T||_F / ||x W^T||_F with each tool's dequantized weights Q, and the fraction of
   weights on the same grid level in both (a like-for-like check: same algorithm, different precision -
-  H, its Cholesky factor and U in float32 in the reference, in double in qcore; the weight updates in
+  H, its Cholesky factor and U in float32 in the reference; H and its Cholesky factor in double in qcore,
+  whose per-channel updates use that factor itself (qc_gpxq.h's R form, no inverse); the weight updates in
   float32 in both - and a different summation order).
+The commands of the recorded runs (benchmark-only override, see below; 768 and 1536 in their own files):
+    OPENBLAS_CORETYPE=Cooperlake .venv/bin/python benchmarks/bench_gptq_reference.py [--size 1536 --output
+        benchmarks/results/gptq_reference_1536.json]
 Threads: the same count (--threads, default 1) for torch (torch.set_num_threads) and qcore
 (Context(threads=...), which also sizes its OpenBLAS team); the machine's other load is printed. Which
 BLAS each worker loaded (threadpoolctl) is recorded.
