@@ -88,3 +88,31 @@ def test_bad_statistics(rng):
         qcore.optq(w, gpfq, grid)
     with pytest.raises(qcore.ShapeError, match="argument 'stats': statistics of 5 inputs, but w has 6 inputs"):
         qcore.optq(w, streamed(rng.standard_normal((10, 5))), grid)
+
+
+@pytest.mark.parametrize("method", ["optq", "gpfq", "rtn"])
+def test_outputs_into_given_arrays(rng, method):
+    """out=(q, dequantized): the same values as new arrays, written into (and returned as) the caller's."""
+    x = correlated_inputs(rng, 200, 40)
+    w = rng.standard_normal((9, 40)).astype(np.float32)
+    grid = qcore.QuantOptions(bits=4, granularity="channel", axis=0)
+    stats = streamed(x)
+    gpfq = qcore.GpxqStats("gpfq", 40)
+    gpfq.add(x, x)
+
+    def run(out=None):
+        if method == "optq":
+            return qcore.optq(w, stats, grid, out=out)
+        if method == "gpfq":
+            return qcore.gpfq(w, gpfq.hessian(), gpfq.cross(), grid, out=out)
+        return qcore.rtn(w, grid, out=out)
+    q, deq = np.full(w.shape, -5, np.int32), np.full(w.shape, np.nan, np.float32)
+    layer = run((q, deq))
+    assert layer.q is q and layer.dequantized is deq
+    assert_same_layer(layer, run())
+    with pytest.raises(qcore.ShapeError, match=r"arguments 'q' \[9, 39\] and 'w' \[9, 40\]"):
+        run((np.empty((9, 39), np.int32), deq))
+    with pytest.raises(qcore.DTypeError, match=r"argument 'out\[1\] \(dequantized\)'"):
+        run((q, np.empty(w.shape, np.float64)))
+    with pytest.raises(TypeError, match="'out' must be None or a"):
+        run(q)
