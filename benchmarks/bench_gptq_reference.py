@@ -34,8 +34,9 @@ Setup (identical for both tools):
 - damping 0.01 * mean(diag H), block size 128, act-order off / on (descending diag H) for both.
 Measured:
 - time: best of --repeats runs (benchmarks/timing.best_time, after one warm-up run) of the whole job:
-  statistics over the 8 batches + the quantization (qcore: GpxqStats, hessian(), the statistics freed,
-  then optq; reference: a new GPTQ object,
+  statistics over the 8 batches + the quantization (qcore: GpxqStats, then optq straight from the
+  statistics (qc_optq_from_stats: H is factored in the statistics' own storage, no copy) into output
+  arrays allocated once before the runs (out=, as the reference writes into its existing layer); reference: a new GPTQ object,
   its Quantizer configured, add_batch x 8, fasterquant). The reference job also restores the layer's
   weight in place first (fasterquant overwrites it; a 64 MB copy, milliseconds). The split between
   statistics and quantization is reported from the fastest run. The machine is shared, so the smallest
@@ -47,8 +48,12 @@ Measured:
   job never raised ru_maxrss above what loading had reached).
 - error = ||x W^T - x Q^T||_F / ||x W^T||_F with each tool's dequantized weights Q, and the fraction of
   weights on the same grid level in both (a like-for-like check: same algorithm, different precision -
-  H, its Cholesky factor and U in float32 in the reference, in double in qcore; the weight updates in
+  H, its Cholesky factor and U in float32 in the reference; H and its Cholesky factor in double in qcore,
+  whose per-channel updates use that factor itself (qc_gpxq.h's R form, no inverse); the weight updates in
   float32 in both - and a different summation order).
+The commands of the recorded runs (benchmark-only override, see below; 768 and 1536 in their own files):
+    OPENBLAS_CORETYPE=Cooperlake .venv/bin/python benchmarks/bench_gptq_reference.py [--size 1536 --output
+        benchmarks/results/gptq_reference_1536.json]
 Threads: the same count (--threads, default 1) for torch (torch.set_num_threads) and qcore
 (Context(threads=...), which also sizes its OpenBLAS team); the machine's other load is printed. Which
 BLAS each worker loaded (threadpoolctl) is recorded.
@@ -108,16 +113,18 @@ def qcore_job(w, batches, act_order, threads):
     ctx = qcore.Context(threads=threads)
     grid = qcore.QuantOptions(bits=WEIGHT_BITS, signed=False, symmetric=False, granularity="channel", axis=0)
     opts = qcore.GpxqOptions(damp_ratio=DAMP_RATIO, block_size=BLOCK, act_order=act_order)
+    # The outputs exist (resident) before the job, as the reference's layer does (it writes its weight in
+    # place): both tools' peaks then count the job's own memory only.
+    out = (np.full(w.shape, -1, np.int32), np.full(w.shape, np.nan, np.float32))
 
     def run(phases):
         start = time.perf_counter()
         stats = qcore.GpxqStats("optq", w.shape[1])
         for b in batches:
             stats.add(b, ctx=ctx)
-        h = stats.hessian()
-        del stats  # its own copy of H is not needed any more (the reference's fasterquant drops self.H too)
         middle = time.perf_counter()
-        layer = qcore.optq(w, h, grid, opts, ctx=ctx)
+        layer = qcore.optq(w, stats, grid, opts, ctx=ctx, out=out)  # H read from the statistics, no copy
+        del stats
         phases.append((middle - start, time.perf_counter() - middle))
         return layer.dequantized
     return run, {"qcore": qcore.__version__}
@@ -179,6 +186,7 @@ def worker(args):
     phases, cpu, out = [], [], {}
 
     def job():
+        out.pop("q", None)  # the previous run's result is not part of this run's memory
         start = time.process_time()
         out["q"] = run(phases)
         cpu.append(time.process_time() - start)

@@ -34,8 +34,8 @@ Metrics, per layer:
 - error = ||x W^T - x~ Q^T||_F / ||x W^T||_F over the 2048 calibration samples, Q each tool's dequantized
   weights (qcore: layer.dequantized; Brevitas: QuantLinear.quant_weight().value after the update), x the
   float inputs and x~ the A8 inputs the quantized layer sees.
-- time: wall time of the whole per-layer job. qcore: GpxqStats over the 8 batches + hessian()/cross() +
-  qcore.optq/gpfq. Brevitas: entering the gpxq mode (hooks, optimizer buffers), its calibration forwards
+- time: wall time of the whole per-layer job. qcore: GpxqStats over the 8 batches, then qcore.optq from
+  the statistics (no copy of H) or hessian()/cross() + qcore.gpfq. Brevitas: entering the gpxq mode (hooks, optimizer buffers), its calibration forwards
   over the same 8 batches (statistics) and update() (the quantization). Model construction and the
   scale-initializing forward are outside the timing for Brevitas. Best of --repeats runs for qcore,
   of --brevitas-repeats for Brevitas (1 at d >= 4096).
@@ -179,7 +179,7 @@ def qcore_run(method, axe, damp_ratio, w, x_batches, xq_batches, ctx, qcore):
     if method == "optq":
         for xq in xq_batches:
             stats.add(xq, ctx=ctx)
-        layer = qcore.optq(w, stats.hessian(), grid, opts, ctx=ctx)
+        layer = qcore.optq(w, stats, grid, opts, ctx=ctx)  # H read from the statistics (qc_optq_from_stats)
     else:
         for x, xq in zip(x_batches, xq_batches):
             stats.add(x, xq, ctx=ctx)

@@ -37,10 +37,18 @@
  * Precision: H's damping, its Cholesky factorization and U are computed in double; the weights and their
  * updates, O(out in^2) work, are float32, as in OPTQ's reference implementation: the running weights are
  * float32 (W's values to start with), q_i and e_i are computed from w_i in double, e_i and U_ij are then
- * rounded to float32, and within a block each update w_j -= e_i U_ij is a float32 product and difference,
- * one input at a time; the updates to later blocks are summed by a float32 matrix product (sgemm, in its
- * own order) and subtracted once. So two correct implementations of this rule agree up to float32 sum
- * order: a weight within a few float32 ulps of a rounding tie may round the other way.
+ * rounded to float32, and within a sub-block of 16 inputs each update w_j -= e_i U_ij is a float32 product
+ * and difference, one input at a time; the updates to the rest of the block and to later blocks are summed
+ * by float32 matrix products (sgemm, in its own order) and subtracted once. So two correct implementations
+ * of this rule agree up to float32 rounding: a weight within a few float32 ulps of a rounding tie may round
+ * the other way.
+ * Per tensor and per channel, the updates take an equivalent form that needs no inverse: with R = U^-1
+ * (upper triangular, H + delta I = R R^T, read off the factorization), the rule gives W - W' = E U, hence
+ * E = (W - W') R, and the weight input j is quantized from is
+ *     w_j = W_j + sum_{i<j} (W_i - w'_i) R_ij / R_jj     (W: the given weights, dead columns 0),
+ * applied as above with d_i = W_i - w'_i (in double, then float32) and R_ij / R_jj (float32) in place of
+ * e_i and -U_ij. Part way, the running weights of inputs not yet reached differ between the two forms;
+ * per group, whose parameters are chosen from those, the U form above is used.
  * If H + delta I is not positive definite (Cholesky fails), damp_ratio is multiplied by 10 (from 1e-4 when
  * it is 0) and the factorization retried, at most
  * `max_retries` times; then QC_ERR_SINGULAR names the failing pivot and the last damping. The damping used
@@ -220,6 +228,18 @@ QC_API qc_status qc_optq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor 
 QC_API qc_status qc_gpfq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_point, qc_tensor *dequantized,
                          qc_gpxq_result *result, const qc_tensor *w, const qc_tensor *h, const qc_tensor *g,
                          const qc_quant_options *grid, const qc_gpxq_options *opts);
+
+/* qc_optq with H = (2/n) sum x x^T taken from OPTQ statistics `stats` (qc_gpxq_stats_create with
+ * QC_GPXQ_OPTQ, `in` inputs, at least one sample) instead of a tensor: the same integers as
+ * qc_optq(..., h = qc_gpxq_stats_hessian(stats), ...), without H's [in, in] copy. The statistics' storage
+ * is the factorization's workspace, so they need no second [in, in] buffer: peak memory is the statistics,
+ * the float32 running weights and the int32 levels (each [out, in]) and O(block x in). `stats` is
+ * borrowed and written during the call (not thread-safe against other use of it), and holds the same
+ * statistics afterwards, whatever the outcome: samples may still be added. Errors as for qc_optq;
+ * QC_ERR_INVALID_ARG for NULL, GPFQ or empty statistics, QC_ERR_SHAPE when `in` differs. */
+QC_API qc_status qc_optq_from_stats(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_point,
+                                    qc_tensor *dequantized, qc_gpxq_result *result, const qc_tensor *w,
+                                    qc_gpxq_stats *stats, const qc_quant_options *grid, const qc_gpxq_options *opts);
 
 /* Round-to-nearest of W with the grid's parameters chosen from W (qc_quant_choose_params' rule), input by
  * input in index order, by the rule q = ... above (w / scale in double; qc_quantize divides in float32, so

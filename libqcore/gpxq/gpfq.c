@@ -24,7 +24,7 @@ static void gpfq_free(gpfq *s)
 
 static qc_status gpfq_alloc(gpfq *s)
 {
-    QC_TRY(qc__gpxq_work_alloc(&s->w, &s->layer, s->opts.block_size, 0));
+    QC_TRY(qc__gpxq_work_alloc(&s->w, &s->layer, s->opts.block_size, 0, 1));
     s->denominator = malloc((size_t)s->w.d * sizeof *s->denominator);
     if (s->denominator == NULL) return QC_FAIL_IN(s->layer.function, QC_ERR_OUT_OF_MEMORY, "no memory for H's diagonal");
     return QC_OK;

@@ -94,10 +94,20 @@ qc_status qc__gpxq_choose_from_w(qc_gpxq_layer *layer, const unsigned char *dead
  * group's tiles from the same values. Per group only. */
 qc_status qc__gpxq_choose_group(qc_gpxq_layer *layer, int64_t group, const float *work, const int64_t *position);
 
+/* nearbyint(v) in the default rounding mode (halves to even), without its call: glibc's nearbyint saves
+ * and restores the floating-point environment, which serializes the CPU on every weight. Adding and
+ * subtracting 1.5 * 2^52 rounds any |v| < 2^51 to an integer in the current mode; larger values are
+ * left to nearbyint (beyond 2^52 they are integers already). Needs IEEE evaluation (no -ffast-math). */
+static inline double qc__gpxq_round_even(double v)
+{
+    const double magic = 0x1.8p52;
+    return fabs(v) < 0x1p51 ? (v + magic) - magic : nearbyint(v);
+}
+
 /* q = clamp(round_half_even(w / scale) + zero_point, qmin, qmax), in double. */
 static inline int32_t qc__gpxq_quantize(double w, qc_grid_run g)
 {
-    double v = nearbyint(w / (double)g.scale) + (double)g.zero_point;
+    double v = qc__gpxq_round_even(w / (double)g.scale) + (double)g.zero_point;
     v = v < (double)g.qmin ? (double)g.qmin : v;
     v = v > (double)g.qmax ? (double)g.qmax : v;
     return (int32_t)v;
@@ -124,11 +134,17 @@ int32_t qc__axe_level(qc_gpxq_axe *axe, int64_t row, int64_t col, double w, qc_g
  * `layer`'s rows; all 0 when AXE is off. */
 void qc__axe_summarize(qc_gpxq_result *values, const qc_gpxq_layer *layer);
 
-/* The level of weight (row, col) from its argument w: plain rounding, or AXE's when it is on. */
+/* The level of weight (row, col) from its argument w and its grid g (qc__gpxq_param's): plain rounding, or
+ * AXE's when it is on. */
+static inline int32_t qc__gpxq_level_in(qc_gpxq_layer *layer, int64_t row, int64_t col, double w, qc_grid_run g)
+{
+    return layer->axe.bits == 0 ? qc__gpxq_quantize(w, g) : qc__axe_level(&layer->axe, row, col, w, g);
+}
+
+/* qc__gpxq_level_in with the weight's own grid. */
 static inline int32_t qc__gpxq_level(qc_gpxq_layer *layer, int64_t row, int64_t col, double w)
 {
-    qc_grid_run g = qc__gpxq_param(layer, row, col);
-    return layer->axe.bits == 0 ? qc__gpxq_quantize(w, g) : qc__axe_level(&layer->axe, row, col, w, g);
+    return qc__gpxq_level_in(layer, row, col, w, qc__gpxq_param(layer, row, col));
 }
 
 static inline double qc__gpxq_dequantize(int32_t q, qc_grid_run g)
@@ -137,8 +153,8 @@ static inline double qc__gpxq_dequantize(int32_t q, qc_grid_run g)
 }
 
 /* Writes the levels, parameters and (when asked) the dequantized weights to the outputs, and `values` to
- * `result` (may be NULL). */
-void qc__gpxq_finish(const qc_gpxq_layer *layer, const qc_gpxq_outputs *out, qc_gpxq_result *result,
+ * `result` (may be NULL). The layer's levels are freed once copied (the layer can then only be freed). */
+void qc__gpxq_finish(qc_gpxq_layer *layer, const qc_gpxq_outputs *out, qc_gpxq_result *result,
                      const qc_gpxq_result *values);
 
 /* The working arrays both algorithms need (layer.c). The per-row values are double (GPFQ) or float32
@@ -156,10 +172,25 @@ typedef struct qc_gpxq_work {
     float *block_values_f32;
 } qc_gpxq_work;
 
-/* `single`: allocate the float32 per-row values instead of the double ones. */
-qc_status qc__gpxq_work_alloc(qc_gpxq_work *work, const qc_gpxq_layer *layer, int64_t block_size, int single);
+/* `single`: allocate the float32 per-row values instead of the double ones; `square`: allocate `square`
+ * (else it stays NULL). */
+qc_status qc__gpxq_work_alloc(qc_gpxq_work *work, const qc_gpxq_layer *layer, int64_t block_size, int single,
+                              int square);
 /* Frees the arrays and empties `work` (so a second call does nothing). */
 void qc__gpxq_work_free(qc_gpxq_work *work);
+
+/* ---- the statistics' storage (stats.c), for OPTQ straight from the statistics ------------------ */
+
+/* Checks that `stats` holds OPTQ statistics of `dim` inputs and at least one sample, on behalf of
+ * `function`; *sums receives their [dim, dim] storage, whose lower triangle (diagonal included) holds
+ * sum x x^T and whose strict upper triangle is unused, and *scale the factor 2/n that makes H of it. */
+qc_status qc__gpxq_stats_sums(double **sums, double *scale, qc_gpxq_stats *stats, int64_t dim, const char *function);
+
+/* A copy of the diagonal of the sums (NULL when out of memory), for qc__gpxq_stats_restore_diagonal. */
+double *qc__gpxq_stats_save_diagonal(const qc_gpxq_stats *stats);
+
+/* Writes the copy back into the sums' diagonal and frees it (NULL: nothing to do). */
+void qc__gpxq_stats_restore_diagonal(qc_gpxq_stats *stats, double *saved);
 
 /* ---- order and statistics (order.c) ---------------------------------------------------------- */
 

@@ -111,7 +111,8 @@ void qc__gpxq_layer_free(qc_gpxq_layer *layer)
     qc__axe_free(&layer->axe);
 }
 
-qc_status qc__gpxq_work_alloc(qc_gpxq_work *work, const qc_gpxq_layer *layer, int64_t block_size, int single)
+qc_status qc__gpxq_work_alloc(qc_gpxq_work *work, const qc_gpxq_layer *layer, int64_t block_size, int single,
+                              int square)
 {
     int64_t d = layer->cols, rows = layer->rows;
     *work = (qc_gpxq_work){.d = d, .block = block_size < d ? block_size : d};
@@ -119,7 +120,7 @@ qc_status qc__gpxq_work_alloc(qc_gpxq_work *work, const qc_gpxq_layer *layer, in
     work->diag = malloc((size_t)d * sizeof *work->diag);
     work->order = malloc((size_t)d * sizeof *work->order);
     work->position = malloc((size_t)d * sizeof *work->position);
-    work->square = malloc((size_t)(d * d) * sizeof *work->square);
+    work->square = square ? malloc((size_t)(d * d) * sizeof *work->square) : NULL;
     size_t values = (size_t)(rows * d), block_values = (size_t)(rows * work->block);
     if (single) {
         work->running_f32 = malloc(values * sizeof *work->running_f32);
@@ -129,7 +130,7 @@ qc_status qc__gpxq_work_alloc(qc_gpxq_work *work, const qc_gpxq_layer *layer, in
         work->block_values = malloc(block_values * sizeof *work->block_values);
     }
     int have_values = single ? work->running_f32 && work->block_values_f32 : work->running && work->block_values;
-    if (!work->dead || !work->diag || !work->order || !work->position || !work->square || !have_values)
+    if (!work->dead || !work->diag || !work->order || !work->position || (square && !work->square) || !have_values)
         return QC_FAIL_IN(layer->function, QC_ERR_OUT_OF_MEMORY, "no memory to work on a [%lld, %lld] layer",
                           (long long)rows, (long long)d);
     return QC_OK;
@@ -245,7 +246,7 @@ qc_status qc__gpxq_choose_group(qc_gpxq_layer *layer, int64_t group, const float
     return qc__axe_thresholds(layer, col0, col1 < layer->cols ? col1 : layer->cols, work, position, NULL);
 }
 
-void qc__gpxq_finish(const qc_gpxq_layer *layer, const qc_gpxq_outputs *out, qc_gpxq_result *result,
+void qc__gpxq_finish(qc_gpxq_layer *layer, const qc_gpxq_outputs *out, qc_gpxq_result *result,
                      const qc_gpxq_result *values)
 {
     qc_gpxq_result all = *values;
@@ -253,6 +254,9 @@ void qc__gpxq_finish(const qc_gpxq_layer *layer, const qc_gpxq_outputs *out, qc_
     qc__gpxq_result_store(result, &all);
     int64_t n = layer->rows * layer->cols, params = layer->row_stride == 0 ? 1 : layer->rows * layer->groups;
     memcpy(out->q->data, layer->levels, (size_t)n * sizeof *layer->levels);
+    free(layer->levels); /* before the dequantized weights are written, so the two are never alive at once */
+    layer->levels = NULL;
+    const int32_t *q = out->q->data;
     for (int64_t p = 0; p < params; p++) {
         ((float *)out->scale->data)[p] = layer->params[p].scale;
         if (out->zero_point) ((int32_t *)out->zero_point->data)[p] = layer->params[p].zero_point;
@@ -261,6 +265,9 @@ void qc__gpxq_finish(const qc_gpxq_layer *layer, const qc_gpxq_outputs *out, qc_
     float *deq = out->dequantized->data;
 #pragma omp parallel for num_threads(layer->threads) schedule(static)
     for (int64_t r = 0; r < layer->rows; r++)
-        for (int64_t c = 0; c < layer->cols; c++)
-            deq[r * layer->cols + c] = qc__dequantize_one(layer->levels[r * layer->cols + c], qc__gpxq_param(layer, r, c));
+        for (int64_t c0 = 0; c0 < layer->cols; c0 += layer->group_size) { /* a parameter at a time */
+            qc_grid_run g = qc__gpxq_param(layer, r, c0);
+            int64_t c1 = c0 + layer->group_size < layer->cols ? c0 + layer->group_size : layer->cols;
+            for (int64_t c = c0; c < c1; c++) deq[r * layer->cols + c] = qc__dequantize_one(q[r * layer->cols + c], g);
+        }
 }

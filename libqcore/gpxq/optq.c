@@ -1,8 +1,16 @@
-/* OPTQ (GPTQ): each input's rounding error is spread over the inputs not yet quantized through the
- * Cholesky factor of H^-1; updates within a block are applied one input at a time, row by row (each row of
- * W is independent given U), and those to later blocks as one matrix product. U is computed in double; the
- * updates, O(out in^2) multiply-adds against O(in^3) for U, run in float32 (qc_gpxq.h states the rule), as in
- * OPTQ's reference implementation: half the memory traffic and twice the SIMD width of double. */
+/* OPTQ (GPTQ): each input's rounding error is spread over the inputs not yet quantized. Every update has
+ * the form w_j += v_i c_ij, in one of two equivalent forms (qc_gpxq.h):
+ *  - U form (the published one): v_i = (w_i - w'_i) / U_ii and c_ij = -U_ij, with U the upper Cholesky
+ *    factor of H^-1 (H^-1 = U^T U);
+ *  - R form: v_i = W_i - w'_i (the given weight) and c_ij = R_ij / R_jj, with R = U^-1 (upper triangular,
+ *    H = R R^T). The rule gives W - W' = E U for the scaled errors E, so E = (W - W') R, and the weight
+ *    that input j is quantized from is the same; the factor of H itself drives the updates, no inverse.
+ * The R form saves the triangular inverse (a third of the O(in^3) work), but the running weights of inputs
+ * not yet reached differ between the forms part way, and per-group grids choose their parameters from
+ * those: per group the U form is used. Updates within a block are applied one input at a time, row by row
+ * (each row of W is independent), and those to later blocks as one matrix product. The factor is computed
+ * in double; the updates, O(out in^2) multiply-adds against O(in^3), run in float32, as in OPTQ's reference
+ * implementation: half the memory traffic and twice the SIMD width of double. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,20 +25,37 @@ static const double FIRST_RETRY_RATIO = 1e-4;
 typedef struct optq {
     qc_gpxq_layer layer;
     qc_gpxq_options opts;
-    qc_gpxq_work w;             /* diag: H's, dead inputs set to 1 (as OPTQ's reference does); square: U in
-                                   processing order, H^-1 = U^T U; running_f32: the weights;
-                                   block_values_f32: the current block's scaled errors */
-    float *u_block;             /* [block, d]: the current block's rows of U in float32, row i - i1 holding
-                                   U[i][j] at column j for the j > i the updates read */
+    qc_gpxq_work w;             /* diag: H's, dead inputs set to 1 (as OPTQ's reference does); square (qc_optq
+                                   only): the factor's storage; running_f32: the weights, each replaced by its
+                                   int32 level (in processing order) once its sub-block is done, so the layer's
+                                   own levels buffer is never touched; block_values_f32: the current block's v_i */
+    const double *h;            /* H / h_scale: its strict lower triangle is read (row-major) */
+    double h_scale;
+    const char *h_name;         /* the argument H came from, for messages */
+    double *factor;             /* [d, d]: the upper triangle (diagonal included) receives the damped H in
+                                   reversed processing order, then its Cholesky factor F (U form: F^-1); the
+                                   strict lower triangle is never written, so `h` may live there */
+    int u_form;                 /* 1: the U form (per-group grids), 0: the R form */
+    int64_t *reversed;          /* reversed processing order */
+    int64_t *param_of;          /* per processing position: its input's parameter within a row */
+    float *c_later;             /* [d - i2, block]: c_ij for the block's i (column i - i1) and j >= i2 (row
+                                   j - i2): the B operand of the updates to later blocks */
+    float *c_block;             /* [block, block]: c_ij at (i - i1, j - i1) for i < j in the block */
     unsigned char *group_ready; /* per group: its parameters are chosen */
 } optq;
 
 static void optq_free_work(optq *s)
 {
     qc__gpxq_work_free(&s->w);
-    free(s->u_block);
+    free(s->reversed);
+    free(s->param_of);
+    free(s->c_later);
+    free(s->c_block);
     free(s->group_ready);
-    s->u_block = NULL;
+    s->reversed = NULL;
+    s->param_of = NULL;
+    s->c_later = NULL;
+    s->c_block = NULL;
     s->group_ready = NULL;
 }
 
@@ -40,36 +65,45 @@ static void optq_free(optq *s)
     optq_free_work(s);
 }
 
-static qc_status optq_alloc(optq *s)
+/* `own_factor`: the factor needs its own [d, d] storage (else it shares the statistics'). */
+static qc_status optq_alloc(optq *s, int own_factor)
 {
-    QC_TRY(qc__gpxq_work_alloc(&s->w, &s->layer, s->opts.block_size, 1));
-    s->u_block = malloc((size_t)(s->w.block * s->w.d) * sizeof *s->u_block);
+    QC_TRY(qc__gpxq_work_alloc(&s->w, &s->layer, s->opts.block_size, 1, own_factor));
+    int64_t d = s->w.d, block = s->w.block;
+    if (own_factor) s->factor = s->w.square;
+    s->reversed = malloc((size_t)d * sizeof *s->reversed);
+    s->param_of = malloc((size_t)d * sizeof *s->param_of);
+    s->c_later = malloc((size_t)(d * block) * sizeof *s->c_later);
+    s->c_block = malloc((size_t)(block * block) * sizeof *s->c_block);
     s->group_ready = calloc((size_t)s->layer.groups, 1);
-    if (s->u_block == NULL || s->group_ready == NULL)
+    if (!s->reversed || !s->param_of || !s->c_later || !s->c_block || !s->group_ready)
         return QC_FAIL_IN(s->layer.function, QC_ERR_OUT_OF_MEMORY, "no memory for the blocks and groups");
     return QC_OK;
 }
 
-/* H + delta I in reversed processing order, lower triangle: its Cholesky factor L gives U = J L^-1 J (J the
- * reversal), since H = (J L J)(J L J)^T with J L J upper triangular. That is one factorization and one
- * triangular inverse, where the textbook route (factor H, invert, factor H^-1) needs two factorizations,
- * the second of an ill-conditioned inverse. */
-static void damped_reversed(optq *s, const double *h, int64_t *reversed, double damp)
+/* H + delta I in reversed processing order, into the factor's upper triangle. Its Cholesky factor F (that
+ * matrix = F^T F) gives R = J F^T J (J the reversal), upper triangular with H = R R^T, and U = R^-1 =
+ * J F^-T J: one factorization (and one triangular inverse for U), where the textbook route (factor H,
+ * invert, factor H^-1) needs two, the second of an ill-conditioned inverse. Only H's strict lower
+ * triangle is read and only the factor's upper triangle written, so the two may share storage. */
+static void damped_reversed(optq *s, double damp)
 {
     int64_t d = s->w.d;
-    for (int64_t i = 0; i < d; i++) reversed[i] = s->w.order[d - 1 - i];
-    qc__gpxq_gather_lower(s->w.square, h, d, reversed, 1, s->layer.threads);
-    for (int64_t i = 0; i < d; i++) s->w.square[i * d + i] = s->w.diag[reversed[i]] + damp;
+#pragma omp parallel for num_threads(s->layer.threads) schedule(dynamic, 64)
+    for (int64_t a = 0; a < d; a++) {
+        double *row = s->factor + a * d;
+        int64_t ra = s->reversed[a];
+        row[a] = s->w.diag[ra] + damp;
+        for (int64_t c = a + 1; c < d; c++) row[c] = s->h_scale * qc__gpxq_sym(s->h, d, ra, s->reversed[c]);
+    }
 }
 
-/* U[i][j] = L^-1[d-1-i][d-1-j]: a half turn of the whole matrix, in place. */
-static void half_turn(double *m, int64_t d)
+/* R_ij (i <= j, processing positions) = F[d-1-j][d-1-i]: column j of R, read upwards from its diagonal,
+ * is row d-1-j of F, read rightwards from its diagonal; likewise U_ij = F^-1[d-1-j][d-1-i] once the factor
+ * is inverted. */
+static inline const double *r_column(const optq *s, int64_t j)
 {
-    for (int64_t k = 0, n = d * d; k < n / 2; k++) {
-        double t = m[k];
-        m[k] = m[n - 1 - k];
-        m[n - 1 - k] = t;
-    }
+    return s->factor + (s->w.d - 1 - j) * s->w.d + (s->w.d - 1 - j);
 }
 
 static double mean_diagonal(const optq *s)
@@ -80,11 +114,11 @@ static double mean_diagonal(const optq *s)
 }
 
 /* Factors H + delta I, multiplying the damping by 10 after each failure (at most max_retries times). */
-static qc_status inverse_factor(optq *s, const double *h, qc_gpxq_result *res)
+static qc_status factor(optq *s, qc_gpxq_result *res)
 {
     const char *function = s->layer.function;
-    int64_t *reversed = malloc((size_t)s->w.d * sizeof *reversed), pivot = 0;
-    if (reversed == NULL) return QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for the input order");
+    int64_t d = s->w.d, pivot = 0;
+    for (int64_t i = 0; i < d; i++) s->reversed[i] = s->w.order[d - 1 - i];
     double mean = mean_diagonal(s), ratio = s->opts.damp_ratio;
     qc_status st = QC_ERR_SINGULAR;
     for (int32_t attempt = 0; attempt <= s->opts.max_retries; attempt++) {
@@ -92,56 +126,107 @@ static qc_status inverse_factor(optq *s, const double *h, qc_gpxq_result *res)
         res->damp_ratio = ratio;
         res->damp = ratio * mean;
         res->retries = attempt;
-        damped_reversed(s, h, reversed, res->damp);
-        st = qc__cholesky(s->layer.threads, s->w.square, s->w.d, s->w.d, &pivot, function);
+        damped_reversed(s, res->damp);
+        st = qc__cholesky_upper(s->layer.threads, s->factor, d, d, &pivot, function);
         if (st != QC_ERR_SINGULAR) break;
         qc__log(s->layer.ctx, QC_LOG_WARNING, "%s: H + %g I is not positive definite (damp_ratio %g); retrying with 10x",
                 function, res->damp, ratio);
     }
-    free(reversed);
     if (st == QC_ERR_SINGULAR) {
-        int64_t position = s->w.d - pivot;
+        int64_t position = d - pivot;
         return QC_FAIL_IN(function, QC_ERR_SINGULAR,
-                          "argument 'h': H + delta I is not positive definite with damp_ratio %g (delta = %g) after %d "
-                          "retries: Cholesky fails at input %lld (processing position %lld)",
-                          ratio, ratio * mean, (int)s->opts.max_retries, (long long)s->w.order[position],
+                          "argument '%s': H + delta I is not positive definite with damp_ratio %g (delta = %g) "
+                          "after %d retries: Cholesky fails at input %lld (processing position %lld)",
+                          s->h_name, ratio, ratio * mean, (int)s->opts.max_retries, (long long)s->w.order[position],
                           (long long)position);
     }
     QC_TRY(st);
-    QC_TRY(qc__triangular_inverse(s->layer.threads, s->w.square, s->w.d, s->w.d, function));
-    half_turn(s->w.square, s->w.d);
+    if (s->u_form) return qc__triangular_inverse_upper(s->layer.threads, s->factor, d, d, function);
     return QC_OK;
 }
 
-/* Rows [i1, i2) of U, right of the diagonal, in float32. */
+/* c_ij for i in [i1, i2) and j > i, in float32: within the block into c_block, beyond it into c_later.
+ * Each column of R (or U) is read contiguously from the factor. */
 static void convert_block_rows(optq *s, int64_t i1, int64_t i2)
 {
-    int64_t d = s->w.d;
+    int64_t d = s->w.d, b = i2 - i1;
 #pragma omp parallel for num_threads(s->layer.threads) schedule(static)
-    for (int64_t i = i1; i < i2; i++) {
-        const double *u = s->w.square + i * d;
-        float *out = s->u_block + (i - i1) * d;
-        for (int64_t j = i + 1; j < d; j++) out[j] = (float)u[j];
+    for (int64_t j = i1 + 1; j < d; j++) {
+        const double *column = r_column(s, j); /* column[k] = R[j - k][j] (U form: U[j - k][j]) */
+        double divisor = s->u_form ? -1.0 : column[0];
+        if (j >= i2) {
+            float *out = s->c_later + (j - i2) * b;
+            for (int64_t i = i1; i < i2; i++) out[i - i1] = (float)(column[j - i] / divisor);
+        } else {
+            for (int64_t i = i1; i < j; i++) s->c_block[(i - i1) * b + (j - i1)] = (float)(column[j - i] / divisor);
+        }
     }
 }
 
-/* Inputs [i1, i2) of row r: quantize each, record its scaled error, and update the rest of the block. The
- * level and the error come from the float32 weight in double; the update is float32 (qc_gpxq.h). */
-static void quantize_row_block(optq *s, int64_t r, int64_t i1, int64_t i2)
+/* Rows quantized together: each row's inputs form one dependency chain (an input's level waits for the
+ * updates of the one before), so a lone row would run at the latency of that chain; interleaving the
+ * rows' independent chains lets the CPU overlap them. */
+enum { ROW_TILE = 8 };
+
+/* Inputs per sub-block: within a block, updates within a sub-block are applied one input at a time and
+ * those to the rest of the block as one matrix product, so that most of the block's work is BLAS-3 too
+ * (one input at a time, an update is a short vector operation per row). */
+enum { SUB_BLOCK = 16 };
+
+/* A full sub-block's c_ij as [SUB_BLOCK][SUB_BLOCK] with zeros at j <= i: every update is then one
+ * fixed-length vector operation, without the branches of a loop whose length changes with i (adding 0 to a
+ * weight already quantized leaves it as it is). */
+typedef struct sub_block_coefficients {
+    float c[SUB_BLOCK][SUB_BLOCK];
+} sub_block_coefficients;
+
+static void pad_sub_block(sub_block_coefficients *pad, const optq *s, int64_t i1, int64_t b, int64_t k1)
 {
+    for (int64_t a = 0; a < SUB_BLOCK; a++)
+        for (int64_t t = 0; t < SUB_BLOCK; t++)
+            pad->c[a][t] = t > a ? s->c_block[(k1 + a - i1) * b + (k1 + t - i1)] : 0.0f;
+}
+
+/* Inputs [k1, k2) of rows [r0, r1), a sub-block of the block [i1, i1 + b): quantize each, record v_i, and
+ * update the rest of the sub-block (through `pad` when not NULL); row by row the same operations in the
+ * same order as one row alone. The level and v_i come from the float32 weight (R form: v_i from the given
+ * weight, which block_values holds until v_i replaces it) in double; the update is float32 (qc_gpxq.h).
+ * The levels then take the sub-block's place in the running weights (copied as bytes: the updates above
+ * are float stores to the same memory). */
+static void quantize_rows_block(optq *s, int64_t r0, int64_t r1, int64_t i1, int64_t b, int64_t k1, int64_t k2,
+                                const sub_block_coefficients *pad)
+{
+    qc_gpxq_layer *l = &s->layer;
     int64_t d = s->w.d;
-    float *w = s->w.running_f32 + r * d, *e = s->w.block_values_f32 + r * s->w.block;
-    for (int64_t i = i1; i < i2; i++) {
+    int32_t levels[ROW_TILE][SUB_BLOCK];
+    for (int64_t i = k1; i < k2; i++) {
         int64_t c = s->w.order[i];
-        int32_t q = qc__gpxq_level(&s->layer, r, c, (double)w[i]);
-        s->layer.levels[r * d + i] = q; /* in processing order until levels_to_input_order */
-        double error = (double)w[i] - qc__gpxq_dequantize(q, qc__gpxq_param(&s->layer, r, c));
-        float ei = (float)(error / s->w.square[i * d + i]);
-        const float *ui = s->u_block + (i - i1) * d;
-        e[i - i1] = ei;
+        float v[ROW_TILE];
+        for (int64_t r = r0; r < r1; r++) {
+            float *w = s->w.running_f32 + r * d;
+            qc_grid_run g = l->params[r * l->row_stride + s->param_of[i]];
+            int32_t q = qc__gpxq_level_in(l, r, c, (double)w[i], g);
+            levels[r - r0][i - k1] = q;
+            double deq = qc__gpxq_dequantize(q, g);
+            if (s->u_form) v[r - r0] = (float)(((double)w[i] - deq) / *r_column(s, i));
+            else v[r - r0] = (float)((double)s->w.block_values_f32[r * s->w.block + (i - i1)] - deq);
+            s->w.block_values_f32[r * s->w.block + (i - i1)] = v[r - r0];
+        }
+        const float *ci = s->c_block + (i - i1) * b; /* ci[j - i1] = c_ij */
+        for (int64_t r = r0; r < r1; r++) {
+            float *w = s->w.running_f32 + r * d, vi = v[r - r0];
+            if (pad != NULL) {
+                const float *padded = pad->c[i - k1];
 #pragma omp simd
-        for (int64_t j = i + 1; j < i2; j++) w[j] -= ei * ui[j];
+                for (int64_t t = 0; t < SUB_BLOCK; t++) w[k1 + t] += vi * padded[t];
+            } else {
+#pragma omp simd
+                for (int64_t j = i + 1; j < k2; j++) w[j] += vi * ci[j - i1];
+            }
+        }
     }
+    for (int64_t r = r0; r < r1; r++)
+        memcpy(s->w.running_f32 + r * d + k1, levels[r - r0], (size_t)(k2 - k1) * sizeof levels[0][0]);
 }
 
 /* Per group, a block ends before the first input whose group has no parameters yet: at a block's start
@@ -161,16 +246,49 @@ static qc_status start_block(optq *s, int64_t i1, int64_t *i2)
     return QC_OK;
 }
 
+/* R form: the given weights of the block [i1, i2) (dead inputs 0) into block_values, where v_i will
+ * replace them. A separate loop of independent loads: under act-order they lie at random columns of W, a
+ * cache miss each, which inside the quantization's dependent chain would stall it every time. */
+static void gather_given(optq *s, int64_t i1, int64_t i2)
+{
+    const qc_gpxq_layer *l = &s->layer;
+#pragma omp parallel for num_threads(l->threads) schedule(static)
+    for (int64_t r = 0; r < l->rows; r++) {
+        float *out = s->w.block_values_f32 + r * s->w.block;
+        for (int64_t i = i1; i < i2; i++) {
+            int64_t c = s->w.order[i];
+            out[i - i1] = s->w.dead[c] ? 0.0f : l->w[r * l->cols + c];
+        }
+    }
+}
+
+/* The block [i1, i2), a sub-block at a time. */
+static void quantize_block(optq *s, int64_t i1, int64_t i2)
+{
+    int64_t rows = s->layer.rows, b = i2 - i1;
+    sub_block_coefficients pad;
+    for (int64_t k1 = i1, k2; k1 < i2; k1 = k2) {
+        k2 = k1 + SUB_BLOCK < i2 ? k1 + SUB_BLOCK : i2;
+        int full = k2 - k1 == SUB_BLOCK;
+        if (full) pad_sub_block(&pad, s, i1, b, k1);
+#pragma omp parallel for num_threads(s->layer.threads) schedule(static)
+        for (int64_t r0 = 0; r0 < rows; r0 += ROW_TILE)
+            quantize_rows_block(s, r0, r0 + ROW_TILE < rows ? r0 + ROW_TILE : rows, i1, b, k1, k2, full ? &pad : NULL);
+        qc__sgemm(s->layer.threads, 0, 0, rows, i2 - k2, k2 - k1, 1.0f, s->w.block_values_f32 + (k1 - i1),
+                  s->w.block, s->c_block + (k1 - i1) * b + (k2 - i1), b, 1.0f, s->w.running_f32 + k2, s->w.d);
+    }
+}
+
 static qc_status run_blocks(optq *s)
 {
     int64_t d = s->w.d, rows = s->layer.rows;
     for (int64_t i1 = 0, i2; i1 < d; i1 = i2) {
         QC_TRY(start_block(s, i1, &i2));
         convert_block_rows(s, i1, i2);
-#pragma omp parallel for num_threads(s->layer.threads) schedule(static)
-        for (int64_t r = 0; r < rows; r++) quantize_row_block(s, r, i1, i2);
-        qc__sgemm(s->layer.threads, 0, 0, rows, d - i2, i2 - i1, -1.0f, s->w.block_values_f32, s->w.block,
-                  s->u_block + i2, d, 1.0f, s->w.running_f32 + i2, d);
+        if (!s->u_form) gather_given(s, i1, i2);
+        quantize_block(s, i1, i2);
+        qc__sgemm(s->layer.threads, 0, 1, rows, d - i2, i2 - i1, 1.0f, s->w.block_values_f32, s->w.block,
+                  s->c_later, i2 - i1, 1.0f, s->w.running_f32 + i2, d);
         QC_TRY(qc__gpxq_progress(&s->layer, i2));
     }
     return QC_OK;
@@ -200,18 +318,36 @@ static qc_status levels_to_input_order(optq *s)
     return QC_OK;
 }
 
-static qc_status optq_run(optq *s, const qc_tensor *h, qc_gpxq_result *res)
+static qc_status optq_run(optq *s, int own_factor, qc_gpxq_result *res)
 {
-    const double *hd = h->data;
-    QC_TRY(optq_alloc(s));
-    res->dead_inputs = qc__gpxq_dead_inputs(s->w.dead, hd, s->w.d);
-    for (int64_t i = 0; i < s->w.d; i++) s->w.diag[i] = s->w.dead[i] ? 1.0 : hd[i * s->w.d + i];
-    QC_TRY(qc__gpxq_order(s->w.order, s->w.position, s->w.diag, s->w.d, s->opts.act_order, s->layer.function));
+    QC_TRY(optq_alloc(s, own_factor));
+    int64_t d = s->w.d;
+    res->dead_inputs = qc__gpxq_dead_inputs(s->w.dead, s->h, d);
+    for (int64_t i = 0; i < d; i++) s->w.diag[i] = s->w.dead[i] ? 1.0 : s->h_scale * s->h[i * d + i];
+    QC_TRY(qc__gpxq_order(s->w.order, s->w.position, s->w.diag, d, s->opts.act_order, s->layer.function));
+    for (int64_t i = 0; i < d; i++) s->param_of[i] = qc__gpxq_group_of(&s->layer, s->w.order[i]);
     if (s->layer.grid_opts->granularity != QC_GRAN_GROUP) QC_TRY(qc__gpxq_choose_from_w(&s->layer, s->w.dead));
-    QC_TRY(inverse_factor(s, hd, res));
+    s->u_form = s->layer.grid_opts->granularity == QC_GRAN_GROUP;
+    QC_TRY(factor(s, res));
     qc__gpxq_gather_weights(NULL, s->w.running_f32, &s->layer, s->w.order, s->w.dead);
     QC_TRY(run_blocks(s));
+    free(s->layer.levels); /* never touched: the running weights hold the levels now */
+    s->layer.levels = (int32_t *)(void *)s->w.running_f32;
+    s->w.running_f32 = NULL;
     return levels_to_input_order(s);
+}
+
+/* Runs OPTQ on s->h once the layer is begun, and writes the outputs on success. */
+static qc_status optq_finish_run(optq *s, const qc_gpxq_outputs *out, qc_gpxq_result *result, int own_factor)
+{
+    qc_gpxq_result res = {0};
+    qc_status st = optq_run(s, own_factor, &res);
+    if (st == QC_OK) {
+        optq_free_work(s); /* before the outputs are written: the call's peak memory is then the loop's */
+        qc__gpxq_finish(&s->layer, out, result, &res);
+    }
+    optq_free(s);
+    return st;
 }
 
 qc_status qc_optq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_point, qc_tensor *dequantized,
@@ -221,13 +357,36 @@ qc_status qc_optq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_p
     optq s = {0};
     qc_gpxq_outputs out = {q, scale, zero_point, dequantized};
     QC_TRY(qc__gpxq_begin(&s.layer, &s.opts, ctx, &out, result, w, grid, opts, __func__));
-    qc_gpxq_result res = {0};
     qc_status st = qc__gpxq_check_square(&s.layer, h, "h");
-    if (st == QC_OK) st = optq_run(&s, h, &res);
-    if (st == QC_OK) {
-        optq_free_work(&s); /* before the outputs are written: the call's peak memory is then the loop's */
-        qc__gpxq_finish(&s.layer, &out, result, &res);
+    if (st != QC_OK) {
+        optq_free(&s);
+        return st;
     }
-    optq_free(&s);
+    s.h = h->data;
+    s.h_scale = 1.0;
+    s.h_name = "h";
+    return optq_finish_run(&s, &out, result, 1);
+}
+
+qc_status qc_optq_from_stats(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_point, qc_tensor *dequantized,
+                             qc_gpxq_result *result, const qc_tensor *w, qc_gpxq_stats *stats,
+                             const qc_quant_options *grid, const qc_gpxq_options *opts)
+{
+    optq s = {0};
+    qc_gpxq_outputs out = {q, scale, zero_point, dequantized};
+    QC_TRY(qc__gpxq_begin(&s.layer, &s.opts, ctx, &out, result, w, grid, opts, __func__));
+    double *sums = NULL, *saved = NULL;
+    qc_status st = qc__gpxq_stats_sums(&sums, &s.h_scale, stats, s.layer.cols, __func__);
+    if (st == QC_OK && (saved = qc__gpxq_stats_save_diagonal(stats)) == NULL)
+        st = QC_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for the diagonal of %lld x %lld statistics",
+                     (long long)s.layer.cols, (long long)s.layer.cols);
+    if (st != QC_OK) {
+        optq_free(&s);
+        return st;
+    }
+    s.h = s.factor = sums; /* the factor lives in the statistics' unused upper triangle */
+    s.h_name = "stats";
+    st = optq_finish_run(&s, &out, result, 0);
+    qc__gpxq_stats_restore_diagonal(stats, saved);
     return st;
 }

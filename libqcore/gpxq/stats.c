@@ -15,7 +15,8 @@ enum { CHUNK_ROWS = 256, MIRROR_TILE = 64 };
 struct qc_gpxq_stats {
     qc_gpxq_method method;
     int64_t dim, count;
-    double *h;      /* lower triangle of sum xq xq^T (x x^T for OPTQ) */
+    double *h;      /* lower triangle of sum xq xq^T (x x^T for OPTQ); the strict upper triangle is
+                       qc_optq_from_stats' workspace */
     double *g;      /* GPFQ: sum xq x^T */
     double *chunk;  /* [CHUNK_ROWS, dim] for x, then as much for xq */
 };
@@ -154,4 +155,35 @@ qc_status qc_gpxq_stats_cross(qc_tensor *g, const qc_gpxq_stats *stats)
     QC_TRY(check_output(stats, g, "g", __func__));
     memcpy(g->data, stats->g, (size_t)(stats->dim * stats->dim) * sizeof *stats->g);
     return QC_OK;
+}
+
+qc_status qc__gpxq_stats_sums(double **sums, double *scale, qc_gpxq_stats *stats, int64_t dim, const char *function)
+{
+    if (stats == NULL) return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'stats' is NULL");
+    if (stats->method != QC_GPXQ_OPTQ)
+        return QC_FAIL_IN(function, QC_ERR_INVALID_ARG,
+                          "argument 'stats': GPFQ statistics, OPTQ needs OPTQ statistics");
+    if (stats->dim != dim)
+        return QC_FAIL_IN(function, QC_ERR_SHAPE, "argument 'stats': statistics of %lld inputs, but w has %lld inputs",
+                          (long long)stats->dim, (long long)dim);
+    if (stats->count == 0)
+        return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'stats': no sample has been added");
+    *sums = stats->h;
+    *scale = 2.0 / (double)stats->count;
+    return QC_OK;
+}
+
+double *qc__gpxq_stats_save_diagonal(const qc_gpxq_stats *stats)
+{
+    double *saved = malloc((size_t)stats->dim * sizeof *saved);
+    if (saved != NULL)
+        for (int64_t i = 0; i < stats->dim; i++) saved[i] = stats->h[i * stats->dim + i];
+    return saved;
+}
+
+void qc__gpxq_stats_restore_diagonal(qc_gpxq_stats *stats, double *saved)
+{
+    if (saved == NULL) return;
+    for (int64_t i = 0; i < stats->dim; i++) stats->h[i * stats->dim + i] = saved[i];
+    free(saved);
 }

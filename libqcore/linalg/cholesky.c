@@ -15,12 +15,14 @@ static void zero_strict_upper(double *a, int64_t n, int64_t lda)
         for (int64_t j = i + 1; j < n; j++) a[i * lda + j] = 0.0;
 }
 
-qc_status qc__cholesky(int threads, double *a, int64_t n, int64_t lda, int64_t *pivot, const char *function)
+/* dpotrf on LAPACK's triangle `uplo` (column-major); the status as qc__cholesky documents it. */
+static qc_status cholesky(int threads, char uplo, double *a, int64_t n, int64_t lda, int64_t *pivot,
+                          const char *function)
 {
     if (pivot) *pivot = 0;
     if (n == 0) return QC_OK;
     int saved = qc__blas_threads_enter(threads);
-    lapack_int info = LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'U', (lapack_int)n, a, (lapack_int)lda);
+    lapack_int info = LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, uplo, (lapack_int)n, a, (lapack_int)lda);
     qc__blas_threads_leave(saved);
     if (info > 0) {
         if (pivot) *pivot = info;
@@ -30,21 +32,43 @@ qc_status qc__cholesky(int threads, double *a, int64_t n, int64_t lda, int64_t *
                           (long long)n, (long long)n, (long long)info, (long long)info, (long long)info);
     }
     if (info < 0) return QC_FAIL_IN(function, QC_ERR_INTERNAL, "dpotrf rejected argument %d", (int)-info);
+    return QC_OK;
+}
+
+qc_status qc__cholesky(int threads, double *a, int64_t n, int64_t lda, int64_t *pivot, const char *function)
+{
+    QC_TRY(cholesky(threads, 'U', a, n, lda, pivot, function));
     zero_strict_upper(a, n, lda);
     return QC_OK;
 }
 
-qc_status qc__triangular_inverse(int threads, double *l, int64_t n, int64_t ldl, const char *function)
+qc_status qc__cholesky_upper(int threads, double *a, int64_t n, int64_t lda, int64_t *pivot, const char *function)
+{
+    return cholesky(threads, 'L', a, n, lda, pivot, function);
+}
+
+/* dtrtri on LAPACK's triangle `uplo` (column-major), i.e. the other row-major triangle. */
+static qc_status triangular_inverse(int threads, char uplo, double *l, int64_t n, int64_t ldl, const char *function)
 {
     if (n == 0) return QC_OK;
     int saved = qc__blas_threads_enter(threads);
-    lapack_int info = LAPACKE_dtrtri_work(LAPACK_COL_MAJOR, 'U', 'N', (lapack_int)n, l, (lapack_int)ldl);
+    lapack_int info = LAPACKE_dtrtri_work(LAPACK_COL_MAJOR, uplo, 'N', (lapack_int)n, l, (lapack_int)ldl);
     qc__blas_threads_leave(saved);
     if (info > 0)
         return QC_FAIL_IN(function, QC_ERR_SINGULAR, "the triangular matrix is singular: diagonal entry %lld is 0",
                           (long long)info - 1);
     if (info < 0) return QC_FAIL_IN(function, QC_ERR_INTERNAL, "dtrtri rejected argument %d", (int)-info);
     return QC_OK;
+}
+
+qc_status qc__triangular_inverse(int threads, double *l, int64_t n, int64_t ldl, const char *function)
+{
+    return triangular_inverse(threads, 'U', l, n, ldl, function);
+}
+
+qc_status qc__triangular_inverse_upper(int threads, double *r, int64_t n, int64_t ldr, const char *function)
+{
+    return triangular_inverse(threads, 'L', r, n, ldr, function);
 }
 
 qc_status qc__spd_solve(int threads, double *a, int64_t n, int64_t lda, double *b, const char *function)

@@ -35,6 +35,11 @@ void qc__dsyrk_lower(int threads, int64_t n, int64_t k, double alpha, const doub
  * behalf of `function`; A is then partly overwritten. */
 qc_status qc__cholesky(int threads, double *a, int64_t n, int64_t lda, int64_t *pivot, const char *function);
 
+/* Cholesky factor A = R^T R (R upper triangular) read from and written to the upper triangle of A[n,n]
+ * (diagonal included); the strict lower triangle is neither read nor written, so it may hold other data.
+ * Failures as for qc__cholesky. */
+qc_status qc__cholesky_upper(int threads, double *a, int64_t n, int64_t lda, int64_t *pivot, const char *function);
+
 /* Solves A x = b for a symmetric positive definite A[n,n] (lower triangle read) by Cholesky (LAPACK posv):
  * b[n] receives x and A its factor. QC_ERR_SINGULAR (on behalf of `function`) when A is not positive
  * definite; b is then unspecified. */
@@ -43,6 +48,10 @@ qc_status qc__spd_solve(int threads, double *a, int64_t n, int64_t lda, double *
 /* The inverse of a lower-triangular L[n,n] with a non-zero diagonal, in place (strict upper triangle kept
  * zero). QC_ERR_SINGULAR names the first zero diagonal entry. */
 qc_status qc__triangular_inverse(int threads, double *l, int64_t n, int64_t ldl, const char *function);
+
+/* The inverse of an upper-triangular R[n,n] with a non-zero diagonal, in place in the upper triangle; the
+ * strict lower triangle is neither read nor written. QC_ERR_SINGULAR names the first zero diagonal entry. */
+qc_status qc__triangular_inverse_upper(int threads, double *r, int64_t n, int64_t ldr, const char *function);
 
 /* QR factorization A = Q R of A[m,n] (m >= n) in place, by Householder reflections (LAPACK geqrf). Unlike the
  * wrappers above, A is column-major with column stride lda (LAPACK's own layout, so that no transposed copy

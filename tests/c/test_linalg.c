@@ -61,6 +61,34 @@ Test(linalg, triangular_inverse_and_spd_inverse)
     cr_assert_lt(max_abs_diff(prod, eye, N * N), 1e-12, "A A^-1 differs from I");
 }
 
+/* The upper-triangle variants on a matrix whose strict lower triangle holds other data (a sentinel): R^T R =
+ * A, R R^-1 = I, and the lower triangle is neither read (NaN there would spread) nor written. */
+Test(linalg, upper_cholesky_and_inverse_leave_the_lower_triangle_alone)
+{
+    static double a[N * N], r[N * N], rinv[N * N], rtr[N * N], prod[N * N], eye[N * N];
+    spd_matrix(a, N);
+    memcpy(r, a, sizeof a);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < i; j++) r[i * N + j] = NAN;
+    TU_EXPECT_OK(qc__cholesky_upper(1, r, N, N, NULL, "test"));
+    memcpy(rinv, r, sizeof r);
+    TU_EXPECT_OK(qc__triangular_inverse_upper(2, rinv, N, N, "test"));
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < i; j++) {
+            cr_assert(isnan(r[i * N + j]) && isnan(rinv[i * N + j]), "lower triangle written at [%d, %d]", i, j);
+            r[i * N + j] = rinv[i * N + j] = 0.0;
+        }
+    qc__dgemm(1, 1, 0, N, N, N, 1.0, r, N, r, N, 0.0, rtr, N);
+    cr_assert_lt(max_abs_diff(rtr, a, N * N), 1e-12 * N * N, "R^T R differs from A");
+    identity(eye, N);
+    qc__dgemm(1, 0, 0, N, N, N, 1.0, r, N, rinv, N, 0.0, prod, N);
+    cr_assert_lt(max_abs_diff(prod, eye, N * N), 1e-13, "R R^-1 differs from I");
+    double bad[4] = {1, 2, NAN, 1}; /* upper [[1, 2], [., 1]]: 1 - 4 < 0 at the second pivot */
+    int64_t pivot = 0;
+    cr_assert_eq(qc__cholesky_upper(1, bad, 2, 2, &pivot, "t"), QC_ERR_SINGULAR);
+    cr_assert_eq(pivot, 2);
+}
+
 Test(linalg, cholesky_names_the_failing_pivot)
 {
     /* Lower triangle of a matrix whose leading 2x2 block is positive definite but whose last pivot would be

@@ -2,9 +2,10 @@
 update rule (gpxq_oracle.optq), on random layers and on the Fashion-MNIST MLP's layers with real images.
 
 Agreement. qcore applies the updates of each block of inputs to later blocks as one BLAS-3 product and gets
-U = chol(H^-1)^T from a single factorization of the reversed H; the oracle applies rank-1 updates one input
-at a time and factors inv(H). Both update the weights in float32 (qc_gpxq.h's precision rule), summing in
-different orders, so a weight may come out a few float32 ulps apart, and one that lands within that of a
+U = chol(H^-1)^T from a single factorization of the reversed H (per tensor and channel it uses that factor
+itself, in the equivalent R form of qc_gpxq.h, with no inverse); the oracle applies rank-1 updates one input
+at a time and factors inv(H). Both update the weights in float32 (qc_gpxq.h's precision rule), rounding and
+summing differently, so a weight may come out a few float32 ulps apart, and one that lands within that of a
 half-level boundary (a rounding tie) may round the other way; OPTQ's error feedback then carries the
 difference along the rest of that row. Hence the criterion: at least 99.9 % of the integers equal, and in
 every row that differs, the first difference (in processing order) is at a weight whose oracle argument

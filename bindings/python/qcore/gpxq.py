@@ -4,8 +4,8 @@ See include/qcore/qc_gpxq.h for the exact rules.
     stats = qcore.GpxqStats("optq", w.shape[1])
     for x in batches:                     # float32 or float64 [batch, in]
         stats.add(x)
-    layer = qcore.optq(w, stats.hessian(), qcore.QuantOptions(bits=4, granularity="channel", axis=0))
-    layer.q, layer.scale, layer.dequantized, layer.damp_ratio
+    layer = qcore.optq(w, stats, qcore.QuantOptions(bits=4, granularity="channel", axis=0))
+    layer.q, layer.scale, layer.dequantized, layer.damp_ratio   # stats.hessian() gives the same integers
 
 With AXE, every row of layer.centered() fits a 16-bit accumulator for all unsigned 8-bit inputs:
 
@@ -154,38 +154,55 @@ class GpxqStats:
         return out
 
 
-def optq(w, h, grid, opts=None, ctx=None):
-    """OPTQ of the float32 weight w [out, in] with H (float64 [in, in]) under the QuantOptions `grid`
-    (per channel: axis 0; per group: axis 1). Returns a QuantizedLayer."""
+def optq(w, h, grid, opts=None, ctx=None, out=None):
+    """OPTQ of the float32 weight w [out, in] with H (float64 [in, in], or the GpxqStats("optq", in) that
+    accumulate it) under the QuantOptions `grid` (per channel: axis 0; per group: axis 1). Returns a
+    QuantizedLayer. From GpxqStats, H is read from the statistics without a copy (qc_optq_from_stats: the
+    same integers as with stats.hessian(), less memory); the statistics are unchanged.
+    out: None, or (q, dequantized), C-contiguous writable int32 and float32 arrays of w's shape that receive
+    the levels and dequantized weights (and are the returned layer's), e.g. to reuse them layer after layer;
+    they are written only when the call succeeds. The same holds for gpfq and rtn."""
     function = "qcore.optq"
+    if isinstance(h, GpxqStats):
+        return _run(lib.qc_optq_from_stats, function, w, [], grid, opts, ctx, handles=[h._stats], out=out)
     matrices = [(as_array(h, "h", [np.float64], function))]
-    return _run(lib.qc_optq, function, w, matrices, grid, opts, ctx)
+    return _run(lib.qc_optq, function, w, matrices, grid, opts, ctx, out=out)
 
 
-def gpfq(w, h, g, grid, opts=None, ctx=None):
+def gpfq(w, h, g, grid, opts=None, ctx=None, out=None):
     """GPFQ of the float32 weight w [out, in] with H = sum xq xq^T and G = sum xq x^T (float64 [in, in])."""
     function = "qcore.gpfq"
     matrices = [as_array(h, "h", [np.float64], function), as_array(g, "g", [np.float64], function)]
-    return _run(lib.qc_gpfq, function, w, matrices, grid, opts, ctx)
+    return _run(lib.qc_gpfq, function, w, matrices, grid, opts, ctx, out=out)
 
 
-def rtn(w, grid, opts=None, ctx=None):
+def rtn(w, grid, opts=None, ctx=None, out=None):
     """Round-to-nearest of the float32 weight w [out, in] with parameters chosen from w; with
     opts.accumulator_bits set, AXE's constrained rounding (RTN+AXE). Returns a QuantizedLayer."""
-    return _run(lib.qc_rtn, "qcore.rtn", w, [], grid, opts, ctx)
+    return _run(lib.qc_rtn, "qcore.rtn", w, [], grid, opts, ctx, out=out)
 
 
-def _run(c_function, function, w, matrices, grid, opts, ctx):
+def _outputs(out, shape, function):
+    """(q, dequantized): new arrays, or the caller's `out` once checked (the library checks the shapes)."""
+    if out is None:
+        return np.empty(shape, np.int32), np.empty(shape, np.float32)
+    if not isinstance(out, tuple) or len(out) != 2:
+        raise TypeError("%s: argument 'out' must be None or a (q, dequantized) tuple" % function)
+    return (as_array(out[0], "out[0] (q)", [np.int32], function, writable=True),
+            as_array(out[1], "out[1] (dequantized)", [np.float32], function, writable=True))
+
+
+def _run(c_function, function, w, matrices, grid, opts, ctx, handles=(), out=None):
     w = as_array(w, "w", [np.float32], function)
     c_grid = grid.to_c(function)
     c_opts = (opts or GpxqOptions()).to_c()
     shape = grid.param_shape(w.shape, function)
-    q, dequantized = np.empty(w.shape, np.int32), np.empty(w.shape, np.float32)
+    q, dequantized = _outputs(out, w.shape, function)
     scale, zero_point = np.empty(shape, np.float32), np.empty(shape, np.int32)
     result = ffi.new("qc_gpxq_result *", [lib.QC_GPXQ_RESULT_VERSION])
     views = [view(a) for a in (q, scale, zero_point, dequantized, w, *matrices)]
     (ctx or default_context()).call(c_function, *[v for v, _ in views[:4]], result, *[v for v, _ in views[4:]],
-                                    c_grid, c_opts)
+                                    *handles, c_grid, c_opts)
     group_size = min(grid.group_size, w.shape[1]) if grid.granularity == "group" else 0
     return QuantizedLayer(q, scale, zero_point, dequantized, result.damp_ratio, result.damp, result.retries,
                           result.dead_inputs, group_size, AxeStats.from_c(result))
