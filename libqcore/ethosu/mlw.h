@@ -104,4 +104,14 @@ qc_status qc__ethosu_reorder_encode_checked(uint8_t **out, size_t *out_size, siz
                                             const int16_t *ohwi, const int64_t shape[4],
                                             const qc_ethosu_reorder_options *opts, const char *function);
 
+/* Whether `config` is an Ethos-U85 configuration (arch.c). */
+int qc__ethosu_is_u85(qc_ethosu_config config);
+
+/* Ethos-U85 (reorder85.c, fwd.c): checks and work of the public functions, errors as `function`'s. */
+qc_status qc__ethosu85_check_options(const qc_ethosu85_reorder_options *o, const char *function);
+qc_status qc__ethosu85_reorder_checked(int16_t **out, size_t *count, const int16_t *ohwi, const int64_t shape[4],
+                                       const qc_ethosu85_reorder_options *o, const char *function);
+qc_status qc__ethosu85_fwd_encode_checked(uint8_t **out, size_t *out_size, const int16_t *w, size_t n,
+                                          const char *function);
+
 #endif

@@ -22,6 +22,11 @@ CONFIGS = {
     "ethos-u55-256": lib.QC_ETHOSU_U55_256,
     "ethos-u65-256": lib.QC_ETHOSU_U65_256,
     "ethos-u65-512": lib.QC_ETHOSU_U65_512,
+    "ethos-u85-128": lib.QC_ETHOSU_U85_128,
+    "ethos-u85-256": lib.QC_ETHOSU_U85_256,
+    "ethos-u85-512": lib.QC_ETHOSU_U85_512,
+    "ethos-u85-1024": lib.QC_ETHOSU_U85_1024,
+    "ethos-u85-2048": lib.QC_ETHOSU_U85_2048,
 }
 
 
@@ -272,3 +277,55 @@ def ethosu_pack_model(model, config="ethos-u55-128", ofm_block_depth=16, ifm_bit
             tuple(info.shape), bool(info.depthwise), info.weights, info.weight_bytes, info.scale_bytes,
             info.stream_bytes, _layer_from(handle[0], function)))
     return layers
+
+
+# ---------------------------------------------------------------------------------------------
+# Ethos-U85 (Vela's Regor backend): weight order and the fast weight format (FWD).
+
+U85_TRAVERSALS = {"depth_first": 0, "part_kernel": 1, "depthwise": 2}
+ALL_CORES = -1
+
+
+def ethosu85_reorder(ohwi, macs=256, cores=1, core=0, traversal="depth_first", ifm_bits=8, ofm_ublock_depth=8,
+                     ofm_block_depth=16, ifm_block_depth=64, stride=(1, 1), dilation=(1, 1)):
+    """The int16 OHWI weights in the U85 order of one core's stream (`core`), or of all cores interleaved
+    as FWD stores them (core=qcore.ethosu.ALL_CORES); `stride` and `dilation` are (x, y)."""
+    function = "qcore.ethosu85_reorder"
+    w = _weights(ohwi, function, "ohwi")
+    if traversal not in U85_TRAVERSALS:
+        raise InvalidArgumentError("%s: argument 'traversal' is %r; expected one of %s"
+                                   % (function, traversal, ", ".join(U85_TRAVERSALS)))
+    o = ffi.new("qc_ethosu85_reorder_options *")
+    check(lib.qc_ethosu85_reorder_options_init(o, lib.QC_ETHOSU85_REORDER_OPTIONS_VERSION), function)
+    o.macs, o.cores, o.core, o.traversal, o.ifm_bits = macs, cores, core, U85_TRAVERSALS[traversal], ifm_bits
+    o.ofm_ublock_depth, o.ofm_block_depth, o.ifm_block_depth = ofm_ublock_depth, ofm_block_depth, ifm_block_depth
+    (o.stride_x, o.stride_y), (o.dilation_x, o.dilation_y) = stride, dilation
+    out, count = ffi.new("int16_t **"), ffi.new("size_t *")
+    check(lib.qc_ethosu85_reorder(out, count, ffi.from_buffer("int16_t[]", w), list(w.shape), o), function)
+    return _take_int16(out, count)
+
+
+def ethosu85_part_kernel_first(ifm_depth, kernel_h, kernel_w):
+    """True when Regor traverses a U85 convolution part-kernel-first (ChooseKernelFirst)."""
+    out = ffi.new("int *")
+    check(lib.qc_ethosu85_part_kernel_first(out, ifm_depth, kernel_h, kernel_w), "qcore.ethosu85_part_kernel_first")
+    return bool(out[0])
+
+
+def ethosu85_fwd_encode(weights):
+    """The U85 fast-weight-format stream (bytes, a multiple of 32) of int16 weights, flattened in C order."""
+    function = "qcore.ethosu85_fwd_encode"
+    w = _weights(weights, function)
+    out, size = ffi.new("uint8_t **"), ffi.new("size_t *")
+    check(lib.qc_ethosu85_fwd_encode(out, size, ffi.from_buffer("int16_t[]", w), w.size), function)
+    return _take_bytes(out, size)
+
+
+def ethosu85_fwd_decode(stream, count):
+    """The first `count` weights (int16 array) of an FWD stream (bytes-like)."""
+    function = "qcore.ethosu85_fwd_decode"
+    data = bytes(stream)
+    out = ffi.new("int16_t **")
+    check(lib.qc_ethosu85_fwd_decode(out, count, ffi.from_buffer("uint8_t[]", data), len(data)), function)
+    n = ffi.new("size_t *", count)
+    return _take_int16(out, n)
