@@ -214,10 +214,14 @@ typedef struct qc_ethosu85_reorder_options {
     int32_t stride_y;           /* 1..3 (default 1) */
     int32_t dilation_x;         /* 1 or 2 (default 1) */
     int32_t dilation_y;         /* 1 or 2 (default 1) */
+    int32_t sparse;             /* 0 or 1 (default 0): the 2:4 sparse layout (not depthwise): IFM groups of
+                                   16 channels, part-kernel-first elements padded to 10; Regor uses it when
+                                   every aligned group of 4 IFM channels holds at most 2 nonzero weights and
+                                   its cost model prefers it (IFM blocks: 128 deep depth-first, 8-bit) */
 } qc_ethosu85_reorder_options;
 
 #define QC_ETHOSU85_REORDER_OPTIONS_INIT { QC_ETHOSU85_REORDER_OPTIONS_VERSION, 256, 1, 0, \
-                                           QC_ETHOSU85_DEPTH_FIRST, 8, 8, 16, 64, 1, 1, 1, 1 }
+                                           QC_ETHOSU85_DEPTH_FIRST, 8, 8, 16, 64, 1, 1, 1, 1, 0 }
 
 /* Fills `opts` with the defaults of `version` (1..QC_ETHOSU85_REORDER_OPTIONS_VERSION). */
 QC_API qc_status qc_ethosu85_reorder_options_init(qc_ethosu85_reorder_options *opts, unsigned version);
@@ -230,9 +234,11 @@ QC_API qc_status qc_ethosu85_reorder(int16_t **out, size_t *out_count, const int
                                      const qc_ethosu85_reorder_options *opts);
 
 /* Regor's traversal choice for a convolution (ChooseKernelFirst): 1 (part-kernel-first) when
- * (I / rup(I, 16)) * (K / K') >= I / rup(I, 64), K = kernel_h * kernel_w, K' = 5 * floor(K / 5) +
- * max(K mod 5, 2); else 0. Extents >= 1. */
-QC_API qc_status qc_ethosu85_part_kernel_first(int *out, int64_t ifm_depth, int64_t kernel_h, int64_t kernel_w);
+ * (I / rup(I, 16)) * (K / K') >= I / rup(I, D), K = kernel_h * kernel_w, K' = s * floor(K / s) +
+ * max(K mod s, r) with (s, r, D) = (5, 2, 64), or (10, 4, 128) for the sparse layout; else 0. Extents
+ * >= 1, sparse 0 or 1. */
+QC_API qc_status qc_ethosu85_part_kernel_first(int *out, int64_t ifm_depth, int64_t kernel_h, int64_t kernel_w,
+                                               int sparse);
 
 typedef enum qc_ethosu85_weight_format {
     QC_ETHOSU85_FORMAT_DEFAULT = 0,  /* the mlw stream (qc_ethosu_encode), one per core */

@@ -52,6 +52,13 @@ qc_status qc__ethosu85_check_options(const qc_ethosu85_reorder_options *o, const
     QC_TRY(check_range(o->stride_y, 1, 3, "stride_y", function));
     QC_TRY(check_range(o->dilation_x, 1, 2, "dilation_x", function));
     QC_TRY(check_range(o->dilation_y, 1, 2, "dilation_y", function));
+    QC_TRY(check_range(o->sparse, 0, 1, "sparse", function));
+    if (o->sparse && o->traversal == QC_ETHOSU85_DEPTHWISE)
+        return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "options 'sparse' and 'traversal' depthwise: depthwise "
+                          "layers have no sparse layout");
+    if (o->sparse && o->ifm_block_depth % 16 != 0)
+        return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'ifm_block_depth' is %d; the sparse layout reads "
+                          "IFM groups of 16", o->ifm_block_depth);
     if (o->traversal == QC_ETHOSU85_DEPTHWISE && o->core == QC_ETHOSU85_ALL_CORES && o->cores > 1)
         return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "options 'traversal' depthwise and 'core' all cores: a "
                           "depthwise layer has one stream per core and no interleaved (FWD) form");
@@ -79,16 +86,16 @@ typedef struct walk85 {
 
 static void walk85_init(walk85 *k, const int16_t *w, const int64_t s[4], const qc_ethosu85_reorder_options *o)
 {
-    int pk = o->traversal == QC_ETHOSU85_PART_KERNEL, wide = o->ifm_bits == 16;
+    int pk = o->traversal == QC_ETHOSU85_PART_KERNEL, wide = o->ifm_bits == 16, sparse = o->sparse;
     k->w = w;
     k->O = s[0], k->H = s[1], k->W = s[2], k->I = s[3];
     k->dw = o->traversal == QC_ETHOSU85_DEPTHWISE;
     k->ob_depth = o->ofm_block_depth;
     k->ib_depth = o->ifm_block_depth;
-    k->iub_depth = k->dw ? 1 : pk && wide ? 8 : o->ifm_block_depth;
-    k->inner_step = k->dw ? 1 : 8;
+    k->iub_depth = k->dw ? 1 : pk && wide && !sparse ? 8 : o->ifm_block_depth;
+    k->inner_step = k->dw ? 1 : sparse ? 16 : 8;
     k->ofm_ub = o->ofm_ublock_depth;
-    k->round = pk ? (wide ? 10 : 5) : k->dw ? 10 : 1;
+    k->round = pk ? (wide || sparse ? 10 : 5) : k->dw ? 10 : 1;
     k->dw_pad = !wide && o->macs <= 256 ? 0 : o->macs <= 512 ? 2 : 6;
     k->cores = o->cores;
     /* Depth-first reads the kernel at stride 1; the other traversals read it phase by phase. */
@@ -227,20 +234,23 @@ qc_status qc_ethosu85_reorder(int16_t **out, size_t *out_count, const int16_t *o
     return qc__ethosu85_reorder_checked(out, out_count, ohwi, shape, opts, __func__);
 }
 
-qc_status qc_ethosu85_part_kernel_first(int *out, int64_t ifm_depth, int64_t kernel_h, int64_t kernel_w)
+qc_status qc_ethosu85_part_kernel_first(int *out, int64_t ifm_depth, int64_t kernel_h, int64_t kernel_w, int sparse)
 {
     QC_CHECK_NOT_NULL(out);
+    if (sparse != 0 && sparse != 1)
+        return QC_FAIL(QC_ERR_INVALID_ARG, "argument 'sparse' is %d; expected 0 or 1", sparse);
     if (ifm_depth < 1 || kernel_h < 1 || kernel_w < 1 || ifm_depth > INT32_MAX || kernel_h > INT32_MAX ||
         kernel_w > INT32_MAX || kernel_h * kernel_w > INT32_MAX)
         return QC_FAIL(QC_ERR_INVALID_ARG, "arguments 'ifm_depth', 'kernel_h', 'kernel_w' are %lld, %lld, %lld; "
                        "each must be 1..2^31 - 1 (and the kernel area too)", (long long)ifm_depth,
                        (long long)kernel_h, (long long)kernel_w);
     int64_t k = kernel_h * kernel_w;
-    /* Regor's rounding of the kernel area: whole groups of 5, the rest counted as at least 2. */
-    int64_t k_rounded = k / 5 * 5 + (k % 5 > 2 ? k % 5 : 2);
+    /* Regor's rounding of the kernel area: whole groups of s, the rest counted as at least r. */
+    int64_t s = sparse ? 10 : 5, r = sparse ? 4 : 2;
+    int64_t k_rounded = k / s * s + (k % s > r ? k % s : r);
     double c = (double)ifm_depth;
     double kernel_first = c / (double)round_up(ifm_depth, 16) * ((double)k / (double)k_rounded);
-    double depth_first = c / (double)round_up(ifm_depth, 64);
+    double depth_first = c / (double)round_up(ifm_depth, sparse ? 128 : 64);
     *out = kernel_first >= depth_first;
     return QC_OK;
 }

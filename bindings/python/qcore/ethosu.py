@@ -287,9 +287,10 @@ ALL_CORES = -1
 
 
 def ethosu85_reorder(ohwi, macs=256, cores=1, core=0, traversal="depth_first", ifm_bits=8, ofm_ublock_depth=8,
-                     ofm_block_depth=16, ifm_block_depth=64, stride=(1, 1), dilation=(1, 1)):
+                     ofm_block_depth=16, ifm_block_depth=64, stride=(1, 1), dilation=(1, 1), sparse=False):
     """The int16 OHWI weights in the U85 order of one core's stream (`core`), or of all cores interleaved
-    as FWD stores them (core=qcore.ethosu.ALL_CORES); `stride` and `dilation` are (x, y)."""
+    as FWD stores them (core=qcore.ethosu.ALL_CORES); `stride` and `dilation` are (x, y); `sparse` the
+    2:4 sparse layout."""
     function = "qcore.ethosu85_reorder"
     w = _weights(ohwi, function, "ohwi")
     if traversal not in U85_TRAVERSALS:
@@ -300,15 +301,17 @@ def ethosu85_reorder(ohwi, macs=256, cores=1, core=0, traversal="depth_first", i
     o.macs, o.cores, o.core, o.traversal, o.ifm_bits = macs, cores, core, U85_TRAVERSALS[traversal], ifm_bits
     o.ofm_ublock_depth, o.ofm_block_depth, o.ifm_block_depth = ofm_ublock_depth, ofm_block_depth, ifm_block_depth
     (o.stride_x, o.stride_y), (o.dilation_x, o.dilation_y) = stride, dilation
+    o.sparse = int(sparse)
     out, count = ffi.new("int16_t **"), ffi.new("size_t *")
     check(lib.qc_ethosu85_reorder(out, count, ffi.from_buffer("int16_t[]", w), list(w.shape), o), function)
     return _take_int16(out, count)
 
 
-def ethosu85_part_kernel_first(ifm_depth, kernel_h, kernel_w):
+def ethosu85_part_kernel_first(ifm_depth, kernel_h, kernel_w, sparse=False):
     """True when Regor traverses a U85 convolution part-kernel-first (ChooseKernelFirst)."""
     out = ffi.new("int *")
-    check(lib.qc_ethosu85_part_kernel_first(out, ifm_depth, kernel_h, kernel_w), "qcore.ethosu85_part_kernel_first")
+    check(lib.qc_ethosu85_part_kernel_first(out, ifm_depth, kernel_h, kernel_w, int(sparse)),
+          "qcore.ethosu85_part_kernel_first")
     return bool(out[0])
 
 
