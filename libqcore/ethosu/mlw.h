@@ -104,6 +104,25 @@ qc_status qc__ethosu_reorder_encode_checked(uint8_t **out, size_t *out_size, siz
                                             const int16_t *ohwi, const int64_t shape[4],
                                             const qc_ethosu_reorder_options *opts, const char *function);
 
+/* A packed layer (pack.c): its growing stream and range table. */
+struct qc_ethosu_layer {
+    uint8_t *data;
+    size_t size, cap;
+    qc_ethosu_range *ranges;
+    size_t nranges;
+};
+
+/* Appends n bytes (zeros when `bytes` is NULL) to the layer's stream; -1 when out of memory. */
+int qc__ethosu_layer_append(qc_ethosu_layer *l, const uint8_t *bytes, size_t n);
+
+/* U85 layer packing (pack85.c): the per-channel checks for the accumulator of `ifm_bits`, and the
+ * layer's bricks (opts checked, version 2 fields filled). */
+qc_status qc__ethosu85_check_channels(const int64_t *bias, const int64_t *scale, const int32_t *shift, int64_t n,
+                                      int ifm_bits, const char *function);
+qc_status qc__ethosu85_pack(qc_ethosu_layer *l, const int16_t *ohwi, const int64_t s[4], const int64_t *bias,
+                            const int64_t *scale, const int32_t *shift, const qc_ethosu_layer_options *o,
+                            const char *function);
+
 /* Whether `config` is an Ethos-U85 configuration (arch.c). */
 int qc__ethosu_is_u85(qc_ethosu_config config);
 

@@ -59,14 +59,15 @@ def _options(b, depthwise, stride, dilation):
     return getattr(mod, name + "End")(b)
 
 
-def conv_model(ohwi, depthwise=False, ifm_hw=(8, 8), stride=(1, 1), dilation=(1, 1)):
+def conv_model(ohwi, depthwise=False, ifm_hw=(8, 8), stride=(1, 1), dilation=(1, 1), w_scales=None, bias=None):
     """A TFLite flatbuffer of one int8 Conv2D (weights `ohwi`, [O, H, W, I]) or DepthwiseConv2D (weights
     [O, H, W, 1], channel multiplier 1), zero bias, SAME padding."""
     O, KH, KW, I = ohwi.shape
     channels = O if depthwise else I
     weights = np.transpose(ohwi, (3, 1, 2, 0)) if depthwise else ohwi   # TFLite depthwise is [1, H, W, C]
     b = flatbuffers.Builder(1024)
-    datas = [b"", b"", np.ascontiguousarray(weights, np.int8).tobytes(), np.zeros(O, np.int32).tobytes(), b""]
+    bias = np.zeros(O, np.int32) if bias is None else np.asarray(bias, np.int32)
+    datas = [b"", b"", np.ascontiguousarray(weights, np.int8).tobytes(), bias.tobytes(), b""]
     buffers = []
     for d in datas:
         dv = b.CreateByteVector(d) if d else None
@@ -75,11 +76,11 @@ def conv_model(ohwi, depthwise=False, ifm_hw=(8, 8), stride=(1, 1), dilation=(1,
             Buffer.BufferAddData(b, dv)
         buffers.append(Buffer.BufferEnd(b))
     oh, ow = (ifm_hw[0] + stride[1] - 1) // stride[1], (ifm_hw[1] + stride[0] - 1) // stride[0]
-    w_scales = [0.01] * O
-    specs = [("ifm", [1, ifm_hw[0], ifm_hw[1], channels], TensorType.TensorType.INT8, 1, ([0.05], [0], 0)),
+    w_scales = [0.01] * O if w_scales is None else list(w_scales)
+    specs = [("ifm", [1, ifm_hw[0], ifm_hw[1], channels], TensorType.TensorType.INT8, 1, ([IFM_SCALE], [0], 0)),
              ("w", list(weights.shape), TensorType.TensorType.INT8, 2, (w_scales, [0] * O, 3 if depthwise else 0)),
-             ("b", [O], TensorType.TensorType.INT32, 3, ([0.05 * s for s in w_scales], [0] * O, 0)),
-             ("ofm", [1, oh, ow, O], TensorType.TensorType.INT8, 4, ([0.1], [0], 0))]
+             ("b", [O], TensorType.TensorType.INT32, 3, ([IFM_SCALE * s for s in w_scales], [0] * O, 0)),
+             ("ofm", [1, oh, ow, O], TensorType.TensorType.INT8, 4, ([OFM_SCALE], [0], 0))]
     tensors = []
     for name, shape, ty, buf, q in specs:
         n = b.CreateString(name)
@@ -144,18 +145,27 @@ def registers(cmd):
     return regs
 
 
+IFM_SCALE, OFM_SCALE = 0.05, 0.1
+
+
 def compile_layer(ohwi, config="ethos-u85-256", depthwise=False, ifm_hw=(8, 8), stride=(1, 1), dilation=(1, 1),
-                  optimise="Performance"):
+                  optimise="Performance", w_scales=None, bias=None):
     """(read-only data, registers) of the model compiled by the vela CLI for `config`."""
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "m.tflite")
         with open(path, "wb") as f:
-            f.write(conv_model(ohwi, depthwise, ifm_hw, stride, dilation))
+            f.write(conv_model(ohwi, depthwise, ifm_hw, stride, dilation, w_scales, bias))
         subprocess.run(["vela", path, "--accelerator-config", config, "--output-dir", d, "--output-format", "raw",
                         "--optimise", optimise], check=True, capture_output=True)
         z = np.load(os.path.join(d, "m_vela.npz"), allow_pickle=True)
         # The raw command stream starts with an 8-byte "COP1" header.
         return bytes(z["weight_data"].item()), registers(bytes(z["cmd_data"].item())[8:])
+
+
+def _slice(data, base, length):
+    """data[base:base + length]; the raw output omits trailing zero bytes of the read-only area (observed
+    with Vela 5.2.0), which are restored."""
+    return data[base:base + length].ljust(length, b"\0")
 
 
 def weight_streams(data, regs):
@@ -165,10 +175,10 @@ def weight_streams(data, regs):
     bricks = []
     for i, base in enumerate(regs[WEIGHT_BASE]):
         length = regs[WEIGHT_LENGTH][min(i, len(regs[WEIGHT_LENGTH]) - 1)]
-        streams = [data[base:base + length]]
+        streams = [_slice(data, base, length)]
         if WEIGHT1_BASE in regs and regs[WEIGHT1_LENGTH][0]:
             b1 = regs[WEIGHT1_BASE][min(i, len(regs[WEIGHT1_BASE]) - 1)]
-            streams.append(data[b1:b1 + regs[WEIGHT1_LENGTH][min(i, len(regs[WEIGHT1_LENGTH]) - 1)]])
+            streams.append(_slice(data, b1, regs[WEIGHT1_LENGTH][min(i, len(regs[WEIGHT1_LENGTH]) - 1)]))
         if streams not in bricks:
             bricks.append(streams)
     return bricks

@@ -1,13 +1,13 @@
-"""Ethos-U85 weight order and fast weight format against Vela's Regor backend (the `vela` CLI of
-ethos-u-vela 5.2.0): one-layer int8 models are compiled for U85-128/256/512 and the weight streams Regor
-writes are read back through the command stream. The default-format streams (Regor's own mlw encoder,
-whose heuristics differ from the legacy encoder's) must decode with qcore's decoder to exactly
-qcore.ethosu85_reorder's values for every core, with Regor's block depths and qcore's traversal choice;
-Layers Regor splits into several operations are skipped (at least 8 of 16 per part must be checked);
-Regor picks the 2:4 sparse layout for convolutions whose weights happen to be 2:4 sparse (1 or 2
-input channels here); the register that says so selects qcore's sparse layout. FWD streams must be byte-identical to qcore.ethosu85_fwd_encode of that order. The 4-bit FWD form, which
-Regor's cost model did not pick for any layer tried, is checked against a numpy packing of the
-documented format."""
+"""Ethos-U85 weight order and fast weight format against Vela's Regor backend (the `vela` CLI of ethos-u-vela
+5.2.0): one-layer int8 models are compiled for U85-128/256/512 and the weight streams Regor writes are read
+back through the command stream. The default-format streams (Regor's own mlw encoder, whose heuristics differ
+from the legacy encoder's) must decode with qcore's decoder to exactly qcore.ethosu85_reorder's values for
+every core, with Regor's block depths and qcore's traversal choice; Layers Regor splits into several
+operations are skipped (at least 8 of 16 per part must be checked); Regor picks the 2:4 sparse layout for
+convolutions whose weights happen to be 2:4 sparse (1 or 2 input channels here); the register that says so
+selects qcore's sparse layout. FWD streams must be byte-identical to qcore.ethosu85_fwd_encode of that order.
+The 4-bit FWD form, which Regor's cost model did not pick for any layer tried, is checked against a numpy
+packing of the documented format."""
 import numpy as np
 import pytest
 
@@ -157,7 +157,8 @@ def test_bad_input():
     with pytest.raises(qcore.ShapeError, match="depthwise weights are"):
         qcore.ethosu85_reorder(w, traversal="depthwise")
     with pytest.raises(qcore.InvalidArgumentError, match="no interleaved"):
-        qcore.ethosu85_reorder(np.zeros((4, 3, 3, 1), np.int16), traversal="depthwise", cores=2, core=qcore.ethosu.ALL_CORES)
+        qcore.ethosu85_reorder(np.zeros((4, 3, 3, 1), np.int16), traversal="depthwise", cores=2,
+                               core=qcore.ethosu.ALL_CORES)
     with pytest.raises(qcore.InvalidArgumentError, match="at most 256 consecutive"):
         qcore.ethosu85_fwd_encode(np.arange(-255, 255, 2, dtype=np.int16))
     with pytest.raises(qcore.InvalidArgumentError, match="element 3 is 300"):
@@ -190,3 +191,74 @@ def test_sparse_layout_matches_regor(config):
         ours = order(w, config, regs, core=core)
         theirs = qcore.ethosu_decode(stream)
         assert theirs.shape == ours.shape and (theirs == ours).all()
+
+
+def regor_entries(w_scales, bias):
+    """Per-channel (bias, scale, shift): ifm_scale * w_scale / ofm_scale in double from the model's float32
+    scales, then Vela's quantise_scale."""
+    f32 = np.float32
+    scales = [qcore.ethosu_quantise_scale(float(f32(R.IFM_SCALE)) * float(s) / float(f32(R.OFM_SCALE)))
+              for s in w_scales]
+    return np.asarray(bias, np.int64), [s for s, _ in scales], [sh for _, sh in scales]
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("kind", ["conv", "depthwise", "fc2bit", "fcraw"])
+def test_pack_layer_matches_regor(config, kind):
+    """A whole U85 layer: scale stream byte-identical, weight streams where Regor put them (FWD bytes
+    identical; default-format streams decoding to Regor's values)."""
+    rng = np.random.default_rng(hash((config, kind)) % 2**32)
+    if kind == "conv":
+        w, hw, depthwise = rng.integers(-127, 128, (40, 3, 3, 24)).astype(np.int8), (9, 10), False
+    elif kind == "depthwise":
+        w, hw, depthwise = rng.integers(-127, 128, (40, 3, 3, 1)).astype(np.int8), (9, 10), True
+    else:
+        values = [-1, 0, 1, 2] if kind == "fc2bit" else list(range(-128, 128))
+        w, hw, depthwise = rng.choice(values, (96, 1, 1, 160)).astype(np.int8), (1, 1), False
+    o = w.shape[0]
+    w_scales = rng.uniform(0.001, 0.05, o).astype(np.float32)
+    bias = rng.integers(-20000, 20000, o)
+    data, regs = R.compile_layer(w, config, depthwise, ifm_hw=hw, w_scales=w_scales, bias=bias,
+                                 optimise="Size" if kind == "fcraw" else "Performance")
+    bricks = R.weight_streams(data, regs)
+    assert len(bricks) == 1
+    b, scale, shift = regor_entries(w_scales, bias)
+    layer = qcore.ethosu_pack_layer(w.astype(np.int16), scale, shift, b, config=config,
+                                    ofm_block_depth=regs[R.OFM_BLK_DEPTH_M1][-1] + 1, depthwise=depthwise,
+                                    weight_format="fwd" if fwd(regs) else "default")
+    scale_at, scale_len = regs[R.SCALE_BASE][-1], regs[R.SCALE_LENGTH][-1]
+    assert layer.ranges[0].scale_bytes == scale_len
+    assert layer.stream[:scale_len] == data[scale_at:scale_at + scale_len]
+    assert len(layer.ranges) == len(bricks[0])
+    for r, theirs in zip(layer.ranges, bricks[0]):
+        ours = layer.stream[r.offset + r.weight_offset:r.offset + r.weight_offset + r.weight_bytes]
+        if fwd(regs):
+            assert ours == theirs
+            assert r.offset + r.weight_offset == regs[R.WEIGHT_BASE][-1] - scale_at
+        else:
+            assert (qcore.ethosu_decode(ours) == qcore.ethosu_decode(theirs)).all()
+    if kind == "fcraw":
+        assert fwd(regs), "Regor did not choose the raw FWD form"
+
+
+def test_pack_layer_u85_errors():
+    w = np.zeros((4, 3, 3, 8), np.int16)
+    with pytest.raises(qcore.InvalidArgumentError, match="outside 0..2147483647"):
+        qcore.ethosu_pack_layer(w, 2**31, 10, config="ethos-u85-256")
+    with pytest.raises(qcore.InvalidArgumentError, match="signed 32-bit range"):
+        qcore.ethosu_pack_layer(w, 1, 10, bias=2**31, config="ethos-u85-256")
+    with pytest.raises(qcore.InvalidArgumentError, match="depthwise layers do not have"):
+        qcore.ethosu_pack_layer(np.zeros((4, 3, 3, 1), np.int16), 1, 10, config="ethos-u85-256", depthwise=True,
+                                weight_format="fwd")
+    with pytest.raises(qcore.InvalidArgumentError, match="'weight_format' is 'fast'"):
+        qcore.ethosu_pack_layer(w, 1, 10, config="ethos-u85-256", weight_format="fast")
+    with pytest.raises(qcore.InvalidArgumentError, match="'stride_x', 'stride_y' are 4, 1"):
+        qcore.ethosu_pack_layer(w, 1, 10, config="ethos-u85-256", stride=(4, 1))
+
+
+def test_pack_layer_smaller_format_picks_the_smaller_stream():
+    rng = np.random.default_rng(11)
+    w = rng.choice([-1, 0, 1, 2], (64, 1, 1, 128)).astype(np.int16)
+    sizes = {f: qcore.ethosu_pack_layer(w, 1, 10, config="ethos-u85-256", weight_format=f).weight_bytes
+             for f in ("default", "fwd", "smaller")}
+    assert sizes["smaller"] == min(sizes["default"], sizes["fwd"])

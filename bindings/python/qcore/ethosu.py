@@ -203,11 +203,24 @@ def _channel_array(value, name, dtype, count, function):
     return as_array(a, name, [dtype], function)
 
 
+WEIGHT_FORMATS = {"default": 0, "fwd": 1, "smaller": 2}
+
+
+def _format(name, function):
+    if name not in WEIGHT_FORMATS:
+        raise InvalidArgumentError("%s: argument 'weight_format' is %r; expected one of %s"
+                                   % (function, name, ", ".join(WEIGHT_FORMATS)))
+    return WEIGHT_FORMATS[name]
+
+
 def ethosu_pack_layer(ohwi, scale, shift, bias=None, config="ethos-u55-128", ofm_block_depth=16, depthwise=False,
-                      traversal="auto", ifm_bits=8, dilation=(1, 1), ofm_depth_step=0):
+                      traversal="auto", ifm_bits=8, dilation=(1, 1), ofm_depth_step=0, weight_format="default",
+                      ofm_ublock_depth=0, stride=(1, 1)):
     """Packs one layer's int16 OHWI weights (zero point subtracted) with per-channel bias (int64, None for
-    zeros), scale (0..2^32 - 1) and shift (0..63); scalars are repeated over the channels. `dilation` is
-    (x, y), each 1 or 2; `traversal` "auto" (Vela's choice), "depth_first" or "part_kernel_first"."""
+    zeros), scale (0..2^32 - 1; U85: 0..2^31 - 1) and shift (0..63); scalars are repeated over the
+    channels. `dilation` and `stride` are (x, y); `traversal` "auto" (Vela's choice), "depth_first" or
+    "part_kernel_first". U85 configurations also read `weight_format` ("default": mlw per core, "fwd",
+    "smaller": FWD when smaller), `ofm_ublock_depth` (0: the configuration's) and `stride`."""
     function = "qcore.ethosu_pack_layer"
     w = _weights(ohwi, function, "ohwi")
     if traversal not in TRAVERSALS:
@@ -218,6 +231,8 @@ def ethosu_pack_layer(ohwi, scale, shift, bias=None, config="ethos-u55-128", ofm
     o.config, o.ofm_block_depth, o.depthwise = _config(config, function), ofm_block_depth, int(depthwise)
     o.traversal, o.ifm_bits, o.ofm_depth_step = TRAVERSALS[traversal], ifm_bits, ofm_depth_step
     o.dilation_x, o.dilation_y = dilation
+    o.weight_format, o.ofm_ublock_depth = _format(weight_format, function), ofm_ublock_depth
+    o.stride_x, o.stride_y = stride
     channels = w.shape[0]
     sc = _channel_array(scale, "scale", np.int64, channels, function)
     sh = _channel_array(shift, "shift", np.int32, channels, function)
@@ -256,14 +271,16 @@ class EthosuModelLayer:
     layer: EthosuLayer
 
 
-def ethosu_pack_model(model, config="ethos-u55-128", ofm_block_depth=16, ifm_bits=8, ofm_depth_step=0):
+def ethosu_pack_model(model, config="ethos-u55-128", ofm_block_depth=16, ifm_bits=8, ofm_depth_step=0,
+                      weight_format="default"):
     """Packs every Conv/Gemm/MatMul of a quantized (QDQ) qcore.Model whose weight is an int8/uint8
-    initializer read through DequantizeLinear; returns the layers in graph order."""
+    initializer read through DequantizeLinear; returns the layers in graph order. `weight_format` as in
+    ethosu_pack_layer (U85 only)."""
     function = "qcore.ethosu_pack_model"
     o = ffi.new("qc_ethosu_layer_options *")
     check(lib.qc_ethosu_layer_options_init(o, lib.QC_ETHOSU_LAYER_OPTIONS_VERSION), function)
     o.config, o.ofm_block_depth, o.ifm_bits = _config(config, function), ofm_block_depth, ifm_bits
-    o.ofm_depth_step = ofm_depth_step
+    o.ofm_depth_step, o.weight_format = ofm_depth_step, _format(weight_format, function)
     out = ffi.new("qc_ethosu_model **")
     check(onnx_lib.qc_model_pack_ethosu(out, model._m, o), function)
     packed = ffi.gc(out[0], onnx_lib.qc_ethosu_model_free)
