@@ -5,6 +5,7 @@ weight base/length registers."""
 import os
 import struct
 import subprocess
+import sys
 import tempfile
 
 import flatbuffers
@@ -155,7 +156,7 @@ def compile_layer(ohwi, config="ethos-u85-256", depthwise=False, ifm_hw=(8, 8), 
         path = os.path.join(d, "m.tflite")
         with open(path, "wb") as f:
             f.write(conv_model(ohwi, depthwise, ifm_hw, stride, dilation, w_scales, bias))
-        subprocess.run(["vela", path, "--accelerator-config", config, "--output-dir", d, "--output-format", "raw",
+        subprocess.run([sys.executable, "-m", "ethosu.vela", path, "--accelerator-config", config, "--output-dir", d, "--output-format", "raw",
                         "--optimise", optimise], check=True, capture_output=True)
         z = np.load(os.path.join(d, "m_vela.npz"), allow_pickle=True)
         # The raw command stream starts with an 8-byte "COP1" header.

@@ -2,8 +2,8 @@
 5.2.0): one-layer int8 models are compiled for U85-128/256/512 and the weight streams Regor writes are read
 back through the command stream. The default-format streams (Regor's own mlw encoder, whose heuristics differ
 from the legacy encoder's) must decode with qcore's decoder to exactly qcore.ethosu85_reorder's values for
-every core, with Regor's block depths and qcore's traversal choice; Layers Regor splits into several
-operations are skipped (at least 8 of 16 per part must be checked); Regor picks the 2:4 sparse layout for
+every core, with Regor's block depths and qcore's traversal choice. Layers Regor splits into several
+operations are skipped (at least 8 of 16 per part must be checked). Regor picks the 2:4 sparse layout for
 convolutions whose weights happen to be 2:4 sparse (1 or 2 input channels here); the register that says so
 selects qcore's sparse layout. FWD streams must be byte-identical to qcore.ethosu85_fwd_encode of that order.
 The 4-bit FWD form, which Regor's cost model did not pick for any layer tried, is checked against a numpy
