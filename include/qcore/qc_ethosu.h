@@ -241,11 +241,19 @@ QC_API qc_status qc_ethosu85_part_kernel_first(int *out, int64_t ifm_depth, int6
                                                int sparse);
 
 typedef enum qc_ethosu85_weight_format {
-    QC_ETHOSU85_FORMAT_DEFAULT = 0,  /* the mlw stream (qc_ethosu_encode), one per core */
+    QC_ETHOSU85_FORMAT_DEFAULT = 0,  /* the mlw stream as Regor encodes it (qc_ethosu85_encode), one per core */
     QC_ETHOSU85_FORMAT_FAST = 1,     /* FWD, one stream; not for depthwise */
     QC_ETHOSU85_FORMAT_SMALLER = 2   /* FWD when its stream is smaller than the default streams together
                                         (Regor's choice when optimising for size), else default */
 } qc_ethosu85_weight_format;
+
+/* Encodes `n` weights (1 .. 2^31 - 1; borrowed; each in -255..255) into the default-format (mlw) stream
+ * as Vela's Regor backend encodes U85 weights: the same syntax as qc_ethosu_encode (its decoder reads it),
+ * different choices: a new palette every 131072 weights, zero runs when runs of two or more zeros hold at
+ * least half of the zeros and 0 is more than 5 times as common as any other value, a palette when it
+ * covers at least half of the weights, a greedy Golomb-Rice parameter search, zero runs capped at 32767.
+ * `out` receives the stream (owned by the caller, qc_ethosu_free), `out_size` its length. */
+QC_API qc_status qc_ethosu85_encode(uint8_t **out, size_t *out_size, const int16_t *weights, size_t n);
 
 /* Encodes `n` weights (1 .. 2^31 - 1, borrowed, each in -255..255, and for the raw form spanning at
  * most 256 consecutive values) into an FWD stream (see above); zero_adjust is 0 when the values lie in

@@ -84,6 +84,32 @@ extern const uint8_t mlw_weight_cfg[13];
 #define MLW_N_WEIGHT_CFG 13
 #define MLW_N_ZRUN_CFG 4
 
+/* A slice's parameters. */
+typedef struct slice {
+    const int *wv;    /* weight indices */
+    const int *zv;    /* zero runs (NULL without zero runs) */
+    size_t n;         /* weights */
+    size_t nz;        /* zero runs: n + 1 in a section's first slice, else n */
+    int new_palette;
+    int wdiv, wtrunc, wraw;   /* wdiv: divisor, or the raw width when wraw */
+    int zdiv;
+} slice;
+
+/* Writes one slice: header (and palette when new), then its chunks. */
+void mlw_write_slice(mlw_writer *out, const slice *sl, const mlw_palette *p);
+
+/* Ends a stream: ZDIV = 7, one bits to the byte boundary, 0xFF to a multiple of 16 bytes. */
+void mlw_write_end(mlw_writer *out);
+
+/* The palette of a section from its value frequencies (weight + 255), with zero runs decided by the
+ * caller; `at_least_half`: the palette is used when it covers at least half of the weights (Regor),
+ * else more than half (the legacy encoder). */
+void mlw_palette_from(mlw_palette *p, const int32_t freq[511], int zero_runs, int at_least_half);
+
+/* Regor's encoder (mlw_regor.c), errors reported as `function`'s. */
+qc_status qc__ethosu_encode_regor_checked(uint8_t **out, size_t *out_size, const int16_t *w, size_t n,
+                                          const char *function);
+
 /* Encodes one section into `out`. Returns 0, or -1 when out of memory. */
 int mlw_encode_section(mlw_writer *out, const int16_t *w, size_t n, const mlw_palette *p);
 

@@ -210,8 +210,13 @@ void mlw_palette_make(mlw_palette *p, const int16_t *w, size_t n)
 {
     int32_t freq[511] = {0};
     for (size_t i = 0; i < n; i++) freq[w[i] + 255]++;
+    mlw_palette_from(p, freq, want_zero_runs(freq), 0);
+}
+
+void mlw_palette_from(mlw_palette *p, const int32_t freq[511], int zero_runs, int at_least_half)
+{
     memset(p, 0, sizeof *p);
-    p->zero_runs = want_zero_runs(freq);
+    p->zero_runs = zero_runs;
 
     /* (count << 16) | palval sorts by count, then palval, both descending. */
     uint64_t key[MLW_NPALVAL] = {0};
@@ -248,9 +253,9 @@ void mlw_palette_make(mlw_palette *p, const int16_t *w, size_t n)
     }
     if (size == 1) size = 2;  /* no palette of one entry: the second is palval 0 */
 
-    /* A palette pays only when it covers more than half of the weights. */
+    /* A palette pays only when it covers more than half of the weights (Regor: at least half). */
     int widest = max_palval;
-    if (covered > total / 2) {
+    if (at_least_half ? covered >= total / 2 : covered > total / 2) {
         p->size = size;
         widest = palette_max;
     }

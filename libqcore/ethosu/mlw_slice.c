@@ -6,17 +6,6 @@
 
 #define CHUNK 12   /* unary positions per chunk */
 
-/* A slice's parameters. */
-typedef struct slice {
-    const int *wv;    /* weight indices */
-    const int *zv;    /* zero runs (NULL without zero runs) */
-    size_t n;         /* weights */
-    size_t nz;        /* zero runs: n + 1 in a section's first slice, else n */
-    int new_palette;
-    int wdiv, wtrunc, wraw;   /* wdiv: divisor, or the raw width when wraw */
-    int zdiv;
-} slice;
-
 /* One stream's state across chunks: a symbol may spill over into the next chunk, and the remainders of
  * a chunk are written after the next chunk's unary parts. */
 typedef struct stream_state {
@@ -118,7 +107,7 @@ static void write_header(mlw_writer *out, const slice *sl, const mlw_palette *p)
     for (int i = 0; i < p->size; i++) mlw_put(out, p->bits, (uint32_t)p->lut[i]);
 }
 
-static void write_slice(mlw_writer *out, const slice *sl, const mlw_palette *p)
+void mlw_write_slice(mlw_writer *out, const slice *sl, const mlw_palette *p)
 {
     write_header(out, sl, p);
     stream_state ws = {.q = -1}, zs = {.q = -1};
@@ -206,7 +195,7 @@ int mlw_encode_section(mlw_writer *out, const int16_t *w, size_t n, const mlw_pa
             .zdiv = p->zero_runs ? zcfg[iz] : 0,
         };
         sl.wdiv = sl.wraw ? raw : (wc & 15);
-        write_slice(out, &sl, p);
+        mlw_write_slice(out, &sl, p);
         if (iw < nwcfg && wend[iw] == end) iw++;
         if (iz < nzcfg && zend[iz] == end) iz++;
         pos = end;

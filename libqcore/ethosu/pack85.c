@@ -1,6 +1,6 @@
 /* A U85 layer's stream as Vela's Regor backend lays it out: per brick of OFM channels one scale stream
- * (U85 entries, zero entries to a multiple of 16), then the weights: one mlw stream per core, or one FWD
- * stream (see qc_ethosu.h). */
+ * (U85 entries, zero entries to a multiple of 16), then the weights: one mlw stream per core (Regor's
+ * encoder, qc_ethosu85_encode), or one FWD stream (see qc_ethosu.h). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,7 +93,7 @@ static qc_status encode_brick(encoded *e, const int16_t *w, const int64_t shape[
         qc_status st = qc__ethosu85_reorder_checked(&ordered, &n, w, shape, &ro, function);
         if (st == QC_OK) {
             st = fast ? qc__ethosu85_fwd_encode_checked(&e->data[c], &e->size[c], ordered, n, function)
-                      : qc__ethosu_encode_checked(&e->data[c], &e->size[c], ordered, n, function);
+                      : qc__ethosu_encode_regor_checked(&e->data[c], &e->size[c], ordered, n, function);
             free(ordered);
         }
         if (st != QC_OK) {

@@ -1,13 +1,15 @@
-"""Ethos-U85 weight order and fast weight format against Vela's Regor backend (the `vela` CLI of ethos-u-vela
-5.2.0): one-layer int8 models are compiled for U85-128/256/512 and the weight streams Regor writes are read
-back through the command stream. The default-format streams (Regor's own mlw encoder, whose heuristics differ
-from the legacy encoder's) must decode with qcore's decoder to exactly qcore.ethosu85_reorder's values for
-every core, with Regor's block depths and qcore's traversal choice. Layers Regor splits into several
-operations are skipped (at least 8 of 16 per part must be checked). Regor picks the 2:4 sparse layout for
-convolutions whose weights happen to be 2:4 sparse (1 or 2 input channels here); the register that says so
-selects qcore's sparse layout. FWD streams must be byte-identical to qcore.ethosu85_fwd_encode of that order.
-The 4-bit FWD form, which Regor's cost model did not pick for any layer tried, is checked against a numpy
-packing of the documented format."""
+"""Ethos-U85 weight order, encoders and layer packing against Vela's Regor backend (the `vela` CLI of
+ethos-u-vela 5.2.0): one-layer int8 models are compiled for U85-128/256/512 and the streams Regor writes are
+read back through the command stream (tests/python/ethosu_regor.py). Default-format streams (Regor's own mlw
+encoder, whose choices differ from the legacy encoder's) must decode with qcore's decoder to exactly
+qcore.ethosu85_reorder's values for every core, with Regor's block depths and qcore's traversal choice, and
+qcore.ethosu85_encode of those values must give Regor's bytes. Layers Regor splits into several operations
+are skipped (at least 8 of 16 per part must be checked). Regor picks the 2:4 sparse layout for convolutions
+whose weights happen to be 2:4 sparse (1 or 2 input channels here); the register that says so selects
+qcore's sparse layout. FWD streams must be byte-identical to qcore.ethosu85_fwd_encode of the interleaved
+order; whole layers (scale entries, streams, offsets) byte-identical to qcore.ethosu_pack_layer. The 4-bit
+FWD form, which Regor's cost model did not pick for any layer tried, is checked against a numpy packing of
+the documented format."""
 import numpy as np
 import pytest
 
@@ -71,6 +73,7 @@ def test_reorder_matches_regor_streams(part):
             theirs = qcore.ethosu_decode(stream)
             assert theirs.shape == ours.shape and (theirs == ours).all(), (w.shape, config, depthwise, stride,
                                                                          dilation, core)
+            assert qcore.ethosu85_encode(ours) == stream
     assert checked >= 8
 
 
@@ -205,8 +208,7 @@ def regor_entries(w_scales, bias):
 @pytest.mark.parametrize("config", list(CONFIGS))
 @pytest.mark.parametrize("kind", ["conv", "depthwise", "fc2bit", "fcraw"])
 def test_pack_layer_matches_regor(config, kind):
-    """A whole U85 layer: scale stream byte-identical, weight streams where Regor put them (FWD bytes
-    identical; default-format streams decoding to Regor's values)."""
+    """A whole U85 layer: scale stream and weight streams byte-identical, the weights where Regor put them."""
     rng = np.random.default_rng(hash((config, kind)) % 2**32)
     if kind == "conv":
         w, hw, depthwise = rng.integers(-127, 128, (40, 3, 3, 24)).astype(np.int8), (9, 10), False
@@ -232,11 +234,9 @@ def test_pack_layer_matches_regor(config, kind):
     assert len(layer.ranges) == len(bricks[0])
     for r, theirs in zip(layer.ranges, bricks[0]):
         ours = layer.stream[r.offset + r.weight_offset:r.offset + r.weight_offset + r.weight_bytes]
-        if fwd(regs):
-            assert ours == theirs
-            assert r.offset + r.weight_offset == regs[R.WEIGHT_BASE][-1] - scale_at
-        else:
-            assert (qcore.ethosu_decode(ours) == qcore.ethosu_decode(theirs)).all()
+        assert ours == theirs
+    bases = [regs[R.WEIGHT_BASE][-1]] + ([regs[R.WEIGHT1_BASE][-1]] if len(layer.ranges) > 1 else [])
+    assert [r.offset + r.weight_offset for r in layer.ranges] == [b - scale_at for b in bases]
     if kind == "fcraw":
         assert fwd(regs), "Regor did not choose the raw FWD form"
 
@@ -262,3 +262,29 @@ def test_pack_layer_smaller_format_picks_the_smaller_stream():
     sizes = {f: qcore.ethosu_pack_layer(w, 1, 10, config="ethos-u85-256", weight_format=f).weight_bytes
              for f in ("default", "fwd", "smaller")}
     assert sizes["smaller"] == min(sizes["default"], sizes["fwd"])
+
+
+@pytest.mark.parametrize("name,shape,zero_fraction,sigma", [
+    ("zero_runs", (64, 3, 3, 64), 0.9, 60), ("some_zeros", (64, 3, 3, 64), 0.6, 5),
+    ("palette_restarts", (256, 1, 1, 768), 0.3, 40), ("wide", (192, 3, 3, 96), 0.1, 100),
+    ("all_zero", (32, 3, 3, 32), 1.0, 1), ("few_values", (128, 1, 1, 1100), 0.0, 3),
+    ("one_value", (16, 3, 3, 16), 0.0, 0)])
+@pytest.mark.parametrize("config", ["ethos-u85-256", "ethos-u85-512"])
+def test_regor_encoder_matches_regor(name, shape, zero_fraction, sigma, config):
+    """qcore.ethosu85_encode of the order gives Regor's default-format bytes on data that exercises its
+    choices: zero runs, palettes restarting every 131072 weights (layers above that per core), all-zero
+    and single-valued weights."""
+    rng = np.random.default_rng(sum(shape) + int(100 * zero_fraction))
+    w = np.clip(np.round(rng.normal(0, sigma, shape)), -127, 127).astype(np.int8)
+    if name == "one_value":
+        w[:] = 7
+    w[rng.random(shape) < zero_fraction] = 0
+    data, regs = R.compile_layer(w, config, ifm_hw=(1, 1) if shape[1] == 1 else (9, 10))
+    bricks = R.weight_streams(data, regs)
+    if len(bricks) != 1:
+        pytest.skip("Regor split the layer into %d operations" % len(bricks))
+    assert not fwd(regs)
+    for core, stream in enumerate(bricks[0]):
+        ours = order(w, config, regs, core=core)
+        assert qcore.ethosu85_encode(ours) == stream
+        assert (qcore.ethosu_decode(stream) == ours).all()

@@ -332,6 +332,15 @@ def ethosu85_part_kernel_first(ifm_depth, kernel_h, kernel_w, sparse=False):
     return bool(out[0])
 
 
+def ethosu85_encode(weights):
+    """The default-format (mlw) stream of int16 weights as Vela's Regor backend encodes U85 weights."""
+    function = "qcore.ethosu85_encode"
+    w = _weights(weights, function)
+    out, size = ffi.new("uint8_t **"), ffi.new("size_t *")
+    check(lib.qc_ethosu85_encode(out, size, ffi.from_buffer("int16_t[]", w), w.size), function)
+    return _take_bytes(out, size)
+
+
 def ethosu85_fwd_encode(weights):
     """The U85 fast-weight-format stream (bytes, a multiple of 32) of int16 weights, flattened in C order."""
     function = "qcore.ethosu85_fwd_encode"
