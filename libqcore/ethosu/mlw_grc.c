@@ -84,26 +84,24 @@ static inline __attribute__((always_inline)) int forward(step *steps, size_t n, 
 static int forward_weights_sse2(step *steps, size_t n, const int *values, const int16_t *table)
 {
     const __m128i switch_bits = _mm_set1_epi16(SWITCH_BITS);
-    __m128i lo = _mm_setzero_si128(), hi = _mm_setzero_si128();
-    int16_t least = 0;
+    __m128i lo = _mm_setzero_si128(), hi = _mm_setzero_si128(), least = _mm_setzero_si128();
     int best = 0;
     for (size_t i = 0; i < n; i++) {
         const int16_t *cost = table + values[i] * LANES;
-        __m128i l = _mm_set1_epi16(least);
-        __m128i keep_lo = _mm_sub_epi16(lo, l), keep_hi = _mm_sub_epi16(hi, l);
+        __m128i keep_lo = _mm_sub_epi16(lo, least), keep_hi = _mm_sub_epi16(hi, least);
         __m128i take = _mm_packs_epi16(_mm_cmpgt_epi16(keep_lo, switch_bits), _mm_cmpgt_epi16(keep_hi, switch_bits));
         lo = _mm_add_epi16(_mm_min_epi16(keep_lo, switch_bits), _mm_load_si128((const __m128i *)cost));
         hi = _mm_add_epi16(_mm_min_epi16(keep_hi, switch_bits), _mm_load_si128((const __m128i *)(cost + 8)));
         steps[i].changed = (uint16_t)(_mm_movemask_epi8(take) & ((1 << MLW_N_WEIGHT_CFG) - 1));
         steps[i].best = (uint8_t)best;
-        /* Smallest over the lanes by halving, then the first lane holding it. */
+        /* The smallest count in every lane (a butterfly, so that it need not be broadcast again: it is
+         * the loop's critical path), then the first lane holding it, off that path. */
         __m128i m = _mm_min_epi16(lo, hi);
         m = _mm_min_epi16(m, _mm_shuffle_epi32(m, 0x4E));
         m = _mm_min_epi16(m, _mm_shuffle_epi32(m, 0xB1));
-        m = _mm_min_epi16(m, _mm_shufflelo_epi16(m, 0xB1));
-        least = (int16_t)_mm_cvtsi128_si32(m);
-        __m128i all = _mm_set1_epi16(least);
-        unsigned eq = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(_mm_cmpeq_epi16(lo, all), _mm_cmpeq_epi16(hi, all)));
+        least = _mm_min_epi16(m, _mm_shufflehi_epi16(_mm_shufflelo_epi16(m, 0xB1), 0xB1));
+        unsigned eq = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(_mm_cmpeq_epi16(lo, least),
+                                                                  _mm_cmpeq_epi16(hi, least)));
         best = __builtin_ctz(eq);
     }
     return best;

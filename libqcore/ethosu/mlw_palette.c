@@ -139,8 +139,12 @@ size_t mlw_palette_sections(size_t **out, const int16_t *w, size_t n)
     for (int v = 0; v < MLW_NPALVAL; v++) s->last_seen[v] = -1;
     s->nonzero_at = malloc((n + 1) * sizeof *s->nonzero_at);
     s->failed = s->nonzero_at == NULL;
-    for (size_t i = 0, count = 0; i < n && !s->failed; i++)
-        if (w[i] != 0) s->nonzero_at[count++] = (int32_t)i;
+    /* Branch-free: zeros are scattered unpredictably in quantized weights. The array has room for the
+     * last store. */
+    for (size_t i = 0, count = 0; i < n && !s->failed; i++) {
+        s->nonzero_at[count] = (int32_t)i;
+        count += w[i] != 0;
+    }
 
     for (ptrdiff_t i = 0; i < (ptrdiff_t)n && !s->failed; i++) {
         int exclude_zero = s->zeros > (i - s->last_restart) / 4;
