@@ -117,16 +117,20 @@ size_t mlw_grc_search(uint8_t *cfg_out, uint32_t *end_out, const int *values, si
     if (zero_runs) {
         cfg = forward(steps, n, MLW_N_ZRUN_CFG, values, NULL, free_ends, n_free);
     } else {
+        /* Costs of the indices that occur only: sections can be short, and a full table per section
+         * would cost more than the search. */
+        int top = 0;
+        for (size_t i = 0; i < n; i++) top = values[i] > top ? values[i] : top;
 #if defined(__SSE2__)
         _Alignas(16) int16_t table[MLW_NPALVAL * LANES];
-        for (int v = 0; v < MLW_NPALVAL; v++)
+        for (int v = 0; v <= top; v++)
             for (int c = 0; c < LANES; c++)
                 table[v * LANES + c] = (int16_t)(c < MLW_N_WEIGHT_CFG ? weight_bits(v, mlw_weight_cfg[c], raw_bits)
                                                                       : UNCODABLE);
         cfg = forward_weights_sse2(steps, n, values, table);
 #else
         int32_t table[MLW_NPALVAL * MLW_N_WEIGHT_CFG];
-        for (int v = 0; v < MLW_NPALVAL; v++)
+        for (int v = 0; v <= top; v++)
             for (int c = 0; c < MLW_N_WEIGHT_CFG; c++)
                 table[v * MLW_N_WEIGHT_CFG + c] = weight_bits(v, mlw_weight_cfg[c], raw_bits);
         cfg = forward(steps, n, MLW_N_WEIGHT_CFG, values, table, NULL, 0);

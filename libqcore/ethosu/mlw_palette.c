@@ -236,7 +236,14 @@ void mlw_palette_from(mlw_palette *p, const int32_t freq[511], int zero_runs, in
     int dirofs = 0;
     while (dirofs < 31 && (key[dirofs] >> 16) == 0) dirofs++;
     p->direct_offset = dirofs;
-    qsort(key, MLW_NPALVAL, sizeof key[0], by_count_then_palval_desc);
+    /* Only the values that occur need sorting: the palette takes none of the others, and in descending
+     * order they would all follow them. */
+    uint64_t *end = key;
+    for (int palval = 0; palval < MLW_NPALVAL; palval++)
+        if (key[palval] >> 16) *end++ = key[palval];
+    size_t used = (size_t)(end - key);
+    qsort(key, used, sizeof key[0], by_count_then_palval_desc);
+    memset(key + used, 0, (MLW_NPALVAL - used) * sizeof key[0]);
 
     p->only_zeros = (key[0] >> 16) == 0;
     if (p->only_zeros) p->direct_offset = 0;
