@@ -147,17 +147,27 @@ static int raw_width(const mlw_palette *p)
  * first zero as a weight, so that no slice is empty. */
 static size_t split(int *wv, int *zv, const int16_t *w, size_t n, const mlw_palette *p)
 {
-    size_t i = 0, k = 0;
-    for (;;) {
-        if (p->zero_runs) {
-            int run = 0;
-            if (!p->only_zeros || i > 0)
-                for (; i < n && w[i] == 0; i++) run++;
-            zv[k] = run;
-        }
-        if (i == n) break;
-        wv[k++] = p->index_of[w[i++] + 255];
+    if (!p->zero_runs) {
+        for (size_t i = 0; i < n; i++) wv[i] = p->index_of[w[i] + 255];
+        return n;
     }
+    size_t i = 0, k = 0;
+    if (p->only_zeros) {   /* all zeros: the first is a weight after an empty run */
+        zv[0] = 0;
+        wv[0] = p->index_of[w[0] + 255];
+        i = k = 1;
+    }
+    /* Branch-free (run lengths are unpredictable): every position writes a candidate weight and the run
+     * before it, kept only when the value is not zero. */
+    int run = 0;
+    for (; i < n; i++) {
+        int nonzero = w[i] != 0;
+        zv[k] = run;
+        wv[k] = p->index_of[w[i] + 255];
+        k += (size_t)nonzero;
+        run = (run + 1) & (nonzero - 1);
+    }
+    zv[k] = run;
     return k;
 }
 
