@@ -72,7 +72,18 @@ static void zrun_chunk(stream_state *s, const slice *sl, int len, uint32_t *unar
     s->nrem = 0;
     for (int j = 0; j < len;) {
         if (s->q < 0) next_symbol(s, sl->zv, sl->nz, sl->zdiv);
-        for (; s->q >= 0 && j < len; j++, s->q--) *unary |= (uint32_t)(s->q > 0) << j;
+        /* A whole run's ones and its zero at once, or ones to the end of the chunk (q >= room: every
+         * position left has more to come). */
+        int room = len - j;
+        if (s->q < room) {
+            *unary |= ((1u << s->q) - 1u) << j;
+            j += s->q + 1;
+            s->q = -1;
+        } else {
+            *unary |= ((1u << room) - 1u) << j;
+            s->q -= room;
+            j = len;
+        }
         if (s->q < 0 && s->r >= 0) {
             s->rem[s->nrem++] = s->r;
             s->pos++;
