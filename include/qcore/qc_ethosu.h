@@ -1,6 +1,8 @@
 /*
  * qc_ethosu.h: weight and bias packing for Arm Ethos-U55/U65 NPUs, byte for byte as Arm's Vela compiler
  * (ethos-u-vela, its legacy `ethosu.mlw_codec` codec and `weight_compressor`) packs them. Since 1.2.
+ * Since 1.4 also Ethos-U85, byte for byte as Vela's Regor backend packs it (its weight order, its own mlw
+ * encoder, the fast weight format and the 2:4 sparse layout; see the U85 section below).
  *
  * Weight stream ("mlw" format). Input: weights in -255..255 with the zero point already subtracted. Each
  * maps to palval = (|w| << 1) | sign (0..511). The stream is a sequence of sections, each with its own
@@ -275,6 +277,15 @@ QC_API qc_status qc_ethosu85_fwd_decode(int16_t **out, size_t n, const uint8_t *
  * bytes, then its weights (reordered with micro-blocks of the configuration, OFM block depth
  * ceil-shared between cores as (ofm_block_depth + cores - 1 - c) / cores, encoded). Sub-streams follow
  * each other brick by brick, core by core; the range table says where each is.
+ *
+ * U85 configurations (options version 2) lay a brick out as Regor does: one scale stream (all the brick's
+ * channels, U85 entries for a 32-bit accumulator, or 48-bit with 16-bit IFM; zero entries to a multiple
+ * of 16), then one weight stream per core in Regor's mlw encoding (qc_ethosu85_encode) or one FWD stream.
+ * The first range of a brick carries the scales; the others have scale_bytes 0. The order follows
+ * Regor's rules: traversal qc_ethosu85_part_kernel_first for convolutions (traversal AUTO), IFM blocks of
+ * 16 (part-kernel-first), 32 (U85-128/256 with a 16-deep micro-block) or 64, micro-blocks of the
+ * configuration (16 for depthwise). The block depths Regor's block search picks are not derived here:
+ * ofm_block_depth is the caller's, as for U55/U65. The sparse layout is not chosen by the packer.
  */
 typedef enum qc_ethosu_traversal {
     QC_ETHOSU_TRAVERSAL_AUTO = 0,         /* Vela's choice for a convolution (qc_ethosu_part_kernel_first);
