@@ -253,8 +253,7 @@ typedef enum qc_ethosu85_weight_format {
  * as Vela's Regor backend encodes U85 weights: the same syntax as qc_ethosu_encode (its decoder reads it),
  * different choices: a new palette every 131072 weights, zero runs when runs of two or more zeros hold at
  * least half of the zeros and 0 is more than 5 times as common as any other value, a palette when it
- * covers at least half of the weights, a greedy Golomb-Rice parameter search, zero runs capped at 32767.
- * `out` receives the stream (owned by the caller, qc_ethosu_free), `out_size` its length. */
+ * covers at least half of the weights, a greedy Golomb-Rice parameter search. `out` receives the stream (owned by the caller, qc_ethosu_free), `out_size` its length. */
 QC_API qc_status qc_ethosu85_encode(uint8_t **out, size_t *out_size, const int16_t *weights, size_t n);
 
 /* Encodes `n` weights (1 .. 2^31 - 1, borrowed, each in -255..255, and for the raw form spanning at

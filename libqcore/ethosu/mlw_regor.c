@@ -1,8 +1,8 @@
 /* The mlw stream as Vela's Regor backend encodes U85 default-format weights (its own encoder, same bit
  * syntax, different choices): palettes restarting every REGOR_CHUNK weights, zero runs when the runs of
  * two or more zeros hold at least half of the zeros and 0 is more than 5 times as common as any other
- * value, a palette when it covers at least half of the weights, a greedy Golomb-Rice parameter search,
- * and runs of zeros capped at 32767. */
+ * value, a palette when it covers at least half of the weights, and a greedy Golomb-Rice parameter
+ * search. (The Regor source read caps zero runs at 32767; Vela 5.2.0's output does not, nor does this.) */
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,8 +97,7 @@ static size_t greedy_search(grc_run *runs, const int *values, size_t n, int zero
     return count;
 }
 
-/* Weight indices and zero runs of a section (runs capped at 32767, the zero after a capped run coded as a
- * weight); returns the number of weights. */
+/* Weight indices and zero runs of a section; returns the number of weights. */
 static size_t split(int *wv, int *zv, size_t *nz, const int16_t *w, size_t n, const mlw_palette *p)
 {
     size_t i = 0, k = 0, z = 0;
@@ -106,7 +105,7 @@ static size_t split(int *wv, int *zv, size_t *nz, const int16_t *w, size_t n, co
         if (p->zero_runs) {
             int run = 0;
             if (!p->only_zeros || i > 0)
-                for (; i < n && w[i] == 0 && run < MLW_MAX_SLICE; i++) run++;
+                for (; i < n && w[i] == 0; i++) run++;
             zv[z++] = run;
         }
         if (i == n) break;
