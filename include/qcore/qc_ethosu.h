@@ -186,7 +186,7 @@ QC_API qc_status qc_ethosu85_pack_bias(uint8_t out[10], int64_t bias, int64_t sc
  * IFM micro-block x element rounding / cores values); a 256-bit header, LSB first: raw:1, lut2:1, 102
  * zero bits, zero_adjust:8, then 16 LUT entries of 9 bits holding palvals ((|w| << 1) | sign) of the
  * distinct values in order of first appearance; then one index per weight: 2 bits when there are at most
- * 4 distinct values (lut2), 4 bits for at most 16, else (raw) the 8 bits of w + zero_adjust; zeros to a
+ * 4 distinct values (lut2), 4 bits for at most 16, else (raw) the int8 w + zero_adjust; zeros to a
  * multiple of 32 bytes. Depthwise layers have no FWD form.
  */
 typedef enum qc_ethosu85_traversal {
@@ -257,16 +257,16 @@ typedef enum qc_ethosu85_weight_format {
 QC_API qc_status qc_ethosu85_encode(uint8_t **out, size_t *out_size, const int16_t *weights, size_t n);
 
 /* Encodes `n` weights (1 .. 2^31 - 1, borrowed, each in -255..255, and for the raw form spanning at
- * most 256 consecutive values) into an FWD stream (see above); zero_adjust is 0 when the values lie in
- * -128..127, else -min (the raw bytes then hold w - min). `out` receives the stream (owned by the caller,
+ * most 256 consecutive values) into an FWD stream (see above); zero_adjust (an int8) is 0 when the values
+ * lie in -128..127, else -128 - min, as Regor writes uint8 weights (zero point - 128) when the stored value
+ * 0 occurs. `out` receives the stream (owned by the caller,
  * qc_ethosu_free), `out_size` its length, a multiple of 32. */
 QC_API qc_status qc_ethosu85_fwd_encode(uint8_t **out, size_t *out_size, const int16_t *weights, size_t n);
 
 /* Decodes the first `n` weights (1 .. 2^31 - 1) of an FWD stream of `size` bytes (borrowed). `out`
  * receives them (owned by the caller, qc_ethosu_free). QC_ERR_FORMAT for a stream shorter than its header
  * and n indices, nonzero reserved header bits, both mode bits set, or a LUT palval above 510. Indices
- * read the LUT as stored (unused entries hold 0); raw bytes are int8 when zero_adjust is 0, else
- * byte - zero_adjust. */
+ * read the LUT as stored (unused entries hold 0); a raw byte b gives int8(b) - int8(zero_adjust). */
 QC_API qc_status qc_ethosu85_fwd_decode(int16_t **out, size_t n, const uint8_t *stream, size_t size);
 
 /* ---------------------------------------------------------------------------------------------

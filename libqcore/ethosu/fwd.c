@@ -63,12 +63,14 @@ qc_status qc__ethosu85_fwd_encode_checked(uint8_t **out, size_t *out_size, const
     fwd_lut t;
     fwd_lut_make(&t, w, n);
     int bits = fwd_bits(t.distinct);
+    /* Raw bytes are int8 values, w + zero_adjust (zero_adjust read as int8 too): 0 when the weights fit
+     * int8, else the adjustment that puts the smallest at -128 (uint8 weights: the zero point - 128). */
     int zero_adjust = 0;
     if (bits == 8 && (t.lo < -128 || t.hi > 127)) {
         if (t.hi - t.lo > 255)
             return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'weights': %d distinct values spanning %d..%d; "
                               "the raw FWD form holds at most 256 consecutive values", t.distinct, t.lo, t.hi);
-        zero_adjust = -t.lo;
+        zero_adjust = -128 - t.lo;
     }
     size_t payload = (n * (size_t)bits + 7) / 8;
     size_t size = (FWD_HEADER_BYTES + payload + FWD_ALIGN - 1) / FWD_ALIGN * FWD_ALIGN;
@@ -76,7 +78,7 @@ qc_status qc__ethosu85_fwd_encode_checked(uint8_t **out, size_t *out_size, const
     if (buf == NULL)
         return QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "cannot allocate an FWD stream of %zu bytes", size);
     buf[0] = (uint8_t)((bits == 8) | (bits == 2) << 1);
-    buf[FWD_ZERO_ADJUST_BYTE] = (uint8_t)zero_adjust;
+    buf[FWD_ZERO_ADJUST_BYTE] = (uint8_t)(zero_adjust & 0xff);
     for (int i = 0; i < FWD_LUT_ENTRIES && i < t.distinct; i++)
         put_bits(buf, FWD_LUT_BIT + 9 * (size_t)i, 9, (unsigned)mlw_palval(t.lut[i]));
     uint8_t *p = buf + FWD_HEADER_BYTES;
@@ -143,8 +145,7 @@ qc_status qc_ethosu85_fwd_decode(int16_t **out, size_t n, const uint8_t *stream,
     const uint8_t *p = stream + FWD_HEADER_BYTES;
     for (size_t i = 0; i < n; i++) {
         if (bits == 8) {
-            /* Without an adjustment the byte is a two's complement int8; with one, w + adjust unsigned. */
-            w[i] = (int16_t)(zero_adjust ? (int)p[i] - zero_adjust : (int)(int8_t)p[i]);
+            w[i] = (int16_t)((int)(int8_t)p[i] - (int)(int8_t)zero_adjust);
             continue;
         }
         int per_byte = 8 / bits;

@@ -60,15 +60,18 @@ def _options(b, depthwise, stride, dilation):
     return getattr(mod, name + "End")(b)
 
 
-def conv_model(ohwi, depthwise=False, ifm_hw=(8, 8), stride=(1, 1), dilation=(1, 1), w_scales=None, bias=None):
+def conv_model(ohwi, depthwise=False, ifm_hw=(8, 8), stride=(1, 1), dilation=(1, 1), w_scales=None, bias=None,
+               uint8_zero_point=None):
     """A TFLite flatbuffer of one int8 Conv2D (weights `ohwi`, [O, H, W, I]) or DepthwiseConv2D (weights
-    [O, H, W, 1], channel multiplier 1), zero bias, SAME padding."""
+    [O, H, W, 1], channel multiplier 1), SAME padding; with `uint8_zero_point`, a uint8 model instead
+    (`ohwi` the stored uint8 weights, one weight scale and that zero point, activations around 128)."""
+    u8 = uint8_zero_point is not None
     O, KH, KW, I = ohwi.shape
     channels = O if depthwise else I
     weights = np.transpose(ohwi, (3, 1, 2, 0)) if depthwise else ohwi   # TFLite depthwise is [1, H, W, C]
     b = flatbuffers.Builder(1024)
     bias = np.zeros(O, np.int32) if bias is None else np.asarray(bias, np.int32)
-    datas = [b"", b"", np.ascontiguousarray(weights, np.int8).tobytes(), bias.tobytes(), b""]
+    datas = [b"", b"", np.ascontiguousarray(weights, np.uint8 if u8 else np.int8).tobytes(), bias.tobytes(), b""]
     buffers = []
     for d in datas:
         dv = b.CreateByteVector(d) if d else None
@@ -78,10 +81,13 @@ def conv_model(ohwi, depthwise=False, ifm_hw=(8, 8), stride=(1, 1), dilation=(1,
         buffers.append(Buffer.BufferEnd(b))
     oh, ow = (ifm_hw[0] + stride[1] - 1) // stride[1], (ifm_hw[1] + stride[0] - 1) // stride[0]
     w_scales = [0.01] * O if w_scales is None else list(w_scales)
-    specs = [("ifm", [1, ifm_hw[0], ifm_hw[1], channels], TensorType.TensorType.INT8, 1, ([IFM_SCALE], [0], 0)),
-             ("w", list(weights.shape), TensorType.TensorType.INT8, 2, (w_scales, [0] * O, 3 if depthwise else 0)),
-             ("b", [O], TensorType.TensorType.INT32, 3, ([IFM_SCALE * s for s in w_scales], [0] * O, 0)),
-             ("ofm", [1, oh, ow, O], TensorType.TensorType.INT8, 4, ([OFM_SCALE], [0], 0))]
+    act, act_zero = (TensorType.TensorType.UINT8, 128) if u8 else (TensorType.TensorType.INT8, 0)
+    w_quant = ([w_scales[0]], [uint8_zero_point], 0) if u8 else (w_scales, [0] * O, 3 if depthwise else 0)
+    b_quant = ([IFM_SCALE * w_scales[0]], [0], 0) if u8 else ([IFM_SCALE * s for s in w_scales], [0] * O, 0)
+    specs = [("ifm", [1, ifm_hw[0], ifm_hw[1], channels], act, 1, ([IFM_SCALE], [act_zero], 0)),
+             ("w", list(weights.shape), act, 2, w_quant),
+             ("b", [O], TensorType.TensorType.INT32, 3, b_quant),
+             ("ofm", [1, oh, ow, O], act, 4, ([OFM_SCALE], [act_zero], 0))]
     tensors = []
     for name, shape, ty, buf, q in specs:
         n = b.CreateString(name)
@@ -150,12 +156,12 @@ IFM_SCALE, OFM_SCALE = 0.05, 0.1
 
 
 def compile_layer(ohwi, config="ethos-u85-256", depthwise=False, ifm_hw=(8, 8), stride=(1, 1), dilation=(1, 1),
-                  optimise="Performance", w_scales=None, bias=None):
+                  optimise="Performance", w_scales=None, bias=None, uint8_zero_point=None):
     """(read-only data, registers) of the model compiled by the vela CLI for `config`."""
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "m.tflite")
         with open(path, "wb") as f:
-            f.write(conv_model(ohwi, depthwise, ifm_hw, stride, dilation, w_scales, bias))
+            f.write(conv_model(ohwi, depthwise, ifm_hw, stride, dilation, w_scales, bias, uint8_zero_point))
         subprocess.run([sys.executable, "-m", "ethosu.vela", path, "--accelerator-config", config, "--output-dir", d, "--output-format", "raw",
                         "--optimise", optimise], check=True, capture_output=True)
         z = np.load(os.path.join(d, "m_vela.npz"), allow_pickle=True)

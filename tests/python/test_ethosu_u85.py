@@ -104,7 +104,9 @@ def numpy_fwd(w):
         palval = (abs(int(v)) << 1) | int(v < 0)
         header[112 + 9 * i:121 + 9 * i] = [(palval >> j) & 1 for j in range(9)]
     if bits == 8:
-        payload = (w.astype(np.int64) & 0xFF).astype(np.uint8)
+        adjust = 0 if w.min() >= -128 and w.max() <= 127 else -128 - int(w.min())
+        header[104:112] = [(adjust >> j) & 1 for j in range(8)]
+        payload = ((w.astype(np.int64) + adjust) & 0xFF).astype(np.uint8)
     else:
         index = np.searchsorted(distinct, w, sorter=np.argsort(distinct))
         index = np.argsort(distinct)[index]
@@ -130,7 +132,7 @@ def test_fwd_matches_numpy_layout(distinct, n):
 def test_fwd_raw_with_zero_adjust_round_trips():
     w = np.arange(-200, 56, dtype=np.int16)
     stream = qcore.ethosu85_fwd_encode(w)
-    assert stream[13] == 200 and stream[0] == 1
+    assert stream[13] == 72 and stream[0] == 1    # -128 - (-200), an int8
     assert (qcore.ethosu85_fwd_decode(stream, w.size) == w).all()
 
 
@@ -333,3 +335,16 @@ def test_regor_encoder_long_zero_runs_match_regor(seed):
     ours = order(w, "ethos-u85-256", regs)
     assert qcore.ethosu85_encode(ours) == stream
     assert (qcore.ethosu_decode(stream) == ours).all()
+
+
+@pytest.mark.parametrize("zero_point", [0, 60, 200])
+def test_fwd_raw_uint8_matches_regor(zero_point):
+    """uint8 weights (stored 0..255, one zero point): Regor's raw FWD stream, zero_adjust included."""
+    rng = np.random.default_rng(zero_point)
+    q = rng.integers(0, 256, (128, 1, 1, 192)).astype(np.uint8)
+    data, regs = R.compile_layer(q, "ethos-u85-256", ifm_hw=(1, 1), optimise="Size", uint8_zero_point=zero_point)
+    assert fwd(regs)
+    (stream,), = R.weight_streams(data, regs)
+    ours = order(q.astype(np.int16) - zero_point, "ethos-u85-256", regs, core=qcore.ethosu.ALL_CORES)
+    assert qcore.ethosu85_fwd_encode(ours) == stream
+    assert (qcore.ethosu85_fwd_decode(stream, ours.size) == ours).all()
