@@ -7,6 +7,10 @@ the rotation that spreads outliers; convolutions are not rotated), and packed as
 Ethos-U55-128 (qcore.ethosu_pack_layer: OFM block depth 16, Vela's traversal choice for convolutions,
 depth-first for fully connected layers as Vela's VectorProduct uses). For the Fashion-MNIST models every
 layer's weight stream is also compared with Vela's own mlw_codec.reorder_encode, and must be identical.
+The same layers are also packed for Ethos-U85-256 and U85-512 (Regor's order, OFM block depth 16) in the
+weight format Regor picks when optimising for size ("smaller": FWD when its stream is smaller than the
+default streams; U85 default streams use qcore's legacy-identical encoder, whose sizes are close to but not
+byte-equal with Regor's own encoder).
 
 Sizes: "int8" = one byte per weight (the container), "packed" = bits/8 bytes per weight (the smallest dense
 storage), "stream" = the encoded weight bytes, "entries" = the 10-byte bias/scale entries with their padding.
@@ -35,6 +39,7 @@ MODELS = [("fashion_mlp", os.path.join(ROOT, "tests", "data", "models", "fashion
           ("minilm", os.path.join(ROOT, "build", "models", "minilm.onnx"), False)]
 BITS = (8, 4, 3, 2)
 CONFIG = "ethos-u55-128"
+U85 = ("ethos-u85-256", "ethos-u85-512")
 
 
 def layers(path):
@@ -73,10 +78,15 @@ def quantize(w, bits):
     return q, scale
 
 
-def pack(q, scale, is_conv):
+def pack(q, scale, is_conv, config=CONFIG):
     entries = [qcore.ethosu_quantise_scale(float(s)) for s in scale]
-    return qcore.ethosu_pack_layer(q, [e[0] for e in entries], [e[1] for e in entries], config=CONFIG,
-                                   traversal="auto" if is_conv else "depth_first")
+    return qcore.ethosu_pack_layer(q, [e[0] for e in entries], [e[1] for e in entries], config=config,
+                                   traversal="auto" if is_conv else "depth_first",
+                                   weight_format="smaller" if config in U85 else "default")
+
+
+def u85_key(config):
+    return "stream_bytes_" + config.replace("ethos-", "").replace("-", "_")
 
 
 def check_with_vela(q, is_conv, layer):
@@ -104,7 +114,8 @@ def measure(model, path, vela_check):
                 rows.append({"model": model, "layer": name, "rotated": rotated, "layer_rotated": layer_rotated,
                              "bits": bits, "weights": int(q.size),
                              "int8_bytes": int(q.size), "packed_bytes": int(q.size) * bits / 8,
-                             "stream_bytes": layer.weight_bytes, "entry_bytes": len(layer.stream) - layer.weight_bytes})
+                             "stream_bytes": layer.weight_bytes, "entry_bytes": len(layer.stream) - layer.weight_bytes,
+                             **{u85_key(c): pack(q, scale, is_conv, c).weight_bytes for c in U85}})
     return rows
 
 
@@ -115,7 +126,7 @@ def totals(rows):
         sel = [r for r in rows if (r["model"], r["rotated"], r["bits"]) == (model, rotated, bits)]
         t = {"model": model, "rotated": rotated, "bits": bits, "layers": len(sel),
              "layers_rotated": sum(r["layer_rotated"] for r in sel)}
-        for k in ("weights", "int8_bytes", "packed_bytes", "stream_bytes", "entry_bytes"):
+        for k in ("weights", "int8_bytes", "packed_bytes", "stream_bytes", "entry_bytes") + tuple(map(u85_key, U85)):
             t[k] = sum(r[k] for r in sel)
         t["stream_over_int8"] = t["stream_bytes"] / t["int8_bytes"]
         t["stream_over_packed"] = t["stream_bytes"] / t["packed_bytes"]
@@ -131,15 +142,18 @@ def main():
         else:
             print("skipped %s: %s not found" % (model, path))
     summary = totals(rows)
-    print("%-12s %7s %4s %9s %10s %10s %10s %9s %9s %9s" % ("model", "rotated", "bits", "layers", "weights",
-                                                           "packed B", "stream B", "entries B", "/int8", "/packed"))
+    print("%-12s %7s %4s %9s %10s %10s %10s %9s %9s %9s %10s %10s" % (
+        "model", "rotated", "bits", "layers", "weights", "packed B", "stream B", "entries B", "/int8", "/packed",
+        "U85-256 B", "U85-512 B"))
     for t in summary:
-        print("%-12s %7s %4d %9s %10d %10d %10d %9d %9.3f %9.3f" % (
+        print("%-12s %7s %4d %9s %10d %10d %10d %9d %9.3f %9.3f %10d %10d" % (
             t["model"], "yes" if t["rotated"] else "no", t["bits"], "%d/%d" % (t["layers_rotated"], t["layers"]),
             t["weights"], t["packed_bytes"],
-            t["stream_bytes"], t["entry_bytes"], t["stream_over_int8"], t["stream_over_packed"]))
+            t["stream_bytes"], t["entry_bytes"], t["stream_over_int8"], t["stream_over_packed"],
+            *(t[u85_key(c)] for c in U85)))
     result = {"benchmark": "Ethos-U encoded weight bytes at 8/4/3/2-bit weights, with and without rotation",
-              "config": CONFIG, "machine": platform.node(), "qcore": qcore.__version__,
+              "config": CONFIG, "u85_configs": list(U85), "u85_weight_format": "smaller",
+              "machine": platform.node(), "qcore": qcore.__version__,
               "python": sys.version.split()[0], "vela_checked_models": [m for m, _, v in MODELS if v],
               "totals": summary, "layers": rows}
     report.write_json("ethosu_sizes.json", result)

@@ -84,6 +84,32 @@ extern const uint8_t mlw_weight_cfg[13];
 #define MLW_N_WEIGHT_CFG 13
 #define MLW_N_ZRUN_CFG 4
 
+/* A slice's parameters. */
+typedef struct slice {
+    const int *wv;    /* weight indices */
+    const int *zv;    /* zero runs (NULL without zero runs) */
+    size_t n;         /* weights */
+    size_t nz;        /* zero runs: n + 1 in a section's first slice, else n */
+    int new_palette;
+    int wdiv, wtrunc, wraw;   /* wdiv: divisor, or the raw width when wraw */
+    int zdiv;
+} slice;
+
+/* Writes one slice: header (and palette when new), then its chunks. */
+void mlw_write_slice(mlw_writer *out, const slice *sl, const mlw_palette *p);
+
+/* Ends a stream: ZDIV = 7, one bits to the byte boundary, 0xFF to a multiple of 16 bytes. */
+void mlw_write_end(mlw_writer *out);
+
+/* The palette of a section from its value frequencies (weight + 255), with zero runs decided by the
+ * caller; `at_least_half`: the palette is used when it covers at least half of the weights (Regor),
+ * else more than half (the legacy encoder). */
+void mlw_palette_from(mlw_palette *p, const int32_t freq[511], int zero_runs, int at_least_half);
+
+/* Regor's encoder (mlw_regor.c), errors reported as `function`'s. */
+qc_status qc__ethosu_encode_regor_checked(uint8_t **out, size_t *out_size, const int16_t *w, size_t n,
+                                          const char *function);
+
 /* Encodes one section into `out`. Returns 0, or -1 when out of memory. */
 int mlw_encode_section(mlw_writer *out, const int16_t *w, size_t n, const mlw_palette *p);
 
@@ -103,5 +129,34 @@ qc_status qc__ethosu_check_shape(const int64_t shape[4], const char *function);
 qc_status qc__ethosu_reorder_encode_checked(uint8_t **out, size_t *out_size, size_t *reordered_count,
                                             const int16_t *ohwi, const int64_t shape[4],
                                             const qc_ethosu_reorder_options *opts, const char *function);
+
+/* A packed layer (pack.c): its growing stream and range table. */
+struct qc_ethosu_layer {
+    uint8_t *data;
+    size_t size, cap;
+    qc_ethosu_range *ranges;
+    size_t nranges;
+};
+
+/* Appends n bytes (zeros when `bytes` is NULL) to the layer's stream; -1 when out of memory. */
+int qc__ethosu_layer_append(qc_ethosu_layer *l, const uint8_t *bytes, size_t n);
+
+/* U85 layer packing (pack85.c): the per-channel checks for the accumulator of `ifm_bits`, and the
+ * layer's bricks (opts checked, version 2 fields filled). */
+qc_status qc__ethosu85_check_channels(const int64_t *bias, const int64_t *scale, const int32_t *shift, int64_t n,
+                                      int ifm_bits, const char *function);
+qc_status qc__ethosu85_pack(qc_ethosu_layer *l, const int16_t *ohwi, const int64_t s[4], const int64_t *bias,
+                            const int64_t *scale, const int32_t *shift, const qc_ethosu_layer_options *o,
+                            const char *function);
+
+/* Whether `config` is an Ethos-U85 configuration (arch.c). */
+int qc__ethosu_is_u85(qc_ethosu_config config);
+
+/* Ethos-U85 (reorder85.c, fwd.c): checks and work of the public functions, errors as `function`'s. */
+qc_status qc__ethosu85_check_options(const qc_ethosu85_reorder_options *o, const char *function);
+qc_status qc__ethosu85_reorder_checked(int16_t **out, size_t *count, const int16_t *ohwi, const int64_t shape[4],
+                                       const qc_ethosu85_reorder_options *o, const char *function);
+qc_status qc__ethosu85_fwd_encode_checked(uint8_t **out, size_t *out_size, const int16_t *w, size_t n,
+                                          const char *function);
 
 #endif

@@ -21,7 +21,7 @@ qc_status qc__ethosu_check_weights(const int16_t *w, size_t n, const char *name,
 }
 
 /* ZDIV = 7, one bits to the byte boundary, then 0xFF to a multiple of 16 bytes. */
-static void write_end(mlw_writer *out)
+void mlw_write_end(mlw_writer *out)
 {
     mlw_put(out, 3, MLW_ZDIV_EOS);
     mlw_put(out, (int)((8 - (mlw_bitpos(out) & 7)) & 7), 0xff);
@@ -48,7 +48,7 @@ qc_status qc__ethosu_encode_checked(uint8_t **out, size_t *out_size, const int16
         failed = mlw_encode_section(&wr, w + starts[s], end - starts[s], &p) != 0;
     }
     free(starts);
-    if (!failed) write_end(&wr);
+    if (!failed) mlw_write_end(&wr);
     if (failed || wr.failed) {
         free(wr.buf);
         return QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "cannot allocate the stream of %zu weights", n);

@@ -4,6 +4,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "ethosu/mlw.h"
 
 const uint8_t mlw_weight_cfg[MLW_N_WEIGHT_CFG] = {0x00, 0x01, 0x02, 0x03, 0x04, 0x05,
@@ -70,6 +74,40 @@ static inline __attribute__((always_inline)) int forward(step *steps, size_t n, 
     return best;
 }
 
+#if defined(__SSE2__)
+#define LANES 16   /* the 13 weight configurations padded to two SSE2 registers of int16 */
+
+/* forward() for the weight configurations in int16 lanes (SSE2 is part of x86-64). Counts relative to
+ * the previous smallest stay within 40 + 10000 + 10000 (see forward), so int16 holds them; the padding
+ * lanes cost 10000 per value and never hold the smallest, which is at most 40 + the raw width (<= 100)
+ * above the previous one. Same decisions, ties and result as forward(). */
+static int forward_weights_sse2(step *steps, size_t n, const int *values, const int16_t *table)
+{
+    const __m128i switch_bits = _mm_set1_epi16(SWITCH_BITS);
+    __m128i lo = _mm_setzero_si128(), hi = _mm_setzero_si128(), least = _mm_setzero_si128();
+    int best = 0;
+    for (size_t i = 0; i < n; i++) {
+        const int16_t *cost = table + values[i] * LANES;
+        __m128i keep_lo = _mm_sub_epi16(lo, least), keep_hi = _mm_sub_epi16(hi, least);
+        __m128i take = _mm_packs_epi16(_mm_cmpgt_epi16(keep_lo, switch_bits), _mm_cmpgt_epi16(keep_hi, switch_bits));
+        lo = _mm_add_epi16(_mm_min_epi16(keep_lo, switch_bits), _mm_load_si128((const __m128i *)cost));
+        hi = _mm_add_epi16(_mm_min_epi16(keep_hi, switch_bits), _mm_load_si128((const __m128i *)(cost + 8)));
+        steps[i].changed = (uint16_t)(_mm_movemask_epi8(take) & ((1 << MLW_N_WEIGHT_CFG) - 1));
+        steps[i].best = (uint8_t)best;
+        /* The smallest count in every lane (a butterfly, so that it need not be broadcast again: it is
+         * the loop's critical path), then the first lane holding it, off that path. */
+        __m128i m = _mm_min_epi16(lo, hi);
+        m = _mm_min_epi16(m, _mm_shuffle_epi32(m, 0x4E));
+        m = _mm_min_epi16(m, _mm_shuffle_epi32(m, 0xB1));
+        least = _mm_min_epi16(m, _mm_shufflehi_epi16(_mm_shufflelo_epi16(m, 0xB1), 0xB1));
+        unsigned eq = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(_mm_cmpeq_epi16(lo, least),
+                                                                  _mm_cmpeq_epi16(hi, least)));
+        best = __builtin_ctz(eq);
+    }
+    return best;
+}
+#endif
+
 size_t mlw_grc_search(uint8_t *cfg_out, uint32_t *end_out, const int *values, size_t n, int zero_runs, int raw_bits,
                       const uint32_t *free_ends, size_t n_free)
 {
@@ -79,11 +117,24 @@ size_t mlw_grc_search(uint8_t *cfg_out, uint32_t *end_out, const int *values, si
     if (zero_runs) {
         cfg = forward(steps, n, MLW_N_ZRUN_CFG, values, NULL, free_ends, n_free);
     } else {
+        /* Costs of the indices that occur only: sections can be short, and a full table per section
+         * would cost more than the search. */
+        int top = 0;
+        for (size_t i = 0; i < n; i++) top = values[i] > top ? values[i] : top;
+#if defined(__SSE2__)
+        _Alignas(16) int16_t table[MLW_NPALVAL * LANES];
+        for (int v = 0; v <= top; v++)
+            for (int c = 0; c < LANES; c++)
+                table[v * LANES + c] = (int16_t)(c < MLW_N_WEIGHT_CFG ? weight_bits(v, mlw_weight_cfg[c], raw_bits)
+                                                                      : UNCODABLE);
+        cfg = forward_weights_sse2(steps, n, values, table);
+#else
         int32_t table[MLW_NPALVAL * MLW_N_WEIGHT_CFG];
-        for (int v = 0; v < MLW_NPALVAL; v++)
+        for (int v = 0; v <= top; v++)
             for (int c = 0; c < MLW_N_WEIGHT_CFG; c++)
                 table[v * MLW_N_WEIGHT_CFG + c] = weight_bits(v, mlw_weight_cfg[c], raw_bits);
         cfg = forward(steps, n, MLW_N_WEIGHT_CFG, values, table, NULL, 0);
+#endif
     }
 
     /* Walk back from the best final configuration: a run starts where its configuration changed into

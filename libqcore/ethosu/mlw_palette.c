@@ -139,8 +139,12 @@ size_t mlw_palette_sections(size_t **out, const int16_t *w, size_t n)
     for (int v = 0; v < MLW_NPALVAL; v++) s->last_seen[v] = -1;
     s->nonzero_at = malloc((n + 1) * sizeof *s->nonzero_at);
     s->failed = s->nonzero_at == NULL;
-    for (size_t i = 0, count = 0; i < n && !s->failed; i++)
-        if (w[i] != 0) s->nonzero_at[count++] = (int32_t)i;
+    /* Branch-free: zeros are scattered unpredictably in quantized weights. The array has room for the
+     * last store. */
+    for (size_t i = 0, count = 0; i < n && !s->failed; i++) {
+        s->nonzero_at[count] = (int32_t)i;
+        count += w[i] != 0;
+    }
 
     for (ptrdiff_t i = 0; i < (ptrdiff_t)n && !s->failed; i++) {
         int exclude_zero = s->zeros > (i - s->last_restart) / 4;
@@ -210,8 +214,13 @@ void mlw_palette_make(mlw_palette *p, const int16_t *w, size_t n)
 {
     int32_t freq[511] = {0};
     for (size_t i = 0; i < n; i++) freq[w[i] + 255]++;
+    mlw_palette_from(p, freq, want_zero_runs(freq), 0);
+}
+
+void mlw_palette_from(mlw_palette *p, const int32_t freq[511], int zero_runs, int at_least_half)
+{
     memset(p, 0, sizeof *p);
-    p->zero_runs = want_zero_runs(freq);
+    p->zero_runs = zero_runs;
 
     /* (count << 16) | palval sorts by count, then palval, both descending. */
     uint64_t key[MLW_NPALVAL] = {0};
@@ -227,7 +236,14 @@ void mlw_palette_make(mlw_palette *p, const int16_t *w, size_t n)
     int dirofs = 0;
     while (dirofs < 31 && (key[dirofs] >> 16) == 0) dirofs++;
     p->direct_offset = dirofs;
-    qsort(key, MLW_NPALVAL, sizeof key[0], by_count_then_palval_desc);
+    /* Only the values that occur need sorting: the palette takes none of the others, and in descending
+     * order they would all follow them. */
+    uint64_t *end = key;
+    for (int palval = 0; palval < MLW_NPALVAL; palval++)
+        if (key[palval] >> 16) *end++ = key[palval];
+    size_t used = (size_t)(end - key);
+    qsort(key, used, sizeof key[0], by_count_then_palval_desc);
+    memset(key + used, 0, (MLW_NPALVAL - used) * sizeof key[0]);
 
     p->only_zeros = (key[0] >> 16) == 0;
     if (p->only_zeros) p->direct_offset = 0;
@@ -248,9 +264,9 @@ void mlw_palette_make(mlw_palette *p, const int16_t *w, size_t n)
     }
     if (size == 1) size = 2;  /* no palette of one entry: the second is palval 0 */
 
-    /* A palette pays only when it covers more than half of the weights. */
+    /* A palette pays only when it covers more than half of the weights (Regor: at least half). */
     int widest = max_palval;
-    if (covered > total / 2) {
+    if (at_least_half ? covered >= total / 2 : covered > total / 2) {
         p->size = size;
         widest = palette_max;
     }

@@ -6,17 +6,6 @@
 
 #define CHUNK 12   /* unary positions per chunk */
 
-/* A slice's parameters. */
-typedef struct slice {
-    const int *wv;    /* weight indices */
-    const int *zv;    /* zero runs (NULL without zero runs) */
-    size_t n;         /* weights */
-    size_t nz;        /* zero runs: n + 1 in a section's first slice, else n */
-    int new_palette;
-    int wdiv, wtrunc, wraw;   /* wdiv: divisor, or the raw width when wraw */
-    int zdiv;
-} slice;
-
 /* One stream's state across chunks: a symbol may spill over into the next chunk, and the remainders of
  * a chunk are written after the next chunk's unary parts. */
 typedef struct stream_state {
@@ -83,7 +72,18 @@ static void zrun_chunk(stream_state *s, const slice *sl, int len, uint32_t *unar
     s->nrem = 0;
     for (int j = 0; j < len;) {
         if (s->q < 0) next_symbol(s, sl->zv, sl->nz, sl->zdiv);
-        for (; s->q >= 0 && j < len; j++, s->q--) *unary |= (uint32_t)(s->q > 0) << j;
+        /* A whole run's ones and its zero at once, or ones to the end of the chunk (q >= room: every
+         * position left has more to come). */
+        int room = len - j;
+        if (s->q < room) {
+            *unary |= ((1u << s->q) - 1u) << j;
+            j += s->q + 1;
+            s->q = -1;
+        } else {
+            *unary |= ((1u << room) - 1u) << j;
+            s->q -= room;
+            j = len;
+        }
         if (s->q < 0 && s->r >= 0) {
             s->rem[s->nrem++] = s->r;
             s->pos++;
@@ -118,7 +118,7 @@ static void write_header(mlw_writer *out, const slice *sl, const mlw_palette *p)
     for (int i = 0; i < p->size; i++) mlw_put(out, p->bits, (uint32_t)p->lut[i]);
 }
 
-static void write_slice(mlw_writer *out, const slice *sl, const mlw_palette *p)
+void mlw_write_slice(mlw_writer *out, const slice *sl, const mlw_palette *p)
 {
     write_header(out, sl, p);
     stream_state ws = {.q = -1}, zs = {.q = -1};
@@ -158,17 +158,27 @@ static int raw_width(const mlw_palette *p)
  * first zero as a weight, so that no slice is empty. */
 static size_t split(int *wv, int *zv, const int16_t *w, size_t n, const mlw_palette *p)
 {
-    size_t i = 0, k = 0;
-    for (;;) {
-        if (p->zero_runs) {
-            int run = 0;
-            if (!p->only_zeros || i > 0)
-                for (; i < n && w[i] == 0; i++) run++;
-            zv[k] = run;
-        }
-        if (i == n) break;
-        wv[k++] = p->index_of[w[i++] + 255];
+    if (!p->zero_runs) {
+        for (size_t i = 0; i < n; i++) wv[i] = p->index_of[w[i] + 255];
+        return n;
     }
+    size_t i = 0, k = 0;
+    if (p->only_zeros) {   /* all zeros: the first is a weight after an empty run */
+        zv[0] = 0;
+        wv[0] = p->index_of[w[0] + 255];
+        i = k = 1;
+    }
+    /* Branch-free (run lengths are unpredictable): every position writes a candidate weight and the run
+     * before it, kept only when the value is not zero. */
+    int run = 0;
+    for (; i < n; i++) {
+        int nonzero = w[i] != 0;
+        zv[k] = run;
+        wv[k] = p->index_of[w[i] + 255];
+        k += (size_t)nonzero;
+        run = (run + 1) & (nonzero - 1);
+    }
+    zv[k] = run;
     return k;
 }
 
@@ -206,7 +216,7 @@ int mlw_encode_section(mlw_writer *out, const int16_t *w, size_t n, const mlw_pa
             .zdiv = p->zero_runs ? zcfg[iz] : 0,
         };
         sl.wdiv = sl.wraw ? raw : (wc & 15);
-        write_slice(out, &sl, p);
+        mlw_write_slice(out, &sl, p);
         if (iw < nwcfg && wend[iw] == end) iw++;
         if (iz < nzcfg && zend[iz] == end) iz++;
         pos = end;

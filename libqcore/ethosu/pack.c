@@ -1,5 +1,6 @@
 /* A layer's stream as Vela's weight_compressor assembles it: bricks of OFM channels, a sub-stream per core
  * ([bias entries][zeros to 16][weights]) and the range table (see qc_ethosu.h). */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,13 +8,7 @@
 #include "ethosu/mlw.h"
 
 #define ENTRY_BYTES 10
-
-struct qc_ethosu_layer {
-    uint8_t *data;
-    size_t size, cap;
-    qc_ethosu_range *ranges;
-    size_t nranges;
-};
+#define OPTIONS_SIZE_V1 offsetof(qc_ethosu_layer_options, weight_format)
 
 qc_status qc_ethosu_layer_options_init(qc_ethosu_layer_options *opts, unsigned version)
 {
@@ -21,7 +16,7 @@ qc_status qc_ethosu_layer_options_init(qc_ethosu_layer_options *opts, unsigned v
     QC_TRY(qc__check_struct_version(version, QC_ETHOSU_LAYER_OPTIONS_VERSION, "qc_ethosu_layer_options", __func__));
     qc_ethosu_layer_options defaults = QC_ETHOSU_LAYER_OPTIONS_INIT;
     defaults.version = version;
-    memcpy(opts, &defaults, sizeof defaults);
+    memcpy(opts, &defaults, version == 1 ? OPTIONS_SIZE_V1 : sizeof defaults);
     return QC_OK;
 }
 
@@ -46,6 +41,16 @@ static qc_status check_layer_options(const qc_ethosu_layer_options *o, const cha
     if (o->ofm_depth_step < 0)
         return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'ofm_depth_step' is %d; expected >= 0 (0: one brick)",
                           o->ofm_depth_step);
+    if (o->version < 2) return QC_OK;
+    if (o->weight_format < QC_ETHOSU85_FORMAT_DEFAULT || o->weight_format > QC_ETHOSU85_FORMAT_SMALLER)
+        return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'weight_format' is %d, not a qc_ethosu85_weight_format",
+                          o->weight_format);
+    if (o->ofm_ublock_depth < 0 || o->ofm_ublock_depth > 64)
+        return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'ofm_ublock_depth' is %d, outside 0..64 (0: the "
+                          "configuration's)", o->ofm_ublock_depth);
+    if (o->stride_x < 1 || o->stride_x > 3 || o->stride_y < 1 || o->stride_y > 3)
+        return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "options 'stride_x', 'stride_y' are %d, %d; each must be "
+                          "1..3", o->stride_x, o->stride_y);
     return QC_OK;
 }
 
@@ -66,7 +71,7 @@ static qc_status check_channels(const int64_t *bias, const int64_t *scale, const
     return QC_OK;
 }
 
-static int append(qc_ethosu_layer *l, const uint8_t *bytes, size_t n)
+int qc__ethosu_layer_append(qc_ethosu_layer *l, const uint8_t *bytes, size_t n)
 {
     if (l->size + n > l->cap) {
         size_t cap = l->cap ? l->cap : 1024;
@@ -100,9 +105,9 @@ static qc_status add_substream(qc_ethosu_layer *l, const substream *ss, const in
     for (int64_t c = ss->first; c < ss->end; c += ss->step) {
         uint8_t e[ENTRY_BYTES];
         qc_ethosu_pack_bias(e, bias ? bias[c] : 0, scale[c], shift[c]);  /* ranges checked before */
-        if (append(l, e, ENTRY_BYTES) != 0) goto oom;
+        if (qc__ethosu_layer_append(l, e, ENTRY_BYTES) != 0) goto oom;
     }
-    if (append(l, NULL, (16 - l->size % 16) % 16) != 0) goto oom;
+    if (qc__ethosu_layer_append(l, NULL, (16 - l->size % 16) % 16) != 0) goto oom;
 
     int16_t *w = malloc((size_t)(channels * per_channel) * sizeof *w);
     if (w == NULL) goto oom;
@@ -117,7 +122,7 @@ static qc_status add_substream(qc_ethosu_layer *l, const substream *ss, const in
     QC_TRY(st);
     r->weight_offset = (int64_t)l->size - r->offset;
     r->weight_bytes = (int64_t)enc_size;
-    int failed = append(l, enc, enc_size);
+    int failed = qc__ethosu_layer_append(l, enc, enc_size);
     free(enc);
     if (failed) goto oom;
     l->nranges++;
@@ -185,10 +190,16 @@ qc_status qc_ethosu_pack_layer(qc_ethosu_layer **out, const int16_t *ohwi, const
     QC_TRY(check_layer_options(opts, __func__));
     QC_TRY(qc__ethosu_check_shape(shape, __func__));
     QC_TRY(qc__ethosu_check_weights(ohwi, (size_t)(shape[0] * shape[1] * shape[2] * shape[3]), "ohwi", __func__));
-    QC_TRY(check_channels(bias, scale, shift, shape[0], __func__));
+    /* Version 1 options end before the U85 fields: those take their defaults. */
+    qc_ethosu_layer_options o = QC_ETHOSU_LAYER_OPTIONS_INIT;
+    memcpy(&o, opts, opts->version == 1 ? OPTIONS_SIZE_V1 : sizeof o);
+    int u85 = qc__ethosu_is_u85((qc_ethosu_config)o.config);
+    if (u85) QC_TRY(qc__ethosu85_check_channels(bias, scale, shift, shape[0], o.ifm_bits, __func__));
+    else QC_TRY(check_channels(bias, scale, shift, shape[0], __func__));
     qc_ethosu_layer *l = calloc(1, sizeof *l);
     if (l == NULL) return QC_FAIL(QC_ERR_OUT_OF_MEMORY, "cannot allocate a layer");
-    qc_status st = pack(l, ohwi, shape, bias, scale, shift, opts, __func__);
+    qc_status st = u85 ? qc__ethosu85_pack(l, ohwi, shape, bias, scale, shift, &o, __func__)
+                       : pack(l, ohwi, shape, bias, scale, shift, &o, __func__);
     if (st != QC_OK) {
         qc_ethosu_layer_free(l);
         return st;

@@ -2,6 +2,7 @@
  * through DequantizeLinear (a QDQ model) becomes an Ethos-U layer stream, packed through the public
  * qc_ethosu.h API as any user would. */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,7 +90,7 @@ typedef struct layer_source {
     int64_t axis;             /* DequantizeLinear's axis, normalized */
     int64_t o, h, wd, i;      /* OHWI */
     int transposed;           /* weight stored [in, out] (MatMul, Gemm without transB) */
-    int depthwise, dilation_x, dilation_y;
+    int depthwise, dilation_x, dilation_y, stride_x, stride_y;
     double x_scale, y_scale;  /* 0 when the activations are not quantized around the node */
 } layer_source;
 
@@ -149,6 +150,7 @@ static qc_status read_layer(layer_source *s, int *found, const qc_model *m, cons
 
     int is_conv = strcmp(n->op_type, "Conv") == 0;
     s->dilation_x = s->dilation_y = 1;
+    s->stride_x = s->stride_y = 1;
     if (is_conv) {
         if (s->w.ndim != 4) return fail_node(n, QC_ERR_UNSUPPORTED, function, "only 2-D convolutions are packed");
         s->o = s->w.dims[0];
@@ -163,6 +165,11 @@ static qc_status read_layer(layer_source *s, int *found, const qc_model *m, cons
         if (dil && dil->n_ints == 2) {
             s->dilation_y = (int)dil->ints[0];
             s->dilation_x = (int)dil->ints[1];
+        }
+        const Onnx__AttributeProto *str = attribute(n, "strides");
+        if (str && str->n_ints == 2) {
+            s->stride_y = (int)str->ints[0];
+            s->stride_x = (int)str->ints[1];
         }
         if (s->dilation_x < 1 || s->dilation_x > 2 || s->dilation_y < 1 || s->dilation_y > 2)
             return fail_node(n, QC_ERR_UNSUPPORTED, function, "Ethos-U weights take dilations of 1 or 2 only");
@@ -225,8 +232,15 @@ static qc_status pack_one(qc_ethosu_model *p, const layer_source *s, const qc_mo
                 for (int64_t ic = 0; ic < s->i; ic++)
                     w[((oc * s->h + ky) * s->wd + kx) * s->i + ic] = weight_at(s, oc, ky, kx, ic);
     if (st == QC_OK) st = channel_params(s, m, bias, scale, shift, function);
-    qc_ethosu_layer_options o = *base;
+    /* A version-1 caller's struct ends before the U85 fields: those keep their defaults. */
+    qc_ethosu_layer_options o = QC_ETHOSU_LAYER_OPTIONS_INIT;
+    memcpy(&o, base, base->version >= 2 ? sizeof o : offsetof(qc_ethosu_layer_options, weight_format));
+    if (o.version == 1) o.version = 2;   /* the defaults filled in, so that the strides below are read */
     o.depthwise = s->depthwise;
+    /* Strides matter only to U85's part-kernel-first and depthwise orders (up to 3; larger ones keep 1,
+     * which Regor would decompose). */
+    o.stride_x = s->stride_x <= 3 ? s->stride_x : 1;
+    o.stride_y = s->stride_y <= 3 ? s->stride_y : 1;
     o.dilation_x = s->dilation_x;
     o.dilation_y = s->dilation_y;
     /* Vela traverses fully connected layers depth-first, convolutions by its utilization rule. */

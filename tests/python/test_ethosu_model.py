@@ -141,3 +141,43 @@ def test_unpackable_nodes_are_named(kwargs, message):
 def test_float_model_has_no_layers():
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "models", "fashion_mlp.onnx")
     assert qcore.ethosu_pack_model(qcore.Model(path)) == []
+
+
+@pytest.mark.parametrize("config", ["ethos-u85-256", "ethos-u85-512"])
+@pytest.mark.parametrize("weight_format", ["default", "smaller"])
+def test_qdq_model_layers_u85(config, weight_format):
+    """U85: each layer's stream is [U85 entries of Vela's scales, zero entries to 16][weights]; every weight
+    range decodes (mlw or FWD) to qcore.ethosu85_reorder of the numpy weights with Regor's rules (checked
+    against Regor itself in test_ethosu_u85.py)."""
+    model, expected, conv_scales = qdq_model(np.random.default_rng(12))
+    layers = qcore.ethosu_pack_model(qcore.Model.from_bytes(model.SerializeToString()), config=config,
+                                     weight_format=weight_format)
+    assert [layer.node for layer in layers] == ["conv1", "dw", "fc", "head"]
+    info = qcore.ethosu_config(config)
+    for layer in layers:
+        ohwi, bias, _, depthwise, dilation = expected[layer.node]
+        ohwi = np.ascontiguousarray(ohwi)
+        if layer.node in conv_scales:
+            x, y, ws = conv_scales[layer.node]
+            scales = [vela_scale(x, w, y) for w in ws]
+        else:
+            scales = [quantise_scale(float(np.float32(0.01 if layer.node == "fc" else 0.02)))] * ohwi.shape[0]
+        entries = b"".join(qcore.ethosu85_pack_bias(int(b), s, sh) for b, (s, sh) in zip(bias, scales))
+        entries += bytes(-len(entries) % 160)
+        stream = layer.layer.stream
+        assert stream[:len(entries)] == entries and layer.layer.ranges[0].scale_bytes == len(entries)
+        pk = layer.op_type == "Conv" and not depthwise and qcore.ethosu85_part_kernel_first(*ohwi.shape[3:0:-1])
+        traversal = "depthwise" if depthwise else "part_kernel" if pk else "depth_first"
+        ublock = 16 if depthwise else info.ofm_ublock_depth
+        params = dict(macs=info.macs_per_cycle, cores=info.cores, traversal=traversal, ofm_ublock_depth=ublock,
+                      ofm_block_depth=16, ifm_block_depth=16 if pk else 64, dilation=dilation)
+        ranges = layer.layer.ranges
+        for r in ranges:
+            data = stream[r.offset + r.weight_offset:r.offset + r.weight_offset + r.weight_bytes]
+            if len(ranges) == info.cores:   # one mlw stream per core
+                want = qcore.ethosu85_reorder(ohwi, core=r.core, **params)
+                assert (qcore.ethosu_decode(data) == want).all(), layer.node
+            else:                           # one FWD stream
+                want = qcore.ethosu85_reorder(ohwi, core=qcore.ethosu.ALL_CORES, **params)
+                assert (qcore.ethosu85_fwd_decode(data, want.size) == want).all(), layer.node
+        assert layer.weight_bytes == sum(r.weight_bytes for r in ranges)

@@ -80,7 +80,7 @@ def test_traversal_choice_matches_vela():
 
 def test_configurations_match_vela():
     from ethosu.vela.architecture_features import Accelerator, ArchitectureFeatures
-    for name in qcore.ethosu.CONFIGS:
+    for name in [n for n in qcore.ethosu.CONFIGS if "u85" not in n]:   # U85: Regor, not architecture_features
         ours = qcore.ethosu_config(name)
         theirs = ArchitectureFeatures.accelerator_configs[Accelerator(name)]
         assert (ours.macs_per_cycle, ours.cores) == (theirs.macs * theirs.cores, theirs.cores)

@@ -22,6 +22,7 @@ from .ethosu import (EthosuConfig, EthosuLayer, EthosuModelLayer, EthosuRange, e
                      ethosu_decode, ethosu_encode, ethosu_pack_bias, ethosu_pack_layer, ethosu_pack_model,
                      ethosu_part_kernel_first, ethosu_quantise_scale, ethosu_reduced_quantise_scale, ethosu_reorder,
                      ethosu_reorder_encode)
+from .ethosu import ethosu85_encode, ethosu85_fwd_decode, ethosu85_fwd_encode, ethosu85_part_kernel_first, ethosu85_reorder
 from .accum import (AccumulatorReport, AccumulatorSimulation, accumulator_bits_a2q, accumulator_bits_datatype,
                     accumulator_bits_needed, input_range, simulate_accumulator, verify_accumulator)
 from .gpxq import AxeStats, GpxqOptions, GpxqStats, QuantizedLayer, gpfq, optq, rtn

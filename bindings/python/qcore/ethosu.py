@@ -22,6 +22,11 @@ CONFIGS = {
     "ethos-u55-256": lib.QC_ETHOSU_U55_256,
     "ethos-u65-256": lib.QC_ETHOSU_U65_256,
     "ethos-u65-512": lib.QC_ETHOSU_U65_512,
+    "ethos-u85-128": lib.QC_ETHOSU_U85_128,
+    "ethos-u85-256": lib.QC_ETHOSU_U85_256,
+    "ethos-u85-512": lib.QC_ETHOSU_U85_512,
+    "ethos-u85-1024": lib.QC_ETHOSU_U85_1024,
+    "ethos-u85-2048": lib.QC_ETHOSU_U85_2048,
 }
 
 
@@ -198,11 +203,24 @@ def _channel_array(value, name, dtype, count, function):
     return as_array(a, name, [dtype], function)
 
 
+WEIGHT_FORMATS = {"default": 0, "fwd": 1, "smaller": 2}
+
+
+def _format(name, function):
+    if name not in WEIGHT_FORMATS:
+        raise InvalidArgumentError("%s: argument 'weight_format' is %r; expected one of %s"
+                                   % (function, name, ", ".join(WEIGHT_FORMATS)))
+    return WEIGHT_FORMATS[name]
+
+
 def ethosu_pack_layer(ohwi, scale, shift, bias=None, config="ethos-u55-128", ofm_block_depth=16, depthwise=False,
-                      traversal="auto", ifm_bits=8, dilation=(1, 1), ofm_depth_step=0):
+                      traversal="auto", ifm_bits=8, dilation=(1, 1), ofm_depth_step=0, weight_format="default",
+                      ofm_ublock_depth=0, stride=(1, 1)):
     """Packs one layer's int16 OHWI weights (zero point subtracted) with per-channel bias (int64, None for
-    zeros), scale (0..2^32 - 1) and shift (0..63); scalars are repeated over the channels. `dilation` is
-    (x, y), each 1 or 2; `traversal` "auto" (Vela's choice), "depth_first" or "part_kernel_first"."""
+    zeros), scale (0..2^32 - 1; U85: 0..2^31 - 1) and shift (0..63); scalars are repeated over the
+    channels. `dilation` and `stride` are (x, y); `traversal` "auto" (Vela's choice), "depth_first" or
+    "part_kernel_first". U85 configurations also read `weight_format` ("default": mlw per core, "fwd",
+    "smaller": FWD when smaller), `ofm_ublock_depth` (0: the configuration's) and `stride`."""
     function = "qcore.ethosu_pack_layer"
     w = _weights(ohwi, function, "ohwi")
     if traversal not in TRAVERSALS:
@@ -213,6 +231,8 @@ def ethosu_pack_layer(ohwi, scale, shift, bias=None, config="ethos-u55-128", ofm
     o.config, o.ofm_block_depth, o.depthwise = _config(config, function), ofm_block_depth, int(depthwise)
     o.traversal, o.ifm_bits, o.ofm_depth_step = TRAVERSALS[traversal], ifm_bits, ofm_depth_step
     o.dilation_x, o.dilation_y = dilation
+    o.weight_format, o.ofm_ublock_depth = _format(weight_format, function), ofm_ublock_depth
+    o.stride_x, o.stride_y = stride
     channels = w.shape[0]
     sc = _channel_array(scale, "scale", np.int64, channels, function)
     sh = _channel_array(shift, "shift", np.int32, channels, function)
@@ -251,14 +271,16 @@ class EthosuModelLayer:
     layer: EthosuLayer
 
 
-def ethosu_pack_model(model, config="ethos-u55-128", ofm_block_depth=16, ifm_bits=8, ofm_depth_step=0):
+def ethosu_pack_model(model, config="ethos-u55-128", ofm_block_depth=16, ifm_bits=8, ofm_depth_step=0,
+                      weight_format="default"):
     """Packs every Conv/Gemm/MatMul of a quantized (QDQ) qcore.Model whose weight is an int8/uint8
-    initializer read through DequantizeLinear; returns the layers in graph order."""
+    initializer read through DequantizeLinear; returns the layers in graph order. `weight_format` as in
+    ethosu_pack_layer (U85 only)."""
     function = "qcore.ethosu_pack_model"
     o = ffi.new("qc_ethosu_layer_options *")
     check(lib.qc_ethosu_layer_options_init(o, lib.QC_ETHOSU_LAYER_OPTIONS_VERSION), function)
     o.config, o.ofm_block_depth, o.ifm_bits = _config(config, function), ofm_block_depth, ifm_bits
-    o.ofm_depth_step = ofm_depth_step
+    o.ofm_depth_step, o.weight_format = ofm_depth_step, _format(weight_format, function)
     out = ffi.new("qc_ethosu_model **")
     check(onnx_lib.qc_model_pack_ethosu(out, model._m, o), function)
     packed = ffi.gc(out[0], onnx_lib.qc_ethosu_model_free)
@@ -272,3 +294,67 @@ def ethosu_pack_model(model, config="ethos-u55-128", ofm_block_depth=16, ifm_bit
             tuple(info.shape), bool(info.depthwise), info.weights, info.weight_bytes, info.scale_bytes,
             info.stream_bytes, _layer_from(handle[0], function)))
     return layers
+
+
+# ---------------------------------------------------------------------------------------------
+# Ethos-U85 (Vela's Regor backend): weight order and the fast weight format (FWD).
+
+U85_TRAVERSALS = {"depth_first": 0, "part_kernel": 1, "depthwise": 2}
+ALL_CORES = -1
+
+
+def ethosu85_reorder(ohwi, macs=256, cores=1, core=0, traversal="depth_first", ifm_bits=8, ofm_ublock_depth=8,
+                     ofm_block_depth=16, ifm_block_depth=64, stride=(1, 1), dilation=(1, 1), sparse=False):
+    """The int16 OHWI weights in the U85 order of one core's stream (`core`), or of all cores interleaved
+    as FWD stores them (core=qcore.ethosu.ALL_CORES); `stride` and `dilation` are (x, y); `sparse` the
+    2:4 sparse layout."""
+    function = "qcore.ethosu85_reorder"
+    w = _weights(ohwi, function, "ohwi")
+    if traversal not in U85_TRAVERSALS:
+        raise InvalidArgumentError("%s: argument 'traversal' is %r; expected one of %s"
+                                   % (function, traversal, ", ".join(U85_TRAVERSALS)))
+    o = ffi.new("qc_ethosu85_reorder_options *")
+    check(lib.qc_ethosu85_reorder_options_init(o, lib.QC_ETHOSU85_REORDER_OPTIONS_VERSION), function)
+    o.macs, o.cores, o.core, o.traversal, o.ifm_bits = macs, cores, core, U85_TRAVERSALS[traversal], ifm_bits
+    o.ofm_ublock_depth, o.ofm_block_depth, o.ifm_block_depth = ofm_ublock_depth, ofm_block_depth, ifm_block_depth
+    (o.stride_x, o.stride_y), (o.dilation_x, o.dilation_y) = stride, dilation
+    o.sparse = int(sparse)
+    out, count = ffi.new("int16_t **"), ffi.new("size_t *")
+    check(lib.qc_ethosu85_reorder(out, count, ffi.from_buffer("int16_t[]", w), list(w.shape), o), function)
+    return _take_int16(out, count)
+
+
+def ethosu85_part_kernel_first(ifm_depth, kernel_h, kernel_w, sparse=False):
+    """True when Regor traverses a U85 convolution part-kernel-first (ChooseKernelFirst)."""
+    out = ffi.new("int *")
+    check(lib.qc_ethosu85_part_kernel_first(out, ifm_depth, kernel_h, kernel_w, int(sparse)),
+          "qcore.ethosu85_part_kernel_first")
+    return bool(out[0])
+
+
+def ethosu85_encode(weights):
+    """The default-format (mlw) stream of int16 weights as Vela's Regor backend encodes U85 weights."""
+    function = "qcore.ethosu85_encode"
+    w = _weights(weights, function)
+    out, size = ffi.new("uint8_t **"), ffi.new("size_t *")
+    check(lib.qc_ethosu85_encode(out, size, ffi.from_buffer("int16_t[]", w), w.size), function)
+    return _take_bytes(out, size)
+
+
+def ethosu85_fwd_encode(weights):
+    """The U85 fast-weight-format stream (bytes, a multiple of 32) of int16 weights, flattened in C order."""
+    function = "qcore.ethosu85_fwd_encode"
+    w = _weights(weights, function)
+    out, size = ffi.new("uint8_t **"), ffi.new("size_t *")
+    check(lib.qc_ethosu85_fwd_encode(out, size, ffi.from_buffer("int16_t[]", w), w.size), function)
+    return _take_bytes(out, size)
+
+
+def ethosu85_fwd_decode(stream, count):
+    """The first `count` weights (int16 array) of an FWD stream (bytes-like)."""
+    function = "qcore.ethosu85_fwd_decode"
+    data = bytes(stream)
+    out = ffi.new("int16_t **")
+    check(lib.qc_ethosu85_fwd_decode(out, count, ffi.from_buffer("uint8_t[]", data), len(data)), function)
+    n = ffi.new("size_t *", count)
+    return _take_int16(out, n)
