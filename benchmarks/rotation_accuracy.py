@@ -147,13 +147,13 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--act-scales", default="minmax,mse", help="activation scales, comma-separated, minmax first")
     ap.add_argument("--no-partial", action="store_true", help="skip the partial-quantization curves")
+    ap.add_argument("--kinds", default=",".join(KINDS), help="rotation kinds, comma-separated")
+    ap.add_argument("--out", default="rotation_accuracy.json", help="the JSON's name in benchmarks/results")
     ap.add_argument("--plot-only", action="store_true", help="table and PNG from the saved JSON")
+    ap.add_argument("--merge", nargs="*", default=[], help="with --plot-only: JSONs of other kinds' runs to add")
     args = ap.parse_args()
     if args.plot_only:
-        with open(os.path.join(RESULTS, "rotation_accuracy.json")) as f:
-            result = json.load(f)
-        plot(result)
-        table(result)
+        plot_saved(args)
         return
     args.act_scales = args.act_scales.split(",")
     ctx = qcore.default_context()
@@ -166,7 +166,7 @@ def main():
     reference = np.concatenate([qcore.Session(base).run(f)["sentence_embedding"] for f in feeds])
     runs = []
     start = time.time()
-    for kind in KINDS:
+    for kind in args.kinds.split(","):
         for seed in range(1 if kind == "none" else args.seeds):
             t = time.time()
             model, online = rotated_model(kind, seed, inputs, calibration, args.steps, ctx)
@@ -176,9 +176,9 @@ def main():
             runs.append({"kind": kind, "seed": seed, "float_cosine": float_cos, "scores": scores, "partial": curve,
                          "seconds": round(time.time() - t, 1)})
             print(kind, seed, "float %.6f" % float_cos, " ".join("%s %.4f" % kv for kv in scores.items()), flush=True)
-            save(summarize(runs, args, time.time() - start))
+            save(summarize(runs, args, time.time() - start), args.out)
     result = summarize(runs, args, time.time() - start)
-    save(result)
+    save(result, args.out)
     plot(result)
     table(result)
 
@@ -198,9 +198,27 @@ def summarize(runs, args, seconds):
             "load_average": os.getloadavg(), "summary": table_, "runs": runs}
 
 
-def save(result):
+def plot_saved(args):
+    """Table and PNG from --out's JSON, with the runs of the --merge JSONs added (runs split over processes)."""
+    with open(os.path.join(RESULTS, args.out)) as f:
+        result = json.load(f)
+    for name in args.merge:
+        with open(os.path.join(RESULTS, name)) as f:
+            other = json.load(f)
+        result["runs"] += other["runs"]
+        result["seconds"] += other["seconds"]
+    if args.merge:
+        args.seeds, args.steps = result["seeds"], result["cayley_steps"]
+        args.act_scales = result["activation_scales"]
+        result = summarize(result["runs"], args, result["seconds"])
+        save(result, args.out)
+    plot(result)
+    table(result)
+
+
+def save(result, name):
     os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, "rotation_accuracy.json")
+    path = os.path.join(RESULTS, name)
     with open(path + ".tmp", "w") as f:
         json.dump(result, f, indent=1)
     os.replace(path + ".tmp", path)
