@@ -475,13 +475,13 @@ typedef struct qc_recipe {
  * (levels 0..2^N-1) when the float model never gave a negative value there over the calibration batches,
  * else signed (levels -2^(N-1)..2^(N-1)-1); scale = t / qmax for a clip t. With
  *   QC_SCALE_MINMAX      t = max |x| over the batches (the behaviour of recipe version 1);
- * the other two read a histogram of the float model's values of that input over the batches: QC_PIPELINE_
- * HISTOGRAM_BINS equal bins over [min, max] (a second pass over the batches; memory per input is the bins
- * only), each bin's count taken as spread uniformly over the bin:
+ * the other two read a histogram of the float model's values of that input over the batches, with
+ * QC_PIPELINE_HISTOGRAM_BINS equal bins over [min, max] (a second pass over the batches; the memory per
+ * input is the bins only), each bin's count taken as spread uniformly over the bin:
  *   QC_SCALE_PERCENTILE  t = the activation_percentile-th percentile of |x| in that histogram;
  *   QC_SCALE_MSE         t = alpha * max |x| for the alpha in {m + (1 - m) i / (steps - 1), i = 0..steps-1}
  *                        (m = activation_mse_min_ratio, steps = activation_mse_steps) with the least
- *                        expected squared error x - scale * clamp(round(x / scale), qmin, qmax) over the
+ *                        expected squared error of x - scale * clamp(round(x / scale), qmin, qmax) over the
  *                        histogram; ties go to the larger alpha.
  * The histograms are kept with the input ranges until the batches change. */
 #define QC_PIPELINE_HISTOGRAM_BINS 4096

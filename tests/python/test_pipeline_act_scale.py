@@ -10,7 +10,7 @@ import qcore
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-BINS = 4096
+BINS = qcore._ffi.onnx_lib.QC_PIPELINE_HISTOGRAM_BINS
 
 
 @pytest.fixture(scope="module")
