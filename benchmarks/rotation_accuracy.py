@@ -1,21 +1,31 @@
 """Evidence: what rotations do for a quantized transformer (issue 5). all-MiniLM-L6-v2 with no rotation,
-Haar-random, randomized Hadamard and Cayley-learned rotations fused online at every linear layer's input
+Haar-random, randomized Hadamard (two sign conventions, below) and Cayley-learned rotations fused online
+at every linear layer's input
 (qcore.Model.rotate_input; the inserted rotation MatMuls stay in float) and per-head rotations of V and O
 (qcore.Model.rotate_heads, Haar or Hadamard as the kind; learned runs use Hadamard heads), then
 quantized by qcore's pipeline at W8A8, W4A8 and W4A4 (per-channel symmetric weights, per-tensor
 activations at every layer input) with RTN and with OPTQ weights (statistics from one pass over 64
 calibration sentences); quality is the mean cosine between the quantized and the float model's sentence
-embeddings over 128 held-out sentences. Learned rotations: Cayley SGD (qcore.cayley_run) on the built-in
-objective (qcore.LinearRotationLoss: the output error of the layers reading the input under the W4A4
-grids the pipeline uses), started at the seed's randomized Hadamard matrix, on the input's calibration
-rows. Five seeds (the seed picks the rotations); mean and std.
+embeddings over 128 held-out sentences. Activation scales (qcore.Recipe.activation_scale): min-max at
+every format, and each further scale of --act-scales (default: MSE-optimal clipping) at W4A8 and W4A4;
+keys "W4A4/optq" (min-max) and "W4A4/optq/mse".
 
-Partial quantization (seed 0 of each kind): the same models at W4A4 with OPTQ, keeping the k most
-sensitive layers in float (sensitivity: each layer's output error in the all-quantized model's report),
-bytes against cosine.
+Randomized Hadamard kinds: "hadamard" is R = H diag(d) / sqrt(n) (qcore.random_hadamard_matrix), so x R
+= (x H) diag(d) / sqrt(n): H's all-ones column sums x, and a non-zero mean of x (the 1536-wide GELU
+outputs) lands in one coordinate, an outlier that the signs do not remove. "hadamard_ds" is its
+transpose diag(d) H^T / sqrt(n): the signs come first, the mean becomes a random-sign vector that H
+spreads; it is as exact a rotation and as fast (signs, then the FWHT). Learned rotations: Cayley SGD
+(qcore.cayley_run) on the built-in objective (qcore.LinearRotationLoss: the output error of the layers
+reading the input under the W4A4 grids the pipeline uses), started at the seed's hadamard_ds matrix, on
+the input's calibration rows. --seeds seeds (the seed picks the rotations); mean and std.
+
+Partial quantization (seed 0 of each kind): the same models at W4A4 with OPTQ and the last of
+--act-scales, keeping the k most sensitive layers in float (sensitivity: each layer's output error in
+the all-quantized model's report), bytes against cosine.
 
 Writes benchmarks/results/rotation_accuracy.json and rotation_accuracy.png.
-Usage: python benchmarks/rotation_accuracy.py [--seeds 5] [--steps 20]
+Usage: python benchmarks/rotation_accuracy.py [--seeds 5] [--steps 20] [--act-scales minmax,mse] [--no-partial]
+       python benchmarks/rotation_accuracy.py --plot-only   (table and PNG from the JSON)
 """
 import argparse
 import json
@@ -34,8 +44,9 @@ sys.path.insert(0, os.path.join(ROOT, "examples", "python"))
 import minilm_tokenizer  # noqa: E402
 from rotation_outliers import MINILM, activations, layer_inputs, texts  # noqa: E402
 
-KINDS = ("none", "haar", "hadamard", "learned")
+KINDS = ("none", "haar", "hadamard", "hadamard_ds", "learned")
 FORMATS = (("W8A8", 8, 8), ("W4A8", 4, 8), ("W4A4", 4, 4))
+CLIPPED_FORMATS = FORMATS[1:]  # where a scale other than min-max is also measured
 HEADS, HEAD_DIM = 12, 32
 KEEP_COUNTS = (0, 1, 2, 4, 8, 12, 18, 24)
 
@@ -60,6 +71,7 @@ def rotations(kind, seed, inputs, calibration, steps, ctx):
             out[name] = qcore.random_orthogonal(width, stream=1000 + seed, ctx=ctx)
         else:
             h = qcore.random_hadamard_matrix(width, stream=2000 + seed, ctx=ctx)
+            h = h if kind == "hadamard" else np.ascontiguousarray(h.T)  # hadamard_ds, and learned's start
             n = steps if width <= 512 else max(1, steps // 4)
             out[name] = learned(calibration[name][:512], weights, h.astype(np.float64), n, ctx) if kind == "learned" else h
     return out
@@ -76,6 +88,7 @@ def rotated_model(kind, seed, inputs, calibration, steps, ctx):
             if layer.endswith("attention/output/dense/MatMul"):
                 head = (qcore.random_orthogonal(HEAD_DIM, stream=3000 + seed, ctx=ctx) if kind == "haar" else
                         qcore.random_hadamard_matrix(HEAD_DIM, stream=3000 + seed, ctx=ctx))
+                head = head if kind in ("haar", "hadamard") else np.ascontiguousarray(head.T)
                 model.rotate_heads(layer, head)
         for layer in model.linear_layers():
             name = nodes[layer].inputs[0] if layer in nodes else None
@@ -98,26 +111,31 @@ def cosine(model, feeds, reference):
     return float(np.mean(np.sum(e * reference, 1) / np.linalg.norm(e, axis=1) / np.linalg.norm(reference, axis=1)))
 
 
-def evaluate(model, online, batches, feeds, reference, partial):
-    """{format/method: cosine} and, when `partial`, the W4A4 OPTQ partial-quantization curve."""
+def score_key(label, method, scale):
+    return "%s/%s" % (label, method) + ("" if scale == "minmax" else "/" + scale)
+
+
+def evaluate(model, online, batches, feeds, reference, partial, scales):
+    """{format/method[/scale]: cosine} and, when `partial`, the W4A4 OPTQ partial-quantization curve."""
     p = pipeline(model, batches)
     online = tuple(w for w in online if any(l["weight"] == w for l in p.layers))
     out = {}
-    for label, wbits, abits in FORMATS:
-        for method in ("optq", "rtn"):
-            recipe = qcore.Recipe(method=method, weights=grid(wbits), activation_bits=abits, sequential=False,
-                                  keep_float=online, report_rows=64)
-            quantized, _ = p.run(recipe)
-            out["%s/%s" % (label, method)] = cosine(quantized, feeds, reference)
+    for scale in scales:
+        for label, wbits, abits in FORMATS if scale == "minmax" else CLIPPED_FORMATS:
+            for method in ("optq", "rtn"):
+                recipe = qcore.Recipe(method=method, weights=grid(wbits), activation_bits=abits, sequential=False,
+                                      keep_float=online, report_rows=64, activation_scale=scale)
+                quantized, _ = p.run(recipe)
+                out[score_key(label, method, scale)] = cosine(quantized, feeds, reference)
     curve = []
     if not partial:
         return out, curve
-    _, report = p.run(qcore.Recipe(method="optq", weights=grid(4), activation_bits=4, sequential=False,
-                                   keep_float=online, report_rows=64))
+    w4a4 = dict(method="optq", weights=grid(4), activation_bits=4, sequential=False, report_rows=64,
+                activation_scale=scales[-1])
+    _, report = p.run(qcore.Recipe(keep_float=online, **w4a4))
     order = [r.weight for r in sorted((r for r in report if r.quantized), key=lambda r: -r.output_error)]
     for k in KEEP_COUNTS:
-        quantized, rep = p.run(qcore.Recipe(method="optq", weights=grid(4), activation_bits=4, sequential=False,
-                                            keep_float=online + tuple(order[:k]), report_rows=64))
+        quantized, rep = p.run(qcore.Recipe(keep_float=online + tuple(order[:k]), **w4a4))
         nbytes = sum(r.weight_bytes for r in rep if r.weight not in online)
         curve.append({"kept_in_float": k, "bytes": nbytes, "cosine": cosine(quantized, feeds, reference)})
     return out, curve
@@ -127,7 +145,17 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--act-scales", default="minmax,mse", help="activation scales, comma-separated, minmax first")
+    ap.add_argument("--no-partial", action="store_true", help="skip the partial-quantization curves")
+    ap.add_argument("--kinds", default=",".join(KINDS), help="rotation kinds, comma-separated")
+    ap.add_argument("--out", default="rotation_accuracy.json", help="the JSON's name in benchmarks/results")
+    ap.add_argument("--plot-only", action="store_true", help="table and PNG from the saved JSON")
+    ap.add_argument("--merge", nargs="*", default=[], help="with --plot-only: JSONs of other kinds' runs to add")
     args = ap.parse_args()
+    if args.plot_only:
+        plot_saved(args)
+        return
+    args.act_scales = args.act_scales.split(",")
     ctx = qcore.default_context()
     base = qcore.Model(MINILM)
     inputs = layer_inputs(base)
@@ -138,18 +166,19 @@ def main():
     reference = np.concatenate([qcore.Session(base).run(f)["sentence_embedding"] for f in feeds])
     runs = []
     start = time.time()
-    for kind in KINDS:
+    for kind in args.kinds.split(","):
         for seed in range(1 if kind == "none" else args.seeds):
             t = time.time()
             model, online = rotated_model(kind, seed, inputs, calibration, args.steps, ctx)
             float_cos = cosine(model, feeds, reference)
-            scores, curve = evaluate(model, online, batches, feeds, reference, partial=seed == 0)
+            scores, curve = evaluate(model, online, batches, feeds, reference, seed == 0 and not args.no_partial,
+                                     args.act_scales)
             runs.append({"kind": kind, "seed": seed, "float_cosine": float_cos, "scores": scores, "partial": curve,
                          "seconds": round(time.time() - t, 1)})
             print(kind, seed, "float %.6f" % float_cos, " ".join("%s %.4f" % kv for kv in scores.items()), flush=True)
-            save(summarize(runs, args, time.time() - start))
+            save(summarize(runs, args, time.time() - start), args.out)
     result = summarize(runs, args, time.time() - start)
-    save(result)
+    save(result, args.out)
     plot(result)
     table(result)
 
@@ -164,47 +193,75 @@ def summarize(runs, args, seconds):
         table_[kind] = {k: {"mean": float(np.mean([r["scores"][k] for r in mine])),
                             "std": float(np.std([r["scores"][k] for r in mine]))} for k in keys}
         table_[kind]["partial_w4a4_optq_seed0"] = mine[0]["partial"]
-    return {"model": "all-MiniLM-L6-v2", "seeds": args.seeds, "cayley_steps": args.steps, "seconds": round(seconds),
+    return {"model": "all-MiniLM-L6-v2", "seeds": args.seeds, "cayley_steps": args.steps,
+            "activation_scales": args.act_scales, "partial_scale": args.act_scales[-1], "seconds": round(seconds),
             "load_average": os.getloadavg(), "summary": table_, "runs": runs}
 
 
-def save(result):
+def plot_saved(args):
+    """Table and PNG from --out's JSON, with the runs of the --merge JSONs added (runs split over processes)."""
+    with open(os.path.join(RESULTS, args.out)) as f:
+        result = json.load(f)
+    for name in args.merge:
+        with open(os.path.join(RESULTS, name)) as f:
+            other = json.load(f)
+        result["runs"] += other["runs"]
+        result["seconds"] += other["seconds"]
+    if args.merge:
+        args.seeds, args.steps = result["seeds"], result["cayley_steps"]
+        args.act_scales = result["activation_scales"]
+        result = summarize(result["runs"], args, result["seconds"])
+        save(result, args.out)
+    plot(result)
+    table(result)
+
+
+def save(result, name):
     os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, "rotation_accuracy.json")
+    path = os.path.join(RESULTS, name)
     with open(path + ".tmp", "w") as f:
         json.dump(result, f, indent=1)
     os.replace(path + ".tmp", path)
 
 
+def score_keys(result):
+    """The summary's score keys: format, method, then each activation scale (min-max first)."""
+    scales = result.get("activation_scales", ["minmax"])
+    keys = [score_key(f[0], m, sc) for sc in scales for f in (FORMATS if sc == "minmax" else CLIPPED_FORMATS)
+            for m in ("rtn", "optq")]
+    first = next(iter(result["summary"].values()))
+    return [k for k in keys if k in first]
+
+
 def table(result):
     kinds = list(result["summary"])
-    print("%-12s" % "format" + "".join("%20s" % k for k in kinds))
-    for label, _, _ in FORMATS:
-        for method in ("rtn", "optq"):
-            key = "%s/%s" % (label, method)
-            print("%-12s" % key + "".join("%12.4f ± %.4f" % (result["summary"][k][key]["mean"], result["summary"][k][key]["std"])
-                                          for k in kinds))
+    print("%-16s" % "format" + "".join("%20s" % k for k in kinds))
+    for key in score_keys(result):
+        print("%-16s" % key + "".join("%12.4f ± %.4f" % (result["summary"][k][key]["mean"], result["summary"][k][key]["std"])
+                                      for k in kinds))
 
 
 def plot(result):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
-    keys = ["%s/%s" % (f[0], m) for f in FORMATS for m in ("rtn", "optq")]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 4.5))
+    keys = score_keys(result)
     x = np.arange(len(keys))
-    for i, kind in enumerate(result["summary"]):
+    kinds = list(result["summary"])
+    for i, kind in enumerate(kinds):
         s = result["summary"][kind]
-        left.errorbar(x + (i - 1.5) * 0.15, [s[k]["mean"] for k in keys], yerr=[s[k]["std"] for k in keys], fmt="o",
-                      ms=4, capsize=2, label=kind)
+        left.errorbar(x + (i - (len(kinds) - 1) / 2) * 0.14, [s[k]["mean"] for k in keys],
+                      yerr=[s[k]["std"] for k in keys], fmt="o", ms=4, capsize=2, label=kind)
         curve = s["partial_w4a4_optq_seed0"]
-        right.plot([c["bytes"] / 1e6 for c in curve], [c["cosine"] for c in curve], "-o", ms=3, label=kind)
+        if curve:
+            right.plot([c["bytes"] / 1e6 for c in curve], [c["cosine"] for c in curve], "-o", ms=3, label=kind)
     left.set_xticks(x)
     left.set_xticklabels(keys, rotation=30, fontsize=8)
     left.set_ylabel("cosine to fp32 (held-out sentences)")
     left.legend(fontsize=8)
     right.set_xlabel("linear-layer weight bytes (MB), most sensitive layers kept in float")
-    right.set_ylabel("cosine to fp32, W4A4 OPTQ (seed 0)")
+    right.set_ylabel("cosine to fp32, W4A4 OPTQ, %s scales (seed 0)" % result.get("partial_scale", "minmax"))
     right.legend(fontsize=8)
     fig.suptitle("all-MiniLM-L6-v2: rotations and partial quantization (mean ± std over %d seeds)" % result["seeds"])
     fig.tight_layout()

@@ -464,7 +464,27 @@ typedef struct qc_recipe {
     /* version 2 */
     size_t num_layer_formats;     /* per-layer weight widths overriding weights.bits (default none); a weight */
     const qc_layer_format *layer_formats; /* named at most once, never also in keep_float (borrowed) */
+    qc_scale_method activation_scale; /* each quantized layer input's per-tensor scale (default
+                                     QC_SCALE_MINMAX); see "Activation scales" below */
+    double activation_percentile; /* QC_SCALE_PERCENTILE: p in (50, 100] (default 99.99) */
+    int32_t activation_mse_steps; /* QC_SCALE_MSE: candidate clips, 2..10000 (default 200) */
+    double activation_mse_min_ratio; /* QC_SCALE_MSE: the smallest clip ratio, in (0, 1) (default 0.01) */
 } qc_recipe;
+
+/* Activation scales (recipe version 2). A layer input is quantized per tensor with zero point 0: unsigned
+ * (levels 0..2^N-1) when the float model never gave a negative value there over the calibration batches,
+ * else signed (levels -2^(N-1)..2^(N-1)-1); scale = t / qmax for a clip t. With
+ *   QC_SCALE_MINMAX      t = max |x| over the batches (the behaviour of recipe version 1);
+ * the other two read a histogram of the float model's values of that input over the batches, with
+ * QC_PIPELINE_HISTOGRAM_BINS equal bins over [min, max] (a second pass over the batches; the memory per
+ * input is the bins only), each bin's count taken as spread uniformly over the bin:
+ *   QC_SCALE_PERCENTILE  t = the activation_percentile-th percentile of |x| in that histogram;
+ *   QC_SCALE_MSE         t = alpha * max |x| for the alpha in {m + (1 - m) i / (steps - 1), i = 0..steps-1}
+ *                        (m = activation_mse_min_ratio, steps = activation_mse_steps) with the least
+ *                        expected squared error of x - scale * clamp(round(x / scale), qmin, qmax) over the
+ *                        histogram; ties go to the larger alpha.
+ * The histograms are kept with the input ranges until the batches change. */
+#define QC_PIPELINE_HISTOGRAM_BINS 4096
 
 /* Fills `recipe` with the defaults of `version` (QC_ERR_VERSION for 0 or a newer version). */
 QC_ONNX_API qc_status qc_recipe_init(qc_recipe *recipe, unsigned version);

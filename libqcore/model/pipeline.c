@@ -136,6 +136,12 @@ qc_status qc_recipe_init(qc_recipe *r, unsigned version)
     r->activation_bits = 8;
     r->sequential = 1;
     r->report_rows = 1024;
+    if (version >= 2) {
+        r->activation_scale = QC_SCALE_MINMAX;
+        r->activation_percentile = 99.99;
+        r->activation_mse_steps = 200;
+        r->activation_mse_min_ratio = 0.01;
+    }
     return QC_OK;
 }
 

@@ -1,5 +1,5 @@
 /* The pipeline's memory between runs: one-pass statistics and report rows, reused while the recipe asks
- * for the same ones (same activation bits, statistics kind, report rows and kept layers). */
+ * for the same ones (same activation bits and scales, statistics kind, report rows and kept layers). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +18,8 @@ static int same_key(const qcp_cache *c, const qcp_run *r)
     if (!c->valid || c->activation_bits != r->r->activation_bits || (kind != 0 && c->stats_kind != kind) ||
         c->report_rows != r->r->report_rows)
         return 0;
-    return memcmp(c->keep, r->keep, r->p->num_layers * sizeof *r->keep) == 0;
+    size_t n = r->p->num_layers;
+    return memcmp(c->keep, r->keep, n * sizeof *r->keep) == 0 && memcmp(c->act_scale, r->act_scale, n * sizeof *r->act_scale) == 0;
 }
 
 static void lend(qcp_run *r)
@@ -40,7 +41,7 @@ static void free_cached(qcp_cache *c, size_t n)
 {
     if (c->stats) qcp__free_stats(c->stats, n);
     for (size_t i = 0; c->report_x && i < n; i++) free(c->report_x[i]);
-    free(c->stats), free(c->report_x), free(c->report_n), free(c->keep);
+    free(c->stats), free(c->report_x), free(c->report_n), free(c->keep), free(c->act_scale);
     memset(c, 0, sizeof *c);
 }
 
@@ -52,13 +53,15 @@ qc_status qcp__cache_store(qcp_run *r, qc_gpxq_stats **stats)
     c->keep = malloc(n * sizeof *c->keep);
     c->report_x = malloc(n * sizeof *c->report_x);
     c->report_n = malloc(n * sizeof *c->report_n);
-    if (!c->keep || !c->report_x || !c->report_n) { /* the run keeps what it has */
+    c->act_scale = malloc(n * sizeof *c->act_scale);
+    if (!c->keep || !c->report_x || !c->report_n || !c->act_scale) { /* the run keeps what it has */
         free_cached(c, n);
         return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
     }
     memcpy(c->keep, r->keep, n * sizeof *c->keep);
     memcpy(c->report_x, r->report_x, n * sizeof *c->report_x);
     memcpy(c->report_n, r->report_n, n * sizeof *c->report_n);
+    memcpy(c->act_scale, r->act_scale, n * sizeof *c->act_scale);
     c->stats = stats;
     c->activation_bits = r->r->activation_bits;
     c->stats_kind = qcp__stats_kind(r->r);
@@ -71,6 +74,7 @@ qc_status qcp__cache_store(qcp_run *r, qc_gpxq_stats **stats)
 void qcp__cache_clear(qc_pipeline *p)
 {
     free_cached(&p->cache, p->num_layers);
-    free(p->range_lo), free(p->range_hi);
+    free(p->range_lo), free(p->range_hi), free(p->histogram);
     p->range_lo = p->range_hi = NULL;
+    p->histogram = NULL;
 }

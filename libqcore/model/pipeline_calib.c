@@ -27,13 +27,6 @@ static qc_status rows_of(const qcp_run *r, const qc_session *s, const qcp_batch 
     return qcp__layer_rows(r->p, i, &v, rows, owned, r->function);
 }
 
-static int first_reader(size_t i, char *const *names)
-{
-    for (size_t j = 0; j < i; j++)
-        if (strcmp(names[j], names[i]) == 0) return 0;
-    return 1;
-}
-
 qc_status qcp__float_session(qcp_run *r)
 {
     return r->fp ? QC_OK : qc_session_create(&r->fp, r->p->model, r->p->ctx);
@@ -61,14 +54,14 @@ qc_status qcp__input_ranges(qcp_run *r)
     if (p->range_lo) {
         memcpy(r->lo, p->range_lo, p->num_layers * sizeof *r->lo);
         memcpy(r->hi, p->range_hi, p->num_layers * sizeof *r->hi);
-        return QC_OK;
+        return qcp__input_histograms(r);
     }
     char **inputs = malloc(p->num_layers * sizeof *inputs);
     qc_status st = inputs ? qcp__float_session(r) : QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
     for (size_t i = 0; i < p->num_layers; i++) {
         inputs[i] = p->layers[i].input;
         r->lo[i] = INFINITY, r->hi[i] = -INFINITY;
-        if (st == QC_OK && first_reader(i, inputs)) st = qc_session_capture(r->fp, inputs[i]);
+        if (st == QC_OK && qcp__first_reader(p, i) == i) st = qc_session_capture(r->fp, inputs[i]);
     }
     for (size_t b = 0; st == QC_OK && b < p->num_batches; b++) {
         st = qcp__bind_batch(r->fp, &p->batches[b]);
@@ -89,7 +82,8 @@ qc_status qcp__input_ranges(qcp_run *r)
         }
     }
     free(inputs);
-    return st == QC_OK ? record_ranges(r) : st;
+    if (st == QC_OK) st = record_ranges(r);
+    return st == QC_OK ? qcp__input_histograms(r) : st;
 }
 
 /* Appends rows of x to layer i's report rows until report_rows are kept. */

@@ -34,6 +34,7 @@ typedef struct qcp_cache {
     int32_t activation_bits;
     int stats_kind;              /* 0: none (RTN), QC_GPXQ_OPTQ or QC_GPXQ_GPFQ */
     int64_t report_rows;
+    float *act_scale;            /* per layer, the activation scales the statistics were collected with */
     int *keep;                   /* per layer */
     qc_gpxq_stats **stats;       /* per layer, entries shared by layers reading one value; owned */
     float **report_x;            /* per layer; owned */
@@ -49,6 +50,8 @@ struct qc_pipeline {
     size_t num_batches;
     qc_layer_report *reports;   /* num_layers, from the last successful run; NULL before */
     double *range_lo, *range_hi;/* each layer input's range over the batches (float model); NULL until known */
+    double *histogram;          /* QC_PIPELINE_HISTOGRAM_BINS counts per layer over [range_lo, range_hi], filled
+                                   for the first layer reading each input; NULL until a recipe needs them */
     qcp_cache cache;
 };
 
@@ -107,9 +110,20 @@ qc_status qcp__cache_store(qcp_run *r, qc_gpxq_stats **stats);
 /* Empties the cache and the recorded ranges (new batches). */
 void qcp__cache_clear(qc_pipeline *p);
 
-/* Each layer input's range over the batches in the float model (r->lo, r->hi): recorded by the first run
- * after the batches changed, which runs every batch. */
+/* Each layer input's range over the batches in the float model (r->lo, r->hi), and the histograms when the
+ * recipe needs them: recorded by the first run after the batches changed that needs them, which runs
+ * every batch. */
 qc_status qcp__input_ranges(qcp_run *r);
+
+/* The float model's histogram of each layer input over the batches (p->histogram), made by a pass over
+ * them when the recipe's activation scale needs it and the pipeline does not hold it; needs the ranges. */
+qc_status qcp__input_histograms(qcp_run *r);
+
+/* The clip t of layer i's input (its scale is t / qmax) by the recipe's activation_scale. */
+double qcp__input_clip(const qcp_run *r, size_t i);
+
+/* The first layer reading the same input as layer i. */
+size_t qcp__first_reader(const qc_pipeline *p, size_t i);
 
 /* Value `name` of the session's last run on batch b (a graph input is the batch's own value; sessions do
  * not keep inputs). */

@@ -15,6 +15,24 @@ static int kept(const qc_recipe *rc, const char *weight)
     return 0;
 }
 
+static qc_status check_activation_scale(const qc_recipe *rc, const char *function)
+{
+    if (rc->version < 2) return QC_OK;
+    if (rc->activation_scale < QC_SCALE_MINMAX || rc->activation_scale > QC_SCALE_MSE)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'activation_scale': %d is not a qc_scale_method",
+                           (int)rc->activation_scale);
+    if (rc->activation_scale == QC_SCALE_PERCENTILE && !(rc->activation_percentile > 50 && rc->activation_percentile <= 100))
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'activation_percentile': %g is not in (50, 100]",
+                           rc->activation_percentile);
+    if (rc->activation_scale == QC_SCALE_MSE && (rc->activation_mse_steps < 2 || rc->activation_mse_steps > 10000))
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'activation_mse_steps': %d is not in 2..10000",
+                           (int)rc->activation_mse_steps);
+    if (rc->activation_scale == QC_SCALE_MSE && !(rc->activation_mse_min_ratio > 0 && rc->activation_mse_min_ratio < 1))
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'activation_mse_min_ratio': %g is not in (0, 1)",
+                           rc->activation_mse_min_ratio);
+    return QC_OK;
+}
+
 static size_t layer_format_count(const qc_recipe *rc)
 {
     return rc->version >= 2 ? rc->num_layer_formats : 0;
@@ -64,6 +82,7 @@ qc_status qcp__check_recipe(const qc_pipeline *p, const qc_recipe *rc, const cha
     if (rc->activation_bits != 0 && (rc->activation_bits < 2 || rc->activation_bits > 16))
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'activation_bits': %d is neither 0 nor in 2..16",
                            (int)rc->activation_bits);
+    QCM_TRY(check_activation_scale(rc, function));
     if (rc->gpxq.accumulator_bits && rc->activation_bits == 0)
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG,
                            "recipe: AXE (gpxq.accumulator_bits = %d) bounds integer dot products and needs activation_bits",
@@ -149,12 +168,13 @@ qc_status qcp__node_reading(const qc_model *m, const char *weight, size_t *index
     return QCM_FAIL_IN(function, QC_ERR_FORMAT, "no node reads weight '%s'", weight);
 }
 
-/* Per-tensor parameters of layer i's input: unsigned when it was never negative, else signed; zero point 0. */
+/* Per-tensor parameters of layer i's input: unsigned when it was never negative, else signed; zero point 0;
+ * the clip by the recipe's activation_scale. */
 static void input_grid(const qcp_run *r, size_t i)
 {
     int bits = r->r->activation_bits;
     r->act_signed[i] = r->lo[i] < 0;
-    double top = r->act_signed[i] ? fmax(-r->lo[i], r->hi[i]) / (ldexp(1.0, bits - 1) - 1) : r->hi[i] / (ldexp(1.0, bits) - 1);
+    double top = qcp__input_clip(r, i) / (r->act_signed[i] ? ldexp(1.0, bits - 1) - 1 : ldexp(1.0, bits) - 1);
     r->act_scale[i] = top > 0 && isfinite(top) ? (float)top : 1.0f;
 }
 

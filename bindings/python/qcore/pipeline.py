@@ -19,7 +19,7 @@ from ._tensor import named_views
 from .core import default_context
 from .gpxq import AxeStats, GpxqOptions
 from .model import Model
-from .quant import QuantOptions
+from .quant import _SCALE_METHOD, QuantOptions
 
 _METHODS = {"rtn": 1, "optq": 2, "gpfq": 3}
 
@@ -32,7 +32,11 @@ class Recipe:
     sequential: statistics from the model as quantized so far; keep_float: weight names kept in float
     (partial quantization); report_bits: P the report simulates (0: AXE's P, or 32); report_rows:
     calibration rows per layer in the report; layer_bits: {weight name: bits} overriding weights.bits per
-    layer (a mixed-precision configuration; 0 keeps that weight float while its input is quantized)."""
+    layer (a mixed-precision configuration; 0 keeps that weight float while its input is quantized);
+    activation_scale: how each layer input's per-tensor scale is chosen from the float model's values over
+    the calibration batches, 'minmax' (max |x|), 'percentile' (activation_percentile of |x|) or 'mse' (the
+    clip ratio in activation_mse_min_ratio..1, activation_mse_steps candidates, with the least squared
+    error), the last two on a histogram of QC_PIPELINE_HISTOGRAM_BINS bins (see qc_model.h)."""
 
     method: str = "optq"
     weights: QuantOptions = field(default_factory=lambda: QuantOptions(bits=8, granularity="channel", axis=0))
@@ -43,6 +47,10 @@ class Recipe:
     report_bits: int = 0
     report_rows: int = 1024
     layer_bits: dict = field(default_factory=dict)
+    activation_scale: str = "minmax"
+    activation_percentile: float = 99.99
+    activation_mse_steps: int = 200
+    activation_mse_min_ratio: float = 0.01
 
     def to_c(self):
         """(qc_recipe *, what must stay alive while the C recipe is used)."""
@@ -63,6 +71,11 @@ class Recipe:
         for k, (name, bits) in enumerate(zip(weights, self.layer_bits.values())):
             formats[k].weight, formats[k].weight_bits = name, bits
         r.num_layer_formats, r.layer_formats = len(weights), formats
+        if self.activation_scale not in _SCALE_METHOD:
+            raise ValueError("qcore.Recipe: activation_scale must be one of %s, got %r"
+                             % (", ".join(_SCALE_METHOD), self.activation_scale))
+        r.activation_scale, r.activation_percentile = _SCALE_METHOD[self.activation_scale], self.activation_percentile
+        r.activation_mse_steps, r.activation_mse_min_ratio = self.activation_mse_steps, self.activation_mse_min_ratio
         return r, (names, keep, weights, formats)
 
 
