@@ -333,6 +333,27 @@ typedef struct qc_accumulator_stats {
 QC_ONNX_API qc_status qc_session_accumulator_stats(const qc_session *session, qc_accumulator_stats *out);
 
 /* ---------------------------------------------------------------------------------------------
+ * The ai.qcore domain (since libqcore-onnx 1.2; a model imports opset "ai.qcore" version 1).
+ *
+ * LQGemm: a fully-connected layer whose weights and inputs are learned non-uniform (LQ) levels
+ * (qc_lq.h), run on the bit-serial kernels (qc_kernels.h; the GEMV for one row), which encode X into
+ * bit-planes on their input side:
+ *     Y[..., o] = sum_k level_x(X[..., k]) level_w(o, k) (+ B[o])
+ * computed exactly as qc_bitserial_gemm: integer dot products of the planes, scaled in double per output.
+ * Inputs:
+ *   0 X         FLOAT [..., n], rank >= 1, finite; every row of n values is encoded alone;
+ *   1 W_planes  INT64 [O, Kw, qc_lq_plane_words(n)]: W's codes packed by qc_lq_pack (64-bit words stored
+ *               as INT64, bit k & 63 of word k >> 6 of plane j is bit j of the code of W[o, k]; padding 0);
+ *   2 W_basis   FLOAT [O, Kw], Kw in 1..4: one basis per output channel;
+ *   3 X_basis   FLOAT [Ka], Ka in 1..4: one basis for the whole input;
+ *   4 B         FLOAT [O] (optional).
+ * Attributes: x_signed (INT, default 0: X's code bits mean 0/1, QC_LQ_UNSIGNED, for inputs after a ReLU;
+ * 1: -1/+1, QC_LQ_SIGNED) and w_signed (INT, default 1: -1/+1; 0: 0/1). Output 0: Y FLOAT [..., O].
+ * Errors name the node: QC_ERR_SHAPE (shapes above), QC_ERR_DTYPE, QC_ERR_INVALID_ARG (attributes other
+ * than 0 or 1), QC_ERR_NUMERIC (NaN or Inf in X, a basis or B).
+ */
+
+/* ---------------------------------------------------------------------------------------------
  * Calibration and evaluation data: arrays read from files.
  */
 typedef enum qc_array_format {
