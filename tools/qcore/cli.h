@@ -20,6 +20,7 @@ typedef int (*command_fn)(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_lq(int argc, char **argv);
 
 /* Prints "qcore <command>: <message>" to stderr; returns `code`. */
 int fail(const char *command, int code, const char *format, ...) __attribute__((format(printf, 3, 4)));
