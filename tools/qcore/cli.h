@@ -52,4 +52,31 @@ void feeds_free(feed_set *f);
 /* Views of samples [first, first + n) of every feed. */
 void feeds_slice(const feed_set *f, int64_t first, int64_t n, qc_tensor *views);
 
+/* The most --data feeds a command takes. */
+#define QC_CLI_MAX_FEEDS 16
+
+/* Parses `text` (the value of `flag`) as an integer in lo..hi into *out; else prints why and returns
+ * EXIT_USAGE. */
+int parse_integer(const char *command, const char *text, long lo, long hi, const char *flag, long *out);
+
+/* Parses --input-scale's value (a finite number above 0) into *out; else prints why and returns EXIT_USAGE. */
+int parse_scale(const char *command, const char *text, double *out);
+
+/* Appends a --data INPUT=FILE spec (borrowed) to specs[*count] (room for QC_CLI_MAX_FEEDS); EXIT_USAGE past it. */
+int add_feed_spec(const char *command, char **specs, size_t *count, const char *spec);
+
+/* A model with its calibration data: the feeds, and a pipeline holding them as batches. */
+typedef struct calibration {
+    qc_model *model;
+    feed_set feeds;
+    qc_pipeline *pipeline;
+} calibration;
+
+/* Loads `model`, reads the feeds (`specs`, at most QC_CLI_MAX_FEEDS, scaled by `scale`) and adds their first
+ * `samples` samples to a new pipeline (using `ctx`), `batch` samples per batch. On failure prints the
+ * reason and returns its exit code; calibration_close frees what was made either way. */
+int calibration_open(calibration *c, const char *command, const char *model, char **specs, size_t count, double scale,
+                     long samples, long batch, qc_ctx *ctx);
+void calibration_close(calibration *c);
+
 #endif

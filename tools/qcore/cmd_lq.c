@@ -2,7 +2,6 @@
  * as an ai.qcore model and, on request, as its onnxruntime export. */
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +31,7 @@ static const char HELP[] =
     "  -q, --quiet                no progress bar\n"
     "Both files are written atomically: on failure neither is written and existing files are untouched.\n";
 
-enum { MAX_DATA = 16 };
+enum { MAX_DATA = QC_CLI_MAX_FEEDS };
 
 typedef struct options {
     const char *model, *output, *ort;
@@ -43,17 +42,6 @@ typedef struct options {
     int quiet;
     qc_lq_replace_options lq;
 } options;
-
-static int number(const char *text, long lo, long hi, const char *flag, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || *end || end == text || v < lo || v > hi)
-        return fail("lq", EXIT_USAGE, "%s takes an integer in %ld..%ld, got '%s'", flag, lo, hi, text);
-    *out = v;
-    return EXIT_DONE;
-}
 
 static const struct option LONG[] = {
     {"output", required_argument, 0, 'o'}, {"export-ort", required_argument, 0, 'E'}, {"data", required_argument, 0, 'd'},
@@ -69,21 +57,14 @@ static int apply(options *o, int c, const char *arg)
     switch (c) {
     case 'o': o->output = arg; break;
     case 'E': o->ort = arg; break;
-    case 'd':
-        if (o->num_data == MAX_DATA) return fail("lq", EXIT_USAGE, "at most %d --data", MAX_DATA);
-        o->data[o->num_data++] = (char *)arg;
-        break;
-    case 'S':
-        o->input_scale = strtod(arg, NULL);
-        if (!(o->input_scale > 0) || !isfinite(o->input_scale))
-            return fail("lq", EXIT_USAGE, "--input-scale takes a positive number, got '%s'", arg);
-        break;
-    case 'w': code = number(arg, 1, QC_LQ_MAX_BITS, "--weight-bits", &v), o->lq.weight_bits = (int32_t)v; break;
-    case 'a': code = number(arg, 1, QC_LQ_MAX_BITS, "--act-bits", &v), o->lq.input_bits = (int32_t)v; break;
+    case 'd': code = add_feed_spec("lq", o->data, &o->num_data, arg); break;
+    case 'S': code = parse_scale("lq", arg, &o->input_scale); break;
+    case 'w': code = parse_integer("lq", arg, 1, QC_LQ_MAX_BITS, "--weight-bits", &v), o->lq.weight_bits = (int32_t)v; break;
+    case 'a': code = parse_integer("lq", arg, 1, QC_LQ_MAX_BITS, "--act-bits", &v), o->lq.input_bits = (int32_t)v; break;
     case 'N': o->lq.refit = 0; break;
-    case 'n': code = number(arg, 1, 1L << 30, "--samples", &o->samples); break;
-    case 'b': code = number(arg, 1, 1L << 20, "--batch", &o->batch); break;
-    case 't': code = number(arg, 0, 1024, "--threads", &o->threads); break;
+    case 'n': code = parse_integer("lq", arg, 1, 1L << 30, "--samples", &o->samples); break;
+    case 'b': code = parse_integer("lq", arg, 1, 1L << 20, "--batch", &o->batch); break;
+    case 't': code = parse_integer("lq", arg, 0, 1024, "--threads", &o->threads); break;
     case 'q': o->quiet = 1; break;
     default: return fail("lq", EXIT_USAGE, "see qcore lq --help");
     }
@@ -111,19 +92,6 @@ static int parse(options *o, int argc, char **argv)
     if (o->output == NULL) return fail("lq", EXIT_USAGE, "-o OUT.onnx is required");
     if (o->num_data == 0) return fail("lq", EXIT_USAGE, "calibration data is required: --data INPUT=FILE");
     if (o->ort && strcmp(o->ort, o->output) == 0) return fail("lq", EXIT_USAGE, "--export-ort and -o name the same file");
-    return EXIT_DONE;
-}
-
-static int add_batches(qc_pipeline *p, const feed_set *f, long samples, long batch)
-{
-    int64_t total = f->samples < samples ? f->samples : samples;
-    qc_tensor views[MAX_DATA];
-    for (int64_t first = 0; first < total; first += batch) {
-        int64_t n = total - first < batch ? total - first : batch;
-        feeds_slice(f, first, n, views);
-        qc_status st = qc_pipeline_add_batch(p, f->count, (const char *const *)f->names, views);
-        if (st != QC_OK) return fail("lq", exit_code_of(st), "%s", qc_last_error());
-    }
     return EXIT_DONE;
 }
 
@@ -159,25 +127,19 @@ static void print_summary(const options *o, const qc_lq_replace_result *r)
 
 static int run(const options *o, qc_ctx *ctx)
 {
-    qc_model *model = NULL, *lq = NULL, *ort = NULL;
-    qc_pipeline *p = NULL;
-    feed_set feeds = {0};
+    qc_model *lq = NULL, *ort = NULL;
+    calibration c;
     qc_lq_replace_result result = QC_LQ_REPLACE_RESULT_INIT;
-    qc_status st = qc_model_load(&model, o->model);
-    int code = st == QC_OK ? feeds_read(&feeds, "lq", model, (char **)o->data, o->num_data, o->input_scale, o->samples)
-                           : fail("lq", exit_code_of(st), "%s", qc_last_error());
-    if (code == EXIT_DONE && (st = qc_pipeline_create(&p, model, ctx)) != QC_OK)
-        code = fail("lq", st == QC_ERR_UNSUPPORTED ? EXIT_FAILED : exit_code_of(st), "%s", qc_last_error());
-    if (code == EXIT_DONE) code = add_batches(p, &feeds, o->samples, o->batch);
-    if (code == EXIT_DONE && (st = qc_model_lq_replace(&lq, o->ort ? &ort : NULL, &result, p, &o->lq)) != QC_OK)
+    qc_status st;
+    int code = calibration_open(&c, "lq", o->model, (char **)o->data, o->num_data, o->input_scale, o->samples, o->batch,
+                                ctx);
+    if (code == EXIT_DONE && (st = qc_model_lq_replace(&lq, o->ort ? &ort : NULL, &result, c.pipeline, &o->lq)) != QC_OK)
         code = fail("lq", EXIT_FAILED, "%s", qc_last_error());
     if (code == EXIT_DONE) code = save(o, lq, ort);
     if (code == EXIT_DONE) print_summary(o, &result);
     qc_model_free(ort);
     qc_model_free(lq);
-    qc_pipeline_free(p);
-    feeds_free(&feeds);
-    qc_model_free(model);
+    calibration_close(&c);
     return code;
 }
 

@@ -1,5 +1,7 @@
 /* What the commands share: messages and exit codes, the context with its progress bar, and the feeds
  * (graph inputs read from files). */
+#include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,4 +182,67 @@ void feeds_slice(const feed_set *f, int64_t first, int64_t n, qc_tensor *views)
         views[k].dims[0] = n;
         views[k].data = (char *)t->data + (size_t)(first * per_sample) * (size_t)(qc_dtype_bits(t->dtype) / 8);
     }
+}
+
+int parse_integer(const char *command, const char *text, long lo, long hi, const char *flag, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || *end || end == text || v < lo || v > hi)
+        return fail(command, EXIT_USAGE, "%s takes an integer in %ld..%ld, got '%s'", flag, lo, hi, text);
+    *out = v;
+    return EXIT_DONE;
+}
+
+int parse_scale(const char *command, const char *text, double *out)
+{
+    char *end;
+    double v = strtod(text, &end);
+    if (*end || end == text || !(v > 0) || !isfinite(v))
+        return fail(command, EXIT_USAGE, "--input-scale takes a positive number, got '%s'", text);
+    *out = v;
+    return EXIT_DONE;
+}
+
+int add_feed_spec(const char *command, char **specs, size_t *count, const char *spec)
+{
+    if (*count == QC_CLI_MAX_FEEDS) return fail(command, EXIT_USAGE, "at most %d --data", QC_CLI_MAX_FEEDS);
+    specs[(*count)++] = (char *)spec;
+    return EXIT_DONE;
+}
+
+/* Adds the first `samples` samples of the feeds to the pipeline, `batch` samples per batch. */
+static int add_batches(const char *command, qc_pipeline *p, const feed_set *f, long samples, long batch)
+{
+    int64_t total = f->samples < samples ? f->samples : samples;
+    qc_tensor views[QC_CLI_MAX_FEEDS];
+    for (int64_t first = 0; first < total; first += batch) {
+        int64_t n = total - first < batch ? total - first : batch;
+        feeds_slice(f, first, n, views);
+        qc_status st = qc_pipeline_add_batch(p, f->count, (const char *const *)f->names, views);
+        if (st != QC_OK) return fail(command, exit_code_of(st), "%s", qc_last_error());
+    }
+    return EXIT_DONE;
+}
+
+int calibration_open(calibration *c, const char *command, const char *model, char **specs, size_t count, double scale,
+                     long samples, long batch, qc_ctx *ctx)
+{
+    memset(c, 0, sizeof *c);
+    qc_status st = qc_model_load(&c->model, model);
+    int code = st == QC_OK ? feeds_read(&c->feeds, command, c->model, specs, count, scale, samples)
+                           : fail(command, exit_code_of(st), "%s", qc_last_error());
+    if (code == EXIT_DONE && (st = qc_pipeline_create(&c->pipeline, c->model, ctx)) != QC_OK)
+        code = fail(command, st == QC_ERR_UNSUPPORTED ? EXIT_FAILED : exit_code_of(st), "%s", qc_last_error());
+    if (code == EXIT_DONE) code = add_batches(command, c->pipeline, &c->feeds, samples, batch);
+    return code;
+}
+
+void calibration_close(calibration *c)
+{
+    qc_pipeline_free(c->pipeline);
+    feeds_free(&c->feeds);
+    qc_model_free(c->model);
+    memset(c, 0, sizeof *c);
 }
