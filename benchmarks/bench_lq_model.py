@@ -56,9 +56,8 @@ class Engine:
 def measure(engine, test, labels, repeats, latency_images):
     logits = np.concatenate([engine.run(test[s:s + 1000]) for s in range(0, len(test), 1000)])
     singles = [np.ascontiguousarray(test[i:i + 1]) for i in range(latency_images)]
-    latency = timing.best_time(lambda: [engine.run(x) for x in singles], repeats) / latency_images
-    block = np.ascontiguousarray(test[:64])
-    throughput = 64 / timing.best_time(lambda: engine.run(block), repeats)
+    latency, throughput = timing.latency_and_throughput(engine.run, engine.run, singles,
+                                                        np.ascontiguousarray(test[:64]), repeats)
     return logits, {"accuracy": float((logits.argmax(1) == labels).mean()), "latency_us": latency * 1e6,
                     "throughput_per_s": throughput}
 
@@ -66,8 +65,7 @@ def measure(engine, test, labels, repeats, latency_images):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calibration", type=int, default=4096)
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--latency-images", type=int, default=50)
+    timing.add_speed_arguments(parser)
     parser.add_argument("--installed", action="store_true")
     args = parser.parse_args()
     source = use_build_tree(args.installed)
