@@ -337,8 +337,8 @@ QC_ONNX_API qc_status qc_session_accumulator_stats(const qc_session *session, qc
  * The ai.qcore domain (since libqcore-onnx 1.2; a model imports opset "ai.qcore" version 1).
  *
  * LQGemm: a fully-connected layer whose weights and inputs are learned non-uniform (LQ) levels
- * (qc_lq.h), run on the bit-serial kernels (qc_kernels.h; the GEMV for one row), which encode X into
- * bit-planes on their input side:
+ * (qc_lq.h), run on the bit-serial kernels (qc_kernels.h; the GEMV for one row) with the session's
+ * context (its threads and kernel set), which encode X into bit-planes on their input side:
  *     Y[..., o] = sum_k level_x(X[..., k]) level_w(o, k) (+ B[o])
  * computed exactly as qc_bitserial_gemm: integer dot products of the planes, scaled in double per output.
  * Inputs:

@@ -1,6 +1,9 @@
-"""The LQ layer in models: the executor's ai.qcore.LQGemm op (qc_model.h) against numpy (decoded levels,
-float64 product) and the bit-serial kernel called directly (the same bits), for every code pairing, Kw and
-Ka, row lengths with word and vector tails, batch rows of any rank and the one-row GEMV path; its errors."""
+"""The LQ layer in models. The executor's ai.qcore.LQGemm op (qc_model.h) against numpy (decoded levels,
+float64 product) and the reference bit-serial kernel called directly (the same bits, on every kernel set
+the session's context picks), for every code pairing, Kw and Ka, row lengths with word and vector tails,
+batch rows of any rank and the one-row GEMV path; its errors. Then qc_model_lq_replace (qcore.lq_replace)
+and `qcore lq` on the Fashion-MNIST MLP and small graphs, against onnxruntime running the export, the
+example's own Python recipe and numpy."""
 import numpy as np
 import pytest
 
@@ -43,8 +46,11 @@ def lq_gemm_model(x_shape, planes, w_basis, x_basis, bias=None, x_signed=0, w_si
     return qcore.Model.from_bytes(model.SerializeToString())
 
 
-def run(model, x, threads=2):
-    return qcore.Session(model, qcore.Context(threads=threads)).run({"X": x})["Y"]
+def run(model, x, threads=2, arch="auto"):
+    return qcore.Session(model, qcore.Context(threads=threads, arch=arch)).run({"X": x})["Y"]
+
+
+ARCHS = [a for a in ("ref", "avx2", "avx512") if qcore.arch_supported(a)]
 
 
 @pytest.mark.parametrize("x_code,w_code", PAIRS)
@@ -59,11 +65,13 @@ def test_lq_gemm_equals_kernel_and_numpy(rng, x_code, w_code, n):
             x = np.maximum(x, 0)
         model = lq_gemm_model(x.shape, planes, w_basis, x_basis, bias, x_signed=int(x_code == "signed"),
                               w_signed=int(w_code == "signed"))
-        y = run(model, x)
-        assert y.shape == (3, 5, o)
         rows = x.reshape(-1, n)
-        direct = qcore.bitserial_gemm(rows, x_basis, x_code, planes, w_basis, w_code, bias)
-        np.testing.assert_array_equal(y.reshape(-1, o), direct)
+        reference = qcore.bitserial_gemm(rows, x_basis, x_code, planes, w_basis, w_code, bias,
+                                         ctx=qcore.Context(arch="ref", threads=1))
+        for arch in ARCHS:  # the session's kernel set runs the op, and every set gives the reference's bits
+            y = run(model, x, arch=arch)
+            assert y.shape == (3, 5, o)
+            np.testing.assert_array_equal(y.reshape(-1, o), reference, err_msg=arch)
         w_codes = qcore.lq_encode(w, w_basis, w_code)
         levels_w = oracle.decode(w_codes, w_basis.astype(np.float64), w_code)
         levels_x = oracle.decode(oracle.encode(rows, x_basis[None], x_code), x_basis[None].astype(np.float64), x_code)

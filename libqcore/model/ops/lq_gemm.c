@@ -40,24 +40,22 @@ static qc_status check_shapes(const qce_call *call, int64_t n, int64_t *outputs)
     return QC_OK;
 }
 
-/* One batch row runs the GEMV, whose work is spread over the outputs rather than the rows. */
+/* One batch row runs the GEMV, whose work is spread over the outputs rather than the rows. The session's
+ * context gives the threads and the kernel set. */
 static qc_status run_kernel(const qce_call *call, qc_tensor *y, const qc_tensor *x, qc_lq_code x_code, qc_lq_code w_code,
                             const qc_tensor *bias)
 {
-    qc_ctx *ctx = NULL;
-    qc_status st = qc_ctx_create(&ctx);
-    if (st == QC_OK) st = qc_ctx_set_param(ctx, QC_CTX_THREADS, call->threads > 0 ? call->threads : 1);
     const qc_tensor *x_basis = &call->inputs[LQ_X_BASIS]->tensor, *planes = &call->inputs[LQ_W_PLANES]->tensor;
     const qc_tensor *w_basis = &call->inputs[LQ_W_BASIS]->tensor;
-    if (st == QC_OK && x->dims[0] == 1) {
+    qc_status st;
+    if (x->dims[0] == 1) {
         qc_tensor x_row, y_row;
         st = qc_tensor_init(&x_row, x->data, QC_DT_F32, 1, &x->dims[1], NULL);
         if (st == QC_OK) st = qc_tensor_init(&y_row, y->data, QC_DT_F32, 1, &y->dims[1], NULL);
-        if (st == QC_OK) st = qc_bitserial_gemv(ctx, &y_row, &x_row, x_basis, x_code, planes, w_basis, w_code, bias);
-    } else if (st == QC_OK) {
-        st = qc_bitserial_gemm(ctx, y, x, x_basis, x_code, planes, w_basis, w_code, bias);
+        if (st == QC_OK) st = qc_bitserial_gemv(call->ctx, &y_row, &x_row, x_basis, x_code, planes, w_basis, w_code, bias);
+    } else {
+        st = qc_bitserial_gemm(call->ctx, y, x, x_basis, x_code, planes, w_basis, w_code, bias);
     }
-    qc_ctx_free(ctx);
     return st == QC_OK ? QC_OK : qce__fail(call, st, "%s", qc_last_error());
 }
 
