@@ -599,7 +599,7 @@ QC_ONNX_API qc_status qc_model_search_recipe(qc_model_search *search, const uint
  * replaced by an ai.qcore.LQGemm node (above), fitted post-training on the pipeline's calibration batches.
  *
  * A fully-connected layer is a pipeline layer (qc_pipeline_layer) that is a MatMul, or a Gemm with alpha =
- * beta = 1 and no C or a constant FLOAT C of O values; other layers (Conv, other Gemms) stay as they are.
+ * beta = 1 and no C or a constant FLOAT C [O] or [1, O]; other layers (Conv, other Gemms) stay as they are.
  * In graph order, for each such layer with weight W [O, n]:
  *   1. its inputs X are taken from the model as replaced so far (earlier layers already LQ), every row of
  *      every batch; codes are QC_LQ_UNSIGNED when no input was negative, else QC_LQ_SIGNED;

@@ -75,10 +75,10 @@ static int fully_connected(const qc_pipeline *p, size_t i, const char **bias)
     qc_initializer_info c;
     if (qc_model_find_initializer(p->model, n->input[2], &index) != QC_OK || qc_model_initializer(p->model, index, &c) != QC_OK)
         return 0;
-    int64_t count = 1;
-    for (int d = 0; d < c.ndim; d++) count *= c.dims[d];
+    /* one value per output: [O] or [1, O] (a [M, 1] or [M, O] C is not a bias) */
+    int row = (c.ndim == 1 && c.dims[0] == l->out) || (c.ndim == 2 && c.dims[0] == 1 && c.dims[1] == l->out);
     *bias = n->input[2];
-    return c.elem_type == QC_ONNX_FLOAT && count == l->out;
+    return c.elem_type == QC_ONNX_FLOAT && row;
 }
 
 static qc_status find_layers(lq_run *r, const char *function)
@@ -95,7 +95,7 @@ static qc_status find_layers(lq_run *r, const char *function)
     }
     if (r->count == 0)
         return QCM_FAIL_IN(function, QC_ERR_UNSUPPORTED, "the model has no fully-connected layer (MatMul, or Gemm with "
-                                                         "alpha = beta = 1 and a constant C of O values)");
+                                                         "alpha = beta = 1 and a constant C [O] or [1, O])");
     return QC_OK;
 }
 
