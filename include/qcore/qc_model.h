@@ -351,7 +351,7 @@ QC_ONNX_API qc_status qc_session_accumulator_stats(const qc_session *session, qc
  * Attributes: x_signed (INT, default 0: X's code bits mean 0/1, QC_LQ_UNSIGNED, for inputs after a ReLU;
  * 1: -1/+1, QC_LQ_SIGNED) and w_signed (INT, default 1: -1/+1; 0: 0/1). Output 0: Y FLOAT [..., O].
  * Errors name the node: QC_ERR_SHAPE (shapes above), QC_ERR_DTYPE, QC_ERR_INVALID_ARG (attributes other
- * than 0 or 1), QC_ERR_NUMERIC (NaN or Inf in X, a basis or B).
+ * than 0 or 1; a plane bit set past element n), QC_ERR_NUMERIC (NaN or Inf in X, a basis or B).
  */
 
 /* ---------------------------------------------------------------------------------------------

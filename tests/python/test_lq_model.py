@@ -113,6 +113,15 @@ def test_lq_gemm_errors_name_the_node(rng):
     bad[1, 3] = np.nan
     with pytest.raises(qcore.NumericError, match="LQGemm node 'lq'"):
         run(lq_gemm_model(x.shape, planes, w_basis, x_basis), bad)
+    padded = planes.copy()
+    padded[5, 1, 1] |= np.uint64(1 << 36)  # element 100 of row 5's plane 1: the first bit past n
+    with pytest.raises(qcore.InvalidArgumentError, match="plane row 11 has bits set past element 100"):
+        run(lq_gemm_model(x.shape, padded, w_basis, x_basis), x)
+    padded = planes.copy()
+    padded[0, 0, 7] = np.uint64(1)  # a whole padding word
+    with pytest.raises(qcore.InvalidArgumentError, match="plane row 0 has bits set past element 100"):
+        run(lq_gemm_model(x.shape, padded, w_basis, x_basis), x)
+    run(lq_gemm_model(x.shape, planes, w_basis, x_basis), x)  # and the planes as packed pass
 
 
 # ---- qc_model_lq_replace, its onnxruntime export and the qcore lq tool ---------------------------------

@@ -40,6 +40,23 @@ static qc_status check_shapes(const qce_call *call, int64_t n, int64_t *outputs)
     return QC_OK;
 }
 
+/* The kernels' identities count every bit of a plane, so bits past element n must be 0 (qc_lq_pack's
+ * padding); a model from elsewhere may hold anything there. */
+static qc_status check_padding(const qce_call *call, int64_t n)
+{
+    const qc_tensor *planes = &call->inputs[LQ_W_PLANES]->tensor;
+    int64_t rows = planes->dims[0] * planes->dims[1], words = planes->dims[2], first = n >> 6;
+    const uint64_t *w = planes->data;
+    uint64_t partial = (n & 63) ? ~0ull << (n & 63) : ~0ull; /* the bits of word `first` past n */
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t k = first; k < words; k++)
+            if (w[r * words + k] & (k == first ? partial : ~0ull))
+                return qce__fail(call, QC_ERR_INVALID_ARG,
+                                 "W_planes: plane row %lld has bits set past element %lld (padding must be 0)",
+                                 (long long)r, (long long)n);
+    return QC_OK;
+}
+
 /* One batch row runs the GEMV, whose work is spread over the outputs rather than the rows. The session's
  * context gives the threads and the kernel set. */
 static qc_status run_kernel(const qce_call *call, qc_tensor *y, const qc_tensor *x, qc_lq_code x_code, qc_lq_code w_code,
@@ -74,6 +91,7 @@ static qc_status op_lq_gemm(const qce_call *call)
     if (x->ndim < 1 || x->dims[x->ndim - 1] < 1) return qce__fail(call, QC_ERR_SHAPE, "X must have a last dimension of at least 1");
     int64_t n = x->dims[x->ndim - 1], outputs, dims[QC_MAX_DIMS];
     QCE_TRY(check_shapes(call, n, &outputs));
+    QCE_TRY(check_padding(call, n));
     qce__copy_ints(dims, x->dims, (size_t)x->ndim);
     dims[x->ndim - 1] = outputs;
     QCE_TRY(qce__output(call, 0, QC_DT_F32, x->ndim, dims));
