@@ -20,6 +20,11 @@ typedef struct lq_run {
     qclq_layer *layers;          /* the fully-connected layers, in graph order */
     size_t count;
     qc_lq_replace_result result;
+    /* The last layer's inputs from the model replaced so far, kept for the next layer when it reads the same
+     * value (attention's Q, K and V): replacing a layer changes only what comes after it. */
+    const char *rows_of;         /* the value (a layer's input name), or NULL */
+    float *x;                    /* [rows, in] */
+    int64_t rows, *rows_per_batch;
 } lq_run;
 
 qc_status qc_lq_replace_options_init(qc_lq_replace_options *opts, unsigned version)
@@ -305,16 +310,24 @@ static qc_status put_layer(lq_run *r, const qclq_layer *f, const char *function)
     return QC_OK;
 }
 
+/* r->x: layer l's inputs, collected unless the previous layer read the same value. */
+static qc_status inputs_of(lq_run *r, const qcp_layer *l, const char *function)
+{
+    if (r->rows_of && strcmp(r->rows_of, l->input) == 0) return QC_OK;
+    free(r->x), free(r->rows_per_batch);
+    r->x = NULL, r->rows_per_batch = NULL, r->rows_of = NULL;
+    QCM_TRY(replaced_inputs(r, l, &r->x, &r->rows, &r->rows_per_batch, function));
+    r->rows_of = l->input;
+    return QC_OK;
+}
+
 static qc_status replace_layer(lq_run *r, qclq_layer *f, const char *function)
 {
     const qcp_layer *l = &r->p->layers[f->layer];
-    float *x = NULL;
-    int64_t rows = 0, *rows_per_batch = NULL;
-    qc_status st = replaced_inputs(r, l, &x, &rows, &rows_per_batch, function);
-    if (st == QC_OK) st = fit_input(r, f, x, rows * l->in);
-    if (st == QC_OK) st = fit_weight(r, f, x, rows_per_batch, function);
+    qc_status st = inputs_of(r, l, function);
+    if (st == QC_OK) st = fit_input(r, f, r->x, r->rows * l->in);
+    if (st == QC_OK) st = fit_weight(r, f, r->x, r->rows_per_batch, function);
     if (st == QC_OK) st = put_layer(r, f, function);
-    free(x), free(rows_per_batch);
     if (st != QC_OK && strstr(qc_last_error(), l->weight) == NULL)
         return QCM_FAIL_IN(function, st, "layer '%s': %s", l->weight, qc_last_error());
     return st;
@@ -324,6 +337,7 @@ static void run_free(lq_run *r)
 {
     for (size_t k = 0; r->layers && k < r->count; k++) free(r->layers[k].w_basis), free(r->layers[k].codes);
     free(r->layers);
+    free(r->x), free(r->rows_per_batch);
     qc_session_free(r->fp);
     qc_model_free(r->qmodel);
 }

@@ -286,23 +286,30 @@ def test_matmul_layers_signed_inputs_and_kept_layers(rng, tmp_path, kw, ka):
     np.testing.assert_allclose(y, ort_run(export, probe, tmp_path), rtol=1e-4, atol=1e-4 * np.abs(y).max())
 
 
-def test_gemm_bias_must_be_one_value_per_output(rng, tmp_path):
-    """A Gemm's C [1, O] becomes LQGemm's B; a C [M, 1] (M = O here, so it broadcasts) is not a bias and its
-    Gemm stays float."""
-    w1, w2 = rng.standard_normal((16, 8)).astype(np.float32), rng.standard_normal((16, 8)).astype(np.float32)
-    c1, c2 = rng.standard_normal((1, 8)).astype(np.float32), rng.standard_normal((8, 1)).astype(np.float32)
+def test_gemm_bias_must_be_one_value_per_output_and_shared_inputs(rng, tmp_path):
+    """A Gemm's C [1, O] or [O] becomes LQGemm's B; a C [M, 1] (M = O here, so it broadcasts) is not a bias
+    and its Gemm stays float. Layers reading one value (as Q, K and V do) each fit their bases on it."""
+    w = [rng.standard_normal((16, 8)).astype(np.float32) for _ in range(3)]
+    c = [rng.standard_normal(shape).astype(np.float32) for shape in [(1, 8), (8, 1), (8,)]]
     graph = helper.make_graph(
-        [helper.make_node("Gemm", ["x", "w1", "c1"], ["y1"], name="g1"), helper.make_node("Gemm", ["x", "w2", "c2"], ["y2"], name="g2")],
-        "bias", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 16])],
-        [helper.make_tensor_value_info("y1", TensorProto.FLOAT, [8, 8]), helper.make_tensor_value_info("y2", TensorProto.FLOAT, [8, 8])],
-        [numpy_helper.from_array(a, n) for a, n in [(w1, "w1"), (w2, "w2"), (c1, "c1"), (c2, "c2")]])
+        [helper.make_node("Gemm", ["x", "w%d" % k, "c%d" % k], ["y%d" % k], name="g%d" % k) for k in range(3)], "bias",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 16])],
+        [helper.make_tensor_value_info("y%d" % k, TensorProto.FLOAT, [8, 8]) for k in range(3)],
+        [numpy_helper.from_array(a, "w%d" % k) for k, a in enumerate(w)] +
+        [numpy_helper.from_array(a, "c%d" % k) for k, a in enumerate(c)])
     model = qcore.Model.from_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
-    x = rng.standard_normal((8, 16)).astype(np.float32)
-    lq, export, result = qcore.lq_replace(pipeline_of(model, x, batch=8, name="x"))
-    assert (result.replaced, result.kept) == (1, 1)
-    assert [(n.name, n.op_type, n.inputs[-1]) for n in lq.nodes] == [("g1", "LQGemm", "c1"), ("g2", "Gemm", "c2")]
-    y = qcore.Session(lq).run({"x": x})["y1"]
-    np.testing.assert_allclose(y, ort_run(export, x, tmp_path), rtol=1e-5, atol=1e-5 * np.abs(y).max())
+    x = rng.standard_normal((64, 16)).astype(np.float32)
+    lq, export, result = qcore.lq_replace(pipeline_of(model, x, batch=8, name="x"), 3, 3)
+    assert (result.replaced, result.kept) == (2, 1)
+    assert [(n.name, n.op_type, n.inputs[-1]) for n in lq.nodes] == [("g0", "LQGemm", "c0"), ("g1", "Gemm", "c1"),
+                                                                    ("g2", "LQGemm", "c2")]
+    inits = initializers(lq, tmp_path)
+    expected = qcore.lq_fit(x.reshape(1, -1), 3, "signed").basis[0]
+    for k in (0, 2):
+        np.testing.assert_array_equal(inits["w%d_lq_input_basis" % k], expected)
+    probe = rng.standard_normal((8, 16)).astype(np.float32)
+    y = qcore.Session(lq).run({"x": probe})["y0"]
+    np.testing.assert_allclose(y, ort_run(export, probe, tmp_path), rtol=1e-5, atol=1e-5 * np.abs(y).max())
 
 
 def test_replacement_errors_are_named(rng, tmp_path):
