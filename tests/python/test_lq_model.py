@@ -312,6 +312,41 @@ def test_gemm_bias_must_be_one_value_per_output_and_shared_inputs(rng, tmp_path)
     np.testing.assert_allclose(y, ort_run(export, probe, tmp_path), rtol=1e-5, atol=1e-5 * np.abs(y).max())
 
 
+def test_export_encodes_values_on_and_beside_thresholds_as_qcore_does(rng, tmp_path):
+    """The export's GreaterOrEqual against the smallest float above each (double) threshold gives qc_lq.h's
+    rule for every float: inputs exactly on, just below and just above each threshold, signed and unsigned."""
+    for signed in (True, False):
+        w = rng.standard_normal((16, 8)).astype(np.float32)
+        graph = helper.make_graph([helper.make_node("Gemm", ["x", "w"], ["y"], name="g")], "t",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])],
+                                  [numpy_helper.from_array(w, "w")])
+        model = qcore.Model.from_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+        calib = rng.standard_normal((64, 16)).astype(np.float32)
+        calib = calib if signed else np.abs(calib)
+        lq, export, _ = qcore.lq_replace(pipeline_of(model, calib, batch=64, name="x"), 2, 3)
+        x_basis = initializers(lq, tmp_path)["w_lq_input_basis"]
+        _, _, thresholds = qcore.lq_levels(x_basis[None], "signed" if signed else "unsigned")
+        near = np.concatenate([[np.float32(t), np.nextafter(np.float32(t), np.float32(-np.inf)),
+                                np.nextafter(np.float32(t), np.float32(np.inf))] for t in thresholds[0]])
+        probe = np.resize(near, (4, 16)).astype(np.float32)  # every value, in several columns
+        y = qcore.Session(lq).run({"x": probe})["y"]
+        levels = oracle.decode(oracle.encode(probe.reshape(1, -1), x_basis[None], "signed" if signed else "unsigned"),
+                               x_basis[None].astype(np.float64), "signed" if signed else "unsigned").reshape(probe.shape)
+        np.testing.assert_allclose(ort_run(export, probe, tmp_path), y, rtol=1e-5, atol=1e-5 * np.abs(y).max())
+        inputs = next(n for n in onnx.load(str(tmp_path / "model.onnx")).graph.node if n.op_type == "Gemm").input[0]
+        exported_levels = onnx_reference_value(tmp_path / "model.onnx", inputs, probe)
+        np.testing.assert_array_equal(exported_levels, levels.astype(np.float32))
+
+
+def onnx_reference_value(path, name, x):
+    """Intermediate value `name` of the model at `path` on input x, by onnxruntime (made a graph output)."""
+    model = onnx.load(str(path))
+    model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run([name], {session.get_inputs()[0].name: x})[0]
+
+
 def test_replacement_errors_are_named(rng, tmp_path):
     model, _ = small_model(rng)
     x = rng.standard_normal((8, 3, 16)).astype(np.float32)
