@@ -609,13 +609,13 @@ QC_ONNX_API qc_status qc_model_search_recipe(qc_model_search *search, const uint
  *      so that each output channel fits the float model's outputs and absorbs earlier layers' errors;
  *   4. the node becomes LQGemm (same name and output; W_planes "<W>_lq_planes", W_basis "<W>_lq_basis",
  *      X_basis "<W>_lq_input_basis", B the Gemm's C), and W is removed.
- * The onnxruntime export (`ort_out`) computes the same function with standard ONNX ops (opset 13 at
- * least): each replaced layer keeps its node, its weight holds W's levels (qc_lq_decode, in its own ONNX
- * layout), and its input goes through the input quantizer written as
- *     Gather(levels, Cast<INT64>(ReduceSum(Cast<FLOAT>(GreaterOrEqual(Unsqueeze(X, -1), lower)), -1)))
- * where `levels` are X's 2^Ka sorted levels as FLOAT and `lower` the smallest FLOAT above each threshold
- * (qc_lq.h's rule: a value on a threshold takes the lower level). It differs from the LQGemm model by the
- * float rounding of the product only.
+ * The onnxruntime export (`ort_out`) computes the same function with standard ONNX ops (the model's
+ * opsets unchanged): each replaced layer keeps its node, its weight holds W's levels (qc_lq_decode, in its
+ * own ONNX layout), and its input goes through the input quantizer written as
+ *     Gather(levels, Cast<INT64>(Sum over t of Cast<FLOAT>(Not(Less(X, lower_t))))),
+ * where `levels` are X's 2^Ka sorted levels as FLOAT and lower_t the smallest FLOAT above threshold t
+ * (so that x >= lower_t exactly when x > t: qc_lq.h's rule, a value on a threshold takes the lower
+ * level). It differs from the LQGemm model by the float rounding of the product only.
  */
 #define QC_LQ_REPLACE_OPTIONS_VERSION 1
 

@@ -1,7 +1,8 @@
 /* The onnxruntime export of an LQ replacement (qc_model.h): standard ONNX ops only, so that onnxruntime
  * can cross-check qcore's LQGemm model. Each replaced layer keeps its node; its weight holds W's levels
- * and its input goes through the LQ input quantizer:
- *     index  = ReduceSum(Cast<FLOAT>(GreaterOrEqual(Unsqueeze(X, -1), lower)), -1)   (thresholds below x)
+ * and its input goes through the LQ input quantizer, made of ops every opset since 8 has (so the model's
+ * opset stays as it is):
+ *     index  = Sum over thresholds t of Cast<FLOAT>(Not(Less(X, lower_t)))   (the thresholds below x)
  *     X_q    = Gather(levels, Cast<INT64>(index))
  * which is qc_lq_encode's rule followed by qc_lq_decode's levels. */
 #include <math.h>
@@ -52,29 +53,37 @@ static qc_status add_cast(qc_model *m, const char *from, int64_t to, value_name 
     return qc_model_set_attribute(m, node, "to", QC_ATTRIBUTE_INT, &to, 1);
 }
 
+/* Whether x >= lower, as FLOAT 0/1: Cast(Not(Less(x, lower))) (opset 7 ops; x is finite). */
+static qc_status at_or_above(qc_model *m, const char *x, float lower, const char *base, value_name out)
+{
+    value_name bound, below, above;
+    qcm__fresh_name(bound, sizeof bound, m, base, "_lq_lower");
+    QCM_TRY(qc_model_add_initializer(m, bound, QC_ONNX_FLOAT, 0, NULL, &lower, sizeof lower));
+    const char *compare[2] = {x, bound}, *negate[1] = {below};
+    QCM_TRY(add_node(m, "Less", 2, compare, below, base, "_lq_below", NULL));
+    QCM_TRY(add_node(m, "Not", 1, negate, above, base, "_lq_above", NULL));
+    return add_cast(m, above, QC_ONNX_FLOAT, out, base, "_lq_above_f");
+}
+
 /* The quantizer of f's input in front of node `node` (which alone reads its output). */
 static qc_status add_quantizer(qc_model *m, const qcp_layer *l, const qclq_layer *f, int ka, size_t node)
 {
     float levels[1 << QC_LQ_MAX_BITS], lower[(1 << QC_LQ_MAX_BITS) - 1];
     QCM_TRY(input_table(f, ka, levels, lower));
     const char *base = l->weight;
-    value_name axes, lower_name, levels_name, expanded, above, above_f, index_f, index, quantized;
-    int64_t last = -1, one = 1, count = 1 << ka, thresholds = count - 1, keepdims = 0;
-    qcm__fresh_name(axes, sizeof axes, m, base, "_lq_axes");
-    QCM_TRY(qc_model_add_initializer(m, axes, QC_ONNX_INT64, 1, &one, &last, sizeof last));
-    qcm__fresh_name(lower_name, sizeof lower_name, m, base, "_lq_lower");
-    QCM_TRY(qc_model_add_initializer(m, lower_name, QC_ONNX_FLOAT, 1, &thresholds, lower, (size_t)thresholds * sizeof(float)));
+    int thresholds = (1 << ka) - 1;
+    value_name above[(1 << QC_LQ_MAX_BITS) - 1], levels_name, index_f, index, quantized;
+    const char *terms[(1 << QC_LQ_MAX_BITS) - 1];
+    for (int t = 0; t < thresholds; t++) {
+        QCM_TRY(at_or_above(m, l->input, lower[t], base, above[t]));
+        terms[t] = above[t];
+    }
+    QCM_TRY(add_node(m, "Sum", (size_t)thresholds, terms, index_f, base, "_lq_index_f", NULL));
+    QCM_TRY(add_cast(m, index_f, QC_ONNX_INT64, index, base, "_lq_index"));
+    int64_t count = 1 << ka;
     qcm__fresh_name(levels_name, sizeof levels_name, m, base, "_lq_levels");
     QCM_TRY(qc_model_add_initializer(m, levels_name, QC_ONNX_FLOAT, 1, &count, levels, (size_t)count * sizeof(float)));
-    const char *unsqueeze[2] = {l->input, axes}, *compare[2] = {expanded, lower_name}, *sum[2] = {above_f, axes};
     const char *gather[2] = {levels_name, index};
-    size_t reduce;
-    QCM_TRY(add_node(m, "Unsqueeze", 2, unsqueeze, expanded, base, "_lq_expanded", NULL));
-    QCM_TRY(add_node(m, "GreaterOrEqual", 2, compare, above, base, "_lq_above", NULL));
-    QCM_TRY(add_cast(m, above, QC_ONNX_FLOAT, above_f, base, "_lq_above_f"));
-    QCM_TRY(add_node(m, "ReduceSum", 2, sum, index_f, base, "_lq_index_f", &reduce));
-    QCM_TRY(qc_model_set_attribute(m, reduce, "keepdims", QC_ATTRIBUTE_INT, &keepdims, 1));
-    QCM_TRY(add_cast(m, index_f, QC_ONNX_INT64, index, base, "_lq_index"));
     QCM_TRY(add_node(m, "Gather", 2, gather, quantized, base, "_lq_input", NULL));
     Onnx__NodeProto *n = m->proto->graph->node[node];
     char *copy = strdup(quantized);
@@ -111,7 +120,6 @@ qc_status qclq__export_ort(qc_model **out, const qc_pipeline *p, const qclq_laye
 {
     qc_model *m = NULL;
     qc_status st = qc_model_clone(&m, p->model);
-    if (st == QC_OK) st = qc_model_require_opset(m, "", 13); /* Unsqueeze and ReduceSum take axes as inputs */
     for (size_t k = 0; st == QC_OK && k < count; k++) {
         const qcp_layer *l = &p->layers[layers[k].layer];
         st = put_levels(m, l, &layers[k], kw, function);

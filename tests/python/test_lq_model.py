@@ -313,15 +313,16 @@ def test_gemm_bias_must_be_one_value_per_output_and_shared_inputs(rng, tmp_path)
 
 
 def test_export_encodes_values_on_and_beside_thresholds_as_qcore_does(rng, tmp_path):
-    """The export's GreaterOrEqual against the smallest float above each (double) threshold gives qc_lq.h's
-    rule for every float: inputs exactly on, just below and just above each threshold, signed and unsigned."""
-    for signed in (True, False):
+    """The export's x >= (the smallest float above each double threshold) gives qc_lq.h's
+    rule for every float: inputs exactly on, just below and just above each threshold, signed and unsigned;
+    the export keeps the model's opset (11 and 17 here)."""
+    for signed, opset in ((True, 11), (False, 17)):
         w = rng.standard_normal((16, 8)).astype(np.float32)
         graph = helper.make_graph([helper.make_node("Gemm", ["x", "w"], ["y"], name="g")], "t",
                                   [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
                                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])],
                                   [numpy_helper.from_array(w, "w")])
-        model = qcore.Model.from_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+        model = qcore.Model.from_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]).SerializeToString())
         calib = rng.standard_normal((64, 16)).astype(np.float32)
         calib = calib if signed else np.abs(calib)
         lq, export, _ = qcore.lq_replace(pipeline_of(model, calib, batch=64, name="x"), 2, 3)
@@ -334,6 +335,7 @@ def test_export_encodes_values_on_and_beside_thresholds_as_qcore_does(rng, tmp_p
         levels = oracle.decode(oracle.encode(probe.reshape(1, -1), x_basis[None], "signed" if signed else "unsigned"),
                                x_basis[None].astype(np.float64), "signed" if signed else "unsigned").reshape(probe.shape)
         np.testing.assert_allclose(ort_run(export, probe, tmp_path), y, rtol=1e-5, atol=1e-5 * np.abs(y).max())
+        assert [(o.domain, o.version) for o in onnx.load(str(tmp_path / "model.onnx")).opset_import] == [("", opset)]
         inputs = next(n for n in onnx.load(str(tmp_path / "model.onnx")).graph.node if n.op_type == "Gemm").input[0]
         exported_levels = onnx_reference_value(tmp_path / "model.onnx", inputs, probe)
         np.testing.assert_array_equal(exported_levels, levels.astype(np.float32))

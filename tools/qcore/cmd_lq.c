@@ -19,7 +19,7 @@ static const char HELP[] =
     "\n"
     "  -o, --output FILE          the LQ model (ai.qcore ops; run it with qcore eval)\n"
     "      --export-ort FILE      also the same layers in standard ONNX ops (dequantized weight levels, the\n"
-    "                             input quantizer as GreaterOrEqual/ReduceSum/Gather) for onnxruntime\n"
+    "                             input quantizer as Less/Not/Sum/Gather) for onnxruntime\n"
     "      --data INPUT=FILE      calibration data for graph input INPUT (repeat for each input)\n"
     "      --input-scale X        multiply float inputs by X (e.g. 0.00392156862745098 for 0..255 pixels)\n"
     "      --weight-bits K        weight bits (bases per output channel), 1..4 (default 2)\n"
