@@ -2,6 +2,7 @@
 #ifndef QCORE_CLI_H
 #define QCORE_CLI_H
 
+#include <getopt.h>
 #include <stddef.h>
 
 #include <qcore/qcore.h>
@@ -54,6 +55,18 @@ void feeds_slice(const feed_set *f, int64_t first, int64_t n, qc_tensor *views);
 
 /* The most --data feeds a command takes. */
 #define QC_CLI_MAX_FEEDS 16
+
+/* Applies option c (getopt_long's value) with its argument (NULL for a flag) to a command's state. */
+typedef int (*option_fn)(void *state, int c, const char *arg);
+
+/* Runs getopt_long over argv (short options -o, -q, -h): --help prints `help` and returns -1, an unknown
+ * option is a usage error, every other goes to apply(state, ...); then exactly one argument must be left,
+ * the model file, put in *model. Returns EXIT_DONE, -1 or the exit code of a wrong command line. */
+int parse_command_line(const char *command, int argc, char **argv, const struct option *options, const char *help,
+                       option_fn apply, void *state, const char **model);
+
+/* EXIT_USAGE, with the reason, unless a command that needs calibration data has its -o and --data. */
+int check_calibration_command(const char *command, const char *output, size_t num_data);
 
 /* Parses `text` (the value of `flag`) as an integer in lo..hi into *out; else prints why and returns
  * EXIT_USAGE. */

@@ -1,7 +1,6 @@
 /* qcore lq: every fully-connected layer of a model replaced by the LQ layer (qc_model_lq_replace), written
  * as an ai.qcore model and, on request, as its onnxruntime export. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,8 +49,9 @@ static const struct option LONG[] = {
     {"batch", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
-static int apply(options *o, int c, const char *arg)
+static int apply(void *state, int c, const char *arg)
 {
+    options *o = state;
     long v = 0;
     int code = EXIT_DONE;
     switch (c) {
@@ -66,7 +66,7 @@ static int apply(options *o, int c, const char *arg)
     case 'b': code = parse_integer("lq", arg, 1, 1L << 20, "--batch", &o->batch); break;
     case 't': code = parse_integer("lq", arg, 0, 1024, "--threads", &o->threads); break;
     case 'q': o->quiet = 1; break;
-    default: return fail("lq", EXIT_USAGE, "see qcore lq --help");
+    default: return EXIT_USAGE;
     }
     return code;
 }
@@ -77,20 +77,9 @@ static int parse(options *o, int argc, char **argv)
     if (qc_lq_replace_options_init(&o->lq, QC_LQ_REPLACE_OPTIONS_VERSION) != QC_OK)
         return fail("lq", EXIT_FAILED, "%s", qc_last_error());
     o->samples = 4096, o->batch = 256, o->input_scale = 1.0;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "o:qh", LONG, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(HELP, stdout);
-            return -1;
-        }
-        int code = apply(o, c, optarg);
-        if (code != EXIT_DONE) return code;
-    }
-    if (optind != argc - 1) return fail("lq", EXIT_USAGE, "give one model file (see qcore lq --help)");
-    o->model = argv[optind];
-    if (o->output == NULL) return fail("lq", EXIT_USAGE, "-o OUT.onnx is required");
-    if (o->num_data == 0) return fail("lq", EXIT_USAGE, "calibration data is required: --data INPUT=FILE");
+    int code = parse_command_line("lq", argc, argv, LONG, HELP, apply, o, &o->model);
+    if (code == EXIT_DONE) code = check_calibration_command("lq", o->output, o->num_data);
+    if (code != EXIT_DONE) return code;
     if (o->ort && strcmp(o->ort, o->output) == 0) return fail("lq", EXIT_USAGE, "--export-ort and -o name the same file");
     return EXIT_DONE;
 }

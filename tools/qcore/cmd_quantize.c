@@ -87,8 +87,9 @@ static const struct option LONG[] = {
     {"report", required_argument, 0, 'r'}, {"recipe", required_argument, 0, 'R'}, {"threads", required_argument, 0, 't'},
     {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
-static int apply(options *o, int c, const char *arg)
+static int apply(void *state, int c, const char *arg)
 {
+    options *o = state;
     long v = 0;
     int code = EXIT_DONE;
     switch (c) {
@@ -116,6 +117,7 @@ static int apply(options *o, int c, const char *arg)
     case 'A': o->recipe.weights.symmetric = 0; break;
     case '1': o->recipe.sequential = 0; break;
     case 'q': o->quiet = 1; break;
+    case 'R': break; /* read first, by parse */
     default: return EXIT_USAGE;
     }
     return code;
@@ -157,22 +159,9 @@ static int parse(options *o, int argc, char **argv)
             int code = read_recipe(o, argv[i + 1]);
             if (code != EXIT_DONE) return code;
         }
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "o:qh", LONG, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(HELP, stdout);
-            return -1;
-        }
-        if (c == 'R') continue;
-        if (c == '?') return fail("quantize", EXIT_USAGE, "see qcore quantize --help");
-        int code = apply(o, c, optarg);
-        if (code != EXIT_DONE) return code;
-    }
-    if (optind != argc - 1) return fail("quantize", EXIT_USAGE, "give one model file (see qcore quantize --help)");
-    o->model = argv[optind];
-    if (o->output == NULL) return fail("quantize", EXIT_USAGE, "-o OUT.onnx is required");
-    if (o->num_data == 0) return fail("quantize", EXIT_USAGE, "calibration data is required: --data INPUT=FILE");
+    int code = parse_command_line("quantize", argc, argv, LONG, HELP, apply, o, &o->model);
+    if (code == EXIT_DONE) code = check_calibration_command("quantize", o->output, o->num_data);
+    if (code != EXIT_DONE) return code;
     o->recipe.keep_float = o->keep, o->recipe.num_keep_float = o->num_keep;
     o->recipe.layer_formats = o->formats, o->recipe.num_layer_formats = o->num_formats;
     return EXIT_DONE;

@@ -1,6 +1,7 @@
 /* What the commands share: messages and exit codes, the context with its progress bar, and the feeds
  * (graph inputs read from files). */
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -245,4 +246,30 @@ void calibration_close(calibration *c)
     feeds_free(&c->feeds);
     qc_model_free(c->model);
     memset(c, 0, sizeof *c);
+}
+
+int parse_command_line(const char *command, int argc, char **argv, const struct option *options, const char *help,
+                       option_fn apply, void *state, const char **model)
+{
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:qh", options, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(help, stdout);
+            return -1;
+        }
+        if (c == '?') return fail(command, EXIT_USAGE, "see qcore %s --help", command);
+        int code = apply(state, c, optarg);
+        if (code != EXIT_DONE) return code;
+    }
+    if (optind != argc - 1) return fail(command, EXIT_USAGE, "give one model file (see qcore %s --help)", command);
+    *model = argv[optind];
+    return EXIT_DONE;
+}
+
+int check_calibration_command(const char *command, const char *output, size_t num_data)
+{
+    if (output == NULL) return fail(command, EXIT_USAGE, "-o OUT.onnx is required");
+    if (num_data == 0) return fail(command, EXIT_USAGE, "calibration data is required: --data INPUT=FILE");
+    return EXIT_DONE;
 }
