@@ -150,8 +150,8 @@ def fashion(name, count=None):
     return raw.reshape(-1, 784)[:count] if "images" in name else raw[:count]
 
 
-def pipeline_of(model, x, batch=512, name="input"):
-    p = qcore.Pipeline(model)
+def pipeline_of(model, x, batch=512, name="input", ctx=None):
+    p = qcore.Pipeline(model, ctx)
     for k in range(0, len(x), batch):
         p.add_batch({name: np.ascontiguousarray(x[k:k + batch])})
     return p
@@ -368,6 +368,18 @@ def test_replacement_errors_are_named(rng, tmp_path):
     with pytest.raises(qcore.UnsupportedError, match="no fully-connected layer"):
         qcore.lq_replace(pipeline_of(qcore.Model.from_bytes(conv.SerializeToString()),
                                      np.ones((1, 2, 5, 5), np.float32), name="x"))
+
+
+def test_progress_counts_layers_and_may_cancel(rng):
+    model, _ = small_model(rng)
+    x = rng.standard_normal((16, 3, 16)).astype(np.float32)
+    seen = []
+    ctx = qcore.Context(threads=1, progress=lambda stage, done, total: seen.append((stage, done, total)))
+    qcore.lq_replace(pipeline_of(model, x, name="x", ctx=ctx))
+    assert [s for s in seen if s[0] == "replacing layers"] == [("replacing layers", 1, 2), ("replacing layers", 2, 2)]
+    ctx = qcore.Context(threads=1, progress=lambda stage, done, total: stage == "replacing layers" and done == 1)
+    with pytest.raises(qcore.CancelledError):
+        qcore.lq_replace(pipeline_of(model, x, name="x", ctx=ctx))
 
 
 # ---- qcore lq ------------------------------------------------------------------------------------------
