@@ -188,6 +188,9 @@ static qc_status gpfq_stats(lq_run *r, const qclq_layer *f, const float *x, cons
         if (st == QC_OK) st = qcp__bind_batch(r->fp, &r->p->batches[b]);
         if (st == QC_OK) st = qc_session_run(r->fp);
         if (st == QC_OK) st = layer_input(r->fp, &r->p->batches[b], l, &v, &got, function);
+        if (st == QC_OK && got != n)
+            st = QCM_FAIL_IN(function, QC_ERR_SHAPE, "layer '%s': %lld input rows in the float model, %lld in the replaced one",
+                             l->weight, (long long)got, (long long)n);
         if (st == QC_OK) st = qc_tensor_init(&xq, (void *)(x + first * in), QC_DT_F32, 2, dims, NULL);
         if (st == QC_OK) st = qc_tensor_init(&ct, codes, QC_DT_U8, 2, dims, NULL);
         if (st == QC_OK) st = qc_tensor_init(&lt, levels, QC_DT_F32, 2, dims, NULL);
