@@ -382,6 +382,22 @@ def test_progress_counts_layers_and_may_cancel(rng):
         qcore.lq_replace(pipeline_of(model, x, name="x", ctx=ctx))
 
 
+def test_a_model_with_batches_gives_what_its_pipeline_gives(rng, tmp_path):
+    model, _ = small_model(rng)
+    x = rng.standard_normal((48, 3, 16)).astype(np.float32)
+    batches = [{"x": x[k:k + 16]} for k in range(0, 48, 16)]
+    direct, _, _ = qcore.lq_replace(model, 2, 3, batches=batches, ctx=qcore.Context(threads=1))
+    through, _, _ = qcore.lq_replace(pipeline_of(model, x, batch=16, name="x"), 2, 3)
+    have, want = initializers(direct, tmp_path), initializers(through, tmp_path)
+    assert sorted(have) == sorted(want)
+    for name in want:
+        np.testing.assert_array_equal(have[name], want[name], err_msg=name)
+    with pytest.raises(qcore.InvalidArgumentError, match="give calibration 'batches'"):
+        qcore.lq_replace(model)
+    with pytest.raises(qcore.InvalidArgumentError, match="go with a Model"):
+        qcore.lq_replace(pipeline_of(model, x, name="x"), batches=batches)
+
+
 # ---- qcore lq ------------------------------------------------------------------------------------------
 
 def qcore_tool(*args):
