@@ -179,19 +179,15 @@ def accuracy(forward, images, labels, batch=1000):
 
 def speed(make_pipeline, images, repeats, latency_images):
     """Batch-1 latency (mean over latency_images images of the best pass) and batch-64 images per second."""
-    single, batch = make_pipeline((784,)), make_pipeline((64, 784))
     singles = [np.ascontiguousarray(images[i]) for i in range(latency_images)]
-    latency = timing.best_time(lambda: [single(x) for x in singles], repeats) / latency_images
-    block = np.ascontiguousarray(images[:64])
-    throughput = 64 / timing.best_time(lambda: batch(block), repeats)
-    return latency, throughput
+    return timing.latency_and_throughput(make_pipeline((784,)), make_pipeline((64, 784)), singles,
+                                         np.ascontiguousarray(images[:64]), repeats)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calibration", type=int, default=4096)
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--latency-images", type=int, default=50)
+    timing.add_speed_arguments(parser)
     parser.add_argument("--installed", action="store_true")
     args = parser.parse_args()
     source = use_build_tree(args.installed)

@@ -15,6 +15,7 @@
 
 #include "qcore/qc_gpxq.h"
 #include "qcore/qc_ethosu.h"
+#include "qcore/qc_lq.h"
 #include "qcore/qc_quant.h"
 #include "qcore/qc_search.h"
 #include "qcore/qc_tensor.h"
@@ -334,6 +335,27 @@ typedef struct qc_accumulator_stats {
 QC_ONNX_API qc_status qc_session_accumulator_stats(const qc_session *session, qc_accumulator_stats *out);
 
 /* ---------------------------------------------------------------------------------------------
+ * The ai.qcore domain (since libqcore-onnx 1.2; a model imports opset "ai.qcore" version 1).
+ *
+ * LQGemm: a fully-connected layer whose weights and inputs are learned non-uniform (LQ) levels
+ * (qc_lq.h), run on the bit-serial kernels (qc_kernels.h; the GEMV for one row) with the session's
+ * context (its threads and kernel set), which encode X into bit-planes on their input side:
+ *     Y[..., o] = sum_k level_x(X[..., k]) level_w(o, k) (+ B[o])
+ * computed exactly as qc_bitserial_gemm: integer dot products of the planes, scaled in double per output.
+ * Inputs:
+ *   0 X         FLOAT [..., n], rank >= 1, finite; every row of n values is encoded alone;
+ *   1 W_planes  INT64 [O, Kw, qc_lq_plane_words(n)]: W's codes packed by qc_lq_pack (64-bit words stored
+ *               as INT64, bit k & 63 of word k >> 6 of plane j is bit j of the code of W[o, k]; padding 0);
+ *   2 W_basis   FLOAT [O, Kw], Kw in 1..4: one basis per output channel;
+ *   3 X_basis   FLOAT [Ka], Ka in 1..4: one basis for the whole input;
+ *   4 B         FLOAT [O] (optional).
+ * Attributes: x_signed (INT, default 0: X's code bits mean 0/1, QC_LQ_UNSIGNED, for inputs after a ReLU;
+ * 1: -1/+1, QC_LQ_SIGNED) and w_signed (INT, default 1: -1/+1; 0: 0/1). Output 0: Y FLOAT [..., O].
+ * Errors name the node: QC_ERR_SHAPE (shapes above), QC_ERR_DTYPE, QC_ERR_INVALID_ARG (attributes other
+ * than 0 or 1; a plane bit set past element n), QC_ERR_NUMERIC (NaN or Inf in X, a basis or B).
+ */
+
+/* ---------------------------------------------------------------------------------------------
  * Calibration and evaluation data: arrays read from files.
  */
 typedef enum qc_array_format {
@@ -613,6 +635,66 @@ QC_ONNX_API qc_status qc_model_search_run(qc_model_search *search, const qc_sear
 /* The base recipe with layer formats for `choice`, ready for qc_pipeline_run (its strings and format
  * array are owned by the search and valid until the next call or qc_model_search_free). */
 QC_ONNX_API qc_status qc_model_search_recipe(qc_model_search *search, const uint32_t *choice, qc_recipe *out);
+
+/* ---------------------------------------------------------------------------------------------
+ * LQ layers in a model (since libqcore-onnx 1.2): every fully-connected layer of the pipeline's model
+ * replaced by an ai.qcore.LQGemm node (above), fitted post-training on the pipeline's calibration batches.
+ *
+ * A fully-connected layer is a pipeline layer (qc_pipeline_layer) that is a MatMul, or a Gemm with alpha =
+ * beta = 1 and no C or a constant FLOAT C [O] or [1, O]; other layers (Conv, other Gemms) stay as they are.
+ * In graph order, for each such layer with weight W [O, n]:
+ *   1. its inputs X are taken from the model as replaced so far (earlier layers already LQ), every row of
+ *      every batch; codes are QC_LQ_UNSIGNED when no input was negative, else QC_LQ_SIGNED;
+ *   2. X's basis (Ka entries, one for the layer): qc_lq_fit on all of X's values as one row;
+ *   3. W's bases (Kw entries per output channel, QC_LQ_SIGNED): qc_lq_fit on W, then qc_lq_encode; with
+ *      `refit`, qc_lq_refit_output from GPFQ statistics of the float model's inputs and the levels of X,
+ *      so that each output channel fits the float model's outputs and absorbs earlier layers' errors;
+ *   4. the node becomes LQGemm (same name and output; W_planes "<W>_lq_planes", W_basis "<W>_lq_basis",
+ *      X_basis "<W>_lq_input_basis", B the Gemm's C), and W is removed.
+ * The onnxruntime export (`ort_out`) computes the same function with standard ONNX ops (the model's
+ * opsets unchanged): each replaced layer keeps its node, its weight holds W's levels (qc_lq_decode, in its
+ * own ONNX layout), and its input goes through the input quantizer written as
+ *     Gather(levels, Cast<INT64>(Sum over t of Cast<FLOAT>(Not(Less(X, lower_t))))),
+ * where `levels` are X's 2^Ka sorted levels as FLOAT and lower_t the smallest FLOAT above threshold t
+ * (so that x >= lower_t exactly when x > t: qc_lq.h's rule, a value on a threshold takes the lower
+ * level). It differs from the LQGemm model by the float rounding of the product only.
+ */
+#define QC_LQ_REPLACE_OPTIONS_VERSION 1
+
+typedef struct qc_lq_replace_options {
+    uint32_t version;          /* QC_LQ_REPLACE_OPTIONS_VERSION */
+    int32_t weight_bits;       /* Kw, 1..4 (default 2) */
+    int32_t input_bits;        /* Ka, 1..4 (default 2) */
+    int32_t refit;             /* 1 (default): output-aware weight bases (step 3); 0: QEM alone */
+    double refit_ridge;        /* qc_lq_refit_output's ridge, finite, 0..1e6 (default 1e-4) */
+    qc_lq_options fit;         /* QEM of weights and inputs (default QC_LQ_OPTIONS_INIT) */
+} qc_lq_replace_options;
+
+QC_ONNX_API qc_status qc_lq_replace_options_init(qc_lq_replace_options *opts, unsigned version);
+
+#define QC_LQ_REPLACE_RESULT_VERSION 1
+
+/* What a replacement did. The caller sets `version` (QC_LQ_REPLACE_RESULT_INIT). */
+typedef struct qc_lq_replace_result {
+    uint32_t version;          /* QC_LQ_REPLACE_RESULT_VERSION */
+    int64_t replaced;          /* layers replaced */
+    int64_t kept;              /* pipeline layers left as they were (not fully-connected) */
+    int64_t lq_bytes;          /* the replaced layers stored densely: Kw ceil(n / 64) 8-byte words per
+                                  output channel, and float32 bases and biases */
+    int64_t float_bytes;       /* the same layers' float32 weights and biases */
+} qc_lq_replace_result;
+
+#define QC_LQ_REPLACE_RESULT_INIT { QC_LQ_REPLACE_RESULT_VERSION, 0, 0, 0, 0 }
+
+/* Replaces the fully-connected layers of the pipeline's model (the model is not changed) from its
+ * calibration batches (at least one). `out` receives the LQGemm model and `ort_out` (may be NULL) the
+ * onnxruntime export, both owned by the caller (qc_model_free); `result` may be NULL; `opts` NULL for the
+ * defaults. Progress goes to the pipeline's ctx (one step per layer; the callback may cancel). Errors:
+ * QC_ERR_INVALID_ARG (no batches, options out of range), QC_ERR_VERSION, QC_ERR_UNSUPPORTED (no
+ * fully-connected layer), QC_ERR_NUMERIC (NaN or Inf in a layer's inputs, naming the layer), and the
+ * executor's and qc_lq_*'s errors with the layer named. Nothing is returned on failure. */
+QC_ONNX_API qc_status qc_model_lq_replace(qc_model **out, qc_model **ort_out, qc_lq_replace_result *result,
+                                          qc_pipeline *pipeline, const qc_lq_replace_options *opts);
 
 /* ---------------------------------------------------------------------------------------------
  * Ethos-U packing of a quantized model (since libqcore-onnx 1.1). Every Conv (2-D, group 1 or depthwise,

@@ -62,6 +62,8 @@ typedef struct qce_call {
     qce_accumulator *accumulator; /* the session's; integer linear ops read and update it */
     qce_pool *pool;               /* the session's free storage */
     qce_derived *derived;         /* the node's (qce__derived) */
+    qc_ctx *ctx;                  /* the session's (borrowed): ops that call libqcore take its threads and
+                                   * kernel choice */
 } qce_call;
 
 typedef qc_status (*qce_kernel)(const qce_call *call);

@@ -114,7 +114,7 @@ qc_status qce__run_node(qc_session *s, qce_node *node, int threads, qce_value **
     const Onnx__NodeProto *p = node->proto;
     qce_call call = {node, slots, p->n_input, slots + p->n_input, p->n_output, threads,
                      qc_model_opset_version(s->model, p->domain), &top(s)->accumulator, &top(s)->pool,
-                     &node->derived};
+                     &node->derived, s->ctx};
     for (size_t k = 0; k < p->n_input; k++) {
         slots[k] = node->inputs[k] == SIZE_MAX ? NULL : &s->values[node->inputs[k]];
         if (slots[k] && !slots[k]->is_bound)

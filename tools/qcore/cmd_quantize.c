@@ -2,7 +2,6 @@
  * with a JSON report. */
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +37,7 @@ static const char HELP[] =
     "      --threads N            threads (default: all cores)\n"
     "  -q, --quiet                no progress bar\n";
 
-enum { MAX_DATA = 16, MAX_KEEP = 4096 };
+enum { MAX_DATA = QC_CLI_MAX_FEEDS, MAX_KEEP = 4096 };
 
 typedef struct options {
     const char *model, *output, *report;
@@ -53,17 +52,6 @@ typedef struct options {
     int quiet;
     qc_recipe recipe;
 } options;
-
-static int number(const char *text, long lo, long hi, const char *flag, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || *end || end == text || v < lo || v > hi)
-        return fail("quantize", EXIT_USAGE, "%s takes an integer in %ld..%ld, got '%s'", flag, lo, hi, text);
-    *out = v;
-    return EXIT_DONE;
-}
 
 static int method(const char *text, qc_recipe *r)
 {
@@ -82,7 +70,7 @@ static int layer_bits(options *o, const char *arg)
         return fail("quantize", EXIT_USAGE, "--layer-bits takes WEIGHT=BITS, got '%s'", arg);
     if (o->num_formats == MAX_KEEP) return fail("quantize", EXIT_USAGE, "at most %d --layer-bits", MAX_KEEP);
     long bits = 0;
-    int code = number(eq + 1, 0, 16, "--layer-bits", &bits);
+    int code = parse_integer("quantize", eq + 1, 0, 16, "--layer-bits", &bits);
     char *name = strndup(arg, (size_t)(eq - arg)); /* freed by cmd_quantize */
     if (code == EXIT_DONE && name == NULL) code = fail("quantize", EXIT_FAILED, "no memory");
     if (code == EXIT_DONE) o->formats[o->num_formats++] = (qc_layer_format){name, (int32_t)bits};
@@ -99,42 +87,37 @@ static const struct option LONG[] = {
     {"report", required_argument, 0, 'r'}, {"recipe", required_argument, 0, 'R'}, {"threads", required_argument, 0, 't'},
     {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
-static int apply(options *o, int c, const char *arg)
+static int apply(void *state, int c, const char *arg)
 {
+    options *o = state;
     long v = 0;
     int code = EXIT_DONE;
     switch (c) {
     case 'o': o->output = arg; break;
     case 'r': o->report = arg; break;
-    case 'd':
-        if (o->num_data == MAX_DATA) return fail("quantize", EXIT_USAGE, "at most %d --data", MAX_DATA);
-        o->data[o->num_data++] = (char *)arg;
-        break;
+    case 'd': code = add_feed_spec("quantize", o->data, &o->num_data, arg); break;
     case 'k':
         if (o->num_keep == MAX_KEEP) return fail("quantize", EXIT_USAGE, "at most %d --keep-float", MAX_KEEP);
         o->keep[o->num_keep++] = arg;
         break;
     case 'L': code = layer_bits(o, arg); break;
-    case 'S':
-        o->input_scale = strtod(arg, NULL);
-        if (!(o->input_scale > 0) || !isfinite(o->input_scale))
-            return fail("quantize", EXIT_USAGE, "--input-scale takes a positive number, got '%s'", arg);
-        break;
-    case 'n': code = number(arg, 1, 1L << 30, "--samples", &o->samples); break;
-    case 'b': code = number(arg, 1, 1L << 20, "--batch", &o->batch); break;
-    case 't': code = number(arg, 0, 1024, "--threads", &o->threads); break;
+    case 'S': code = parse_scale("quantize", arg, &o->input_scale); break;
+    case 'n': code = parse_integer("quantize", arg, 1, 1L << 30, "--samples", &o->samples); break;
+    case 'b': code = parse_integer("quantize", arg, 1, 1L << 20, "--batch", &o->batch); break;
+    case 't': code = parse_integer("quantize", arg, 0, 1024, "--threads", &o->threads); break;
     case 'm': code = method(arg, &o->recipe); break;
-    case 'w': code = number(arg, 2, 16, "--weight-bits", &v), o->recipe.weights.bits = (int32_t)v; break;
-    case 'a': code = number(arg, 0, 16, "--act-bits", &v), o->recipe.activation_bits = (int32_t)v; break;
-    case 'P': code = number(arg, 2, 64, "--accumulator-bits", &v), o->recipe.gpxq.accumulator_bits = (int32_t)v; break;
-    case 'T': code = number(arg, 0, 1L << 30, "--tile", &v), o->recipe.gpxq.tile_size = v; break;
+    case 'w': code = parse_integer("quantize", arg, 2, 16, "--weight-bits", &v), o->recipe.weights.bits = (int32_t)v; break;
+    case 'a': code = parse_integer("quantize", arg, 0, 16, "--act-bits", &v), o->recipe.activation_bits = (int32_t)v; break;
+    case 'P': code = parse_integer("quantize", arg, 2, 64, "--accumulator-bits", &v), o->recipe.gpxq.accumulator_bits = (int32_t)v; break;
+    case 'T': code = parse_integer("quantize", arg, 0, 1L << 30, "--tile", &v), o->recipe.gpxq.tile_size = v; break;
     case 'g':
-        code = number(arg, 1, 1L << 30, "--group", &v);
+        code = parse_integer("quantize", arg, 1, 1L << 30, "--group", &v);
         o->recipe.weights.granularity = QC_GRAN_GROUP, o->recipe.weights.axis = 1, o->recipe.weights.group_size = v;
         break;
     case 'A': o->recipe.weights.symmetric = 0; break;
     case '1': o->recipe.sequential = 0; break;
     case 'q': o->quiet = 1; break;
+    case 'R': break; /* read first, by parse */
     default: return EXIT_USAGE;
     }
     return code;
@@ -176,37 +159,11 @@ static int parse(options *o, int argc, char **argv)
             int code = read_recipe(o, argv[i + 1]);
             if (code != EXIT_DONE) return code;
         }
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "o:qh", LONG, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(HELP, stdout);
-            return -1;
-        }
-        if (c == 'R') continue;
-        if (c == '?') return fail("quantize", EXIT_USAGE, "see qcore quantize --help");
-        int code = apply(o, c, optarg);
-        if (code != EXIT_DONE) return code;
-    }
-    if (optind != argc - 1) return fail("quantize", EXIT_USAGE, "give one model file (see qcore quantize --help)");
-    o->model = argv[optind];
-    if (o->output == NULL) return fail("quantize", EXIT_USAGE, "-o OUT.onnx is required");
-    if (o->num_data == 0) return fail("quantize", EXIT_USAGE, "calibration data is required: --data INPUT=FILE");
+    int code = parse_command_line("quantize", argc, argv, LONG, HELP, apply, o, &o->model);
+    if (code == EXIT_DONE) code = check_calibration_command("quantize", o->output, o->num_data);
+    if (code != EXIT_DONE) return code;
     o->recipe.keep_float = o->keep, o->recipe.num_keep_float = o->num_keep;
     o->recipe.layer_formats = o->formats, o->recipe.num_layer_formats = o->num_formats;
-    return EXIT_DONE;
-}
-
-static int add_batches(qc_pipeline *p, const feed_set *f, long samples, long batch)
-{
-    int64_t total = f->samples < samples ? f->samples : samples;
-    qc_tensor views[MAX_DATA];
-    for (int64_t first = 0; first < total; first += batch) {
-        int64_t n = total - first < batch ? total - first : batch;
-        feeds_slice(f, first, n, views);
-        qc_status st = qc_pipeline_add_batch(p, f->count, (const char *const *)f->names, views);
-        if (st != QC_OK) return fail("quantize", exit_code_of(st), "%s", qc_last_error());
-    }
     return EXIT_DONE;
 }
 
@@ -290,16 +247,13 @@ static void print_table(const qc_pipeline *p)
 
 static int run(const options *o, qc_ctx *ctx)
 {
-    qc_model *model = NULL, *quantized = NULL;
-    qc_pipeline *p = NULL;
-    feed_set feeds = {0};
+    qc_model *quantized = NULL;
+    calibration c;
     char report_tmp[4096] = "";
-    qc_status st = qc_model_load(&model, o->model);
-    int code = st == QC_OK ? feeds_read(&feeds, "quantize", model, (char **)o->data, o->num_data, o->input_scale, o->samples)
-                           : fail("quantize", exit_code_of(st), "%s", qc_last_error());
-    if (code == EXIT_DONE && (st = qc_pipeline_create(&p, model, ctx)) != QC_OK)
-        code = fail("quantize", st == QC_ERR_UNSUPPORTED ? EXIT_FAILED : exit_code_of(st), "%s", qc_last_error());
-    if (code == EXIT_DONE) code = add_batches(p, &feeds, o->samples, o->batch);
+    qc_status st;
+    int code = calibration_open(&c, "quantize", o->model, (char **)o->data, o->num_data, o->input_scale, o->samples,
+                                o->batch, ctx);
+    qc_pipeline *p = c.pipeline;
     if (code == EXIT_DONE && (st = qc_pipeline_run(p, &o->recipe, &quantized)) != QC_OK)
         code = fail("quantize", st == QC_ERR_INVALID_ARG ? EXIT_USAGE : EXIT_FAILED, "%s", qc_last_error());
     if (code == EXIT_DONE && o->report) {
@@ -315,9 +269,7 @@ static int run(const options *o, qc_ctx *ctx)
     if (code != EXIT_DONE && report_tmp[0]) remove(report_tmp);
     if (code == EXIT_DONE) print_table(p);
     qc_model_free(quantized);
-    qc_pipeline_free(p);
-    feeds_free(&feeds);
-    qc_model_free(model);
+    calibration_close(&c);
     return code;
 }
 

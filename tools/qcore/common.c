@@ -1,5 +1,8 @@
 /* What the commands share: messages and exit codes, the context with its progress bar, and the feeds
  * (graph inputs read from files). */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,4 +183,93 @@ void feeds_slice(const feed_set *f, int64_t first, int64_t n, qc_tensor *views)
         views[k].dims[0] = n;
         views[k].data = (char *)t->data + (size_t)(first * per_sample) * (size_t)(qc_dtype_bits(t->dtype) / 8);
     }
+}
+
+int parse_integer(const char *command, const char *text, long lo, long hi, const char *flag, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || *end || end == text || v < lo || v > hi)
+        return fail(command, EXIT_USAGE, "%s takes an integer in %ld..%ld, got '%s'", flag, lo, hi, text);
+    *out = v;
+    return EXIT_DONE;
+}
+
+int parse_scale(const char *command, const char *text, double *out)
+{
+    char *end;
+    double v = strtod(text, &end);
+    if (*end || end == text || !(v > 0) || !isfinite(v))
+        return fail(command, EXIT_USAGE, "--input-scale takes a positive number, got '%s'", text);
+    *out = v;
+    return EXIT_DONE;
+}
+
+int add_feed_spec(const char *command, char **specs, size_t *count, const char *spec)
+{
+    if (*count == QC_CLI_MAX_FEEDS) return fail(command, EXIT_USAGE, "at most %d --data", QC_CLI_MAX_FEEDS);
+    specs[(*count)++] = (char *)spec;
+    return EXIT_DONE;
+}
+
+/* Adds the first `samples` samples of the feeds to the pipeline, `batch` samples per batch. */
+static int add_batches(const char *command, qc_pipeline *p, const feed_set *f, long samples, long batch)
+{
+    int64_t total = f->samples < samples ? f->samples : samples;
+    qc_tensor views[QC_CLI_MAX_FEEDS];
+    for (int64_t first = 0; first < total; first += batch) {
+        int64_t n = total - first < batch ? total - first : batch;
+        feeds_slice(f, first, n, views);
+        qc_status st = qc_pipeline_add_batch(p, f->count, (const char *const *)f->names, views);
+        if (st != QC_OK) return fail(command, exit_code_of(st), "%s", qc_last_error());
+    }
+    return EXIT_DONE;
+}
+
+int calibration_open(calibration *c, const char *command, const char *model, char **specs, size_t count, double scale,
+                     long samples, long batch, qc_ctx *ctx)
+{
+    memset(c, 0, sizeof *c);
+    qc_status st = qc_model_load(&c->model, model);
+    int code = st == QC_OK ? feeds_read(&c->feeds, command, c->model, specs, count, scale, samples)
+                           : fail(command, exit_code_of(st), "%s", qc_last_error());
+    if (code == EXIT_DONE && (st = qc_pipeline_create(&c->pipeline, c->model, ctx)) != QC_OK)
+        code = fail(command, st == QC_ERR_UNSUPPORTED ? EXIT_FAILED : exit_code_of(st), "%s", qc_last_error());
+    if (code == EXIT_DONE) code = add_batches(command, c->pipeline, &c->feeds, samples, batch);
+    return code;
+}
+
+void calibration_close(calibration *c)
+{
+    qc_pipeline_free(c->pipeline);
+    feeds_free(&c->feeds);
+    qc_model_free(c->model);
+    memset(c, 0, sizeof *c);
+}
+
+int parse_command_line(const char *command, int argc, char **argv, const struct option *options, const char *help,
+                       option_fn apply, void *state, const char **model)
+{
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "o:qh", options, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(help, stdout);
+            return -1;
+        }
+        if (c == '?') return fail(command, EXIT_USAGE, "see qcore %s --help", command);
+        int code = apply(state, c, optarg);
+        if (code != EXIT_DONE) return code;
+    }
+    if (optind != argc - 1) return fail(command, EXIT_USAGE, "give one model file (see qcore %s --help)", command);
+    *model = argv[optind];
+    return EXIT_DONE;
+}
+
+int check_calibration_command(const char *command, const char *output, size_t num_data)
+{
+    if (output == NULL) return fail(command, EXIT_USAGE, "-o OUT.onnx is required");
+    if (num_data == 0) return fail(command, EXIT_USAGE, "calibration data is required: --data INPUT=FILE");
+    return EXIT_DONE;
 }

@@ -12,6 +12,7 @@ static const struct {
     {"quantize", cmd_quantize, "quantize a model's linear layers from calibration data (writes QDQ ONNX)"},
     {"eval", cmd_eval, "evaluate a model on data: accuracy against labels, agreement with a reference"},
     {"inspect", cmd_inspect, "list a model's inputs, outputs, operators and quantizable layers"},
+    {"lq", cmd_lq, "replace every fully-connected layer by an LQ layer fitted on data (bit-serial kernels)"},
 };
 
 static void usage(FILE *out)

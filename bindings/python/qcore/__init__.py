@@ -35,6 +35,7 @@ from .random import random_bits, random_normal, random_uniform
 from .rotate import (CayleyOptions, CayleySGD, LinearRotationLoss, OutlierMetrics, cayley_minimize, cayley_run, fwht,
                      hadamard_factor, hadamard_matrix, outlier_metrics, random_hadamard, random_hadamard_matrix, random_orthogonal)
 from .session import Session
+from .lq_model import LqReplaceResult, lq_replace
 from .search import Front, Search, SearchSpace, dp_front, hypervolume, proxy_output_error
 
 __version__ = library_version()

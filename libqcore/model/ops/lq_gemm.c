@@ -1,0 +1,113 @@
+/* ai.qcore.LQGemm: a fully-connected layer with learned non-uniform (LQ) weights and inputs, run on
+ * libqcore's bit-serial kernels (qc_bitserial_gemm / qc_bitserial_gemv), which encode the float input into
+ * bit-planes on their input side. Inputs and attributes: qc_model.h, "The ai.qcore domain". */
+#include "ops/ops.h"
+#include "qcore/qc_kernels.h"
+
+enum { LQ_X, LQ_W_PLANES, LQ_W_BASIS, LQ_X_BASIS, LQ_BIAS };
+
+static int has_bias(const qce_call *call)
+{
+    return call->num_inputs > LQ_BIAS && call->inputs[LQ_BIAS] != NULL;
+}
+
+static qc_status code_attribute(const qce_call *call, const char *name, int64_t fallback, qc_lq_code *out)
+{
+    int64_t v = qce__attr_int(call, name, fallback);
+    if (v != 0 && v != 1) return qce__fail(call, QC_ERR_INVALID_ARG, "attribute %s = %lld (expected 0 or 1)", name, (long long)v);
+    *out = v ? QC_LQ_SIGNED : QC_LQ_UNSIGNED;
+    return QC_OK;
+}
+
+/* Shapes in the node's terms (the kernel's own messages name its arguments, not the node's inputs). */
+static qc_status check_shapes(const qce_call *call, int64_t n, int64_t *outputs)
+{
+    const qc_tensor *planes = &call->inputs[LQ_W_PLANES]->tensor, *w_basis = &call->inputs[LQ_W_BASIS]->tensor;
+    const qc_tensor *x_basis = &call->inputs[LQ_X_BASIS]->tensor;
+    int64_t words = qc_lq_plane_words(n);
+    if (planes->ndim != 3 || planes->dims[1] < 1 || planes->dims[1] > QC_LQ_MAX_BITS || planes->dims[2] != words)
+        return qce__fail(call, QC_ERR_SHAPE,
+                         "W_planes must be [O, Kw, %lld] with Kw in 1..%d (%lld words per plane for X's last "
+                         "dimension %lld)", (long long)words, QC_LQ_MAX_BITS, (long long)words, (long long)n);
+    int64_t o = planes->dims[0], kw = planes->dims[1];
+    if (w_basis->ndim != 2 || w_basis->dims[0] != o || w_basis->dims[1] != kw)
+        return qce__fail(call, QC_ERR_SHAPE, "W_basis must be [O, Kw] = [%lld, %lld]", (long long)o, (long long)kw);
+    if (x_basis->ndim != 1 || x_basis->dims[0] < 1 || x_basis->dims[0] > QC_LQ_MAX_BITS)
+        return qce__fail(call, QC_ERR_SHAPE, "X_basis must be [Ka] with Ka in 1..%d", QC_LQ_MAX_BITS);
+    if (has_bias(call) && qce__numel(&call->inputs[LQ_BIAS]->tensor) != o)
+        return qce__fail(call, QC_ERR_SHAPE, "B must hold O = %lld values", (long long)o);
+    *outputs = o;
+    return QC_OK;
+}
+
+/* The kernels' identities count every bit of a plane, so bits past element n must be 0 (qc_lq_pack's
+ * padding); a model from elsewhere may hold anything there. */
+static qc_status check_padding(const qce_call *call, int64_t n)
+{
+    const qc_tensor *planes = &call->inputs[LQ_W_PLANES]->tensor;
+    int64_t rows = planes->dims[0] * planes->dims[1], words = planes->dims[2], first = n >> 6;
+    const uint64_t *w = planes->data;
+    uint64_t partial = (n & 63) ? ~0ull << (n & 63) : ~0ull; /* the bits of word `first` past n */
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t k = first; k < words; k++)
+            if (w[r * words + k] & (k == first ? partial : ~0ull))
+                return qce__fail(call, QC_ERR_INVALID_ARG,
+                                 "W_planes: plane row %lld has bits set past element %lld (padding must be 0)",
+                                 (long long)r, (long long)n);
+    return QC_OK;
+}
+
+/* One batch row runs the GEMV, whose work is spread over the outputs rather than the rows. The session's
+ * context gives the threads and the kernel set. */
+static qc_status run_kernel(const qce_call *call, qc_tensor *y, const qc_tensor *x, qc_lq_code x_code, qc_lq_code w_code,
+                            const qc_tensor *bias)
+{
+    const qc_tensor *x_basis = &call->inputs[LQ_X_BASIS]->tensor, *planes = &call->inputs[LQ_W_PLANES]->tensor;
+    const qc_tensor *w_basis = &call->inputs[LQ_W_BASIS]->tensor;
+    qc_status st;
+    if (x->dims[0] == 1) {
+        qc_tensor x_row, y_row;
+        st = qc_tensor_init(&x_row, x->data, QC_DT_F32, 1, &x->dims[1], NULL);
+        if (st == QC_OK) st = qc_tensor_init(&y_row, y->data, QC_DT_F32, 1, &y->dims[1], NULL);
+        if (st == QC_OK) st = qc_bitserial_gemv(call->ctx, &y_row, &x_row, x_basis, x_code, planes, w_basis, w_code, bias);
+    } else {
+        st = qc_bitserial_gemm(call->ctx, y, x, x_basis, x_code, planes, w_basis, w_code, bias);
+    }
+    return st == QC_OK ? QC_OK : qce__fail(call, st, "%s", qc_last_error());
+}
+
+/* Y [..., O] = LQ(X [..., n]) LQ(W)^T (+ B). */
+static qc_status op_lq_gemm(const qce_call *call)
+{
+    QCE_TRY(qce__expect_input(call, LQ_X, QCE_DT(QC_DT_F32)));
+    QCE_TRY(qce__expect_input(call, LQ_W_PLANES, QCE_DT(QC_DT_I64)));
+    QCE_TRY(qce__expect_input(call, LQ_W_BASIS, QCE_DT(QC_DT_F32)));
+    QCE_TRY(qce__expect_input(call, LQ_X_BASIS, QCE_DT(QC_DT_F32)));
+    if (has_bias(call)) QCE_TRY(qce__expect_input(call, LQ_BIAS, QCE_DT(QC_DT_F32)));
+    qc_lq_code x_code = QC_LQ_UNSIGNED, w_code = QC_LQ_SIGNED;
+    QCE_TRY(code_attribute(call, "x_signed", 0, &x_code));
+    QCE_TRY(code_attribute(call, "w_signed", 1, &w_code));
+    const qc_tensor *x = &call->inputs[LQ_X]->tensor;
+    if (x->ndim < 1 || x->dims[x->ndim - 1] < 1) return qce__fail(call, QC_ERR_SHAPE, "X must have a last dimension of at least 1");
+    int64_t n = x->dims[x->ndim - 1], outputs, dims[QC_MAX_DIMS];
+    QCE_TRY(check_shapes(call, n, &outputs));
+    QCE_TRY(check_padding(call, n));
+    qce__copy_ints(dims, x->dims, (size_t)x->ndim);
+    dims[x->ndim - 1] = outputs;
+    QCE_TRY(qce__output(call, 0, QC_DT_F32, x->ndim, dims));
+    int64_t rows = qce__numel(x) / n;
+    if (rows == 0) return QC_OK;
+    /* views of the shapes the kernels take: X [rows, n], Y [rows, O], B [O] */
+    qc_tensor x_matrix, y_matrix, bias;
+    int64_t x_dims[2] = {rows, n}, y_dims[2] = {rows, outputs};
+    qc_status st = qc_tensor_init(&x_matrix, x->data, QC_DT_F32, 2, x_dims, NULL);
+    if (st == QC_OK) st = qc_tensor_init(&y_matrix, call->outputs[0]->tensor.data, QC_DT_F32, 2, y_dims, NULL);
+    if (st == QC_OK && has_bias(call)) st = qc_tensor_init(&bias, call->inputs[LQ_BIAS]->tensor.data, QC_DT_F32, 1, &outputs, NULL);
+    if (st != QC_OK) return qce__fail(call, st, "%s", qc_last_error());
+    return run_kernel(call, &y_matrix, &x_matrix, x_code, w_code, has_bias(call) ? &bias : NULL);
+}
+
+const qce_op qce__lq_ops[] = {
+    {"ai.qcore.LQGemm", op_lq_gemm},
+    {NULL, NULL},
+};
