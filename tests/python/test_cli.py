@@ -117,8 +117,74 @@ def test_bad_input_gets_a_message_an_exit_code_and_no_output(data, tmp_path, arg
 
 def test_help_and_inspect():
     assert qcore_tool("--help").returncode == 0
-    for command in ("quantize", "eval", "inspect"):
+    for command in ("quantize", "eval", "inspect", "pack-ethosu"):
         run = qcore_tool(command, "--help")
         assert run.returncode == 0 and "usage: qcore " + command in run.stdout
     run = qcore_tool("inspect", MLP)
     assert run.returncode == 0 and "fc2.weight" in run.stdout and "Gemm 3" in run.stdout
+
+
+def vela_streams(path, config):
+    """Vela's layer streams for every Gemm of a `qcore quantize` W8A8 model, from the integers numpy reads:
+    weights minus zero points in OHWI, bias 0 (the float bias is not an int32 initializer) and Vela's
+    quantise_scale of the weight scale (the Gemm's output is not read by a QuantizeLinear)."""
+    from ethosu.vela.scaling import quantise_scale
+    from ethosu_oracle import vela_layer
+    proto = onnx.load(str(path))
+    init = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    dq = {n.output[0]: n.input for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in init}
+    streams = []
+    for node in (n for n in proto.graph.node if n.op_type == "Gemm"):
+        q, s, z = (init[name] for name in dq[node.input[1]])
+        ohwi = (q.astype(np.int16) - z.astype(np.int16)[:, None])[:, None, None, :]
+        scales = [quantise_scale(float(v)) for v in s]
+        stream, ranges = vela_layer(ohwi, np.zeros(len(s)), scales, config, 16, False, False, 8, (1, 1), 0)
+        streams.append((node.name, ohwi.size, sum(r[5] for r in ranges), 10 * len(s), stream))
+    return streams
+
+
+@pytest.fixture(scope="module")
+def w8a8(data, tmp_path_factory):
+    d, _ = data
+    out = tmp_path_factory.mktemp("w8a8") / "mlp_w8a8.onnx"
+    run = qcore_tool("quantize", MLP, "-o", out, "--data", "input=%s" % (d / "calib.npy"), "--input-scale", 1 / 255,
+                     "--samples", 128, "--method", "rtn", "--weight-bits", 8, "--act-bits", 8, "-q")
+    assert run.returncode == 0, run.stderr
+    return out
+
+
+@pytest.mark.parametrize("config", ["ethos-u55-128", "ethos-u65-512"])
+def test_pack_ethosu_streams_and_totals_equal_vela(w8a8, tmp_path, config):
+    pytest.importorskip("ethosu.vela.weight_compressor")
+    bin_, report = tmp_path / "streams.bin", tmp_path / "pack.json"
+    run = qcore_tool("pack-ethosu", w8a8, "--config", config, "-o", bin_, "--json", report)
+    assert run.returncode == 0, run.stderr
+    vela = vela_streams(w8a8, config)
+    assert bin_.read_bytes() == b"".join(v[4] for v in vela)
+    written = json.loads(report.read_text())
+    assert [(l["node"], l["original_bytes"], l["weight_bytes"], l["scale_bytes"], l["stream_bytes"])
+            for l in written["layers"]] == [v[:4] + (len(v[4]),) for v in vela]
+    assert [l["offset"] for l in written["layers"]] == list(np.cumsum([0] + [len(v[4]) for v in vela[:-1]]))
+    total = written["total"]
+    assert (total["original_bytes"], total["weight_bytes"], total["scale_bytes"]) == tuple(
+        sum(v[k] for v in vela) for k in (1, 2, 3))
+    python = qcore.ethosu_pack_model(qcore.Model(str(w8a8)), config=config)
+    assert total["stream_bytes"] == sum(l.stream_bytes for l in python) == bin_.stat().st_size
+    last = [line.split() for line in run.stdout.splitlines() if line.startswith("total")][0]
+    assert [int(v) for v in last[1:]] == [total["original_bytes"], total["weight_bytes"], total["scale_bytes"]]
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["pack-ethosu", "missing.onnx", "-o", "{out}", "--json", "{json}"], 3, "missing.onnx"),
+    (["pack-ethosu", MLP, "-o", "{out}", "--json", "{json}"], 1, "no quantized layers"),
+    (["pack-ethosu", "{model}", "--config", "ethos-u99-1", "-o", "{out}", "--json", "{json}"], 2, "ethos-u99-1"),
+    (["pack-ethosu", "{model}", "--ifm-bits", "12", "-o", "{out}", "--json", "{json}"], 2, "--ifm-bits"),
+    (["pack-ethosu", "{model}", "-o", "/nonexistent/dir/s.bin", "--json", "{json}"], 1, "/nonexistent/dir"),
+    (["pack-ethosu", "{model}", "-o", "{out}", "--json", "/nonexistent/dir/r.json"], 1, "/nonexistent/dir"),
+])
+def test_pack_ethosu_bad_input_leaves_no_output(w8a8, tmp_path, args, code, message):
+    out, report = tmp_path / "s.bin", tmp_path / "r.json"
+    run = qcore_tool(*[a.format(out=out, json=report, model=w8a8) for a in args])
+    assert run.returncode == code, run.stderr
+    assert message in run.stderr
+    assert not out.exists() and not report.exists() and not list(tmp_path.glob("*.tmp*"))

@@ -3,6 +3,7 @@
 #define QCORE_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include <qcore/qcore.h>
 #include <qcore/qc_model.h>
@@ -20,6 +21,7 @@ typedef int (*command_fn)(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_pack_ethosu(int argc, char **argv);
 
 /* Prints "qcore <command>: <message>" to stderr; returns `code`. */
 int fail(const char *command, int code, const char *format, ...) __attribute__((format(printf, 3, 4)));
@@ -50,5 +52,29 @@ void feeds_free(feed_set *f);
 
 /* Views of samples [first, first + n) of every feed. */
 void feeds_slice(const feed_set *f, int64_t first, int64_t n, qc_tensor *views);
+
+/* `s` as a JSON string literal (quotes and control characters escaped). */
+void json_string(FILE *out, const char *s);
+
+/* An output file that appears whole or not at all: written to a temporary file beside `path`
+ * (PATH.tmp-XXXXXX, so that the rename stays on one file system), then renamed over it. */
+typedef struct atomic_file {
+    FILE *f;                 /* write here */
+    const char *path;
+    char *temp;
+} atomic_file;
+
+/* Creates the temporary file; on failure prints why and returns EXIT_FAILED. */
+int atomic_open(atomic_file *a, const char *command, const char *path);
+
+/* Flushes, syncs and closes the temporary file; on failure prints why, removes it and returns EXIT_FAILED.
+ * The file then waits for atomic_commit or atomic_discard. */
+int atomic_close(atomic_file *a, const char *command);
+
+/* Renames a closed temporary file over its path; on failure prints why and removes it. */
+int atomic_commit(atomic_file *a, const char *command);
+
+/* Removes the temporary file (open or closed); a zeroed or committed atomic_file is left alone. */
+void atomic_discard(atomic_file *a);
 
 #endif

@@ -188,17 +188,6 @@ static int add_batches(qc_pipeline *p, const feed_set *f, long samples, long bat
     return EXIT_DONE;
 }
 
-static void json_string(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', out);
-        if ((unsigned char)*s < 0x20) fprintf(out, "\\u%04x", *s);
-        else fputc(*s, out);
-    }
-    fputc('"', out);
-}
-
 static void write_layer(FILE *out, const qc_layer_report *r, const qc_layer_info *l)
 {
     fprintf(out, "    {\"weight\": ");

@@ -1,9 +1,11 @@
-/* What the commands share: messages and exit codes, the context with its progress bar, and the feeds
- * (graph inputs read from files). */
+/* What the commands share: messages and exit codes, the context with its progress bar, the feeds (graph
+ * inputs read from files), JSON strings and atomic output files. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -180,4 +182,60 @@ void feeds_slice(const feed_set *f, int64_t first, int64_t n, qc_tensor *views)
         views[k].dims[0] = n;
         views[k].data = (char *)t->data + (size_t)(first * per_sample) * (size_t)(qc_dtype_bits(t->dtype) / 8);
     }
+}
+
+void json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', out);
+        if ((unsigned char)*s < 0x20) fprintf(out, "\\u%04x", *s);
+        else fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+int atomic_open(atomic_file *a, const char *command, const char *path)
+{
+    size_t len = strlen(path) + sizeof ".tmp-XXXXXX";
+    a->path = path, a->f = NULL, a->temp = malloc(len);
+    if (a->temp == NULL) return fail(command, EXIT_FAILED, "no memory");
+    snprintf(a->temp, len, "%s.tmp-XXXXXX", path);
+    int fd = mkstemp(a->temp);
+    if (fd >= 0) a->f = fdopen(fd, "wb");
+    if (a->f == NULL) {
+        int code = fail(command, EXIT_FAILED, "cannot create a file next to '%s': %s", path, strerror(errno));
+        if (fd >= 0) close(fd), unlink(a->temp);
+        free(a->temp), a->temp = NULL;
+        return code;
+    }
+    return EXIT_DONE;
+}
+
+int atomic_close(atomic_file *a, const char *command)
+{
+    /* mkstemp creates 0600; an output is an ordinary file others may read. */
+    int failed = fflush(a->f) != 0 || ferror(a->f) || fchmod(fileno(a->f), 0644) != 0 || fsync(fileno(a->f)) != 0;
+    int saved = errno;
+    if (fclose(a->f) != 0 && !failed) failed = 1, saved = errno;
+    a->f = NULL;
+    if (!failed) return EXIT_DONE;
+    atomic_discard(a);
+    return fail(command, EXIT_FAILED, "cannot write '%s': %s", a->path, strerror(saved));
+}
+
+int atomic_commit(atomic_file *a, const char *command)
+{
+    int code = rename(a->temp, a->path) == 0 ? EXIT_DONE
+                                              : fail(command, EXIT_FAILED, "cannot write '%s': %s", a->path, strerror(errno));
+    if (code != EXIT_DONE) unlink(a->temp);
+    free(a->temp), a->temp = NULL;
+    return code;
+}
+
+void atomic_discard(atomic_file *a)
+{
+    if (a->f) fclose(a->f), a->f = NULL;
+    if (a->temp) unlink(a->temp);
+    free(a->temp), a->temp = NULL;
 }
