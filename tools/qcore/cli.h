@@ -34,13 +34,15 @@ qc_status make_context(qc_ctx **ctx, int threads, int quiet);
 
 /* Named arrays for a model's graph inputs, read from NAME=FILE arguments (.npy, IDX or TensorProto files),
  * converted to each input's element type and reshaped to its declared sample shape. Samples run along
- * axis 0 of every array. */
+ * axis 0 of every array, except where the model fixes an input's whole shape and the array has exactly
+ * that shape (an LSTM state, a sample rate): that array is fed whole with every batch. */
 typedef struct feed_set {
     size_t count;
     char **names;
     qc_array **arrays;
     qc_tensor *tensors;      /* converted and reshaped, owned data */
-    int64_t samples;
+    unsigned char *whole;    /* per feed: 1 when fed whole with every batch */
+    int64_t samples;         /* of the split feeds (1 when every feed is whole) */
 } feed_set;
 
 /* Reads `specs` (NAME=FILE) for `model`, keeping the first `max_samples` samples (0: all); `scale`
@@ -50,8 +52,46 @@ int feeds_read(feed_set *out, const char *command, const qc_model *model, char *
                int64_t max_samples);
 void feeds_free(feed_set *f);
 
-/* Views of samples [first, first + n) of every feed. */
+/* Views of samples [first, first + n) of every feed (the whole array of a whole feed). */
 void feeds_slice(const feed_set *f, int64_t first, int64_t n, qc_tensor *views);
+
+/* Graph inputs a command reads at most (one --data each). */
+enum { MAX_FEEDS = 16 };
+
+/* How a model's output is compared with a reference's. */
+typedef enum metric {
+    METRIC_COSINE = 0,       /* mean over samples of the cosine between the two rows */
+    METRIC_MSE = 1,          /* mean squared difference over all elements */
+    METRIC_AGREEMENT = 2     /* fraction of samples deciding alike: top-1 class, or a single value's side of 0.5 */
+} metric;
+
+/* Sums over the samples scored so far. */
+typedef struct scores {
+    const char *output;      /* the output scored (borrowed from the model) */
+    int64_t samples, elements, correct, agree;
+    double cosine_sum, squared_sum, max_diff;
+} scores;
+
+/* What score_models runs: `model` on the feeds, compared with `reference` (may be NULL) and scored against
+ * integer `labels` (u8, i32 or i64, one per sample; may be NULL). */
+typedef struct score_job {
+    const qc_model *model, *reference;
+    const qc_tensor *labels;
+    const char *output;      /* the graph output scored; NULL: the first */
+    int64_t samples, batch;  /* samples scored (0: all) in runs of `batch` */
+} score_job;
+
+/* Parses "cosine", "mse" or "agreement"; on failure prints why and returns EXIT_USAGE. */
+int metric_parse(const char *command, const char *text, metric *out);
+const char *metric_name(metric m);
+double metric_value(const scores *s, metric m);
+
+/* Runs the job batch by batch, adding to `s` (zeroed by the caller). On failure prints why and returns its
+ * exit code. */
+int score_models(scores *s, const char *command, qc_ctx *ctx, const score_job *job, const feed_set *f);
+
+/* The comparison with the reference as JSON members ("output", every metric, "metric" and its "fidelity"). */
+void print_fidelity(FILE *out, const scores *s, metric m);
 
 /* `s` as a JSON string literal (quotes and control characters escaped). */
 void json_string(FILE *out, const char *s);

@@ -84,22 +84,35 @@ static void store(qc_tensor *t, int64_t i, double v)
     }
 }
 
+/* Whether the model fixes the input's shape (no symbolic or missing dimension) and the array has exactly
+ * that shape: a state or a setting, fed whole to every batch rather than split into samples. */
+static int is_whole(const qc_value_info *input, const qc_tensor *a)
+{
+    if (input->ndim != a->ndim) return 0;
+    for (int d = 0; d < a->ndim; d++)
+        if (input->dims[d] != a->dims[d]) return 0; /* a symbolic dimension is -1 */
+    return 1;
+}
+
 /* The array as the input wants it: its element type, times `scale` when float, and its declared sample
- * shape when the file's samples hold as many elements. */
+ * shape when the file's samples hold as many elements (whole arrays keep their shape). */
 static int convert(qc_tensor *out, const char *command, const qc_value_info *input, const qc_tensor *a, double scale,
-                   int64_t max_samples)
+                   int64_t max_samples, int whole)
 {
     qc_dtype dtype = dtype_of_onnx(input->elem_type);
     if (dtype == 0) return fail(command, EXIT_FAILED, "input '%s' is %s; feeds of that type are not supported", input->name,
                                 qc_onnx_type_string(input->elem_type));
-    if (a->ndim < 1 || a->dims[0] < 1) return fail(command, EXIT_INPUT, "the data for '%s' has no samples", input->name);
-    int64_t samples = max_samples > 0 && max_samples < a->dims[0] ? max_samples : a->dims[0];
-    int64_t per_sample = qc_tensor_numel(a) / a->dims[0], n = samples * per_sample, declared = 1;
+    if (!whole && (a->ndim < 1 || a->dims[0] < 1))
+        return fail(command, EXIT_INPUT, "the data for '%s' has no samples", input->name);
+    int64_t in_file = whole ? 1 : a->dims[0], per_sample = qc_tensor_numel(a) / in_file;
+    int64_t samples = max_samples > 0 && max_samples < in_file ? max_samples : in_file, n = samples * per_sample;
+    int64_t declared = 1;
     for (int d = 1; d < input->ndim; d++) declared = input->dims[d] > 0 && declared > 0 ? declared * input->dims[d] : -1;
-    int reshape = input->ndim >= 1 && declared == per_sample;
+    int reshape = !whole && input->ndim >= 1 && declared == per_sample;
     int64_t dims[QC_MAX_DIMS];
-    dims[0] = samples;
-    for (int d = 1; d < (reshape ? input->ndim : a->ndim); d++) dims[d] = reshape ? input->dims[d] : a->dims[d];
+    for (int d = 0; d < a->ndim; d++) dims[d] = a->dims[d];
+    if (!whole) dims[0] = samples;
+    for (int d = 1; reshape && d < input->ndim; d++) dims[d] = input->dims[d];
     void *data = malloc((size_t)n * (size_t)(qc_dtype_bits(dtype) / 8) + 1);
     if (data == NULL || qc_tensor_init(out, data, dtype, reshape ? input->ndim : a->ndim, dims, NULL) != QC_OK) {
         free(data);
@@ -131,8 +144,10 @@ static int read_one(feed_set *f, const char *command, const qc_model *model, con
         return fail(command, EXIT_USAGE, "the model has no graph input '%s' (see qcore inspect)", f->names[k]);
     qc_status st = qc_array_load(&f->arrays[k], eq + 1, QC_ARRAY_AUTO);
     if (st != QC_OK) return fail(command, exit_code_of(st), "%s", qc_last_error());
-    int code = convert(&f->tensors[k], command, &input, qc_array_tensor(f->arrays[k]), scale, max_samples);
-    if (code != EXIT_DONE) return code;
+    const qc_tensor *a = qc_array_tensor(f->arrays[k]);
+    f->whole[k] = (unsigned char)is_whole(&input, a);
+    int code = convert(&f->tensors[k], command, &input, a, scale, max_samples, f->whole[k]);
+    if (code != EXIT_DONE || f->whole[k]) return code;
     int64_t samples = f->tensors[k].dims[0];
     if (f->samples && samples != f->samples)
         return fail(command, EXIT_INPUT, "'%s' holds %lld samples, the other data %lld", eq + 1, (long long)samples,
@@ -148,7 +163,8 @@ int feeds_read(feed_set *f, const char *command, const qc_model *model, char **s
     f->names = calloc(count + 1, sizeof *f->names);
     f->arrays = calloc(count + 1, sizeof *f->arrays);
     f->tensors = calloc(count + 1, sizeof *f->tensors);
-    if (!f->names || !f->arrays || !f->tensors) return fail(command, EXIT_FAILED, "no memory");
+    f->whole = calloc(count + 1, 1);
+    if (!f->names || !f->arrays || !f->tensors || !f->whole) return fail(command, EXIT_FAILED, "no memory");
     for (size_t k = 0; k < count; k++) {
         int code = read_one(f, command, model, specs[k], scale, max_samples);
         if (code != EXIT_DONE) return code;
@@ -160,6 +176,7 @@ int feeds_read(feed_set *f, const char *command, const qc_model *model, char **s
         while (k < f->count && strcmp(f->names[k], input.name) != 0) k++;
         if (k == f->count) return fail(command, EXIT_USAGE, "no --data for graph input '%s'", input.name);
     }
+    if (f->samples == 0) f->samples = 1; /* every input whole: one run */
     return EXIT_DONE;
 }
 
@@ -170,15 +187,16 @@ void feeds_free(feed_set *f)
         qc_array_free(f->arrays[k]);
         free(f->tensors[k].data);
     }
-    free(f->names), free(f->arrays), free(f->tensors);
+    free(f->names), free(f->arrays), free(f->tensors), free(f->whole);
 }
 
 void feeds_slice(const feed_set *f, int64_t first, int64_t n, qc_tensor *views)
 {
     for (size_t k = 0; k < f->count; k++) {
         const qc_tensor *t = &f->tensors[k];
-        int64_t per_sample = qc_tensor_numel(t) / t->dims[0];
         views[k] = *t;
+        if (f->whole[k]) continue;
+        int64_t per_sample = qc_tensor_numel(t) / t->dims[0];
         views[k].dims[0] = n;
         views[k].data = (char *)t->data + (size_t)(first * per_sample) * (size_t)(qc_dtype_bits(t->dtype) / 8);
     }
