@@ -33,5 +33,13 @@ from .random import random_bits, random_normal, random_uniform
 from .rotate import (CayleyOptions, CayleySGD, LinearRotationLoss, OutlierMetrics, cayley_minimize, cayley_run, fwht,
                      hadamard_factor, hadamard_matrix, outlier_metrics, random_hadamard, random_hadamard_matrix, random_orthogonal)
 from .session import Session
+from .job import quantize, quantize_model
 
 __version__ = library_version()
+
+
+def __getattr__(name):
+    if name == "plots":  # matplotlib is loaded only by a program that draws
+        import importlib
+        return importlib.import_module(".plots", __name__)
+    raise AttributeError("module 'qcore' has no attribute %r" % name)
