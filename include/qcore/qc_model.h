@@ -136,6 +136,8 @@ typedef struct qc_value_info {
     const char *dim_params[QC_MAX_DIMS];     /* NULL when the dimension is not symbolic */
 } qc_value_info;
 
+/* Graph input i (initializers excluded; i < qc_model_count(model, QC_MODEL_INPUTS)), resp. graph output i,
+ * into `out` (its strings borrowed from the model). QC_ERR_INVALID_ARG for NULL or an index out of range. */
 QC_ONNX_API qc_status qc_model_input(const qc_model *model, size_t i, qc_value_info *out);
 QC_ONNX_API qc_status qc_model_output(const qc_model *model, size_t i, qc_value_info *out);
 
@@ -152,6 +154,8 @@ typedef struct qc_node_info {
     size_t num_attributes;
 } qc_node_info;
 
+/* Node i (i < qc_model_count(model, QC_MODEL_NODES)) into `out`. QC_ERR_INVALID_ARG for NULL or an index
+ * out of range. */
 QC_ONNX_API qc_status qc_model_node(const qc_model *model, size_t i, qc_node_info *out);
 
 /* An initializer. `data` views its bytes (little-endian, ONNX layout; nbytes of them): a view into the
@@ -168,6 +172,8 @@ typedef struct qc_initializer_info {
     int32_t is_external;                     /* 1 when the file keeps the bytes in external data */
 } qc_initializer_info;
 
+/* Initializer i (i < qc_model_count(model, QC_MODEL_INITIALIZERS)) into `out`. QC_ERR_INVALID_ARG for NULL
+ * or an index out of range, QC_ERR_UNSUPPORTED for a rank above QC_MAX_DIMS. */
 QC_ONNX_API qc_status qc_model_initializer(const qc_model *model, size_t i, qc_initializer_info *out);
 
 /* Index of the initializer called `name`; QC_ERR_INVALID_ARG naming it when there is none. */
@@ -330,6 +336,7 @@ typedef struct qc_accumulator_stats {
     int64_t max_abs_partial_sum;     /* the largest |partial sum| of the exact arithmetic */
 } qc_accumulator_stats;
 
+/* The counts of the last run into `out` (zeros before any run). QC_ERR_INVALID_ARG for NULL. */
 QC_ONNX_API qc_status qc_session_accumulator_stats(const qc_session *session, qc_accumulator_stats *out);
 
 /* ---------------------------------------------------------------------------------------------
