@@ -26,6 +26,9 @@ int cmd_pack_ethosu(int argc, char **argv);
 /* Prints "qcore <command>: <message>" to stderr; returns `code`. */
 int fail(const char *command, int code, const char *format, ...) __attribute__((format(printf, 3, 4)));
 
+/* Parses a decimal integer in lo..hi given to `flag`; on failure prints why and returns EXIT_USAGE. */
+int parse_integer(const char *command, const char *text, long lo, long hi, const char *flag, long *out);
+
 /* The exit code for a failed library call (file and format errors are input errors). */
 int exit_code_of(qc_status status);
 

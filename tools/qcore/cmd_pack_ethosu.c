@@ -1,6 +1,5 @@
 /* qcore pack-ethosu: a quantized (QDQ) model's weights packed for an Arm Ethos-U NPU as Vela packs them
  * (qc_model_pack_ethosu), with a per-layer table of sizes, the layer streams and a JSON report. */
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,13 +41,10 @@ static int config_of(const char *name, int32_t *out)
 
 static int integer(const char *text, long lo, long hi, const char *flag, int32_t *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || *end || end == text || v < lo || v > hi)
-        return fail("pack-ethosu", EXIT_USAGE, "%s takes an integer in %ld..%ld, got '%s'", flag, lo, hi, text);
-    *out = (int32_t)v;
-    return EXIT_DONE;
+    long v = 0;
+    int code = parse_integer("pack-ethosu", text, lo, hi, flag, &v);
+    *out = code == EXIT_DONE ? (int32_t)v : *out;
+    return code;
 }
 
 static const struct option LONG[] = {

@@ -58,13 +58,7 @@ typedef struct options {
 
 static int number(const char *text, long lo, long hi, const char *flag, long *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || *end || end == text || v < lo || v > hi)
-        return fail("quantize", EXIT_USAGE, "%s takes an integer in %ld..%ld, got '%s'", flag, lo, hi, text);
-    *out = v;
-    return EXIT_DONE;
+    return parse_integer("quantize", text, lo, hi, flag, out);
 }
 
 static int method(const char *text, qc_recipe *r)

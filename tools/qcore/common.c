@@ -21,6 +21,17 @@ int fail(const char *command, int code, const char *format, ...)
     return code;
 }
 
+int parse_integer(const char *command, const char *text, long lo, long hi, const char *flag, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || *end || end == text || v < lo || v > hi)
+        return fail(command, EXIT_USAGE, "%s takes an integer in %ld..%ld, got '%s'", flag, lo, hi, text);
+    *out = v;
+    return EXIT_DONE;
+}
+
 int exit_code_of(qc_status status)
 {
     return status == QC_ERR_IO || status == QC_ERR_FORMAT ? EXIT_INPUT : EXIT_FAILED;
