@@ -16,6 +16,7 @@
 #include "qcore/qc_gpxq.h"
 #include "qcore/qc_ethosu.h"
 #include "qcore/qc_quant.h"
+#include "qcore/qc_search.h"
 #include "qcore/qc_tensor.h"
 
 #ifdef __cplusplus
@@ -434,7 +435,16 @@ typedef enum qc_layer_method {
     QC_METHOD_GPFQ = 3    /* qc_gpfq on H~ and G from the quantized and the float model's inputs */
 } qc_layer_method;
 
-#define QC_RECIPE_VERSION 1
+#define QC_RECIPE_VERSION 2
+
+/* One layer's own weight width (recipe version 2): a mixed-precision configuration, such as one point of a
+ * qc_model_search front. */
+typedef struct qc_layer_format {
+    const char *weight;           /* the layer's weight initializer (borrowed) */
+    int32_t weight_bits;          /* 2..16: the recipe's weight grid at this width; 0: the weight stays float
+                                     while its input is quantized like every other layer's (unlike
+                                     keep_float, which keeps the whole layer in float) */
+} qc_layer_format;
 
 /* A recipe. Initialise with qc_recipe_init; later versions only append fields. */
 typedef struct qc_recipe {
@@ -458,6 +468,9 @@ typedef struct qc_recipe {
                                      recipe's accumulator_bits, or 32 when AXE is off (default 0) */
     int64_t report_rows;          /* calibration rows per layer given to the accumulator simulation and the
                                      output error (default 1024; 1 .. 2^31 - 1) */
+    /* version 2 */
+    size_t num_layer_formats;     /* per-layer weight widths overriding weights.bits (default none); a weight */
+    const qc_layer_format *layer_formats; /* named at most once, never also in keep_float (borrowed) */
 } qc_recipe;
 
 /* Fills `recipe` with the defaults of `version` (QC_ERR_VERSION for 0 or a newer version). */
@@ -500,6 +513,97 @@ QC_ONNX_API qc_status qc_pipeline_report(const qc_pipeline *pipeline, size_t i, 
 
 /* A deep copy of `model` (a new handle owned by the caller; the copy keeps its own bytes). */
 QC_ONNX_API qc_status qc_model_clone(qc_model **out, const qc_model *model);
+
+/* ---------------------------------------------------------------------------------------------
+ * Mixed precision over a model (since libqcore-onnx 1.2): which width each layer's weight gets. A model
+ * search quantizes every layer not in the recipe's keep_float at every candidate width once (one pass of
+ * statistics, the recipe's method, grid, activation bits and AXE), then evaluates configurations (one
+ * candidate index per searched layer) on evaluation batches with qcore's executor: the candidates' weights
+ * are swapped into one session, the model is never reloaded. Activations are quantized as the recipe
+ * says in every configuration; a width of 0 keeps that weight float (partial quantization of the
+ * weights). The metric is top-1 accuracy when the batches carry labels, else the mean cosine similarity
+ * of each sample's output to the float model's (the options' output, by default the first graph output).
+ */
+typedef struct qc_model_search qc_model_search;
+
+#define QC_MODEL_SEARCH_OPTIONS_VERSION 1
+
+typedef struct qc_model_search_options {
+    uint32_t version;             /* QC_MODEL_SEARCH_OPTIONS_VERSION */
+    const qc_recipe *recipe;      /* the base recipe (borrowed during create; NULL: qc_recipe_init's); its
+                                     sequential flag and layer formats are ignored */
+    size_t num_widths;            /* candidate weight widths, each 0 (float) or 2..16, distinct */
+    const int32_t *widths;        /* (default: 0, 8, 6, 4, 3, 2) */
+    const char *output;           /* the graph output the metric reads (default NULL: the first one) */
+    int32_t ethosu_config;        /* a qc_ethosu_config: each candidate's Ethos-U stream size is measured
+                                     (qc_ethosu_pack_layer, Vela's packing); 0 (default): not measured */
+} qc_model_search_options;
+
+/* Fills `opts` with the defaults of `version` (QC_ERR_VERSION for 0 or a version newer than the library's;
+ * QC_ERR_INVALID_ARG for NULL). */
+QC_ONNX_API qc_status qc_model_search_options_init(qc_model_search_options *opts, unsigned version);
+
+/* Quantizes the candidates from the pipeline's calibration batches (progress through the pipeline's ctx).
+ * The pipeline must outlive the search. */
+QC_ONNX_API qc_status qc_model_search_create(qc_model_search **out, qc_pipeline *pipeline,
+                                             const qc_model_search_options *opts);
+QC_ONNX_API void qc_model_search_free(qc_model_search *search);
+
+/* Adds an evaluation batch (copied): values for every graph input, and `labels` (int64 [samples], one
+ * class per row of the first output) or NULL. Either every batch has labels or none has. */
+QC_ONNX_API qc_status qc_model_search_add_batch(qc_model_search *search, size_t count, const char *const *names,
+                                                const qc_tensor *values, const qc_tensor *labels);
+
+/* The searched layers (the pipeline's layers not kept in float), their candidates and each candidate's
+ * cost and single-layer proxy. */
+QC_ONNX_API size_t qc_model_search_layer_count(const qc_model_search *search);
+
+typedef struct qc_model_candidate {
+    size_t pipeline_layer;        /* the layer's index in qc_pipeline_layer */
+    const char *weight;           /* borrowed from the pipeline */
+    int32_t weight_bits;          /* 0: float */
+    int64_t bytes;                /* stored size, as qc_layer_report.weight_bytes */
+    double output_error;          /* qc_layer_report.output_error of this layer alone at this width */
+    int64_t ethosu_bytes;         /* its Ethos-U weight and scale stream (0: not measured, a float weight,
+                                     or weights beyond the NPU's -255..255) */
+    double bit_operations;        /* per sample: multiply-accumulates x weight bits x input bits (32 for
+                                     a float weight or input) */
+} qc_model_candidate;
+
+/* Candidate `candidate` (an index into the options' widths) of searched layer `layer` into `out`.
+ * QC_ERR_INVALID_ARG for NULL or an index out of range. */
+QC_ONNX_API qc_status qc_model_search_candidate(const qc_model_search *search, size_t layer, uint32_t candidate,
+                                                qc_model_candidate *out);
+
+/* The metric of configuration `choice` (one candidate index per searched layer) on the first
+ * ceil(fraction * batches) evaluation batches (0 < fraction <= 1). */
+QC_ONNX_API qc_status qc_model_search_evaluate(qc_model_search *search, const uint32_t *choice, double fraction,
+                                               double *metric);
+
+/* What a model search space counts as a configuration's cost. */
+typedef enum qc_model_cost {
+    QC_MODEL_COST_BYTES = 0,          /* stored weight bytes (qc_model_candidate.bytes) */
+    QC_MODEL_COST_BIT_OPERATIONS = 1, /* bit-operations per sample */
+    QC_MODEL_COST_ETHOSU_BYTES = 2    /* Ethos-U streams (needs ethosu_config); a float weight counts its
+                                         float bytes, as it would stay with the CPU */
+} qc_model_cost;
+
+/* A qc_search.h space over the searched layers (tensor t = searched layer t, candidate c = width c):
+ * costs as `cost` says, proxies each layer's squared output error alone at that width, labels
+ * "weight:w4" / "weight:float". The caller owns it (qc_search_space_free) and may add ties, forbidden
+ * combinations, a check or other costs before searching. */
+QC_ONNX_API qc_status qc_model_search_space(const qc_model_search *search, qc_model_cost cost, qc_search_space **out);
+
+/* Runs a qc_search over `space` (one tensor per searched layer) with `opts`, each configuration evaluated
+ * by qc_model_search_evaluate at the search's fidelity (the fraction of evaluation batches); progress
+ * through the pipeline's ctx. `out` receives the finished search (qc_search_front, qc_search_write_json;
+ * qc_search_free). A failed evaluation stops the search with its error. */
+QC_ONNX_API qc_status qc_model_search_run(qc_model_search *search, const qc_search_space *space,
+                                          const qc_search_options *opts, qc_search **out);
+
+/* The base recipe with layer formats for `choice`, ready for qc_pipeline_run (its strings and format
+ * array are owned by the search and valid until the next call or qc_model_search_free). */
+QC_ONNX_API qc_status qc_model_search_recipe(qc_model_search *search, const uint32_t *choice, qc_recipe *out);
 
 /* ---------------------------------------------------------------------------------------------
  * Ethos-U packing of a quantized model (since libqcore-onnx 1.1). Every Conv (2-D, group 1 or depthwise,

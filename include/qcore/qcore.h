@@ -11,5 +11,6 @@
 #include "qcore/qc_lq.h"
 #include "qcore/qc_kernels.h"
 #include "qcore/qc_ethosu.h"
+#include "qcore/qc_search.h"
 
 #endif

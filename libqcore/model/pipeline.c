@@ -26,7 +26,7 @@ qc_status qc_pipeline_create(qc_pipeline **out, const qc_model *model, qc_ctx *c
     return QC_OK;
 }
 
-static void free_batch(qcp_batch *b)
+void qcp__batch_free(qcp_batch *b)
 {
     for (size_t k = 0; k < b->count; k++) {
         free(b->names ? b->names[k] : NULL);
@@ -41,7 +41,7 @@ void qc_pipeline_free(qc_pipeline *p)
     if (p == NULL) return;
     qcp__cache_clear(p);
     qcp__free_layers(p);
-    for (size_t i = 0; i < p->num_batches; i++) free_batch(&p->batches[i]);
+    for (size_t i = 0; i < p->num_batches; i++) qcp__batch_free(&p->batches[i]);
     free(p->batches);
     free(p->reports);
     free(p);
@@ -78,29 +78,37 @@ static qc_status copy_value(qc_tensor *dst, const qc_tensor *v, const char *func
     return st;
 }
 
+qc_status qcp__batch_copy(qcp_batch *b, size_t count, const char *const *names, const qc_tensor *values,
+                          const char *function)
+{
+    *b = (qcp_batch){0};
+    if (count == 0) return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'count': a batch needs at least one input");
+    if (names == NULL || values == NULL)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument '%s' is NULL", names ? "values" : "names");
+    for (size_t k = 0; k < count; k++) {
+        if (names[k] == NULL) return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'names': entry %zu is NULL", k);
+        QCM_TRY(qc_tensor_check(&values[k], names[k]));
+    }
+    b->names = calloc(count, sizeof(char *));
+    b->values = calloc(count, sizeof(qc_tensor));
+    qc_status st = b->names && b->values ? QC_OK : QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    for (; st == QC_OK && b->count < count; b->count++) {
+        b->names[b->count] = strdup(names[b->count]);
+        st = b->names[b->count] ? copy_value(&b->values[b->count], &values[b->count], function)
+                                : QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    }
+    if (st != QC_OK) qcp__batch_free(b);
+    return st;
+}
+
 qc_status qc_pipeline_add_batch(qc_pipeline *p, size_t count, const char *const *names, const qc_tensor *values)
 {
     QCM_CHECK_NOT_NULL(p);
-    if (count == 0) return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'count': a batch needs at least one input");
-    QCM_CHECK_NOT_NULL(names);
-    QCM_CHECK_NOT_NULL(values);
-    for (size_t k = 0; k < count; k++) {
-        if (names[k] == NULL) return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'names': entry %zu is NULL", k);
-        QCM_TRY(qc_tensor_check(&values[k], names[k]));
-    }
-    qcp_batch b = {0, calloc(count, sizeof(char *)), calloc(count, sizeof(qc_tensor))};
     qcp_batch *grown = realloc(p->batches, (p->num_batches + 1) * sizeof *grown);
-    qc_status st = b.names && b.values && grown ? QC_OK : QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
-    if (grown) p->batches = grown;
-    for (; st == QC_OK && b.count < count; b.count++) {
-        b.names[b.count] = strdup(names[b.count]);
-        st = b.names[b.count] ? copy_value(&b.values[b.count], &values[b.count], __func__)
-                              : QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
-    }
-    if (st != QC_OK) {
-        free_batch(&b);
-        return st;
-    }
+    if (grown == NULL) return QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
+    p->batches = grown;
+    qcp_batch b;
+    QCM_TRY(qcp__batch_copy(&b, count, names, values, __func__));
     p->batches[p->num_batches++] = b;
     qcp__cache_clear(p); /* ranges and statistics covered the earlier batches only */
     return QC_OK;

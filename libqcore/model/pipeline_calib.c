@@ -7,9 +7,7 @@
 #include "error.h"
 #include "pipeline_internal.h"
 
-/* Value `name` of the last run on batch b (a graph input is the batch's own value; the session does not
- * keep inputs). */
-static qc_status value_of(const qc_session *s, const qcp_batch *b, const char *name, qc_tensor *out)
+qc_status qcp__value_of(const qc_session *s, const qcp_batch *b, const char *name, qc_tensor *out)
 {
     for (size_t k = 0; k < b->count; k++)
         if (strcmp(b->names[k], name) == 0) {
@@ -25,7 +23,7 @@ static qc_status rows_of(const qcp_run *r, const qc_session *s, const qcp_batch 
 {
     qc_tensor v;
     *owned = NULL;
-    QCM_TRY(value_of(s, b, name, &v));
+    QCM_TRY(qcp__value_of(s, b, name, &v));
     return qcp__layer_rows(r->p, i, &v, rows, owned, r->function);
 }
 
@@ -77,7 +75,7 @@ qc_status qcp__input_ranges(qcp_run *r)
         if (st == QC_OK) st = qc_session_run(r->fp);
         for (size_t i = 0; st == QC_OK && i < p->num_layers; i++) {
             qc_tensor x;
-            st = value_of(r->fp, &p->batches[b], inputs[i], &x);
+            st = qcp__value_of(r->fp, &p->batches[b], inputs[i], &x);
             if (st == QC_OK && x.dtype != QC_DT_F32)
                 st = QCM_FAIL_IN(r->function, QC_ERR_UNSUPPORTED, "layer input '%s' is %s; the pipeline quantizes float32 layers",
                                  inputs[i], qc_dtype_string(x.dtype));

@@ -61,6 +61,8 @@ typedef struct qcp_run {
     qc_session *quantized;   /* over qmodel: its activations quantized, its weights replaced as they are done */
     qc_session *fp;          /* over the source model (GPFQ's X, and the ranges) */
     int *keep;               /* 1: layer kept in float */
+    int *float_weight;       /* 1: the weight stays float, its input is quantized (a layer format of 0 bits) */
+    qc_quant_options *grid;  /* each layer's weight grid: the recipe's, at its layer format's width */
     double *lo, *hi;         /* each layer input's range over the calibration batches (float model) */
     float *act_scale;        /* 0 when the input stays float */
     int *act_signed;
@@ -75,6 +77,22 @@ typedef struct qcp_run {
     qc_layer_report *reports;   /* this run's, handed to the pipeline when it succeeds */
     int threads;
 } qcp_run;
+
+/* Checks a recipe against the pipeline's layers (names, widths, grids); `function` names the caller. */
+qc_status qcp__check_recipe(const qc_pipeline *p, const qc_recipe *recipe, const char *function);
+
+/* Starts a run of `recipe` on p: per-layer state, grids, reports, and r->qmodel a clone of the source
+ * model. qcp__run_finish frees whatever the run still owns (also after a failed start). */
+qc_status qcp__run_start(qcp_run *r, qc_pipeline *p, const qc_recipe *recipe, const char *function);
+void qcp__run_finish(qcp_run *r);
+
+/* Puts every quantized layer's activation quantizer into r->qmodel and records each layer's input name
+ * there (r->qinput); needs the input ranges (qcp__input_ranges). */
+qc_status qcp__quantize_inputs(qcp_run *r);
+
+/* Every layer's one-pass statistics (stats[i], NULL for RTN and kept layers), lent by the pipeline's
+ * cache (collected and stored there first when it does not hold them). */
+qc_status qcp__one_pass_stats(qcp_run *r, qc_gpxq_stats ***stats);
 
 /* The statistics kind the recipe's method needs (0 for RTN). */
 int qcp__stats_kind(const qc_recipe *recipe);
@@ -93,6 +111,10 @@ void qcp__cache_clear(qc_pipeline *p);
  * after the batches changed, which runs every batch. */
 qc_status qcp__input_ranges(qcp_run *r);
 
+/* Value `name` of the session's last run on batch b (a graph input is the batch's own value; sessions do
+ * not keep inputs). */
+qc_status qcp__value_of(const qc_session *s, const qcp_batch *b, const char *name, qc_tensor *out);
+
 /* The float-model session, created on first use. */
 qc_status qcp__float_session(qcp_run *r);
 
@@ -102,6 +124,12 @@ qc_status qcp__collect(qcp_run *r, size_t first, size_t end, qc_gpxq_stats **sta
 
 /* Frees the statistics objects of a qcp__collect (shared ones once). */
 void qcp__free_stats(qc_gpxq_stats **stats, size_t count);
+
+/* W [out, in] (or its dequantized copy) of layer l in its ONNX layout, into `onnx`. */
+void qcp__to_onnx_layout(const qcp_layer *l, const float *w, float *onnx);
+
+/* Frees layer i's quantized weights (levels, parameters, dequantized copy) so that it can be quantized again. */
+void qcp__release_layer(qcp_run *r, size_t i);
 
 /* Quantizes layer i from its statistics (NULL for RTN) and fills its report. */
 qc_status qcp__quantize_layer(qcp_run *r, size_t i, const qc_gpxq_stats *stats);
@@ -125,6 +153,9 @@ int64_t qcp__tile(const qcp_run *r, size_t i);
 /* Index into the grid's parameters (scale, zero point) of W [out, in]'s element (o, k). */
 int64_t qcp__param_index(const qc_quant_options *grid, int64_t o, int64_t k, int64_t in);
 
+/* Fills the report of layer i, whose weight stays float while its input is quantized. */
+qc_status qcp__report_float_weight(qcp_run *r, size_t i);
+
 /* Fills layer i's report from its results and report rows. */
 qc_status qcp__report_layer(qcp_run *r, size_t i, const qc_gpxq_result *result);
 
@@ -138,6 +169,11 @@ qc_status qcp__find_layers(qc_pipeline *p, const char *function);
 
 /* Frees the layer list. */
 void qcp__free_layers(qc_pipeline *p);
+
+/* A batch holding copies of `values` (checked: non-NULL names, valid tensors); on failure b holds nothing. */
+qc_status qcp__batch_copy(qcp_batch *b, size_t count, const char *const *names, const qc_tensor *values,
+                          const char *function);
+void qcp__batch_free(qcp_batch *b);
 
 /* Binds batch b's values as the session's inputs. */
 qc_status qcp__bind_batch(qc_session *s, const qcp_batch *b);

@@ -27,8 +27,7 @@ qc_status qcp__weight(const qc_pipeline *p, size_t i, float *w, const char *func
     return QC_OK;
 }
 
-/* W [out, in] (or its dequantized copy) in the layer's ONNX layout, into `onnx`. */
-static void to_onnx_layout(const qcp_layer *l, const float *w, float *onnx)
+void qcp__to_onnx_layout(const qcp_layer *l, const float *w, float *onnx)
 {
     for (int64_t o = 0; o < l->out; o++)
         for (int64_t k = 0; k < l->in; k++) onnx[l->transposed ? o * l->in + k : k * l->out + o] = w[o * l->in + k];
@@ -55,7 +54,7 @@ typedef struct layer_buffers {
 static qc_status allocate(qcp_run *r, size_t i, layer_buffers *t)
 {
     const qcp_layer *l = &r->p->layers[i];
-    const qc_quant_options *grid = &r->r->weights;
+    const qc_quant_options *grid = &r->grid[i];
     int64_t dims[2] = {l->out, l->in}, pdims[QC_MAX_DIMS];
     int32_t pndim;
     size_t n = (size_t)(l->out * l->in);
@@ -89,9 +88,10 @@ static qc_status run_method(qcp_run *r, size_t i, layer_buffers *t, const qc_gpx
     opts.input_bits = r->act_scale[i] > 0 ? r->r->activation_bits : opts.input_bits;
     opts.input_signed = r->act_signed[i];
     opts.tile_size = qcp__tile(r, i);
-    qc_tensor *zp = r->r->weights.symmetric ? NULL : &t->zero_point;
+    const qc_quant_options *grid = &r->grid[i];
+    qc_tensor *zp = grid->symmetric ? NULL : &t->zero_point;
     if (r->r->method == QC_METHOD_RTN)
-        return qc_rtn(r->p->ctx, &t->q, &t->scale, zp, &t->dequantized, result, &t->w, &r->r->weights, &opts);
+        return qc_rtn(r->p->ctx, &t->q, &t->scale, zp, &t->dequantized, result, &t->w, grid, &opts);
     int64_t dims[2] = {l->in, l->in};
     size_t n = (size_t)(l->in * l->in);
     double *h = malloc(n * sizeof *h), *g = r->r->method == QC_METHOD_GPFQ ? malloc(n * sizeof *g) : NULL;
@@ -103,8 +103,8 @@ static qc_status run_method(qcp_run *r, size_t i, layer_buffers *t, const qc_gpx
     if (st == QC_OK && g) st = qc_tensor_init(&tg, g, QC_DT_F64, 2, dims, NULL);
     if (st == QC_OK && g) st = qc_gpxq_stats_cross(&tg, stats);
     if (st == QC_OK)
-        st = g ? qc_gpfq(r->p->ctx, &t->q, &t->scale, zp, &t->dequantized, result, &t->w, &th, &tg, &r->r->weights, &opts)
-               : qc_optq(r->p->ctx, &t->q, &t->scale, zp, &t->dequantized, result, &t->w, &th, &r->r->weights, &opts);
+        st = g ? qc_gpfq(r->p->ctx, &t->q, &t->scale, zp, &t->dequantized, result, &t->w, &th, &tg, grid, &opts)
+               : qc_optq(r->p->ctx, &t->q, &t->scale, zp, &t->dequantized, result, &t->w, &th, grid, &opts);
     free(h), free(g);
     return st;
 }
@@ -115,12 +115,18 @@ static qc_status replace_in_session(qcp_run *r, size_t i)
     const qcp_layer *l = &r->p->layers[i];
     float *onnx = malloc((size_t)(l->out * l->in) * sizeof *onnx);
     if (onnx == NULL) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
-    to_onnx_layout(l, r->dequantized[i], onnx);
+    qcp__to_onnx_layout(l, r->dequantized[i], onnx);
     qc_tensor t;
     qc_status st = qc_tensor_init(&t, onnx, QC_DT_F32, l->ndim, l->dims, NULL);
     if (st == QC_OK) st = qc_session_set_initializer(r->quantized, l->weight, &t);
     free(onnx);
     return st;
+}
+
+void qcp__release_layer(qcp_run *r, size_t i)
+{
+    free(r->levels[i]), free(r->scale[i]), free(r->zero_point[i]), free(r->dequantized[i]);
+    r->levels[i] = NULL, r->zero_point[i] = NULL, r->dequantized[i] = NULL, r->scale[i] = NULL;
 }
 
 qc_status qcp__quantize_layer(qcp_run *r, size_t i, const qc_gpxq_stats *stats)
@@ -138,9 +144,10 @@ qc_status qcp__quantize_layer(qcp_run *r, size_t i, const qc_gpxq_stats *stats)
 }
 
 /* ONNX layout export of layer i's parameters: the grid on the stored tensor, in a container ONNX has. */
-static qc_quant_options export_grid(const qcp_run *r, const qcp_layer *l)
+static qc_quant_options export_grid(const qcp_run *r, size_t i)
 {
-    qc_quant_options g = r->r->weights;
+    const qcp_layer *l = &r->p->layers[i];
+    qc_quant_options g = r->grid[i];
     g.bits = g.bits <= 4 ? 4 : g.bits <= 8 ? 8 : 16;
     g.symmetric = 0; /* zero points are always given explicitly: a container's own would differ */
     if (g.granularity == QC_GRAN_CHANNEL) g.axis = l->transposed ? 0 : 1;
@@ -166,7 +173,7 @@ static int64_t stored_param_index(const qc_quant_options *g, const qcp_layer *l,
 static qc_status export_layer(qcp_run *r, size_t i)
 {
     const qcp_layer *l = &r->p->layers[i];
-    qc_quant_options g = export_grid(r, l);
+    qc_quant_options g = export_grid(r, i);
     int64_t pd[QC_MAX_DIMS];
     int32_t pn;
     size_t n = (size_t)(l->out * l->in);
@@ -174,7 +181,7 @@ static qc_status export_layer(qcp_run *r, size_t i)
     int32_t *zp = NULL;
     qc_tensor tw, ts, tz;
     qc_status st = onnx ? QC_OK : QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
-    if (st == QC_OK) to_onnx_layout(l, r->dequantized[i], onnx);
+    if (st == QC_OK) qcp__to_onnx_layout(l, r->dequantized[i], onnx);
     if (st == QC_OK) st = qc_tensor_init(&tw, onnx, QC_DT_F32, l->ndim, l->dims, NULL);
     if (st == QC_OK) st = qc_quant_param_shape(&pn, pd, &tw, &g);
     int64_t np = 1;
@@ -183,9 +190,9 @@ static qc_status export_layer(qcp_run *r, size_t i)
         /* parameters of W [out, in] element (o, k) go where the stored layout's grid looks them up */
         for (int64_t o = 0; o < l->out; o++)
             for (int64_t k = 0; k < l->in; k++) {
-                int64_t src = qcp__param_index(&r->r->weights, o, k, l->in), dst = stored_param_index(&g, l, o, k);
+                int64_t src = qcp__param_index(&r->grid[i], o, k, l->in), dst = stored_param_index(&g, l, o, k);
                 scale[dst] = r->scale[i][src];
-                zp[dst] = r->zero_point[i] ? r->zero_point[i][src] : fixed_zero_point(&r->r->weights);
+                zp[dst] = r->zero_point[i] ? r->zero_point[i][src] : fixed_zero_point(&r->grid[i]);
             }
     } else if (st == QC_OK) st = QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
     if (st == QC_OK) st = qc_tensor_init(&ts, scale, QC_DT_F32, pn, pd, NULL);
@@ -199,7 +206,7 @@ static qc_status export_layer(qcp_run *r, size_t i)
 qc_status qcp__export_weights(qcp_run *r)
 {
     for (size_t i = 0; i < r->p->num_layers; i++) {
-        if (r->keep[i]) continue;
+        if (r->keep[i] || r->float_weight[i]) continue;
         qc_status st = export_layer(r, i);
         if (st != QC_OK) return QCM_FAIL_IN(r->function, st, "layer '%s': %s", r->p->layers[i].weight, qc_last_error());
     }

@@ -34,11 +34,12 @@ static int32_t *centered_levels(const qcp_run *r, size_t i)
     int32_t *c = malloc((size_t)(l->out * l->in) * sizeof *c);
     if (c == NULL) return NULL;
     int32_t qmin = 0, qmax = 0, fixed = 0;
-    qc_quant_range(&qmin, &qmax, &r->r->weights);
-    if (!r->r->weights.is_signed) fixed = (qmin + qmax + 1) / 2;
+    const qc_quant_options *grid = &r->grid[i];
+    qc_quant_range(&qmin, &qmax, grid);
+    if (!grid->is_signed) fixed = (qmin + qmax + 1) / 2;
     for (int64_t o = 0; o < l->out; o++)
         for (int64_t k = 0; k < l->in; k++) {
-            int64_t p = qcp__param_index(&r->r->weights, o, k, l->in);
+            int64_t p = qcp__param_index(grid, o, k, l->in);
             c[o * l->in + k] = r->levels[i][o * l->in + k] - (r->zero_point[i] ? r->zero_point[i][p] : fixed);
         }
     return c;
@@ -86,19 +87,33 @@ static int64_t parameter_count(const qc_quant_options *grid, const qcp_layer *l)
     return 1;
 }
 
+/* The input's quantizer in the report, when it has one (0: the input stays float). */
+static int report_input(qcp_run *r, size_t i)
+{
+    qc_layer_report *rep = &r->reports[i];
+    if (r->act_scale[i] <= 0) return 0;
+    rep->input_bits = r->r->activation_bits;
+    rep->input_signed = r->act_signed[i];
+    rep->input_scale = r->act_scale[i];
+    return 1;
+}
+
+qc_status qcp__report_float_weight(qcp_run *r, size_t i)
+{
+    report_input(r, i);
+    return QC_OK;
+}
+
 qc_status qcp__report_layer(qcp_run *r, size_t i, const qc_gpxq_result *result)
 {
     const qcp_layer *l = &r->p->layers[i];
     qc_layer_report *rep = &r->reports[i];
     rep->quantized = 1;
-    rep->weight_bits = r->r->weights.bits;
-    rep->weight_bytes = stored_bytes(&r->r->weights, l, parameter_count(&r->r->weights, l));
+    rep->weight_bits = r->grid[i].bits;
+    rep->weight_bytes = stored_bytes(&r->grid[i], l, parameter_count(&r->grid[i], l));
     rep->gpxq = *result;
     if (r->report_n[i] > 0) QCM_TRY(output_error(r, i, &rep->output_error));
-    if (r->act_scale[i] <= 0) return QC_OK;
-    rep->input_bits = r->r->activation_bits;
-    rep->input_signed = r->act_signed[i];
-    rep->input_scale = r->act_scale[i];
+    if (!report_input(r, i)) return QC_OK;
     qc_accum_spec spec = QC_ACCUM_SPEC_INIT;
     QCM_TRY(qc_accum_input_range(&spec.input_min, &spec.input_max, rep->input_bits, rep->input_signed));
     spec.tile = qcp__tile(r, i);

@@ -15,7 +15,46 @@ static int kept(const qc_recipe *rc, const char *weight)
     return 0;
 }
 
-static qc_status check_recipe(const qc_pipeline *p, const qc_recipe *rc, const char *function)
+static size_t layer_format_count(const qc_recipe *rc)
+{
+    return rc->version >= 2 ? rc->num_layer_formats : 0;
+}
+
+/* The layer whose weight is `weight`, or p->num_layers. */
+static size_t layer_named(const qc_pipeline *p, const char *weight)
+{
+    size_t i = 0;
+    while (i < p->num_layers && (weight == NULL || strcmp(weight, p->layers[i].weight) != 0)) i++;
+    return i;
+}
+
+static qc_status check_layer_formats(const qc_pipeline *p, const qc_recipe *rc, const char *function)
+{
+    size_t n = layer_format_count(rc);
+    if (n > 0 && rc->layer_formats == NULL)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'layer_formats' is NULL with num_layer_formats = %zu", n);
+    for (size_t k = 0; k < n; k++) {
+        const qc_layer_format *f = &rc->layer_formats[k];
+        const char *name = f->weight ? f->weight : "(NULL)";
+        if (layer_named(p, f->weight) == p->num_layers)
+            return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'layer_formats': entry %zu ('%s') is no layer's weight",
+                               k, name);
+        if (f->weight_bits != 0 && (f->weight_bits < 2 || f->weight_bits > 16))
+            return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG,
+                               "recipe field 'layer_formats': entry %zu ('%s') has weight_bits %d, neither 0 (float) nor in 2..16",
+                               k, name, (int)f->weight_bits);
+        for (size_t j = 0; j < k; j++)
+            if (strcmp(rc->layer_formats[j].weight, f->weight) == 0)
+                return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'layer_formats': '%s' is named twice (entries %zu and %zu)",
+                                   name, j, k);
+        if (kept(rc, f->weight))
+            return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG,
+                               "recipe: '%s' is both in keep_float and in layer_formats; name it in one of them", name);
+    }
+    return QC_OK;
+}
+
+qc_status qcp__check_recipe(const qc_pipeline *p, const qc_recipe *rc, const char *function)
 {
     if (rc->version == 0 || rc->version > QC_RECIPE_VERSION)
         return QCM_FAIL_IN(function, QC_ERR_VERSION, "argument 'recipe': version %u is not one this library knows (1..%d)",
@@ -43,23 +82,32 @@ static qc_status check_recipe(const qc_pipeline *p, const qc_recipe *rc, const c
             return QCM_FAIL_IN(function, QC_ERR_UNSUPPORTED,
                                "recipe field 'weights': per-group grids are not defined for convolution weights ('%s'); "
                                "keep it in float or use a per-channel grid", p->layers[i].weight);
-    for (size_t k = 0; k < rc->num_keep_float; k++) {
-        size_t i = 0;
-        while (i < p->num_layers && rc->keep_float[k] && strcmp(rc->keep_float[k], p->layers[i].weight) != 0) i++;
-        if (i == p->num_layers)
+    for (size_t k = 0; k < rc->num_keep_float; k++)
+        if (layer_named(p, rc->keep_float[k]) == p->num_layers)
             return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'keep_float': entry %zu ('%s') is no layer's weight", k,
                                rc->keep_float[k] ? rc->keep_float[k] : "(NULL)");
+    return check_layer_formats(p, rc, function);
+}
+
+/* Layer i's grid: the recipe's at its layer format's width (a width of 0 keeps the weight float). */
+static void layer_grid(qcp_run *r, size_t i)
+{
+    const qc_recipe *rc = r->r;
+    r->grid[i] = rc->weights;
+    for (size_t k = 0; k < layer_format_count(rc); k++) {
+        if (strcmp(rc->layer_formats[k].weight, r->p->layers[i].weight) != 0) continue;
+        r->float_weight[i] = rc->layer_formats[k].weight_bits == 0;
+        if (!r->float_weight[i]) r->grid[i].bits = rc->layer_formats[k].weight_bits;
     }
-    return QC_OK;
 }
 
 #define PER_LAYER(field) ((r->field = calloc(n, sizeof *r->field)) != NULL)
 
-static qc_status start(qcp_run *r, qc_pipeline *p, const qc_recipe *rc, const char *function)
+qc_status qcp__run_start(qcp_run *r, qc_pipeline *p, const qc_recipe *rc, const char *function)
 {
     size_t n = p->num_layers;
     *r = (qcp_run){.p = p, .r = rc, .function = function};
-    if (!(PER_LAYER(keep) && PER_LAYER(lo) && PER_LAYER(hi) && PER_LAYER(act_scale) && PER_LAYER(act_signed) &&
+    if (!(PER_LAYER(keep) && PER_LAYER(float_weight) && PER_LAYER(grid) && PER_LAYER(lo) && PER_LAYER(hi) && PER_LAYER(act_scale) && PER_LAYER(act_signed) &&
           PER_LAYER(qinput) && PER_LAYER(report_x) && PER_LAYER(report_n) && PER_LAYER(levels) && PER_LAYER(scale) &&
           PER_LAYER(zero_point) && PER_LAYER(dequantized) && PER_LAYER(reports)))
         return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
@@ -70,11 +118,12 @@ static qc_status start(qcp_run *r, qc_pipeline *p, const qc_recipe *rc, const ch
         r->reports[i] = (qc_layer_report){.version = QC_LAYER_REPORT_VERSION, .weight = p->layers[i].weight};
         r->reports[i].weight_bytes = p->layers[i].in * p->layers[i].out * 4;
         r->keep[i] = kept(rc, p->layers[i].weight);
+        layer_grid(r, i);
     }
     return qc_model_clone(&r->qmodel, p->model);
 }
 
-static void finish(qcp_run *r)
+void qcp__run_finish(qcp_run *r)
 {
     size_t n = r->p->num_layers;
     for (size_t i = 0; r->keep && i < n; i++) {
@@ -82,7 +131,7 @@ static void finish(qcp_run *r)
         free(r->levels ? r->levels[i] : NULL), free(r->scale ? r->scale[i] : NULL);
         free(r->zero_point ? r->zero_point[i] : NULL), free(r->dequantized ? r->dequantized[i] : NULL);
     }
-    free(r->keep), free(r->lo), free(r->hi), free(r->act_scale), free(r->act_signed), free(r->qinput);
+    free(r->keep), free(r->float_weight), free(r->grid), free(r->lo), free(r->hi), free(r->act_scale), free(r->act_signed), free(r->qinput);
     free(r->report_x), free(r->report_n), free(r->levels), free(r->scale), free(r->zero_point), free(r->dequantized);
     free(r->reports);
     qc_session_free(r->quantized), qc_session_free(r->fp);
@@ -110,7 +159,7 @@ static void input_grid(const qcp_run *r, size_t i)
 }
 
 /* Every quantized layer's input gets its quantizer (pipeline_qdq.c); then each layer's input name. */
-static qc_status quantize_inputs(qcp_run *r)
+qc_status qcp__quantize_inputs(qcp_run *r)
 {
     const qc_pipeline *p = r->p;
     for (size_t i = 0; i < p->num_layers; i++) {
@@ -140,7 +189,8 @@ static qc_status progress(const qcp_run *r, size_t done)
 static qc_status quantize_with(qcp_run *r, size_t first, size_t end, qc_gpxq_stats **stats, size_t *done)
 {
     for (size_t i = first; i < end; i++) {
-        if (!r->keep[i]) QCM_TRY(qcp__quantize_layer(r, i, stats[i - first]));
+        if (r->float_weight[i]) QCM_TRY(qcp__report_float_weight(r, i));
+        else if (!r->keep[i]) QCM_TRY(qcp__quantize_layer(r, i, stats[i - first]));
         QCM_TRY(progress(r, ++*done));
     }
     return QC_OK;
@@ -159,23 +209,29 @@ static qc_status quantize_group(qcp_run *r, size_t first, size_t end, size_t *do
     return st;
 }
 
+qc_status qcp__one_pass_stats(qcp_run *r, qc_gpxq_stats ***stats)
+{
+    size_t n = r->p->num_layers;
+    if (qcp__cache_lend(r, stats)) return QC_OK;
+    *stats = calloc(n, sizeof **stats);
+    if (*stats == NULL) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    qc_status st = qcp__collect(r, 0, n, *stats);
+    if (st == QC_OK) st = qcp__cache_store(r, *stats);
+    if (st != QC_OK) {
+        qcp__free_stats(*stats, n);
+        free(*stats);
+        *stats = NULL;
+    }
+    return st;
+}
+
 /* Every layer from one pass, whose statistics the pipeline keeps for the next such run. */
 static qc_status quantize_one_pass(qcp_run *r)
 {
-    size_t n = r->p->num_layers, done = 0;
+    size_t done = 0;
     qc_gpxq_stats **stats = NULL;
-    if (!qcp__cache_lend(r, &stats)) {
-        stats = calloc(n, sizeof *stats);
-        if (stats == NULL) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
-        qc_status st = qcp__collect(r, 0, n, stats);
-        if (st == QC_OK) st = qcp__cache_store(r, stats);
-        if (st != QC_OK) {
-            qcp__free_stats(stats, n);
-            free(stats);
-            return st;
-        }
-    }
-    return quantize_with(r, 0, n, stats, &done);
+    QCM_TRY(qcp__one_pass_stats(r, &stats));
+    return quantize_with(r, 0, r->p->num_layers, stats, &done);
 }
 
 /* Sequentially, layers reading the same value are one group; they follow each other in graph order
@@ -201,12 +257,12 @@ qc_status qc_pipeline_run(qc_pipeline *p, const qc_recipe *recipe, qc_model **ou
     qc_recipe defaults;
     if (recipe == NULL) QCM_TRY(qc_recipe_init(&defaults, QC_RECIPE_VERSION));
     const qc_recipe *rc = recipe ? recipe : &defaults;
-    QCM_TRY(check_recipe(p, rc, __func__));
+    QCM_TRY(qcp__check_recipe(p, rc, __func__));
     if (p->num_batches == 0) return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'pipeline': no calibration batch was added");
     qcp_run r;
-    qc_status st = start(&r, p, rc, __func__);
+    qc_status st = qcp__run_start(&r, p, rc, __func__);
     if (st == QC_OK) st = qcp__input_ranges(&r);
-    if (st == QC_OK) st = quantize_inputs(&r);
+    if (st == QC_OK) st = qcp__quantize_inputs(&r);
     if (st == QC_OK) st = quantize_layers(&r);
     qc_session_free(r.quantized); /* it reads qmodel, which the export edits */
     r.quantized = NULL;
@@ -216,6 +272,6 @@ qc_status qc_pipeline_run(qc_pipeline *p, const qc_recipe *recipe, qc_model **ou
         p->reports = r.reports, r.reports = NULL;
         *out = r.qmodel, r.qmodel = NULL;
     }
-    finish(&r);
+    qcp__run_finish(&r);
     return st;
 }

@@ -97,7 +97,31 @@ def test_recipe_file_equals_flags_and_flags_override_it(data, tmp_path):
         np.testing.assert_array_equal(levels, integers(tmp_path / "b.onnx")[name])
 
 
+def test_layer_bits_give_the_python_pipeline_mixed_precision(data, tmp_path):
+    """--layer-bits (flags and recipe file) against qcore.Recipe(layer_bits=...) on the same batches."""
+    d, x = data
+    recipe = tmp_path / "mixed.txt"
+    recipe.write_text("method = rtn\nlayer-bits = fc1.weight=3\nlayer-bits = fc2.weight=0\n")
+    run = qcore_tool("quantize", MLP, "-o", tmp_path / "q.onnx", "--recipe", recipe, "--layer-bits", "fc3.weight=5",
+                     "--data", "input=%s" % (d / "calib.npy"), "--input-scale", 1 / 255, "--samples", 128,
+                     "--batch", 128, "--report", tmp_path / "q.json", "-q")
+    assert run.returncode == 0, run.stderr
+    p = qcore.Pipeline(qcore.Model(MLP))
+    p.add_batch({"input": np.ascontiguousarray(x[:128])})
+    expected, _ = p.run(qcore.Recipe(method="rtn", layer_bits={"fc1.weight": 3, "fc2.weight": 0, "fc3.weight": 5}))
+    expected.save(str(tmp_path / "expected.onnx"))
+    have, want = integers(tmp_path / "q.onnx"), integers(tmp_path / "expected.onnx")
+    assert sorted(have) == ["fc1.weight", "fc3.weight"]
+    for name in want:
+        np.testing.assert_array_equal(have[name], want[name])
+    layers = json.loads((tmp_path / "q.json").read_text())["layers"]
+    assert [(l["quantized"], l.get("weight_bits"), l["input_bits"]) for l in layers] == [
+        (True, 3, 8), (False, None, 8), (True, 5, 8)]
+
+
 @pytest.mark.parametrize("args, code, message", [
+    (["quantize", MLP, "-o", "{out}", "--data", "input={calib}", "--layer-bits", "fc1.weight"], 2, "WEIGHT=BITS"),
+    (["quantize", MLP, "-o", "{out}", "--data", "input={calib}", "--layer-bits", "fc1.weight=1"], 2, "weight_bits 1"),
     (["quantize", "missing.onnx", "-o", "{out}", "--data", "input={calib}"], 3, "missing.onnx"),
     (["quantize", MLP, "-o", "{out}", "--data", "input=/nonexistent.npy"], 3, "nonexistent"),
     (["quantize", MLP, "-o", "{out}", "--data", "pixels={calib}"], 2, "no graph input 'pixels'"),

@@ -148,6 +148,45 @@ def test_keep_float_leaves_a_layer_and_its_input_alone(batches):
     assert report[1].weight_bytes == 512 * 256 * 4 and report[0].weight_bytes == 512 * 784 // 2 + 512 * 4
 
 
+def numpy_rtn_channel(w, bits):
+    """Symmetric per-output-channel min-max round to nearest: the integers and scales."""
+    top = 2 ** (bits - 1) - 1
+    scale = (np.abs(w).max(axis=1) / top).astype(np.float32)
+    return np.clip(np.rint(w / scale[:, None]), -top - 1, top).astype(np.int64), scale
+
+
+def test_layer_formats_give_each_weight_its_own_width(batches):
+    """A mixed-precision recipe: fc1 at 3 bits, fc2's weight float (its input still quantized), fc3 at 6
+    bits; the exported integers equal numpy's round to nearest at each layer's width."""
+    p = pipeline(MLP, batches)
+    grid = qcore.QuantOptions(bits=8, granularity="channel", axis=0)
+    q, report = p.run(qcore.Recipe(method="rtn", weights=grid, layer_bits={"fc1.weight": 3, "fc2.weight": 0,
+                                                                          "fc3.weight": 6}))
+    w = mlp_weights()
+    for name, bits in (("fc1.weight", 3), ("fc3.weight", 6)):
+        levels, scale, zp = exported_levels(q, name)
+        want, want_scale = numpy_rtn_channel(w[name], bits)
+        np.testing.assert_array_equal(levels - zp[:, None], want)
+        np.testing.assert_allclose(scale, want_scale, rtol=1e-6)
+    proto = onnx.load_from_string(model_bytes(q))
+    init = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    np.testing.assert_array_equal(init["fc2.weight"], w["fc2.weight"])
+    fc2 = next(n for n in proto.graph.node if n.op_type == "Gemm" and n.input[1] == "fc2.weight")
+    assert next(n for n in proto.graph.node if fc2.input[0] in n.output).op_type == "DequantizeLinear"
+    assert [(r.quantized, r.weight_bits, r.input_bits) for r in report] == [(True, 3, 8), (False, 0, 8), (True, 6, 8)]
+    assert report[1].weight_bytes == 512 * 256 * 4 and report[2].weight_bytes == (256 * 10 * 6 + 7) // 8 + 10 * 4
+
+
+def test_bad_layer_formats_are_named(batches):
+    p = pipeline(MLP, batches[:1])
+    for layer_bits, keep, match in (({"nope": 4}, (), "'layer_formats'.*'nope'"),
+                                    ({"fc1.weight": 1}, (), r"'fc1.weight'\) has weight_bits 1,"),
+                                    ({"fc1.weight": 17}, (), "weight_bits 17"),
+                                    ({"fc2.weight": 4}, ("fc2.weight",), "both in keep_float and in layer_formats")):
+        with pytest.raises(qcore.InvalidArgumentError, match=match):
+            p.run(qcore.Recipe(method="rtn", layer_bits=layer_bits, keep_float=keep))
+
+
 def matmul_model(w, path):
     """y = x @ w with w an [in, out] MatMul weight, as transformer exports store it."""
     graph = helper.make_graph([helper.make_node("MatMul", ["input", "w"], ["y"])], "g",

@@ -29,6 +29,8 @@ static const char HELP[] =
     "      --accumulator-bits P   AXE: guarantee that no dot product overflows a P-bit accumulator\n"
     "      --tile T               AXE: accumulate T inputs per inner register (default: the whole row)\n"
     "      --keep-float WEIGHT    keep that layer (named by its weight, see qcore inspect) in float; repeatable\n"
+    "      --layer-bits WEIGHT=N  that weight at N bits (2..16), or 0 to keep the weight float while its input\n"
+    "                             is quantized; repeatable (a mixed-precision configuration, e.g. from qcore search)\n"
     "      --one-pass             layer statistics from one pass (default: in sequence, each layer seeing the\n"
     "                             earlier ones quantized)\n"
     "      --report FILE          per-layer report as JSON\n"
@@ -50,6 +52,8 @@ typedef struct options {
     metric metric;
     const char *keep[MAX_KEEP];
     size_t num_keep;
+    qc_layer_format formats[MAX_KEEP];
+    size_t num_formats;
     double input_scale;
     long samples, batch, threads;
     int quiet;
@@ -70,12 +74,28 @@ static int method(const char *text, qc_recipe *r)
     return EXIT_DONE;
 }
 
+/* --layer-bits WEIGHT=N: the name is the text before the last '=' (weight names may hold '='). */
+static int layer_bits(options *o, const char *arg)
+{
+    const char *eq = strrchr(arg, '=');
+    if (eq == NULL || eq == arg)
+        return fail("quantize", EXIT_USAGE, "--layer-bits takes WEIGHT=BITS, got '%s'", arg);
+    if (o->num_formats == MAX_KEEP) return fail("quantize", EXIT_USAGE, "at most %d --layer-bits", MAX_KEEP);
+    long bits = 0;
+    int code = number(eq + 1, 0, 16, "--layer-bits", &bits);
+    char *name = strndup(arg, (size_t)(eq - arg)); /* freed by cmd_quantize */
+    if (code == EXIT_DONE && name == NULL) code = fail("quantize", EXIT_FAILED, "no memory");
+    if (code == EXIT_DONE) o->formats[o->num_formats++] = (qc_layer_format){name, (int32_t)bits};
+    return code;
+}
+
 static const struct option LONG[] = {
     {"output", required_argument, 0, 'o'}, {"data", required_argument, 0, 'd'}, {"input-scale", required_argument, 0, 'S'},
     {"samples", required_argument, 0, 'n'}, {"batch", required_argument, 0, 'b'}, {"method", required_argument, 0, 'm'},
     {"weight-bits", required_argument, 0, 'w'}, {"group", required_argument, 0, 'g'}, {"asymmetric", no_argument, 0, 'A'},
     {"act-bits", required_argument, 0, 'a'}, {"accumulator-bits", required_argument, 0, 'P'},
     {"tile", required_argument, 0, 'T'}, {"keep-float", required_argument, 0, 'k'}, {"one-pass", no_argument, 0, '1'},
+    {"layer-bits", required_argument, 0, 'L'},
     {"report", required_argument, 0, 'r'}, {"recipe", required_argument, 0, 'R'}, {"threads", required_argument, 0, 't'},
     {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {"eval-data", required_argument, 0, 'E'},
     {"eval-output", required_argument, 0, 'O'}, {"metric", required_argument, 0, 'M'}, {0, 0, 0, 0}};
@@ -95,6 +115,7 @@ static int apply(options *o, int c, const char *arg)
         if (o->num_keep == MAX_KEEP) return fail("quantize", EXIT_USAGE, "at most %d --keep-float", MAX_KEEP);
         o->keep[o->num_keep++] = arg;
         break;
+    case 'L': code = layer_bits(o, arg); break;
     case 'S':
         o->input_scale = strtod(arg, NULL);
         if (!(o->input_scale > 0) || !isfinite(o->input_scale))
@@ -179,6 +200,7 @@ static int parse(options *o, int argc, char **argv)
     if (o->output == NULL) return fail("quantize", EXIT_USAGE, "-o OUT.onnx is required");
     if (o->num_data == 0) return fail("quantize", EXIT_USAGE, "calibration data is required: --data INPUT=FILE");
     o->recipe.keep_float = o->keep, o->recipe.num_keep_float = o->num_keep;
+    o->recipe.layer_formats = o->formats, o->recipe.num_layer_formats = o->num_formats;
     return EXIT_DONE;
 }
 
@@ -211,6 +233,7 @@ static void write_layer(FILE *out, const qc_layer_report *r, const qc_layer_info
                 (long long)r->simulation.max_abs_partial_sum,
                 (unsigned long long)(r->simulation.wrap_events + r->simulation.wrap_outer_events), r->gpxq.damp_ratio,
                 r->gpxq.retries, (long long)r->gpxq.dead_inputs);
+    else fprintf(out, ", \"input_bits\": %d", r->input_bits);
     fprintf(out, ", \"bytes\": %lld}", (long long)r->weight_bytes);
 }
 
@@ -255,7 +278,9 @@ static void print_table(const qc_pipeline *p)
         qc_pipeline_layer(p, i, &l);
         bytes += r.weight_bytes, float_bytes += l.in_features * l.out_features * 4;
         if (!r.quantized) {
-            printf("%-48.48s %5s %5s %10lld\n", r.weight, "float", "float", (long long)r.weight_bytes);
+            char input[16] = "float";
+            if (r.input_bits) snprintf(input, sizeof input, "%d", r.input_bits);
+            printf("%-48.48s %5s %5s %10lld\n", r.weight, "float", input, (long long)r.weight_bytes);
             continue;
         }
         printf("%-48.48s %5d %5d %10lld %9.4f %6d %9llu\n", r.weight, r.weight_bits, r.input_bits, (long long)r.weight_bytes,
@@ -314,14 +339,23 @@ static int run(const options *o, qc_ctx *ctx)
     return code;
 }
 
+static void free_formats(options *o)
+{
+    for (size_t k = 0; k < o->num_formats; k++) free((char *)o->formats[k].weight);
+}
+
 int cmd_quantize(int argc, char **argv)
 {
     options o = {0};
     int code = parse(&o, argc, argv);
-    if (code != EXIT_DONE) return code < 0 ? EXIT_DONE : code;
+    if (code != EXIT_DONE) {
+        free_formats(&o);
+        return code < 0 ? EXIT_DONE : code;
+    }
     qc_ctx *ctx = NULL;
     if (make_context(&ctx, (int)o.threads, o.quiet) != QC_OK) return fail("quantize", EXIT_FAILED, "%s", qc_last_error());
     code = run(&o, ctx);
     qc_ctx_free(ctx);
+    free_formats(&o);
     return code;
 }

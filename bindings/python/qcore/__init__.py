@@ -29,10 +29,12 @@ from .lq import (LqFit, LqOptions, bitserial_dots, bitserial_gemm, int8_gemm, lq
                  lq_pack, lq_refit_output, plane_words)
 from .model import Model, Node, ValueInfo, onnx_type_name
 from .pipeline import LayerReport, Pipeline, Recipe
+from .model_search import Candidate, ModelSearch
 from .random import random_bits, random_normal, random_uniform
 from .rotate import (CayleyOptions, CayleySGD, LinearRotationLoss, OutlierMetrics, cayley_minimize, cayley_run, fwht,
                      hadamard_factor, hadamard_matrix, outlier_metrics, random_hadamard, random_hadamard_matrix, random_orthogonal)
 from .session import Session
+from .search import Front, Search, SearchSpace, dp_front, hypervolume, proxy_output_error
 from .job import quantize, quantize_model
 
 __version__ = library_version()

@@ -66,3 +66,17 @@ def view(array, qc_dtype=None, shape=None):
     buffer = ffi.from_buffer(array, require_writable=False)
     t.data = ffi.cast("void *", buffer)
     return t, buffer
+
+
+def named_views(inputs, function):
+    """{name: numpy array} as C arrays (char *names[], qc_tensor values[]) for the library's batch functions,
+    and what must stay alive while they are used."""
+    names = [ffi.new("char[]", name.encode()) for name in inputs]
+    values = ffi.new("qc_tensor[]", len(inputs))
+    alive = [names]
+    for k, (name, array) in enumerate(inputs.items()):
+        array = as_array(array, name, list(DTYPES), function)
+        t, buffer = view(array)
+        values[k] = t[0]
+        alive.append((array, buffer))
+    return ffi.new("char *[]", names), values, alive

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from ._errors import check
 from ._ffi import ffi, lib, onnx_lib
-from ._tensor import DTYPES, as_array, view
+from ._tensor import named_views
 from .core import default_context
 from .gpxq import AxeStats, GpxqOptions
 from .model import Model
@@ -31,7 +31,8 @@ class Recipe:
     set per layer from the activation quantization); activation_bits: N of every layer input (0: float);
     sequential: statistics from the model as quantized so far; keep_float: weight names kept in float
     (partial quantization); report_bits: P the report simulates (0: AXE's P, or 32); report_rows:
-    calibration rows per layer in the report."""
+    calibration rows per layer in the report; layer_bits: {weight name: bits} overriding weights.bits per
+    layer (a mixed-precision configuration; 0 keeps that weight float while its input is quantized)."""
 
     method: str = "optq"
     weights: QuantOptions = field(default_factory=lambda: QuantOptions(bits=8, granularity="channel", axis=0))
@@ -41,8 +42,10 @@ class Recipe:
     keep_float: tuple = ()
     report_bits: int = 0
     report_rows: int = 1024
+    layer_bits: dict = field(default_factory=dict)
 
-    def to_c(self, keep):
+    def to_c(self):
+        """(qc_recipe *, what must stay alive while the C recipe is used)."""
         if self.method not in _METHODS:
             raise ValueError("qcore.Recipe: method must be one of %s, got %r" % (", ".join(_METHODS), self.method))
         r = ffi.new("qc_recipe *")
@@ -51,9 +54,16 @@ class Recipe:
         r.weights = self.weights.to_c("qcore.Recipe")[0]
         r.gpxq = self.gpxq.to_c()[0]
         r.activation_bits, r.sequential = self.activation_bits, int(bool(self.sequential))
-        r.num_keep_float, r.keep_float = len(self.keep_float), keep if keep is not None else ffi.NULL
+        names = [ffi.new("char[]", n.encode()) for n in self.keep_float]
+        keep = ffi.new("char *[]", names) if names else ffi.NULL
+        r.num_keep_float, r.keep_float = len(self.keep_float), keep
         r.report_bits, r.report_rows = self.report_bits, self.report_rows
-        return r
+        weights = [ffi.new("char[]", n.encode()) for n in self.layer_bits]
+        formats = ffi.new("qc_layer_format[]", len(weights)) if weights else ffi.NULL
+        for k, (name, bits) in enumerate(zip(weights, self.layer_bits.values())):
+            formats[k].weight, formats[k].weight_bits = name, bits
+        r.num_layer_formats, r.layer_formats = len(weights), formats
+        return r, (names, keep, weights, formats)
 
 
 @dataclass
@@ -114,23 +124,16 @@ class Pipeline:
 
     def add_batch(self, inputs):
         """Adds a calibration batch: {graph input name: numpy array} (copied)."""
-        names = [ffi.new("char[]", name.encode()) for name in inputs]
-        values = ffi.new("qc_tensor[]", len(inputs))
-        keep = []
-        for k, (name, array) in enumerate(inputs.items()):
-            array = as_array(array, name, list(DTYPES), "qcore.Pipeline.add_batch")
-            t, buffer = view(array)
-            values[k] = t[0]
-            keep.append((array, buffer))
-        check(onnx_lib.qc_pipeline_add_batch(self._p, len(inputs), ffi.new("char *[]", names), values))
+        names, values, keep = named_views(inputs, "qcore.Pipeline.add_batch")
+        check(onnx_lib.qc_pipeline_add_batch(self._p, len(inputs), names, values))
 
     def run(self, recipe=None):
         """Quantizes with `recipe` (default Recipe()); returns (Model, [LayerReport])."""
         recipe = recipe if recipe is not None else Recipe()
-        names = [ffi.new("char[]", n.encode()) for n in recipe.keep_float]
-        keep = ffi.new("char *[]", names) if names else None
+        c_recipe, alive = recipe.to_c()
         out = ffi.new("qc_model **")
-        self.ctx.call(_run_pipeline, self._p, recipe.to_c(keep), out)
+        self.ctx.call(_run_pipeline, self._p, c_recipe, out)
+        del alive
         model = Model(_handle=out[0])
         report = ffi.new("qc_layer_report *")
         reports = []

@@ -1,0 +1,123 @@
+"""Mixed precision over a model (qc_model_search_* in include/qcore/qc_model.h): every layer's weight
+quantized once at each candidate width, then configurations (one candidate per layer) evaluated on
+evaluation batches by qcore's executor with the weights swapped in place.
+
+    pipe = qcore.Pipeline(model); pipe.add_batch({"input": calib})
+    search = qcore.ModelSearch(pipe, qcore.Recipe(method="optq"), widths=(0, 8, 4, 3))
+    search.add_batch({"input": x_eval}, labels=y_eval)         # top-1 accuracy; without labels: cosine
+    print(search.evaluate([1, 2, 3]), search.recipe([1, 2, 3]).layer_bits)
+"""
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ._errors import check
+from ._ffi import ffi, onnx_lib
+from ._tensor import as_array, named_views, view
+from .ethosu import _config
+from .pipeline import Recipe
+from .search import Search, SearchSpace
+
+_COSTS = {"bytes": 0, "bit_operations": 1, "ethosu_bytes": 2}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One width of one searched layer: `bits` 0 is the float weight; `bytes` its stored size;
+    `output_error` the layer's relative output error alone at this width (qc_layer_report's);
+    `ethosu_bytes` its Ethos-U stream (0 when not measured); `bit_operations` per sample."""
+
+    weight: str
+    pipeline_layer: int
+    bits: int
+    bytes: int
+    output_error: float
+    ethosu_bytes: int
+    bit_operations: float
+
+
+class ModelSearch:
+    """ModelSearch(pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None, ethosu=None): the
+    candidates (`candidates[t][c]`), evaluation batches (`add_batch`), `evaluate(choice, fraction)` and
+    `recipe(choice)`; `output` names the graph output the metric reads (default: the first); `ethosu`
+    ("ethos-u55-128", ...) measures each candidate's Ethos-U stream."""
+
+    def __init__(self, pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None, ethosu=None):
+        self.pipeline = pipeline  # the C search borrows it
+        self.base = recipe if recipe is not None else Recipe()
+        c_recipe, alive = self.base.to_c()
+        opts = ffi.new("qc_model_search_options *")
+        check(onnx_lib.qc_model_search_options_init(opts, onnx_lib.QC_MODEL_SEARCH_OPTIONS_VERSION))
+        c_widths = ffi.new("int32_t[]", list(widths))
+        opts.recipe, opts.num_widths, opts.widths = c_recipe, len(widths), c_widths
+        c_output = ffi.new("char[]", output.encode()) if output is not None else ffi.NULL
+        opts.output = c_output
+        if ethosu is not None:
+            opts.ethosu_config = _config(ethosu, "qcore.ModelSearch")
+        out = ffi.new("qc_model_search **")
+        pipeline.ctx.call(_create, out, pipeline._p, opts)
+        del alive
+        self._s = ffi.gc(out[0], onnx_lib.qc_model_search_free)
+        self.widths = tuple(widths)
+        self.candidates = [[self._candidate(t, c) for c in range(len(widths))]
+                           for t in range(onnx_lib.qc_model_search_layer_count(self._s))]
+
+    def _candidate(self, t, c):
+        info = ffi.new("qc_model_candidate *")
+        check(onnx_lib.qc_model_search_candidate(self._s, t, c, info))
+        return Candidate(ffi.string(info.weight).decode(), info.pipeline_layer, info.weight_bits, info.bytes,
+                         info.output_error, info.ethosu_bytes, info.bit_operations)
+
+    def add_batch(self, inputs, labels=None):
+        """Adds an evaluation batch: {graph input name: numpy array} and int64 labels [samples] or None."""
+        names, values, keep = named_views(inputs, "qcore.ModelSearch.add_batch")
+        c_labels = ffi.NULL
+        if labels is not None:
+            labels = as_array(np.asarray(labels), "labels", [np.int64], "qcore.ModelSearch.add_batch")
+            c_labels, buffer = view(labels)
+            keep.append((labels, buffer))
+        check(onnx_lib.qc_model_search_add_batch(self._s, len(inputs), names, values, c_labels))
+
+    def _choice(self, choice):
+        choice = list(choice)
+        if len(choice) != len(self.candidates):
+            raise ValueError("qcore.ModelSearch: a configuration has one candidate per searched layer (%d), got %d"
+                             % (len(self.candidates), len(choice)))
+        return ffi.new("uint32_t[]", choice)
+
+    def evaluate(self, choice, fraction=1.0):
+        """The metric (top-1 accuracy, or mean cosine to the float model) of configuration `choice` on the
+        first ceil(fraction * batches) evaluation batches."""
+        metric = ffi.new("double *")
+        check(onnx_lib.qc_model_search_evaluate(self._s, self._choice(choice), fraction, metric))
+        return metric[0]
+
+    def cost(self, choice):
+        """Stored bytes of the searched layers' weights in configuration `choice`."""
+        return sum(self.candidates[t][c].bytes for t, c in enumerate(choice))
+
+    def space(self, cost="bytes"):
+        """A qcore.SearchSpace over the searched layers: cost 'bytes', 'bit_operations' or 'ethosu_bytes'
+        (needs ethosu=...), proxies the squared output errors; add ties or forbidden combinations to it."""
+        if cost not in _COSTS:
+            raise ValueError("qcore.ModelSearch.space: cost must be one of %s, got %r" % (", ".join(_COSTS), cost))
+        out = ffi.new("qc_search_space **")
+        check(onnx_lib.qc_model_search_space(self._s, _COSTS[cost], out))
+        return SearchSpace._adopt(out[0])
+
+    def run(self, space=None, **options):
+        """A finished qcore.Search over `space` (default: self.space()) whose configurations this model
+        search evaluates (fidelity = fraction of the evaluation batches); `options` go to qcore.Search."""
+        search = Search(space if space is not None else self.space(), **options)
+        search.run(lambda choice, fidelity_index, fidelity: self.evaluate(choice, fidelity))
+        return search
+
+    def recipe(self, choice):
+        """The base Recipe with layer_bits for `choice` (for Pipeline.run or `qcore quantize --layer-bits`)."""
+        self._choice(choice)
+        bits = {self.candidates[t][c].weight: self.candidates[t][c].bits for t, c in enumerate(choice)}
+        return replace(self.base, layer_bits=bits)
+
+
+def _create(ctx, out, pipeline, opts):
+    return onnx_lib.qc_model_search_create(out, pipeline, opts)

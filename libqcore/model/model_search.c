@@ -1,0 +1,163 @@
+/* The model search handle (qc_model.h): options, candidates and the recipe of a configuration. Evaluation
+ * is in model_search_eval.c. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "model_internal.h"
+#include "model_search_internal.h"
+
+static const int32_t DEFAULT_WIDTHS[] = {0, 8, 6, 4, 3, 2};
+
+qc_status qc_model_search_options_init(qc_model_search_options *o, unsigned version)
+{
+    QCM_CHECK_NOT_NULL(o);
+    if (version == 0 || version > QC_MODEL_SEARCH_OPTIONS_VERSION)
+        return QCM_FAIL(QC_ERR_VERSION, "argument 'version': %u is not a model search options version this library knows (1..%d)",
+                        version, QC_MODEL_SEARCH_OPTIONS_VERSION);
+    *o = (qc_model_search_options){.version = version, .num_widths = sizeof DEFAULT_WIDTHS / sizeof *DEFAULT_WIDTHS,
+                                   .widths = DEFAULT_WIDTHS};
+    return QC_OK;
+}
+
+static qc_status check_widths(const qc_model_search_options *o, const char *function)
+{
+    if (o->num_widths == 0 || o->widths == NULL)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'widths': give at least one candidate width");
+    for (size_t k = 0; k < o->num_widths; k++) {
+        int32_t w = o->widths[k];
+        if (w != 0 && (w < 2 || w > 16))
+            return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'widths': entry %zu is %d, neither 0 (float) nor in 2..16", k,
+                               (int)w);
+        for (size_t j = 0; j < k; j++)
+            if (o->widths[j] == w)
+                return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'widths': %d is given twice", (int)w);
+    }
+    return QC_OK;
+}
+
+/* The base recipe, owning copies of its keep_float names. */
+static qc_status copy_recipe(qc_model_search *s, const qc_recipe *recipe, const char *function)
+{
+    if (recipe == NULL) return qc_recipe_init(&s->recipe, QC_RECIPE_VERSION);
+    if (recipe->version == 0 || recipe->version > QC_RECIPE_VERSION)
+        return QCM_FAIL_IN(function, QC_ERR_VERSION, "option 'recipe': version %u is not one this library knows (1..%d)",
+                           recipe->version, QC_RECIPE_VERSION);
+    QCM_TRY(qc_recipe_init(&s->recipe, QC_RECIPE_VERSION));
+    memcpy(&s->recipe, recipe, offsetof(qc_recipe, num_layer_formats)); /* the version-1 fields */
+    s->recipe.version = QC_RECIPE_VERSION;
+    size_t n = recipe->num_keep_float;
+    if (n == 0 || recipe->keep_float == NULL) return QC_OK;
+    s->keep = calloc(n, sizeof *s->keep);
+    if (s->keep == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    for (size_t k = 0; k < n; k++)
+        if (recipe->keep_float[k] && (s->keep[k] = strdup(recipe->keep_float[k])) == NULL)
+            return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    s->recipe.keep_float = (const char *const *)s->keep;
+    return QC_OK;
+}
+
+/* The graph output named `name` (NULL: the first), by the model's own string. */
+static qc_status find_output(qc_model_search *s, const char *name, const char *function)
+{
+    qc_value_info info;
+    for (size_t k = 0; qc_model_output(s->p->model, k, &info) == QC_OK; k++)
+        if (name == NULL || strcmp(info.name, name) == 0) {
+            s->output = info.name;
+            return QC_OK;
+        }
+    if (name == NULL) return QCM_FAIL_IN(function, QC_ERR_UNSUPPORTED, "the model has no graph output to evaluate");
+    return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'output': the model has no graph output '%s'", name);
+}
+
+qc_status qc_model_search_create(qc_model_search **out, qc_pipeline *p, const qc_model_search_options *opts)
+{
+    QCM_CHECK_NOT_NULL(out);
+    *out = NULL;
+    QCM_CHECK_NOT_NULL(p);
+    qc_model_search_options defaults;
+    if (opts == NULL) QCM_TRY(qc_model_search_options_init(&defaults, QC_MODEL_SEARCH_OPTIONS_VERSION));
+    const qc_model_search_options *o = opts ? opts : &defaults;
+    if (o->version == 0 || o->version > QC_MODEL_SEARCH_OPTIONS_VERSION)
+        return QCM_FAIL(QC_ERR_VERSION, "argument 'opts': version %u is not one this library knows (1..%d)", o->version,
+                        QC_MODEL_SEARCH_OPTIONS_VERSION);
+    QCM_TRY(check_widths(o, __func__));
+    qc_model_search *s = calloc(1, sizeof *s);
+    if (s == NULL) return QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
+    s->p = p;
+    qc_status st = copy_recipe(s, o->recipe, __func__);
+    if (st == QC_OK) st = find_output(s, o->output, __func__);
+    qc_ethosu_config_info npu;
+    if (st == QC_OK && o->ethosu_config != 0 && qc_ethosu_config_get(&npu, o->ethosu_config) != QC_OK)
+        st = QCM_FAIL(QC_ERR_INVALID_ARG, "option 'ethosu_config': %d is not a qc_ethosu_config", (int)o->ethosu_config);
+    if (st == QC_OK) st = qcp__candidates(p, &s->recipe, o->num_widths, o->widths, o->ethosu_config, &s->cand, __func__);
+    if (st == QC_OK && s->cand.num_layers == 0)
+        st = QCM_FAIL(QC_ERR_INVALID_ARG, "option 'recipe': every layer is in keep_float; nothing is left to search");
+    if (st == QC_OK) st = qc_session_create(&s->eval, s->cand.eval_model, p->ctx);
+    if (st == QC_OK) st = (s->formats = calloc(s->cand.num_layers, sizeof *s->formats)) ? QC_OK
+                                                                                          : QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
+    if (st != QC_OK) {
+        qc_model_search_free(s);
+        return st;
+    }
+    *out = s;
+    return QC_OK;
+}
+
+void qc_model_search_free(qc_model_search *s)
+{
+    if (s == NULL) return;
+    for (size_t b = 0; b < s->num_batches; b++) {
+        qcp__batch_free(&s->batches[b]);
+        free(s->labels ? s->labels[b] : NULL), free(s->reference ? s->reference[b] : NULL);
+    }
+    free(s->batches), free(s->labels), free(s->reference);
+    for (size_t k = 0; s->keep && k < s->recipe.num_keep_float; k++) free(s->keep[k]);
+    free(s->keep), free(s->formats);
+    qc_session_free(s->eval), qc_session_free(s->fp);
+    qcp__candidates_free(&s->cand);
+    free(s);
+}
+
+size_t qc_model_search_layer_count(const qc_model_search *s)
+{
+    return s ? s->cand.num_layers : 0;
+}
+
+qc_status qcms__check_candidate(const qc_model_search *s, size_t layer, uint32_t c, const char *function)
+{
+    if (layer >= s->cand.num_layers)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "layer %zu is not below the searched layer count %zu", layer,
+                           s->cand.num_layers);
+    if (c >= s->cand.num_widths)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "layer %zu: candidate %u is not below the candidate count %zu", layer, c,
+                           s->cand.num_widths);
+    return QC_OK;
+}
+
+qc_status qc_model_search_candidate(const qc_model_search *s, size_t layer, uint32_t c, qc_model_candidate *out)
+{
+    QCM_CHECK_NOT_NULL(s);
+    QCM_CHECK_NOT_NULL(out);
+    QCM_TRY(qcms__check_candidate(s, layer, c, __func__));
+    size_t i = s->cand.layers[layer], cell = layer * s->cand.num_widths + c;
+    double weight_bits = s->cand.widths[c] ? s->cand.widths[c] : 32, input_bits = s->recipe.activation_bits ? s->recipe.activation_bits : 32;
+    *out = (qc_model_candidate){i, s->p->layers[i].weight, s->cand.widths[c], s->cand.bytes[cell], s->cand.output_error[cell],
+                                s->cand.ethosu_bytes[cell], s->cand.macs[layer] * weight_bits * input_bits};
+    return QC_OK;
+}
+
+qc_status qc_model_search_recipe(qc_model_search *s, const uint32_t *choice, qc_recipe *out)
+{
+    QCM_CHECK_NOT_NULL(s);
+    QCM_CHECK_NOT_NULL(choice);
+    QCM_CHECK_NOT_NULL(out);
+    for (size_t t = 0; t < s->cand.num_layers; t++) {
+        QCM_TRY(qcms__check_candidate(s, t, choice[t], __func__));
+        s->formats[t] = (qc_layer_format){s->p->layers[s->cand.layers[t]].weight, s->cand.widths[choice[t]]};
+    }
+    *out = s->recipe;
+    out->num_layer_formats = s->cand.num_layers;
+    out->layer_formats = s->formats;
+    return QC_OK;
+}

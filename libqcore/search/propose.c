@@ -1,0 +1,183 @@
+/* What to ask next, per algorithm: queued points (initial spread, baselines' paths), random feasible
+ * configurations, successive-halving promotions, and QCORE's expected-hypervolume-improvement proposals. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "search/state.h"
+
+enum { RANDOM_ATTEMPTS = 256 };
+
+/* 1 when choice may be asked at `fidelity` (new: at no fidelity yet). */
+static qc_status askable(qc_search *s, const uint32_t *choice, size_t fidelity, int *ok, double *cost,
+                         const char *function)
+{
+    *ok = 0;
+    if (!qc__space_structurally_ok(s->space, choice) || qc__search_known(s, choice, fidelity)) return QC_OK;
+    return qc__space_feasible(s->space, choice, ok, cost, function);
+}
+
+static qc_status from_queue(qc_search *s, uint32_t *choice, int *found, const char *function)
+{
+    while (!*found && s->queue_next < s->queue->size) {
+        memcpy(choice, s->queue->choices + s->queue_next++ * s->queue->num_tensors,
+               s->space->num_tensors * sizeof *choice);
+        QC_TRY(askable(s, choice, SIZE_MAX, found, NULL, function));
+    }
+    return QC_OK;
+}
+
+static qc_status from_random(qc_search *s, uint32_t *choice, int *found, const char *function)
+{
+    for (int attempt = 0; attempt < RANDOM_ATTEMPTS && !*found; attempt++) {
+        for (size_t k = 0; k < s->plan.num_components; k++) {
+            const qc__component *c = &s->plan.components[k];
+            size_t o = (size_t)(qc__search_random(s) % c->num_options);
+            qc__plan_apply(&s->plan, k, c->options + o * c->num_units, choice);
+        }
+        QC_TRY(askable(s, choice, SIZE_MAX, found, NULL, function));
+    }
+    return QC_OK;
+}
+
+/* Evaluations allowed at fidelity f: max_evaluations at the full one, eta times more per step down. */
+static size_t rung_cap(const qc_search *s, size_t f)
+{
+    size_t cap = s->opts.max_evaluations;
+    for (size_t k = f; k < qc__search_full(s); k++) cap = cap > SIZE_MAX / s->opts.eta ? SIZE_MAX : cap * s->opts.eta;
+    return cap;
+}
+
+static int dominated_at(const qc_search_front *e, size_t i)
+{
+    for (size_t j = 0; j < e->size; j++)
+        if (j != i && e->fidelity[j] == e->fidelity[i] && e->cost[j] <= e->cost[i] && e->metric[j] >= e->metric[i] &&
+            (e->cost[j] < e->cost[i] || e->metric[j] > e->metric[i]))
+            return 1;
+    return 0;
+}
+
+/* Asynchronous successive halving: a told configuration at fidelity k goes up one fidelity when it is
+ * non-dominated at k and fewer than 1 in eta of k's evaluations have gone up; highest fidelity first. */
+static void promotion(qc_search *s, uint32_t *choice, size_t *fidelity, int *found)
+{
+    const qc_search_front *e = s->evals;
+    for (size_t k = qc__search_full(s); k-- > 0 && !*found;) {
+        size_t told = 0, promoted = 0;
+        for (size_t i = 0; i < e->size; i++)
+            if (e->fidelity[i] == k) told++, promoted += qc__search_known(s, e->choices + i * e->num_tensors, k + 1);
+        if (qc__search_count(s, k + 1) >= rung_cap(s, k + 1)) continue;
+        for (size_t i = 0; i < e->size && !*found && (promoted + 1) * s->opts.eta <= told; i++) {
+            const uint32_t *c = e->choices + i * e->num_tensors;
+            if (e->fidelity[i] != k || qc__search_known(s, c, k + 1) || dominated_at(e, i)) continue;
+            memcpy(choice, c, e->num_tensors * sizeof *choice);
+            *fidelity = k + 1, *found = 1;
+        }
+    }
+}
+
+/* Scores one candidate; keeps it in best when its EHVI is the highest so far. */
+typedef struct scoring {
+    const double *cost, *metric;
+    size_t n;
+    double rc, rm, best;
+    uint32_t *best_choice;
+    int found;
+} scoring;
+
+static qc_status score(qc_search *s, scoring *sc, const uint32_t *choice, const char *function)
+{
+    int ok;
+    double cost, mean, sd;
+    QC_TRY(askable(s, choice, SIZE_MAX, &ok, &cost, function));
+    if (!ok) return QC_OK;
+    qc__surrogate_predict(&s->surrogate, s->space, choice, &mean, &sd);
+    double gain = qc__ehvi(sc->cost, sc->metric, sc->n, sc->rc, sc->rm, cost, mean, sd);
+    if (!sc->found || gain > sc->best) {
+        sc->best = gain, sc->found = 1;
+        memcpy(sc->best_choice, choice, s->space->num_tensors * sizeof *choice);
+    }
+    return QC_OK;
+}
+
+/* Every single-unit move from each point of the evaluated front. */
+static qc_status score_moves(qc_search *s, scoring *sc, const qc_search_front *front, uint32_t *move,
+                             const char *function)
+{
+    for (size_t i = 0; i < front->size; i++)
+        for (size_t u = 0; u < s->plan.num_units; u++) {
+            memcpy(move, front->choices + i * front->num_tensors, front->num_tensors * sizeof *move);
+            uint32_t own = move[s->plan.unit_members[s->plan.unit_first[u]]];
+            for (uint32_t c = 0; c < s->plan.unit_candidates[u]; c++) {
+                if (c == own) continue;
+                for (size_t m = s->plan.unit_first[u]; m < s->plan.unit_first[u + 1]; m++) move[s->plan.unit_members[m]] = c;
+                QC_TRY(score(s, sc, move, function));
+            }
+        }
+    return QC_OK;
+}
+
+static qc_status score_all(qc_search *s, scoring *sc, const qc_search_front *front, const qc_search_front *predicted,
+                           uint32_t *move, const char *function)
+{
+    for (size_t i = 0; i < predicted->size; i++)
+        QC_TRY(score(s, sc, predicted->choices + i * predicted->num_tensors, function));
+    return score_moves(s, sc, front, move, function);
+}
+
+/* QCORE's proposal: refit the surrogate, re-solve the DP on it, and take the best EHVI among its front and
+ * the single-unit moves from the evaluated front. */
+static qc_status from_surrogate(qc_search *s, uint32_t *choice, int *found, const char *function)
+{
+    size_t full = qc__search_full(s), entries = s->space->offset[s->space->num_tensors];
+    QC_TRY(qc__surrogate_fit(&s->surrogate, s->space, s->evals, full, s->opts.noise, function));
+    qc_search_front *front = NULL, *predicted = NULL;
+    double *loss = malloc(entries * sizeof *loss);
+    uint32_t *move = malloc(s->space->num_tensors * sizeof *move);
+    qc_status st = loss && move ? qc__search_full_front(&front, s, function)
+                                : QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "cannot allocate the proposal");
+    if (st == QC_OK) {
+        qc__surrogate_losses(&s->surrogate, s->space, loss);
+        st = qc__dp_front(&predicted, s->space, &s->plan, loss, s->surrogate.mean[0], s->opts.cost_buckets, function);
+    }
+    if (st == QC_OK) {
+        scoring sc = {front->cost, front->metric, front->size, 0, 0, 0, choice, 0};
+        qc__search_reference_now(s, &sc.rc, &sc.rm);
+        if (isnan(sc.rm)) sc.rm = predicted->size ? predicted->metric[0] - 1 : 0;
+        st = score_all(s, &sc, front, predicted, move, function);
+        *found = sc.found;
+    }
+    qc_search_front_free(front);
+    qc_search_front_free(predicted);
+    free(loss);
+    free(move);
+    return st;
+}
+
+static qc_status propose_qcore(qc_search *s, uint32_t *choice, size_t *fidelity, int *found, const char *function)
+{
+    size_t full = qc__search_full(s);
+    if (full > 0) promotion(s, choice, fidelity, found);
+    if (*found) return QC_OK;
+    *fidelity = full;
+    if (qc__search_count(s, full) < s->initial_points) QC_TRY(from_queue(s, choice, found, function));
+    if (*found) return QC_OK;
+    if (full > 0 && qc__search_count(s, 0) < rung_cap(s, 0)) *fidelity = 0;
+    QC_TRY(from_surrogate(s, choice, found, function));
+    if (!*found) QC_TRY(from_random(s, choice, found, function));
+    return QC_OK;
+}
+
+qc_status qc__search_propose(qc_search *s, uint32_t *choice, size_t *fidelity, int *found, const char *function)
+{
+    *found = 0;
+    *fidelity = qc__search_full(s);
+    switch (s->opts.algorithm) {
+    case QC_SEARCH_QCORE: return propose_qcore(s, choice, fidelity, found, function);
+    case QC_SEARCH_RANDOM: return from_random(s, choice, found, function);
+    case QC_SEARCH_GREEDY:
+    case QC_SEARCH_ONESHOT_DP: return from_queue(s, choice, found, function);
+    }
+    return QC_FAIL_IN(function, QC_ERR_INTERNAL, "unknown algorithm %d", (int)s->opts.algorithm);
+}

@@ -1,0 +1,151 @@
+"""Mixed precision over a model (qcore.ModelSearch). Oracles: onnxruntime running the model the pipeline
+exports for the same configuration (accuracy and cosine recomputed with numpy), and the pipeline's own
+reports for a whole model at one width (candidate bytes and output errors are those reports)."""
+import os
+
+import numpy as np
+import pytest
+
+import qcore
+from gpxq_layers import images
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+MLP = os.path.join(os.path.dirname(__file__), "..", "data", "models", "fashion_mlp.onnx")
+TEST_IMAGES = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+TEST_LABELS = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
+WIDTHS = (0, 8, 4, 2)
+
+
+@pytest.fixture(scope="module")
+def evaluation():
+    if not os.path.exists(TEST_IMAGES):
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    x = (qcore.load_array(TEST_IMAGES)[:1200].reshape(-1, 784) / 255).astype(np.float32)
+    return x, qcore.load_array(TEST_LABELS)[:1200].astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def search(evaluation):
+    x, labels = evaluation
+    p = qcore.Pipeline(qcore.Model(MLP))
+    p.add_batch({"input": np.ascontiguousarray(images()[:256])})
+    s = qcore.ModelSearch(p, qcore.Recipe(method="optq"), widths=WIDTHS)
+    for k in range(0, 1200, 400):
+        s.add_batch({"input": x[k:k + 400]}, labels=labels[k:k + 400])
+    return s
+
+
+def ort_outputs(model, x, tmp_path):
+    path = str(tmp_path / "m.onnx")
+    model.save(path)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+
+
+@pytest.mark.parametrize("choice", [(0, 0, 0), (2, 2, 2), (3, 1, 2), (1, 3, 0)])
+def test_evaluation_equals_onnxruntime_on_the_exported_configuration(search, evaluation, choice, tmp_path):
+    x, labels = evaluation
+    recipe = search.recipe(choice)
+    assert recipe.layer_bits == {"fc1.weight": WIDTHS[choice[0]], "fc2.weight": WIDTHS[choice[1]],
+                                 "fc3.weight": WIDTHS[choice[2]]}
+    model, reports = search.pipeline.run(recipe.__class__(**{**recipe.__dict__, "sequential": False}))
+    logits = ort_outputs(model, x, tmp_path)
+    assert search.evaluate(choice) == pytest.approx(np.mean(logits.argmax(1) == labels), abs=0.002)
+    third = search.evaluate(choice, fraction=0.3)  # ceil(0.3 * 3) = 1 batch of 400
+    assert third == pytest.approx(np.mean(logits[:400].argmax(1) == labels[:400]), abs=0.003)
+    assert search.cost(choice) == sum(r.weight_bytes for r in reports)
+
+
+def test_candidates_are_the_pipeline_reports_at_each_width(search):
+    for c, bits in enumerate(WIDTHS[1:], start=1):
+        _, reports = search.pipeline.run(qcore.Recipe(method="optq", sequential=False,
+                                                      weights=qcore.QuantOptions(bits=bits, granularity="channel", axis=0)))
+        for t, r in enumerate(reports):
+            assert (search.candidates[t][c].bits, search.candidates[t][c].bytes) == (bits, r.weight_bytes)
+            assert search.candidates[t][c].output_error == pytest.approx(r.output_error, rel=1e-12)
+    assert [row[0].bytes for row in search.candidates] == [784 * 512 * 4, 512 * 256 * 4, 256 * 10 * 4]
+    errors = [[c.output_error for c in row] for row in search.candidates]
+    assert all(e[0] == 0 and e[1] < e[2] < e[3] for e in errors)  # fewer bits, larger error
+
+
+def test_ethosu_and_bit_operation_costs(evaluation, tmp_path):
+    """Each 8-bit candidate's Ethos-U stream is what Vela packs for the integers the exported model stores
+    (qcore.ethosu_pack_model on the W8 export, itself tested against Vela); bit-operations are the MACs per
+    sample times the widths."""
+    p = qcore.Pipeline(qcore.Model(MLP))
+    p.add_batch({"input": np.ascontiguousarray(images()[:128])})
+    s = qcore.ModelSearch(p, qcore.Recipe(method="rtn"), widths=(0, 8, 4), ethosu="ethos-u55-128")
+    model, _ = p.run(qcore.Recipe(method="rtn", sequential=False))
+    packed = qcore.ethosu_pack_model(model, config="ethos-u55-128")
+    for t, layer in enumerate(packed):
+        assert s.candidates[t][1].ethosu_bytes == layer.stream_bytes
+    assert all(row[0].ethosu_bytes == 0 and 0 < row[2].ethosu_bytes < row[1].ethosu_bytes for row in s.candidates)
+    macs = [784 * 512, 512 * 256, 256 * 10]
+    assert [[c.bit_operations for c in row] for row in s.candidates] == [[m * 32 * 8, m * 8 * 8, m * 4 * 8] for m in macs]
+    with pytest.raises(qcore.InvalidArgumentError, match="'config'"):
+        qcore.ModelSearch(p, widths=(8,), ethosu="ethos-u99")
+
+
+def test_without_labels_the_metric_is_the_cosine_to_the_float_model(evaluation, tmp_path):
+    x, _ = evaluation
+    p = qcore.Pipeline(qcore.Model(MLP))
+    p.add_batch({"input": np.ascontiguousarray(images()[:256])})
+    s = qcore.ModelSearch(p, qcore.Recipe(method="rtn"), widths=(0, 3))
+    s.add_batch({"input": x[:500]})
+    model, _ = p.run(qcore.Recipe(method="rtn", sequential=False, layer_bits=s.recipe((1, 1, 0)).layer_bits))
+    y, ref = ort_outputs(model, x[:500], tmp_path), ort.InferenceSession(MLP).run(None, {"input": x[:500]})[0]
+    cos = np.sum(y * ref, 1) / np.linalg.norm(y, axis=1) / np.linalg.norm(ref, axis=1)
+    assert s.evaluate((1, 1, 0)) == pytest.approx(cos.mean(), abs=1e-5)
+    assert s.evaluate((1, 1, 0)) < 1 - 1e-4
+
+
+def test_bad_searches_are_named(search, evaluation):
+    x, labels = evaluation
+    p = qcore.Pipeline(qcore.Model(MLP))
+    p.add_batch({"input": np.ascontiguousarray(images()[:64])})
+    for widths, match in (((0, 1), "entry 1 is 1"), ((4, 4), "4 is given twice"), ((), "at least one")):
+        with pytest.raises(qcore.InvalidArgumentError, match=match):
+            qcore.ModelSearch(p, widths=widths)
+    with pytest.raises(qcore.InvalidArgumentError, match="no graph output 'probs'"):
+        qcore.ModelSearch(p, widths=(8,), output="probs")
+    with pytest.raises(qcore.InvalidArgumentError, match="nothing is left to search"):
+        qcore.ModelSearch(p, qcore.Recipe(keep_float=("fc1.weight", "fc2.weight", "fc3.weight")))
+    empty = qcore.ModelSearch(p, qcore.Recipe(method="rtn"), widths=(8,))
+    with pytest.raises(qcore.InvalidArgumentError, match="no evaluation batch"):
+        empty.evaluate((0, 0, 0))
+    with pytest.raises(qcore.InvalidArgumentError, match="candidate 4 is not below"):
+        search.evaluate((0, 4, 0))
+    with pytest.raises(qcore.InvalidArgumentError, match="fraction"):
+        search.evaluate((0, 0, 0), fraction=0)
+    with pytest.raises(qcore.InvalidArgumentError, match="every batch must match"):
+        search.add_batch({"input": x[:10]})
+    with pytest.raises(qcore.ShapeError, match="labels"):
+        empty.add_batch({"input": x[:10]}, labels=labels[:9])
+    with pytest.raises(ValueError, match="one candidate per searched layer"):
+        search.evaluate((0, 0))
+
+
+def test_space_tables_are_the_candidates(search):
+    for cost, field in (("bytes", "bytes"), ("bit_operations", "bit_operations")):
+        space = search.space(cost)
+        assert space.num_candidates == [len(WIDTHS)] * 3
+        for choice in ((0, 1, 2), (3, 3, 3), (2, 0, 1)):
+            total, proxy = space.evaluate(choice)
+            assert total == pytest.approx(sum(getattr(search.candidates[t][c], field) for t, c in enumerate(choice)))
+            assert proxy == pytest.approx(sum(search.candidates[t][c].output_error ** 2 for t, c in enumerate(choice)))
+    with pytest.raises(qcore.InvalidArgumentError, match="ethosu_config"):
+        search.space("ethosu_bytes")
+
+
+def test_run_evaluates_what_it_reports_and_repeats_for_a_seed(search):
+    runs = [search.run(max_evaluations=6, seed=3) for _ in range(2)]
+    front = runs[0].front()
+    assert len(front) >= 1
+    np.testing.assert_array_equal(front.choices, runs[1].front().choices)
+    for choice, cost, metric in zip(front.choices, front.cost, front.metric):
+        assert cost == search.cost(choice) and metric == search.evaluate(choice)
+    costs = np.asarray(front.cost)
+    assert np.all(np.diff(costs) > 0) and np.all(np.diff(front.metric) > 0)  # non-dominated, sorted by cost
