@@ -221,10 +221,12 @@ typedef struct qc_gpxq_result {
  *   grid         the uniform grid and how its parameters are chosen (see above for the axes);
  *   opts         NULL for the defaults.
  */
+/* OPTQ (see the top of this file) from H; the errors are listed at the top of this file. */
 QC_API qc_status qc_optq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_point, qc_tensor *dequantized,
                          qc_gpxq_result *result, const qc_tensor *w, const qc_tensor *h, const qc_quant_options *grid,
                          const qc_gpxq_options *opts);
 
+/* GPFQ (see the top of this file) from H and G; arguments and errors as for qc_optq. */
 QC_API qc_status qc_gpfq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor *zero_point, qc_tensor *dequantized,
                          qc_gpxq_result *result, const qc_tensor *w, const qc_tensor *h, const qc_tensor *g,
                          const qc_quant_options *grid, const qc_gpxq_options *opts);

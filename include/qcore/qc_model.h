@@ -138,6 +138,8 @@ typedef struct qc_value_info {
     const char *dim_params[QC_MAX_DIMS];     /* NULL when the dimension is not symbolic */
 } qc_value_info;
 
+/* Graph input i (initializers excluded; i < qc_model_count(model, QC_MODEL_INPUTS)), resp. graph output i,
+ * into `out` (its strings borrowed from the model). QC_ERR_INVALID_ARG for NULL or an index out of range. */
 QC_ONNX_API qc_status qc_model_input(const qc_model *model, size_t i, qc_value_info *out);
 QC_ONNX_API qc_status qc_model_output(const qc_model *model, size_t i, qc_value_info *out);
 
@@ -154,6 +156,8 @@ typedef struct qc_node_info {
     size_t num_attributes;
 } qc_node_info;
 
+/* Node i (i < qc_model_count(model, QC_MODEL_NODES)) into `out`. QC_ERR_INVALID_ARG for NULL or an index
+ * out of range. */
 QC_ONNX_API qc_status qc_model_node(const qc_model *model, size_t i, qc_node_info *out);
 
 /* An initializer. `data` views its bytes (little-endian, ONNX layout; nbytes of them): a view into the
@@ -170,6 +174,8 @@ typedef struct qc_initializer_info {
     int32_t is_external;                     /* 1 when the file keeps the bytes in external data */
 } qc_initializer_info;
 
+/* Initializer i (i < qc_model_count(model, QC_MODEL_INITIALIZERS)) into `out`. QC_ERR_INVALID_ARG for NULL
+ * or an index out of range, QC_ERR_UNSUPPORTED for a rank above QC_MAX_DIMS. */
 QC_ONNX_API qc_status qc_model_initializer(const qc_model *model, size_t i, qc_initializer_info *out);
 
 /* Index of the initializer called `name`; QC_ERR_INVALID_ARG naming it when there is none. */
@@ -332,6 +338,7 @@ typedef struct qc_accumulator_stats {
     int64_t max_abs_partial_sum;     /* the largest |partial sum| of the exact arithmetic */
 } qc_accumulator_stats;
 
+/* The counts of the last run into `out` (zeros before any run). QC_ERR_INVALID_ARG for NULL. */
 QC_ONNX_API qc_status qc_session_accumulator_stats(const qc_session *session, qc_accumulator_stats *out);
 
 /* ---------------------------------------------------------------------------------------------
@@ -574,6 +581,8 @@ typedef struct qc_model_search_options {
                                      (qc_ethosu_pack_layer, Vela's packing); 0 (default): not measured */
 } qc_model_search_options;
 
+/* Fills `opts` with the defaults of `version` (QC_ERR_VERSION for 0 or a version newer than the library's;
+ * QC_ERR_INVALID_ARG for NULL). */
 QC_ONNX_API qc_status qc_model_search_options_init(qc_model_search_options *opts, unsigned version);
 
 /* Quantizes the candidates from the pipeline's calibration batches (progress through the pipeline's ctx).
@@ -603,6 +612,8 @@ typedef struct qc_model_candidate {
                                      a float weight or input) */
 } qc_model_candidate;
 
+/* Candidate `candidate` (an index into the options' widths) of searched layer `layer` into `out`.
+ * QC_ERR_INVALID_ARG for NULL or an index out of range. */
 QC_ONNX_API qc_status qc_model_search_candidate(const qc_model_search *search, size_t layer, uint32_t candidate,
                                                 qc_model_candidate *out);
 

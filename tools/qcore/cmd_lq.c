@@ -30,7 +30,7 @@ static const char HELP[] =
     "  -q, --quiet                no progress bar\n"
     "Both files are written atomically: on failure neither is written and existing files are untouched.\n";
 
-enum { MAX_DATA = QC_CLI_MAX_FEEDS };
+enum { MAX_DATA = MAX_FEEDS };
 
 typedef struct options {
     const char *model, *output, *ort;

@@ -33,16 +33,22 @@ static const char HELP[] =
     "      --one-pass             layer statistics from one pass (default: in sequence, each layer seeing the\n"
     "                             earlier ones quantized)\n"
     "      --report FILE          per-layer report as JSON\n"
+    "      --eval-data INPUT=FILE held-out data: the quantized model's fidelity to MODEL on it is printed and\n"
+    "                             reported (as qcore eval --reference MODEL --batch N measures it); repeat per input\n"
+    "      --eval-output NAME     the graph output compared (default: the first)\n"
+    "      --metric M             cosine (default), mse or agreement: the figure reported as \"fidelity\"\n"
     "      --recipe FILE          options from FILE, one 'name = value' per line (# comments); flags override\n"
     "      --threads N            threads (default: all cores)\n"
     "  -q, --quiet                no progress bar\n";
 
-enum { MAX_DATA = QC_CLI_MAX_FEEDS, MAX_KEEP = 4096 };
+enum { MAX_DATA = MAX_FEEDS, MAX_KEEP = 4096 };
 
 typedef struct options {
     const char *model, *output, *report;
-    char *data[MAX_DATA];
-    size_t num_data;
+    char *data[MAX_DATA], *eval_data[MAX_DATA];
+    size_t num_data, num_eval;
+    const char *eval_output;
+    metric metric;
     const char *keep[MAX_KEEP];
     size_t num_keep;
     qc_layer_format formats[MAX_KEEP];
@@ -85,7 +91,8 @@ static const struct option LONG[] = {
     {"tile", required_argument, 0, 'T'}, {"keep-float", required_argument, 0, 'k'}, {"one-pass", no_argument, 0, '1'},
     {"layer-bits", required_argument, 0, 'L'},
     {"report", required_argument, 0, 'r'}, {"recipe", required_argument, 0, 'R'}, {"threads", required_argument, 0, 't'},
-    {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {"eval-data", required_argument, 0, 'E'},
+    {"eval-output", required_argument, 0, 'O'}, {"metric", required_argument, 0, 'M'}, {0, 0, 0, 0}};
 
 static int apply(void *state, int c, const char *arg)
 {
@@ -118,6 +125,9 @@ static int apply(void *state, int c, const char *arg)
     case '1': o->recipe.sequential = 0; break;
     case 'q': o->quiet = 1; break;
     case 'R': break; /* read first, by parse */
+    case 'E': code = add_feed_spec("quantize", o->eval_data, &o->num_eval, arg); break;
+    case 'O': o->eval_output = arg; break;
+    case 'M': code = metric_parse("quantize", arg, &o->metric); break;
     default: return EXIT_USAGE;
     }
     return code;
@@ -167,17 +177,6 @@ static int parse(options *o, int argc, char **argv)
     return EXIT_DONE;
 }
 
-static void json_string(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fputc('\\', out);
-        if ((unsigned char)*s < 0x20) fprintf(out, "\\u%04x", *s);
-        else fputc(*s, out);
-    }
-    fputc('"', out);
-}
-
 static void write_layer(FILE *out, const qc_layer_report *r, const qc_layer_info *l)
 {
     fprintf(out, "    {\"weight\": ");
@@ -199,7 +198,7 @@ static void write_layer(FILE *out, const qc_layer_report *r, const qc_layer_info
 }
 
 /* The report as JSON into `path` (a temporary name; the caller renames it once the model is written). */
-static int write_report(const char *path, const options *o, const qc_pipeline *p)
+static int write_report(const char *path, const options *o, const qc_pipeline *p, const scores *fidelity)
 {
     FILE *out = fopen(path, "w");
     if (out == NULL) return fail("quantize", EXIT_FAILED, "cannot write '%s': %s", path, strerror(errno));
@@ -218,7 +217,13 @@ static int write_report(const char *path, const options *o, const qc_pipeline *p
         write_layer(out, &r, &l);
         fputs(i + 1 < qc_pipeline_layer_count(p) ? ",\n" : "\n", out);
     }
-    fprintf(out, "  ]\n}\n");
+    fprintf(out, "  ]");
+    if (fidelity) {
+        fprintf(out, ",\n  \"heldout\": {\"samples\": %lld, ", (long long)fidelity->samples);
+        print_fidelity(out, fidelity, o->metric);
+        fputc('}', out);
+    }
+    fprintf(out, "\n}\n");
     return fclose(out) == 0 ? EXIT_DONE : fail("quantize", EXIT_FAILED, "cannot write '%s'", path);
 }
 
@@ -245,20 +250,35 @@ static void print_table(const qc_pipeline *p)
            bytes ? (double)float_bytes / (double)bytes : 0.0);
 }
 
+static void print_heldout(const options *o, const scores *s)
+{
+    printf("held-out fidelity of '%s' (%lld samples): %s %.6f (mean cosine %.6f, mse %.6g, agreement %.4f)\n",
+           s->output, (long long)s->samples, metric_name(o->metric), metric_value(s, o->metric),
+           metric_value(s, METRIC_COSINE), metric_value(s, METRIC_MSE), metric_value(s, METRIC_AGREEMENT));
+}
+
 static int run(const options *o, qc_ctx *ctx)
 {
     qc_model *quantized = NULL;
     calibration c;
+    feed_set heldout = {0};
+    scores fidelity = {0};
     char report_tmp[4096] = "";
     qc_status st;
     int code = calibration_open(&c, "quantize", o->model, (char **)o->data, o->num_data, o->input_scale, o->samples,
                                 o->batch, ctx);
     qc_pipeline *p = c.pipeline;
+    if (code == EXIT_DONE && o->num_eval == 0 && (o->eval_output || o->metric != METRIC_COSINE))
+        code = fail("quantize", EXIT_USAGE, "--eval-output and --metric need held-out data: --eval-data INPUT=FILE");
+    if (code == EXIT_DONE && o->num_eval) /* read before the long work, so that a bad file fails fast */
+        code = feeds_read(&heldout, "quantize", c.model, (char **)o->eval_data, o->num_eval, o->input_scale, 0);
     if (code == EXIT_DONE && (st = qc_pipeline_run(p, &o->recipe, &quantized)) != QC_OK)
         code = fail("quantize", st == QC_ERR_INVALID_ARG ? EXIT_USAGE : EXIT_FAILED, "%s", qc_last_error());
+    score_job job = {quantized, c.model, NULL, o->eval_output, 0, o->batch}; /* as qcore eval --reference measures */
+    if (code == EXIT_DONE && o->num_eval) code = score_models(&fidelity, "quantize", ctx, &job, &heldout);
     if (code == EXIT_DONE && o->report) {
         snprintf(report_tmp, sizeof report_tmp, "%s.tmp", o->report);
-        code = write_report(report_tmp, o, p);
+        code = write_report(report_tmp, o, p, o->num_eval ? &fidelity : NULL);
     }
     if (code == EXIT_DONE && (st = qc_model_save(quantized, o->output, NULL)) != QC_OK)
         code = fail("quantize", EXIT_FAILED, "%s", qc_last_error());
@@ -268,7 +288,9 @@ static int run(const options *o, qc_ctx *ctx)
     }
     if (code != EXIT_DONE && report_tmp[0]) remove(report_tmp);
     if (code == EXIT_DONE) print_table(p);
+    if (code == EXIT_DONE && o->num_eval) print_heldout(o, &fidelity);
     qc_model_free(quantized);
+    feeds_free(&heldout);
     calibration_close(&c);
     return code;
 }

@@ -1,5 +1,5 @@
-/* What the commands share: messages and exit codes, the context with its progress bar, and the feeds
- * (graph inputs read from files). */
+/* What the commands share: messages and exit codes, the context with its progress bar, the feeds (graph
+ * inputs read from files), calibration, command lines, JSON strings and atomic output files. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -20,6 +21,17 @@ int fail(const char *command, int code, const char *format, ...)
     fputc('\n', stderr);
     va_end(ap);
     return code;
+}
+
+int parse_integer(const char *command, const char *text, long lo, long hi, const char *flag, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || *end || end == text || v < lo || v > hi)
+        return fail(command, EXIT_USAGE, "%s takes an integer in %ld..%ld, got '%s'", flag, lo, hi, text);
+    *out = v;
+    return EXIT_DONE;
 }
 
 int exit_code_of(qc_status status)
@@ -85,22 +97,35 @@ static void store(qc_tensor *t, int64_t i, double v)
     }
 }
 
+/* Whether the model fixes the input's shape (no symbolic or missing dimension) and the array has exactly
+ * that shape: a state or a setting, fed whole to every batch rather than split into samples. */
+static int is_whole(const qc_value_info *input, const qc_tensor *a)
+{
+    if (input->ndim != a->ndim) return 0;
+    for (int d = 0; d < a->ndim; d++)
+        if (input->dims[d] != a->dims[d]) return 0; /* a symbolic dimension is -1 */
+    return 1;
+}
+
 /* The array as the input wants it: its element type, times `scale` when float, and its declared sample
- * shape when the file's samples hold as many elements. */
+ * shape when the file's samples hold as many elements (whole arrays keep their shape). */
 static int convert(qc_tensor *out, const char *command, const qc_value_info *input, const qc_tensor *a, double scale,
-                   int64_t max_samples)
+                   int64_t max_samples, int whole)
 {
     qc_dtype dtype = dtype_of_onnx(input->elem_type);
     if (dtype == 0) return fail(command, EXIT_FAILED, "input '%s' is %s; feeds of that type are not supported", input->name,
                                 qc_onnx_type_string(input->elem_type));
-    if (a->ndim < 1 || a->dims[0] < 1) return fail(command, EXIT_INPUT, "the data for '%s' has no samples", input->name);
-    int64_t samples = max_samples > 0 && max_samples < a->dims[0] ? max_samples : a->dims[0];
-    int64_t per_sample = qc_tensor_numel(a) / a->dims[0], n = samples * per_sample, declared = 1;
+    if (!whole && (a->ndim < 1 || a->dims[0] < 1))
+        return fail(command, EXIT_INPUT, "the data for '%s' has no samples", input->name);
+    int64_t in_file = whole ? 1 : a->dims[0], per_sample = qc_tensor_numel(a) / in_file;
+    int64_t samples = max_samples > 0 && max_samples < in_file ? max_samples : in_file, n = samples * per_sample;
+    int64_t declared = 1;
     for (int d = 1; d < input->ndim; d++) declared = input->dims[d] > 0 && declared > 0 ? declared * input->dims[d] : -1;
-    int reshape = input->ndim >= 1 && declared == per_sample;
+    int reshape = !whole && input->ndim >= 1 && declared == per_sample;
     int64_t dims[QC_MAX_DIMS];
-    dims[0] = samples;
-    for (int d = 1; d < (reshape ? input->ndim : a->ndim); d++) dims[d] = reshape ? input->dims[d] : a->dims[d];
+    for (int d = 0; d < a->ndim; d++) dims[d] = a->dims[d];
+    if (!whole) dims[0] = samples;
+    for (int d = 1; reshape && d < input->ndim; d++) dims[d] = input->dims[d];
     void *data = malloc((size_t)n * (size_t)(qc_dtype_bits(dtype) / 8) + 1);
     if (data == NULL || qc_tensor_init(out, data, dtype, reshape ? input->ndim : a->ndim, dims, NULL) != QC_OK) {
         free(data);
@@ -132,8 +157,10 @@ static int read_one(feed_set *f, const char *command, const qc_model *model, con
         return fail(command, EXIT_USAGE, "the model has no graph input '%s' (see qcore inspect)", f->names[k]);
     qc_status st = qc_array_load(&f->arrays[k], eq + 1, QC_ARRAY_AUTO);
     if (st != QC_OK) return fail(command, exit_code_of(st), "%s", qc_last_error());
-    int code = convert(&f->tensors[k], command, &input, qc_array_tensor(f->arrays[k]), scale, max_samples);
-    if (code != EXIT_DONE) return code;
+    const qc_tensor *a = qc_array_tensor(f->arrays[k]);
+    f->whole[k] = (unsigned char)is_whole(&input, a);
+    int code = convert(&f->tensors[k], command, &input, a, scale, max_samples, f->whole[k]);
+    if (code != EXIT_DONE || f->whole[k]) return code;
     int64_t samples = f->tensors[k].dims[0];
     if (f->samples && samples != f->samples)
         return fail(command, EXIT_INPUT, "'%s' holds %lld samples, the other data %lld", eq + 1, (long long)samples,
@@ -149,7 +176,8 @@ int feeds_read(feed_set *f, const char *command, const qc_model *model, char **s
     f->names = calloc(count + 1, sizeof *f->names);
     f->arrays = calloc(count + 1, sizeof *f->arrays);
     f->tensors = calloc(count + 1, sizeof *f->tensors);
-    if (!f->names || !f->arrays || !f->tensors) return fail(command, EXIT_FAILED, "no memory");
+    f->whole = calloc(count + 1, 1);
+    if (!f->names || !f->arrays || !f->tensors || !f->whole) return fail(command, EXIT_FAILED, "no memory");
     for (size_t k = 0; k < count; k++) {
         int code = read_one(f, command, model, specs[k], scale, max_samples);
         if (code != EXIT_DONE) return code;
@@ -161,6 +189,7 @@ int feeds_read(feed_set *f, const char *command, const qc_model *model, char **s
         while (k < f->count && strcmp(f->names[k], input.name) != 0) k++;
         if (k == f->count) return fail(command, EXIT_USAGE, "no --data for graph input '%s'", input.name);
     }
+    if (f->samples == 0) f->samples = 1; /* every input whole: one run */
     return EXIT_DONE;
 }
 
@@ -171,29 +200,19 @@ void feeds_free(feed_set *f)
         qc_array_free(f->arrays[k]);
         free(f->tensors[k].data);
     }
-    free(f->names), free(f->arrays), free(f->tensors);
+    free(f->names), free(f->arrays), free(f->tensors), free(f->whole);
 }
 
 void feeds_slice(const feed_set *f, int64_t first, int64_t n, qc_tensor *views)
 {
     for (size_t k = 0; k < f->count; k++) {
         const qc_tensor *t = &f->tensors[k];
-        int64_t per_sample = qc_tensor_numel(t) / t->dims[0];
         views[k] = *t;
+        if (f->whole[k]) continue;
+        int64_t per_sample = qc_tensor_numel(t) / t->dims[0];
         views[k].dims[0] = n;
         views[k].data = (char *)t->data + (size_t)(first * per_sample) * (size_t)(qc_dtype_bits(t->dtype) / 8);
     }
-}
-
-int parse_integer(const char *command, const char *text, long lo, long hi, const char *flag, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (errno || *end || end == text || v < lo || v > hi)
-        return fail(command, EXIT_USAGE, "%s takes an integer in %ld..%ld, got '%s'", flag, lo, hi, text);
-    *out = v;
-    return EXIT_DONE;
 }
 
 int parse_scale(const char *command, const char *text, double *out)
@@ -208,7 +227,7 @@ int parse_scale(const char *command, const char *text, double *out)
 
 int add_feed_spec(const char *command, char **specs, size_t *count, const char *spec)
 {
-    if (*count == QC_CLI_MAX_FEEDS) return fail(command, EXIT_USAGE, "at most %d --data", QC_CLI_MAX_FEEDS);
+    if (*count == MAX_FEEDS) return fail(command, EXIT_USAGE, "at most %d --data", MAX_FEEDS);
     specs[(*count)++] = (char *)spec;
     return EXIT_DONE;
 }
@@ -217,7 +236,7 @@ int add_feed_spec(const char *command, char **specs, size_t *count, const char *
 static int add_batches(const char *command, qc_pipeline *p, const feed_set *f, long samples, long batch)
 {
     int64_t total = f->samples < samples ? f->samples : samples;
-    qc_tensor views[QC_CLI_MAX_FEEDS];
+    qc_tensor views[MAX_FEEDS];
     for (int64_t first = 0; first < total; first += batch) {
         int64_t n = total - first < batch ? total - first : batch;
         feeds_slice(f, first, n, views);
@@ -272,4 +291,60 @@ int check_calibration_command(const char *command, const char *output, size_t nu
     if (output == NULL) return fail(command, EXIT_USAGE, "-o OUT.onnx is required");
     if (num_data == 0) return fail(command, EXIT_USAGE, "calibration data is required: --data INPUT=FILE");
     return EXIT_DONE;
+}
+
+void json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') fputc('\\', out);
+        if ((unsigned char)*s < 0x20) fprintf(out, "\\u%04x", *s);
+        else fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+int atomic_open(atomic_file *a, const char *command, const char *path)
+{
+    size_t len = strlen(path) + sizeof ".tmp-XXXXXX";
+    a->path = path, a->f = NULL, a->temp = malloc(len);
+    if (a->temp == NULL) return fail(command, EXIT_FAILED, "no memory");
+    snprintf(a->temp, len, "%s.tmp-XXXXXX", path);
+    int fd = mkstemp(a->temp);
+    if (fd >= 0) a->f = fdopen(fd, "wb");
+    if (a->f == NULL) {
+        int code = fail(command, EXIT_FAILED, "cannot create a file next to '%s': %s", path, strerror(errno));
+        if (fd >= 0) close(fd), unlink(a->temp);
+        free(a->temp), a->temp = NULL;
+        return code;
+    }
+    return EXIT_DONE;
+}
+
+int atomic_close(atomic_file *a, const char *command)
+{
+    /* mkstemp creates 0600; an output is an ordinary file others may read. */
+    int failed = fflush(a->f) != 0 || ferror(a->f) || fchmod(fileno(a->f), 0644) != 0 || fsync(fileno(a->f)) != 0;
+    int saved = errno;
+    if (fclose(a->f) != 0 && !failed) failed = 1, saved = errno;
+    a->f = NULL;
+    if (!failed) return EXIT_DONE;
+    atomic_discard(a);
+    return fail(command, EXIT_FAILED, "cannot write '%s': %s", a->path, strerror(saved));
+}
+
+int atomic_commit(atomic_file *a, const char *command)
+{
+    int code = rename(a->temp, a->path) == 0 ? EXIT_DONE
+                                              : fail(command, EXIT_FAILED, "cannot write '%s': %s", a->path, strerror(errno));
+    if (code != EXIT_DONE) unlink(a->temp);
+    free(a->temp), a->temp = NULL;
+    return code;
+}
+
+void atomic_discard(atomic_file *a)
+{
+    if (a->f) fclose(a->f), a->f = NULL;
+    if (a->temp) unlink(a->temp);
+    free(a->temp), a->temp = NULL;
 }

@@ -13,13 +13,14 @@ static const struct {
     {"eval", cmd_eval, "evaluate a model on data: accuracy against labels, agreement with a reference"},
     {"inspect", cmd_inspect, "list a model's inputs, outputs, operators and quantizable layers"},
     {"lq", cmd_lq, "replace every fully-connected layer by an LQ layer fitted on data (bit-serial kernels)"},
+    {"pack-ethosu", cmd_pack_ethosu, "pack a quantized model's weights for Arm Ethos-U as Vela does; sizes per layer"},
 };
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: qcore <command> [options]   (qcore <command> --help for its options)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof COMMANDS / sizeof *COMMANDS; i++)
-        fprintf(out, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
+        fprintf(out, "  %-12s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
     fprintf(out, "\nexit codes: 0 done, 1 failed, 2 wrong command line, 3 unreadable input\n");
 }
 

@@ -37,5 +37,13 @@ from .rotate import (CayleyOptions, CayleySGD, LinearRotationLoss, OutlierMetric
 from .session import Session
 from .lq_model import LqReplaceResult, lq_replace
 from .search import Front, Search, SearchSpace, dp_front, hypervolume, proxy_output_error
+from .job import quantize, quantize_model
 
 __version__ = library_version()
+
+
+def __getattr__(name):
+    if name == "plots":  # matplotlib is loaded only by a program that draws
+        import importlib
+        return importlib.import_module(".plots", __name__)
+    raise AttributeError("module 'qcore' has no attribute %r" % name)
