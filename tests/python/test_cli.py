@@ -203,10 +203,36 @@ def test_pack_ethosu_streams_and_totals_equal_vela(w8a8, tmp_path, config):
     assert [int(v) for v in last[1:]] == [total["original_bytes"], total["weight_bytes"], total["scale_bytes"]]
 
 
+@pytest.mark.parametrize("config, weight_format", [("ethos-u85-256", "default"), ("ethos-u85-512", "fwd"),
+                                                   ("ethos-u85-256", "smaller")])
+def test_pack_ethosu_u85_streams_equal_the_layer_packer(w8a8, tmp_path, config, weight_format):
+    """U85: each layer's stream is the one the layer packer (checked against Vela's Regor backend in
+    test_ethosu_u85.py) makes from the model's integer weights, read here with onnx."""
+    pytest.importorskip("ethosu.vela.scaling")
+    from ethosu.vela.scaling import quantise_scale
+    bin_, report = tmp_path / "streams.bin", tmp_path / "pack.json"
+    run = qcore_tool("pack-ethosu", w8a8, "--config", config, "--weight-format", weight_format, "-o", bin_,
+                     "--json", report)
+    assert run.returncode == 0, run.stderr
+    proto = onnx.load(str(w8a8))
+    init = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    dq = {n.output[0]: n.input for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in init}
+    expected = []
+    for node in (n for n in proto.graph.node if n.op_type == "Gemm"):
+        q, s, z = (init[name] for name in dq[node.input[1]])
+        ohwi = (q.astype(np.int16) - z.astype(np.int16)[:, None])[:, None, None, :]
+        scale, shift = zip(*(quantise_scale(float(v)) for v in s))
+        expected.append(qcore.ethosu_pack_layer(ohwi, np.array(scale), np.array(shift), config=config,
+                                                weight_format=weight_format).stream)
+    assert bin_.read_bytes() == b"".join(bytes(e) for e in expected)
+    assert json.loads(report.read_text())["config"] == config
+
+
 @pytest.mark.parametrize("args, code, message", [
     (["pack-ethosu", "missing.onnx", "-o", "{out}", "--json", "{json}"], 3, "missing.onnx"),
     (["pack-ethosu", MLP, "-o", "{out}", "--json", "{json}"], 1, "no quantized layers"),
     (["pack-ethosu", "{model}", "--config", "ethos-u99-1", "-o", "{out}", "--json", "{json}"], 2, "ethos-u99-1"),
+    (["pack-ethosu", "{model}", "--weight-format", "fast", "-o", "{out}", "--json", "{json}"], 2, "--weight-format"),
     (["pack-ethosu", "{model}", "--ifm-bits", "12", "-o", "{out}", "--json", "{json}"], 2, "--ifm-bits"),
     (["pack-ethosu", "{model}", "-o", "/nonexistent/dir/s.bin", "--json", "{json}"], 1, "/nonexistent/dir"),
     (["pack-ethosu", "{model}", "-o", "{out}", "--json", "/nonexistent/dir/r.json"], 1, "/nonexistent/dir"),

@@ -15,8 +15,10 @@ static const char HELP[] =
     "byte-identical to Vela's, and prints per layer its OHWI shape, original bytes (one per weight), encoded\n"
     "weight bytes and bias/scale bytes, with totals.\n"
     "\n"
-    "      --config NAME          ethos-u55-32, ethos-u55-64, ethos-u55-128 (default), ethos-u55-256,\n"
-    "                             ethos-u65-256 or ethos-u65-512 (Vela's --accelerator-config)\n"
+    "      --config NAME          ethos-u55-32, -64, -128 (default), -256, ethos-u65-256, -512, ethos-u85-128,\n"
+    "                             -256, -512, -1024 or -2048 (Vela's --accelerator-config)\n"
+    "      --weight-format F      U85 only: default (Vela's compressed stream per core), fwd (the fast weight\n"
+    "                             format, one stream) or smaller (fwd where its stream is smaller)\n"
     "      --ofm-block-depth N    the block configuration's OFM depth, 1..65536 (default 16)\n"
     "      --ifm-bits N           input activation bits, 8 (default) or 16\n"
     "  -o, --output FILE          the layer streams one after another (offsets in the JSON report)\n"
@@ -30,13 +32,25 @@ typedef struct pack_options {
 
 static int config_of(const char *name, int32_t *out)
 {
-    for (int c = QC_ETHOSU_U55_32; c <= QC_ETHOSU_U65_512; c++)
+    for (int c = QC_ETHOSU_U55_32; c <= QC_ETHOSU_U85_2048; c++)
         if (strcmp(name, qc_ethosu_config_string((qc_ethosu_config)c)) == 0) {
             *out = c;
             return EXIT_DONE;
         }
-    return fail("pack-ethosu", EXIT_USAGE, "unknown --config '%s' (ethos-u55-32, -64, -128, -256, ethos-u65-256, -512)",
-                name);
+    return fail("pack-ethosu", EXIT_USAGE,
+                "unknown --config '%s' (ethos-u55-32, -64, -128, -256, ethos-u65-256, -512, ethos-u85-128, -256, -512, "
+                "-1024, -2048)", name);
+}
+
+static int weight_format_of(const char *name, int32_t *out)
+{
+    static const char *const NAMES[] = {"default", "fwd", "smaller"}; /* qc_ethosu85_weight_format order */
+    for (int f = 0; f < 3; f++)
+        if (strcmp(name, NAMES[f]) == 0) {
+            *out = f;
+            return EXIT_DONE;
+        }
+    return fail("pack-ethosu", EXIT_USAGE, "--weight-format takes default, fwd or smaller, got '%s'", name);
 }
 
 static int integer(const char *text, long lo, long hi, const char *flag, int32_t *out)
@@ -49,7 +63,7 @@ static int integer(const char *text, long lo, long hi, const char *flag, int32_t
 
 static const struct option LONG[] = {
     {"config", required_argument, 0, 'c'}, {"ofm-block-depth", required_argument, 0, 'D'},
-    {"ifm-bits", required_argument, 0, 'I'}, {"output", required_argument, 0, 'o'}, {"json", required_argument, 0, 'j'},
+    {"ifm-bits", required_argument, 0, 'I'}, {"weight-format", required_argument, 0, 'F'}, {"output", required_argument, 0, 'o'}, {"json", required_argument, 0, 'j'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
 static int parse(pack_options *o, int argc, char **argv)
@@ -62,6 +76,7 @@ static int parse(pack_options *o, int argc, char **argv)
         switch (c) {
         case 'h': fputs(HELP, stdout); return -1;
         case 'c': code = config_of(optarg, &o->layer.config); break;
+        case 'F': code = weight_format_of(optarg, &o->layer.weight_format); break;
         case 'D': code = integer(optarg, 1, 65536, "--ofm-block-depth", &o->layer.ofm_block_depth); break;
         case 'I':
             code = integer(optarg, 8, 16, "--ifm-bits", &o->layer.ifm_bits);
