@@ -681,6 +681,8 @@ typedef struct qc_lq_replace_options {
     qc_lq_options fit;         /* QEM of weights and inputs (default QC_LQ_OPTIONS_INIT) */
 } qc_lq_replace_options;
 
+/* Fills `opts` with the defaults of `version` (QC_ERR_VERSION for 0 or a version newer than the library's;
+ * QC_ERR_INVALID_ARG for NULL). */
 QC_ONNX_API qc_status qc_lq_replace_options_init(qc_lq_replace_options *opts, unsigned version);
 
 #define QC_LQ_REPLACE_RESULT_VERSION 1

@@ -102,6 +102,11 @@ qc_status qce__plan(qc_session *s);
 
 /* Runs the planned nodes of s in order, after taking the current tensors of the values read from
  * enclosing graphs. */
+/* The context's thread count with 0 ("all cores") resolved to the cores, as libqcore resolves it: ops
+ * choose their algorithm (e.g. splitting a product by columns) from the count, so an unresolved 0 would
+ * give other roundings than the same number of threads given explicitly. */
+qc_status qce__ctx_threads(const qc_ctx *ctx, int *threads);
+
 qc_status qce__run_graph(qc_session *s, int threads);
 
 /* Runs one node of s: binds its inputs and outputs into `slots` (room for both), calls its kernel and

@@ -3,6 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "error.h"
 #include "exec_internal.h"
 
@@ -151,13 +155,24 @@ qc_status qce__run_graph(qc_session *s, int threads)
     return st;
 }
 
+qc_status qce__ctx_threads(const qc_ctx *ctx, int *threads)
+{
+    int64_t n = 0;
+    QCM_TRY(qc_ctx_get_param(ctx, QC_CTX_THREADS, &n));
+#ifdef _OPENMP
+    if (n <= 0) n = omp_get_num_procs();
+#endif
+    *threads = n > 0 ? (int)n : 1;
+    return QC_OK;
+}
+
 qc_status qc_session_run(qc_session *s)
 {
     QCM_CHECK_NOT_NULL(s);
-    int64_t threads = 0;
-    QCM_TRY(qc_ctx_get_param(s->ctx, QC_CTX_THREADS, &threads));
+    int threads = 1;
+    QCM_TRY(qce__ctx_threads(s->ctx, &threads));
     memset(&s->accumulator.stats, 0, sizeof s->accumulator.stats);
-    qc_status st = qce__run_graph(s, (int)threads);
+    qc_status st = qce__run_graph(s, threads);
     for (size_t v = 0; v < s->num_values; v++)
         if (s->values[v].is_input) s->values[v].is_bound = 0; /* inputs are borrowed for one run */
     return st;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "exec_internal.h"
 #include "model_internal.h"
 #include "pipeline_internal.h"
 
@@ -130,9 +131,7 @@ qc_status qcp__run_start(qcp_run *r, qc_pipeline *p, const qc_recipe *rc, const 
           PER_LAYER(qinput) && PER_LAYER(report_x) && PER_LAYER(report_n) && PER_LAYER(levels) && PER_LAYER(scale) &&
           PER_LAYER(zero_point) && PER_LAYER(dequantized) && PER_LAYER(reports)))
         return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
-    int64_t threads = 1;
-    QCM_TRY(qc_ctx_get_param(p->ctx, QC_CTX_THREADS, &threads));
-    r->threads = (int)threads;
+    QCM_TRY(qce__ctx_threads(p->ctx, &r->threads));
     for (size_t i = 0; i < n; i++) {
         r->reports[i] = (qc_layer_report){.version = QC_LAYER_REPORT_VERSION, .weight = p->layers[i].weight};
         r->reports[i].weight_bytes = p->layers[i].in * p->layers[i].out * 4;

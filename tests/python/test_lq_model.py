@@ -425,6 +425,20 @@ def test_tool_writes_what_lq_replace_gives(tmp_path):
                                ort_run(ort_model, probe, tmp_path, "b.onnx"), rtol=1e-5, atol=1e-5)
 
 
+def test_tool_output_is_the_same_for_any_thread_count(tmp_path):
+    """Results do not depend on the thread count: "all cores" (0, the default) resolves to the cores, so the
+    executor's products take the same path as the same count given explicitly."""
+    np.save(tmp_path / "calib.npy", fashion("train-images-idx3-ubyte.gz", 300).reshape(-1, 28, 28))
+    written = []
+    for threads in (0, 1, 2, 3):
+        out = tmp_path / ("lq%d.onnx" % threads)
+        run = qcore_tool("lq", MLP, "--data", "input=%s" % (tmp_path / "calib.npy"), "--input-scale", 1 / 255,
+                         "--samples", 300, "--batch", 100, "--threads", threads, "-o", out, "-q")
+        assert run.returncode == 0, run.stderr
+        written.append(out.read_bytes())
+    assert all(w == written[0] for w in written[1:])
+
+
 def test_tool_bad_input_leaves_no_file(tmp_path):
     out, export = tmp_path / "lq.onnx", tmp_path / "ort.onnx"
     export.write_bytes(b"kept")
