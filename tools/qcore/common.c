@@ -225,6 +225,20 @@ int parse_scale(const char *command, const char *text, double *out)
     return EXIT_DONE;
 }
 
+int parse_ethosu_config(const char *command, const char *flag, const char *text, int last, int32_t *out)
+{
+    char names[512] = "";
+    for (int c = QC_ETHOSU_U55_32; c <= last; c++) {
+        const char *name = qc_ethosu_config_string((qc_ethosu_config)c);
+        if (strcmp(text, name) == 0) {
+            *out = c;
+            return EXIT_DONE;
+        }
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", c > QC_ETHOSU_U55_32 ? ", " : "", name);
+    }
+    return fail(command, EXIT_USAGE, "unknown %s '%s' (%s)", flag, text, names);
+}
+
 int add_feed_spec(const char *command, char **specs, size_t *count, const char *spec)
 {
     if (*count == MAX_FEEDS) return fail(command, EXIT_USAGE, "at most %d --data", MAX_FEEDS);
