@@ -129,6 +129,9 @@ int recipe_write(FILE *out, const char *command, const qc_recipe *r);
 /* EXIT_USAGE, with the reason, unless a command that needs calibration data has its -o and --data. */
 int check_calibration_command(const char *command, const char *output, size_t num_data);
 
+/* Parses `flag`'s value, a finite number above 0, into *out; else prints why and returns EXIT_USAGE. */
+int parse_positive(const char *command, const char *flag, const char *text, double *out);
+
 /* Parses --input-scale's value (a finite number above 0) into *out; else prints why and returns EXIT_USAGE. */
 int parse_scale(const char *command, const char *text, double *out);
 
@@ -178,6 +181,10 @@ typedef struct score_job {
 int metric_parse(const char *command, const char *text, metric *out);
 const char *metric_name(metric m);
 double metric_value(const scores *s, metric m);
+
+/* Loads integer class labels from `path` (u8, i32 or i64; at least `samples` of them). On failure prints
+ * why and returns its exit code. */
+int labels_read(const char *command, const char *path, int64_t samples, qc_array **out);
 
 /* Runs the job batch by batch, adding to `s` (zeroed by the caller). On failure prints why and returns its
  * exit code. */

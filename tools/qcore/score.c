@@ -32,6 +32,17 @@ double metric_value(const scores *s, metric m)
     }
 }
 
+int labels_read(const char *command, const char *path, int64_t samples, qc_array **out)
+{
+    qc_status st = qc_array_load(out, path, QC_ARRAY_AUTO);
+    if (st != QC_OK) return fail(command, exit_code_of(st), "%s", qc_last_error());
+    const qc_tensor *t = qc_array_tensor(*out);
+    if (qc_tensor_numel(t) < samples || (t->dtype != QC_DT_U8 && t->dtype != QC_DT_I32 && t->dtype != QC_DT_I64))
+        return fail(command, EXIT_INPUT, "'%s' must hold an integer label (u8, i32 or i64) per sample (%lld)", path,
+                    (long long)samples);
+    return EXIT_DONE;
+}
+
 /* Runs the session on samples [first, first + n); *out views output `name`. */
 static int run_batch(const char *command, qc_session *s, const feed_set *f, const char *name, int64_t first, int64_t n,
                      qc_tensor *out)
