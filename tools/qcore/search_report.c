@@ -6,6 +6,9 @@
 
 #include "search_report.h"
 
+/* Up to this many searched layers the table lists each layer's width. */
+enum { PER_LAYER_SUMMARY = 16 };
+
 static const char *const COSTS[] = {"bytes", "bit-operations", "ethosu-bytes"};
 static const char *const ALGORITHMS[] = {"qcore", "random", "greedy", "oneshot-dp"};
 
@@ -223,12 +226,16 @@ static int write_files(const search_outcome *r, const fronts *f, size_t chosen)
     return code;
 }
 
-/* How many searched layers take each width, e.g. "8:1 4:2 float:1". */
+/* Few layers: each one's width in layer order ("8 4 f 2", f for float); many: how many layers take each
+ * width ("8:10 4:52 float:2"). */
 static void width_summary(const search_outcome *r, const uint32_t *choice, char *text, size_t size)
 {
     size_t used = 0, layers = qc_model_search_layer_count(r->model_search);
     text[0] = '\0';
-    for (uint32_t k = 0; k < r->cli->num_widths && used < size; k++) {
+    for (size_t t = 0; layers <= PER_LAYER_SUMMARY && t < layers && used < size; t++)
+        if (width_of(r, choice[t])) used += (size_t)snprintf(text + used, size - used, "%s%d", t ? " " : "", width_of(r, choice[t]));
+        else used += (size_t)snprintf(text + used, size - used, "%sf", t ? " " : "");
+    for (uint32_t k = 0; layers > PER_LAYER_SUMMARY && k < r->cli->num_widths && used < size; k++) {
         size_t n = 0;
         for (size_t t = 0; t < layers; t++) n += choice[t] == k;
         if (n == 0) continue;
@@ -258,11 +265,23 @@ static void print_table(const search_outcome *r, const fronts *f, long chosen)
 {
     size_t n = qc_search_front_size(f->front);
     int bytes_column = r->cli->cost != QC_MODEL_COST_BYTES;
-    printf("front: %zu points of %zu evaluations; %s of '%s' on %lld samples; cost: %s\n", n,
-           qc_search_front_size(f->evaluations), metric_label(r), scored_output(r), (long long)r->eval_samples,
-           search_cost_name(r->cli->cost));
+    size_t layers = qc_model_search_layer_count(r->model_search), evaluations = qc_search_front_size(f->evaluations), full = 0;
+    int per_layer = layers <= PER_LAYER_SUMMARY;
+    for (size_t i = 0; i < evaluations; i++) {
+        size_t fidelity;
+        qc_search_front_point(f->evaluations, i, NULL, NULL, NULL, &fidelity);
+        full += r->cli->num_fidelities <= 1 || fidelity + 1 == r->cli->num_fidelities;
+    }
+    printf("front: %zu points of %zu evaluations (%zu at full fidelity); %s of '%s' on %lld samples; cost: %s\n", n,
+           evaluations, full, metric_label(r), scored_output(r), (long long)r->eval_samples, search_cost_name(r->cli->cost));
+    for (size_t t = 0; per_layer && t < layers; t++) {
+        qc_model_candidate c;
+        qc_model_search_candidate(r->model_search, t, 0, &c);
+        printf("%s%s%s", t ? " " : "layers: ", c.weight, t + 1 == layers ? "\n" : "");
+    }
     printf("  %3s %16s%*s %10s %9s  %s\n", "#", search_cost_name(r->cli->cost), bytes_column ? 13 : 0,
-           bytes_column ? "bytes" : "", metric_label(r), "mean bits", "layers per width");
+           bytes_column ? "bytes" : "", metric_label(r), "mean bits",
+           per_layer ? "weight bits by layer (f: float)" : "layers per width");
     for (size_t i = 0; i < n; i++) {
         const uint32_t *choice;
         double cost, metric;
