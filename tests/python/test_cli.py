@@ -514,6 +514,7 @@ def test_search_successive_halving_fronts_only_full_evaluations(search_data, tmp
     (["--eval-output", "probs"], 2, "no graph output 'probs'"),
     (["--data", "input=/nonexistent.npy"], 3, "nonexistent.npy"),
     (["--recipe", "/nonexistent-recipe.txt"], 3, "nonexistent-recipe"),
+    (["--layer-bits", "fc1.weight=4"], 2, "among --widths"),
 ])
 def test_search_bad_input_leaves_no_output(search_data, tmp_path, args, code, message):
     d, _, _ = search_data

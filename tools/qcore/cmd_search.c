@@ -62,7 +62,7 @@ static const struct option LONG[] = {
     {"algorithm", required_argument, 0, 'G'}, {"seed", required_argument, 0, 's'},
     {"fidelities", required_argument, 0, 'F'}, {"eta", required_argument, 0, 'e'},
     {"emit-recipe", required_argument, 0, 'r'}, {"pick", required_argument, 0, 'p'}, {"max-cost", required_argument, 0, 'x'},
-    RECIPE_LONG_OPTIONS, {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
+    RECIPE_LONG_OPTIONS, RECIPE_WIDTH_OPTIONS, {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
 static int algorithm(const char *text, qc_search_algorithm *out)
@@ -159,6 +159,9 @@ static int apply(void *state, int c, const char *arg)
     case 'r': o->emit_recipe = arg; return EXIT_DONE;
     case 'x': o->has_max_cost = 1; return parse_positive("search", "--max-cost", arg, &o->max_cost);
     case 'q': o->quiet = 1; return EXIT_DONE;
+    case 'w':
+    case 'L': return fail("search", EXIT_USAGE, "--weight-bits and --layer-bits are quantize's: the search gives each layer "
+                                                "a width among --widths");
     default: return integer_option(o, c, arg);
     }
 }
