@@ -515,6 +515,7 @@ def test_search_successive_halving_fronts_only_full_evaluations(search_data, tmp
     (["--data", "input=/nonexistent.npy"], 3, "nonexistent.npy"),
     (["--recipe", "/nonexistent-recipe.txt"], 3, "nonexistent-recipe"),
     (["--layer-bits", "fc1.weight=4"], 2, "among --widths"),
+    (["--rec", "{recipe}"], 2, "--recipe in full"),
 ])
 def test_search_bad_input_leaves_no_output(search_data, tmp_path, args, code, message):
     d, _, _ = search_data
@@ -523,6 +524,16 @@ def test_search_bad_input_leaves_no_output(search_data, tmp_path, args, code, me
     assert run.returncode == code, run.stderr
     assert message in run.stderr
     assert not out.exists() and not recipe.exists() and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_search_recipe_files_in_order_and_flags_override_them(search_data, tmp_path):
+    d, _, _ = search_data
+    (tmp_path / "gpfq.txt").write_text("method = gpfq\nasymmetric\ngroup = 64\n")
+    run = qcore_tool(*search_args(d, tmp_path / "f.json", "--recipe=%s" % (tmp_path / "gpfq.txt"), "--group", 32,
+                                  "--budget", 2))  # after base.txt (rtn)
+    assert run.returncode == 0, run.stderr
+    recipe = json.loads((tmp_path / "f.json").read_text())["recipe"]
+    assert (recipe["method"], recipe["symmetric"], recipe["group"]) == ("gpfq", False, 32)
 
 
 def test_search_help_and_missing_model(tmp_path):

@@ -83,6 +83,7 @@ typedef struct recipe_options {
     size_t num_keep;
     qc_layer_format formats[MAX_RECIPE_LAYERS];   /* --layer-bits (names owned) */
     size_t num_formats;
+    int files_read, files_seen;                   /* --recipe files read first, and --recipe options parsed */
 } recipe_options;
 
 /* getopt_long entries of the options both commands take (recipe_option applies them); quantize adds
@@ -116,10 +117,11 @@ void recipe_options_free(recipe_options *r);
 /* "rtn", "optq" or "gpfq", as --method takes it. */
 const char *recipe_method_name(qc_layer_method m);
 
-/* Reads every --recipe FILE of argv in order, each line going to apply(state, ...) as the long option of
- * that name in `options` would (a value holds no spaces); so that flags, parsed afterwards, override it. */
-int recipe_files_read(const char *command, int argc, char **argv, const struct option *options, option_fn apply,
-                      void *state);
+/* Reads every --recipe FILE (or --recipe=FILE) of argv in order, each line going to apply(state, ...) as the
+ * long option of that name in `options` would (a value holds no spaces); so that flags, parsed afterwards,
+ * override it. recipe_option then refuses a --recipe this did not see (an abbreviation). */
+int recipe_files_read(recipe_options *r, const char *command, int argc, char **argv, const struct option *options,
+                      option_fn apply, void *state);
 
 /* `r` as a recipe file recipe_files_read gives back (method, act-bits, grid, AXE, one-pass, keep-float and
  * layer-bits lines; weight-bits only without layer formats). EXIT_FAILED when a weight name cannot be

@@ -79,7 +79,7 @@ static int parse(options *o, int argc, char **argv)
 {
     int code = recipe_options_init(&o->ro, "quantize");
     o->samples = 512, o->batch = 64, o->input_scale = 1.0;
-    if (code == EXIT_DONE) code = recipe_files_read("quantize", argc, argv, LONG, apply, o); /* flags override them */
+    if (code == EXIT_DONE) code = recipe_files_read(&o->ro, "quantize", argc, argv, LONG, apply, o); /* flags override them */
     if (code == EXIT_DONE) code = parse_command_line("quantize", argc, argv, LONG, HELP, apply, o, &o->model);
     if (code == EXIT_DONE) code = check_calibration_command("quantize", o->output, o->num_data);
     recipe_options_finish(&o->ro);

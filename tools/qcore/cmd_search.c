@@ -189,7 +189,7 @@ static int parse(search_cli *o, int argc, char **argv)
     o->samples = 512, o->batch = 64, o->input_scale = 1.0, o->pick = -1;
     static const int32_t DEFAULT_WIDTHS[] = {0, 8, 6, 4, 3, 2};
     memcpy(o->widths, DEFAULT_WIDTHS, sizeof DEFAULT_WIDTHS), o->num_widths = sizeof DEFAULT_WIDTHS / sizeof *DEFAULT_WIDTHS;
-    if (code == EXIT_DONE) code = recipe_files_read("search", argc, argv, LONG, apply, o); /* flags override them */
+    if (code == EXIT_DONE) code = recipe_files_read(&o->ro, "search", argc, argv, LONG, apply, o); /* flags override them */
     if (code == EXIT_DONE) code = parse_command_line("search", argc, argv, LONG, HELP, apply, o, &o->model);
     if (code == EXIT_DONE) code = check_calibration_command("search", o->output, o->num_data);
     if (code == EXIT_DONE) code = check(o);

@@ -83,7 +83,10 @@ int recipe_option(recipe_options *r, const char *command, int c, const char *arg
     case '1': q->sequential = 0; break;
     case 'k': return keep_float(r, command, arg);
     case 'L': return layer_bits(r, command, arg);
-    case 'R': break; /* recipe files are read first, by recipe_files_read */
+    case 'R': /* read before the flags by recipe_files_read, which knows the option by its full name only */
+        if (++r->files_seen > r->files_read)
+            return fail(command, EXIT_USAGE, "write --recipe in full (--recipe FILE or --recipe=FILE), got a shorter form");
+        break;
     default: return fail(command, EXIT_USAGE, "see qcore %s --help", command);
     }
     return code;
@@ -122,14 +125,16 @@ static int read_recipe(const char *command, const char *path, const struct optio
     return code;
 }
 
-int recipe_files_read(const char *command, int argc, char **argv, const struct option *options, option_fn apply,
-                      void *state)
+int recipe_files_read(recipe_options *r, const char *command, int argc, char **argv, const struct option *options,
+                      option_fn apply, void *state)
 {
-    for (int i = 1; i + 1 < argc; i++)
-        if (strcmp(argv[i], "--recipe") == 0) {
-            int code = read_recipe(command, argv[i + 1], options, apply, state);
-            if (code != EXIT_DONE) return code;
-        }
+    for (int i = 1; i < argc; i++) {
+        const char *path = strncmp(argv[i], "--recipe=", 9) == 0 ? argv[i] + 9
+                           : strcmp(argv[i], "--recipe") == 0 && i + 1 < argc ? argv[++i] : NULL;
+        int code = path ? read_recipe(command, path, options, apply, state) : EXIT_DONE;
+        if (code != EXIT_DONE) return code;
+        r->files_read += path != NULL;
+    }
     return EXIT_DONE;
 }
 
