@@ -187,6 +187,8 @@ double metric_value(const scores *s, metric m);
 /* Loads integer class labels from `path` (u8, i32 or i64; at least `samples` of them). On failure prints
  * why and returns its exit code. */
 int labels_read(const char *command, const char *path, int64_t samples, qc_array **out);
+/* Label i of what labels_read loaded. */
+int64_t label_at(const qc_tensor *labels, int64_t i);
 
 /* Runs the job batch by batch, adding to `s` (zeroed by the caller). On failure prints why and returns its
  * exit code. */

@@ -36,7 +36,8 @@ static const char HELP[] =
     "      --cost C               bytes (stored weight bytes, default), bit-operations (per sample: MACs x\n"
     "                             weight bits x input bits) or ethosu-bytes (Ethos-U weight streams, as Vela packs\n"
     "                             them; needs --ethosu-config)\n"
-    "      --ethosu-config NAME   ethos-u55-32 .. ethos-u55-256, ethos-u65-256/512, ethos-u85-128 .. -2048\n"
+    "      --ethosu-config NAME   ethos-u55-32 .. ethos-u55-256, ethos-u65-256/512, ethos-u85-128 .. -2048: each\n"
+    "                             candidate's Ethos-U stream is measured (in the JSON whatever the cost)\n"
     "      --budget N             full evaluations (default 32)\n"
     "      --algorithm A          qcore (surrogate-guided, default), random, greedy or oneshot-dp\n"
     "      --seed N               seed of every random draw (default 0); a search is deterministic for a seed\n"
@@ -211,6 +212,9 @@ static int read_evaluation(const search_cli *o, calibration *c, feed_set *heldou
     if (o->num_eval)
         code = feeds_read(heldout, "search", c->model, (char **)o->eval_data, o->num_eval, o->input_scale, o->eval_samples);
     *eval = o->num_eval ? heldout : &c->feeds;
+    if (o->num_eval == 0 && !o->quiet)
+        fprintf(stderr, "qcore search: no --eval-data: configurations are measured on the calibration samples, which "
+                        "flatters them\n");
     int64_t n = o->eval_samples > 0 && o->eval_samples < (*eval)->samples ? o->eval_samples : (*eval)->samples;
     if (code == EXIT_DONE && o->labels) code = labels_read("search", o->labels, n, labels);
     return code;
@@ -219,10 +223,7 @@ static int read_evaluation(const search_cli *o, calibration *c, feed_set *heldou
 /* Labels [first, first + n) as int64 (what qc_model_search_add_batch takes) into `buffer`. */
 static void labels_slice(const qc_tensor *labels, int64_t first, int64_t n, int64_t *buffer, qc_tensor *out)
 {
-    for (int64_t i = 0; i < n; i++)
-        buffer[i] = labels->dtype == QC_DT_U8 ? ((const uint8_t *)labels->data)[first + i]
-                    : labels->dtype == QC_DT_I32 ? ((const int32_t *)labels->data)[first + i]
-                                                 : ((const int64_t *)labels->data)[first + i];
+    for (int64_t i = 0; i < n; i++) buffer[i] = label_at(labels, first + i);
     qc_tensor_init(out, buffer, QC_DT_I64, 1, (int64_t[]){n}, NULL);
 }
 
