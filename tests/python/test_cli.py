@@ -461,6 +461,38 @@ def test_search_front_is_what_quantize_measures(search_data, tmp_path, labels):
             assert point["metric"] == pytest.approx(json.loads(ev.stdout)["mean_cosine"], abs=1e-6)
 
 
+def dominated_area(points, reference_cost, reference_metric):
+    """The measure of what the (cost, metric) points dominate up to the reference, band by band of metric."""
+    inside = [(c, m) for c, m in points if c <= reference_cost and m >= reference_metric]
+    levels = sorted({reference_metric} | {m for _, m in inside})
+    return sum((reference_cost - min(c for c, m in inside if m >= hi)) * (hi - lo) for lo, hi in zip(levels, levels[1:]))
+
+
+def test_search_costs_equal_pack_ethosu_and_the_bit_operation_count(search_data, tmp_path):
+    """--cost ethosu-bytes: the all-W8 point costs the streams `qcore pack-ethosu` packs (tested against Vela)
+    for the model quantize makes from its recipe; --cost bit-operations: MACs x weight bits x 8 input bits.
+    The reported hypervolume is the area the front dominates up to the reference point."""
+    d, _, _ = search_data
+    run = qcore_tool(*search_args(d, tmp_path / "e.json", "--widths", "0,8", "--cost", "ethosu-bytes", "--ethosu-config",
+                                  "ethos-u55-128", "--budget", 4, "--emit-recipe", tmp_path / "e.txt", "--pick", 0))
+    assert run.returncode == 0, run.stderr
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["front"][0]["bits"] == {"fc1.weight": 8, "fc2.weight": 8, "fc3.weight": 8}
+    q = qcore_tool("quantize", MLP, "--recipe", tmp_path / "e.txt", "--data", "input=%s" % (d / "calib.npy"),
+                   "-o", tmp_path / "e.onnx", "-q")
+    pack = qcore_tool("pack-ethosu", tmp_path / "e.onnx", "--config", "ethos-u55-128", "--json", tmp_path / "p.json")
+    assert q.returncode == 0 and pack.returncode == 0, q.stderr + pack.stderr
+    assert result["front"][0]["cost"] == json.loads((tmp_path / "p.json").read_text())["total"]["stream_bytes"]
+    ref = result["reference"]
+    assert result["hypervolume"] > 0 and result["hypervolume"] == pytest.approx(
+        dominated_area([(p["cost"], p["metric"]) for p in result["front"]], ref["cost"], ref["metric"]), rel=1e-9)
+    run = qcore_tool(*search_args(d, tmp_path / "b.json", "--cost", "bit-operations", "--budget", 4))
+    assert run.returncode == 0, run.stderr
+    macs = {"fc1.weight": 784 * 512, "fc2.weight": 512 * 256, "fc3.weight": 256 * 10}
+    for p in json.loads((tmp_path / "b.json").read_text())["front"]:
+        assert p["cost"] == sum(macs[w] * (b or 32) * 8 for w, b in p["bits"].items())
+
+
 def test_search_max_cost_picks_the_best_affordable_point(search_data, tmp_path):
     d, _, _ = search_data
     run = qcore_tool(*search_args(d, tmp_path / "f.json"))

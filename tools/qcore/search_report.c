@@ -2,6 +2,7 @@
  * name -> bits), the front as a table, and one point as a recipe file for qcore quantize. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "search_report.h"
@@ -126,7 +127,21 @@ static void json_layer(FILE *out, const search_outcome *r, size_t t)
     fputs("]}", out);
 }
 
-static void json_settings(FILE *out, const search_outcome *r)
+/* The area the front dominates up to the search's reference point (qc_search_hypervolume); NaN if unknown. */
+static double hypervolume(const search_outcome *r, const qc_search_front *front)
+{
+    size_t n = qc_search_front_size(front);
+    double reference_cost, reference_metric, area = NAN;
+    double *cost = malloc((n + 1) * sizeof *cost), *metric = malloc((n + 1) * sizeof *metric);
+    for (size_t i = 0; cost && metric && i < n; i++) qc_search_front_point(front, i, NULL, &cost[i], &metric[i], NULL);
+    if (cost && metric && qc_search_reference(r->search, &reference_cost, &reference_metric) == QC_OK &&
+        qc_search_hypervolume(&area, cost, metric, n, reference_cost, reference_metric) != QC_OK)
+        area = NAN;
+    free(cost), free(metric);
+    return area;
+}
+
+static void json_settings(FILE *out, const search_outcome *r, const qc_search_front *front)
 {
     const search_cli *o = r->cli;
     const qc_recipe *q = &o->ro.recipe;
@@ -149,7 +164,9 @@ static void json_settings(FILE *out, const search_outcome *r)
     number(out, reference_cost);
     fputs(", \"metric\": ", out);
     number(out, reference_metric);
-    fprintf(out, "},\n  \"recipe\": {\"method\": \"%s\", \"act_bits\": %d, \"group\": %lld, \"symmetric\": %s, "
+    fputs("}, \"hypervolume\": ", out);
+    number(out, hypervolume(r, front));
+    fprintf(out, ",\n  \"recipe\": {\"method\": \"%s\", \"act_bits\": %d, \"group\": %lld, \"symmetric\": %s, "
                  "\"accumulator_bits\": %d, \"tile\": %lld},\n  \"widths\": [",
             recipe_method_name(q->method), q->activation_bits,
             q->weights.granularity == QC_GRAN_GROUP ? (long long)q->weights.group_size : 0LL,
@@ -162,7 +179,7 @@ static void json_settings(FILE *out, const search_outcome *r)
 
 static void write_json(FILE *out, const search_outcome *r, const fronts *f)
 {
-    json_settings(out, r);
+    json_settings(out, r, f->front);
     json_points(out, r, "front", f->front);
     json_points(out, r, "predicted_front", f->predicted);
     json_points(out, r, "evaluations", f->evaluations);
@@ -292,6 +309,10 @@ static void print_table(const search_outcome *r, const fronts *f, long chosen)
         printf("%c %3zu %16.0f%s %10.6f %9.2f  %s\n", (long)i == chosen ? '*' : ' ', i, cost, bytes, metric,
                mean_bits(r, choice), widths);
     }
+    double reference_cost, reference_metric;
+    qc_search_reference(r->search, &reference_cost, &reference_metric);
+    printf("hypervolume %.6g (up to cost %.0f, %s %.6f)\n", hypervolume(r, f->front), reference_cost, metric_label(r),
+           reference_metric);
 }
 
 int search_report(const search_outcome *r)
