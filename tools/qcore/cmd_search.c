@@ -86,42 +86,56 @@ static int cost(const char *text, qc_model_cost *out)
     return fail("search", EXIT_USAGE, "--cost takes bytes, bit-operations or ethosu-bytes, got '%s'", text);
 }
 
-/* --widths: integers 0..16, comma-separated (the library names a 1 or a repeated width). */
-static int widths(search_cli *o, const char *text)
+/* Calls item(o, entry) on every entry of a comma-separated list given to `flag`. */
+static int each_entry(search_cli *o, const char *flag, const char *text, int (*item)(search_cli *, const char *))
 {
     char copy[256], *save = NULL;
-    if (strlen(text) >= sizeof copy) return fail("search", EXIT_USAGE, "--widths: list too long");
+    if (strlen(text) >= sizeof copy) return fail("search", EXIT_USAGE, "%s: list too long", flag);
     strcpy(copy, text);
-    o->num_widths = 0;
-    for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
-        long v = 0;
-        if (o->num_widths == MAX_WIDTHS) return fail("search", EXIT_USAGE, "--widths: at most %d widths", MAX_WIDTHS);
-        int code = parse_integer("search", w, 0, 16, "--widths", &v);
-        if (code != EXIT_DONE) return code;
-        o->widths[o->num_widths++] = (int32_t)v;
-    }
-    return o->num_widths ? EXIT_DONE : fail("search", EXIT_USAGE, "--widths takes a comma-separated list, got '%s'", text);
+    int code = EXIT_DONE, entries = 0;
+    for (char *e = strtok_r(copy, ",", &save); code == EXIT_DONE && e; e = strtok_r(NULL, ",", &save), entries++)
+        code = item(o, e);
+    if (code == EXIT_DONE && entries == 0) code = fail("search", EXIT_USAGE, "%s takes a comma-separated list", flag);
+    return code;
 }
 
-/* --fidelities: fractions of the evaluation batches, ascending, the last one 1 (the full evaluation). */
+/* A --widths entry: 0..16 (the library names a 1 or a repeated width). */
+static int width(search_cli *o, const char *text)
+{
+    long v = 0;
+    if (o->num_widths == MAX_WIDTHS) return fail("search", EXIT_USAGE, "--widths: at most %d widths", MAX_WIDTHS);
+    int code = parse_integer("search", text, 0, 16, "--widths", &v);
+    o->widths[o->num_widths++] = (int32_t)v;
+    return code;
+}
+
+/* A --fidelities entry: a fraction of the evaluation batches, above the previous one. */
+static int fidelity(search_cli *o, const char *text)
+{
+    double v = 0;
+    if (o->num_fidelities == MAX_FIDELITIES) return fail("search", EXIT_USAGE, "--fidelities: at most %d", MAX_FIDELITIES);
+    int code = parse_positive("search", "--fidelities", text, &v);
+    if (code == EXIT_DONE && (v > 1 || (o->num_fidelities && v <= o->fidelities[o->num_fidelities - 1])))
+        code = fail("search", EXIT_USAGE, "--fidelities takes ascending fractions in (0, 1], got '%s' after %g", text,
+                    o->num_fidelities ? o->fidelities[o->num_fidelities - 1] : 0.0);
+    o->fidelities[o->num_fidelities++] = v;
+    return code;
+}
+
+static int widths(search_cli *o, const char *text)
+{
+    o->num_widths = 0;
+    return each_entry(o, "--widths", text, width);
+}
+
+/* The last fidelity is the full evaluation, 1. */
 static int fidelities(search_cli *o, const char *text)
 {
-    char copy[256], *save = NULL;
-    if (strlen(text) >= sizeof copy) return fail("search", EXIT_USAGE, "--fidelities: list too long");
-    strcpy(copy, text);
     o->num_fidelities = 0;
-    for (char *f = strtok_r(copy, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
-        double v = 0;
-        if (o->num_fidelities == MAX_FIDELITIES) return fail("search", EXIT_USAGE, "--fidelities: at most %d", MAX_FIDELITIES);
-        int code = parse_positive("search", "--fidelities", f, &v);
-        if (code != EXIT_DONE) return code;
-        if (v > 1 || (o->num_fidelities && v <= o->fidelities[o->num_fidelities - 1]))
-            return fail("search", EXIT_USAGE, "--fidelities takes ascending fractions in (0, 1], got '%s'", text);
-        o->fidelities[o->num_fidelities++] = v;
-    }
-    if (o->num_fidelities == 0 || o->fidelities[o->num_fidelities - 1] != 1.0)
-        return fail("search", EXIT_USAGE, "--fidelities must end with 1 (the full evaluation), got '%s'", text);
-    return EXIT_DONE;
+    int code = each_entry(o, "--fidelities", text, fidelity);
+    if (code == EXIT_DONE && o->fidelities[o->num_fidelities - 1] != 1.0)
+        code = fail("search", EXIT_USAGE, "--fidelities must end with 1 (the full evaluation), got '%s'", text);
+    return code;
 }
 
 static int integer_option(search_cli *o, int c, const char *arg)
