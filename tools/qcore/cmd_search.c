@@ -51,7 +51,7 @@ static const char HELP[] =
     RECIPE_HELP
     "      --one-pass             accepted (for recipe files); the candidates always come from one pass\n"
     "      --threads N            threads (default: all cores)\n"
-    "  -q, --quiet                no progress bar\n"
+    "  -q, --quiet                no progress bar, no notes on stderr\n"
     "Exit codes: 0 done, 1 failed, 2 wrong command line, 3 unreadable input.\n";
 
 static const struct option LONG[] = {
