@@ -406,3 +406,197 @@ def test_eval_whole_inputs_and_metrics_against_numpy(cli_data, tmp_path):
     assert got["fidelity"] == got["mse"] == pytest.approx(np.mean((a - b) ** 2), rel=1e-3)
     assert got["agreement"] == pytest.approx(np.mean((a > 0.5) == (b > 0.5)), abs=1 / len(frames))
     assert got["max_abs_diff"] == pytest.approx(np.abs(a - b).max(), abs=1e-5) and got["max_abs_diff"] > 0.01
+
+
+# qcore search: the front, and the recipe it emits for qcore quantize.
+TEST_IMAGES = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
+EVAL_SAMPLES = 300
+
+
+@pytest.fixture(scope="module")
+def search_data(data):
+    if not os.path.exists(TEST_IMAGES):
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    d, _ = data
+    (d / "base.txt").write_text("# the base recipe, read as qcore quantize reads it\nmethod = rtn\nact-bits = 8\n")
+    pixels = qcore.load_array(TEST_IMAGES)[:EVAL_SAMPLES].reshape(-1, 784)
+    x = (pixels.astype(np.float64) * (1 / 255)).astype(np.float32)  # as the tool scales raw pixels
+    return d, x, qcore.load_array(LABELS)[:EVAL_SAMPLES].astype(np.int64)
+
+
+def search_args(d, out, *extra, labels=True):
+    return ["search", MLP, "-o", out, "--data", "input=%s" % (d / "calib.npy"), "--input-scale", 1 / 255,
+            "--samples", 128, "--eval-data", "input=%s" % TEST_IMAGES, "--eval-samples", EVAL_SAMPLES,
+            "--recipe", d / "base.txt", "--widths", "0,8,4,2", "--budget", 8, "-q",
+            *(["--labels", LABELS] if labels else []), *map(str, extra)]
+
+
+def non_dominated(points):
+    """Brute force: the (cost, metric) pairs no other pair beats in one and matches in the other."""
+    return sorted({(c, m) for c, m in points
+                   if not any((c2 <= c and m2 > m) or (c2 < c and m2 >= m) for c2, m2 in points)})
+
+
+def ort_logits(path, x):
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+
+
+@pytest.mark.parametrize("labels", [True, False], ids=["accuracy", "cosine"])
+def test_search_front_is_what_quantize_measures(search_data, tmp_path, labels):
+    """The JSON front is the non-dominated set of the full evaluations; for the cheapest, a middle and the
+    best point, `qcore quantize --recipe <emitted>` gives a model whose weight bytes are the point's cost and
+    whose accuracy (cosine to the float model) onnxruntime + numpy and qcore eval measure as the point's."""
+    d, x, y = search_data
+    front_file = tmp_path / "front.json"
+    run = qcore_tool(*search_args(d, front_file, labels=labels))
+    assert run.returncode == 0, run.stderr
+    result = json.loads(front_file.read_text())
+    front = result["front"]
+    assert result["metric"] == ("accuracy" if labels else "cosine") and result["recipe"]["method"] == "rtn"
+    assert len(result["evaluations"]) == 8 and [f["fidelity"] for f in result["evaluations"]] == [1] * 8
+    assert [(p["cost"], p["metric"]) for p in front] == non_dominated(
+        [(e["cost"], e["metric"]) for e in result["evaluations"]])
+    assert len(front) >= 3 and "front: %d points" % len(front) in run.stdout
+    reference = ort_logits(MLP, x)
+    for pick in sorted({0, len(front) // 2, len(front) - 1}):
+        point, recipe = front[pick], tmp_path / ("r%d.txt" % pick)
+        flags = ["--pick", pick] if pick != len(front) - 1 else []  # the default: the highest metric
+        again = qcore_tool(*search_args(d, tmp_path / "again.json", "--emit-recipe", recipe, *flags, labels=labels))
+        assert again.returncode == 0, again.stderr
+        assert json.loads((tmp_path / "again.json").read_text())["front"] == front  # deterministic for the seed
+        assert "layer-bits = fc1.weight=%d\n" % point["bits"]["fc1.weight"] in recipe.read_text()
+        model, report = tmp_path / ("q%d.onnx" % pick), tmp_path / ("q%d.json" % pick)
+        q = qcore_tool("quantize", MLP, "--recipe", recipe, "--data", "input=%s" % (d / "calib.npy"), "-o", model,
+                       "--report", report, "-q")
+        assert q.returncode == 0, q.stderr
+        layers = json.loads(report.read_text())["layers"]
+        assert {l["weight"]: l.get("weight_bits", 0) for l in layers} == point["bits"]
+        assert sum(l["bytes"] for l in layers) == point["bytes"] == point["cost"]
+        logits = ort_logits(model, x)
+        ev = qcore_tool("eval", model, "--data", "input=%s" % TEST_IMAGES, "--samples", EVAL_SAMPLES, "--input-scale",
+                        1 / 255, *(["--labels", LABELS] if labels else ["--reference", MLP]))
+        assert ev.returncode == 0, ev.stderr
+        if labels:
+            assert point["metric"] == pytest.approx(np.mean(logits.argmax(1) == y), abs=1.5 / EVAL_SAMPLES)
+            assert point["metric"] == pytest.approx(json.loads(ev.stdout)["accuracy"], abs=1e-6)
+        else:
+            cos = np.sum(logits * reference, 1) / np.linalg.norm(logits, axis=1) / np.linalg.norm(reference, axis=1)
+            assert point["metric"] == pytest.approx(cos.mean(), abs=1e-5)
+            assert point["metric"] == pytest.approx(json.loads(ev.stdout)["mean_cosine"], abs=1e-6)
+
+
+def dominated_area(points, reference_cost, reference_metric):
+    """The measure of what the (cost, metric) points dominate up to the reference, band by band of metric."""
+    inside = [(c, m) for c, m in points if c <= reference_cost and m >= reference_metric]
+    levels = sorted({reference_metric} | {m for _, m in inside})
+    return sum((reference_cost - min(c for c, m in inside if m >= hi)) * (hi - lo) for lo, hi in zip(levels, levels[1:]))
+
+
+def test_search_costs_equal_pack_ethosu_and_the_bit_operation_count(search_data, tmp_path):
+    """--cost ethosu-bytes: the all-W8 point costs the streams `qcore pack-ethosu` packs (tested against Vela)
+    for the model quantize makes from its recipe; --cost bit-operations: MACs x weight bits x 8 input bits.
+    The reported hypervolume is the area the front dominates up to the reference point."""
+    d, _, _ = search_data
+    run = qcore_tool(*search_args(d, tmp_path / "e.json", "--widths", "0,8", "--cost", "ethosu-bytes", "--ethosu-config",
+                                  "ethos-u55-128", "--budget", 4, "--emit-recipe", tmp_path / "e.txt", "--pick", 0))
+    assert run.returncode == 0, run.stderr
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["front"][0]["bits"] == {"fc1.weight": 8, "fc2.weight": 8, "fc3.weight": 8}
+    q = qcore_tool("quantize", MLP, "--recipe", tmp_path / "e.txt", "--data", "input=%s" % (d / "calib.npy"),
+                   "-o", tmp_path / "e.onnx", "-q")
+    pack = qcore_tool("pack-ethosu", tmp_path / "e.onnx", "--config", "ethos-u55-128", "--json", tmp_path / "p.json")
+    assert q.returncode == 0 and pack.returncode == 0, q.stderr + pack.stderr
+    assert result["front"][0]["cost"] == json.loads((tmp_path / "p.json").read_text())["total"]["stream_bytes"]
+    ref = result["reference"]
+    assert result["hypervolume"] > 0 and result["hypervolume"] == pytest.approx(
+        dominated_area([(p["cost"], p["metric"]) for p in result["front"]], ref["cost"], ref["metric"]), rel=1e-9)
+    run = qcore_tool(*search_args(d, tmp_path / "b.json", "--cost", "bit-operations", "--budget", 4))
+    assert run.returncode == 0, run.stderr
+    macs = {"fc1.weight": 784 * 512, "fc2.weight": 512 * 256, "fc3.weight": 256 * 10}
+    for p in json.loads((tmp_path / "b.json").read_text())["front"]:
+        assert p["cost"] == sum(macs[w] * (b or 32) * 8 for w, b in p["bits"].items())
+
+
+def test_search_max_cost_picks_the_best_affordable_point(search_data, tmp_path):
+    d, _, _ = search_data
+    run = qcore_tool(*search_args(d, tmp_path / "f.json"))
+    front = json.loads((tmp_path / "f.json").read_text())["front"]
+    limit = (front[1]["cost"] + front[2]["cost"]) / 2  # between the second and third cheapest
+    run = qcore_tool(*search_args(d, tmp_path / "g.json", "--emit-recipe", tmp_path / "r.txt", "--max-cost", limit))
+    assert run.returncode == 0, run.stderr
+    best = max((p for p in front if p["cost"] <= limit), key=lambda p: p["metric"])
+    text = (tmp_path / "r.txt").read_text()
+    assert all("layer-bits = %s=%d\n" % kv in text for kv in best["bits"].items())
+    assert "one-pass\n" in text and "method = rtn\n" in text and "samples = 128\n" in text
+
+
+def test_search_successive_halving_fronts_only_full_evaluations(search_data, tmp_path):
+    """With --fidelities 0.25,1 cheap evaluations read ceil(0.25 * 5) of the 5 evaluation batches of 64; the
+    front is the non-dominated set of the full ones, and a promoted configuration's cheap metric is the
+    accuracy of its own full-fidelity model (quantize + onnxruntime) on the first 128 samples."""
+    d, x, y = search_data
+    run = qcore_tool(*search_args(d, tmp_path / "f.json", "--fidelities", "0.25,1", "--batch", 64, "--budget", 6))
+    assert run.returncode == 0, run.stderr
+    result = json.loads((tmp_path / "f.json").read_text())
+    full = [e for e in result["evaluations"] if e["fidelity"] == 1]
+    cheap = {tuple(e["choice"]): e for e in result["evaluations"] if e["fidelity"] == 0.25}
+    assert len(full) == 6 and cheap and result["fidelities"] == [0.25, 1]
+    assert [(p["cost"], p["metric"]) for p in result["front"]] == non_dominated([(e["cost"], e["metric"]) for e in full])
+    promoted = next(e for e in full if tuple(e["choice"]) in cheap)
+    recipe = tmp_path / "r.txt"
+    recipe.write_text("samples = 128\nbatch = 64\nmethod = rtn\none-pass\n" +
+                      "".join("layer-bits = %s=%d\n" % kv for kv in promoted["bits"].items()))
+    q = qcore_tool("quantize", MLP, "--recipe", recipe, "--data", "input=%s" % (d / "calib.npy"), "--input-scale",
+                   1 / 255, "-o", tmp_path / "q.onnx", "-q")
+    assert q.returncode == 0, q.stderr
+    logits = ort_logits(tmp_path / "q.onnx", x)
+    assert promoted["metric"] == pytest.approx(np.mean(logits.argmax(1) == y), abs=1.5 / EVAL_SAMPLES)
+    assert cheap[tuple(promoted["choice"])]["metric"] == pytest.approx(np.mean(logits[:128].argmax(1) == y[:128]),
+                                                                       abs=1.5 / 128)
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--widths", "0,1"], 2, "entry 1 is 1"),
+    (["--widths", "8,x"], 2, "--widths"),
+    (["--cost", "watts"], 2, "--cost takes"),
+    (["--budget", "0"], 2, "--budget"),
+    (["--cost", "ethosu-bytes"], 2, "--ethosu-config"),
+    (["--fidelities", "0.5,0.25,1"], 2, "ascending"),
+    (["--algorithm", "annealing"], 2, "--algorithm"),
+    (["--pick", "0"], 2, "--emit-recipe"),
+    (["--emit-recipe", "{recipe}", "--pick", "99"], 2, "--pick 99"),
+    (["--emit-recipe", "{recipe}", "--max-cost", "1"], 1, "--max-cost"),
+    (["--labels", "/nonexistent-labels"], 3, "nonexistent-labels"),
+    (["--eval-output", "probs"], 2, "no graph output 'probs'"),
+    (["--data", "input=/nonexistent.npy"], 3, "nonexistent.npy"),
+    (["--recipe", "/nonexistent-recipe.txt"], 3, "nonexistent-recipe"),
+    (["--layer-bits", "fc1.weight=4"], 2, "among --widths"),
+    (["--rec", "{recipe}"], 2, "--recipe in full"),
+])
+def test_search_bad_input_leaves_no_output(search_data, tmp_path, args, code, message):
+    d, _, _ = search_data
+    out, recipe = tmp_path / "front.json", tmp_path / "recipe.txt"
+    run = qcore_tool(*search_args(d, out, *[a.format(recipe=recipe) for a in args]))
+    assert run.returncode == code, run.stderr
+    assert message in run.stderr
+    assert not out.exists() and not recipe.exists() and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_search_recipe_files_in_order_and_flags_override_them(search_data, tmp_path):
+    d, _, _ = search_data
+    (tmp_path / "gpfq.txt").write_text("method = gpfq\nasymmetric\ngroup = 64\n")
+    run = qcore_tool(*search_args(d, tmp_path / "f.json", "--recipe=%s" % (tmp_path / "gpfq.txt"), "--group", 32,
+                                  "--budget", 2))  # after base.txt (rtn)
+    assert run.returncode == 0, run.stderr
+    recipe = json.loads((tmp_path / "f.json").read_text())["recipe"]
+    assert (recipe["method"], recipe["symmetric"], recipe["group"]) == ("gpfq", False, 32)
+
+
+def test_search_help_and_missing_model(tmp_path):
+    run = qcore_tool("search", "--help")
+    assert run.returncode == 0 and "usage: qcore search" in run.stdout and "--emit-recipe" in run.stdout
+    assert "search" in qcore_tool("--help").stdout
+    run = qcore_tool("search", tmp_path / "missing.onnx", "-o", tmp_path / "f.json", "--data", "input=x.npy")
+    assert run.returncode == 3 and "missing.onnx" in run.stderr and not (tmp_path / "f.json").exists()

@@ -24,6 +24,7 @@ int cmd_quantize(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_lq(int argc, char **argv);
 int cmd_pack_ethosu(int argc, char **argv);
+int cmd_search(int argc, char **argv);
 
 /* Prints "qcore <command>: <message>" to stderr; returns `code`. */
 int fail(const char *command, int code, const char *format, ...) __attribute__((format(printf, 3, 4)));
@@ -69,8 +70,69 @@ typedef int (*option_fn)(void *state, int c, const char *arg);
 int parse_command_line(const char *command, int argc, char **argv, const struct option *options, const char *help,
                        option_fn apply, void *state, const char **model);
 
+/* Parses an Ethos-U configuration name (qc_ethosu_config_string) among QC_ETHOSU_U55_32 .. `last` into *out;
+ * else prints the names and returns EXIT_USAGE. */
+int parse_ethosu_config(const char *command, const char *flag, const char *text, int last, int32_t *out);
+
+/* The recipe options of qcore quantize and qcore search, and their recipe files. */
+enum { MAX_RECIPE_LAYERS = 4096 };
+
+typedef struct recipe_options {
+    qc_recipe recipe;
+    const char *keep[MAX_RECIPE_LAYERS];          /* --keep-float (borrowed from argv or a recipe file) */
+    size_t num_keep;
+    qc_layer_format formats[MAX_RECIPE_LAYERS];   /* --layer-bits (names owned) */
+    size_t num_formats;
+    int files_read, files_seen;                   /* --recipe files read first, and --recipe options parsed */
+} recipe_options;
+
+/* getopt_long entries of the options both commands take (recipe_option applies them); quantize adds
+ * RECIPE_WIDTH_OPTIONS, the widths a search chooses itself. */
+#define RECIPE_LONG_OPTIONS                                                                                           \
+    {"method", required_argument, 0, 'm'}, {"group", required_argument, 0, 'g'}, {"asymmetric", no_argument, 0, 'A'},  \
+        {"act-bits", required_argument, 0, 'a'}, {"accumulator-bits", required_argument, 0, 'P'},                    \
+        {"tile", required_argument, 0, 'T'}, {"keep-float", required_argument, 0, 'k'},                               \
+        {"one-pass", no_argument, 0, '1'}, {"recipe", required_argument, 0, 'R'}
+#define RECIPE_WIDTH_OPTIONS {"weight-bits", required_argument, 0, 'w'}, {"layer-bits", required_argument, 0, 'L'}
+
+/* Their help lines (--one-pass, --weight-bits and --layer-bits are each command's own). */
+#define RECIPE_HELP                                                                                                   \
+    "      --method M             rtn, optq or gpfq (default optq)\n"                                                 \
+    "      --group G              per-group scales, G inputs per group (default: one scale per output channel)\n"     \
+    "      --asymmetric           fitted weight zero points (default symmetric)\n"                                    \
+    "      --act-bits N           bits of every layer input, 2..16, or 0 for float (default 8)\n"                     \
+    "      --accumulator-bits P   AXE: guarantee that no dot product overflows a P-bit accumulator\n"                 \
+    "      --tile T               AXE: accumulate T inputs per inner register (default: the whole row)\n"             \
+    "      --keep-float WEIGHT    keep that layer (named by its weight, see qcore inspect) in float; repeatable\n"    \
+    "      --recipe FILE          options from FILE, one 'name = value' per line (# comments); flags override\n"
+
+/* qc_recipe_init's recipe and no names; on failure prints why and returns EXIT_FAILED. */
+int recipe_options_init(recipe_options *r, const char *command);
+/* Applies recipe option c (getopt_long's value) with its argument; a value of no recipe option is a usage
+ * error. --recipe itself does nothing here (recipe_files_read reads the files first). */
+int recipe_option(recipe_options *r, const char *command, int c, const char *arg);
+/* Points the recipe at the --keep-float and --layer-bits lists (after the last option). */
+void recipe_options_finish(recipe_options *r);
+void recipe_options_free(recipe_options *r);
+/* "rtn", "optq" or "gpfq", as --method takes it. */
+const char *recipe_method_name(qc_layer_method m);
+
+/* Reads every --recipe FILE (or --recipe=FILE) of argv in order, each line going to apply(state, ...) as the
+ * long option of that name in `options` would (a value holds no spaces); so that flags, parsed afterwards,
+ * override it. recipe_option then refuses a --recipe this did not see (an abbreviation). */
+int recipe_files_read(recipe_options *r, const char *command, int argc, char **argv, const struct option *options,
+                      option_fn apply, void *state);
+
+/* `r` as a recipe file recipe_files_read gives back (method, act-bits, grid, AXE, one-pass, keep-float and
+ * layer-bits lines; weight-bits only without layer formats). EXIT_FAILED when a weight name cannot be
+ * written (a space or '#'), before anything is written. */
+int recipe_write(FILE *out, const char *command, const qc_recipe *r);
+
 /* EXIT_USAGE, with the reason, unless a command that needs calibration data has its -o and --data. */
 int check_calibration_command(const char *command, const char *output, size_t num_data);
+
+/* Parses `flag`'s value, a finite number above 0, into *out; else prints why and returns EXIT_USAGE. */
+int parse_positive(const char *command, const char *flag, const char *text, double *out);
 
 /* Parses --input-scale's value (a finite number above 0) into *out; else prints why and returns EXIT_USAGE. */
 int parse_scale(const char *command, const char *text, double *out);
@@ -121,6 +183,12 @@ typedef struct score_job {
 int metric_parse(const char *command, const char *text, metric *out);
 const char *metric_name(metric m);
 double metric_value(const scores *s, metric m);
+
+/* Loads integer class labels from `path` (u8, i32 or i64; at least `samples` of them). On failure prints
+ * why and returns its exit code. */
+int labels_read(const char *command, const char *path, int64_t samples, qc_array **out);
+/* Label i of what labels_read loaded. */
+int64_t label_at(const qc_tensor *labels, int64_t i);
 
 /* Runs the job batch by batch, adding to `s` (zeroed by the caller). On failure prints why and returns its
  * exit code. */

@@ -141,13 +141,8 @@ int cmd_eval(int argc, char **argv)
     code = load(o.model, &model);
     if (code == EXIT_DONE && o.reference) code = load(o.reference, &ref);
     if (code == EXIT_DONE) code = feeds_read(&feeds, "eval", model, o.data, o.num_data, o.input_scale, o.samples);
-    qc_status st = QC_OK;
-    if (code == EXIT_DONE && o.labels && (st = qc_array_load(&labels, o.labels, QC_ARRAY_AUTO)) != QC_OK)
-        code = fail("eval", exit_code_of(st), "%s", qc_last_error());
+    if (code == EXIT_DONE && o.labels) code = labels_read("eval", o.labels, feeds.samples, &labels);
     const qc_tensor *lt = labels ? qc_array_tensor(labels) : NULL;
-    if (code == EXIT_DONE && lt && (qc_tensor_numel(lt) < feeds.samples ||
-                                    (lt->dtype != QC_DT_U8 && lt->dtype != QC_DT_I32 && lt->dtype != QC_DT_I64)))
-        code = fail("eval", EXIT_INPUT, "'%s' must hold an integer label (u8, i32 or i64) per sample", o.labels);
     if (code == EXIT_DONE && make_context(&ctx, (int)o.threads, 0) != QC_OK) code = fail("eval", EXIT_FAILED, "%s", qc_last_error());
     score_job job = {model, ref, lt, o.output, o.samples, o.batch};
     if (code == EXIT_DONE) code = score_models(&s, "eval", ctx, &job, &feeds);

@@ -30,18 +30,6 @@ typedef struct pack_options {
     qc_ethosu_layer_options layer;
 } pack_options;
 
-static int config_of(const char *name, int32_t *out)
-{
-    for (int c = QC_ETHOSU_U55_32; c <= QC_ETHOSU_U85_2048; c++)
-        if (strcmp(name, qc_ethosu_config_string((qc_ethosu_config)c)) == 0) {
-            *out = c;
-            return EXIT_DONE;
-        }
-    return fail("pack-ethosu", EXIT_USAGE,
-                "unknown --config '%s' (ethos-u55-32, -64, -128, -256, ethos-u65-256, -512, ethos-u85-128, -256, -512, "
-                "-1024, -2048)", name);
-}
-
 static int weight_format_of(const char *name, int32_t *out)
 {
     static const char *const NAMES[] = {"default", "fwd", "smaller"}; /* qc_ethosu85_weight_format order */
@@ -75,7 +63,7 @@ static int parse(pack_options *o, int argc, char **argv)
     while (code == EXIT_DONE && (c = getopt_long(argc, argv, "o:h", LONG, NULL)) != -1) {
         switch (c) {
         case 'h': fputs(HELP, stdout); return -1;
-        case 'c': code = config_of(optarg, &o->layer.config); break;
+        case 'c': code = parse_ethosu_config("pack-ethosu", "--config", optarg, QC_ETHOSU_U85_2048, &o->layer.config); break;
         case 'F': code = weight_format_of(optarg, &o->layer.weight_format); break;
         case 'D': code = integer(optarg, 1, 65536, "--ofm-block-depth", &o->layer.ofm_block_depth); break;
         case 'I':

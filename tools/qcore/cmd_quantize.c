@@ -20,14 +20,8 @@ static const char HELP[] =
     "      --input-scale X        multiply float inputs by X (e.g. 0.00392156862745098 for 0..255 pixels)\n"
     "      --samples N            calibration samples used (default 512)\n"
     "      --batch N              samples per executor run (default 64)\n"
-    "      --method M             rtn, optq or gpfq (default optq)\n"
     "      --weight-bits N        weight bits, 2..16 (default 8)\n"
-    "      --group G              per-group scales, G inputs per group (default: one scale per output channel)\n"
-    "      --asymmetric           fitted weight zero points (default symmetric)\n"
-    "      --act-bits N           bits of every layer input, 2..16, or 0 for float (default 8)\n"
-    "      --accumulator-bits P   AXE: guarantee that no dot product overflows a P-bit accumulator\n"
-    "      --tile T               AXE: accumulate T inputs per inner register (default: the whole row)\n"
-    "      --keep-float WEIGHT    keep that layer (named by its weight, see qcore inspect) in float; repeatable\n"
+    RECIPE_HELP
     "      --layer-bits WEIGHT=N  that weight at N bits (2..16), or 0 to keep the weight float while its input\n"
     "                             is quantized; repeatable (a mixed-precision configuration, e.g. from qcore search)\n"
     "      --one-pass             layer statistics from one pass (default: in sequence, each layer seeing the\n"
@@ -37,11 +31,10 @@ static const char HELP[] =
     "                             reported (as qcore eval --reference MODEL --batch N measures it); repeat per input\n"
     "      --eval-output NAME     the graph output compared (default: the first)\n"
     "      --metric M             cosine (default), mse or agreement: the figure reported as \"fidelity\"\n"
-    "      --recipe FILE          options from FILE, one 'name = value' per line (# comments); flags override\n"
     "      --threads N            threads (default: all cores)\n"
     "  -q, --quiet                no progress bar\n";
 
-enum { MAX_DATA = MAX_FEEDS, MAX_KEEP = 4096 };
+enum { MAX_DATA = MAX_FEEDS };
 
 typedef struct options {
     const char *model, *output, *report;
@@ -49,132 +42,49 @@ typedef struct options {
     size_t num_data, num_eval;
     const char *eval_output;
     metric metric;
-    const char *keep[MAX_KEEP];
-    size_t num_keep;
-    qc_layer_format formats[MAX_KEEP];
-    size_t num_formats;
     double input_scale;
     long samples, batch, threads;
     int quiet;
-    qc_recipe recipe;
+    recipe_options ro;
+    const qc_recipe *recipe;     /* &ro.recipe, once parsed */
 } options;
-
-static int method(const char *text, qc_recipe *r)
-{
-    if (strcmp(text, "rtn") == 0) r->method = QC_METHOD_RTN;
-    else if (strcmp(text, "optq") == 0) r->method = QC_METHOD_OPTQ;
-    else if (strcmp(text, "gpfq") == 0) r->method = QC_METHOD_GPFQ;
-    else return fail("quantize", EXIT_USAGE, "--method takes rtn, optq or gpfq, got '%s'", text);
-    return EXIT_DONE;
-}
-
-/* --layer-bits WEIGHT=N: the name is the text before the last '=' (weight names may hold '='). */
-static int layer_bits(options *o, const char *arg)
-{
-    const char *eq = strrchr(arg, '=');
-    if (eq == NULL || eq == arg)
-        return fail("quantize", EXIT_USAGE, "--layer-bits takes WEIGHT=BITS, got '%s'", arg);
-    if (o->num_formats == MAX_KEEP) return fail("quantize", EXIT_USAGE, "at most %d --layer-bits", MAX_KEEP);
-    long bits = 0;
-    int code = parse_integer("quantize", eq + 1, 0, 16, "--layer-bits", &bits);
-    char *name = strndup(arg, (size_t)(eq - arg)); /* freed by cmd_quantize */
-    if (code == EXIT_DONE && name == NULL) code = fail("quantize", EXIT_FAILED, "no memory");
-    if (code == EXIT_DONE) o->formats[o->num_formats++] = (qc_layer_format){name, (int32_t)bits};
-    return code;
-}
 
 static const struct option LONG[] = {
     {"output", required_argument, 0, 'o'}, {"data", required_argument, 0, 'd'}, {"input-scale", required_argument, 0, 'S'},
-    {"samples", required_argument, 0, 'n'}, {"batch", required_argument, 0, 'b'}, {"method", required_argument, 0, 'm'},
-    {"weight-bits", required_argument, 0, 'w'}, {"group", required_argument, 0, 'g'}, {"asymmetric", no_argument, 0, 'A'},
-    {"act-bits", required_argument, 0, 'a'}, {"accumulator-bits", required_argument, 0, 'P'},
-    {"tile", required_argument, 0, 'T'}, {"keep-float", required_argument, 0, 'k'}, {"one-pass", no_argument, 0, '1'},
-    {"layer-bits", required_argument, 0, 'L'},
-    {"report", required_argument, 0, 'r'}, {"recipe", required_argument, 0, 'R'}, {"threads", required_argument, 0, 't'},
-    {"quiet", no_argument, 0, 'q'}, {"help", no_argument, 0, 'h'}, {"eval-data", required_argument, 0, 'E'},
-    {"eval-output", required_argument, 0, 'O'}, {"metric", required_argument, 0, 'M'}, {0, 0, 0, 0}};
+    {"samples", required_argument, 0, 'n'}, {"batch", required_argument, 0, 'b'}, RECIPE_LONG_OPTIONS, RECIPE_WIDTH_OPTIONS,
+    {"report", required_argument, 0, 'r'}, {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
+    {"help", no_argument, 0, 'h'}, {"eval-data", required_argument, 0, 'E'}, {"eval-output", required_argument, 0, 'O'},
+    {"metric", required_argument, 0, 'M'}, {0, 0, 0, 0}};
 
 static int apply(void *state, int c, const char *arg)
 {
     options *o = state;
-    long v = 0;
-    int code = EXIT_DONE;
     switch (c) {
-    case 'o': o->output = arg; break;
-    case 'r': o->report = arg; break;
-    case 'd': code = add_feed_spec("quantize", o->data, &o->num_data, arg); break;
-    case 'k':
-        if (o->num_keep == MAX_KEEP) return fail("quantize", EXIT_USAGE, "at most %d --keep-float", MAX_KEEP);
-        o->keep[o->num_keep++] = arg;
-        break;
-    case 'L': code = layer_bits(o, arg); break;
-    case 'S': code = parse_scale("quantize", arg, &o->input_scale); break;
-    case 'n': code = parse_integer("quantize", arg, 1, 1L << 30, "--samples", &o->samples); break;
-    case 'b': code = parse_integer("quantize", arg, 1, 1L << 20, "--batch", &o->batch); break;
-    case 't': code = parse_integer("quantize", arg, 0, 1024, "--threads", &o->threads); break;
-    case 'm': code = method(arg, &o->recipe); break;
-    case 'w': code = parse_integer("quantize", arg, 2, 16, "--weight-bits", &v), o->recipe.weights.bits = (int32_t)v; break;
-    case 'a': code = parse_integer("quantize", arg, 0, 16, "--act-bits", &v), o->recipe.activation_bits = (int32_t)v; break;
-    case 'P': code = parse_integer("quantize", arg, 2, 64, "--accumulator-bits", &v), o->recipe.gpxq.accumulator_bits = (int32_t)v; break;
-    case 'T': code = parse_integer("quantize", arg, 0, 1L << 30, "--tile", &v), o->recipe.gpxq.tile_size = v; break;
-    case 'g':
-        code = parse_integer("quantize", arg, 1, 1L << 30, "--group", &v);
-        o->recipe.weights.granularity = QC_GRAN_GROUP, o->recipe.weights.axis = 1, o->recipe.weights.group_size = v;
-        break;
-    case 'A': o->recipe.weights.symmetric = 0; break;
-    case '1': o->recipe.sequential = 0; break;
-    case 'q': o->quiet = 1; break;
-    case 'R': break; /* read first, by parse */
-    case 'E': code = add_feed_spec("quantize", o->eval_data, &o->num_eval, arg); break;
-    case 'O': o->eval_output = arg; break;
-    case 'M': code = metric_parse("quantize", arg, &o->metric); break;
-    default: return EXIT_USAGE;
+    case 'o': o->output = arg; return EXIT_DONE;
+    case 'r': o->report = arg; return EXIT_DONE;
+    case 'd': return add_feed_spec("quantize", o->data, &o->num_data, arg);
+    case 'S': return parse_scale("quantize", arg, &o->input_scale);
+    case 'n': return parse_integer("quantize", arg, 1, 1L << 30, "--samples", &o->samples);
+    case 'b': return parse_integer("quantize", arg, 1, 1L << 20, "--batch", &o->batch);
+    case 't': return parse_integer("quantize", arg, 0, 1024, "--threads", &o->threads);
+    case 'q': o->quiet = 1; return EXIT_DONE;
+    case 'E': return add_feed_spec("quantize", o->eval_data, &o->num_eval, arg);
+    case 'O': o->eval_output = arg; return EXIT_DONE;
+    case 'M': return metric_parse("quantize", arg, &o->metric);
+    default: return recipe_option(&o->ro, "quantize", c, arg);
     }
-    return code;
-}
-
-static int option_code(const char *name)
-{
-    for (const struct option *l = LONG; l->name; l++)
-        if (strcmp(l->name, name) == 0 && strcmp(name, "recipe") != 0) return l->val;
-    return 0;
-}
-
-/* A recipe file: "name = value" lines with the long options' names (a flag without value: "one-pass"). */
-static int read_recipe(options *o, const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL) return fail("quantize", EXIT_INPUT, "cannot read recipe '%s': %s", path, strerror(errno));
-    char line[1024];
-    int code = EXIT_DONE, number_ = 0;
-    while (code == EXIT_DONE && fgets(line, sizeof line, f)) {
-        number_++;
-        char *hash = strchr(line, '#'), name[64] = "", value[960] = "";
-        if (hash) *hash = '\0';
-        if (sscanf(line, " %63[a-z-] = %959s", name, value) < 1) continue;
-        int c = option_code(name);
-        if (c == 0) code = fail("quantize", EXIT_USAGE, "%s:%d: unknown option '%s'", path, number_, name);
-        else code = apply(o, c, strdup(value)); /* kept until exit, as argv strings are */
-    }
-    fclose(f);
-    return code;
 }
 
 static int parse(options *o, int argc, char **argv)
 {
-    if (qc_recipe_init(&o->recipe, QC_RECIPE_VERSION) != QC_OK) return fail("quantize", EXIT_FAILED, "%s", qc_last_error());
+    int code = recipe_options_init(&o->ro, "quantize");
     o->samples = 512, o->batch = 64, o->input_scale = 1.0;
-    for (int i = 1; i + 1 < argc; i++) /* the recipe first, so that flags override it */
-        if (strcmp(argv[i], "--recipe") == 0) {
-            int code = read_recipe(o, argv[i + 1]);
-            if (code != EXIT_DONE) return code;
-        }
-    int code = parse_command_line("quantize", argc, argv, LONG, HELP, apply, o, &o->model);
+    if (code == EXIT_DONE) code = recipe_files_read(&o->ro, "quantize", argc, argv, LONG, apply, o); /* flags override them */
+    if (code == EXIT_DONE) code = parse_command_line("quantize", argc, argv, LONG, HELP, apply, o, &o->model);
     if (code == EXIT_DONE) code = check_calibration_command("quantize", o->output, o->num_data);
-    if (code != EXIT_DONE) return code;
-    o->recipe.keep_float = o->keep, o->recipe.num_keep_float = o->num_keep;
-    o->recipe.layer_formats = o->formats, o->recipe.num_layer_formats = o->num_formats;
-    return EXIT_DONE;
+    recipe_options_finish(&o->ro);
+    o->recipe = &o->ro.recipe;
+    return code;
 }
 
 static void write_layer(FILE *out, const qc_layer_report *r, const qc_layer_info *l)
@@ -202,13 +112,12 @@ static int write_report(const char *path, const options *o, const qc_pipeline *p
 {
     FILE *out = fopen(path, "w");
     if (out == NULL) return fail("quantize", EXIT_FAILED, "cannot write '%s': %s", path, strerror(errno));
-    const char *methods[] = {"", "rtn", "optq", "gpfq"};
     fprintf(out, "{\n  \"model\": ");
     json_string(out, o->model);
     fprintf(out, ",\n  \"method\": \"%s\", \"weight_bits\": %d, \"activation_bits\": %d, \"accumulator_bits\": %d, "
                  "\"tile\": %lld, \"sequential\": %s,\n  \"layers\": [\n",
-            methods[o->recipe.method], o->recipe.weights.bits, o->recipe.activation_bits, o->recipe.gpxq.accumulator_bits,
-            (long long)o->recipe.gpxq.tile_size, o->recipe.sequential ? "true" : "false");
+            recipe_method_name(o->recipe->method), o->recipe->weights.bits, o->recipe->activation_bits, o->recipe->gpxq.accumulator_bits,
+            (long long)o->recipe->gpxq.tile_size, o->recipe->sequential ? "true" : "false");
     for (size_t i = 0; i < qc_pipeline_layer_count(p); i++) {
         qc_layer_report r = {.version = QC_LAYER_REPORT_VERSION};
         qc_layer_info l;
@@ -272,7 +181,7 @@ static int run(const options *o, qc_ctx *ctx)
         code = fail("quantize", EXIT_USAGE, "--eval-output and --metric need held-out data: --eval-data INPUT=FILE");
     if (code == EXIT_DONE && o->num_eval) /* read before the long work, so that a bad file fails fast */
         code = feeds_read(&heldout, "quantize", c.model, (char **)o->eval_data, o->num_eval, o->input_scale, 0);
-    if (code == EXIT_DONE && (st = qc_pipeline_run(p, &o->recipe, &quantized)) != QC_OK)
+    if (code == EXIT_DONE && (st = qc_pipeline_run(p, o->recipe, &quantized)) != QC_OK)
         code = fail("quantize", st == QC_ERR_INVALID_ARG ? EXIT_USAGE : EXIT_FAILED, "%s", qc_last_error());
     score_job job = {quantized, c.model, NULL, o->eval_output, 0, o->batch}; /* as qcore eval --reference measures */
     if (code == EXIT_DONE && o->num_eval) code = score_models(&fidelity, "quantize", ctx, &job, &heldout);
@@ -295,23 +204,18 @@ static int run(const options *o, qc_ctx *ctx)
     return code;
 }
 
-static void free_formats(options *o)
-{
-    for (size_t k = 0; k < o->num_formats; k++) free((char *)o->formats[k].weight);
-}
-
 int cmd_quantize(int argc, char **argv)
 {
     options o = {0};
     int code = parse(&o, argc, argv);
     if (code != EXIT_DONE) {
-        free_formats(&o);
+        recipe_options_free(&o.ro);
         return code < 0 ? EXIT_DONE : code;
     }
     qc_ctx *ctx = NULL;
     if (make_context(&ctx, (int)o.threads, o.quiet) != QC_OK) return fail("quantize", EXIT_FAILED, "%s", qc_last_error());
     code = run(&o, ctx);
     qc_ctx_free(ctx);
-    free_formats(&o);
+    recipe_options_free(&o.ro);
     return code;
 }

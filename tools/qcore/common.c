@@ -215,14 +215,33 @@ void feeds_slice(const feed_set *f, int64_t first, int64_t n, qc_tensor *views)
     }
 }
 
-int parse_scale(const char *command, const char *text, double *out)
+int parse_positive(const char *command, const char *flag, const char *text, double *out)
 {
     char *end;
     double v = strtod(text, &end);
     if (*end || end == text || !(v > 0) || !isfinite(v))
-        return fail(command, EXIT_USAGE, "--input-scale takes a positive number, got '%s'", text);
+        return fail(command, EXIT_USAGE, "%s takes a positive number, got '%s'", flag, text);
     *out = v;
     return EXIT_DONE;
+}
+
+int parse_scale(const char *command, const char *text, double *out)
+{
+    return parse_positive(command, "--input-scale", text, out);
+}
+
+int parse_ethosu_config(const char *command, const char *flag, const char *text, int last, int32_t *out)
+{
+    char names[512] = "";
+    for (int c = QC_ETHOSU_U55_32; c <= last; c++) {
+        const char *name = qc_ethosu_config_string((qc_ethosu_config)c);
+        if (strcmp(text, name) == 0) {
+            *out = c;
+            return EXIT_DONE;
+        }
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", c > QC_ETHOSU_U55_32 ? ", " : "", name);
+    }
+    return fail(command, EXIT_USAGE, "unknown %s '%s' (%s)", flag, text, names);
 }
 
 int add_feed_spec(const char *command, char **specs, size_t *count, const char *spec)

@@ -13,6 +13,7 @@ static const struct {
     {"eval", cmd_eval, "evaluate a model on data: accuracy against labels, agreement with a reference"},
     {"inspect", cmd_inspect, "list a model's inputs, outputs, operators and quantizable layers"},
     {"lq", cmd_lq, "replace every fully-connected layer by an LQ layer fitted on data (bit-serial kernels)"},
+    {"search", cmd_search, "mixed precision: each layer's weight width traded between size and accuracy (front)"},
     {"pack-ethosu", cmd_pack_ethosu, "pack a quantized model's weights for Arm Ethos-U as Vela does; sizes per layer"},
 };
 

@@ -32,6 +32,24 @@ double metric_value(const scores *s, metric m)
     }
 }
 
+int labels_read(const char *command, const char *path, int64_t samples, qc_array **out)
+{
+    qc_status st = qc_array_load(out, path, QC_ARRAY_AUTO);
+    if (st != QC_OK) return fail(command, exit_code_of(st), "%s", qc_last_error());
+    const qc_tensor *t = qc_array_tensor(*out);
+    if (qc_tensor_numel(t) < samples || (t->dtype != QC_DT_U8 && t->dtype != QC_DT_I32 && t->dtype != QC_DT_I64))
+        return fail(command, EXIT_INPUT, "'%s' must hold an integer label (u8, i32 or i64) per sample (%lld)", path,
+                    (long long)samples);
+    return EXIT_DONE;
+}
+
+int64_t label_at(const qc_tensor *labels, int64_t i)
+{
+    return labels->dtype == QC_DT_U8    ? ((const uint8_t *)labels->data)[i]
+           : labels->dtype == QC_DT_I32 ? ((const int32_t *)labels->data)[i]
+                                        : ((const int64_t *)labels->data)[i];
+}
+
 /* Runs the session on samples [first, first + n); *out views output `name`. */
 static int run_batch(const char *command, qc_session *s, const feed_set *f, const char *name, int64_t first, int64_t n,
                      qc_tensor *out)
@@ -59,12 +77,7 @@ static int64_t argmax(const float *row, int64_t width)
 static void score_labels(scores *s, const qc_tensor *y, const qc_tensor *labels, int64_t first, int64_t n)
 {
     int64_t classes = qc_tensor_numel(y) / n;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t label = labels->dtype == QC_DT_U8 ? ((const uint8_t *)labels->data)[first + i]
-                        : labels->dtype == QC_DT_I32 ? ((const int32_t *)labels->data)[first + i]
-                                                     : ((const int64_t *)labels->data)[first + i];
-        s->correct += argmax((const float *)y->data + i * classes, classes) == label;
-    }
+    for (int64_t i = 0; i < n; i++) s->correct += argmax((const float *)y->data + i * classes, classes) == label_at(labels, first + i);
 }
 
 /* Per sample: the cosine of the two rows, their squared differences, and whether they decide alike (the

@@ -1,0 +1,174 @@
+/* The recipe options qcore quantize and qcore search share: the flags that fill a qc_recipe, recipe files
+ * ("name = value" lines with the long options' names) read before the flags, and a recipe written back as
+ * such a file (what qcore search emits for qcore quantize). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+int recipe_options_init(recipe_options *r, const char *command)
+{
+    memset(r, 0, sizeof *r);
+    if (qc_recipe_init(&r->recipe, QC_RECIPE_VERSION) != QC_OK) return fail(command, EXIT_FAILED, "%s", qc_last_error());
+    return EXIT_DONE;
+}
+
+void recipe_options_free(recipe_options *r)
+{
+    for (size_t k = 0; k < r->num_formats; k++) free((char *)r->formats[k].weight);
+    r->num_formats = 0;
+}
+
+static const char *const METHODS[] = {"", "rtn", "optq", "gpfq"};
+
+const char *recipe_method_name(qc_layer_method m)
+{
+    return m >= QC_METHOD_RTN && m <= QC_METHOD_GPFQ ? METHODS[m] : "?";
+}
+
+static int method(const char *command, const char *text, qc_recipe *r)
+{
+    for (int m = QC_METHOD_RTN; m <= QC_METHOD_GPFQ; m++)
+        if (strcmp(text, METHODS[m]) == 0) {
+            r->method = (qc_layer_method)m;
+            return EXIT_DONE;
+        }
+    return fail(command, EXIT_USAGE, "--method takes rtn, optq or gpfq, got '%s'", text);
+}
+
+/* --layer-bits WEIGHT=N: the name is the text before the last '=' (weight names may hold '='). */
+static int layer_bits(recipe_options *r, const char *command, const char *arg)
+{
+    const char *eq = strrchr(arg, '=');
+    if (eq == NULL || eq == arg) return fail(command, EXIT_USAGE, "--layer-bits takes WEIGHT=BITS, got '%s'", arg);
+    if (r->num_formats == MAX_RECIPE_LAYERS) return fail(command, EXIT_USAGE, "at most %d --layer-bits", MAX_RECIPE_LAYERS);
+    long bits = 0;
+    int code = parse_integer(command, eq + 1, 0, 16, "--layer-bits", &bits);
+    char *name = strndup(arg, (size_t)(eq - arg)); /* freed by recipe_options_free */
+    if (code == EXIT_DONE && name == NULL) code = fail(command, EXIT_FAILED, "no memory");
+    if (code == EXIT_DONE) r->formats[r->num_formats++] = (qc_layer_format){name, (int32_t)bits};
+    else free(name);
+    return code;
+}
+
+static int keep_float(recipe_options *r, const char *command, const char *arg)
+{
+    if (r->num_keep == MAX_RECIPE_LAYERS) return fail(command, EXIT_USAGE, "at most %d --keep-float", MAX_RECIPE_LAYERS);
+    r->keep[r->num_keep++] = arg;
+    return EXIT_DONE;
+}
+
+static int group(qc_recipe *r, const char *command, const char *arg)
+{
+    long v = 0;
+    int code = parse_integer(command, arg, 1, 1L << 30, "--group", &v);
+    r->weights.granularity = QC_GRAN_GROUP, r->weights.axis = 1, r->weights.group_size = v;
+    return code;
+}
+
+int recipe_option(recipe_options *r, const char *command, int c, const char *arg)
+{
+    qc_recipe *q = &r->recipe;
+    long v = 0;
+    int code = EXIT_DONE;
+    switch (c) {
+    case 'm': return method(command, arg, q);
+    case 'w': code = parse_integer(command, arg, 2, 16, "--weight-bits", &v), q->weights.bits = (int32_t)v; break;
+    case 'a': code = parse_integer(command, arg, 0, 16, "--act-bits", &v), q->activation_bits = (int32_t)v; break;
+    case 'P': code = parse_integer(command, arg, 2, 64, "--accumulator-bits", &v), q->gpxq.accumulator_bits = (int32_t)v; break;
+    case 'T': code = parse_integer(command, arg, 0, 1L << 30, "--tile", &v), q->gpxq.tile_size = v; break;
+    case 'g': return group(q, command, arg);
+    case 'A': q->weights.symmetric = 0; break;
+    case '1': q->sequential = 0; break;
+    case 'k': return keep_float(r, command, arg);
+    case 'L': return layer_bits(r, command, arg);
+    case 'R': /* read before the flags by recipe_files_read, which knows the option by its full name only */
+        if (++r->files_seen > r->files_read)
+            return fail(command, EXIT_USAGE, "write --recipe in full (--recipe FILE or --recipe=FILE), got a shorter form");
+        break;
+    default: return fail(command, EXIT_USAGE, "see qcore %s --help", command);
+    }
+    return code;
+}
+
+void recipe_options_finish(recipe_options *r)
+{
+    r->recipe.keep_float = r->keep, r->recipe.num_keep_float = r->num_keep;
+    r->recipe.layer_formats = r->formats, r->recipe.num_layer_formats = r->num_formats;
+}
+
+static int option_code(const struct option *options, const char *name)
+{
+    for (const struct option *l = options; l->name; l++)
+        if (strcmp(l->name, name) == 0 && strcmp(name, "recipe") != 0) return l->val;
+    return 0;
+}
+
+/* One recipe file: every line "name = value" (or a flag's bare name) goes to apply as its option would. */
+static int read_recipe(const char *command, const char *path, const struct option *options, option_fn apply, void *state)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return fail(command, EXIT_INPUT, "cannot read recipe '%s': %s", path, strerror(errno));
+    char line[1024];
+    int code = EXIT_DONE, number = 0;
+    while (code == EXIT_DONE && fgets(line, sizeof line, f)) {
+        number++;
+        char *hash = strchr(line, '#'), name[64] = "", value[960] = "";
+        if (hash) *hash = '\0';
+        if (sscanf(line, " %63[a-z-] = %959s", name, value) < 1) continue;
+        int c = option_code(options, name);
+        if (c == 0) code = fail(command, EXIT_USAGE, "%s:%d: unknown option '%s'", path, number, name);
+        else code = apply(state, c, strdup(value)); /* kept until exit, as argv strings are */
+    }
+    fclose(f);
+    return code;
+}
+
+int recipe_files_read(recipe_options *r, const char *command, int argc, char **argv, const struct option *options,
+                      option_fn apply, void *state)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *path = strncmp(argv[i], "--recipe=", 9) == 0 ? argv[i] + 9
+                           : strcmp(argv[i], "--recipe") == 0 && i + 1 < argc ? argv[++i] : NULL;
+        int code = path ? read_recipe(command, path, options, apply, state) : EXIT_DONE;
+        if (code != EXIT_DONE) return code;
+        r->files_read += path != NULL;
+    }
+    return EXIT_DONE;
+}
+
+/* A name read_recipe gives back whole: one word of at most 959 bytes without '#'. */
+static int writable_name(const char *name)
+{
+    return strlen(name) < 960 && strpbrk(name, " \t\r\n\v\f#") == NULL;
+}
+
+static int check_names(const char *command, const qc_recipe *r)
+{
+    for (size_t k = 0; k < r->num_keep_float; k++)
+        if (!writable_name(r->keep_float[k]))
+            return fail(command, EXIT_FAILED, "weight '%s' cannot be written in a recipe file (space or '#')", r->keep_float[k]);
+    for (size_t k = 0; k < r->num_layer_formats; k++)
+        if (!writable_name(r->layer_formats[k].weight))
+            return fail(command, EXIT_FAILED, "weight '%s' cannot be written in a recipe file (space or '#')",
+                        r->layer_formats[k].weight);
+    return EXIT_DONE;
+}
+
+int recipe_write(FILE *out, const char *command, const qc_recipe *r)
+{
+    int code = check_names(command, r);
+    if (code != EXIT_DONE) return code;
+    fprintf(out, "method = %s\nact-bits = %d\n", recipe_method_name(r->method), r->activation_bits);
+    if (r->num_layer_formats == 0) fprintf(out, "weight-bits = %d\n", r->weights.bits); /* else every layer has its own */
+    if (r->weights.granularity == QC_GRAN_GROUP) fprintf(out, "group = %lld\n", (long long)r->weights.group_size);
+    if (!r->weights.symmetric) fputs("asymmetric\n", out);
+    if (r->gpxq.accumulator_bits) fprintf(out, "accumulator-bits = %d\n", r->gpxq.accumulator_bits);
+    if (r->gpxq.tile_size) fprintf(out, "tile = %lld\n", (long long)r->gpxq.tile_size);
+    if (!r->sequential) fputs("one-pass\n", out);
+    for (size_t k = 0; k < r->num_keep_float; k++) fprintf(out, "keep-float = %s\n", r->keep_float[k]);
+    for (size_t k = 0; k < r->num_layer_formats; k++)
+        fprintf(out, "layer-bits = %s=%d\n", r->layer_formats[k].weight, r->layer_formats[k].weight_bits);
+    return EXIT_DONE;
+}

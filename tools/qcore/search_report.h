@@ -1,0 +1,47 @@
+/* qcore search: its command line, and what it writes once the search is done (search_report.c). */
+#ifndef QCORE_SEARCH_REPORT_H
+#define QCORE_SEARCH_REPORT_H
+
+#include "cli.h"
+
+enum { MAX_WIDTHS = 16, MAX_FIDELITIES = 8 };
+
+/* The parsed command line. */
+typedef struct search_cli {
+    const char *model, *output, *labels, *eval_output, *emit_recipe;
+    char *data[MAX_FEEDS], *eval_data[MAX_FEEDS];
+    size_t num_data, num_eval;
+    recipe_options ro;                 /* the base recipe */
+    int32_t widths[MAX_WIDTHS];
+    size_t num_widths;
+    qc_model_cost cost;
+    int32_t ethosu_config;             /* 0: none */
+    double fidelities[MAX_FIDELITIES];
+    size_t num_fidelities;
+    qc_search_options search;          /* algorithm, seed, budget, eta; fidelities point into the above */
+    double input_scale, max_cost;
+    int has_max_cost, quiet;
+    long samples, eval_samples, batch, threads;
+    long pick;                         /* -1: none */
+} search_cli;
+
+/* A finished search (all borrowed). */
+typedef struct search_outcome {
+    const search_cli *cli;
+    const qc_model *model;
+    qc_pipeline *pipeline;
+    qc_model_search *model_search;
+    qc_search *search;
+    int64_t eval_samples;
+} search_outcome;
+
+/* "bytes", "bit-operations" or "ethosu-bytes", as --cost takes it. */
+const char *search_cost_name(qc_model_cost cost);
+/* "qcore", "random", "greedy" or "oneshot-dp", as --algorithm takes it. */
+const char *search_algorithm_name(qc_search_algorithm algorithm);
+
+/* Writes the front JSON (-o) and, when asked, the picked point's recipe (--emit-recipe), both atomically
+ * and both or neither; then prints the front as a table. On failure prints why and returns its exit code. */
+int search_report(const search_outcome *r);
+
+#endif
