@@ -64,13 +64,15 @@ qc_status qc__ethosu85_fwd_encode_checked(uint8_t **out, size_t *out_size, const
     fwd_lut_make(&t, w, n);
     int bits = fwd_bits(t.distinct);
     /* Raw bytes are int8 values, w + zero_adjust (zero_adjust read as int8 too): 0 when the weights fit
-     * int8, else the adjustment that puts the smallest at -128 (uint8 weights: the zero point - 128). */
+     * int8, else the adjustment that puts the smallest at -128 (uint8 weights: the zero point - 128), kept
+     * an int8 itself: weights all above 0 that overflow int8 (e.g. 29..172) take -128, which still fits them
+     * since they span at most 256 values and stay within 255. */
     int zero_adjust = 0;
     if (bits == 8 && (t.lo < -128 || t.hi > 127)) {
         if (t.hi - t.lo > 255)
             return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'weights': %d distinct values spanning %d..%d; "
                               "the raw FWD form holds at most 256 consecutive values", t.distinct, t.lo, t.hi);
-        zero_adjust = -128 - t.lo;
+        zero_adjust = t.lo > 0 ? -128 : -128 - t.lo;
     }
     size_t payload = (n * (size_t)bits + 7) / 8;
     size_t size = (FWD_HEADER_BYTES + payload + FWD_ALIGN - 1) / FWD_ALIGN * FWD_ALIGN;
@@ -115,11 +117,9 @@ static qc_status read_header(int *bits, int *zero_adjust, int16_t lut[FWD_LUT_EN
     *bits = raw ? 8 : lut2 ? 2 : 4;
     *zero_adjust = s[FWD_ZERO_ADJUST_BYTE];
     *lut_size = raw ? 0 : lut2 ? 4 : FWD_LUT_ENTRIES;
+    /* Every 9-bit palval is a weight: 511 is -255 (and 1 is -0, read as 0). */
     for (int i = 0; i < *lut_size; i++) {
         unsigned pv = get_bits(s, FWD_LUT_BIT + 9 * (size_t)i, 9);
-        if (pv > 510)
-            return QC_FAIL_IN(function, QC_ERR_FORMAT, "argument 'stream': LUT entry %d is palval %u, beyond 510", i,
-                              pv);
         lut[i] = (int16_t)(pv & 1 ? -(int)(pv >> 1) : (int)(pv >> 1));
     }
     return QC_OK;

@@ -104,7 +104,7 @@ def numpy_fwd(w):
         palval = (abs(int(v)) << 1) | int(v < 0)
         header[112 + 9 * i:121 + 9 * i] = [(palval >> j) & 1 for j in range(9)]
     if bits == 8:
-        adjust = 0 if w.min() >= -128 and w.max() <= 127 else -128 - int(w.min())
+        adjust = 0 if w.min() >= -128 and w.max() <= 127 else max(-128 - int(w.min()), -128)  # an int8
         header[104:112] = [(adjust >> j) & 1 for j in range(8)]
         payload = ((w.astype(np.int64) + adjust) & 0xFF).astype(np.uint8)
     else:
@@ -129,10 +129,23 @@ def test_fwd_matches_numpy_layout(distinct, n):
     assert (qcore.ethosu85_fwd_decode(stream, n) == w).all()
 
 
-def test_fwd_raw_with_zero_adjust_round_trips():
-    w = np.arange(-200, 56, dtype=np.int16)
+@pytest.mark.parametrize("values", [[-255, 255, 0, -1], list(range(-255, -240)), [-255] * 3])
+def test_fwd_lut_holds_the_extremes(values):
+    """LUT entries are 9-bit palvals: -255 is 511, the largest, and decodes back."""
+    w = np.array(values * 5, np.int16)
     stream = qcore.ethosu85_fwd_encode(w)
-    assert stream[13] == 72 and stream[0] == 1    # -128 - (-200), an int8
+    assert stream == numpy_fwd(w)
+    assert (qcore.ethosu85_fwd_decode(stream, w.size) == w).all()
+
+
+@pytest.mark.parametrize("lo, hi, adjust", [(-200, 55, 72), (29, 172, -128), (0, 255, -128), (-255, 0, 127),
+                                             (100, 255, -128)])
+def test_fwd_raw_with_zero_adjust_round_trips(lo, hi, adjust):
+    """Raw FWD over ranges past int8: the zero adjust (an int8 itself) brings every weight into int8."""
+    w = np.random.default_rng(hi - lo).permutation(np.arange(lo, hi + 1)).astype(np.int16)
+    stream = qcore.ethosu85_fwd_encode(w)
+    assert stream[0] == 1 and (stream[13] ^ 0x80) - 0x80 == adjust     # the byte read as an int8
+    assert stream == numpy_fwd(w)
     assert (qcore.ethosu85_fwd_decode(stream, w.size) == w).all()
 
 
