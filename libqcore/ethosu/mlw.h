@@ -72,6 +72,10 @@ size_t mlw_palette_sections(size_t **out, const int16_t *w, size_t n);
 /* The palette and mode of the section w[0..n). */
 void mlw_palette_make(mlw_palette *p, const int16_t *w, size_t n);
 
+/* Width of an uncompressed index: the palette's index width when every weight is in it, the widest
+ * palval without palette, else uncompressed slices are not allowed. */
+int mlw_palette_raw_width(const mlw_palette *p);
+
 /* GRC parameter search over `n` values (weight indices, or zero runs when `zero_runs`): the chosen
  * configuration of each run of values and the run's exclusive end. `free_ends` (borrowed, ascending)
  * are positions where a parameter change costs nothing. Returns the number of runs, or 0 when out of

@@ -274,3 +274,13 @@ void mlw_palette_from(mlw_palette *p, const int32_t freq[511], int zero_runs, in
     while ((1 << p->bits) <= widest) p->bits++;
     make_index_map(p);
 }
+
+int mlw_palette_raw_width(const mlw_palette *p)
+{
+    if (p->only_palette) {
+        int bits = 0;
+        while ((1 << bits) < p->size) bits++;
+        return bits;
+    }
+    return p->size == 0 ? p->bits : MLW_NO_RAW;
+}

@@ -115,16 +115,6 @@ static size_t split(int *wv, int *zv, size_t *nz, const int16_t *w, size_t n, co
     return k;
 }
 
-static int raw_width(const mlw_palette *p)
-{
-    if (p->only_palette) {
-        int bits = 0;
-        while ((1 << bits) < p->size) bits++;
-        return bits;
-    }
-    return p->size == 0 ? p->bits : MLW_NO_RAW;
-}
-
 static size_t min_size(size_t a, size_t b)
 {
     return a < b ? a : b;
@@ -134,7 +124,7 @@ static size_t min_size(size_t a, size_t b)
  * advances by the shorter of the weight and zero-run spans. */
 static int encode_section(mlw_writer *out, const int16_t *w, size_t n, const mlw_palette *p)
 {
-    int raw = raw_width(p);
+    int raw = mlw_palette_raw_width(p);
     int *wv = malloc((n ? n : 1) * sizeof *wv), *zv = malloc((n + 1) * sizeof *zv);
     grc_run *wr = malloc((n ? n : 1) * sizeof *wr), *zr = malloc((n + 1) * sizeof *zr);
     int status = -1;

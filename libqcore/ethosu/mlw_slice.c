@@ -141,18 +141,6 @@ void mlw_write_slice(mlw_writer *out, const slice *sl, const mlw_palette *p)
     } while (ws.prev_on || zs.prev_on);
 }
 
-/* Width of an uncompressed index: the palette's index width when every weight is in it, the widest
- * palval without palette, else uncompressed slices are not allowed. */
-static int raw_width(const mlw_palette *p)
-{
-    if (p->only_palette) {
-        int bits = 0;
-        while ((1 << bits) < p->size) bits++;
-        return bits;
-    }
-    return p->size == 0 ? p->bits : MLW_NO_RAW;
-}
-
 /* Splits the section into weight indices wv and zero runs zv (zv[k]: the zeros just before weight k,
  * zv[count]: the trailing zeros). Returns the number of weights. An all-zero section codes its
  * first zero as a weight, so that no slice is empty. */
@@ -184,7 +172,7 @@ static size_t split(int *wv, int *zv, const int16_t *w, size_t n, const mlw_pale
 
 int mlw_encode_section(mlw_writer *out, const int16_t *w, size_t n, const mlw_palette *p)
 {
-    int raw = raw_width(p);
+    int raw = mlw_palette_raw_width(p);
     int *wv = malloc(n * sizeof *wv), *zv = malloc((n + 1) * sizeof *zv);
     uint8_t *wcfg = malloc(n), *zcfg = malloc(n + 1);
     uint32_t *wend = malloc(n * sizeof *wend), *zend = malloc((n + 1) * sizeof *zend);
