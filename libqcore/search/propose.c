@@ -41,6 +41,56 @@ static qc_status from_random(qc_search *s, uint32_t *choice, int *found, const c
     return QC_OK;
 }
 
+/* The cost below which the proxy front is not worth asking: the costliest of its evaluated points that
+ * fell below the reference metric (along the front, less cost means more proxy loss, so cheaper points
+ * would fall further); the front's cheapest cost when none did. */
+static double proxy_front_floor(const qc_search *s, double rm)
+{
+    const qc_search_front *q = s->queue;
+    double floor = q->cost[0];
+    for (size_t i = 0; i < q->size; i++) {
+        size_t e = qc__front_find(s->evals, q->choices + i * q->num_tensors, qc__search_full(s));
+        if (e != SIZE_MAX && s->evals->metric[e] < rm) floor = fmax(floor, q->cost[i]);
+    }
+    return floor;
+}
+
+/* The distance in cost from `cost` to the floor and to the nearest asked point of the proxy front within
+ * (floor, rc]. */
+static double gap_to_asked(const qc_search *s, double cost, double floor, double rc)
+{
+    const qc_search_front *q = s->queue;
+    double gap = cost - floor;
+    for (size_t i = 0; i < q->size; i++)
+        if (q->cost[i] > floor && q->cost[i] <= rc && qc__search_known(s, q->choices + i * q->num_tensors, SIZE_MAX))
+            gap = fmin(gap, fabs(q->cost[i] - cost));
+    return gap;
+}
+
+/* QCORE's initial design with a reference metric: points of the proxy front (in cost order) no costlier
+ * than the reference, the costliest first, then each the farthest in cost from the asked ones and from the
+ * floor (proxy_front_floor), so that the design bisects towards where the front crosses the reference
+ * metric while spreading over the part that can dominate the reference point. */
+static qc_status from_adaptive_start(qc_search *s, uint32_t *choice, int *found, const char *function)
+{
+    const qc_search_front *q = s->queue;
+    double rc, rm;
+    qc__search_reference_now(s, &rc, &rm);
+    double floor = proxy_front_floor(s, rm), best_gap = -1;
+    for (size_t i = q->size; i-- > 0;) { /* costliest first: equal gaps keep the costlier point */
+        const uint32_t *c = q->choices + i * q->num_tensors;
+        if (q->cost[i] <= floor || q->cost[i] > rc) continue;
+        double gap = gap_to_asked(s, q->cost[i], floor, rc);
+        if (!(gap > best_gap)) continue;
+        int ok;
+        QC_TRY(askable(s, c, SIZE_MAX, &ok, NULL, function));
+        if (!ok) continue;
+        best_gap = gap, *found = 1;
+        memcpy(choice, c, s->space->num_tensors * sizeof *choice);
+    }
+    return QC_OK;
+}
+
 /* Evaluations allowed at fidelity f: max_evaluations at the full one, eta times more per step down. */
 static size_t rung_cap(const qc_search *s, size_t f)
 {
@@ -182,7 +232,9 @@ static qc_status propose_qcore(qc_search *s, uint32_t *choice, size_t *fidelity,
     if (full > 0) promotion(s, choice, fidelity, found);
     if (*found) return QC_OK;
     *fidelity = full;
-    if (qc__search_count(s, full) < s->initial_points) QC_TRY(from_queue(s, choice, found, function));
+    if (qc__search_count(s, full) < s->initial_points)
+        QC_TRY(qc__search_adaptive_start(s) ? from_adaptive_start(s, choice, found, function)
+                                            : from_queue(s, choice, found, function));
     if (*found) return QC_OK;
     if (full > 0 && qc__search_count(s, 0) < rung_cap(s, 0)) *fidelity = 0;
     QC_TRY(from_surrogate(s, choice, found, function));
