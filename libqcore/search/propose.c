@@ -128,7 +128,7 @@ static void promotion(qc_search *s, uint32_t *choice, size_t *fidelity, int *fou
 }
 
 /* The candidates' scoring state: the evaluated front, the reference, the best so far, and the scratch of
- * the incremental predictions of moves (g [2 + entries], idx and val [1 + 2 T]). */
+ * the incremental predictions of moves (g [2 + T + entries], idx and val [1 + 3 T]). */
 typedef struct scoring {
     const double *cost, *metric;
     size_t n;
@@ -202,9 +202,9 @@ static qc_status from_surrogate(qc_search *s, uint32_t *choice, int *found, cons
     QC_TRY(qc__surrogate_fit(&s->surrogate, s->space, s->evals, s->weight, s->opts.noise, function));
     qc_search_front *front = NULL, *predicted = NULL;
     size_t T = s->space->num_tensors;
-    double *loss = malloc(entries * sizeof *loss), *g = malloc((2 + entries) * sizeof *g);
-    double *val = malloc((1 + 2 * T) * sizeof *val);
-    size_t *idx = malloc((1 + 2 * T) * sizeof *idx);
+    double *loss = malloc(entries * sizeof *loss), *g = malloc((2 + T + entries) * sizeof *g);
+    double *val = malloc((1 + 3 * T) * sizeof *val);
+    size_t *idx = malloc((1 + 3 * T) * sizeof *idx);
     uint32_t *move = malloc(T * sizeof *move);
     qc_status st = loss && g && val && idx && move
                        ? qc__search_full_front(&front, s, function)
