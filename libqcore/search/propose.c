@@ -8,6 +8,7 @@
 #include "search/state.h"
 
 enum { RANDOM_ATTEMPTS = 256 };
+static const double CAP_NOISE = 3; /* the monotone cap's slack, in noise std: metrics are measured with noise */
 
 /* 1 when choice may be asked at `fidelity` (new: at no fidelity yet). */
 static qc_status askable(qc_search *s, const uint32_t *choice, size_t fidelity, int *ok, double *cost,
@@ -139,10 +140,34 @@ typedef struct scoring {
     size_t *idx;
 } scoring;
 
-/* Keeps `choice` (predicted mean, sd) when it is askable and its EHVI is the highest so far. */
+/* 1 when every tensor of `choice` has at least the proxy loss it has in `other`. */
+static int no_better(const qc_search_space *space, const uint32_t *choice, const uint32_t *other)
+{
+    for (size_t t = 0; t < space->num_tensors; t++)
+        if (space->proxy[space->offset[t] + choice[t]] < space->proxy[space->offset[t] + other[t]]) return 0;
+    return 1;
+}
+
+/* The highest metric `choice` can have if the metric falls as any tensor's proxy loss rises: the least
+ * metric evaluated (at any fidelity) on a configuration that is no worse on every tensor. */
+static double monotone_cap(const qc_search *s, const uint32_t *choice)
+{
+    const qc_search_front *e = s->evals;
+    double cap = INFINITY;
+    for (size_t i = 0; i < e->size; i++)
+        if (e->metric[i] < cap && no_better(s->space, choice, e->choices + i * e->num_tensors)) cap = e->metric[i];
+    return cap;
+}
+
+/* Keeps `choice` (predicted mean, sd) when it is askable and its EHVI is the highest so far. The prediction
+ * is held under the monotone cap (the surrogate, linear in the proxy, extrapolates far cheaper
+ * configurations with a wide spread that the evaluations already rule out). */
 static qc_status score_prediction(qc_search *s, scoring *sc, const uint32_t *choice, double mean, double sd,
                                   const char *function)
 {
+    double cap = monotone_cap(s, choice) + CAP_NOISE * s->surrogate.noise;
+    if (cap < sc->rm) return QC_OK;
+    if (cap < INFINITY) mean = fmin(mean, cap), sd = fmin(sd, cap - mean);
     int ok;
     double cost;
     QC_TRY(askable(s, choice, SIZE_MAX, &ok, &cost, function));
