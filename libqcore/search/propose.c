@@ -149,13 +149,16 @@ static int no_better(const qc_search_space *space, const uint32_t *choice, const
 }
 
 /* The highest metric `choice` can have if the metric falls as any tensor's proxy loss rises: the least
- * metric evaluated (at any fidelity) on a configuration that is no worse on every tensor. */
+ * metric evaluated (at any fidelity) on a configuration that is no worse on every tensor, plus CAP_NOISE
+ * times that evaluation's noise std (noise / sqrt(its fidelity weight)). */
 static double monotone_cap(const qc_search *s, const uint32_t *choice)
 {
     const qc_search_front *e = s->evals;
     double cap = INFINITY;
-    for (size_t i = 0; i < e->size; i++)
-        if (e->metric[i] < cap && no_better(s->space, choice, e->choices + i * e->num_tensors)) cap = e->metric[i];
+    for (size_t i = 0; i < e->size; i++) {
+        double bound = e->metric[i] + CAP_NOISE * s->surrogate.noise / sqrt(s->weight[e->fidelity[i]]);
+        if (bound < cap && no_better(s->space, choice, e->choices + i * e->num_tensors)) cap = bound;
+    }
     return cap;
 }
 
@@ -165,7 +168,7 @@ static double monotone_cap(const qc_search *s, const uint32_t *choice)
 static qc_status score_prediction(qc_search *s, scoring *sc, const uint32_t *choice, double mean, double sd,
                                   const char *function)
 {
-    double cap = monotone_cap(s, choice) + CAP_NOISE * s->surrogate.noise;
+    double cap = monotone_cap(s, choice);
     if (cap < sc->rm) return QC_OK;
     if (cap < INFINITY) mean = fmin(mean, cap), sd = fmin(sd, cap - mean);
     int ok;
