@@ -10,7 +10,8 @@ evaluated by qcore's executor with the weights swapped in place):
 Candidate widths: float, 8, 6, 4, 3, 2 bits (per-channel symmetric). Cost: stored weight bytes.
 Reference point: the all-8-bit configuration's bytes and the float configuration's metric minus 0.05.
 
-Methods (same evaluation cache, so a configuration is never evaluated twice across methods and seeds):
+Methods (same evaluation cache, so a configuration is never evaluated twice across methods and seeds; every
+qcore.Search is told the reference point; qcore's search is deterministic, so its seeds agree):
   qcore       qcore.Search(algorithm="qcore"), one fidelity
   qcore-sh    the same with successive halving over two fidelities (a quarter of the evaluation batches,
               then all); its cheap evaluations are reported as full-evaluation equivalents
@@ -107,10 +108,11 @@ def hypervolume(points, ref):
     return qcore.hypervolume(np.ascontiguousarray(cost), np.ascontiguousarray(metric), *ref)
 
 
-def run_library(space, algorithm, seed, budget, evaluate, fidelities):
-    """A qcore.Search run by ask/tell; returns (full-fidelity points in order, full-evaluation equivalents,
-    seconds in the search itself)."""
-    search = qcore.Search(space, algorithm=algorithm, seed=seed, max_evaluations=budget, fidelities=fidelities)
+def run_library(space, algorithm, seed, budget, evaluate, fidelities, ref):
+    """A qcore.Search run by ask/tell, told the benchmark's reference point (as every library method is);
+    returns (full-fidelity points in order, full-evaluation equivalents, seconds in the search itself)."""
+    search = qcore.Search(space, algorithm=algorithm, seed=seed, max_evaluations=budget, fidelities=fidelities,
+                          reference_cost=ref[0], reference_metric=ref[1])
     points, equivalents, own = [], 0.0, 0.0
     fractions = fidelities or [1.0]
     while True:
@@ -157,12 +159,12 @@ def space_of(search):
 
 
 METHODS = {
-    "qcore": lambda s, c, seed, b, ev: run_library(s, "qcore", seed, b, ev, None),
-    "qcore-sh": lambda s, c, seed, b, ev: run_library(s, "qcore", seed, b, ev, [0.25, 1.0]),
-    "random": lambda s, c, seed, b, ev: run_library(s, "random", seed, b, ev, None),
-    "greedy": lambda s, c, seed, b, ev: run_library(s, "greedy", seed, b, ev, None),
-    "oneshot-dp": lambda s, c, seed, b, ev: run_library(s, "oneshot_dp", seed, b, ev, None),
-    "tpe": lambda s, c, seed, b, ev: run_tpe(s, c, seed, b, ev),
+    "qcore": lambda s, c, seed, b, ev, ref: run_library(s, "qcore", seed, b, ev, None, ref),
+    "qcore-sh": lambda s, c, seed, b, ev, ref: run_library(s, "qcore", seed, b, ev, [0.25, 1.0], ref),
+    "random": lambda s, c, seed, b, ev, ref: run_library(s, "random", seed, b, ev, None, ref),
+    "greedy": lambda s, c, seed, b, ev, ref: run_library(s, "greedy", seed, b, ev, None, ref),
+    "oneshot-dp": lambda s, c, seed, b, ev, ref: run_library(s, "oneshot_dp", seed, b, ev, None, ref),
+    "tpe": lambda s, c, seed, b, ev, ref: run_tpe(s, c, seed, b, ev),
 }
 
 
@@ -197,10 +199,11 @@ def run_model(name, args):
         rows = []
         for seed in range(args.seeds):
             if method in ANYTIME:
-                points, equivalents, own = METHODS[method](space, search.candidates, seed, max(args.budgets), evaluate)
+                points, equivalents, own = METHODS[method](space, search.candidates, seed, max(args.budgets), evaluate,
+                                                           ref)
                 runs = {b: (points[:b], float(min(b, len(points))), own * b / max(args.budgets)) for b in args.budgets}
             else:
-                runs = {b: METHODS[method](space, search.candidates, seed, b, evaluate) for b in args.budgets}
+                runs = {b: METHODS[method](space, search.candidates, seed, b, evaluate, ref) for b in args.budgets}
             for budget, (points, equivalents, own) in runs.items():
                 rows.append({"seed": seed, "budget": budget, "full_evaluations": equivalents, "search_s": own,
                              "hypervolume": hypervolume(front_of(points), ref), "front": front_of(points)})

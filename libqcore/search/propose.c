@@ -8,6 +8,7 @@
 #include "search/state.h"
 
 enum { RANDOM_ATTEMPTS = 256 };
+static const double CAP_NOISE = 3; /* the monotone cap's slack, in noise std: metrics are measured with noise */
 
 /* 1 when choice may be asked at `fidelity` (new: at no fidelity yet). */
 static qc_status askable(qc_search *s, const uint32_t *choice, size_t fidelity, int *ok, double *cost,
@@ -37,6 +38,56 @@ static qc_status from_random(qc_search *s, uint32_t *choice, int *found, const c
             qc__plan_apply(&s->plan, k, c->options + o * c->num_units, choice);
         }
         QC_TRY(askable(s, choice, SIZE_MAX, found, NULL, function));
+    }
+    return QC_OK;
+}
+
+/* The cost below which the proxy front is not worth asking: the costliest of its evaluated points that
+ * fell below the reference metric (along the front, less cost means more proxy loss, so cheaper points
+ * would fall further); the front's cheapest cost when none did. */
+static double proxy_front_floor(const qc_search *s, double rm)
+{
+    const qc_search_front *q = s->queue;
+    double floor = q->cost[0];
+    for (size_t i = 0; i < q->size; i++) {
+        size_t e = qc__front_find(s->evals, q->choices + i * q->num_tensors, qc__search_full(s));
+        if (e != SIZE_MAX && s->evals->metric[e] < rm) floor = fmax(floor, q->cost[i]);
+    }
+    return floor;
+}
+
+/* The distance in cost from `cost` to the floor and to the nearest asked point of the proxy front within
+ * (floor, rc]. */
+static double gap_to_asked(const qc_search *s, double cost, double floor, double rc)
+{
+    const qc_search_front *q = s->queue;
+    double gap = cost - floor;
+    for (size_t i = 0; i < q->size; i++)
+        if (q->cost[i] > floor && q->cost[i] <= rc && qc__search_known(s, q->choices + i * q->num_tensors, SIZE_MAX))
+            gap = fmin(gap, fabs(q->cost[i] - cost));
+    return gap;
+}
+
+/* QCORE's initial design with a reference metric: points of the proxy front (in cost order) no costlier
+ * than the reference, the costliest first, then each the farthest in cost from the asked ones and from the
+ * floor (proxy_front_floor), so that the design bisects towards where the front crosses the reference
+ * metric while spreading over the part that can dominate the reference point. */
+static qc_status from_adaptive_start(qc_search *s, uint32_t *choice, int *found, const char *function)
+{
+    const qc_search_front *q = s->queue;
+    double rc, rm;
+    qc__search_reference_now(s, &rc, &rm);
+    double floor = proxy_front_floor(s, rm), best_gap = -1;
+    for (size_t i = q->size; i-- > 0;) { /* costliest first: equal gaps keep the costlier point */
+        const uint32_t *c = q->choices + i * q->num_tensors;
+        if (q->cost[i] <= floor || q->cost[i] > rc) continue;
+        double gap = gap_to_asked(s, q->cost[i], floor, rc);
+        if (!(gap > best_gap)) continue;
+        int ok;
+        QC_TRY(askable(s, c, SIZE_MAX, &ok, NULL, function));
+        if (!ok) continue;
+        best_gap = gap, *found = 1;
+        memcpy(choice, c, s->space->num_tensors * sizeof *choice);
     }
     return QC_OK;
 }
@@ -78,7 +129,7 @@ static void promotion(qc_search *s, uint32_t *choice, size_t *fidelity, int *fou
 }
 
 /* The candidates' scoring state: the evaluated front, the reference, the best so far, and the scratch of
- * the incremental predictions of moves (g [2 + entries], idx and val [1 + 2 T]). */
+ * the incremental predictions of moves (g [2 + T + entries], idx and val [1 + 3 T]). */
 typedef struct scoring {
     const double *cost, *metric;
     size_t n;
@@ -89,10 +140,37 @@ typedef struct scoring {
     size_t *idx;
 } scoring;
 
-/* Keeps `choice` (predicted mean, sd) when it is askable and its EHVI is the highest so far. */
+/* 1 when every tensor of `choice` has at least the proxy loss it has in `other`. */
+static int no_better(const qc_search_space *space, const uint32_t *choice, const uint32_t *other)
+{
+    for (size_t t = 0; t < space->num_tensors; t++)
+        if (space->proxy[space->offset[t] + choice[t]] < space->proxy[space->offset[t] + other[t]]) return 0;
+    return 1;
+}
+
+/* The highest metric `choice` can have if the metric falls as any tensor's proxy loss rises: the least
+ * metric evaluated (at any fidelity) on a configuration that is no worse on every tensor, plus CAP_NOISE
+ * times that evaluation's noise std (noise / sqrt(its fidelity weight)). */
+static double monotone_cap(const qc_search *s, const uint32_t *choice)
+{
+    const qc_search_front *e = s->evals;
+    double cap = INFINITY;
+    for (size_t i = 0; i < e->size; i++) {
+        double bound = e->metric[i] + CAP_NOISE * s->surrogate.noise / sqrt(s->weight[e->fidelity[i]]);
+        if (bound < cap && no_better(s->space, choice, e->choices + i * e->num_tensors)) cap = bound;
+    }
+    return cap;
+}
+
+/* Keeps `choice` (predicted mean, sd) when it is askable and its EHVI is the highest so far. The prediction
+ * is held under the monotone cap (the surrogate, linear in the proxy, extrapolates far cheaper
+ * configurations with a wide spread that the evaluations already rule out). */
 static qc_status score_prediction(qc_search *s, scoring *sc, const uint32_t *choice, double mean, double sd,
                                   const char *function)
 {
+    double cap = monotone_cap(s, choice);
+    if (cap < sc->rm) return QC_OK;
+    if (cap < INFINITY) mean = fmin(mean, cap), sd = fmin(sd, cap - mean);
     int ok;
     double cost;
     QC_TRY(askable(s, choice, SIZE_MAX, &ok, &cost, function));
@@ -152,9 +230,9 @@ static qc_status from_surrogate(qc_search *s, uint32_t *choice, int *found, cons
     QC_TRY(qc__surrogate_fit(&s->surrogate, s->space, s->evals, s->weight, s->opts.noise, function));
     qc_search_front *front = NULL, *predicted = NULL;
     size_t T = s->space->num_tensors;
-    double *loss = malloc(entries * sizeof *loss), *g = malloc((2 + entries) * sizeof *g);
-    double *val = malloc((1 + 2 * T) * sizeof *val);
-    size_t *idx = malloc((1 + 2 * T) * sizeof *idx);
+    double *loss = malloc(entries * sizeof *loss), *g = malloc((2 + T + entries) * sizeof *g);
+    double *val = malloc((1 + 3 * T) * sizeof *val);
+    size_t *idx = malloc((1 + 3 * T) * sizeof *idx);
     uint32_t *move = malloc(T * sizeof *move);
     qc_status st = loss && g && val && idx && move
                        ? qc__search_full_front(&front, s, function)
@@ -182,7 +260,9 @@ static qc_status propose_qcore(qc_search *s, uint32_t *choice, size_t *fidelity,
     if (full > 0) promotion(s, choice, fidelity, found);
     if (*found) return QC_OK;
     *fidelity = full;
-    if (qc__search_count(s, full) < s->initial_points) QC_TRY(from_queue(s, choice, found, function));
+    if (qc__search_count(s, full) < s->initial_points)
+        QC_TRY(qc__search_adaptive_start(s) ? from_adaptive_start(s, choice, found, function)
+                                            : from_queue(s, choice, found, function));
     if (*found) return QC_OK;
     if (full > 0 && qc__search_count(s, 0) < rung_cap(s, 0)) *fidelity = 0;
     QC_TRY(from_surrogate(s, choice, found, function));

@@ -60,12 +60,15 @@ static qc_status reorder(qc_search *s, int by_cost, const char *function)
     return st;
 }
 
+/* The proxy front; QCORE with a reference metric keeps it in cost order for its adaptive initial design
+ * (propose.c), everything else takes it in bisection order of cost. */
 static qc_status proxy_front_queue(qc_search *s, const char *function)
 {
     qc_search_front *f;
     QC_TRY(qc__dp_front(&f, s->space, &s->plan, s->space->proxy, 0.0, s->opts.cost_buckets, function));
     qc_search_front_free(s->queue);
     s->queue = f;
+    if (qc__search_adaptive_start(s)) return QC_OK;
     return reorder(s, 1, function);
 }
 

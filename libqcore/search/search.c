@@ -108,7 +108,7 @@ static qc_status setup(qc_search *s, const qc_search_space *space, const qc_sear
     s->opts.num_fidelities = s->num_fidelities;
     for (size_t k = 0; k < s->num_fidelities; k++) s->weight[k] = s->fidelity[k] / s->fidelity[s->num_fidelities - 1];
     size_t budget = o->max_evaluations / 4;
-    s->initial_points = o->initial_points ? o->initial_points : budget < 4 ? 4 : budget > 8 ? 8 : budget;
+    s->initial_points = o->initial_points ? o->initial_points : budget < 6 ? 6 : budget > 8 ? 8 : budget;
     if (s->initial_points > o->max_evaluations) s->initial_points = o->max_evaluations;
     s->rc = o->reference_cost, s->rm = o->reference_metric;
     QC_TRY(qc__space_copy(&s->space, space, function));

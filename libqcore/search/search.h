@@ -92,9 +92,10 @@ double qc__ehvi(const double *cost, const double *metric, size_t n, double rc, d
 /* The additive Bayesian surrogate. */
 typedef struct qc__surrogate {
     size_t entries;   /* table entries */
+    size_t params;    /* 2 + tensors + entries */
     double m0, alpha; /* prior means' fit */
-    double *mean;     /* [2 + entries] posterior mean: m0, alpha, delta per entry */
-    double *cov;      /* [(2 + entries)^2] posterior covariance */
+    double *mean;     /* [params] posterior mean: m0, alpha, scale per tensor, delta per entry */
+    double *cov;      /* [params^2] posterior covariance */
     double noise;     /* std */
     int fitted;
 } qc__surrogate;
@@ -106,15 +107,15 @@ void qc__surrogate_free(qc__surrogate *s);
 /* Predicted metric mean and std (without noise) of a configuration. */
 void qc__surrogate_predict(const qc__surrogate *s, const qc_search_space *space, const uint32_t *choice,
                            double *mean, double *sd);
-/* For moves from `choice`: g [2 + entries] = cov phi(choice), and its predicted mean and variance. */
+/* For moves from `choice`: g [params] = cov phi(choice), and its predicted mean and variance. */
 void qc__surrogate_base(const qc__surrogate *s, const qc_search_space *space, const uint32_t *choice, double *g,
                         double *mean, double *var);
 /* The prediction after moving tensors members[0..count) (one tie group) from candidate `from` to `to`, updated
- * from qc__surrogate_base's output in O(count^2); idx, val: scratch of 1 + 2 count entries. */
+ * from qc__surrogate_base's output in O(count^2); idx, val: scratch of 1 + 3 count entries. */
 void qc__surrogate_move(const qc__surrogate *s, const qc_search_space *space, const double *g, double base_mean,
                         double base_var, const size_t *members, size_t count, uint32_t from, uint32_t to,
                         size_t *idx, double *val, double *mean, double *sd);
-/* Per-entry predicted loss (alpha * proxy + delta) into loss [entries]. */
+/* Per-entry predicted loss ((alpha + scale_t) * proxy + delta) into loss [entries]. */
 void qc__surrogate_losses(const qc__surrogate *s, const qc_search_space *space, double *loss);
 
 #endif

@@ -2,6 +2,8 @@
 #ifndef QC_SEARCH_STATE_H
 #define QC_SEARCH_STATE_H
 
+#include <math.h>
+
 #include "search/search.h"
 
 enum { QC__SEARCH_MAX_FIDELITIES = 16 };
@@ -42,6 +44,12 @@ void qc__search_reference_now(const qc_search *s, double *rc, double *rm);
 qc_status qc__search_full_front(qc_search_front **out, const qc_search *s, const char *function);
 /* A uniform random word of the search's stream. */
 uint64_t qc__search_random(qc_search *s);
+
+/* 1 when QCORE starts from the reference's end of the proxy front (a reference metric is set). */
+static inline int qc__search_adaptive_start(const qc_search *s)
+{
+    return s->opts.algorithm == QC_SEARCH_QCORE && !isnan(s->opts.reference_metric);
+}
 
 /* Builds the planned queue of the algorithm (QCORE: initial points; baselines: their paths). */
 qc_status qc__search_plan_queue(qc_search *s, const char *function);

@@ -14,6 +14,7 @@
 
 static const double DELTA_RELATIVE = 0.5; /* proxies trusted to within a factor ~2 */
 static const double DELTA_FLOOR = 0.05;   /* of the mean non-zero proxy: corrections on "free" candidates */
+static const double SCALE_STD = 1.0;     /* a tensor's sensitivity: 0 to 2 times the proxy's, within 1 std */
 static const double WIDE = 10;            /* prior std of m0 and alpha, relative to their scale */
 enum { MAX_RETRIES = 12 };
 
@@ -45,32 +46,48 @@ static void line_fit(qc__surrogate *s, const qc_search_space *space, const qc_se
     s->m0 = n > 0 ? sm / n + s->alpha * sp / n : 0;
 }
 
-/* Feature u of the sparse row of features(): its index into theta and its value. */
-static size_t feature_index(const qc_search_space *space, const uint32_t *choice, size_t u)
+/* Parameters: m0, alpha, the sensitivity scale of each tensor, the delta of each entry. */
+static size_t scale_index(size_t t)
 {
-    return u < 2 ? u : 2 + space->offset[u - 2] + choice[u - 2];
+    return 2 + t;
 }
 
-static double feature_value(size_t u, double proxy)
+static size_t delta_index(const qc_search_space *space, size_t t, uint32_t c)
 {
-    return u == 0 ? 1 : u == 1 ? -proxy : -1;
+    return 2 + space->num_tensors + space->offset[t] + c;
 }
 
-/* The sparse feature row of a configuration: theta[0] (m0) with +1, theta[1] (alpha) with -proxy, and the
- * delta of each tensor's chosen entry with -1. Returns the count (T + 2). */
+/* Feature u (0 .. 2 + 2T) of a configuration of summed proxy `proxy`: m0 with +1, alpha with -proxy,
+ * tensor t's scale with -proxy_t(choice_t), and the delta of t's chosen entry with -1. */
+static void feature(const qc_search_space *space, const uint32_t *choice, double proxy, size_t u, size_t *idx,
+                    double *val)
+{
+    size_t T = space->num_tensors;
+    if (u < 2) {
+        *idx = u, *val = u == 0 ? 1 : -proxy;
+    } else if (u < 2 + T) {
+        *idx = scale_index(u - 2), *val = -space->proxy[space->offset[u - 2] + choice[u - 2]];
+    } else {
+        *idx = delta_index(space, u - 2 - T, choice[u - 2 - T]), *val = -1;
+    }
+}
+
+/* The sparse feature row of a configuration; returns the count (2 + 2T). */
 static size_t features(const qc_search_space *space, const uint32_t *choice, size_t *idx, double *val)
 {
     double proxy = summed_proxy(space, choice);
-    for (size_t u = 0; u < space->num_tensors + 2; u++)
-        idx[u] = feature_index(space, choice, u), val[u] = feature_value(u, proxy);
-    return space->num_tensors + 2;
+    size_t n = 2 + 2 * space->num_tensors;
+    for (size_t u = 0; u < n; u++) feature(space, choice, proxy, u, idx + u, val + u);
+    return n;
 }
 
 static double prior_std(const qc__surrogate *s, const qc_search_space *space, size_t j, double mean_proxy)
 {
+    size_t T = space->num_tensors;
     if (j == 0) return WIDE * (fabs(s->m0) + 1);
     if (j == 1) return WIDE * s->alpha;
-    return s->alpha * (DELTA_RELATIVE * space->proxy[j - 2] + DELTA_FLOOR * mean_proxy) + 1e-12;
+    if (j < 2 + T) return SCALE_STD * s->alpha + 1e-12;
+    return s->alpha * (DELTA_RELATIVE * space->proxy[j - 2 - T] + DELTA_FLOOR * mean_proxy) + 1e-12;
 }
 
 static double mean_nonzero_proxy(const qc_search_space *space)
@@ -86,7 +103,7 @@ static double mean_nonzero_proxy(const qc_search_space *space)
 static void normal_equations(qc__surrogate *s, const qc_search_space *space, const qc_search_front *e,
                              const double *weight, double *a, double *b, size_t *idx, double *val)
 {
-    size_t p = 2 + s->entries;
+    size_t p = s->params;
     double mean_proxy = mean_nonzero_proxy(space);
     memset(a, 0, p * p * sizeof *a);
     memset(b, 0, p * sizeof *b);
@@ -132,7 +149,7 @@ static qc_status factor(double *l, const double *a, size_t p, const char *functi
 /* Covariance = A^-1 = L^-T L^-1 from A's Cholesky factor; mean = cov b. */
 static qc_status posterior(qc__surrogate *s, const double *a, double *l, const double *b, const char *function)
 {
-    int64_t p = (int64_t)(2 + s->entries);
+    int64_t p = (int64_t)s->params;
     QC_TRY(factor(l, a, (size_t)p, function));
     QC_TRY(qc__triangular_inverse(1, l, p, p, function));
     qc__dsyrk_lower(1, p, p, 1.0, l, p, 0.0, s->cov, p);
@@ -156,8 +173,8 @@ static double residual_noise(const qc__surrogate *s, const qc_search_space *spac
     double sum = 0, n = 0;
     for (size_t i = 0; i < e->size; i++) {
         const uint32_t *choice = e->choices + i * e->num_tensors;
-        double m = s->mean[0] - s->mean[1] * summed_proxy(space, choice);
-        for (size_t t = 0; t < space->num_tensors; t++) m -= s->mean[2 + space->offset[t] + choice[t]];
+        double m = 0, proxy = summed_proxy(space, choice), val;
+        for (size_t u = 0, j; u < 2 + 2 * space->num_tensors; u++) feature(space, choice, proxy, u, &j, &val), m += val * s->mean[j];
         sum += weight[e->fidelity[i]] * (e->metric[i] - m) * (e->metric[i] - m), n++;
     }
     return n > 0 ? sqrt(sum / n) : 0;
@@ -173,9 +190,9 @@ static qc_status fit(qc__surrogate *s, const qc_search_space *space, const qc_se
 qc_status qc__surrogate_fit(qc__surrogate *s, const qc_search_space *space, const qc_search_front *evals,
                             const double *weight, double noise, const char *function)
 {
-    size_t p = 2 + space->offset[space->num_tensors];
+    size_t p = 2 + space->num_tensors + space->offset[space->num_tensors];
     if (s->mean == NULL) {
-        s->entries = p - 2;
+        s->entries = space->offset[space->num_tensors], s->params = p;
         s->mean = malloc(p * sizeof *s->mean);
         s->cov = malloc(p * p * sizeof *s->cov);
     }
@@ -204,14 +221,17 @@ qc_status qc__surrogate_fit(qc__surrogate *s, const qc_search_space *space, cons
 void qc__surrogate_predict(const qc__surrogate *s, const qc_search_space *space, const uint32_t *choice, double *mean,
                            double *sd)
 {
-    size_t n = space->num_tensors + 2, p = 2 + s->entries;
+    size_t n = 2 + 2 * space->num_tensors, p = s->params;
     double proxy = summed_proxy(space, choice), m = 0, var = 0;
     for (size_t u = 0; u < n; u++) {
-        size_t iu = feature_index(space, choice, u);
-        double vu = feature_value(u, proxy);
+        size_t iu, iv;
+        double vu, vv;
+        feature(space, choice, proxy, u, &iu, &vu);
         m += vu * s->mean[iu];
-        for (size_t v = 0; v < n; v++)
-            var += vu * feature_value(v, proxy) * s->cov[iu * p + feature_index(space, choice, v)];
+        for (size_t v = 0; v < n; v++) {
+            feature(space, choice, proxy, v, &iv, &vv);
+            var += vu * vv * s->cov[iu * p + iv];
+        }
     }
     *mean = m;
     *sd = sqrt(fmax(var, 0));
@@ -219,39 +239,49 @@ void qc__surrogate_predict(const qc__surrogate *s, const qc_search_space *space,
 
 void qc__surrogate_losses(const qc__surrogate *s, const qc_search_space *space, double *loss)
 {
-    for (size_t e = 0; e < s->entries; e++) loss[e] = s->mean[1] * space->proxy[e] + s->mean[2 + e];
+    for (size_t t = 0; t < space->num_tensors; t++)
+        for (uint32_t c = 0; c < space->num_candidates[t]; c++) {
+            double proxy = space->proxy[space->offset[t] + c];
+            loss[space->offset[t] + c] = (s->mean[1] + s->mean[scale_index(t)]) * proxy + s->mean[delta_index(space, t, c)];
+        }
 }
 
 void qc__surrogate_base(const qc__surrogate *s, const qc_search_space *space, const uint32_t *choice, double *g,
                         double *mean, double *var)
 {
-    size_t n = space->num_tensors + 2, p = 2 + s->entries;
+    size_t n = 2 + 2 * space->num_tensors, p = s->params;
     double proxy = summed_proxy(space, choice);
     memset(g, 0, p * sizeof *g);
     *mean = 0, *var = 0;
     for (size_t u = 0; u < n; u++) {
-        size_t iu = feature_index(space, choice, u);
-        double vu = feature_value(u, proxy);
+        size_t iu;
+        double vu;
+        feature(space, choice, proxy, u, &iu, &vu);
         const double *row = s->cov + iu * p;
         for (size_t j = 0; j < p; j++) g[j] += vu * row[j];
         *mean += vu * s->mean[iu];
     }
-    for (size_t u = 0; u < n; u++) *var += feature_value(u, proxy) * g[feature_index(space, choice, u)];
+    for (size_t u = 0; u < n; u++) {
+        size_t iu;
+        double vu;
+        feature(space, choice, proxy, u, &iu, &vu);
+        *var += vu * g[iu];
+    }
 }
 
-/* The feature change of the move: alpha's feature by minus the proxy change, and each member's entry
- * from `from` (-1 -> 0) to `to` (0 -> -1). */
 void qc__surrogate_move(const qc__surrogate *s, const qc_search_space *space, const double *g, double base_mean,
                         double base_var, const size_t *members, size_t count, uint32_t from, uint32_t to,
                         size_t *idx, double *val, double *mean, double *sd)
 {
-    size_t n = 1, p = 2 + s->entries;
+    size_t n = 1, p = s->params;
     double dproxy = 0;
     for (size_t k = 0; k < count; k++) {
         size_t t = members[k];
-        dproxy += space->proxy[space->offset[t] + to] - space->proxy[space->offset[t] + from];
-        idx[n] = 2 + space->offset[t] + from, val[n++] = 1;
-        idx[n] = 2 + space->offset[t] + to, val[n++] = -1;
+        double d = space->proxy[space->offset[t] + to] - space->proxy[space->offset[t] + from];
+        dproxy += d;
+        idx[n] = scale_index(t), val[n++] = -d;
+        idx[n] = delta_index(space, t, from), val[n++] = 1;
+        idx[n] = delta_index(space, t, to), val[n++] = -1;
     }
     idx[0] = 1, val[0] = -dproxy;
     double m = base_mean, v = base_var;

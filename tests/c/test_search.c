@@ -477,8 +477,8 @@ Test(search, incremental_move_prediction_equals_full_prediction)
     const double weight[1] = {1.0};
     qc__surrogate sur = {0};
     TU_EXPECT_OK(qc__surrogate_fit(&sur, space, evals, weight, 0.0, "test"));
-    double g[2 + ST * SC], val[1 + 2 * ST], base_mean, base_var, mean, sd, want_mean, want_sd;
-    size_t idx[1 + 2 * ST];
+    double g[2 + ST + ST * SC], val[1 + 3 * ST], base_mean, base_var, mean, sd, want_mean, want_sd;
+    size_t idx[1 + 3 * ST];
     qc__surrogate_base(&sur, space, choice, g, &base_mean, &base_var);
     for (uint32_t to = 0; to < SC; to++) {
         uint32_t moved[ST];

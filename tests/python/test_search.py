@@ -1,7 +1,8 @@
 """Mixed-precision search (qc_search.h) from Python: the DP front against itertools enumeration with ties,
 forbidden combinations; the hypervolume against a numpy grid count; the output-error proxy against numpy;
 ask/tell and run() with a Python callable (constraints, the check callback, no repeated asks, same seed
-same run); the JSON file against the fronts; qcore's search above random search on a synthetic problem;
+same run); the JSON file against the fronts; qcore's search above random search on a synthetic problem, and
+told a reference point, above the one-shot DP and greedy baselines at 16 evaluations on saturating spaces;
 bad input errors and exceptions raised by Python callbacks."""
 import itertools
 import json
@@ -116,6 +117,85 @@ def test_qcore_beats_random_search():
             search, rc = run_synthetic(algorithm, seed)
             scores[algorithm] = search.front().hypervolume(rc, 0.9)
         assert scores["qcore"] > scores["random"], (seed, scores)
+
+
+def saturating(seed, tensors=6):
+    """A space like a transformer's weight-only search: the metric exp(-4 sum_t s_t e_t(b_t)) saturates, and
+    each tensor's hidden sensitivity s_t (log-normal) is not in the proxy e_t, so most of the proxy front
+    is far below a reference metric of 0.95 and the proxy misranks tensors."""
+    rng = np.random.default_rng(seed)
+    bits = np.array([32, 8, 6, 4, 3, 2])
+    cost = rng.integers(1, 64, tensors)[:, None] * 1000.0 * bits[None, :] / 8
+    proxy = 0.2 * np.exp(rng.normal(0, 0.5, tensors))[:, None] * np.where(bits >= 32, 0, 4.0 ** (-(bits - 2.0)))
+    sensitivity = np.exp(rng.normal(0, 1, tensors))
+    return cost, proxy, lambda choice: np.exp(-4 * (sensitivity * proxy[np.arange(tensors), choice]).sum(-1))
+
+
+def swept_hypervolume(points, rc, rm):
+    """Area dominated by the points within (rc, rm), by a sweep over cost (independent of qcore's)."""
+    inside = sorted((c, m) for c, m in points if c <= rc and m >= rm)
+    area, best = 0.0, rm
+    for i, (c, m) in enumerate(inside):
+        best = max(best, m)
+        area += ((inside[i + 1][0] if i + 1 < len(inside) else rc) - c) * (best - rm)
+    return area
+
+
+def saturating_run(seed, algorithm, budget=16):
+    cost, proxy, metric = saturating(seed)
+    rows = np.arange(len(cost))
+    rc, rm = cost[:, 1].sum(), 0.95
+    space = qcore.SearchSpace([cost.shape[1]] * len(cost), cost=cost, proxy=proxy)
+    search = qcore.Search(space, algorithm=algorithm, max_evaluations=budget, reference_cost=rc, reference_metric=rm)
+    points = []
+    def evaluate(choice, fidelity_index, fidelity):
+        choice = choice.astype(np.int64)
+        points.append((cost[rows, choice].sum(), float(metric(choice))))
+        return points[-1][1]
+    search.run(evaluate)
+    everything = np.array(list(itertools.product(range(cost.shape[1]), repeat=len(cost))))
+    truth = swept_hypervolume(zip(cost[rows, everything].sum(1), metric(everything)), rc, rm)
+    return swept_hypervolume(points, rc, rm), truth, points
+
+
+def test_qcore_with_a_reference_beats_the_baselines_at_16_evaluations():
+    """Against the one-shot proxy DP and greedy sensitivity told the same reference point, on saturating spaces
+    with a hidden per-tensor sensitivity (the MiniLM failure): qcore's hypervolume after 16 evaluations, by
+    an independent sweep, is at least the better baseline's on 8 of 10 spaces and 5 % above it in total, and
+    never above the true front's (every configuration enumerated)."""
+    wins, totals = 0, {"qcore": 0.0, "oneshot_dp": 0.0, "greedy": 0.0}
+    for seed in range(10):
+        hv = {}
+        for algorithm in totals:
+            hv[algorithm], truth, _ = saturating_run(seed, algorithm)
+            totals[algorithm] += hv[algorithm]
+            assert hv[algorithm] <= truth * (1 + 1e-12), (seed, algorithm, hv[algorithm], truth)
+        wins += hv["qcore"] >= max(hv["oneshot_dp"], hv["greedy"])
+    assert wins >= 8, (wins, totals)
+    assert totals["qcore"] > 1.05 * max(totals["oneshot_dp"], totals["greedy"]), totals
+
+
+def test_reference_start_spends_the_first_points_where_they_can_dominate():
+    """With a reference metric, qcore's first evaluation is the costliest proxy-front point within the
+    reference cost, and no initial point is cheaper than a proxy-front point already below the reference
+    metric (along the proxy front the metric only falls as cost falls in this space)."""
+    cost, proxy, metric = saturating(3)
+    rc = cost[:, 1].sum()
+    space = qcore.SearchSpace([cost.shape[1]] * len(cost), cost=cost, proxy=proxy)
+    front = qcore.dp_front(space, cost_buckets=1024)
+    on_front = {tuple(int(c) for c in choice): float(k) for choice, k in zip(front.choices, front.cost)}
+    search = qcore.Search(space, max_evaluations=16, reference_cost=rc, reference_metric=0.95)
+    floor = -np.inf
+    for step in range(6):  # the default initial points at 16 evaluations
+        choice, fidelity = search.ask()
+        key = tuple(int(c) for c in choice)
+        assert key in on_front and on_front[key] <= rc and on_front[key] > floor, (step, key, floor)
+        if step == 0:
+            assert on_front[key] == max(k for k in on_front.values() if k <= rc)
+        value = float(metric(np.array(key)))
+        if value < 0.95:
+            floor = max(floor, on_front[key])
+        search.tell(choice, fidelity, value)
 
 
 def test_ask_tell_respects_constraints_check_and_cache():
