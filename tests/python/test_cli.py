@@ -519,6 +519,25 @@ def test_search_costs_equal_pack_ethosu_and_the_bit_operation_count(search_data,
         assert p["cost"] == sum(macs[w] * (b or 32) * 8 for w, b in p["bits"].items())
 
 
+def test_search_reference_point_is_the_one_given(search_data, tmp_path):
+    """--reference-cost/--reference-metric: the JSON's reference point and hypervolume use them, and the
+    search's front beats that point (the all-8-bit cost, 0.01 under its metric)."""
+    d, _, _ = search_data
+    w8 = qcore_tool(*search_args(d, tmp_path / "w.json", "--widths", "8", "--budget", 1))
+    assert w8.returncode == 0, w8.stderr
+    (point,) = json.loads((tmp_path / "w.json").read_text())["front"]
+    run = qcore_tool(*search_args(d, tmp_path / "r.json", "--reference-cost", point["cost"], "--reference-metric",
+                                  point["metric"] - 0.01, "--budget", 8))
+    assert run.returncode == 0, run.stderr
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["reference"] == {"cost": point["cost"], "metric": pytest.approx(point["metric"] - 0.01, abs=1e-12)}
+    front = [(p["cost"], p["metric"]) for p in result["front"]]
+    assert result["hypervolume"] == pytest.approx(dominated_area(front, point["cost"], point["metric"] - 0.01), rel=1e-9)
+    assert any(c < point["cost"] and m >= point["metric"] - 0.01 for c, m in front)
+    bad = qcore_tool(*search_args(d, tmp_path / "x.json", "--reference-metric", "nan"))
+    assert bad.returncode == 2 and "--reference-metric" in bad.stderr and not (tmp_path / "x.json").exists()
+
+
 def test_search_max_cost_picks_the_best_affordable_point(search_data, tmp_path):
     d, _, _ = search_data
     run = qcore_tool(*search_args(d, tmp_path / "f.json"))
@@ -537,12 +556,12 @@ def test_search_successive_halving_fronts_only_full_evaluations(search_data, tmp
     front is the non-dominated set of the full ones, and a promoted configuration's cheap metric is the
     accuracy of its own full-fidelity model (quantize + onnxruntime) on the first 128 samples."""
     d, x, y = search_data
-    run = qcore_tool(*search_args(d, tmp_path / "f.json", "--fidelities", "0.25,1", "--batch", 64, "--budget", 6))
+    run = qcore_tool(*search_args(d, tmp_path / "f.json", "--fidelities", "0.25,1", "--batch", 64, "--budget", 12))
     assert run.returncode == 0, run.stderr
     result = json.loads((tmp_path / "f.json").read_text())
     full = [e for e in result["evaluations"] if e["fidelity"] == 1]
     cheap = {tuple(e["choice"]): e for e in result["evaluations"] if e["fidelity"] == 0.25}
-    assert len(full) == 6 and cheap and result["fidelities"] == [0.25, 1]
+    assert len(full) == 12 and cheap and result["fidelities"] == [0.25, 1]
     assert [(p["cost"], p["metric"]) for p in result["front"]] == non_dominated([(e["cost"], e["metric"]) for e in full])
     promoted = next(e for e in full if tuple(e["choice"]) in cheap)
     recipe = tmp_path / "r.txt"

@@ -44,6 +44,11 @@ static const char HELP[] =
     "      --fidelities LIST      successive halving (qcore algorithm): fractions of the evaluation batches,\n"
     "                             ascending, the last 1 (e.g. 0.25,1); default: every evaluation on all of them\n"
     "      --eta N                successive halving: promote 1 in N per fidelity (default 3)\n"
+    "      --reference-cost C     the hypervolume's reference point: the largest cost worth paying, and\n"
+    "      --reference-metric M   the smallest metric worth having (e.g. the all-8-bit bytes and the float\n"
+    "                             model's metric minus what may be lost). The qcore algorithm spends its\n"
+    "                             evaluations where configurations can beat this point; default: the costliest\n"
+    "                             configuration and the lowest metric of the first evaluations\n"
     "      --emit-recipe FILE     the recipe of one front point (default: the highest metric) for qcore quantize:\n"
     "                             the base recipe, one-pass, the calibration settings and a layer-bits line per layer\n"
     "      --pick I               emit front point I (as numbered in the table; 0 is the cheapest)\n"
@@ -62,7 +67,8 @@ static const struct option LONG[] = {
     {"cost", required_argument, 0, 'c'}, {"ethosu-config", required_argument, 0, 'C'}, {"budget", required_argument, 0, 'B'},
     {"algorithm", required_argument, 0, 'G'}, {"seed", required_argument, 0, 's'},
     {"fidelities", required_argument, 0, 'F'}, {"eta", required_argument, 0, 'e'},
-    {"emit-recipe", required_argument, 0, 'r'}, {"pick", required_argument, 0, 'p'}, {"max-cost", required_argument, 0, 'x'},
+    {"reference-cost", required_argument, 0, 'Z'},
+    {"reference-metric", required_argument, 0, 'Y'}, {"emit-recipe", required_argument, 0, 'r'}, {"pick", required_argument, 0, 'p'}, {"max-cost", required_argument, 0, 'x'},
     RECIPE_LONG_OPTIONS, RECIPE_WIDTH_OPTIONS, {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
@@ -173,6 +179,8 @@ static int apply(void *state, int c, const char *arg)
     case 'F': return fidelities(o, arg);
     case 'r': o->emit_recipe = arg; return EXIT_DONE;
     case 'x': o->has_max_cost = 1; return parse_positive("search", "--max-cost", arg, &o->max_cost);
+    case 'Z': return parse_positive("search", "--reference-cost", arg, &o->search.reference_cost);
+    case 'Y': return parse_positive("search", "--reference-metric", arg, &o->search.reference_metric);
     case 'q': o->quiet = 1; return EXIT_DONE;
     case 'w':
     case 'L': return fail("search", EXIT_USAGE, "--weight-bits and --layer-bits are quantize's: the search gives each layer "
