@@ -105,6 +105,10 @@ void mlw_write_slice(mlw_writer *out, const slice *sl, const mlw_palette *p);
 /* Ends a stream: ZDIV = 7, one bits to the byte boundary, 0xFF to a multiple of 16 bytes. */
 void mlw_write_end(mlw_writer *out);
 
+/* Ends a stream whose sections were written (`failed`: a section ran out of memory): the end marker, then
+ * the buffer handed to *out, or freed with QC_ERR_OUT_OF_MEMORY for `function` on any failure. */
+qc_status mlw_stream_finish(mlw_writer *wr, int failed, uint8_t **out, size_t *out_size, size_t n, const char *function);
+
 /* The palette of a section from its value frequencies (weight + 255), with zero runs decided by the
  * caller; `at_least_half`: the palette is used when it covers at least half of the weights (Regor),
  * else more than half (the legacy encoder). */

@@ -29,6 +29,18 @@ void mlw_write_end(mlw_writer *out)
     mlw_flush(out);
 }
 
+qc_status mlw_stream_finish(mlw_writer *wr, int failed, uint8_t **out, size_t *out_size, size_t n, const char *function)
+{
+    if (!failed) mlw_write_end(wr);
+    if (failed || wr->failed) {
+        free(wr->buf);
+        return QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "cannot allocate the stream of %zu weights", n);
+    }
+    *out = wr->buf;
+    *out_size = wr->bytes;
+    return QC_OK;
+}
+
 qc_status qc__ethosu_encode_checked(uint8_t **out, size_t *out_size, const int16_t *w, size_t n,
                                     const char *function)
 {
@@ -48,14 +60,7 @@ qc_status qc__ethosu_encode_checked(uint8_t **out, size_t *out_size, const int16
         failed = mlw_encode_section(&wr, w + starts[s], end - starts[s], &p) != 0;
     }
     free(starts);
-    if (!failed) mlw_write_end(&wr);
-    if (failed || wr.failed) {
-        free(wr.buf);
-        return QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "cannot allocate the stream of %zu weights", n);
-    }
-    *out = wr.buf;
-    *out_size = wr.bytes;
-    return QC_OK;
+    return mlw_stream_finish(&wr, failed, out, out_size, n, function);
 }
 
 qc_status qc_ethosu_encode(uint8_t **out, size_t *out_size, const int16_t *weights, size_t n)

@@ -181,14 +181,7 @@ qc_status qc__ethosu_encode_regor_checked(uint8_t **out, size_t *out_size, const
         mlw_palette_from(&p, freq, want_zero_runs(w + start, len, freq), 1);
         failed = encode_section(&wr, w + start, len, &p) != 0;
     }
-    if (!failed) mlw_write_end(&wr);
-    if (failed || wr.failed) {
-        free(wr.buf);
-        return QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "cannot allocate the stream of %zu weights", n);
-    }
-    *out = wr.buf;
-    *out_size = wr.bytes;
-    return QC_OK;
+    return mlw_stream_finish(&wr, failed, out, out_size, n, function);
 }
 
 qc_status qc_ethosu85_encode(uint8_t **out, size_t *out_size, const int16_t *weights, size_t n)

@@ -153,22 +153,28 @@ def test_help_and_inspect():
     assert run.returncode == 0 and "fc2.weight" in run.stdout and "Gemm 3" in run.stdout
 
 
-def vela_streams(path, config):
-    """Vela's layer streams for every Gemm of a `qcore quantize` W8A8 model, from the integers numpy reads:
-    weights minus zero points in OHWI, bias 0 (the float bias is not an int32 initializer) and Vela's
-    quantise_scale of the weight scale (the Gemm's output is not read by a QuantizeLinear)."""
+def gemm_layers(path):
+    """(node name, OHWI weights minus zero points, Vela's quantise_scale of each weight scale) for every Gemm
+    of a `qcore quantize` W8A8 model, read with onnx and numpy."""
     from ethosu.vela.scaling import quantise_scale
-    from ethosu_oracle import vela_layer
     proto = onnx.load(str(path))
     init = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     dq = {n.output[0]: n.input for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in init}
-    streams = []
     for node in (n for n in proto.graph.node if n.op_type == "Gemm"):
         q, s, z = (init[name] for name in dq[node.input[1]])
         ohwi = (q.astype(np.int16) - z.astype(np.int16)[:, None])[:, None, None, :]
-        scales = [quantise_scale(float(v)) for v in s]
-        stream, ranges = vela_layer(ohwi, np.zeros(len(s)), scales, config, 16, False, False, 8, (1, 1), 0)
-        streams.append((node.name, ohwi.size, sum(r[5] for r in ranges), 10 * len(s), stream))
+        yield node.name, ohwi, [quantise_scale(float(v)) for v in s]
+
+
+def vela_streams(path, config):
+    """Vela's layer streams for every Gemm of a `qcore quantize` W8A8 model, from the integers numpy reads,
+    bias 0 (the float bias is not an int32 initializer) and the weight scale's quantise_scale (the Gemm's
+    output is not read by a QuantizeLinear)."""
+    from ethosu_oracle import vela_layer
+    streams = []
+    for name, ohwi, scales in gemm_layers(path):
+        stream, ranges = vela_layer(ohwi, np.zeros(len(scales)), scales, config, 16, False, False, 8, (1, 1), 0)
+        streams.append((name, ohwi.size, sum(r[5] for r in ranges), 10 * len(scales), stream))
     return streams
 
 
@@ -209,19 +215,13 @@ def test_pack_ethosu_u85_streams_equal_the_layer_packer(w8a8, tmp_path, config, 
     """U85: each layer's stream is the one the layer packer (checked against Vela's Regor backend in
     test_ethosu_u85.py) makes from the model's integer weights, read here with onnx."""
     pytest.importorskip("ethosu.vela.scaling")
-    from ethosu.vela.scaling import quantise_scale
     bin_, report = tmp_path / "streams.bin", tmp_path / "pack.json"
     run = qcore_tool("pack-ethosu", w8a8, "--config", config, "--weight-format", weight_format, "-o", bin_,
                      "--json", report)
     assert run.returncode == 0, run.stderr
-    proto = onnx.load(str(w8a8))
-    init = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
-    dq = {n.output[0]: n.input for n in proto.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in init}
     expected = []
-    for node in (n for n in proto.graph.node if n.op_type == "Gemm"):
-        q, s, z = (init[name] for name in dq[node.input[1]])
-        ohwi = (q.astype(np.int16) - z.astype(np.int16)[:, None])[:, None, None, :]
-        scale, shift = zip(*(quantise_scale(float(v)) for v in s))
+    for _, ohwi, scales in gemm_layers(w8a8):
+        scale, shift = zip(*scales)
         expected.append(qcore.ethosu_pack_layer(ohwi, np.array(scale), np.array(shift), config=config,
                                                 weight_format=weight_format).stream)
     assert bin_.read_bytes() == b"".join(bytes(e) for e in expected)
