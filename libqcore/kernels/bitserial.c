@@ -4,6 +4,7 @@
  * shared by every kernel set, turns them into dot products and scales them, so the results depend on
  * neither the kernel set nor the thread count. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/ctx.h"
 #include "core/error.h"
@@ -17,6 +18,7 @@ enum { BIT_ROWS_PER_ITEM = 64, OUTPUTS_PER_ITEM = 128 };
 
 typedef struct bs_problem {
     qc_row_gemm_fn gemm;
+    qc_lq_terms_fn terms;
     void (*encode)(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
     int op;                 /* XOR for +-1 on both sides, else AND */
     int64_t n, words, rows, outputs;
@@ -24,7 +26,7 @@ typedef struct bs_problem {
     int ka, kw;
     qc_lq_code x_code, w_code;
     const uint64_t *w;      /* [outputs, kw, words] */
-    int32_t *w_pop;         /* [outputs * kw]: popcounts of w's bit-rows when w is {0,1} and x is +-1, else 0 */
+    int32_t *w_pop;         /* [outputs * kw]: popcounts of w's bit-rows when w is {0,1} and x is +-1, else NULL */
 } bs_problem;
 
 /* Scratch of one thread: an item's input planes, their popcounts and its counts. */
@@ -46,7 +48,7 @@ static void row_popcounts(int32_t *out, const uint64_t *rows, int64_t count, int
 
 /* The identities of qc_kernels.h as one affine map of the count: D = base + scale count - w_pop, with base
  * n (+-1 . +-1), minus the input plane's popcount ({0,1} . +-1) or 0, and w_pop the weight plane's
- * popcount when only the weights are {0,1} (else 0: problem_init keeps zeros there). */
+ * popcount when only the weights are {0,1} (else 0: problem_init leaves w_pop NULL). */
 static inline int64_t dot_base(const bs_problem *p, int32_t x_pop)
 {
     if (p->op == QC_POPCOUNT_XOR) return p->n;
@@ -67,27 +69,34 @@ static void item_counts(int32_t *counts, const bs_problem *p, const uint64_t *x,
     p->gemm(counts, outputs * p->kw, x, rows * p->ka, p->w + o0 * p->kw * p->words, outputs * p->kw, p->words, p->op);
 }
 
+static size_t round64(size_t bytes)
+{
+    return (bytes + 63) / 64 * 64;
+}
+
+/* Every thread's scratch in one allocation (s[0].x heads it; scratch_free takes s), each part sized to what
+ * an item of this problem needs rather than to the largest item: a GEMV's is a few KB, and several mallocs
+ * per call cost as much as a small layer's product. */
 static qc_status scratch_alloc(bs_scratch **out, int threads, const bs_problem *p, int encode)
 {
-    size_t bit_rows = BIT_ROWS_PER_ITEM;
-    bs_scratch *s = calloc((size_t)threads, sizeof *s);
-    int ok = s != NULL;
-    for (int t = 0; ok && t < threads; t++) {
-        s[t].x = encode ? aligned_alloc(64, bit_rows * (size_t)p->words * sizeof(uint64_t)) : NULL;
-        s[t].x_pop = calloc(bit_rows, sizeof(int32_t));
-        s[t].counts = malloc(bit_rows * (size_t)OUTPUTS_PER_ITEM * (size_t)p->kw * sizeof(int32_t));
-        s[t].sums = malloc(OUTPUTS_PER_ITEM * sizeof(double));
-        ok = (s[t].x || !encode) && s[t].x_pop && s[t].counts && s[t].sums;
-    }
-    if (!ok) {
-        for (int t = 0; s && t < threads; t++) {
-            free(s[t].x);
-            free(s[t].x_pop);
-            free(s[t].counts);
-            free(s[t].sums);
-        }
-        free(s);
-        return QC_ERR_OUT_OF_MEMORY;
+    int64_t rows = p->rows < p->rows_per_item ? p->rows : p->rows_per_item;
+    size_t bit_rows = (size_t)(rows * p->ka);
+    size_t outputs = (size_t)(p->outputs < OUTPUTS_PER_ITEM ? p->outputs : OUTPUTS_PER_ITEM);
+    size_t x_bytes = encode ? round64(bit_rows * (size_t)p->words * sizeof(uint64_t)) : 0;
+    size_t pop_bytes = round64(bit_rows * sizeof(int32_t));
+    size_t count_bytes = round64(bit_rows * outputs * (size_t)p->kw * sizeof(int32_t));
+    size_t sum_bytes = round64(outputs * sizeof(double));
+    size_t each = x_bytes + pop_bytes + count_bytes + sum_bytes, head = round64((size_t)threads * sizeof(bs_scratch));
+    unsigned char *block = aligned_alloc(64, head + (size_t)threads * each);
+    if (block == NULL) return QC_ERR_OUT_OF_MEMORY;
+    bs_scratch *s = (bs_scratch *)block;
+    for (int t = 0; t < threads; t++) {
+        unsigned char *mine = block + head + (size_t)t * each;
+        s[t].x = encode ? (uint64_t *)mine : NULL;
+        s[t].x_pop = (int32_t *)(mine + x_bytes);
+        s[t].counts = (int32_t *)(mine + x_bytes + pop_bytes);
+        s[t].sums = (double *)(mine + x_bytes + pop_bytes + count_bytes);
+        memset(s[t].x_pop, 0, pop_bytes);
     }
     *out = s;
     return QC_OK;
@@ -95,13 +104,18 @@ static qc_status scratch_alloc(bs_scratch **out, int threads, const bs_problem *
 
 static void scratch_free(bs_scratch *s, int threads)
 {
-    for (int t = 0; t < threads; t++) {
-        free(s[t].x);
-        free(s[t].x_pop);
-        free(s[t].counts);
-        free(s[t].sums);
-    }
+    (void)threads;
     free(s);
+}
+
+/* Fewer binary multiply-accumulates than this run on the calling thread: a parallel region costs
+ * microseconds to enter, more than such a product takes on one core. */
+static const double SERIAL_MACS = 4.0 * 1024 * 1024;
+
+static int threads_for(const qc_ctx *ctx, const bs_problem *p)
+{
+    double macs = (double)p->rows * (double)p->n * (double)p->outputs * p->kw * p->ka;
+    return macs < SERIAL_MACS ? 1 : qc__ctx_threads(ctx);
 }
 
 /* ---- arguments ------------------------------------------------------------------------------ */
@@ -140,6 +154,7 @@ static qc_status problem_init(bs_problem *p, const qc_ctx *ctx, int64_t n, int64
 {
     p->gemm = qc__popcount_gemm_for(ctx->arch);
     p->encode = ctx->kernels->encode_planes;
+    p->terms = n < (1ll << 30) ? ctx->kernels->lq_terms : qc__lq_terms_ref; /* see qc_kernels.lq_terms */
     p->op = x_code == QC_LQ_SIGNED && w_code == QC_LQ_SIGNED ? QC_POPCOUNT_XOR : QC_POPCOUNT_AND;
     p->n = n;
     p->words = qc_lq_plane_words(n);
@@ -151,10 +166,17 @@ static qc_status problem_init(bs_problem *p, const qc_ctx *ctx, int64_t n, int64
     p->x_code = x_code;
     p->w_code = w_code;
     p->w = w_planes->data;
-    p->w_pop = calloc((size_t)(p->outputs * kw + 1), sizeof(int32_t));
+    p->w_pop = NULL;
+    if (x_code != QC_LQ_SIGNED || w_code != QC_LQ_UNSIGNED) return QC_OK; /* no term: w_pop_at gives 0 */
+    p->w_pop = malloc((size_t)(p->outputs * kw + 1) * sizeof(int32_t));
     if (!p->w_pop) return QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for the weights' popcounts");
-    if (x_code == QC_LQ_SIGNED && w_code == QC_LQ_UNSIGNED) row_popcounts(p->w_pop, p->w, p->outputs * kw, p->words);
+    row_popcounts(p->w_pop, p->w, p->outputs * kw, p->words);
     return QC_OK;
+}
+
+static inline int64_t w_pop_at(const bs_problem *p, int64_t index)
+{
+    return p->w_pop ? p->w_pop[index] : 0;
 }
 
 /* ---- the integer dot products ---------------------------------------------------------------- */
@@ -172,7 +194,7 @@ static void dots_item(int32_t *dots, const bs_problem *p, const uint64_t *x, int
                 for (int j = 0; j < p->ka; j++) {
                     int64_t bit_row = m * p->ka + j, col = o * p->kw + i;
                     int64_t d = dot_base(p, s->x_pop[bit_row]) + dot_scale(p) * s->counts[bit_row * ldc + col] -
-                                p->w_pop[(o0 + o) * p->kw + i];
+                                w_pop_at(p, (o0 + o) * p->kw + i);
                     dots[(((m0 + m) * p->outputs + o0 + o) * p->kw + i) * p->ka + j] = (int32_t)d;
                 }
 }
@@ -251,7 +273,7 @@ static void gemm_item(const bs_problem *p, const bs_scaling *f, int64_t m0, int6
     item_counts(s->counts, p, s->x, rows, o0, outputs);
     int64_t ldc = outputs * p->kw, kw = p->kw, scale = dot_scale(p);
     const float *wb = f->w_basis + o0 * kw;
-    const int32_t *w_pop = p->w_pop + o0 * kw;
+    const int32_t *w_pop = p->w_pop ? p->w_pop + o0 * kw : NULL;
     double *sum = s->sums;
     for (int64_t m = 0; m < rows; m++) {
         const float *xb = f->x_basis + (m0 + m) * f->x_basis_stride;
@@ -259,41 +281,47 @@ static void gemm_item(const bs_problem *p, const bs_scaling *f, int64_t m0, int6
         for (int64_t i = 0; i < kw; i++)
             for (int j = 0; j < p->ka; j++) {
                 int64_t bit_row = m * p->ka + j, base = dot_base(p, s->x_pop[bit_row]);
-                const int32_t *count = s->counts + bit_row * ldc + i;
-                double xj = (double)xb[j];
-                for (int64_t o = 0; o < outputs; o++) {
-                    int64_t d = base + scale * count[o * kw] - w_pop[o * kw + i];
-                    sum[o] += (double)wb[o * kw + i] * xj * (double)d;
-                }
+                p->terms(sum, s->counts + bit_row * ldc + i, wb + i, w_pop ? w_pop + i : NULL, kw, base, scale,
+                         (double)xb[j], outputs);
             }
         float *y = f->y + (m0 + m) * p->outputs + o0;
         for (int64_t o = 0; o < outputs; o++) y[o] = f->bias ? (float)sum[o] + f->bias[o0 + o] : (float)sum[o];
     }
 }
 
+/* One item: its input block encoded unless *encoded says the scratch holds it already. */
+static void run_item(const bs_problem *p, const bs_scaling *f, bs_scratch *mine, int64_t item, int64_t o_items,
+                     int64_t *encoded)
+{
+    int64_t per = p->rows_per_item, mi = item / o_items, m0 = mi * per, o0 = item % o_items * OUTPUTS_PER_ITEM;
+    int64_t rows = p->rows - m0 < per ? p->rows - m0 : per;
+    int64_t outputs = p->outputs - o0 < OUTPUTS_PER_ITEM ? p->outputs - o0 : OUTPUTS_PER_ITEM;
+    if (mi != *encoded) {
+        encode_rows(mine, p, f, m0, rows);
+        *encoded = mi;
+    }
+    gemm_item(p, f, m0, rows, o0, outputs, mine);
+}
+
 /* Items ordered input block first, so that a thread re-encodes its input block only when it moves on. */
 static qc_status run_gemm(const qc_ctx *ctx, bs_problem *p, const bs_scaling *f, const char *function)
 {
-    int threads = qc__ctx_threads(ctx);
+    int threads = threads_for(ctx, p);
     bs_scratch *s;
     if (scratch_alloc(&s, threads, p, 1) != QC_OK)
         return QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for %d threads' scratch", threads);
     int64_t per = p->rows_per_item, m_items = (p->rows + per - 1) / per;
     int64_t o_items = (p->outputs + OUTPUTS_PER_ITEM - 1) / OUTPUTS_PER_ITEM;
-#pragma omp parallel num_threads(threads)
-    {
-        bs_scratch *mine = &s[qc__thread_index()];
+    if (threads == 1) {
         int64_t encoded = -1;
+        for (int64_t item = 0; item < m_items * o_items; item++) run_item(p, f, s, item, o_items, &encoded);
+    } else {
+#pragma omp parallel num_threads(threads)
+        {
+            bs_scratch *mine = &s[qc__thread_index()];
+            int64_t encoded = -1;
 #pragma omp for schedule(static)
-        for (int64_t item = 0; item < m_items * o_items; item++) {
-            int64_t mi = item / o_items, m0 = mi * per, o0 = item % o_items * OUTPUTS_PER_ITEM;
-            int64_t rows = p->rows - m0 < per ? p->rows - m0 : per;
-            int64_t outputs = p->outputs - o0 < OUTPUTS_PER_ITEM ? p->outputs - o0 : OUTPUTS_PER_ITEM;
-            if (mi != encoded) {
-                encode_rows(mine, p, f, m0, rows);
-                encoded = mi;
-            }
-            gemm_item(p, f, m0, rows, o0, outputs, mine);
+            for (int64_t item = 0; item < m_items * o_items; item++) run_item(p, f, mine, item, o_items, &encoded);
         }
     }
     scratch_free(s, threads);

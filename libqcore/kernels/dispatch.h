@@ -43,6 +43,11 @@ typedef void qc_row_gemm(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np,
                          int64_t words, int op);
 typedef qc_row_gemm *qc_row_gemm_fn;
 
+/* The scaling step of the bit-serial products (lq_terms of qc_kernels). */
+typedef void qc_lq_terms(double *sum, const int32_t *count, const float *wb, const int32_t *w_pop, int64_t kw,
+                         int64_t base, int64_t scale, double xj, int64_t outputs);
+typedef qc_lq_terms *qc_lq_terms_fn;
+
 typedef struct qc_kernels {
     qc_arch arch;
     /* Quantizes n floats into bytes holding the low 8 bits of each integer (int8 or uint8 storage). */
@@ -67,6 +72,12 @@ typedef struct qc_kernels {
     qc_row_gemm_fn int8_gemm;
     /* Writes the K bit-planes of one row (planes[K][words], all words written, padding 0) for finite x[n]. */
     void (*encode_planes)(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
+    /* One term of the bit-serial products' scaling, for o < outputs:
+     *     sum[o] += ((double)wb[o * kw] * xj) * (double)(base + scale * count[o * kw] - w_pop[o * kw])
+     * (no w_pop term when it is NULL), each with exactly these double operations in this order (no fused
+     * multiply-add), so that every kernel set gives the same bits. The optimized entries need rows of
+     * n < 2^30 (|base|, |scale * count| and w_pop at most 2 n); qc__lq_terms_ref takes any n < 2^31. */
+    qc_lq_terms_fn lq_terms;
 } qc_kernels;
 
 /* The lane kernels. */
@@ -92,6 +103,8 @@ qc_row_gemm_fn qc__int8_gemm_for(qc_arch arch);
 
 qc_row_gemm qc__int8_gemm_ref, qc__int8_gemm_avx2, qc__int8_gemm_avx512;
 qc_row_gemm qc__popcount_gemm_ref, qc__popcount_gemm_avx2, qc__popcount_gemm_avx512;
+
+qc_lq_terms qc__lq_terms_ref, qc__lq_terms_avx512;
 
 void qc__encode_planes_ref(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
 void qc__encode_planes_avx2(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);

@@ -139,3 +139,45 @@ Test(bitserial_kernels, encode_planes_every_table_every_tail)
         }
     }
 }
+
+/* lq_terms of every table adds exactly (bit for bit) the term written out here in double, for 1..20 outputs
+ * (every 8-lane tail), kw 1..4, the three count scales, with and without weight popcounts; sums start
+ * from earlier terms and cells past `outputs` stay untouched. */
+Test(bitserial_kernels, lq_terms_every_table_every_tail)
+{
+    enum { MAX_OUT = 20, KW = 4 };
+    static const int64_t scales[3] = {-2, 1, 2};
+    uint64_t state = 11;
+    int32_t count[MAX_OUT * KW], w_pop[MAX_OUT * KW];
+    float wb[MAX_OUT * KW];
+    double start[MAX_OUT + 4];
+    for (int k = 0; k < MAX_OUT * KW; k++) {
+        count[k] = (int32_t)(tu_next(&state) % 4097);
+        w_pop[k] = (int32_t)(tu_next(&state) % 4097);
+        wb[k] = tu_signed_unit(&state) * 0.37f;
+    }
+    for (int k = 0; k < MAX_OUT + 4; k++) start[k] = tu_signed_unit(&state) * 100.0;
+    for (int kw = 1; kw <= KW; kw++)
+        for (int s = 0; s < 3; s++)
+            for (int pop = 0; pop < 2; pop++)
+                for (int64_t outputs = 1; outputs <= MAX_OUT; outputs++) {
+                    int64_t base = s == 0 ? 4096 : -(int64_t)(tu_next(&state) % 4097);
+                    double xj = (double)tu_signed_unit(&state) / 3.0; /* not a float: w * xj rounds */
+                    double want[MAX_OUT + 4];
+                    memcpy(want, start, sizeof want);
+                    for (int64_t o = 0; o < outputs; o++) {
+                        int64_t d = base + scales[s] * count[o * kw] - (pop ? w_pop[o * kw] : 0);
+                        double w = (double)wb[o * kw];
+                        want[o] = want[o] + (w * xj) * (double)d;
+                    }
+                    for (size_t k = 0; k < TU_COUNT(tu_archs); k++) {
+                        if (!qc_arch_supported(tu_archs[k])) continue;
+                        double got[MAX_OUT + 4];
+                        memcpy(got, start, sizeof got);
+                        qc__kernels_for(tu_archs[k])->lq_terms(got, count, wb, pop ? w_pop : NULL, kw, base, scales[s], xj,
+                                                               outputs);
+                        cr_assert(memcmp(got, want, sizeof got) == 0, "%s: kw %d scale %lld pop %d outputs %lld",
+                                  qc_arch_string(tu_archs[k]), kw, (long long)scales[s], pop, (long long)outputs);
+                    }
+                }
+}

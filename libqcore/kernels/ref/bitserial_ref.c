@@ -32,3 +32,27 @@ void qc__encode_planes_ref(uint64_t *planes, int64_t words, const float *x, int6
         }
     }
 }
+
+/* The term loop with a constant kw where inlined (qc__lq_terms_ref's switch), so that it vectorizes where
+ * the compiler can. */
+static inline __attribute__((always_inline)) void lq_terms(double *sum, const int32_t *count, const float *wb,
+                                                            const int32_t *w_pop, int64_t kw, int64_t base,
+                                                            int64_t scale, double xj, int64_t outputs)
+{
+    if (w_pop)
+        for (int64_t o = 0; o < outputs; o++)
+            sum[o] += (double)wb[o * kw] * xj * (double)(base + scale * count[o * kw] - w_pop[o * kw]);
+    else
+        for (int64_t o = 0; o < outputs; o++) sum[o] += (double)wb[o * kw] * xj * (double)(base + scale * count[o * kw]);
+}
+
+void qc__lq_terms_ref(double *sum, const int32_t *count, const float *wb, const int32_t *w_pop, int64_t kw,
+                      int64_t base, int64_t scale, double xj, int64_t outputs)
+{
+    switch (kw) {
+    case 1: lq_terms(sum, count, wb, w_pop, 1, base, scale, xj, outputs); break;
+    case 2: lq_terms(sum, count, wb, w_pop, 2, base, scale, xj, outputs); break;
+    case 3: lq_terms(sum, count, wb, w_pop, 3, base, scale, xj, outputs); break;
+    default: lq_terms(sum, count, wb, w_pop, kw, base, scale, xj, outputs); break;
+    }
+}

@@ -57,6 +57,21 @@ static qc_status check_padding(const qce_call *call, int64_t n)
     return QC_OK;
 }
 
+/* check_padding once per constant W_planes (kept with the node, redone when the initializer is replaced),
+ * on every run when W_planes is computed: at batch 1 the scan costs as much as a small layer's product. */
+static qc_status padding_checked_once(const qce_call *call, int64_t n)
+{
+    const size_t source = LQ_W_PLANES;
+    int fresh;
+    int64_t *checked_n = qce__derived(call, sizeof *checked_n, &source, 1, &fresh);
+    if (fresh < 0) return QC_ERR_OUT_OF_MEMORY;
+    if (checked_n && !fresh && *checked_n == n) return QC_OK;
+    if (checked_n) *checked_n = -1; /* until the check passes */
+    QCE_TRY(check_padding(call, n));
+    if (checked_n) *checked_n = n;
+    return QC_OK;
+}
+
 /* One batch row runs the GEMV, whose work is spread over the outputs rather than the rows. The session's
  * context gives the threads and the kernel set. */
 static qc_status run_kernel(const qce_call *call, qc_tensor *y, const qc_tensor *x, qc_lq_code x_code, qc_lq_code w_code,
@@ -91,7 +106,7 @@ static qc_status op_lq_gemm(const qce_call *call)
     if (x->ndim < 1 || x->dims[x->ndim - 1] < 1) return qce__fail(call, QC_ERR_SHAPE, "X must have a last dimension of at least 1");
     int64_t n = x->dims[x->ndim - 1], outputs, dims[QC_MAX_DIMS];
     QCE_TRY(check_shapes(call, n, &outputs));
-    QCE_TRY(check_padding(call, n));
+    QCE_TRY(padding_checked_once(call, n));
     qce__copy_ints(dims, x->dims, (size_t)x->ndim);
     dims[x->ndim - 1] = outputs;
     QCE_TRY(qce__output(call, 0, QC_DT_F32, x->ndim, dims));

@@ -68,4 +68,5 @@ const qc_kernels qc__kernels_avx512 = {
     .popcount_gemm = qc__popcount_gemm_avx512,
     .int8_gemm = qc__int8_gemm_avx512,
     .encode_planes = qc__encode_planes_avx512,
+    .lq_terms = qc__lq_terms_avx512,
 };
