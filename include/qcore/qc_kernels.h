@@ -57,6 +57,24 @@ QC_API qc_status qc_bitserial_gemv(qc_ctx *ctx, qc_tensor *y, const qc_tensor *x
                                    qc_lq_code x_code, const qc_tensor *w_planes, const qc_tensor *w_basis,
                                    qc_lq_code w_code, const qc_tensor *bias);
 
+/* Weights prepared once for products with few input rows (a GEMV, a small batch): W's bit-rows, O * Kw of
+ * them in order (row o * Kw + i is plane i of output o), interleaved eight to a group so that one 512-bit
+ * vector holds the same word of eight rows:
+ *     w_interleaved[g, k, lane] = w_planes row (8 g + lane), word k;  rows past O * Kw are 0,
+ * an i64 [qc_bitserial_interleaved_groups(O, Kw), W, 8] tensor the caller owns. The products below then
+ * need no horizontal sums per dot product, which dominate when rows are short. */
+QC_API int64_t qc_bitserial_interleaved_groups(int64_t outputs, int64_t kw);
+QC_API qc_status qc_bitserial_interleave(qc_ctx *ctx, qc_tensor *w_interleaved, const qc_tensor *w_planes);
+
+/* qc_bitserial_gemm (same arguments, the same results bit for bit) reading the weights' bits from
+ * w_interleaved, which must be qc_bitserial_interleave's output for w_planes (its shape is checked, its
+ * contents are trusted). Kernel sets without an interleaved kernel (all but AVX-512 with VPOPCNTDQ) read
+ * w_planes instead. */
+QC_API qc_status qc_bitserial_gemm_interleaved(qc_ctx *ctx, qc_tensor *y, const qc_tensor *x, const qc_tensor *x_basis,
+                                               qc_lq_code x_code, const qc_tensor *w_planes,
+                                               const qc_tensor *w_interleaved, const qc_tensor *w_basis,
+                                               qc_lq_code w_code, const qc_tensor *bias);
+
 /* The exact int8 product for wider formats: y[m, o] = sum_k x[m, k] w[o, k] in int32, x u8 [M, n], w i8 [O, n],
  * y out i32 [M, O], all borrowed, n in 1..65535 (beyond, QC_ERR_OVERFLOW: 255 * 128 * n may not fit).
  * AVX-512 VNNI (VPDPBUSD) when the CPU has it, else AVX2 (bytes widened to 16 bits, VPMADDWD), else the

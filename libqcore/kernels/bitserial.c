@@ -18,6 +18,8 @@ enum { BIT_ROWS_PER_ITEM = 64, OUTPUTS_PER_ITEM = 128 };
 
 typedef struct bs_problem {
     qc_row_gemm_fn gemm;
+    qc_row_gemv_il_fn gemv_il; /* with w_il, else NULL */
+    const uint64_t *w_il;      /* w interleaved (qc_bitserial_interleave), or NULL */
     qc_lq_terms_fn terms;
     void (*encode)(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
     int op;                 /* XOR for +-1 on both sides, else AND */
@@ -66,6 +68,11 @@ static inline int64_t dot_scale(const bs_problem *p)
 static void item_counts(int32_t *counts, const bs_problem *p, const uint64_t *x, int64_t rows, int64_t o0,
                         int64_t outputs)
 {
+    if (p->w_il) { /* o0 kw is a multiple of 8: items start at multiples of 128 outputs */
+        p->gemv_il(counts, outputs * p->kw, x, rows * p->ka, p->w_il + o0 * p->kw * p->words, outputs * p->kw,
+                   p->words, p->op);
+        return;
+    }
     p->gemm(counts, outputs * p->kw, x, rows * p->ka, p->w + o0 * p->kw * p->words, outputs * p->kw, p->words, p->op);
 }
 
@@ -74,10 +81,14 @@ static size_t round64(size_t bytes)
     return (bytes + 63) / 64 * 64;
 }
 
-/* Every thread's scratch in one allocation (s[0].x heads it; scratch_free takes s), each part sized to what
- * an item of this problem needs rather than to the largest item: a GEMV's is a few KB, and several mallocs
- * per call cost as much as a small layer's product. */
-static qc_status scratch_alloc(bs_scratch **out, int threads, const bs_problem *p, int encode)
+/* Scratch that small single-threaded calls (a GEMV's few KB) take from the stack: a malloc and free per
+ * call cost as much as a small layer's product. */
+enum { LOCAL_SCRATCH = 16384 };
+
+/* Every thread's scratch in one block (s[0] heads it), each part sized to what an item of this problem
+ * needs rather than to the largest item. `local` (LOCAL_SCRATCH bytes, 64-byte aligned) serves when the
+ * block fits in it; scratch_free(s, local) frees only what was allocated. */
+static qc_status scratch_alloc(bs_scratch **out, int threads, const bs_problem *p, int encode, unsigned char *local)
 {
     int64_t rows = p->rows < p->rows_per_item ? p->rows : p->rows_per_item;
     size_t bit_rows = (size_t)(rows * p->ka);
@@ -87,7 +98,8 @@ static qc_status scratch_alloc(bs_scratch **out, int threads, const bs_problem *
     size_t count_bytes = round64(bit_rows * outputs * (size_t)p->kw * sizeof(int32_t));
     size_t sum_bytes = round64(outputs * sizeof(double));
     size_t each = x_bytes + pop_bytes + count_bytes + sum_bytes, head = round64((size_t)threads * sizeof(bs_scratch));
-    unsigned char *block = aligned_alloc(64, head + (size_t)threads * each);
+    size_t bytes = head + (size_t)threads * each;
+    unsigned char *block = bytes <= LOCAL_SCRATCH ? local : aligned_alloc(64, bytes);
     if (block == NULL) return QC_ERR_OUT_OF_MEMORY;
     bs_scratch *s = (bs_scratch *)block;
     for (int t = 0; t < threads; t++) {
@@ -102,10 +114,9 @@ static qc_status scratch_alloc(bs_scratch **out, int threads, const bs_problem *
     return QC_OK;
 }
 
-static void scratch_free(bs_scratch *s, int threads)
+static void scratch_free(bs_scratch *s, const unsigned char *local)
 {
-    (void)threads;
-    free(s);
+    if ((const unsigned char *)s != local) free(s);
 }
 
 /* Fewer binary multiply-accumulates than this run on the calling thread: a parallel region costs
@@ -153,6 +164,8 @@ static qc_status problem_init(bs_problem *p, const qc_ctx *ctx, int64_t n, int64
                               const qc_tensor *w_planes, int kw, qc_lq_code w_code, const char *function)
 {
     p->gemm = qc__popcount_gemm_for(ctx->arch);
+    p->gemv_il = NULL;
+    p->w_il = NULL;
     p->encode = ctx->kernels->encode_planes;
     p->terms = n < (1ll << 30) ? ctx->kernels->lq_terms : qc__lq_terms_ref; /* see qc_kernels.lq_terms */
     p->op = x_code == QC_LQ_SIGNED && w_code == QC_LQ_SIGNED ? QC_POPCOUNT_XOR : QC_POPCOUNT_AND;
@@ -224,7 +237,8 @@ qc_status qc_bitserial_dots(qc_ctx *ctx, qc_tensor *dots, const qc_tensor *x_pla
     QC_TRY(problem_init(&p, ctx, n, rows, ka, x_code, w_planes, kw, w_code, __func__));
     int threads = qc__ctx_threads(ctx);
     bs_scratch *s;
-    if (scratch_alloc(&s, threads, &p, 0) != QC_OK) {
+    _Alignas(64) unsigned char local[LOCAL_SCRATCH];
+    if (scratch_alloc(&s, threads, &p, 0, local) != QC_OK) {
         free(p.w_pop);
         return QC_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for %d threads' scratch", threads);
     }
@@ -237,7 +251,7 @@ qc_status qc_bitserial_dots(qc_ctx *ctx, qc_tensor *dots, const qc_tensor *x_pla
         int64_t orr = outputs - o0 < OUTPUTS_PER_ITEM ? outputs - o0 : OUTPUTS_PER_ITEM;
         dots_item(dots->data, &p, x_planes->data, m0, mr, o0, orr, &s[qc__thread_index()]);
     }
-    scratch_free(s, threads);
+    scratch_free(s, local);
     free(p.w_pop);
     return QC_OK;
 }
@@ -308,7 +322,8 @@ static qc_status run_gemm(const qc_ctx *ctx, bs_problem *p, const bs_scaling *f,
 {
     int threads = threads_for(ctx, p);
     bs_scratch *s;
-    if (scratch_alloc(&s, threads, p, 1) != QC_OK)
+    _Alignas(64) unsigned char local[LOCAL_SCRATCH];
+    if (scratch_alloc(&s, threads, p, 1, local) != QC_OK)
         return QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for %d threads' scratch", threads);
     int64_t per = p->rows_per_item, m_items = (p->rows + per - 1) / per;
     int64_t o_items = (p->outputs + OUTPUTS_PER_ITEM - 1) / OUTPUTS_PER_ITEM;
@@ -324,7 +339,7 @@ static qc_status run_gemm(const qc_ctx *ctx, bs_problem *p, const bs_scaling *f,
             for (int64_t item = 0; item < m_items * o_items; item++) run_item(p, f, mine, item, o_items, &encoded);
         }
     }
-    scratch_free(s, threads);
+    scratch_free(s, local);
     return QC_OK;
 }
 
@@ -367,12 +382,15 @@ static qc_status check_gemm(int *ka, int *kw, const qc_tensor *x, int64_t rows, 
 
 static qc_status gemm_common(qc_ctx *ctx, float *y, const qc_tensor *x, int64_t rows, int64_t n,
                              const qc_tensor *x_basis, qc_lq_code x_code, const qc_tensor *w_planes,
-                             const qc_tensor *w_basis, qc_lq_code w_code, const qc_tensor *bias, const char *function)
+                             const uint64_t *w_il, const qc_tensor *w_basis, qc_lq_code w_code, const qc_tensor *bias,
+                             const char *function)
 {
     int ka, kw;
     QC_TRY(check_gemm(&ka, &kw, x, rows, n, x_basis, x_code, w_planes, w_basis, w_code, bias, function));
     bs_problem p;
     QC_TRY(problem_init(&p, ctx, n, rows, ka, x_code, w_planes, kw, w_code, function));
+    p.gemv_il = w_il ? qc__popcount_gemv_il_for(ctx->arch) : NULL;
+    p.w_il = p.gemv_il ? w_il : NULL; /* a kernel set without the interleaved kernel reads w_planes */
     bs_scaling f = {x->data, x_basis->data, x_basis->ndim == 1 ? 0 : ka, w_basis->data, bias ? bias->data : NULL, y};
     qc_status st = run_gemm(ctx, &p, &f, function);
     free(p.w_pop);
@@ -386,7 +404,7 @@ qc_status qc_bitserial_gemm(qc_ctx *ctx, qc_tensor *y, const qc_tensor *x, const
     QC_TRY(qc__lq_check_matrix(x, QC_DT_F32, -1, -1, __func__, "x"));
     QC_CHECK_NOT_NULL(w_planes);
     QC_TRY(qc__lq_check_matrix(y, QC_DT_F32, x->dims[0], w_planes->dims[0], __func__, "y"));
-    return gemm_common(ctx, y->data, x, x->dims[0], x->dims[1], x_basis, x_code, w_planes, w_basis, w_code, bias,
+    return gemm_common(ctx, y->data, x, x->dims[0], x->dims[1], x_basis, x_code, w_planes, NULL, w_basis, w_code, bias,
                        __func__);
 }
 
@@ -405,5 +423,63 @@ qc_status qc_bitserial_gemv(qc_ctx *ctx, qc_tensor *y, const qc_tensor *x, const
         return QC_FAIL(QC_ERR_SHAPE, "argument 'x_basis': expected 1 dimension [Ka], got %d", (int)x_basis->ndim);
     if (y->ndim != 1 || y->dims[0] != w_planes->dims[0])
         return QC_FAIL(QC_ERR_SHAPE, "argument 'y': expected [%lld] (w_planes' rows)", (long long)w_planes->dims[0]);
-    return gemm_common(ctx, y->data, x, 1, x->dims[0], x_basis, x_code, w_planes, w_basis, w_code, bias, __func__);
+    return gemm_common(ctx, y->data, x, 1, x->dims[0], x_basis, x_code, w_planes, NULL, w_basis, w_code, bias, __func__);
+}
+
+/* ---- weights interleaved eight rows to a vector ----------------------------------------------------- */
+
+int64_t qc_bitserial_interleaved_groups(int64_t outputs, int64_t kw)
+{
+    return outputs <= 0 || kw <= 0 ? 0 : (outputs * kw + 7) / 8;
+}
+
+/* i64 [qc_bitserial_interleaved_groups(O, Kw), words, 8]. */
+static qc_status check_interleaved(const qc_tensor *t, int64_t outputs, int kw, int64_t words, const char *function)
+{
+    if (t == NULL) return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'w_interleaved' is NULL");
+    QC_TRY(qc__tensor_expect(t, function, "w_interleaved", QC_DT_I64));
+    int64_t groups = qc_bitserial_interleaved_groups(outputs, kw);
+    if (t->ndim != 3 || t->dims[0] != groups || t->dims[1] != words || t->dims[2] != 8) {
+        char shape[160];
+        qc__shape_string(shape, sizeof shape, t->ndim, t->dims);
+        return QC_FAIL_IN(function, QC_ERR_SHAPE, "argument 'w_interleaved': expected [%lld, %lld, 8], got %s",
+                          (long long)groups, (long long)words, shape);
+    }
+    return QC_OK;
+}
+
+qc_status qc_bitserial_interleave(qc_ctx *ctx, qc_tensor *w_interleaved, const qc_tensor *w_planes)
+{
+    int kw = 0;
+    QC_CHECK_NOT_NULL(ctx);
+    QC_CHECK_NOT_NULL(w_planes);
+    QC_TRY(check_planes(w_planes, -1, w_planes->dims[2], &kw, __func__, "w_planes"));
+    int64_t rows = w_planes->dims[0] * kw, words = w_planes->dims[2];
+    QC_TRY(check_interleaved(w_interleaved, w_planes->dims[0], kw, words, __func__));
+    const uint64_t *w = w_planes->data;
+    uint64_t *out = w_interleaved->data;
+    int64_t groups = w_interleaved->dims[0];
+#pragma omp parallel for num_threads(qc__ctx_threads(ctx)) schedule(static)
+    for (int64_t g = 0; g < groups; g++)
+        for (int64_t k = 0; k < words; k++)
+            for (int64_t lane = 0; lane < 8; lane++) {
+                int64_t row = g * 8 + lane;
+                out[(g * words + k) * 8 + lane] = row < rows ? w[row * words + k] : 0;
+            }
+    return QC_OK;
+}
+
+qc_status qc_bitserial_gemm_interleaved(qc_ctx *ctx, qc_tensor *y, const qc_tensor *x, const qc_tensor *x_basis,
+                                        qc_lq_code x_code, const qc_tensor *w_planes, const qc_tensor *w_interleaved,
+                                        const qc_tensor *w_basis, qc_lq_code w_code, const qc_tensor *bias)
+{
+    int kw = 0;
+    QC_CHECK_NOT_NULL(ctx);
+    QC_TRY(qc__lq_check_matrix(x, QC_DT_F32, -1, -1, __func__, "x"));
+    QC_CHECK_NOT_NULL(w_planes);
+    QC_TRY(qc__lq_check_matrix(y, QC_DT_F32, x->dims[0], w_planes->dims[0], __func__, "y"));
+    QC_TRY(check_planes(w_planes, -1, qc_lq_plane_words(x->dims[1]), &kw, __func__, "w_planes"));
+    QC_TRY(check_interleaved(w_interleaved, w_planes->dims[0], kw, w_planes->dims[2], __func__));
+    return gemm_common(ctx, y->data, x, x->dims[0], x->dims[1], x_basis, x_code, w_planes, w_interleaved->data, w_basis,
+                       w_code, bias, __func__);
 }

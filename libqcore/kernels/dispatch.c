@@ -31,6 +31,13 @@ qc_row_gemm_fn qc__popcount_gemm_for(qc_arch arch)
     return k->popcount_gemm;
 }
 
+qc_row_gemv_il_fn qc__popcount_gemv_il_for(qc_arch arch)
+{
+    const qc_kernels *k = qc__kernels_for(arch);
+    if (k->arch == QC_ARCH_AVX512 && !(qc_cpu_features() & QC_CPU_AVX512VPOPCNTDQ)) return NULL;
+    return k->popcount_gemv_il;
+}
+
 qc_row_gemm_fn qc__int8_gemm_for(qc_arch arch)
 {
     const qc_kernels *k = qc__kernels_for(arch);

@@ -43,6 +43,11 @@ typedef void qc_row_gemm(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np,
                          int64_t words, int op);
 typedef qc_row_gemm *qc_row_gemm_fn;
 
+/* Counts against weights interleaved eight rows to a vector (popcount_gemv_il of qc_kernels). */
+typedef void qc_row_gemv_il(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
+                            int64_t words, int op);
+typedef qc_row_gemv_il *qc_row_gemv_il_fn;
+
 /* The scaling step of the bit-serial products (lq_terms of qc_kernels). */
 typedef void qc_lq_terms(double *sum, const int32_t *count, const float *wb, const int32_t *w_pop, int64_t kw,
                          int64_t base, int64_t scale, double xj, int64_t outputs);
@@ -78,6 +83,11 @@ typedef struct qc_kernels {
      * multiply-add), so that every kernel set gives the same bits. The optimized entries need rows of
      * n < 2^30 (|base|, |scale * count| and w_pop at most 2 n); qc__lq_terms_ref takes any n < 2^31. */
     qc_lq_terms_fn lq_terms;
+    /* popcount_gemm's counts with b interleaved (qc_bitserial_interleave): word w of row q at
+     * b[((q / 8) * words + w) * 8 + q % 8], rows past nq in the last group zero. One broadcast word of a
+     * against eight rows of b per vector leaves each row's count in its own lane, so that short rows (a
+     * GEMV's) need no horizontal sums. NULL in a set without one (callers use popcount_gemm). */
+    qc_row_gemv_il_fn popcount_gemv_il;
 } qc_kernels;
 
 /* The lane kernels. */
@@ -98,11 +108,15 @@ const qc_kernels *qc__kernels_for(qc_arch arch);
  * AVX2's. */
 qc_row_gemm_fn qc__popcount_gemm_for(qc_arch arch);
 
+/* The popcount_gemv_il of kernel set `arch` (AVX512's needs VPOPCNTDQ as well), or NULL. */
+qc_row_gemv_il_fn qc__popcount_gemv_il_for(qc_arch arch);
+
 /* The int8_gemm of kernel set `arch`: AVX512's needs VNNI as well, and without it this is AVX2's. */
 qc_row_gemm_fn qc__int8_gemm_for(qc_arch arch);
 
 qc_row_gemm qc__int8_gemm_ref, qc__int8_gemm_avx2, qc__int8_gemm_avx512;
 qc_row_gemm qc__popcount_gemm_ref, qc__popcount_gemm_avx2, qc__popcount_gemm_avx512;
+qc_row_gemv_il qc__popcount_gemv_il_avx512;
 
 qc_lq_terms qc__lq_terms_ref, qc__lq_terms_avx512;
 

@@ -181,3 +181,44 @@ Test(bitserial_kernels, lq_terms_every_table_every_tail)
                     }
                 }
 }
+
+/* popcount_gemv_il (where a table has one) against the bit-by-bit count on rows interleaved here, for 1..9
+ * rows of a (every 4-row tail), 1..40 rows of b (every 8-lane and 4-group tail) and 1..17 words; cells
+ * past nq in each row of c, and past the last row, stay untouched. */
+Test(bitserial_kernels, popcount_gemv_il_every_tail)
+{
+    enum { NQ = 40, WORDS = 17, LDC = NQ + LDC_EXTRA };
+    static uint64_t a[MAX_ROWS * WORDS], b[NQ * WORDS], il[(NQ + 7) / 8 * 8 * WORDS];
+    static int32_t c[MAX_ROWS * LDC + GUARD];
+    uint64_t state = 91;
+    for (size_t i = 0; i < TU_COUNT(a); i++) a[i] = random_word(&state);
+    for (size_t i = 0; i < TU_COUNT(b); i++) b[i] = random_word(&state);
+    int kernels = 0;
+    for (size_t k = 0; k < TU_COUNT(tu_archs); k++) {
+        qc_row_gemv_il_fn gemv = qc_arch_supported(tu_archs[k]) ? qc__popcount_gemv_il_for(tu_archs[k]) : NULL;
+        if (gemv == NULL) continue;
+        kernels++;
+        for (int64_t words = 1; words <= WORDS; words += 4)
+            for (int64_t nq = 1; nq <= NQ; nq++) {
+                for (int64_t g = 0; g < (nq + 7) / 8; g++)
+                    for (int64_t w = 0; w < words; w++)
+                        for (int64_t lane = 0; lane < 8; lane++)
+                            il[(g * words + w) * 8 + lane] = g * 8 + lane < nq ? b[(g * 8 + lane) * words + w] : 0;
+                for (int op = 0; op < 2; op++)
+                    for (int64_t np = 1; np <= MAX_ROWS; np++) {
+                        for (size_t i = 0; i < TU_COUNT(c); i++) c[i] = UNTOUCHED;
+                        gemv(c, LDC, a, np, il, nq, words, op);
+                        for (int64_t p = 0; p < np; p++)
+                            for (int64_t q = 0; q < LDC; q++) {
+                                int32_t want = q < nq ? bit_count(a + p * words, b + q * words, words, op) : UNTOUCHED;
+                                cr_assert_eq(c[p * LDC + q], want, "%s: words %lld op %d np %lld nq %lld: c[%lld][%lld]",
+                                             qc_arch_string(tu_archs[k]), (long long)words, op, (long long)np,
+                                             (long long)nq, (long long)p, (long long)q);
+                            }
+                        for (int64_t i = np * LDC; i < (int64_t)TU_COUNT(c); i++) cr_assert_eq(c[i], UNTOUCHED);
+                    }
+            }
+    }
+    /* AVX-512 with VPOPCNTDQ has one; no other set does */
+    cr_assert_eq(kernels, qc_arch_supported(QC_ARCH_AVX512) && (qc_cpu_features() & QC_CPU_AVX512VPOPCNTDQ) ? 1 : 0);
+}

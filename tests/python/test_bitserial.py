@@ -124,3 +124,31 @@ def test_bad_input(rng):
         qcore.bitserial_dots(xp, "signed", wp, "signed", 0)
     with pytest.raises(qcore.IntegerOverflowError, match="2\\^31 - 1"):
         qcore.bitserial_dots(xp, "signed", wp, "signed", 2**31)
+
+
+@pytest.mark.parametrize("x_code,w_code", PAIRS)
+@pytest.mark.parametrize("ka,kw", [(1, 1), (3, 3), (2, 1), (1, 3), (4, 4)])
+def test_interleaved_weights_give_the_same_bits(rng, x_code, w_code, ka, kw):
+    """qc_bitserial_gemm_interleaved against qc_bitserial_gemm on every kernel set: O Kw not a multiple of 8
+    (a partial last group), 135 outputs (across the 128-output items), 1..9 rows; the interleaved layout
+    against numpy's own interleaving of the planes."""
+    n, o = 777, 135
+    x, x_basis, wp, w_basis, _ = layer(rng, o, n, kw, w_code, ka, x_code, 9)
+    bias = rng.standard_normal(o).astype(np.float32)
+    il = qcore.bitserial_interleave(wp)
+    rows = wp.reshape(o * kw, -1)
+    padded = np.zeros((-(-o * kw // 8) * 8, rows.shape[1]), np.uint64)
+    padded[:o * kw] = rows
+    np.testing.assert_array_equal(il, padded.reshape(-1, 8, rows.shape[1]).transpose(0, 2, 1))
+    for arch, ctx in contexts().items():
+        for m in (1, 2, 5, 9):
+            plain = qcore.bitserial_gemm(x[:m], x_basis, x_code, wp, w_basis, w_code, bias, ctx=ctx)
+            fast = qcore.bitserial_gemm(x[:m], x_basis, x_code, wp, w_basis, w_code, bias, ctx=ctx, w_interleaved=il)
+            np.testing.assert_array_equal(fast.view(np.uint32), plain.view(np.uint32), err_msg="%s m=%d" % (arch, m))
+
+
+def test_interleaved_bad_shape(rng):
+    x, x_basis, wp, w_basis, _ = layer(rng, 20, 100, 2, "signed", 1, "unsigned", 2)
+    il = qcore.bitserial_interleave(wp)
+    with pytest.raises(qcore.ShapeError, match="w_interleaved"):
+        qcore.bitserial_gemm(x, x_basis, "unsigned", wp, w_basis, "signed", w_interleaved=il[:-1])

@@ -68,10 +68,13 @@ def test_lq_gemm_equals_kernel_and_numpy(rng, x_code, w_code, n):
         rows = x.reshape(-1, n)
         reference = qcore.bitserial_gemm(rows, x_basis, x_code, planes, w_basis, w_code, bias,
                                          ctx=qcore.Context(arch="ref", threads=1))
+        few = lq_gemm_model((1, 5, n), planes, w_basis, x_basis, bias, x_signed=int(x_code == "signed"),
+                            w_signed=int(w_code == "signed"))
         for arch in ARCHS:  # the session's kernel set runs the op, and every set gives the reference's bits
             y = run(model, x, arch=arch)
             assert y.shape == (3, 5, o)
             np.testing.assert_array_equal(y.reshape(-1, o), reference, err_msg=arch)
+            np.testing.assert_array_equal(run(few, x[:1], arch=arch)[0], reference[:5], err_msg=arch)
         w_codes = qcore.lq_encode(w, w_basis, w_code)
         levels_w = oracle.decode(w_codes, w_basis.astype(np.float64), w_code)
         levels_x = oracle.decode(oracle.encode(rows, x_basis[None], x_code), x_basis[None].astype(np.float64), x_code)
@@ -81,13 +84,14 @@ def test_lq_gemm_equals_kernel_and_numpy(rng, x_code, w_code, n):
 
 
 def test_lq_gemm_one_row_runs_the_gemv_with_the_same_bits(rng):
-    """One batch row goes to qc_bitserial_gemv; it equals the GEMM's row bit for bit, with or without B,
+    """One batch row goes to qc_bitserial_gemv, or to the node's interleaved weights (AVX-512 with
+    VPOPCNTDQ); it equals qc_bitserial_gemm's row (the plain register tiles) bit for bit, with or without B,
     and does not depend on the thread count."""
     n, o = 513, 130
     w, w_basis, planes, x_basis = fitted_layer(rng, o, n, 2, 2, "unsigned", "signed")
     x = np.maximum(rng.standard_normal((4, n)), 0).astype(np.float32)
     for bias in (None, rng.standard_normal(o).astype(np.float32)):
-        many = run(lq_gemm_model(x.shape, planes, w_basis, x_basis, bias), x)
+        many = qcore.bitserial_gemm(x, x_basis, "unsigned", planes, w_basis, "signed", bias)
         one = lq_gemm_model((1, n), planes, w_basis, x_basis, bias)
         for r in range(4):
             for threads in (1, 2):

@@ -158,9 +158,23 @@ def bitserial_dots(x_planes, x_code, w_planes, w_code, n, ctx=None):
     return dots
 
 
-def bitserial_gemm(x, x_basis, x_code, w_planes, w_basis, w_code, bias=None, ctx=None):
+def bitserial_interleave(w_planes, ctx=None):
+    """W's bit-rows (uint64 [O, Kw, W] planes) interleaved eight to a group for bitserial_gemm's
+    w_interleaved: uint64 [ceil(O Kw / 8), W, 8], out[g, k, lane] = row 8 g + lane's word k (0 past O Kw)."""
+    function = "qcore.bitserial_interleave"
+    wt, _wb = _planes(w_planes, "w_planes", function)
+    shape = w_planes.shape if w_planes.ndim == 3 else (0, 1, 0)
+    out = np.empty((lib.qc_bitserial_interleaved_groups(shape[0], shape[1]), shape[2], 8), np.uint64)
+    ot, _ob = view(out, lib.QC_DT_I64)
+    (ctx or default_context()).call(lib.qc_bitserial_interleave, ot, wt)
+    return out
+
+
+def bitserial_gemm(x, x_basis, x_code, w_planes, w_basis, w_code, bias=None, ctx=None, w_interleaved=None):
     """y = Q(x) Q(W)^T (+ bias) on the bit-serial kernels, x float32 [M, n] (or [n]: the GEMV) encoded
-    inside the kernel with x_basis (float32 [Ka], or [M, Ka]); returns float32 [M, O] (or [O])."""
+    inside the kernel with x_basis (float32 [Ka], or [M, Ka]); returns float32 [M, O] (or [O]).
+    w_interleaved: bitserial_interleave(w_planes), read instead of the planes (the same bits; faster for
+    few rows of x)."""
     function = "qcore.bitserial_gemm"
     x = as_array(x, "x", [np.float32], function)
     x_basis = as_array(x_basis, "x_basis", [np.float32], function)
@@ -169,10 +183,17 @@ def bitserial_gemm(x, x_basis, x_code, w_planes, w_basis, w_code, bias=None, ctx
     y = np.empty(x.shape[:-1] + (w_planes.shape[0],), np.float32)
     views = [view(a) for a in (y, x, x_basis, w_basis)]
     bt, _bb = (ffi.NULL, None) if bias is None else view(as_array(bias, "bias", [np.float32], function))
+    code_args = (_code(x_code, "x_code", function), _code(w_code, "w_code", function))
+    if w_interleaved is not None:
+        if x.ndim != 2:
+            raise ValueError("%s: w_interleaved takes x as a matrix [M, n], got %d dimensions" % (function, x.ndim))
+        it, _ib = _planes(w_interleaved, "w_interleaved", function)
+        (ctx or default_context()).call(lib.qc_bitserial_gemm_interleaved, views[0][0], views[1][0], views[2][0],
+                                        code_args[0], wt, it, views[3][0], code_args[1], bt)
+        return y
     c_function = lib.qc_bitserial_gemv if x.ndim == 1 else lib.qc_bitserial_gemm
-    (ctx or default_context()).call(c_function, views[0][0], views[1][0], views[2][0],
-                                    _code(x_code, "x_code", function), wt, views[3][0],
-                                    _code(w_code, "w_code", function), bt)
+    (ctx or default_context()).call(c_function, views[0][0], views[1][0], views[2][0], code_args[0], wt, views[3][0],
+                                    code_args[1], bt)
     return y
 
 
@@ -187,5 +208,5 @@ def int8_gemm(x, w, ctx=None):
     return y
 
 
-__all__ = ["LqFit", "LqOptions", "bitserial_dots", "bitserial_gemm", "int8_gemm", "lq_decode", "lq_encode", "lq_fit",
+__all__ = ["LqFit", "LqOptions", "bitserial_dots", "bitserial_gemm", "bitserial_interleave", "int8_gemm", "lq_decode", "lq_encode", "lq_fit",
            "lq_levels", "lq_pack", "lq_refit_output", "plane_words"]

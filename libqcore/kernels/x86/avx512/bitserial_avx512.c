@@ -129,3 +129,78 @@ void qc__lq_terms_avx512(double *sum, const int32_t *count, const float *wb, con
         _mm512_mask_storeu_pd(sum + o, live, _mm512_add_pd(s, term));
     }
 }
+
+enum { IL_GROUPS = 4, IL_ROWS = 4 };
+
+/* Rows p0 .. p0 + pr - 1 of a against groups g0 .. g0 + gr - 1 of b: pr x gr lane accumulators, each word
+ * of a broadcast once and each vector of b loaded once per step. Always inlined with constant pr, gr, op. */
+static inline __attribute__((always_inline)) void il_tile(int32_t *c, int64_t ldc, const uint64_t *a, const uint64_t *b,
+                                                          int64_t nq, int64_t words, int pr, int gr, int op)
+{
+    __m512i acc[IL_ROWS][IL_GROUPS];
+#pragma GCC unroll 4
+    for (int p = 0; p < pr; p++)
+#pragma GCC unroll 4
+        for (int g = 0; g < gr; g++) acc[p][g] = _mm512_setzero_si512();
+    for (int64_t w = 0; w < words; w++) {
+        __m512i vb[IL_GROUPS];
+#pragma GCC unroll 4
+        for (int g = 0; g < gr; g++) vb[g] = _mm512_loadu_si512((const void *)(b + ((int64_t)g * words + w) * 8));
+#pragma GCC unroll 4
+        for (int p = 0; p < pr; p++) {
+            __m512i va = _mm512_set1_epi64((long long)a[p * words + w]);
+#pragma GCC unroll 4
+            for (int g = 0; g < gr; g++) {
+                __m512i v = op == QC_POPCOUNT_XOR ? _mm512_xor_si512(va, vb[g]) : _mm512_and_si512(va, vb[g]);
+                acc[p][g] = _mm512_add_epi64(acc[p][g], _mm512_popcnt_epi64(v));
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int g = 0; g < gr; g++) {
+        int64_t left = nq - (int64_t)g * 8;
+        __mmask8 live = left >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << left) - 1);
+#pragma GCC unroll 4
+        for (int p = 0; p < pr; p++) _mm512_mask_cvtepi64_storeu_epi32(c + p * ldc + g * 8, live, acc[p][g]);
+    }
+}
+
+/* pr (1 .. IL_ROWS) switched to constants for a constant gr and op. */
+static inline __attribute__((always_inline)) void il_rows(int32_t *c, int64_t ldc, const uint64_t *a, const uint64_t *b,
+                                                          int64_t nq, int64_t words, int pr, int gr, int op)
+{
+    switch (pr) {
+    case 1: il_tile(c, ldc, a, b, nq, words, 1, gr, op); break;
+    case 2: il_tile(c, ldc, a, b, nq, words, 2, gr, op); break;
+    case 3: il_tile(c, ldc, a, b, nq, words, 3, gr, op); break;
+    default: il_tile(c, ldc, a, b, nq, words, IL_ROWS, gr, op); break;
+    }
+}
+
+static void il_shape(int32_t *c, int64_t ldc, const uint64_t *a, const uint64_t *b, int64_t nq, int64_t words, int pr,
+                     int gr, int op)
+{
+    if (op == QC_POPCOUNT_XOR) {
+        if (gr == IL_GROUPS) il_rows(c, ldc, a, b, nq, words, pr, IL_GROUPS, QC_POPCOUNT_XOR);
+        else il_rows(c, ldc, a, b, nq, words, pr, 1, QC_POPCOUNT_XOR);
+    } else {
+        if (gr == IL_GROUPS) il_rows(c, ldc, a, b, nq, words, pr, IL_GROUPS, QC_POPCOUNT_AND);
+        else il_rows(c, ldc, a, b, nq, words, pr, 1, QC_POPCOUNT_AND);
+    }
+}
+
+/* Groups of eight b rows four at a time (then one at a time), a's rows four at a time inside, so that a
+ * GEMV's few rows of a stay in registers' reach while b streams past once. */
+void qc__popcount_gemv_il_avx512(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
+                                 int64_t words, int op)
+{
+    int64_t groups = (nq + 7) / 8;
+    for (int64_t g = 0; g < groups;) {
+        int gr = groups - g >= IL_GROUPS ? IL_GROUPS : 1;
+        for (int64_t p = 0; p < np; p += IL_ROWS) {
+            int pr = (int)(np - p < IL_ROWS ? np - p : IL_ROWS);
+            il_shape(c + p * ldc + g * 8, ldc, a + p * words, b + g * words * 8, nq - g * 8, words, pr, gr, op);
+        }
+        g += gr;
+    }
+}
