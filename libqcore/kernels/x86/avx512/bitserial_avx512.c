@@ -102,28 +102,39 @@ void qc__encode_planes_avx512(uint64_t *planes, int64_t words, const float *x, i
     }
 }
 
+/* Elements 0, kw, 2 kw, .. 7 kw of the up to 8 kw (<= 32) int32 or float elements from p of which `left`
+ * may be read: two masked loads (nothing past `left` is touched) and one two-source permute, much cheaper
+ * than a gather. */
+static inline __m256i strided8(const void *p, int64_t left, __m512i index)
+{
+    __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+    __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+    __m512i lo = _mm512_maskz_loadu_epi32(m0, p), hi = _mm512_maskz_loadu_epi32(m1, (const int32_t *)p + 16);
+    return _mm512_castsi512_si256(_mm512_permutex2var_epi32(lo, index, hi));
+}
+
 /* lq_terms eight outputs at a time: D in 32-bit lanes, widened to double, then the same multiplies and add
- * as the reference in the same order (c11 keeps them unfused). Strided counts and bases are gathered. The
- * lanes are exact only for rows of n < 2^30 (|D| <= n, 2 count <= 2 n): bitserial.c takes the reference
- * loop for longer rows. */
+ * as the reference in the same order (c11 keeps them unfused). The lanes are exact only for rows of
+ * n < 2^30 (|D| <= n, 2 count <= 2 n): bitserial.c takes the reference loop for longer rows. */
 void qc__lq_terms_avx512(double *sum, const int32_t *count, const float *wb, const int32_t *w_pop, int64_t kw,
                          int64_t base, int64_t scale, double xj, int64_t outputs)
 {
-    if (scale != 1 && scale != 2 && scale != -2) {
+    if ((scale != 1 && scale != 2 && scale != -2) || kw < 1 || kw > 4) {
         qc__lq_terms_ref(sum, count, wb, w_pop, kw, base, scale, xj, outputs);
         return;
     }
-    const __m256i index = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)kw));
+    const __m512i index = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 0),
+                                             _mm512_set1_epi32((int)kw));
     const __m256i vbase = _mm256_set1_epi32((int32_t)base);
     const __m512d vx = _mm512_set1_pd(xj);
     for (int64_t o = 0; o < outputs; o += 8) {
+        int64_t left = (outputs - o - 1) * kw + 1; /* up to the last output's element: no reading past it */
         __mmask8 live = outputs - o >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (outputs - o)) - 1);
-        __m256i c = _mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), live, index, count + o * kw, 4);
-        __m256 w = _mm256_mmask_i32gather_ps(_mm256_setzero_ps(), live, index, wb + o * kw, 4);
+        __m256i c = strided8(count + o * kw, left, index);
+        __m256 w = _mm256_castsi256_ps(strided8(wb + o * kw, left, index));
         __m256i d = scale == 1 ? c : _mm256_slli_epi32(c, 1);
         d = scale < 0 ? _mm256_sub_epi32(vbase, d) : _mm256_add_epi32(vbase, d);
-        if (w_pop)
-            d = _mm256_sub_epi32(d, _mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), live, index, w_pop + o * kw, 4));
+        if (w_pop) d = _mm256_sub_epi32(d, strided8(w_pop + o * kw, left, index));
         __m512d term = _mm512_mul_pd(_mm512_mul_pd(_mm512_cvtps_pd(w), vx), _mm512_cvtepi32_pd(d));
         __m512d s = _mm512_maskz_loadu_pd(live, sum + o);
         _mm512_mask_storeu_pd(sum + o, live, _mm512_add_pd(s, term));
