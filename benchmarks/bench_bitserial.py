@@ -9,7 +9,10 @@ writes JSON to benchmarks/results/bitserial.json.
   The issue's 683 MAC/cycle figure was measured on an AMD Zen 5; it is printed beside ours for reference.
 - Kernel rows (1 thread): W1A1 GEMM with M in 8, 16, 64 (n = O = 4096): `dots` is qc_bitserial_dots on
   pre-packed planes (the integer core alone), `gemm` is qc_bitserial_gemm from float inputs (activation
-  encoding fused, float scaling); codes +-1 x +-1 (XOR) and {0,1} x +-1 (AND, inputs after a ReLU).
+  encoding fused, float scaling), `il` the same from the interleaved weights (qc_bitserial_gemm_interleaved,
+  what ai.qcore.LQGemm runs); codes +-1 x +-1 (XOR) and {0,1} x +-1 (AND, inputs after a ReLU). Timed as
+  the process's CPU time, as the probe now times itself, so that other work on the shared cores does not
+  count against either.
 - Peer rows: W1A1, W2A2, W3A3 (and W1A2, W2A4) qc_bitserial_gemm from float inputs against numpy's
   OpenBLAS sgemm of the same float32 shapes (M = 64 and the GEMV M = 1; n = O = 4096) on 1 and 2 threads
   (qcore Context(threads), OpenBLAS through threadpoolctl), and against qcore's exact int8 product
@@ -27,6 +30,7 @@ import json
 import os
 import platform
 import subprocess
+import time
 import sys
 
 import numpy as np
@@ -37,6 +41,7 @@ import report  # noqa: E402
 import timing  # noqa: E402
 
 N = O = 4096
+CLOCK = time.process_time  # the kernel rows run on one thread: their CPU time, as the probe measures
 ZEN5_ROOFLINE = 683
 
 
@@ -65,12 +70,17 @@ def kernel_rows(qcore, rng, repeats):
         for m in (8, 16, 64):
             w, planes, w_basis, x, x_basis = layer(rng, qcore, m, 1, 1, x_code)
             x_planes = qcore.lq_pack(qcore.lq_encode(x, x_basis[None], x_code), 1)
-            t_dots = timing.best_time(lambda: qcore.bitserial_dots(x_planes, x_code, planes, "signed", N, ctx=ctx), repeats)
+            t_dots = timing.best_time(lambda: qcore.bitserial_dots(x_planes, x_code, planes, "signed", N, ctx=ctx), repeats,
+                                      CLOCK)
             t_gemm = timing.best_time(lambda: qcore.bitserial_gemm(x, x_basis, x_code, planes, w_basis, "signed",
-                                                                   ctx=ctx), repeats)
+                                                                   ctx=ctx), repeats, CLOCK)
+            il = qcore.bitserial_interleave(planes)
+            t_il = timing.best_time(lambda: qcore.bitserial_gemm(x, x_basis, x_code, planes, w_basis, "signed", ctx=ctx,
+                                                                 w_interleaved=il), repeats, CLOCK)
             macs = m * O * N
             rows.append({"codes": "%s x signed" % x_code, "M": m, "n": N, "O": O, "dots_s": t_dots, "gemm_s": t_gemm,
-                         "dots_mac_per_ns": macs / t_dots * 1e-9, "gemm_mac_per_ns": macs / t_gemm * 1e-9})
+                         "gemm_interleaved_s": t_il, "dots_mac_per_ns": macs / t_dots * 1e-9,
+                         "gemm_mac_per_ns": macs / t_gemm * 1e-9, "gemm_interleaved_mac_per_ns": macs / t_il * 1e-9})
     return rows
 
 
@@ -133,16 +143,19 @@ def main():
         "%.0f binary MAC/ns, add chain %.2f GHz = %.0f MAC/cycle (Zen 5 figure in the issue: %d)" % (
             roof["binary_mac_per_ns"], roof["add_chain_ghz"], roof["binary_mac_per_ns"] / roof["add_chain_ghz"],
             ZEN5_ROOFLINE) if roof else "probe not built"))
-    print("%-20s %4s %10s %10s %12s %12s %9s %9s" % ("W1A1 codes", "M", "dots ms", "gemm ms", "dots MAC/ns",
-                                                    "gemm MAC/ns", "dots eff", "gemm eff"))
+    print("%-20s %4s %10s %10s %10s %12s %12s %12s %9s %9s %9s" % (
+        "W1A1 codes", "M", "dots ms", "gemm ms", "il ms", "dots MAC/ns", "gemm MAC/ns", "il MAC/ns", "dots eff",
+        "gemm eff", "il eff"))
     for r in kernels:
         if roof:
-            r["dots_efficiency"] = r["dots_mac_per_ns"] / roof["binary_mac_per_ns"]
-            r["gemm_efficiency"] = r["gemm_mac_per_ns"] / roof["binary_mac_per_ns"]
-            r["dots_mac_per_cycle"] = r["dots_mac_per_ns"] / roof["add_chain_ghz"]
-        print("%-20s %4d %10.3f %10.3f %12.0f %12.0f %8.0f%% %8.0f%%" % (
-            r["codes"], r["M"], 1e3 * r["dots_s"], 1e3 * r["gemm_s"], r["dots_mac_per_ns"], r["gemm_mac_per_ns"],
-            100 * r.get("dots_efficiency", 0), 100 * r.get("gemm_efficiency", 0)))
+            for kind in ("dots", "gemm", "gemm_interleaved"):
+                r[kind + "_efficiency"] = r[kind + "_mac_per_ns"] / roof["binary_mac_per_ns"]
+                r[kind + "_mac_per_cycle"] = r[kind + "_mac_per_ns"] / roof["add_chain_ghz"]
+        print("%-20s %4d %10.3f %10.3f %10.3f %12.0f %12.0f %12.0f %8.0f%% %8.0f%% %8.0f%%" % (
+            r["codes"], r["M"], 1e3 * r["dots_s"], 1e3 * r["gemm_s"], 1e3 * r["gemm_interleaved_s"],
+            r["dots_mac_per_ns"], r["gemm_mac_per_ns"], r["gemm_interleaved_mac_per_ns"],
+            100 * r.get("dots_efficiency", 0), 100 * r.get("gemm_efficiency", 0),
+            100 * r.get("gemm_interleaved_efficiency", 0)))
     print("%-7s %4s %7s %13s %10s %9s %9s %9s" % ("format", "M", "threads", "bit-serial ms", "sgemm ms", "vs sgemm",
                                                   "int8 ms", "vs int8"))
     for r in peers:

@@ -10,8 +10,10 @@ per image over --latency-images images, best of --repeats passes) and batch-64 t
 one thread (qcore Context(threads=1), onnxruntime intra_op_num_threads 1), timed as the Python call
 (feeds in, numpy outputs out). Ratios are against onnxruntime's float32 model.
 
-Run from the repository root (OpenBLAS overrides unset for this command alone):
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_lq_model.py
+Run from the repository root (OpenBLAS's kernel family named for this command alone: Debian's 0.3.21
+misdetects this CPU):
+    env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=Cooperlake .venv/bin/python benchmarks/bench_lq_model.py
+bench_lq_latency.py times the same models from C against an OpenBLAS sgemv/sgemm chain, without Python.
 """
 import argparse
 import gzip
@@ -111,7 +113,10 @@ def main():
     report.write_json("lq_model.json", {"benchmark": "LQ models (qcore lq) in qcore's executor vs float32",
                                         "qcore_source": source, "onnxruntime": ort.__version__,
                                         "calibration_images": args.calibration, "threads": 1,
-                                        "openblas": timing.openblas_kernel(), **report.machine(qcore), "rows": rows})
+                                        "openblas": timing.openblas_kernel(), "qcore_arch": qcore.best_arch(),
+                                        "openblas_env": {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE",
+                                                                                        "OPENBLAS_L2_SIZE")},
+                                        **report.machine(qcore), "rows": rows})
 
 
 if __name__ == "__main__":

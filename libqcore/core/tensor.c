@@ -64,7 +64,9 @@ static int is_packed4(qc_dtype dtype)
     return dtype == QC_DT_INT4 || dtype == QC_DT_UINT4;
 }
 
-/* Element count, failing on negative dims and on products that overflow int64. */
+/* Element count, failing on negative dims and on products that overflow int64 (checked by the multiply
+ * itself: a division per dimension cost more than the rest of a check, which every kernel call makes
+ * several times). */
 static qc_status checked_numel(int64_t *out, const qc_tensor *t, const char *function, const char *name)
 {
     int64_t n = 1;
@@ -72,9 +74,8 @@ static qc_status checked_numel(int64_t *out, const qc_tensor *t, const char *fun
         if (t->dims[i] < 0)
             return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument '%s': dims[%d] = %lld is negative", name, i,
                               (long long)t->dims[i]);
-        if (t->dims[i] != 0 && n > INT64_MAX / t->dims[i])
+        if (__builtin_mul_overflow(n, t->dims[i], &n))
             return QC_FAIL_IN(function, QC_ERR_OVERFLOW, "argument '%s': the element count overflows int64", name);
-        n *= t->dims[i];
     }
     *out = n;
     return QC_OK;

@@ -73,7 +73,12 @@ static qc_status unary_with(const qce_call *call, array_fn fn, float parameter)
     const float *in = x->data;
     float *out = call->outputs[0]->tensor.data;
     int64_t n = qce__numel(x), chunks = (n + ARRAY_CHUNK - 1) / ARRAY_CHUNK;
-#pragma omp parallel for num_threads(call->threads > 0 ? call->threads : 1) schedule(static) if (n > 65536)
+    if (n <= 65536) { /* not even a region that if() turns off: entering it costs more than a small array */
+        for (int64_t first = 0; first < n; first += ARRAY_CHUNK)
+            fn(out + first, in + first, (size_t)(n - first < ARRAY_CHUNK ? n - first : ARRAY_CHUNK), parameter);
+        return QC_OK;
+    }
+#pragma omp parallel for num_threads(call->threads > 0 ? call->threads : 1) schedule(static)
     for (int64_t c = 0; c < chunks; c++) {
         int64_t first = c * ARRAY_CHUNK;
         fn(out + first, in + first, (size_t)(n - first < ARRAY_CHUNK ? n - first : ARRAY_CHUNK), parameter);
