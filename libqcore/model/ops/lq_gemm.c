@@ -1,6 +1,10 @@
 /* ai.qcore.LQGemm: a fully-connected layer with learned non-uniform (LQ) weights and inputs, run on
  * libqcore's bit-serial kernels (qc_bitserial_gemm / qc_bitserial_gemv), which encode the float input into
- * bit-planes on their input side. Inputs and attributes: qc_model.h, "The ai.qcore domain". */
+ * bit-planes on their input side. Inputs and attributes: qc_model.h, "The ai.qcore domain".
+ * No layer runs on qc_int8_gemm instead, however large Kw Ka: the node's contract is the sum over plane
+ * pairs of w_basis[o, i] x_basis[j] D_ij, each D_ij an exact integer, and one int8 product of level codes
+ * gives only sum 2^(i+j) D_ij (learned bases are not powers of two apart), while Kw Ka int8 products of
+ * single planes move 8 times the bits of the popcount kernel for the same D_ij. */
 #include "ops/ops.h"
 #include "qcore/qc_kernels.h"
 
