@@ -37,6 +37,7 @@ typedef struct bs_scratch {
     int32_t *x_pop;
     int32_t *counts;
     double *sums;  /* one item's outputs */
+    const uint64_t *ones; /* one row of all-ones words when the input planes' popcounts are needed, else NULL */
 } bs_scratch;
 
 static void row_popcounts(int32_t *out, const uint64_t *rows, int64_t count, int64_t words)
@@ -97,12 +98,17 @@ static qc_status scratch_alloc(bs_scratch **out, int threads, const bs_problem *
     size_t pop_bytes = round64(bit_rows * sizeof(int32_t));
     size_t count_bytes = round64(bit_rows * outputs * (size_t)p->kw * sizeof(int32_t));
     size_t sum_bytes = round64(outputs * sizeof(double));
-    size_t each = x_bytes + pop_bytes + count_bytes + sum_bytes, head = round64((size_t)threads * sizeof(bs_scratch));
+    size_t ones_bytes = p->x_code == QC_LQ_UNSIGNED && p->w_code == QC_LQ_SIGNED ? (size_t)p->words * sizeof(uint64_t) : 0;
+    size_t each = x_bytes + pop_bytes + count_bytes + sum_bytes;
+    size_t head = round64((size_t)threads * sizeof(bs_scratch)) + round64(ones_bytes);
     size_t bytes = head + (size_t)threads * each;
     unsigned char *block = bytes <= LOCAL_SCRATCH ? local : aligned_alloc(64, bytes);
     if (block == NULL) return QC_ERR_OUT_OF_MEMORY;
     bs_scratch *s = (bs_scratch *)block;
+    uint64_t *ones = ones_bytes ? (uint64_t *)(block + round64((size_t)threads * sizeof(bs_scratch))) : NULL;
+    if (ones) memset(ones, 0xFF, ones_bytes);
     for (int t = 0; t < threads; t++) {
+        s[t].ones = ones;
         unsigned char *mine = block + head + (size_t)t * each;
         s[t].x = encode ? (uint64_t *)mine : NULL;
         s[t].x_pop = (int32_t *)(mine + x_bytes);
@@ -199,7 +205,7 @@ static void dots_item(int32_t *dots, const bs_problem *p, const uint64_t *x, int
 {
     const uint64_t *xb = x + m0 * p->ka * p->words;
     item_counts(s->counts, p, xb, rows, o0, outputs);
-    if (p->x_code == QC_LQ_UNSIGNED && p->w_code == QC_LQ_SIGNED) row_popcounts(s->x_pop, xb, rows * p->ka, p->words);
+    if (s->ones) p->gemm(s->x_pop, 1, xb, rows * p->ka, s->ones, 1, p->words, QC_POPCOUNT_AND);
     int64_t ldc = outputs * p->kw;
     for (int64_t m = 0; m < rows; m++)
         for (int64_t o = 0; o < outputs; o++)
@@ -275,7 +281,8 @@ static void encode_rows(bs_scratch *s, const bs_problem *p, const bs_scaling *f,
         qc__lq_table(&t, f->x_basis + (m0 + m) * f->x_basis_stride, p->ka, p->x_code);
         p->encode(s->x + m * p->ka * p->words, p->words, f->x + (m0 + m) * p->n, p->n, &t.encoder);
     }
-    if (p->x_code == QC_LQ_UNSIGNED && p->w_code == QC_LQ_SIGNED) row_popcounts(s->x_pop, s->x, rows * p->ka, p->words);
+    /* popcount(plane AND ones) on the kernel set's popcount: row_popcounts' builtin is a libgcc call here */
+    if (s->ones) p->gemm(s->x_pop, 1, s->x, rows * p->ka, s->ones, 1, p->words, QC_POPCOUNT_AND);
 }
 
 /* Y for an item: per output, sum over i then j of w_basis[o, i] x_basis[m, j] D, in double, in that order
