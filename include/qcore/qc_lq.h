@@ -131,6 +131,30 @@ QC_API qc_status qc_lq_refit_output(qc_ctx *ctx, qc_tensor *basis, const qc_tens
                                     const qc_tensor *w, const qc_tensor *h, const qc_tensor *g, qc_lq_code code,
                                     double ridge);
 
+/* Output-aware weight codes for fixed bases: each row's codes chosen column by column by OPTQ's sequential
+ * rounding (Frantar et al. 2023) on the row's 2^K levels instead of a uniform grid, each column's rounding
+ * error carried into the columns not yet rounded, so that the layer's output error over calibration inputs
+ * is what falls, not the weights' own. With H and G as for qc_lq_refit_output (GPFQ statistics: x the float
+ * model's inputs, xq the quantized model's) and d = damping * mean(diag H) (damping alone when that mean
+ * is not positive):
+ *     target   W* = W G^T (H + d I)^-1    (W itself when the inputs are not quantized, G = H),
+ *     U        the upper Cholesky factor of (H + d I)^-1,
+ *     column j of row o: c = the nearest level of W*_oj (ties to the lower level, as qc_lq_encode), then
+ *              W*_ok -= (W*_oj - level(c)) U_jk / U_jj for k > j.
+ * Alternating it with qc_lq_refit_output lowers the output error further; at one weight bit it is what
+ * makes post-training LQ usable (README's LQ table). When H + d I is not positive definite the damping is
+ * multiplied by 10 and the factorization retried (up to 6 times); QC_ERR_SINGULAR after that. Arguments:
+ *   codes          out: u8 [O, n];
+ *   damping_used   out (may be NULL): the damping ratio that worked;
+ *   w              f32 [O, n], finite;          basis f32 [O, K], finite, K in 1..4;
+ *   h, g           f64 [n, n], finite (h full and symmetric);
+ *   damping        in (0, 1]; 0.01 is OPTQ's usual ratio.
+ * All borrowed. Dense products go through OpenBLAS with ctx's threads, in fixed tiles: the codes do not
+ * depend on the thread count. */
+QC_API qc_status qc_lq_assign_codes(qc_ctx *ctx, qc_tensor *codes, double *damping_used, const qc_tensor *w,
+                                    const qc_tensor *basis, const qc_tensor *h, const qc_tensor *g, qc_lq_code code,
+                                    double damping);
+
 /* Words per bit-plane row of n elements: ceil(n / 512) * 8; 0 for n <= 0. */
 QC_API int64_t qc_lq_plane_words(int64_t n);
 

@@ -660,6 +660,8 @@ QC_ONNX_API qc_status qc_model_search_recipe(qc_model_search *search, const uint
  *   3. W's bases (Kw entries per output channel, QC_LQ_SIGNED): qc_lq_fit on W, then qc_lq_encode; with
  *      `refit`, qc_lq_refit_output from GPFQ statistics of the float model's inputs and the levels of X,
  *      so that each output channel fits the float model's outputs and absorbs earlier layers' errors;
+ *      then `code_rounds` times (options version 2; refit only): the codes re-chosen for the output error
+ *      (qc_lq_assign_codes with `assign_damping`) and the bases refitted to them again;
  *   4. the node becomes LQGemm (same name and output; W_planes "<W>_lq_planes", W_basis "<W>_lq_basis",
  *      X_basis "<W>_lq_input_basis", B the Gemm's C), and W is removed.
  * The onnxruntime export (`ort_out`) computes the same function with standard ONNX ops (the model's
@@ -670,7 +672,7 @@ QC_ONNX_API qc_status qc_model_search_recipe(qc_model_search *search, const uint
  * (so that x >= lower_t exactly when x > t: qc_lq.h's rule, a value on a threshold takes the lower
  * level). It differs from the LQGemm model by the float rounding of the product only.
  */
-#define QC_LQ_REPLACE_OPTIONS_VERSION 1
+#define QC_LQ_REPLACE_OPTIONS_VERSION 2
 
 typedef struct qc_lq_replace_options {
     uint32_t version;          /* QC_LQ_REPLACE_OPTIONS_VERSION */
@@ -679,6 +681,9 @@ typedef struct qc_lq_replace_options {
     int32_t refit;             /* 1 (default): output-aware weight bases (step 3); 0: QEM alone */
     double refit_ridge;        /* qc_lq_refit_output's ridge, finite, 0..1e6 (default 1e-4) */
     qc_lq_options fit;         /* QEM of weights and inputs (default QC_LQ_OPTIONS_INIT) */
+    /* version 2 */
+    int32_t code_rounds;       /* output-aware code rounds after the refit, 0..16 (default 2; version 1: 0) */
+    double assign_damping;     /* qc_lq_assign_codes' damping ratio, (0, 1] (default 0.01) */
 } qc_lq_replace_options;
 
 /* Fills `opts` with the defaults of `version` (QC_ERR_VERSION for 0 or a version newer than the library's;

@@ -2,6 +2,7 @@
  * node fitted on the calibration batches, layer after layer, each seeing the earlier ones replaced
  * (qc_model.h). The fitting is qc_lq.h's public functions; the onnxruntime export is lq_export.c. */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +37,17 @@ qc_status qc_lq_replace_options_init(qc_lq_replace_options *opts, unsigned versi
     memset(opts, 0, sizeof *opts);
     opts->version = version;
     opts->weight_bits = 2, opts->input_bits = 2, opts->refit = 1, opts->refit_ridge = 1e-4;
+    if (version >= 2) opts->code_rounds = 2, opts->assign_damping = 0.01;
     return qc_lq_options_init(&opts->fit, QC_LQ_OPTIONS_VERSION);
+}
+
+/* The caller's options as the latest version: fields its version lacks keep what that version did. */
+static void options_upgrade(qc_lq_replace_options *out, const qc_lq_replace_options *in)
+{
+    size_t known = in->version >= 2 ? sizeof *out : offsetof(qc_lq_replace_options, code_rounds);
+    memset(out, 0, sizeof *out);
+    memcpy(out, in, known);
+    if (in->version < 2) out->code_rounds = 0, out->assign_damping = 0.01;
 }
 
 static qc_status check_options(const qc_lq_replace_options *o, const char *function)
@@ -50,6 +61,11 @@ static qc_status check_options(const qc_lq_replace_options *o, const char *funct
     if (o->refit != 0 && o->refit != 1) return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'opts': refit = %d (0 or 1)", o->refit);
     if (!(o->refit_ridge >= 0 && o->refit_ridge <= 1e6))
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'opts': refit_ridge = %g is outside 0..1e6", o->refit_ridge);
+    if (o->version >= 2 && (o->code_rounds < 0 || o->code_rounds > 16))
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'opts': code_rounds = %d is outside 0..16", o->code_rounds);
+    if (o->version >= 2 && !(o->assign_damping > 0 && o->assign_damping <= 1))
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'opts': assign_damping = %g is outside (0, 1]",
+                           o->assign_damping);
     return QC_OK;
 }
 
@@ -222,6 +238,10 @@ static qc_status refit(lq_run *r, qclq_layer *f, const float *x, const int64_t *
     if (st == QC_OK) st = qc_gpxq_stats_hessian(&ht, stats);
     if (st == QC_OK) st = qc_gpxq_stats_cross(&gt, stats);
     if (st == QC_OK) st = qc_lq_refit_output(r->p->ctx, basis, codes, basis, w, &ht, &gt, QC_LQ_SIGNED, r->o->refit_ridge);
+    for (int32_t k = 0; st == QC_OK && k < r->o->code_rounds; k++) {
+        st = qc_lq_assign_codes(r->p->ctx, codes, NULL, w, basis, &ht, &gt, QC_LQ_SIGNED, r->o->assign_damping);
+        if (st == QC_OK) st = qc_lq_refit_output(r->p->ctx, basis, codes, basis, w, &ht, &gt, QC_LQ_SIGNED, r->o->refit_ridge);
+    }
     qc_gpxq_stats_free(stats);
     free(h), free(g);
     return st;
@@ -374,9 +394,11 @@ qc_status qc_model_lq_replace(qc_model **out, qc_model **ort_out, qc_lq_replace_
         opts = &defaults;
     }
     QCM_TRY(check_options(opts, __func__));
+    qc_lq_replace_options latest;
+    options_upgrade(&latest, opts);
     if (pipeline->num_batches == 0)
         return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'pipeline': no calibration batch (qc_pipeline_add_batch)");
-    lq_run r = {.p = pipeline, .o = opts, .result = QC_LQ_REPLACE_RESULT_INIT};
+    lq_run r = {.p = pipeline, .o = &latest, .result = QC_LQ_REPLACE_RESULT_INIT};
     qc_status st = replace_all(&r, ort_out, __func__);
     if (st == QC_OK) {
         *out = r.qmodel, r.qmodel = NULL;

@@ -70,3 +70,21 @@ def dots(x_codes, ka, x_code, w_codes, kw, w_code):
     bx = code_bits(x_codes, ka, x_code)  # [M, n, Ka]
     bw = code_bits(w_codes, kw, w_code)  # [O, n, Kw]
     return np.einsum("oni,mnj->moij", bw, bx)
+
+
+def assign_codes(w, basis, h, g, code, damping):
+    """OPTQ's sequential rounding on each row's LQ levels, column by column without blocks, from the rule in
+    qc_lq.h: W* = W G^T (H + dI)^-1 (d = damping times mean(diag H), or times 1 when that is not positive), U = the upper Cholesky factor of (H + dI)^-1, column j rounded to its
+    nearest level (encode's rule) and its error (W*_j - level) / U_jj carried into the later columns by U_j."""
+    n = w.shape[1]
+    mean = np.mean(np.diag(h))
+    hd = h + damping * (mean if mean > 0 else 1.0) * np.eye(n)
+    hinv = np.linalg.inv(hd)
+    u = np.linalg.cholesky(hinv).T
+    target = w.astype(np.float64) @ g.T @ hinv
+    codes = np.empty(w.shape, np.uint8)
+    for j in range(n):
+        codes[:, j] = encode(target[:, j:j + 1], basis, code)[:, 0]
+        err = (target[:, j] - decode(codes[:, j:j + 1], basis, code)[:, 0]) / u[j, j]
+        target[:, j + 1:] -= np.outer(err, u[j, j + 1:])
+    return codes

@@ -39,16 +39,19 @@ def fashion():
     return np.load(os.path.join(MODELS, "fashion_sample.npz"))
 
 
+@pytest.mark.parametrize("dataset", ["mnist", "fashion"])
 @pytest.mark.parametrize("name, shape", [("mlp", (-1, 784)), ("cnn", (-1, 1, 28, 28))])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_fashion_models_match_onnxruntime(fashion, name, shape, threads):
-    path = os.path.join(MODELS, "fashion_%s.onnx" % name)
-    x = (fashion["images"].astype(np.float32) / 255).reshape(shape)
+def test_digit_models_match_onnxruntime(dataset, name, shape, threads):
+    sample = np.load(os.path.join(MODELS, "%s_sample.npz" % dataset))
+    path = os.path.join(MODELS, "%s_%s.onnx" % (dataset, name))
+    x = (sample["images"].astype(np.float32) / 255).reshape(shape)
     session = qcore.Session(qcore.Model(path), qcore.Context(threads=threads))
     logits = session.run({"input": x})["logits"]
     live = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     assert relative_error(logits, live) < 1e-4
-    assert relative_error(logits, fashion["logits_" + name]) < 1e-4
+    assert relative_error(logits, sample["logits_" + name]) < 1e-4
+    assert np.mean(logits.argmax(1) == sample["labels"]) > 0.85  # the stored labels belong to these images
     for batch in (1, 7):  # buffers reused across runs of other batch sizes
         part = session.run({"input": x[:batch]})["logits"]
         assert relative_error(part, live[:batch]) < 1e-4

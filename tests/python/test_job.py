@@ -106,6 +106,22 @@ def test_plots_write_a_png_of_the_asked_size(tmp_path, draw, points):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_search_fronts_draws_each_front_and_checks_its_lengths(tmp_path):
+    matplotlib_image = pytest.importorskip("matplotlib.image")
+    evaluated = ([270632, 538152, 2140160], [0.8924, 0.8937, 0.8940])
+    predicted = type("Front", (), {"cost": np.array([203752, 270632, 538152]), "metric": np.array([0.887, 0.892, 0.894])})
+    path = tmp_path / "front.png"
+    assert qcore.plots.search_fronts({"evaluated": evaluated, "predicted": predicted}, str(path), reference=0.894,
+                                     size=(5, 3), dpi=80) == str(path)
+    assert png_size(path) == (400, 240)
+    pixels = matplotlib_image.imread(str(path))[:, :, :3]
+    colored = np.abs(pixels - pixels.mean(axis=2, keepdims=True)).max(axis=2) > 0.2
+    assert colored.sum() > 100
+    with pytest.raises(ValueError, match="front 'x' has 2 costs and 1 metrics"):
+        qcore.plots.search_fronts({"x": ([1, 2], [0.5])}, str(tmp_path / "bad.png"))
+    assert not (tmp_path / "bad.png").exists()
+
+
 @pytest.mark.parametrize("points, message", [
     ([], "no points"),
     ([("a", 0, 0.5)], "finite positive"),

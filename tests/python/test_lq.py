@@ -213,6 +213,44 @@ def test_output_refit_threads_and_errors(rng):
     np.testing.assert_array_equal(kept, basis)
 
 
+@pytest.mark.parametrize("code", CODES)
+@pytest.mark.parametrize("bits", [1, 2, 3])
+def test_assigned_codes_follow_optq_on_the_levels(rng, code, bits):
+    """Codes equal the numpy oracle of the rule (unblocked, float64) on a layer wider than one block of 128
+    columns, and the layer's output error is below nearest-level encoding's with the same bases."""
+    w, x, xq, h, g, basis, nearest = refit_problem(rng, code, bits, rows=9, n=300, samples=900)
+    codes, used = qcore.lq_assign_codes(w, basis, h, g, code, damping=0.01)
+    assert used == 0.01
+    expected = oracle.assign_codes(w, basis, h, g, code, 0.01)
+    assert (codes != expected).sum() <= 2, (codes != expected).sum()  # only summation-order ties may flip
+    assert output_error(w, x, xq, codes, basis, code) < 0.9 * output_error(w, x, xq, nearest, basis, code)
+
+
+def test_assigned_codes_threads_damping_and_errors(rng):
+    w, x, xq, h, g, basis, _ = refit_problem(rng, "signed", 2, rows=37, n=200)
+    results = [qcore.lq_assign_codes(w, basis, h, g, ctx=qcore.Context(threads=t))[0] for t in (1, 2, 3)]
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
+    # Not positive definite: the damping ratio grows tenfold until H + dI factorizes (mean diag(H) = -0.5
+    # counts as 1, so d = 1 is the first that works), and the codes are the oracle's at that damping.
+    negative = -0.5 * np.eye(w.shape[1])
+    codes, used = qcore.lq_assign_codes(w, basis, negative, negative, damping=0.01)
+    assert used == pytest.approx(1.0)
+    np.testing.assert_array_equal(codes, oracle.assign_codes(w, basis, negative, negative, "signed", used))
+    with pytest.raises(qcore.SingularError, match="not positive definite"):
+        qcore.lq_assign_codes(w, basis, -1e9 * np.eye(w.shape[1]), g)
+    with pytest.raises(qcore.InvalidArgumentError, match="'damping'"):
+        qcore.lq_assign_codes(w, basis, h, g, damping=0.0)
+    with pytest.raises(qcore.ShapeError, match="'g'"):
+        qcore.lq_assign_codes(w, basis, h, g[:5, :5].copy())
+    with pytest.raises(qcore.NumericError, match="'h'"):
+        bad = h.copy()
+        bad[1, 2] = np.inf
+        qcore.lq_assign_codes(w, basis, bad, g)
+    with pytest.raises(qcore.ShapeError, match="'basis'"):
+        qcore.lq_assign_codes(w, basis[:4].copy(), h, g)
+
+
 def test_long_row_split_over_threads_same_bits(rng):
     """One long row (a layer's activations) is encoded in chunks shared by the threads: same bits on 1, 2
     and 3 threads, and errors as numpy computes them."""

@@ -24,6 +24,9 @@ static const char HELP[] =
     "      --weight-bits K        weight bits (bases per output channel), 1..4 (default 2)\n"
     "      --act-bits K           input bits (one basis per layer), 1..4 (default 2)\n"
     "      --no-refit             weight bases by QEM alone (default: refitted to the layer's outputs)\n"
+    "      --code-rounds N        after the refit, N rounds of weight codes re-chosen for the layer's\n"
+    "                             output error (OPTQ's rounding on the LQ levels), each followed by a\n"
+    "                             refit; 0..16 (default 2; 0 keeps QEM's nearest-level codes)\n"
     "      --samples N            calibration samples used (default 4096)\n"
     "      --batch N              samples per executor run (default 256)\n"
     "      --threads N            threads (default: all cores)\n"
@@ -46,6 +49,7 @@ static const struct option LONG[] = {
     {"output", required_argument, 0, 'o'}, {"export-ort", required_argument, 0, 'E'}, {"data", required_argument, 0, 'd'},
     {"input-scale", required_argument, 0, 'S'}, {"weight-bits", required_argument, 0, 'w'},
     {"act-bits", required_argument, 0, 'a'}, {"no-refit", no_argument, 0, 'N'}, {"samples", required_argument, 0, 'n'},
+    {"code-rounds", required_argument, 0, 'R'},
     {"batch", required_argument, 0, 'b'}, {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
@@ -62,6 +66,7 @@ static int apply(void *state, int c, const char *arg)
     case 'w': code = parse_integer("lq", arg, 1, QC_LQ_MAX_BITS, "--weight-bits", &v), o->lq.weight_bits = (int32_t)v; break;
     case 'a': code = parse_integer("lq", arg, 1, QC_LQ_MAX_BITS, "--act-bits", &v), o->lq.input_bits = (int32_t)v; break;
     case 'N': o->lq.refit = 0; break;
+    case 'R': code = parse_integer("lq", arg, 0, 16, "--code-rounds", &v), o->lq.code_rounds = (int32_t)v; break;
     case 'n': code = parse_integer("lq", arg, 1, 1L << 30, "--samples", &o->samples); break;
     case 'b': code = parse_integer("lq", arg, 1, 1L << 20, "--batch", &o->batch); break;
     case 't': code = parse_integer("lq", arg, 0, 1024, "--threads", &o->threads); break;

@@ -27,7 +27,7 @@ from .accum import (AccumulatorReport, AccumulatorSimulation, accumulator_bits_a
                     accumulator_bits_needed, input_range, simulate_accumulator, verify_accumulator)
 from .gpxq import AxeStats, GpxqOptions, GpxqStats, QuantizedLayer, gpfq, optq, rtn
 from .lq import (LqFit, LqOptions, bitserial_dots, bitserial_gemm, int8_gemm, lq_decode, lq_encode, lq_fit, lq_levels,
-                 lq_pack, lq_refit_output, plane_words)
+                 lq_pack, lq_refit_output, lq_assign_codes, plane_words)
 from .model import Model, Node, ValueInfo, onnx_type_name
 from .pipeline import LayerReport, Pipeline, Recipe
 from .model_search import Candidate, ModelSearch

@@ -129,6 +129,24 @@ def lq_refit_output(codes, basis, w, h, g, code="signed", ridge=1e-4, ctx=None):
     return out
 
 
+def lq_assign_codes(w, basis, h, g, code="signed", damping=0.01, ctx=None):
+    """Output-aware weight codes (uint8 [O, n]) for fixed bases (float32 [O, K]): OPTQ's column-by-column
+    rounding on each row's LQ levels towards W* = W G^T (H + dI)^-1, with H and G as for lq_refit_output.
+    Returns (codes, the damping ratio used: `damping`, or more when H + dI was not positive definite)."""
+    function = "qcore.lq_assign_codes"
+    w = as_array(w, "w", [np.float32], function)
+    basis = as_array(basis, "basis", [np.float32], function)
+    h = as_array(h, "h", [np.float64], function)
+    g = as_array(g, "g", [np.float64], function)
+    codes = np.empty(w.shape if w.ndim == 2 else (0, 0), np.uint8)
+    used = ffi.new("double *")
+    views = [view(a) for a in (codes, w, basis, h, g)]
+    t = [v for v, _ in views]
+    (ctx or default_context()).call(lib.qc_lq_assign_codes, t[0], used, t[1], t[2], t[3], t[4],
+                                    _code(code, "code", function), float(damping))
+    return codes, float(used[0])
+
+
 def plane_words(n):
     """64-bit words per bit-plane row of n elements."""
     return lib.qc_lq_plane_words(n)
@@ -208,5 +226,5 @@ def int8_gemm(x, w, ctx=None):
     return y
 
 
-__all__ = ["LqFit", "LqOptions", "bitserial_dots", "bitserial_gemm", "bitserial_interleave", "int8_gemm", "lq_decode", "lq_encode", "lq_fit",
-           "lq_levels", "lq_pack", "lq_refit_output", "plane_words"]
+__all__ = ["LqFit", "LqOptions", "bitserial_dots", "bitserial_gemm", "bitserial_interleave", "int8_gemm", "lq_decode",
+           "lq_encode", "lq_fit", "lq_levels", "lq_pack", "lq_refit_output", "lq_assign_codes", "plane_words"]

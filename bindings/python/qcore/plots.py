@@ -4,6 +4,8 @@
     qcore.plots.accuracy_vs_bytes([("OPTQ", 538152, 0.893), ("OPTQ", 270000, 0.887), ("RTN", 270000, 0.851)],
                                   "size.png", reference=0.894)
     qcore.plots.accuracy_vs_accumulator_bits([("OPTQ+AXE", 16, 0.885), ("OPTQ+AXE", 20, 0.889)], "acc.png")
+    qcore.plots.search_fronts({"evaluated": search.front(), "predicted": search.predicted_front()},
+                              "front.png", reference=0.894)
 
 Points are (label, x, accuracy); the points of one label form one series, drawn in increasing x. The PNG is
 size[0] * dpi by size[1] * dpi pixels and is written atomically (a temporary file beside it, then renamed).
@@ -30,7 +32,7 @@ def _series(points, function, positive_x):
     return {label: sorted(values) for label, values in series.items()}
 
 
-def _draw(points, path, function, xlabel, title, reference, size, dpi, log_x, integer_x):
+def _draw(points, path, function, xlabel, title, reference, size, dpi, log_x, integer_x, step=False, ylabel="accuracy"):
     from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
     from matplotlib.ticker import MaxNLocator
 
@@ -38,7 +40,11 @@ def _draw(points, path, function, xlabel, title, reference, size, dpi, log_x, in
     figure = Figure(figsize=size, dpi=dpi)
     axes = figure.add_subplot()
     for label, values in series.items():
-        axes.plot([v[0] for v in values], [v[1] for v in values], marker="o", label=label)
+        xs, ys = [v[0] for v in values], [v[1] for v in values]
+        if step:  # a front: each point's metric holds until the next, costlier point
+            axes.step(xs, ys, where="post", marker="o", label=label)
+        else:
+            axes.plot(xs, ys, marker="o", label=label)
     if reference is not None:
         axes.axhline(reference, color="gray", linestyle="--", label="float")
     if log_x:
@@ -46,7 +52,7 @@ def _draw(points, path, function, xlabel, title, reference, size, dpi, log_x, in
     if integer_x:
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel(xlabel)
-    axes.set_ylabel("accuracy")
+    axes.set_ylabel(ylabel)
     axes.grid(True, alpha=0.3)
     axes.legend()
     if title:
@@ -74,3 +80,20 @@ def accuracy_vs_accumulator_bits(points, path, title=None, reference=None, size=
     """Accuracy against accumulator width P from (label, bits, accuracy) points. Returns `path`."""
     return _draw(points, path, "qcore.plots.accuracy_vs_accumulator_bits", "accumulator bits (P)", title, reference,
                  size, dpi, False, True)
+
+
+def search_fronts(fronts, path, title=None, reference=None, xlabel="bytes", ylabel="accuracy", size=(6.4, 4.8),
+                  dpi=100):
+    """Fronts of a mixed-precision search, by label ({label: front}), each a qcore.search.Front (or anything
+    with `cost` and `metric` arrays, or a (cost, metric) pair), drawn as staircases against cost on a log
+    scale: the evaluated front beside the surrogate's predicted one, or several methods' fronts. Returns
+    `path`."""
+    points = []
+    for label, front in fronts.items():
+        cost, metric = (front.cost, front.metric) if hasattr(front, "cost") else front
+        if len(cost) != len(metric):
+            raise ValueError("qcore.plots.search_fronts: front %r has %d costs and %d metrics"
+                             % (label, len(cost), len(metric)))
+        points += [(label, float(c), float(m)) for c, m in zip(cost, metric)]
+    return _draw(points, path, "qcore.plots.search_fronts", xlabel, title, reference, size, dpi, True, False,
+                 step=True, ylabel=ylabel)

@@ -1,15 +1,16 @@
-"""LQ on the project's Fashion-MNIST CNN (tests/data/models/fashion_cnn.onnx: Conv 1->16 3x3, BN, ReLU,
+"""LQ on the project's MNIST or Fashion-MNIST CNN (tests/data/models/{mnist,fashion}_cnn.onnx: Conv 1->16 3x3, BN, ReLU,
 MaxPool 2, Conv 16->32 3x3, BN, ReLU, MaxPool 2, Gemm 1568->10), through im2col: each convolution is the
 weight [out, in*3*3] (BatchNormalization folded in) against rows of 3x3 patches, run on qcore's bit-serial
 kernels exactly as the MLP example's fully-connected layers (bases per output channel for weights, one per
 layer with {0,1} codes for the non-negative inputs, fitted on the quantized model's own inputs for
---calibration training images, then refitted to the outputs with qcore.lq_refit_output). Reports accuracy
+--calibration training images, then refitted to the outputs with qcore.lq_refit_output and --code-rounds
+times given output-aware codes, qcore.lq_assign_codes, and refitted again). Reports accuracy
 on the 10000 t10k images and model bytes for fp32 and each format; the float path is checked against
 onnxruntime on the first images before anything is quantized. JSON to
-benchmarks/results/lq_fashion_cnn.json. Speed is not measured here (the MLP example does that).
+benchmarks/results/lq_{dataset}_cnn.json. Speed is not measured here (the MLP example does that).
 
 Run from the repository root:
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python examples/python/lq_fashion_cnn.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python examples/python/lq_cnn.py --dataset mnist
 """
 import argparse
 import os
@@ -22,18 +23,17 @@ ROOT = os.path.join(HERE, os.pardir, os.pardir)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 sys.path.insert(0, HERE)
 from bench_onnx import use_build_tree  # noqa: E402
-from lq_fashion_mlp import FORMATS, load_data  # noqa: E402
+from lq_mlp import FORMATS, TITLES, add_dataset_argument, load_data, model_path, output_aware  # noqa: E402
 import report  # noqa: E402
 
-MODEL = os.path.join(ROOT, "tests", "data", "models", "fashion_cnn.onnx")
 BATCH = 500
 
 
-def folded_layers():
+def folded_layers(dataset):
     """[(W [out, in*9], b), (W, b), (W_fc [10, 1568], b_fc)] with each BatchNormalization folded in."""
     import onnx
     from onnx import numpy_helper
-    model = onnx.load(MODEL)
+    model = onnx.load(model_path(dataset, "cnn"))
     t = {i.name: numpy_helper.to_array(i).astype(np.float64) for i in model.graph.initializer}
     eps = [n for n in model.graph.node if n.op_type == "BatchNormalization"][0].attribute[0].f
     layers = []
@@ -85,7 +85,7 @@ def layer_inputs(layer_fns, images, k):
     return np.ascontiguousarray(x.reshape(b, -1))
 
 
-def fit_lq(qcore, layers, kw, ka, calib, ctx):
+def fit_lq(qcore, layers, kw, ka, calib, ctx, code_rounds):
     float_fns = [lambda r, w=w, b=b: r @ w.T + b for w, b in layers]
     fitted = []
     for k, (w, b) in enumerate(layers):
@@ -99,7 +99,7 @@ def fit_lq(qcore, layers, kw, ka, calib, ctx):
             levels = qcore.lq_decode(qcore.lq_encode(x_quant[s:s + 65536], x_basis[None], "unsigned", ctx=ctx),
                                      x_basis[None], "unsigned", ctx=ctx)
             stats.add(np.ascontiguousarray(x_float[s:s + 65536]), levels, ctx=ctx)
-        w_basis = qcore.lq_refit_output(codes, w_basis, w, stats.hessian(), stats.cross(), "signed", ctx=ctx)
+        codes, w_basis = output_aware(qcore, w, codes, w_basis, stats, code_rounds, ctx)
         planes = qcore.lq_pack(codes, kw, ctx=ctx)
         nbytes = w.shape[0] * kw * -(-w.shape[1] // 64) * 8 + 4 * (w.shape[0] * kw + ka + w.shape[0])
         fn = (lambda r, xb=x_basis, p=planes, wb=w_basis, bb=b:
@@ -116,10 +116,10 @@ def accuracy(layer_fns, images, labels):
     return correct / len(images)
 
 
-def check_float_path(layers, images):
+def check_float_path(dataset, layers, images):
     """The folded float path against onnxruntime on the original graph (BN unfolded)."""
     import onnxruntime
-    session = onnxruntime.InferenceSession(MODEL, providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(model_path(dataset, "cnn"), providers=["CPUExecutionProvider"])
     want = session.run(None, {"input": images.reshape(-1, 1, 28, 28)})[0]
     got = forward([lambda r, w=w, b=b: r @ w.T + b for w, b in layers], images)
     return float(np.abs(got - want).max())
@@ -129,29 +129,31 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calibration", type=int, default=1024)
     parser.add_argument("--installed", action="store_true")
+    parser.add_argument("--code-rounds", type=int, default=2)
+    add_dataset_argument(parser)
     args = parser.parse_args()
     source = use_build_tree(args.installed)
     import qcore
 
-    train, test, labels = load_data(args.calibration)
-    layers = folded_layers()
-    max_diff = check_float_path(layers, test[:64])
+    train, test, labels = load_data(args.dataset, args.calibration)
+    layers = folded_layers(args.dataset)
+    max_diff = check_float_path(args.dataset, layers, test[:64])
     print("float path vs onnxruntime on 64 images: max |diff| = %.2e" % max_diff)
     ctx = qcore.Context()
     rows = [{"format": "fp32", "accuracy": accuracy([lambda r, w=w, b=b: r @ w.T + b for w, b in layers], test, labels),
              "bytes": sum(w.nbytes + b.nbytes for w, b in layers)}]
     for kw, ka in FORMATS:
-        fitted = fit_lq(qcore, layers, kw, ka, train, ctx)
+        fitted = fit_lq(qcore, layers, kw, ka, train, ctx, args.code_rounds)
         rows.append({"format": "W%dA%d" % (kw, ka), "accuracy": accuracy(fitted, test, labels),
                      "bytes": sum(f.nbytes for f in fitted)})
-    print("Fashion-MNIST CNN (im2col), post-training LQ (QEM + output refit) on bit-serial kernels")
+    print(TITLES[args.dataset] + " CNN (im2col), post-training LQ (QEM + output refit) on bit-serial kernels")
     print("%-6s %9s %9s" % ("format", "accuracy", "bytes"))
     for r in rows:
         print("%-6s %8.2f%% %9d" % (r["format"], 100 * r["accuracy"], r["bytes"]))
-    result = {"example": "LQ table on the Fashion-MNIST CNN through im2col", "qcore_source": source,
-              "calibration_images": args.calibration, "test_images": len(test),
+    result = {"example": "LQ table on the %s CNN through im2col" % TITLES[args.dataset], "qcore_source": source,
+              "calibration_images": args.calibration, "code_rounds": args.code_rounds, "test_images": len(test),
               "float_path_max_abs_diff_vs_onnxruntime": max_diff, "rows": rows}
-    report.write_json("lq_fashion_cnn.json", result)
+    report.write_json("lq_%s_cnn.json" % args.dataset, result)
 
 
 if __name__ == "__main__":

