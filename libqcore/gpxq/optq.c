@@ -41,6 +41,8 @@ typedef struct optq {
     float *c_later;             /* [d - i2, block]: c_ij for the block's i (column i - i1) and j >= i2 (row
                                    j - i2): the B operand of the updates to later blocks */
     float *c_block;             /* [block, block]: c_ij at (i - i1, j - i1) for i < j in the block */
+    float *given;               /* R form under act-order: [rows, d] the given weights in processing order (dead
+                                   inputs 0); else NULL and they are read from W */
     unsigned char *group_ready; /* per group: its parameters are chosen */
 } optq;
 
@@ -51,11 +53,13 @@ static void optq_free_work(optq *s)
     free(s->param_of);
     free(s->c_later);
     free(s->c_block);
+    free(s->given);
     free(s->group_ready);
     s->reversed = NULL;
     s->param_of = NULL;
     s->c_later = NULL;
     s->c_block = NULL;
+    s->given = NULL;
     s->group_ready = NULL;
 }
 
@@ -85,17 +89,66 @@ static qc_status optq_alloc(optq *s, int own_factor)
  * matrix = F^T F) gives R = J F^T J (J the reversal), upper triangular with H = R R^T, and U = R^-1 =
  * J F^-T J: one factorization (and one triangular inverse for U), where the textbook route (factor H,
  * invert, factor H^-1) needs two, the second of an ill-conditioned inverse. Only H's strict lower
- * triangle is read and only the factor's upper triangle written, so the two may share storage. */
-static void damped_reversed(optq *s, double damp)
+ * triangle is read and only the factor's upper triangle written, so the two may share storage.
+ * In input order (no act-order), row a of the factor is row d-1-a of H read backwards. Under act-order, a
+ * group of ROW_GROUP inputs at a time (one cache line of H's columns), in input order: their whole rows of
+ * H are first read into buffers (the parts left of the diagonal are contiguous, the parts below it a cache
+ * line per later input), and the factor's rows then gathered from there: under act-order, reading each
+ * entry where the permutation puts it would miss cache nearly every time, and reading one column at a time
+ * would too (its 2^k stride maps every line to the same few cache sets). */
+enum { ROW_GROUP = 8 };
+
+static void read_rows(double *full, const optq *s, int64_t i0, int64_t n)
+{
+    int64_t d = s->w.d;
+    for (int64_t g = 0; g < n; g++) /* left of i0 + g, and the diagonal (unused) */
+        for (int64_t j = 0; j <= i0 + g; j++) full[g * d + j] = s->h_scale * s->h[(i0 + g) * d + j];
+    for (int64_t j = i0 + 1; j < i0 + n; j++) /* below the diagonal, within the group */
+        for (int64_t g = 0; g < j - i0; g++) full[g * d + j] = s->h_scale * s->h[j * d + i0 + g];
+    for (int64_t j = i0 + n; j < d; j++)
+        for (int64_t g = 0; g < n; g++) full[g * d + j] = s->h_scale * s->h[j * d + i0 + g];
+}
+
+static void damped_reversed_in_order(optq *s, double damp)
 {
     int64_t d = s->w.d;
 #pragma omp parallel for num_threads(s->layer.threads) schedule(dynamic, 64)
     for (int64_t a = 0; a < d; a++) {
         double *row = s->factor + a * d;
-        int64_t ra = s->reversed[a];
-        row[a] = s->w.diag[ra] + damp;
-        for (int64_t c = a + 1; c < d; c++) row[c] = s->h_scale * qc__gpxq_sym(s->h, d, ra, s->reversed[c]);
+        const double *h_row = s->h + (d - 1 - a) * d;
+        row[a] = s->w.diag[d - 1 - a] + damp;
+        for (int64_t c = a + 1; c < d; c++) row[c] = s->h_scale * h_row[d - 1 - c];
     }
+}
+
+static qc_status damped_reversed(optq *s, double damp)
+{
+    int64_t d = s->w.d;
+    int failed = 0;
+    if (!s->opts.act_order) {
+        damped_reversed_in_order(s, damp);
+        return QC_OK;
+    }
+#pragma omp parallel num_threads(s->layer.threads) reduction(| : failed)
+    {
+        double *full = malloc((size_t)(ROW_GROUP * d) * sizeof *full);
+        failed = full == NULL;
+#pragma omp for schedule(static)
+        for (int64_t i0 = 0; i0 < d; i0 += ROW_GROUP) {
+            if (full == NULL) continue;
+            int64_t n = d - i0 < ROW_GROUP ? d - i0 : ROW_GROUP;
+            read_rows(full, s, i0, n);
+            for (int64_t g = 0; g < n; g++) {
+                int64_t a = d - 1 - s->w.position[i0 + g];
+                double *row = s->factor + a * d;
+                row[a] = s->w.diag[i0 + g] + damp;
+                for (int64_t c = a + 1; c < d; c++) row[c] = full[g * d + s->reversed[c]];
+            }
+        }
+        free(full);
+    }
+    if (failed) return QC_FAIL_IN(s->layer.function, QC_ERR_OUT_OF_MEMORY, "no memory for rows of H");
+    return QC_OK;
 }
 
 /* R_ij (i <= j, processing positions) = F[d-1-j][d-1-i]: column j of R, read upwards from its diagonal,
@@ -126,7 +179,7 @@ static qc_status factor(optq *s, qc_gpxq_result *res)
         res->damp_ratio = ratio;
         res->damp = ratio * mean;
         res->retries = attempt;
-        damped_reversed(s, res->damp);
+        QC_TRY(damped_reversed(s, res->damp));
         st = qc__cholesky_upper(s->layer.threads, s->factor, d, d, &pivot, function);
         if (st != QC_ERR_SINGULAR) break;
         qc__log(s->layer.ctx, QC_LOG_WARNING, "%s: H + %g I is not positive definite (damp_ratio %g); retrying with 10x",
@@ -296,14 +349,19 @@ static qc_status start_block(optq *s, int64_t i1, int64_t *i2)
 }
 
 /* R form: the given weights of the block [i1, i2) (dead inputs 0) into block_values, where v_i will
- * replace them. A separate loop of independent loads: under act-order they lie at random columns of W, a
- * cache miss each, which inside the quantization's dependent chain would stall it every time. */
+ * replace them. A separate loop of independent loads, not inside the quantization's dependent chain; under
+ * act-order they are read from the copy in processing order (at random columns of W, each would be a
+ * cache miss, and a cache line of W would be read again by nearly every block). */
 static void gather_given(optq *s, int64_t i1, int64_t i2)
 {
     const qc_gpxq_layer *l = &s->layer;
 #pragma omp parallel for num_threads(l->threads) schedule(static)
     for (int64_t r = 0; r < l->rows; r++) {
         float *out = s->w.block_values_f32 + r * s->w.block;
+        if (s->given != NULL) {
+            memcpy(out, s->given + r * s->w.d + i1, (size_t)(i2 - i1) * sizeof *out);
+            continue;
+        }
         for (int64_t i = i1; i < i2; i++) {
             int64_t c = s->w.order[i];
             out[i - i1] = s->w.dead[c] ? 0.0f : l->w[r * l->cols + c];
@@ -376,6 +434,12 @@ static qc_status optq_run(optq *s, int own_factor, qc_gpxq_result *res)
     s->u_form = s->layer.grid_opts->granularity == QC_GRAN_GROUP;
     QC_TRY(factor(s, res));
     qc__gpxq_gather_weights(NULL, s->w.running_f32, &s->layer, s->w.order, s->w.dead);
+    if (s->opts.act_order && !s->u_form) {
+        size_t bytes = (size_t)(s->layer.rows * d) * sizeof *s->given;
+        if ((s->given = malloc(bytes)) == NULL)
+            return QC_FAIL_IN(s->layer.function, QC_ERR_OUT_OF_MEMORY, "no memory for the given weights in act-order");
+        memcpy(s->given, s->w.running_f32, bytes);
+    }
     QC_TRY(run_blocks(s));
     free(s->layer.levels); /* never touched: the running weights hold the levels now */
     s->layer.levels = (int32_t *)(void *)s->w.running_f32;
