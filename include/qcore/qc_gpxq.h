@@ -11,7 +11,14 @@
  *   GPFQ:  H = sum_s xq_s xq_s^T,   G = sum_s xq_s x_s^T    (xq_s the same input as seen by the partly
  *          quantized model, x_s as seen by the float model; G[t][j] = <Xq column t, X column j>)
  * qc_gpxq_stats accumulates them; qc_optq and qc_gpfq take the matrices themselves, so statistics computed
- * elsewhere can be used too.
+ * elsewhere can be used too. Precision of the statistics: the sums are double; a batch is added in chunks
+ * of 256 consecutive rows (the last one shorter), each chunk's products sum_s x_s x_s^T computed in double
+ * and added into the sums, except for OPTQ statistics of a float32 batch: there a chunk's products are
+ * summed in float32 (sgemm, in its own order, as OPTQ's reference implementation multiplies its batches;
+ * twice the speed of double) and then added into the double sums, unless the chunk's largest |x| has
+ * 256 |x|^2 >= 2^120 (a float32 sum could overflow), then in double. So each entry of a chunk's float32
+ * products is within gamma_k = k u / (1 - k u) (u = 2^-24, k the chunk's rows) of sum |x_si| |x_sj|
+ * of its exact value, and chunks and batches are accumulated in double.
  *
  * The grid is any uniform grid of qc_quant.h (bits 2..16, signed or unsigned, symmetric or asymmetric), per
  * tensor, per output channel (granularity QC_GRAN_CHANNEL with axis 0) or per group of `group_size`
@@ -129,7 +136,8 @@ QC_API void qc_gpxq_stats_free(qc_gpxq_stats *stats);
 
 /* Adds a batch of b samples (b >= 0): `x` [b, dim] (f32 or f64) holds the float model's inputs; for GPFQ,
  * `x_quant` (same shape, f32 or f64) holds the quantized model's inputs for the same samples, and must be
- * NULL for OPTQ. Both are borrowed. NaN or Inf anywhere leaves the statistics unchanged. */
+ * NULL for OPTQ. Both are borrowed. NaN or Inf anywhere leaves the statistics unchanged. Precision: see
+ * above (OPTQ multiplies float32 batches in float32, chunk by chunk). */
 QC_API qc_status qc_gpxq_stats_add(qc_ctx *ctx, qc_gpxq_stats *stats, const qc_tensor *x, const qc_tensor *x_quant);
 
 /* The number of samples added so far. */
