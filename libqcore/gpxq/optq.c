@@ -208,8 +208,10 @@ static void convert_block_rows(optq *s, int64_t i1, int64_t i2)
         const double *column = r_column(s, j); /* column[k] = R[j - k][j] (U form: U[j - k][j]) */
         double divisor = s->u_form ? -1.0 : column[0];
         if (j >= i2) {
+            /* out[i - i1] for i = i2 - 1 - m is src[m]: a loop over m the compiler vectorizes */
             float *out = s->c_later + (j - i2) * b;
-            for (int64_t i = i1; i < i2; i++) out[i - i1] = (float)(column[j - i] / divisor);
+            const double *src = column + (j - i2 + 1);
+            for (int64_t m = 0; m < b; m++) out[b - 1 - m] = (float)(src[m] / divisor);
         } else {
             for (int64_t i = i1; i < j; i++) s->c_block[(i - i1) * b + (j - i1)] = (float)(column[j - i] / divisor);
         }
@@ -360,6 +362,14 @@ static void gather_given(optq *s, int64_t i1, int64_t i2)
         float *out = s->w.block_values_f32 + r * s->w.block;
         if (s->given != NULL) {
             memcpy(out, s->given + r * s->w.d + i1, (size_t)(i2 - i1) * sizeof *out);
+            continue;
+        }
+        if (!s->opts.act_order) { /* the processing order is the input order */
+            const float *w = l->w + r * l->cols;
+            for (int64_t i = i1; i < i2; i++) {
+                float value = w[i];
+                out[i - i1] = s->w.dead[i] ? 0.0f : value;
+            }
             continue;
         }
         for (int64_t i = i1; i < i2; i++) {
