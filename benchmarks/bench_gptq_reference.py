@@ -52,9 +52,10 @@ Measured:
   per batch) and its Cholesky factor in double in qcore,
   whose per-channel updates use that factor itself (qc_gpxq.h's R form, no inverse); the weight updates in
   float32 in both - and a different summation order).
-The commands of the recorded runs (benchmark-only override, see below; 768 and 1536 in their own files):
-    OPENBLAS_CORETYPE=Cooperlake .venv/bin/python benchmarks/bench_gptq_reference.py [--size 1536 --output
-        benchmarks/results/gptq_reference_1536.json]
+The commands of the recorded runs (768 and 1536 in their own files; the machine is shared, so each tool
+gets a few timed runs more than the defaults to find a quiet moment):
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_gptq_reference.py
+        --repeats 5 --reference-repeats 3 [--size 1536 --output benchmarks/results/gptq_reference_1536.json]
 Threads: the same count (--threads, default 1) for torch (torch.set_num_threads) and qcore
 (Context(threads=...), which also sizes its OpenBLAS team); the machine's other load is printed. Which
 BLAS each worker loaded (threadpoolctl) is recorded.
