@@ -243,7 +243,9 @@ QC_API qc_status qc_gpfq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor 
  * QC_GPXQ_OPTQ, `in` inputs, at least one sample) instead of a tensor: the same integers as
  * qc_optq(..., h = qc_gpxq_stats_hessian(stats), ...), without H's [in, in] copy. The statistics' storage
  * is the factorization's workspace, so they need no second [in, in] buffer: peak memory is the statistics,
- * the float32 running weights and the int32 levels (each [out, in]) and O(block x in). `stats` is
+ * the float32 running weights and the int32 levels (each [out, in]) and O(block x in), plus under
+ * act-order with a per-tensor or per-channel grid a float32 copy of W in processing order ([out, in], read
+ * a block at a time instead of W's scattered columns). `stats` is
  * borrowed and written during the call (not thread-safe against other use of it), and holds the same
  * statistics afterwards, whatever the outcome: samples may still be added. Errors as for qc_optq;
  * QC_ERR_INVALID_ARG for NULL, GPFQ or empty statistics, QC_ERR_SHAPE when `in` differs. */
