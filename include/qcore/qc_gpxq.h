@@ -11,7 +11,14 @@
  *   GPFQ:  H = sum_s xq_s xq_s^T,   G = sum_s xq_s x_s^T    (xq_s the same input as seen by the partly
  *          quantized model, x_s as seen by the float model; G[t][j] = <Xq column t, X column j>)
  * qc_gpxq_stats accumulates them; qc_optq and qc_gpfq take the matrices themselves, so statistics computed
- * elsewhere can be used too.
+ * elsewhere can be used too. Precision of the statistics: the sums are double; a batch is added in chunks
+ * of 256 consecutive rows (the last one shorter), each chunk's products sum_s x_s x_s^T computed in double
+ * and added into the sums, except for OPTQ statistics of a float32 batch: there a chunk's products are
+ * summed in float32 (sgemm, in its own order, as OPTQ's reference implementation multiplies its batches;
+ * twice the speed of double) and then added into the double sums, unless the chunk's largest |x| has
+ * 256 |x|^2 >= 2^120 (a float32 sum could overflow), then in double. So each entry of a chunk's float32
+ * products is within gamma_k = k u / (1 - k u) (u = 2^-24, k the chunk's rows) of sum |x_si| |x_sj|
+ * of its exact value, and chunks and batches are accumulated in double.
  *
  * The grid is any uniform grid of qc_quant.h (bits 2..16, signed or unsigned, symmetric or asymmetric), per
  * tensor, per output channel (granularity QC_GRAN_CHANNEL with axis 0) or per group of `group_size`
@@ -129,7 +136,8 @@ QC_API void qc_gpxq_stats_free(qc_gpxq_stats *stats);
 
 /* Adds a batch of b samples (b >= 0): `x` [b, dim] (f32 or f64) holds the float model's inputs; for GPFQ,
  * `x_quant` (same shape, f32 or f64) holds the quantized model's inputs for the same samples, and must be
- * NULL for OPTQ. Both are borrowed. NaN or Inf anywhere leaves the statistics unchanged. */
+ * NULL for OPTQ. Both are borrowed. NaN or Inf anywhere leaves the statistics unchanged. Precision: see
+ * above (OPTQ multiplies float32 batches in float32, chunk by chunk). */
 QC_API qc_status qc_gpxq_stats_add(qc_ctx *ctx, qc_gpxq_stats *stats, const qc_tensor *x, const qc_tensor *x_quant);
 
 /* The number of samples added so far. */
@@ -235,7 +243,9 @@ QC_API qc_status qc_gpfq(qc_ctx *ctx, qc_tensor *q, qc_tensor *scale, qc_tensor 
  * QC_GPXQ_OPTQ, `in` inputs, at least one sample) instead of a tensor: the same integers as
  * qc_optq(..., h = qc_gpxq_stats_hessian(stats), ...), without H's [in, in] copy. The statistics' storage
  * is the factorization's workspace, so they need no second [in, in] buffer: peak memory is the statistics,
- * the float32 running weights and the int32 levels (each [out, in]) and O(block x in). `stats` is
+ * the float32 running weights and the int32 levels (each [out, in]) and O(block x in), plus under
+ * act-order with a per-tensor or per-channel grid a float32 copy of W in processing order ([out, in], read
+ * a block at a time instead of W's scattered columns). `stats` is
  * borrowed and written during the call (not thread-safe against other use of it), and holds the same
  * statistics afterwards, whatever the outcome: samples may still be added. Errors as for qc_optq;
  * QC_ERR_INVALID_ARG for NULL, GPFQ or empty statistics, QC_ERR_SHAPE when `in` differs. */

@@ -41,6 +41,8 @@ typedef struct optq {
     float *c_later;             /* [d - i2, block]: c_ij for the block's i (column i - i1) and j >= i2 (row
                                    j - i2): the B operand of the updates to later blocks */
     float *c_block;             /* [block, block]: c_ij at (i - i1, j - i1) for i < j in the block */
+    float *given;               /* R form under act-order: [rows, d] the given weights in processing order (dead
+                                   inputs 0); else NULL and they are read from W */
     unsigned char *group_ready; /* per group: its parameters are chosen */
 } optq;
 
@@ -51,11 +53,13 @@ static void optq_free_work(optq *s)
     free(s->param_of);
     free(s->c_later);
     free(s->c_block);
+    free(s->given);
     free(s->group_ready);
     s->reversed = NULL;
     s->param_of = NULL;
     s->c_later = NULL;
     s->c_block = NULL;
+    s->given = NULL;
     s->group_ready = NULL;
 }
 
@@ -85,17 +89,66 @@ static qc_status optq_alloc(optq *s, int own_factor)
  * matrix = F^T F) gives R = J F^T J (J the reversal), upper triangular with H = R R^T, and U = R^-1 =
  * J F^-T J: one factorization (and one triangular inverse for U), where the textbook route (factor H,
  * invert, factor H^-1) needs two, the second of an ill-conditioned inverse. Only H's strict lower
- * triangle is read and only the factor's upper triangle written, so the two may share storage. */
-static void damped_reversed(optq *s, double damp)
+ * triangle is read and only the factor's upper triangle written, so the two may share storage.
+ * In input order (no act-order), row a of the factor is row d-1-a of H read backwards. Under act-order, a
+ * group of ROW_GROUP inputs at a time (one cache line of H's columns), in input order: their whole rows of
+ * H are first read into buffers (the parts left of the diagonal are contiguous, the parts below it a cache
+ * line per later input), and the factor's rows then gathered from there: under act-order, reading each
+ * entry where the permutation puts it would miss cache nearly every time, and reading one column at a time
+ * would too (its 2^k stride maps every line to the same few cache sets). */
+enum { ROW_GROUP = 8 };
+
+static void read_rows(double *full, const optq *s, int64_t i0, int64_t n)
+{
+    int64_t d = s->w.d;
+    for (int64_t g = 0; g < n; g++) /* left of i0 + g, and the diagonal (unused) */
+        for (int64_t j = 0; j <= i0 + g; j++) full[g * d + j] = s->h_scale * s->h[(i0 + g) * d + j];
+    for (int64_t j = i0 + 1; j < i0 + n; j++) /* below the diagonal, within the group */
+        for (int64_t g = 0; g < j - i0; g++) full[g * d + j] = s->h_scale * s->h[j * d + i0 + g];
+    for (int64_t j = i0 + n; j < d; j++)
+        for (int64_t g = 0; g < n; g++) full[g * d + j] = s->h_scale * s->h[j * d + i0 + g];
+}
+
+static void damped_reversed_in_order(optq *s, double damp)
 {
     int64_t d = s->w.d;
 #pragma omp parallel for num_threads(s->layer.threads) schedule(dynamic, 64)
     for (int64_t a = 0; a < d; a++) {
         double *row = s->factor + a * d;
-        int64_t ra = s->reversed[a];
-        row[a] = s->w.diag[ra] + damp;
-        for (int64_t c = a + 1; c < d; c++) row[c] = s->h_scale * qc__gpxq_sym(s->h, d, ra, s->reversed[c]);
+        const double *h_row = s->h + (d - 1 - a) * d;
+        row[a] = s->w.diag[d - 1 - a] + damp;
+        for (int64_t c = a + 1; c < d; c++) row[c] = s->h_scale * h_row[d - 1 - c];
     }
+}
+
+static qc_status damped_reversed(optq *s, double damp)
+{
+    int64_t d = s->w.d;
+    int failed = 0;
+    if (!s->opts.act_order) {
+        damped_reversed_in_order(s, damp);
+        return QC_OK;
+    }
+#pragma omp parallel num_threads(s->layer.threads) reduction(| : failed)
+    {
+        double *full = malloc((size_t)(ROW_GROUP * d) * sizeof *full);
+        failed = full == NULL;
+#pragma omp for schedule(static)
+        for (int64_t i0 = 0; i0 < d; i0 += ROW_GROUP) {
+            if (full == NULL) continue;
+            int64_t n = d - i0 < ROW_GROUP ? d - i0 : ROW_GROUP;
+            read_rows(full, s, i0, n);
+            for (int64_t g = 0; g < n; g++) {
+                int64_t a = d - 1 - s->w.position[i0 + g];
+                double *row = s->factor + a * d;
+                row[a] = s->w.diag[i0 + g] + damp;
+                for (int64_t c = a + 1; c < d; c++) row[c] = full[g * d + s->reversed[c]];
+            }
+        }
+        free(full);
+    }
+    if (failed) return QC_FAIL_IN(s->layer.function, QC_ERR_OUT_OF_MEMORY, "no memory for rows of H");
+    return QC_OK;
 }
 
 /* R_ij (i <= j, processing positions) = F[d-1-j][d-1-i]: column j of R, read upwards from its diagonal,
@@ -126,7 +179,7 @@ static qc_status factor(optq *s, qc_gpxq_result *res)
         res->damp_ratio = ratio;
         res->damp = ratio * mean;
         res->retries = attempt;
-        damped_reversed(s, res->damp);
+        QC_TRY(damped_reversed(s, res->damp));
         st = qc__cholesky_upper(s->layer.threads, s->factor, d, d, &pivot, function);
         if (st != QC_ERR_SINGULAR) break;
         qc__log(s->layer.ctx, QC_LOG_WARNING, "%s: H + %g I is not positive definite (damp_ratio %g); retrying with 10x",
@@ -155,78 +208,129 @@ static void convert_block_rows(optq *s, int64_t i1, int64_t i2)
         const double *column = r_column(s, j); /* column[k] = R[j - k][j] (U form: U[j - k][j]) */
         double divisor = s->u_form ? -1.0 : column[0];
         if (j >= i2) {
+            /* out[i - i1] for i = i2 - 1 - m is src[m]: a loop over m the compiler vectorizes */
             float *out = s->c_later + (j - i2) * b;
-            for (int64_t i = i1; i < i2; i++) out[i - i1] = (float)(column[j - i] / divisor);
+            const double *src = column + (j - i2 + 1);
+            for (int64_t m = 0; m < b; m++) out[b - 1 - m] = (float)(src[m] / divisor);
         } else {
             for (int64_t i = i1; i < j; i++) s->c_block[(i - i1) * b + (j - i1)] = (float)(column[j - i] / divisor);
         }
     }
 }
 
-/* Rows quantized together: each row's inputs form one dependency chain (an input's level waits for the
- * updates of the one before), so a lone row would run at the latency of that chain; interleaving the
- * rows' independent chains lets the CPU overlap them. */
-enum { ROW_TILE = 8 };
+/* Rows quantized together, as one tile held transposed (input-major) in local arrays: each row's inputs
+ * form one dependency chain (an input's level waits for the updates of the one before), but the rows are
+ * independent, so every step runs on all the tile's rows at once as a loop the compiler vectorizes. */
+enum { ROW_TILE = 32 };
 
 /* Inputs per sub-block: within a block, updates within a sub-block are applied one input at a time and
  * those to the rest of the block as one matrix product, so that most of the block's work is BLAS-3 too
  * (one input at a time, an update is a short vector operation per row). */
 enum { SUB_BLOCK = 16 };
 
-/* A full sub-block's c_ij as [SUB_BLOCK][SUB_BLOCK] with zeros at j <= i: every update is then one
- * fixed-length vector operation, without the branches of a loop whose length changes with i (adding 0 to a
- * weight already quantized leaves it as it is). */
-typedef struct sub_block_coefficients {
-    float c[SUB_BLOCK][SUB_BLOCK];
-} sub_block_coefficients;
+/* A sub-block of rows [r0, r0 + n) and inputs [k1, k1 + m), transposed: weight[t][r] is row r0 + r's
+ * running weight of input k1 + t, value[t][r] its given weight (R form) and then its v_i. */
+typedef struct row_tile {
+    float weight[SUB_BLOCK][ROW_TILE];
+    float value[SUB_BLOCK][ROW_TILE];
+    int32_t level[SUB_BLOCK][ROW_TILE];
+    double scale[ROW_TILE], zero_point[ROW_TILE], qmin[ROW_TILE], qmax[ROW_TILE];
+} row_tile;
 
-static void pad_sub_block(sub_block_coefficients *pad, const optq *s, int64_t i1, int64_t b, int64_t k1)
+/* The grid of input i for every row of the tile, as doubles (the quantization's precision). */
+static void load_grids(row_tile *t, const optq *s, int64_t r0, int64_t n, int64_t i)
 {
-    for (int64_t a = 0; a < SUB_BLOCK; a++)
-        for (int64_t t = 0; t < SUB_BLOCK; t++)
-            pad->c[a][t] = t > a ? s->c_block[(k1 + a - i1) * b + (k1 + t - i1)] : 0.0f;
+    const qc_gpxq_layer *l = &s->layer;
+    for (int64_t r = 0; r < n; r++) {
+        qc_grid_run g = l->params[(r0 + r) * l->row_stride + s->param_of[i]];
+        t->scale[r] = (double)g.scale;
+        t->zero_point[r] = (double)g.zero_point;
+        t->qmin[r] = (double)g.qmin;
+        t->qmax[r] = (double)g.qmax;
+    }
 }
 
-/* Inputs [k1, k2) of rows [r0, r1), a sub-block of the block [i1, i1 + b): quantize each, record v_i, and
- * update the rest of the sub-block (through `pad` when not NULL); row by row the same operations in the
- * same order as one row alone. The level and v_i come from the float32 weight (R form: v_i from the given
- * weight, which block_values holds until v_i replaces it) in double; the update is float32 (qc_gpxq.h).
- * The levels then take the sub-block's place in the running weights (copied as bytes: the updates above
- * are float stores to the same memory). */
-static void quantize_rows_block(optq *s, int64_t r0, int64_t r1, int64_t i1, int64_t b, int64_t k1, int64_t k2,
-                                const sub_block_coefficients *pad)
+/* GCC does not turn comparisons that may raise floating-point exceptions into vector selects under its
+ * default -ftrapping-math; the values are the same without it, and qcore never reads the exception flags.
+ * Clang's default already allows it. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define SELECTS_VECTORIZE __attribute__((optimize("no-trapping-math")))
+#else
+#define SELECTS_VECTORIZE
+#endif
+
+/* qc__gpxq_quantize for the tile's rows, vectorized: an argument clamped to +-2^51 first rounds to the same
+ * level after the grid's clamp (any |v| >= 2^51 lies beyond every grid), and below that the magic-number
+ * rounding is nearbyint's (qc__gpxq_round_even). */
+SELECTS_VECTORIZE static void quantize_tile_input(row_tile *t, int64_t n, int64_t a)
+{
+    const double magic = 0x1.8p52, big = 0x1p51;
+#pragma omp simd
+    for (int64_t r = 0; r < n; r++) {
+        double v = (double)t->weight[a][r] / t->scale[r];
+        v = v < -big ? -big : v;
+        v = v > big ? big : v;
+        v = ((v + magic) - magic) + t->zero_point[r];
+        v = v < t->qmin[r] ? t->qmin[r] : v;
+        v = v > t->qmax[r] ? t->qmax[r] : v;
+        t->level[a][r] = (int32_t)v;
+    }
+}
+
+/* Input a of the tile: its levels (AXE's when on, one row at a time: its budgets are per row), v_i from
+ * the float32 weight (R form: from the given weight in value[a]) in double, and the float32 updates of the
+ * sub-block's later inputs; row by row the same operations in the same order as one row alone. */
+static void step_tile(row_tile *t, optq *s, int64_t r0, int64_t n, int64_t m, int64_t a, int64_t i, const float *ci)
 {
     qc_gpxq_layer *l = &s->layer;
-    int64_t d = s->w.d;
-    int32_t levels[ROW_TILE][SUB_BLOCK];
-    for (int64_t i = k1; i < k2; i++) {
-        int64_t c = s->w.order[i];
-        float v[ROW_TILE];
-        for (int64_t r = r0; r < r1; r++) {
-            float *w = s->w.running_f32 + r * d;
-            qc_grid_run g = l->params[r * l->row_stride + s->param_of[i]];
-            int32_t q = qc__gpxq_level_in(l, r, c, (double)w[i], g);
-            levels[r - r0][i - k1] = q;
-            double deq = qc__gpxq_dequantize(q, g);
-            if (s->u_form) v[r - r0] = (float)(((double)w[i] - deq) / *r_column(s, i));
-            else v[r - r0] = (float)((double)s->w.block_values_f32[r * s->w.block + (i - i1)] - deq);
-            s->w.block_values_f32[r * s->w.block + (i - i1)] = v[r - r0];
-        }
-        const float *ci = s->c_block + (i - i1) * b; /* ci[j - i1] = c_ij */
-        for (int64_t r = r0; r < r1; r++) {
-            float *w = s->w.running_f32 + r * d, vi = v[r - r0];
-            if (pad != NULL) {
-                const float *padded = pad->c[i - k1];
-#pragma omp simd
-                for (int64_t t = 0; t < SUB_BLOCK; t++) w[k1 + t] += vi * padded[t];
-            } else {
-#pragma omp simd
-                for (int64_t j = i + 1; j < k2; j++) w[j] += vi * ci[j - i1];
-            }
+    if (l->axe.bits == 0) {
+        quantize_tile_input(t, n, a);
+    } else {
+        for (int64_t r = 0; r < n; r++) {
+            qc_grid_run g = l->params[(r0 + r) * l->row_stride + s->param_of[i]];
+            t->level[a][r] = qc__axe_level(&l->axe, r0 + r, s->w.order[i], (double)t->weight[a][r], g);
         }
     }
-    for (int64_t r = r0; r < r1; r++)
-        memcpy(s->w.running_f32 + r * d + k1, levels[r - r0], (size_t)(k2 - k1) * sizeof levels[0][0]);
+    double u_ii = s->u_form ? *r_column(s, i) : 1.0; /* the R form's v_i is not scaled */
+#pragma omp simd
+    for (int64_t r = 0; r < n; r++) {
+        double deq = ((double)t->level[a][r] - t->zero_point[r]) * t->scale[r];
+        double given = s->u_form ? (double)t->weight[a][r] : (double)t->value[a][r];
+        t->value[a][r] = (float)((given - deq) / u_ii);
+    }
+    for (int64_t b = a + 1; b < m; b++) {
+        float c = ci[b];
+#pragma omp simd
+        for (int64_t r = 0; r < n; r++) t->weight[b][r] += t->value[a][r] * c;
+    }
+}
+
+/* Inputs [k1, k2) of rows [r0, r1), a sub-block of the block [i1, i1 + b): quantize each, record v_i in
+ * block_values (R form: where the given weight was) and update the rest of the sub-block. The levels then
+ * take the sub-block's place in the running weights (copied as bytes: the running weights are floats). */
+static void quantize_rows_block(optq *s, int64_t r0, int64_t r1, int64_t i1, int64_t b, int64_t k1, int64_t k2)
+{
+    row_tile t;
+    int64_t n = r1 - r0, m = k2 - k1, d = s->w.d, block = s->w.block, grids = -1;
+    for (int64_t r = 0; r < n; r++) {
+        const float *w = s->w.running_f32 + (r0 + r) * d + k1, *v = s->w.block_values_f32 + (r0 + r) * block + (k1 - i1);
+        for (int64_t a = 0; a < m; a++) {
+            t.weight[a][r] = w[a];
+            t.value[a][r] = s->u_form ? 0.0f : v[a];
+        }
+    }
+    for (int64_t i = k1; i < k2; i++) {
+        if (s->param_of[i] != grids) load_grids(&t, s, r0, n, i); /* per group: when the group changes */
+        grids = s->param_of[i];
+        step_tile(&t, s, r0, n, m, i - k1, i, s->c_block + (i - i1) * b + (k1 - i1));
+    }
+    for (int64_t r = 0; r < n; r++) {
+        float *w = s->w.running_f32 + (r0 + r) * d + k1, *v = s->w.block_values_f32 + (r0 + r) * block + (k1 - i1);
+        for (int64_t a = 0; a < m; a++) {
+            v[a] = t.value[a][r];
+            memcpy(w + a, &t.level[a][r], sizeof t.level[a][r]);
+        }
+    }
 }
 
 /* Per group, a block ends before the first input whose group has no parameters yet: at a block's start
@@ -247,14 +351,27 @@ static qc_status start_block(optq *s, int64_t i1, int64_t *i2)
 }
 
 /* R form: the given weights of the block [i1, i2) (dead inputs 0) into block_values, where v_i will
- * replace them. A separate loop of independent loads: under act-order they lie at random columns of W, a
- * cache miss each, which inside the quantization's dependent chain would stall it every time. */
+ * replace them. A separate loop of independent loads, not inside the quantization's dependent chain; under
+ * act-order they are read from the copy in processing order (at random columns of W, each would be a
+ * cache miss, and a cache line of W would be read again by nearly every block). */
 static void gather_given(optq *s, int64_t i1, int64_t i2)
 {
     const qc_gpxq_layer *l = &s->layer;
 #pragma omp parallel for num_threads(l->threads) schedule(static)
     for (int64_t r = 0; r < l->rows; r++) {
         float *out = s->w.block_values_f32 + r * s->w.block;
+        if (s->given != NULL) {
+            memcpy(out, s->given + r * s->w.d + i1, (size_t)(i2 - i1) * sizeof *out);
+            continue;
+        }
+        if (!s->opts.act_order) { /* the processing order is the input order */
+            const float *w = l->w + r * l->cols;
+            for (int64_t i = i1; i < i2; i++) {
+                float value = w[i];
+                out[i - i1] = s->w.dead[i] ? 0.0f : value;
+            }
+            continue;
+        }
         for (int64_t i = i1; i < i2; i++) {
             int64_t c = s->w.order[i];
             out[i - i1] = s->w.dead[c] ? 0.0f : l->w[r * l->cols + c];
@@ -266,14 +383,11 @@ static void gather_given(optq *s, int64_t i1, int64_t i2)
 static void quantize_block(optq *s, int64_t i1, int64_t i2)
 {
     int64_t rows = s->layer.rows, b = i2 - i1;
-    sub_block_coefficients pad;
     for (int64_t k1 = i1, k2; k1 < i2; k1 = k2) {
         k2 = k1 + SUB_BLOCK < i2 ? k1 + SUB_BLOCK : i2;
-        int full = k2 - k1 == SUB_BLOCK;
-        if (full) pad_sub_block(&pad, s, i1, b, k1);
 #pragma omp parallel for num_threads(s->layer.threads) schedule(static)
         for (int64_t r0 = 0; r0 < rows; r0 += ROW_TILE)
-            quantize_rows_block(s, r0, r0 + ROW_TILE < rows ? r0 + ROW_TILE : rows, i1, b, k1, k2, full ? &pad : NULL);
+            quantize_rows_block(s, r0, r0 + ROW_TILE < rows ? r0 + ROW_TILE : rows, i1, b, k1, k2);
         qc__sgemm(s->layer.threads, 0, 0, rows, i2 - k2, k2 - k1, 1.0f, s->w.block_values_f32 + (k1 - i1),
                   s->w.block, s->c_block + (k1 - i1) * b + (k2 - i1), b, 1.0f, s->w.running_f32 + k2, s->w.d);
     }
@@ -330,6 +444,12 @@ static qc_status optq_run(optq *s, int own_factor, qc_gpxq_result *res)
     s->u_form = s->layer.grid_opts->granularity == QC_GRAN_GROUP;
     QC_TRY(factor(s, res));
     qc__gpxq_gather_weights(NULL, s->w.running_f32, &s->layer, s->w.order, s->w.dead);
+    if (s->opts.act_order && !s->u_form) {
+        size_t bytes = (size_t)(s->layer.rows * d) * sizeof *s->given;
+        if ((s->given = malloc(bytes)) == NULL)
+            return QC_FAIL_IN(s->layer.function, QC_ERR_OUT_OF_MEMORY, "no memory for the given weights in act-order");
+        memcpy(s->given, s->w.running_f32, bytes);
+    }
     QC_TRY(run_blocks(s));
     free(s->layer.levels); /* never touched: the running weights hold the levels now */
     s->layer.levels = (int32_t *)(void *)s->w.running_f32;

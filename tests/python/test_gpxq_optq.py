@@ -77,19 +77,62 @@ def mlp():
     return {"fc1": (weights["fc1.weight"], x1), "fc2": (weights["fc2.weight"], x2)}
 
 
+CHUNK_ROWS = 256  # qc_gpxq.h: a batch is added in chunks of 256 rows
+UNIT_ROUNDOFF_F32 = 2.0 ** -24
+
+
+def chunks(batch):
+    return [batch[start:start + CHUNK_ROWS] for start in range(0, len(batch), CHUNK_ROWS)]
+
+
+def chunk_bound(batch):
+    """qc_gpxq.h's bound on a float32 batch's products: gamma_k sum |x_si| |x_sj| per chunk of k rows."""
+    total = 0.0
+    for c in chunks(np.abs(batch.astype(np.float64))):
+        k = len(c) * UNIT_ROUNDOFF_F32
+        total = total + k / (1 - k) * (c.T @ c)
+    return total
+
+
 @pytest.mark.parametrize("d", [40, 150])  # 150: H is mirrored in 64 x 64 tiles, with a partial last one
 def test_streamed_hessian_is_two_over_n_x_transpose_x(rng, d):
-    x = rng.standard_normal((300, d))
+    """float64 batches: products in double; float32 batches: each chunk's products in float32 (within
+    gamma_k of the exact ones), added in double."""
+    x = rng.standard_normal((900, d))
+    f32 = [x[:7].astype(np.float32), x[300:900].astype(np.float32)]  # 600 rows: chunks of 256, 256, 88
     stats = qcore.GpxqStats("optq", d)
-    stats.add(x[:7].astype(np.float32))
+    stats.add(f32[0])
     stats.add(x[7:7])
-    stats.add(x[7:])
-    expected = 2.0 / 300 * np.concatenate([x[:7].astype(np.float32).astype(np.float64), x[7:]]).T @ \
-        np.concatenate([x[:7].astype(np.float32).astype(np.float64), x[7:]])
-    assert stats.count == 300
+    stats.add(x[7:300])
+    stats.add(f32[1])
+    exact = np.concatenate([f32[0].astype(np.float64), x[7:300], f32[1].astype(np.float64)])
+    expected = 2.0 / 900 * exact.T @ exact
+    assert stats.count == 900
     h = stats.hessian()
-    np.testing.assert_allclose(h, expected, rtol=1e-12, atol=1e-12)
     assert np.array_equal(h, h.T)
+    slack = 2.0 / 900 * (chunk_bound(f32[0]) + chunk_bound(f32[1])) + 1e-12 * np.abs(expected)
+    assert (np.abs(h - expected) <= slack).all()
+    assert not np.allclose(h, expected, rtol=1e-12, atol=0)  # float32 products, not double
+    doubles = qcore.GpxqStats("optq", d)
+    doubles.add(x[7:300])
+    np.testing.assert_allclose(doubles.hessian(), 2.0 / 293 * x[7:300].T @ x[7:300], rtol=1e-12, atol=1e-12)
+
+
+def test_float32_chunks_are_accumulated_in_double():
+    """1 + 2^-30 needs double: a float32 running sum over the batches would lose the second batch."""
+    stats = qcore.GpxqStats("optq", 2)
+    stats.add(np.ones((1, 2), np.float32))
+    stats.add(np.full((1, 2), 2.0 ** -15, np.float32))  # its products, 2^-30, are exact in float32
+    np.testing.assert_array_equal(stats.hessian(), np.full((2, 2), 1 + 2.0 ** -30))
+
+
+def test_float32_chunks_that_could_overflow_are_multiplied_in_double(rng):
+    """256 |x|^2 >= 2^120: in float32, 100 squares of 3e18 (9e38) would overflow to inf."""
+    x = np.full((100, 3), 3e18, np.float32) * rng.uniform(0.9, 1.0, (100, 3)).astype(np.float32)
+    stats = qcore.GpxqStats("optq", 3)
+    stats.add(x)
+    exact = x.astype(np.float64)
+    np.testing.assert_allclose(stats.hessian(), 2.0 / 100 * exact.T @ exact, rtol=1e-12)
 
 
 @pytest.mark.parametrize("bits, signed, symmetric, granularity, group_size", [

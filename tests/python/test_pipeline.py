@@ -64,10 +64,20 @@ def test_finds_the_linear_layers_in_graph_order():
         ("fc1.weight", "Gemm", 784, 512), ("fc2.weight", "Gemm", 512, 256), ("fc3.weight", "Gemm", 256, 10)]
 
 
+def streamed_hessian(parts):
+    """H as the pipeline accumulates it, a batch at a time: float32 batches are multiplied in float32 (in
+    chunks of 256 rows) and summed in double, qc_gpxq.h's rule, whose oracle is in test_gpxq_optq.py."""
+    stats = qcore.GpxqStats("optq", parts[0].shape[1])
+    for part in parts:
+        stats.add(np.ascontiguousarray(part, dtype=np.float32))
+    return stats.hessian()
+
+
 def test_optq_layers_equal_optq_on_numpy_statistics(batches):
     """Non-sequential OPTQ: each layer's H comes from the model with float weights and every layer input
-    quantized to 8 bits, so numpy can recompute every input, H and (with qcore.optq, whose own oracle is
-    in test_gpxq_optq.py) the integers the exported model must store."""
+    quantized to 8 bits, so numpy can recompute every input, H (by the statistics' rule, batch by batch)
+    and (with qcore.optq, whose own oracle is in test_gpxq_optq.py) the integers the exported model must
+    store."""
     p = pipeline(MLP, batches)
     q, report = p.run(qcore.Recipe(method="optq", weights=W4, activation_bits=8, sequential=False))
     w = mlp_weights()
@@ -79,7 +89,7 @@ def test_optq_layers_equal_optq_on_numpy_statistics(batches):
     for k, name in enumerate(["fc1", "fc2", "fc3"]):
         scale = np.float32(float_max[k] / 255)
         xq = (np.clip(np.rint(inputs[k] / scale), 0, 255) * scale).astype(np.float32)
-        h = 2.0 / len(xq) * xq.astype(np.float64).T @ xq.astype(np.float64)
+        h = streamed_hessian(np.split(xq, np.cumsum([len(b) for b in batches])[:-1]))
         expected = qcore.optq(w[name + ".weight"], h, W4)
         levels, stored_scale, zero_point = exported_levels(q, name + ".weight")
         np.testing.assert_array_equal(levels - zero_point[:, None], expected.q)
@@ -261,7 +271,8 @@ def im2col_rows(x, weight_shape, pads, strides):
 
 def test_convolution_layers_use_im2col_rows(batches):
     """A Conv's W is its [out, channels * kernel] weight against im2col rows: the first convolution's
-    integers equal qcore.optq on H from numpy's im2col of the (exactly representable) 8-bit pixels."""
+    integers equal qcore.optq on H from numpy's im2col of the (exactly representable) 8-bit pixels, batch
+    by batch."""
     proto = onnx.load(CNN)
     conv = next(n for n in proto.graph.node if n.op_type == "Conv")
     attrs = {a.name: list(a.ints) for a in conv.attribute}
@@ -270,9 +281,9 @@ def test_convolution_layers_use_im2col_rows(batches):
     p = pipeline(CNN, images_)
     assert [l["op_type"] for l in p.layers][:2] == ["Conv", "Conv"]
     q, report = p.run(qcore.Recipe(method="optq", weights=W4, activation_bits=8))
-    rows = np.concatenate([im2col_rows(x, w.shape, attrs.get("pads", [0] * 4), attrs.get("strides", [1, 1]))
-                           for x in images_]).astype(np.float64)
-    h = 2.0 / len(rows) * rows.T @ rows
+    parts = [im2col_rows(x, w.shape, attrs.get("pads", [0] * 4), attrs.get("strides", [1, 1])) for x in images_]
+    rows = np.concatenate(parts)
+    h = streamed_hessian(parts)
     expected = qcore.optq(np.ascontiguousarray(w.reshape(w.shape[0], -1)), h, W4)
     levels, _, zp = exported_levels(q, conv.input[1])
     np.testing.assert_array_equal((levels - zp.reshape(-1, 1, 1, 1)).reshape(w.shape[0], -1), expected.q)
