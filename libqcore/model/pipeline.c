@@ -130,7 +130,8 @@ qc_status qc_recipe_init(qc_recipe *r, unsigned version)
     if (version == 0 || version > QC_RECIPE_VERSION)
         return QCM_FAIL(QC_ERR_VERSION, "argument 'version': %u is not a recipe version this library knows (1..%d)",
                         version, QC_RECIPE_VERSION);
-    memset(r, 0, sizeof *r);
+    /* An older caller's struct ends before the later versions' fields. */
+    memset(r, 0, version == 1 ? offsetof(qc_recipe, num_layer_formats) : version == 2 ? offsetof(qc_recipe, rotation) : sizeof *r);
     r->version = version;
     r->method = QC_METHOD_OPTQ;
     QCM_TRY(qc_quant_options_init(&r->weights, QC_QUANT_OPTIONS_VERSION));
