@@ -47,7 +47,11 @@ static qc_status pack_layer(const qc_pipeline *p, size_t i, const qc_model *qmod
     qc_ethosu_model *packed = NULL;
     qc_status st = qcm__ethosu_pack_node(&packed, qmodel, node, o, function);
     if (st == QC_ERR_UNSUPPORTED || st == QC_ERR_NUMERIC || st == QC_ERR_FORMAT || st == QC_ERR_SHAPE) {
-        *why = reason("%s", qc_last_error()); /* the packer refuses this node: the others go on */
+        /* the packer refuses this node: the others go on; the reason without the "function: " prefix */
+        const char *message = qc_last_error();
+        size_t n = strlen(function);
+        if (strncmp(message, function, n) == 0 && strncmp(message + n, ": ", 2) == 0) message += n + 2;
+        *why = reason("%s", message);
         return QC_OK;
     }
     if (st != QC_OK) return st;
