@@ -132,3 +132,20 @@ def test_a_version_1_report_is_not_written_past_its_end(mlp):
     report.version = 2
     assert onnx_lib.qc_pipeline_report(mlp._p, 0, report) == 0
     assert report.ethosu_packed == 1 and report.ethosu_stream_bytes > 0
+
+
+def test_quantize_in_one_call_and_c_recipe_values_out_of_range(mlp):
+    """qcore.quantize(..., ethosu=NAME) reports the same figures as the pipeline; a C recipe whose
+    ethosu_config or rotation is no known value is refused, naming the field."""
+    from qcore._ffi import ffi, lib, onnx_lib
+    _, want = mlp.run(qcore.Recipe(method="rtn", weights=W8, ethosu="ethos-u55-256"))
+    _, got = qcore.quantize(MLP, images()[:256], method="rtn", ethosu="ethos-u55-256", batch_size=256)
+    assert [r.ethosu_stream_bytes for r in got] == [r.ethosu_stream_bytes for r in want]
+    assert all(r.ethosu_stream_bytes > 0 for r in got)
+    for field, value in (("ethosu_config", 99), ("rotation", 3)):
+        recipe, alive = qcore.Recipe().to_c()
+        setattr(recipe, field, value)
+        out = ffi.new("qc_model **")
+        assert onnx_lib.qc_pipeline_run(mlp._p, recipe, out) == lib.QC_ERR_INVALID_ARG
+        assert "recipe field '%s': %d" % (field, value) in ffi.string(lib.qc_last_error()).decode()
+        assert out[0] == ffi.NULL
