@@ -527,8 +527,8 @@ typedef struct qc_recipe {
  *      rotated layers keep their weights' names, so keep_float and layer_formats name them as before.
  * Layers that cannot be rotated (a Conv, a node without a name, a weight read elsewhere, a width without a
  * Hadamard construction) stay as they are (qc_layer_report.rotated = 0). A model where no layer can be
- * rotated is QC_ERR_UNSUPPORTED. The rotated model is kept by the pipeline for later runs with the same
- * rotation and seed (until qc_pipeline_add_batch).
+ * rotated is QC_ERR_UNSUPPORTED. The rotated model, with a copy of the calibration batches, is kept by the
+ * pipeline for later runs with the same rotation and seed (until qc_pipeline_add_batch).
  *
  * Ethos-U packing in a recipe (version 3). With ethosu_config set, each quantized layer of the result is
  * packed alone by qc_model_pack_ethosu's rules (int8/uint8 weights: weight widths 5..8); the report gives

@@ -185,17 +185,20 @@ static qc_status inner_recipe(const qcp_rotated *r, const qc_recipe *rc, qc_reci
 }
 
 /* The inner reports of the outer layers, with their rotation fields. */
-static void map_reports(const qc_pipeline *p, const qcp_rotated *r, qc_layer_report *reports)
+static qc_status map_reports(const qc_pipeline *p, const qcp_rotated *r, qc_layer_report *reports, const char *function)
 {
     for (size_t i = 0; i < p->num_layers; i++) {
         size_t j = 0;
-        while (j + 1 < r->inner->num_layers && strcmp(r->inner->layers[j].weight, p->layers[i].weight) != 0) j++;
+        while (j < r->inner->num_layers && strcmp(r->inner->layers[j].weight, p->layers[i].weight) != 0) j++;
+        if (j == r->inner->num_layers) /* rotations keep layers and names: a broken invariant, not bad input */
+            return QCM_FAIL_IN(function, QC_ERR_FORMAT, "layer '%s' is no layer of the rotated model", p->layers[i].weight);
         reports[i] = r->inner->reports[j];
         reports[i].weight = p->layers[i].weight;
         reports[i].norm_folded = r->norm_folded[i];
         reports[i].rotated = r->rotated[i];
         reports[i].rotation_online = r->online[i];
     }
+    return QC_OK;
 }
 
 qc_status qcp__run_rotated(qc_pipeline *p, const qc_recipe *rc, qc_model **out, qc_layer_report *reports,
@@ -214,6 +217,9 @@ qc_status qcp__run_rotated(qc_pipeline *p, const qc_recipe *rc, qc_model **out, 
     qc_status st = inner_recipe(r, rc, &inner, &keep, function);
     if (st == QC_OK) st = qc_pipeline_run(r->inner, &inner, out);
     free(keep);
-    if (st == QC_OK) map_reports(p, r, reports);
+    if (st == QC_OK && (st = map_reports(p, r, reports, function)) != QC_OK) {
+        qc_model_free(*out);
+        *out = NULL;
+    }
     return st;
 }
