@@ -457,7 +457,15 @@ typedef enum qc_layer_method {
     QC_METHOD_GPFQ = 3    /* qc_gpfq on H~ and G from the quantized and the float model's inputs */
 } qc_layer_method;
 
-#define QC_RECIPE_VERSION 2
+#define QC_RECIPE_VERSION 3
+
+/* Rotations a recipe fuses into the model before calibration (recipe version 3; see "Rotations in a
+ * recipe" below). */
+typedef enum qc_rotation_kind {
+    QC_ROTATION_NONE = 0,
+    QC_ROTATION_HAAR = 1,       /* qc_random_orthogonal */
+    QC_ROTATION_HADAMARD = 2    /* qc_random_hadamard_matrix (widths with a Hadamard construction only) */
+} qc_rotation_kind;
 
 /* One layer's own weight width (recipe version 2): a mixed-precision configuration, such as one point of a
  * qc_model_search front. */
@@ -498,7 +506,36 @@ typedef struct qc_recipe {
     double activation_percentile; /* QC_SCALE_PERCENTILE: p in (50, 100] (default 99.99) */
     int32_t activation_mse_steps; /* QC_SCALE_MSE: candidate clips, 2..10000 (default 200) */
     double activation_mse_min_ratio; /* QC_SCALE_MSE: the smallest clip ratio, in (0, 1) (default 0.01) */
+    /* version 3 (libqcore-onnx 1.3) */
+    qc_rotation_kind rotation;    /* rotations fused into the model before calibration (default
+                                     QC_ROTATION_NONE) */
+    uint64_t rotation_seed;       /* the rotations' draws: the QC_CTX_SEED of a context of their own (default 0) */
+    int32_t ethosu_config;        /* a qc_ethosu_config: the quantized model is packed for that NPU (Vela's
+                                     packing, qc_model_pack_ethosu's rules, default layer options) and each
+                                     layer's stream reported; 0 (default): not packed */
 } qc_recipe;
+
+/* Rotations in a recipe (version 3). With rotation != QC_ROTATION_NONE a run works on a rotated copy of
+ * the model, whose float function is the model's (up to float rounding):
+ *   1. every LayerNormalization, and every Mul by a constant vector, whose output only linear layers read
+ *      has its scale folded into them (qc_model_fold_norm);
+ *   2. for each value that MatMul or Gemm layers (not Conv) read, in graph order (k = 0, 1, ...), one
+ *      rotation R [in, in] is drawn with stream k from a context seeded with rotation_seed, and every such
+ *      layer reading it is rotated by it (qc_model_rotate_input: folded into the producing layer when it
+ *      is a linear layer read by that layer alone, else an online rotation: a float MatMul by R);
+ *   3. the online rotations' MatMuls stay in float and are not pipeline layers (nor reported); the
+ *      rotated layers keep their weights' names, so keep_float and layer_formats name them as before.
+ * Layers that cannot be rotated (a Conv, a node without a name, a weight read elsewhere, a width without a
+ * Hadamard construction) stay as they are (qc_layer_report.rotated = 0). A model where no layer can be
+ * rotated is QC_ERR_UNSUPPORTED. The rotated model, with a copy of the calibration batches, is kept by the
+ * pipeline for later runs with the same rotation and seed (until qc_pipeline_add_batch).
+ *
+ * Ethos-U packing in a recipe (version 3). With ethosu_config set, each quantized layer of the result is
+ * packed alone by qc_model_pack_ethosu's rules (int8/uint8 weights: weight widths 5..8); the report gives
+ * its encoded weight, bias/scale and stream bytes, exactly what qc_model_pack_ethosu (qcore pack-ethosu)
+ * gives for the saved model. A layer that cannot be packed (kept in float, a float weight, weights of 4
+ * bits or fewer, stored as INT4, or above 8 bits, stored as INT16, or a node the packer refuses) is not an
+ * error: its report says why in ethosu_reason. */
 
 /* Activation scales (recipe version 2). A layer input is quantized per tensor with zero point 0: unsigned
  * (levels 0..2^N-1) when the float model never gave a negative value there over the calibration batches,
@@ -518,7 +555,7 @@ typedef struct qc_recipe {
 /* Fills `recipe` with the defaults of `version` (QC_ERR_VERSION for 0 or a newer version). */
 QC_ONNX_API qc_status qc_recipe_init(qc_recipe *recipe, unsigned version);
 
-#define QC_LAYER_REPORT_VERSION 1
+#define QC_LAYER_REPORT_VERSION 2
 
 /* What the last run did to layer i. The caller sets `version`. */
 typedef struct qc_layer_report {
@@ -539,6 +576,16 @@ typedef struct qc_layer_report {
     qc_accum_sim simulation;          /* the integer dot products of the report rows (wrapping and
                                          saturating P-bit registers, tiles of gpxq.tile_size) */
     qc_gpxq_result gpxq;              /* damping used, retries, dead inputs */
+    /* version 2 (libqcore-onnx 1.3): filled by recipes of version 3 */
+    int32_t norm_folded;              /* 1: a normalization's scale in front of the input was folded into W */
+    int32_t rotated;                  /* 1: the layer's input was rotated (the recipe's rotation) */
+    int32_t rotation_online;          /* 1: by an online rotation (a float MatMul in front); 0: folded */
+    int32_t ethosu_packed;            /* 1: packed for the recipe's ethosu_config (the bytes below) */
+    const char *ethosu_reason;        /* with ethosu_config, why the layer was not packed (borrowed from
+                                         the pipeline, valid until its next run); else NULL */
+    int64_t ethosu_weight_bytes;      /* qc_ethosu_model_layer's weight_bytes, scale_bytes and */
+    int64_t ethosu_scale_bytes;       /* stream_bytes of the layer */
+    int64_t ethosu_stream_bytes;
 } qc_layer_report;
 
 /* Runs `recipe` (NULL: the defaults) on the calibration batches (at least one) and gives the quantized
@@ -550,7 +597,7 @@ typedef struct qc_layer_report {
  * layer named. */
 QC_ONNX_API qc_status qc_pipeline_run(qc_pipeline *pipeline, const qc_recipe *recipe, qc_model **out);
 
-/* The last successful run's report for layer i. */
+/* The last successful run's report for layer i, as out->version (set by the caller) defines it. */
 QC_ONNX_API qc_status qc_pipeline_report(const qc_pipeline *pipeline, size_t i, qc_layer_report *out);
 
 /* A deep copy of `model` (a new handle owned by the caller; the copy keeps its own bytes). */

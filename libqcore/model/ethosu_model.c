@@ -276,28 +276,52 @@ static qc_status pack_one(qc_ethosu_model *p, const layer_source *s, const qc_mo
     return st;
 }
 
+/* An empty packed model with room for `capacity` layers, or NULL. */
+static qc_ethosu_model *packed_model(size_t capacity)
+{
+    qc_ethosu_model *p = calloc(1, sizeof *p);
+    if (p) p->info = calloc(capacity, sizeof *p->info);
+    if (p) p->packed = calloc(capacity, sizeof *p->packed);
+    if (p && p->info && p->packed) return p;
+    qc_ethosu_model_free(p);
+    return NULL;
+}
+
+/* Packs node i into p when it is a layer. */
+static qc_status pack_node(qc_ethosu_model *p, const qc_model *model, size_t i, const qc_ethosu_layer_options *opts,
+                           const char *function)
+{
+    const Onnx__NodeProto *n = model->proto->graph->node[i];
+    if (strcmp(n->op_type, "Conv") && strcmp(n->op_type, "Gemm") && strcmp(n->op_type, "MatMul")) return QC_OK;
+    layer_source s;
+    int found;
+    QCM_TRY(read_layer(&s, &found, model, n, function));
+    return found ? pack_one(p, &s, model, opts, function) : QC_OK;
+}
+
+qc_status qcm__ethosu_pack_node(qc_ethosu_model **out, const qc_model *model, size_t node,
+                                const qc_ethosu_layer_options *opts, const char *function)
+{
+    *out = packed_model(1);
+    if (*out == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "cannot allocate the packed model");
+    qc_status st = pack_node(*out, model, node, opts, function);
+    if (st != QC_OK) {
+        qc_ethosu_model_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
 qc_status qc_model_pack_ethosu(qc_ethosu_model **out, const qc_model *model, const qc_ethosu_layer_options *opts)
 {
     QCM_CHECK_NOT_NULL(out);
     QCM_CHECK_NOT_NULL(model);
     QCM_CHECK_NOT_NULL(opts);
     const Onnx__GraphProto *g = model->proto->graph;
-    qc_ethosu_model *p = calloc(1, sizeof *p);
-    if (p) p->info = calloc(g->n_node + 1, sizeof *p->info);
-    if (p) p->packed = calloc(g->n_node + 1, sizeof *p->packed);
-    if (!p || !p->info || !p->packed) {
-        qc_ethosu_model_free(p);
-        return QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "cannot allocate the packed model");
-    }
+    qc_ethosu_model *p = packed_model(g->n_node + 1);
+    if (p == NULL) return QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "cannot allocate the packed model");
     qc_status st = QC_OK;
-    for (size_t i = 0; st == QC_OK && i < g->n_node; i++) {
-        const Onnx__NodeProto *n = g->node[i];
-        if (strcmp(n->op_type, "Conv") && strcmp(n->op_type, "Gemm") && strcmp(n->op_type, "MatMul")) continue;
-        layer_source s;
-        int found;
-        st = read_layer(&s, &found, model, n, __func__);
-        if (st == QC_OK && found) st = pack_one(p, &s, model, opts, __func__);
-    }
+    for (size_t i = 0; st == QC_OK && i < g->n_node; i++) st = pack_node(p, model, i, opts, __func__);
     if (st != QC_OK) {
         qc_ethosu_model_free(p);
         return st;

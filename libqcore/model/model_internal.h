@@ -93,4 +93,9 @@ void qcm__fresh_name(char *out, size_t size, const qc_model *m, const char *base
 qc_status qcm__external_location(const Onnx__TensorProto *t, const char **location, uint64_t *offset,
                                  uint64_t *length, int *has_length, const char *function);
 
+/* Packs node `node` of `model` alone as qc_model_pack_ethosu would: *out holds that layer, or no layer
+ * when the node is not one (its weight is not an int8/uint8 initializer read through DequantizeLinear). */
+qc_status qcm__ethosu_pack_node(qc_ethosu_model **out, const qc_model *model, size_t node,
+                                const qc_ethosu_layer_options *opts, const char *function);
+
 #endif

@@ -1,5 +1,6 @@
 /* The pipeline handle: its layers, calibration batches, recipe defaults and reports (qc_model.h). The
  * run itself is in pipeline_run.c. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,8 @@ void qc_pipeline_free(qc_pipeline *p)
 {
     if (p == NULL) return;
     qcp__cache_clear(p);
+    qcp__rotated_clear(p);
+    qcp__free_reasons(p->ethosu_reasons, p->num_layers);
     qcp__free_layers(p);
     for (size_t i = 0; i < p->num_batches; i++) qcp__batch_free(&p->batches[i]);
     free(p->batches);
@@ -111,6 +114,7 @@ qc_status qc_pipeline_add_batch(qc_pipeline *p, size_t count, const char *const 
     QCM_TRY(qcp__batch_copy(&b, count, names, values, __func__));
     p->batches[p->num_batches++] = b;
     qcp__cache_clear(p); /* ranges and statistics covered the earlier batches only */
+    qcp__rotated_clear(p);
     return QC_OK;
 }
 
@@ -126,7 +130,8 @@ qc_status qc_recipe_init(qc_recipe *r, unsigned version)
     if (version == 0 || version > QC_RECIPE_VERSION)
         return QCM_FAIL(QC_ERR_VERSION, "argument 'version': %u is not a recipe version this library knows (1..%d)",
                         version, QC_RECIPE_VERSION);
-    memset(r, 0, sizeof *r);
+    /* An older caller's struct ends before the later versions' fields. */
+    memset(r, 0, version == 1 ? offsetof(qc_recipe, num_layer_formats) : version == 2 ? offsetof(qc_recipe, rotation) : sizeof *r);
     r->version = version;
     r->method = QC_METHOD_OPTQ;
     QCM_TRY(qc_quant_options_init(&r->weights, QC_QUANT_OPTIONS_VERSION));
@@ -155,6 +160,9 @@ qc_status qc_pipeline_report(const qc_pipeline *p, size_t i, qc_layer_report *ou
     if (p->reports == NULL) return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'pipeline': no run has succeeded yet");
     if (i >= p->num_layers)
         return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'i': %zu is not below the layer count %zu", i, p->num_layers);
-    *out = p->reports[i];
+    uint32_t version = out->version;
+    /* A version-1 caller's struct ends before the rotation and Ethos-U fields. */
+    memcpy(out, &p->reports[i], version >= 2 ? sizeof *out : offsetof(qc_layer_report, norm_folded));
+    out->version = version;
     return QC_OK;
 }

@@ -41,6 +41,17 @@ typedef struct qcp_cache {
     int64_t *report_n;
 } qcp_cache;
 
+/* The rotated model of the last run with a rotation (pipeline_rotate.c), kept for runs with the same one. */
+typedef struct qcp_rotated {
+    qc_rotation_kind kind;      /* QC_ROTATION_NONE: nothing kept */
+    uint64_t seed;
+    qc_model *model;            /* the rotated copy of the source model */
+    qc_pipeline *inner;         /* a pipeline over it, holding copies of the batches */
+    int32_t *norm_folded, *rotated, *online;   /* per (outer) layer */
+    char **extra;               /* the inner pipeline's layers that are no outer layer: the online rotations */
+    size_t num_extra;
+} qcp_rotated;
+
 struct qc_pipeline {
     const qc_model *model;
     qc_ctx *ctx;
@@ -53,6 +64,8 @@ struct qc_pipeline {
     double *histogram;          /* QC_PIPELINE_HISTOGRAM_BINS counts per layer over [range_lo, range_hi], filled
                                    for the first layer reading each input; NULL until a recipe needs them */
     qcp_cache cache;
+    char **ethosu_reasons;      /* per layer, the last run's reasons (owned; NULL when packed or not asked) */
+    qcp_rotated rotated;
 };
 
 /* One run's working state (pipeline_run.c). Per layer arrays have p->num_layers entries. */
@@ -191,5 +204,22 @@ void qcp__batch_free(qcp_batch *b);
 
 /* Binds batch b's values as the session's inputs. */
 qc_status qcp__bind_batch(qc_session *s, const qcp_batch *b);
+
+/* Runs a recipe with a rotation (rc->rotation != QC_ROTATION_NONE) on the pipeline's rotated model (made
+ * or reused), its online rotations kept in float; `reports` (p->num_layers, owned by the caller) receives
+ * the outer layers' reports with their rotation fields. */
+qc_status qcp__run_rotated(qc_pipeline *p, const qc_recipe *rc, qc_model **out, qc_layer_report *reports,
+                           const char *function);
+
+/* Forgets the rotated model (new batches, or the pipeline freed). */
+void qcp__rotated_clear(qc_pipeline *p);
+
+/* Packs each quantized layer of `qmodel` for rc->ethosu_config into `reports`; `reasons` (p->num_layers
+ * entries, zeroed) receives the owned reasons of layers that were not packed. */
+qc_status qcp__ethosu_reports(const qc_pipeline *p, const qc_recipe *rc, const qc_model *qmodel, qc_layer_report *reports,
+                              char **reasons, const char *function);
+
+/* Frees `count` reasons and the array. */
+void qcp__free_reasons(char **reasons, size_t count);
 
 #endif

@@ -106,7 +106,15 @@ qc_status qcp__check_recipe(const qc_pipeline *p, const qc_recipe *rc, const cha
         if (layer_named(p, rc->keep_float[k]) == p->num_layers)
             return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'keep_float': entry %zu ('%s') is no layer's weight", k,
                                rc->keep_float[k] ? rc->keep_float[k] : "(NULL)");
-    return check_layer_formats(p, rc, function);
+    QCM_TRY(check_layer_formats(p, rc, function));
+    if (rc->version < 3) return QC_OK;
+    if (rc->rotation < QC_ROTATION_NONE || rc->rotation > QC_ROTATION_HADAMARD)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'rotation': %d is not a qc_rotation_kind", (int)rc->rotation);
+    qc_ethosu_config_info info;
+    if (rc->ethosu_config != 0 && qc_ethosu_config_get(&info, (qc_ethosu_config)rc->ethosu_config) != QC_OK)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'ethosu_config': %d is neither 0 nor a qc_ethosu_config",
+                           (int)rc->ethosu_config);
+    return QC_OK;
 }
 
 /* Layer i's grid: the recipe's at its layer format's width (a width of 0 keeps the weight float). */
@@ -268,6 +276,26 @@ static qc_status quantize_layers(qcp_run *r)
     return QC_OK;
 }
 
+/* The run proper on the pipeline's own model: `reports` (p->num_layers) receives the layers' reports. */
+static qc_status run_layers(qc_pipeline *p, const qc_recipe *rc, qc_model **out, qc_layer_report *reports,
+                            const char *function)
+{
+    qcp_run r;
+    qc_status st = qcp__run_start(&r, p, rc, function);
+    if (st == QC_OK) st = qcp__input_ranges(&r);
+    if (st == QC_OK) st = qcp__quantize_inputs(&r);
+    if (st == QC_OK) st = quantize_layers(&r);
+    qc_session_free(r.quantized); /* it reads qmodel, which the export edits */
+    r.quantized = NULL;
+    if (st == QC_OK) st = qcp__export_weights(&r);
+    if (st == QC_OK) {
+        memcpy(reports, r.reports, p->num_layers * sizeof *reports);
+        *out = r.qmodel, r.qmodel = NULL;
+    }
+    qcp__run_finish(&r);
+    return st;
+}
+
 qc_status qc_pipeline_run(qc_pipeline *p, const qc_recipe *recipe, qc_model **out)
 {
     QCM_CHECK_NOT_NULL(out);
@@ -278,19 +306,22 @@ qc_status qc_pipeline_run(qc_pipeline *p, const qc_recipe *recipe, qc_model **ou
     const qc_recipe *rc = recipe ? recipe : &defaults;
     QCM_TRY(qcp__check_recipe(p, rc, __func__));
     if (p->num_batches == 0) return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'pipeline': no calibration batch was added");
-    qcp_run r;
-    qc_status st = qcp__run_start(&r, p, rc, __func__);
-    if (st == QC_OK) st = qcp__input_ranges(&r);
-    if (st == QC_OK) st = qcp__quantize_inputs(&r);
-    if (st == QC_OK) st = quantize_layers(&r);
-    qc_session_free(r.quantized); /* it reads qmodel, which the export edits */
-    r.quantized = NULL;
-    if (st == QC_OK) st = qcp__export_weights(&r);
+    qc_layer_report *reports = calloc(p->num_layers, sizeof *reports);
+    char **reasons = calloc(p->num_layers, sizeof *reasons);
+    qc_model *model = NULL;
+    qc_status st = reports && reasons ? QC_OK : QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
+    int rotating = rc->version >= 3 && rc->rotation != QC_ROTATION_NONE;
+    if (st == QC_OK) st = rotating ? qcp__run_rotated(p, rc, &model, reports, __func__) : run_layers(p, rc, &model, reports, __func__);
+    if (st == QC_OK && rc->version >= 3 && rc->ethosu_config) st = qcp__ethosu_reports(p, rc, model, reports, reasons, __func__);
     if (st == QC_OK) {
         free(p->reports);
-        p->reports = r.reports, r.reports = NULL;
-        *out = r.qmodel, r.qmodel = NULL;
+        qcp__free_reasons(p->ethosu_reasons, p->num_layers);
+        p->reports = reports, reports = NULL;
+        p->ethosu_reasons = reasons, reasons = NULL;
+        *out = model, model = NULL;
     }
-    qcp__run_finish(&r);
+    free(reports);
+    qcp__free_reasons(reasons, p->num_layers);
+    qc_model_free(model);
     return st;
 }

@@ -619,3 +619,93 @@ def test_search_help_and_missing_model(tmp_path):
     assert "search" in qcore_tool("--help").stdout
     run = qcore_tool("search", tmp_path / "missing.onnx", "-o", tmp_path / "f.json", "--data", "input=x.npy")
     assert run.returncode == 3 and "missing.onnx" in run.stderr and not (tmp_path / "f.json").exists()
+
+
+# ----------------------------------------------------------------------------- quantize: Ethos-U and rotation
+@pytest.mark.parametrize("config", ["ethos-u55-128", "ethos-u65-512"])
+def test_quantize_ethosu_figures_equal_pack_ethosu_and_vela(data, tmp_path, config):
+    """--ethosu-config: each layer's figures in the JSON report and the table equal what `qcore pack-ethosu`
+    reports for the written model, and Vela's encoder on its integers; a 4-bit layer says why it is not
+    packed and the job goes on."""
+    pytest.importorskip("ethosu.vela.weight_compressor")
+    d, _ = data
+    out, report, packed = tmp_path / "q.onnx", tmp_path / "q.json", tmp_path / "p.json"
+    run = qcore_tool("quantize", MLP, "-o", out, "--data", "input=%s" % (d / "calib.npy"), "--input-scale", 1 / 255,
+                     "--samples", 128, "--method", "rtn", "--weight-bits", 8, "--layer-bits", "fc3.weight=4",
+                     "--ethosu-config", config, "--report", report, "-q")
+    assert run.returncode == 0, run.stderr
+    assert qcore_tool("pack-ethosu", out, "--config", config, "--json", packed).returncode == 0
+    layers = json.loads(report.read_text())["layers"]
+    pack = json.loads(packed.read_text())["layers"]
+    vela = vela_streams(out, config)  # the Gemms with int8 weights: fc1 and fc2
+    assert [l["ethosu"]["packed"] for l in layers] == [True, True, False]
+    assert "4-bit weights are stored as INT4" in layers[2]["ethosu"]["reason"]
+    for mine, theirs, v in zip(layers[:2], pack, vela):
+        e = mine["ethosu"]
+        assert (e["weight_bytes"], e["scale_bytes"], e["stream_bytes"]) == (
+            theirs["weight_bytes"], theirs["scale_bytes"], theirs["stream_bytes"])
+        assert (e["weight_bytes"], e["scale_bytes"], e["stream_bytes"]) == (v[2], v[3], len(v[4]))
+    total = json.loads(report.read_text())["ethosu"]
+    assert total["config"] == config and total["layers_packed"] == 2
+    assert total["stream_bytes"] == json.loads(packed.read_text())["total"]["stream_bytes"]
+    assert "%s: 2 of 3 layers packed" % config in run.stdout and "not packed: 4-bit" in run.stdout
+
+
+def test_quantize_rotation_recipe_file_equals_flags_and_python(data, tmp_path):
+    """--rotation/--rotation-seed/--ethosu-config as recipe lines give the flags' model, which is the
+    Python pipeline's with the same recipe; the report names the rotated layers."""
+    d, x = data
+    recipe = tmp_path / "r.txt"
+    recipe.write_text("method = rtn\nrotation = hadamard\nrotation-seed = 7\nethosu-config = ethos-u55-64\n")
+    common = ["--data", "input=%s" % (d / "calib.npy"), "--input-scale", 1 / 255, "--samples", 128, "--batch", 128,
+              "-q"]
+    a = qcore_tool("quantize", MLP, "-o", tmp_path / "a.onnx", "--recipe", recipe, "--report", tmp_path / "a.json",
+                   *common)
+    b = qcore_tool("quantize", MLP, "-o", tmp_path / "b.onnx", "--method", "rtn", "--rotation", "hadamard",
+                   "--rotation-seed", 7, "--ethosu-config", "ethos-u55-64", *common)
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+    p = qcore.Pipeline(qcore.Model(MLP))
+    p.add_batch({"input": np.ascontiguousarray(x[:128])})
+    expected, _ = p.run(qcore.Recipe(method="rtn", rotation="hadamard", rotation_seed=7))
+    expected.save(str(tmp_path / "expected.onnx"))
+    have, want = integers(tmp_path / "a.onnx"), integers(tmp_path / "expected.onnx")
+    assert sorted(have) == ["fc1.weight", "fc2.weight", "fc3.weight"]
+    for name in want:
+        np.testing.assert_array_equal(have[name], want[name])
+    written = json.loads((tmp_path / "a.json").read_text())
+    assert [l["rotated"] for l in written["layers"]] == ["online"] * 3
+    assert written["rotation"] == {"kind": "hadamard", "seed": 7, "rotated_layers": 3, "online": 3, "folded": 0,
+                                   "norm_folded_layers": 0}
+    assert "3 layers rotated (3 online, 0 folded)" in a.stdout
+
+
+def conv_only(path):
+    from onnx import TensorProto, helper
+    w = numpy_helper.from_array(np.ones((2, 1, 28, 28), np.float32), "cw")
+    graph = helper.make_graph([helper.make_node("Reshape", ["input", "shape"], ["img"]),
+                               helper.make_node("Conv", ["img", "cw"], ["y"], name="conv")], "conv",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 784])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [w, numpy_helper.from_array(np.array([-1, 1, 28, 28], np.int64), "shape")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
+    return path
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--ethosu-config", "ethos-u99-1"], 2, "unknown --ethosu-config 'ethos-u99-1'"),
+    (["--rotation", "givens"], 2, "--rotation takes none, haar or hadamard, got 'givens'"),
+    (["--rotation-seed", "-3"], 2, "--rotation-seed"),
+    (["--rotation", "haar", "--model", "conv"], 1, "'rotation': no layer of the model can be rotated"),
+])
+def test_quantize_rotation_and_ethosu_bad_input_leaves_no_output(data, tmp_path, args, code, message):
+    d, _ = data
+    model = MLP
+    if "--model" in args:
+        model, args = conv_only(tmp_path / "conv.onnx"), args[:-2]
+    out, report = tmp_path / "out.onnx", tmp_path / "out.json"
+    run = qcore_tool("quantize", model, "-o", out, "--report", report, "--data", "input=%s" % (d / "calib.npy"),
+                     "--samples", 64, "--method", "rtn", "-q", *args)
+    assert run.returncode == code, run.stderr
+    assert message in run.stderr
+    assert not out.exists() and not report.exists() and not list(tmp_path.glob("*.tmp*"))

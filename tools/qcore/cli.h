@@ -94,6 +94,17 @@ typedef struct recipe_options {
         {"tile", required_argument, 0, 'T'}, {"keep-float", required_argument, 0, 'k'},                               \
         {"one-pass", no_argument, 0, '1'}, {"recipe", required_argument, 0, 'R'}
 #define RECIPE_WIDTH_OPTIONS {"weight-bits", required_argument, 0, 'w'}, {"layer-bits", required_argument, 0, 'L'}
+/* qcore quantize's alone (recipe version 3): rotations before calibration and Ethos-U figures in the report. */
+#define RECIPE_QUANTIZE_OPTIONS                                                                                       \
+    {"rotation", required_argument, 0, 'X'}, {"rotation-seed", required_argument, 0, 'V'},                            \
+        {"ethosu-config", required_argument, 0, 'u'}
+#define RECIPE_QUANTIZE_HELP                                                                                          \
+    "      --rotation KIND        none (default), haar or hadamard: fold norms and rotate every MatMul/Gemm layer's\n"  \
+    "                             input before calibration (the float function is unchanged; online rotations stay\n" \
+    "                             float MatMuls); the report says which layers were rotated\n"                        \
+    "      --rotation-seed N      the rotations' seed (default 0)\n"                                                   \
+    "      --ethosu-config NAME   pack each quantized layer for that Ethos-U (names as qcore pack-ethosu --config)\n"  \
+    "                             and report its encoded weight and bias/scale bytes; layers it cannot take say why\n"
 
 /* Their help lines (--one-pass, --weight-bits and --layer-bits are each command's own). */
 #define RECIPE_HELP                                                                                                   \
@@ -123,8 +134,8 @@ const char *recipe_method_name(qc_layer_method m);
 int recipe_files_read(recipe_options *r, const char *command, int argc, char **argv, const struct option *options,
                       option_fn apply, void *state);
 
-/* `r` as a recipe file recipe_files_read gives back (method, act-bits, grid, AXE, one-pass, keep-float and
- * layer-bits lines; weight-bits only without layer formats). EXIT_FAILED when a weight name cannot be
+/* `r` as a recipe file recipe_files_read gives back (method, act-bits, grid, AXE, one-pass, rotation,
+ * ethosu-config, keep-float and layer-bits lines; weight-bits only without layer formats). EXIT_FAILED when a weight name cannot be
  * written (a space or '#'), before anything is written. */
 int recipe_write(FILE *out, const char *command, const qc_recipe *r);
 

@@ -22,6 +22,7 @@ static const char HELP[] =
     "      --batch N              samples per executor run (default 64)\n"
     "      --weight-bits N        weight bits, 2..16 (default 8)\n"
     RECIPE_HELP
+    RECIPE_QUANTIZE_HELP
     "      --layer-bits WEIGHT=N  that weight at N bits (2..16), or 0 to keep the weight float while its input\n"
     "                             is quantized; repeatable (a mixed-precision configuration, e.g. from qcore search)\n"
     "      --one-pass             layer statistics from one pass (default: in sequence, each layer seeing the\n"
@@ -52,6 +53,7 @@ typedef struct options {
 static const struct option LONG[] = {
     {"output", required_argument, 0, 'o'}, {"data", required_argument, 0, 'd'}, {"input-scale", required_argument, 0, 'S'},
     {"samples", required_argument, 0, 'n'}, {"batch", required_argument, 0, 'b'}, RECIPE_LONG_OPTIONS, RECIPE_WIDTH_OPTIONS,
+    RECIPE_QUANTIZE_OPTIONS,
     {"report", required_argument, 0, 'r'}, {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'}, {"eval-data", required_argument, 0, 'E'}, {"eval-output", required_argument, 0, 'O'},
     {"metric", required_argument, 0, 'M'}, {0, 0, 0, 0}};
@@ -87,7 +89,7 @@ static int parse(options *o, int argc, char **argv)
     return code;
 }
 
-static void write_layer(FILE *out, const qc_layer_report *r, const qc_layer_info *l)
+static void write_layer(FILE *out, const qc_layer_report *r, const qc_layer_info *l, const qc_recipe *recipe)
 {
     fprintf(out, "    {\"weight\": ");
     json_string(out, r->weight);
@@ -104,7 +106,58 @@ static void write_layer(FILE *out, const qc_layer_report *r, const qc_layer_info
                 (unsigned long long)(r->simulation.wrap_events + r->simulation.wrap_outer_events), r->gpxq.damp_ratio,
                 r->gpxq.retries, (long long)r->gpxq.dead_inputs);
     else fprintf(out, ", \"input_bits\": %d", r->input_bits);
-    fprintf(out, ", \"bytes\": %lld}", (long long)r->weight_bytes);
+    fprintf(out, ", \"bytes\": %lld", (long long)r->weight_bytes);
+    if (recipe->rotation)
+        fprintf(out, ", \"norm_folded\": %s, \"rotated\": %s", r->norm_folded ? "true" : "false",
+                !r->rotated ? "false" : r->rotation_online ? "\"online\"" : "\"folded\"");
+    if (recipe->ethosu_config && r->ethosu_packed)
+        fprintf(out, ", \"ethosu\": {\"packed\": true, \"weight_bytes\": %lld, \"scale_bytes\": %lld, \"stream_bytes\": %lld}",
+                (long long)r->ethosu_weight_bytes, (long long)r->ethosu_scale_bytes, (long long)r->ethosu_stream_bytes);
+    else if (recipe->ethosu_config) {
+        fputs(", \"ethosu\": {\"packed\": false, \"reason\": ", out);
+        json_string(out, r->ethosu_reason ? r->ethosu_reason : "");
+        fputc('}', out);
+    }
+    fputc('}', out);
+}
+
+/* Sums over the layers' reports: Ethos-U figures and rotations. */
+typedef struct totals {
+    int64_t packed, weight_bytes, scale_bytes, stream_bytes;
+    int64_t rotated, online, norm_folded;
+} totals;
+
+static totals sum_reports(const qc_pipeline *p)
+{
+    totals t = {0};
+    for (size_t i = 0; i < qc_pipeline_layer_count(p); i++) {
+        qc_layer_report r = {.version = QC_LAYER_REPORT_VERSION};
+        qc_pipeline_report(p, i, &r);
+        t.packed += r.ethosu_packed, t.weight_bytes += r.ethosu_weight_bytes, t.scale_bytes += r.ethosu_scale_bytes;
+        t.stream_bytes += r.ethosu_stream_bytes;
+        t.rotated += r.rotated, t.online += r.rotated && r.rotation_online, t.norm_folded += r.norm_folded;
+    }
+    return t;
+}
+
+static const char *rotation_name(qc_rotation_kind k)
+{
+    return k == QC_ROTATION_HAAR ? "haar" : k == QC_ROTATION_HADAMARD ? "hadamard" : "none";
+}
+
+/* The recipe's rotation and Ethos-U totals as JSON members. */
+static void write_totals(FILE *out, const qc_recipe *recipe, const totals *t)
+{
+    if (recipe->rotation)
+        fprintf(out, ",\n  \"rotation\": {\"kind\": \"%s\", \"seed\": %llu, \"rotated_layers\": %lld, \"online\": %lld, "
+                     "\"folded\": %lld, \"norm_folded_layers\": %lld}",
+                rotation_name(recipe->rotation), (unsigned long long)recipe->rotation_seed, (long long)t->rotated,
+                (long long)t->online, (long long)(t->rotated - t->online), (long long)t->norm_folded);
+    if (recipe->ethosu_config)
+        fprintf(out, ",\n  \"ethosu\": {\"config\": \"%s\", \"layers_packed\": %lld, \"weight_bytes\": %lld, "
+                     "\"scale_bytes\": %lld, \"stream_bytes\": %lld}",
+                qc_ethosu_config_string((qc_ethosu_config)recipe->ethosu_config), (long long)t->packed,
+                (long long)t->weight_bytes, (long long)t->scale_bytes, (long long)t->stream_bytes);
 }
 
 /* The report as JSON into `path` (a temporary name; the caller renames it once the model is written). */
@@ -123,10 +176,12 @@ static int write_report(const char *path, const options *o, const qc_pipeline *p
         qc_layer_info l;
         qc_pipeline_report(p, i, &r);
         qc_pipeline_layer(p, i, &l);
-        write_layer(out, &r, &l);
+        write_layer(out, &r, &l, o->recipe);
         fputs(i + 1 < qc_pipeline_layer_count(p) ? ",\n" : "\n", out);
     }
     fprintf(out, "  ]");
+    totals t = sum_reports(p);
+    write_totals(out, o->recipe, &t);
     if (fidelity) {
         fprintf(out, ",\n  \"heldout\": {\"samples\": %lld, ", (long long)fidelity->samples);
         print_fidelity(out, fidelity, o->metric);
@@ -136,7 +191,35 @@ static int write_report(const char *path, const options *o, const qc_pipeline *p
     return fclose(out) == 0 ? EXIT_DONE : fail("quantize", EXIT_FAILED, "cannot write '%s'", path);
 }
 
-static void print_table(const qc_pipeline *p)
+/* Per layer, what the rotation did and the Ethos-U figures (or why not), then their totals. */
+static void print_extras(const qc_pipeline *p, const qc_recipe *recipe)
+{
+    if (!recipe->rotation && !recipe->ethosu_config) return;
+    if (recipe->ethosu_config)
+        printf("%-48s %8s %10s %8s %10s\n", "layer (weight)", "rotated", "encoded", "scales", "stream");
+    else printf("%-48s %8s\n", "layer (weight)", "rotated");
+    for (size_t i = 0; i < qc_pipeline_layer_count(p); i++) {
+        qc_layer_report r = {.version = QC_LAYER_REPORT_VERSION};
+        qc_pipeline_report(p, i, &r);
+        const char *how = !recipe->rotation ? "" : !r.rotated ? "no" : r.rotation_online ? "online" : "folded";
+        if (!recipe->ethosu_config) printf("%-48.48s %8s\n", r.weight, how);
+        else if (r.ethosu_packed)
+            printf("%-48.48s %8s %10lld %8lld %10lld\n", r.weight, how, (long long)r.ethosu_weight_bytes,
+                   (long long)r.ethosu_scale_bytes, (long long)r.ethosu_stream_bytes);
+        else printf("%-48.48s %8s not packed: %s\n", r.weight, how, r.ethosu_reason ? r.ethosu_reason : "");
+    }
+    totals t = sum_reports(p);
+    if (recipe->rotation)
+        printf("rotation %s (seed %llu): %lld layers rotated (%lld online, %lld folded), %lld behind a folded norm\n",
+               rotation_name(recipe->rotation), (unsigned long long)recipe->rotation_seed, (long long)t.rotated,
+               (long long)t.online, (long long)(t.rotated - t.online), (long long)t.norm_folded);
+    if (recipe->ethosu_config)
+        printf("%s: %lld of %zu layers packed, weights %lld bytes encoded, biases/scales %lld bytes, streams %lld bytes\n",
+               qc_ethosu_config_string((qc_ethosu_config)recipe->ethosu_config), (long long)t.packed,
+               qc_pipeline_layer_count(p), (long long)t.weight_bytes, (long long)t.scale_bytes, (long long)t.stream_bytes);
+}
+
+static void print_table(const qc_pipeline *p, const qc_recipe *recipe)
 {
     int64_t bytes = 0, float_bytes = 0;
     printf("%-48s %5s %5s %10s %9s %6s %9s\n", "layer (weight)", "W", "A", "bytes", "out.err", "P need", "overflows");
@@ -157,6 +240,7 @@ static void print_table(const qc_pipeline *p)
     }
     printf("linear-layer weights: %lld bytes (float32: %lld, %.2fx smaller)\n", (long long)bytes, (long long)float_bytes,
            bytes ? (double)float_bytes / (double)bytes : 0.0);
+    print_extras(p, recipe);
 }
 
 static void print_heldout(const options *o, const scores *s)
@@ -196,7 +280,7 @@ static int run(const options *o, qc_ctx *ctx)
         remove(o->output); /* a model without its report is not what was asked for */
     }
     if (code != EXIT_DONE && report_tmp[0]) remove(report_tmp);
-    if (code == EXIT_DONE) print_table(p);
+    if (code == EXIT_DONE) print_table(p, o->recipe);
     if (code == EXIT_DONE && o->num_eval) print_heldout(o, &fidelity);
     qc_model_free(quantized);
     feeds_free(&heldout);

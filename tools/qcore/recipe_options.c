@@ -59,6 +59,29 @@ static int keep_float(recipe_options *r, const char *command, const char *arg)
     return EXIT_DONE;
 }
 
+static const char *const ROTATIONS[] = {"none", "haar", "hadamard"}; /* qc_rotation_kind order */
+
+static int rotation(const char *command, const char *text, qc_recipe *r)
+{
+    for (int k = QC_ROTATION_NONE; k <= QC_ROTATION_HADAMARD; k++)
+        if (strcmp(text, ROTATIONS[k]) == 0) {
+            r->rotation = (qc_rotation_kind)k;
+            return EXIT_DONE;
+        }
+    return fail(command, EXIT_USAGE, "--rotation takes none, haar or hadamard, got '%s'", text);
+}
+
+static int rotation_seed(const char *command, const char *text, qc_recipe *r)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || *end || end == text || text[0] == '-')
+        return fail(command, EXIT_USAGE, "--rotation-seed takes an integer in 0..2^64 - 1, got '%s'", text);
+    r->rotation_seed = (uint64_t)v;
+    return EXIT_DONE;
+}
+
 static int group(qc_recipe *r, const char *command, const char *arg)
 {
     long v = 0;
@@ -83,6 +106,9 @@ int recipe_option(recipe_options *r, const char *command, int c, const char *arg
     case '1': q->sequential = 0; break;
     case 'k': return keep_float(r, command, arg);
     case 'L': return layer_bits(r, command, arg);
+    case 'X': return rotation(command, arg, q);
+    case 'V': return rotation_seed(command, arg, q);
+    case 'u': return parse_ethosu_config(command, "--ethosu-config", arg, QC_ETHOSU_U85_2048, &q->ethosu_config);
     case 'R': /* read before the flags by recipe_files_read, which knows the option by its full name only */
         if (++r->files_seen > r->files_read)
             return fail(command, EXIT_USAGE, "write --recipe in full (--recipe FILE or --recipe=FILE), got a shorter form");
@@ -167,6 +193,9 @@ int recipe_write(FILE *out, const char *command, const qc_recipe *r)
     if (r->gpxq.accumulator_bits) fprintf(out, "accumulator-bits = %d\n", r->gpxq.accumulator_bits);
     if (r->gpxq.tile_size) fprintf(out, "tile = %lld\n", (long long)r->gpxq.tile_size);
     if (!r->sequential) fputs("one-pass\n", out);
+    if (r->rotation) fprintf(out, "rotation = %s\nrotation-seed = %llu\n", ROTATIONS[r->rotation],
+                             (unsigned long long)r->rotation_seed);
+    if (r->ethosu_config) fprintf(out, "ethosu-config = %s\n", qc_ethosu_config_string((qc_ethosu_config)r->ethosu_config));
     for (size_t k = 0; k < r->num_keep_float; k++) fprintf(out, "keep-float = %s\n", r->keep_float[k]);
     for (size_t k = 0; k < r->num_layer_formats; k++)
         fprintf(out, "layer-bits = %s=%d\n", r->layer_formats[k].weight, r->layer_formats[k].weight_bits);

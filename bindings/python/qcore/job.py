@@ -67,7 +67,7 @@ def quantize_model(model, calibration, recipe=None, *, batch_size=64, ctx=None, 
     calibration: {input name: array} with samples along axis 0 (cut into batches of `batch_size`), an array
     for a one-input model, or an iterable of such dicts taken as the batches. recipe: a qcore.Recipe
     (default Recipe(): W8A8 OPTQ per channel); recipe_fields override its fields (method, activation_bits,
-    sequential, keep_float, ...) and the shortcuts weight_bits, weight_granularity, weight_group_size
+    sequential, keep_float, rotation, rotation_seed, ethosu, ...) and the shortcuts weight_bits, weight_granularity, weight_group_size
     (the weight grid) and accumulator_bits, tile_size, act_order, damp_ratio (its GpxqOptions)."""
     function = "qcore.quantize"
     recipe = _recipe(recipe, recipe_fields, function)

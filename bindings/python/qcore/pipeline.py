@@ -17,11 +17,13 @@ from ._errors import check
 from ._ffi import ffi, lib, onnx_lib
 from ._tensor import named_views
 from .core import default_context
+from .ethosu import CONFIGS
 from .gpxq import AxeStats, GpxqOptions
 from .model import Model
 from .quant import _SCALE_METHOD, QuantOptions
 
 _METHODS = {"rtn": 1, "optq": 2, "gpfq": 3}
+_ROTATIONS = {"none": 0, "haar": 1, "hadamard": 2}
 
 
 @dataclass
@@ -36,7 +38,11 @@ class Recipe:
     activation_scale: how each layer input's per-tensor scale is chosen from the float model's values over
     the calibration batches, 'minmax' (max |x|), 'percentile' (activation_percentile of |x|) or 'mse' (the
     clip ratio in activation_mse_min_ratio..1, activation_mse_steps candidates, with the least squared
-    error), the last two on a histogram of QC_PIPELINE_HISTOGRAM_BINS bins (see qc_model.h)."""
+    error), the last two on a histogram of QC_PIPELINE_HISTOGRAM_BINS bins (see qc_model.h);
+    rotation: 'none', 'haar' or 'hadamard', rotations fused into the model before calibration (norms folded,
+    every MatMul/Gemm layer's input rotated; drawn from rotation_seed; see "Rotations in a recipe" in
+    qc_model.h); ethosu: an Ethos-U configuration name ("ethos-u55-128", ... as qcore.ethosu_config takes)
+    for which each quantized layer is packed and its stream bytes reported, or None."""
 
     method: str = "optq"
     weights: QuantOptions = field(default_factory=lambda: QuantOptions(bits=8, granularity="channel", axis=0))
@@ -51,6 +57,9 @@ class Recipe:
     activation_percentile: float = 99.99
     activation_mse_steps: int = 200
     activation_mse_min_ratio: float = 0.01
+    rotation: str = "none"
+    rotation_seed: int = 0
+    ethosu: str = None
 
     def to_c(self):
         """(qc_recipe *, what must stay alive while the C recipe is used)."""
@@ -76,6 +85,12 @@ class Recipe:
                              % (", ".join(_SCALE_METHOD), self.activation_scale))
         r.activation_scale, r.activation_percentile = _SCALE_METHOD[self.activation_scale], self.activation_percentile
         r.activation_mse_steps, r.activation_mse_min_ratio = self.activation_mse_steps, self.activation_mse_min_ratio
+        if self.rotation not in _ROTATIONS:
+            raise ValueError("qcore.Recipe: rotation must be one of %s, got %r" % (", ".join(_ROTATIONS), self.rotation))
+        r.rotation, r.rotation_seed = _ROTATIONS[self.rotation], self.rotation_seed
+        if self.ethosu is not None and self.ethosu not in CONFIGS:
+            raise ValueError("qcore.Recipe: ethosu must be None or one of %s, got %r" % (", ".join(CONFIGS), self.ethosu))
+        r.ethosu_config = CONFIGS[self.ethosu] if self.ethosu is not None else 0
         return r, (names, keep, weights, formats)
 
 
@@ -102,6 +117,14 @@ class LayerReport:
     retries: int
     dead_inputs: int
     axe: AxeStats
+    norm_folded: bool = False       # a normalization's scale was folded into the weight (recipe rotation)
+    rotated: bool = False           # the input was rotated (recipe rotation)
+    rotation_online: bool = False   # by a float MatMul in front (else folded into the producing layer)
+    ethosu_packed: bool = False     # packed for the recipe's ethosu configuration (the bytes below)
+    ethosu_reason: str = None       # with recipe.ethosu, why the layer was not packed
+    ethosu_weight_bytes: int = 0
+    ethosu_scale_bytes: int = 0
+    ethosu_stream_bytes: int = 0
 
 
 def _report(c):
@@ -110,7 +133,10 @@ def _report(c):
                        bool(c.input_signed), c.input_scale, c.weight_bytes, c.output_error, c.accumulator_bits,
                        c.report_bits, s.dot_products, s.max_abs_partial_sum, s.wrap_events + s.wrap_outer_events,
                        s.wrap_overflowing_products, s.saturate_events + s.saturate_outer_events, c.gpxq.damp_ratio,
-                       c.gpxq.retries, c.gpxq.dead_inputs, AxeStats.from_c(c.gpxq))
+                       c.gpxq.retries, c.gpxq.dead_inputs, AxeStats.from_c(c.gpxq), bool(c.norm_folded),
+                       bool(c.rotated), bool(c.rotation_online), bool(c.ethosu_packed),
+                       ffi.string(c.ethosu_reason).decode() if c.ethosu_reason != ffi.NULL else None,
+                       c.ethosu_weight_bytes, c.ethosu_scale_bytes, c.ethosu_stream_bytes)
 
 
 class Pipeline:
