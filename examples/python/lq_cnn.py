@@ -101,7 +101,7 @@ def fit_lq(qcore, layers, kw, ka, calib, ctx, code_rounds):
             stats.add(np.ascontiguousarray(x_float[s:s + 65536]), levels, ctx=ctx)
         codes, w_basis = output_aware(qcore, w, codes, w_basis, stats, code_rounds, ctx)
         planes = qcore.lq_pack(codes, kw, ctx=ctx)
-        nbytes = w.shape[0] * kw * -(-w.shape[1] // 64) * 8 + 4 * (w.shape[0] * kw + ka + w.shape[0])
+        nbytes = w.shape[0] * kw * -(-w.shape[1] // 8) + 4 * (w.shape[0] * kw + ka + w.shape[0])
         fn = (lambda r, xb=x_basis, p=planes, wb=w_basis, bb=b:
               qcore.bitserial_gemm(np.ascontiguousarray(r, np.float32), xb, "unsigned", p, wb, "signed", bb, ctx=ctx))
         fn.nbytes = nbytes

@@ -16,8 +16,8 @@ Recipe, for each format WkwAka (all three layers alike):
   as `qcore lq` does;
 - each layer: y = qcore.bitserial_gemm(x, input basis, "unsigned", planes, weight bases, "signed", bias),
   ReLU between layers in numpy (float).
-Reported per row: accuracy on the 10000 t10k images, model bytes (bit-planes stored densely, ceil(in/64)
-words per plane, plus float32 bases and biases), batch-1 latency (one image through the three layers,
+Reported per row: accuracy on the 10000 t10k images, model bytes (bit-planes stored densely, ceil(in/8)
+bytes per plane row, plus float32 bases and biases), batch-1 latency (one image through the three layers,
 best of --repeats over --latency-images images) and batch-64 throughput, each on 1 thread for both
 engines (qcore Context(threads=1); numpy's OpenBLAS limited by threadpoolctl). Both engines are called
 from Python over buffers allocated once (Pipeline): qcore through cffi views made once, float32 as numpy
@@ -111,8 +111,9 @@ class LqLayer:
         self.bias, self.out, self.n, self.kw, self.ka = b, w.shape[0], w.shape[1], kw, ka
 
     def nbytes(self):
-        """Bit-planes stored densely (ceil(n / 64) words per plane) plus float32 bases and bias."""
-        return self.out * self.kw * -(-self.n // 64) * 8 + 4 * (self.out * self.kw + self.ka + self.out)
+        """Bit-planes stored densely (ceil(n / 8) bytes per plane row, as qcore lq writes them) plus float32
+        bases and bias."""
+        return self.out * self.kw * -(-self.n // 8) + 4 * (self.out * self.kw + self.ka + self.out)
 
     def __call__(self, qcore, x, ctx):
         return qcore.bitserial_gemm(x, self.x_basis, "unsigned", self.planes, self.w_basis, "signed", self.bias,

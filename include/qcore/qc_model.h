@@ -351,8 +351,12 @@ QC_ONNX_API qc_status qc_session_accumulator_stats(const qc_session *session, qc
  * computed exactly as qc_bitserial_gemm: integer dot products of the planes, scaled in double per output.
  * Inputs:
  *   0 X         FLOAT [..., n], rank >= 1, finite; every row of n values is encoded alone;
- *   1 W_planes  INT64 [O, Kw, qc_lq_plane_words(n)]: W's codes packed by qc_lq_pack (64-bit words stored
- *               as INT64, bit k & 63 of word k >> 6 of plane j is bit j of the code of W[o, k]; padding 0);
+ *   1 W_planes  W's codes as bit-planes, bit j of the code of W[o, k] in plane j, element k's bit at bit
+ *               k & 7 of byte k >> 3 of the plane row, every bit past element n zero; in one of two forms:
+ *               UINT8 [O, Kw, ceil(n / 8)], dense (what qc_model_lq_replace writes: the smallest file), or
+ *               INT64 [O, Kw, qc_lq_plane_words(n)], qc_lq_pack's words as they are (the same bytes in
+ *               little-endian order, zero-padded to whole 512-bit rows). A constant dense W_planes is
+ *               widened to the kernels' rows once per session;
  *   2 W_basis   FLOAT [O, Kw], Kw in 1..4: one basis per output channel;
  *   3 X_basis   FLOAT [Ka], Ka in 1..4: one basis for the whole input;
  *   4 B         FLOAT [O] (optional).
@@ -709,8 +713,8 @@ QC_ONNX_API qc_status qc_model_search_recipe(qc_model_search *search, const uint
  *      so that each output channel fits the float model's outputs and absorbs earlier layers' errors;
  *      then `code_rounds` times (options version 2; refit only): the codes re-chosen for the output error
  *      (qc_lq_assign_codes with `assign_damping`) and the bases refitted to them again;
- *   4. the node becomes LQGemm (same name and output; W_planes "<W>_lq_planes", W_basis "<W>_lq_basis",
- *      X_basis "<W>_lq_input_basis", B the Gemm's C), and W is removed.
+ *   4. the node becomes LQGemm (same name and output; W_planes "<W>_lq_planes" in its dense UINT8 form,
+ *      W_basis "<W>_lq_basis", X_basis "<W>_lq_input_basis", B the Gemm's C), and W is removed.
  * The onnxruntime export (`ort_out`) computes the same function with standard ONNX ops (the model's
  * opsets unchanged): each replaced layer keeps its node, its weight holds W's levels (qc_lq_decode, in its
  * own ONNX layout), and its input goes through the input quantizer written as
@@ -744,8 +748,8 @@ typedef struct qc_lq_replace_result {
     uint32_t version;          /* QC_LQ_REPLACE_RESULT_VERSION */
     int64_t replaced;          /* layers replaced */
     int64_t kept;              /* pipeline layers left as they were (not fully-connected) */
-    int64_t lq_bytes;          /* the replaced layers stored densely: Kw ceil(n / 64) 8-byte words per
-                                  output channel, and float32 bases and biases */
+    int64_t lq_bytes;          /* the replaced layers as stored: Kw ceil(n / 8) bytes of bit-planes per
+                                  output channel (the dense W_planes), float32 bases and biases */
     int64_t float_bytes;       /* the same layers' float32 weights and biases */
 } qc_lq_replace_result;
 

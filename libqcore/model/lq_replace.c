@@ -296,23 +296,39 @@ static qc_status become_lq_gemm(qc_model *m, size_t node, const char *const *inp
     return qc_model_set_attribute(m, node, "w_signed", QC_ATTRIBUTE_INT, &w_flag, 1);
 }
 
+/* f's codes as LQGemm's dense W_planes (UINT8 [O, Kw, ceil(n / 8)]): qc_lq_pack's words, each plane row cut
+ * to the bytes that hold its n bits (the words' little-endian bytes, so the bit order is unchanged). */
+static qc_status dense_planes(lq_run *r, const qclq_layer *f, uint8_t *out, const char *function)
+{
+    const qcp_layer *l = &r->p->layers[f->layer];
+    int64_t kw = r->o->weight_bits, words = qc_lq_plane_words(l->in), bytes = (l->in + 7) / 8;
+    int64_t plane_dims[3] = {l->out, kw, words}, code_dims[2] = {l->out, l->in};
+    uint64_t *planes = malloc((size_t)(l->out * kw * words) * sizeof(uint64_t));
+    if (planes == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for layer '%s'", l->weight);
+    qc_tensor pt, ct;
+    qc_status st = qc_tensor_init(&pt, planes, QC_DT_I64, 3, plane_dims, NULL);
+    if (st == QC_OK) st = qc_tensor_init(&ct, f->codes, QC_DT_U8, 2, code_dims, NULL);
+    if (st == QC_OK) st = qc_lq_pack(r->p->ctx, &pt, &ct);
+    for (int64_t row = 0; st == QC_OK && row < l->out * kw; row++)
+        memcpy(out + row * bytes, planes + row * words, (size_t)bytes);
+    free(planes);
+    return st;
+}
+
 /* Adds f's planes and bases to r->qmodel, turns its node into LQGemm and drops W. */
 static qc_status put_layer(lq_run *r, const qclq_layer *f, const char *function)
 {
     const qcp_layer *l = &r->p->layers[f->layer];
     int kw = r->o->weight_bits, ka = r->o->input_bits;
-    int64_t words = qc_lq_plane_words(l->in), plane_dims[3] = {l->out, kw, words}, code_dims[2] = {l->out, l->in};
+    int64_t plane_dims[3] = {l->out, kw, (l->in + 7) / 8};
     int64_t basis_dims[2] = {l->out, kw}, x_dims[1] = {ka};
-    size_t plane_bytes = (size_t)(l->out * kw * words) * sizeof(uint64_t);
-    uint64_t *planes = malloc(plane_bytes);
+    size_t plane_bytes = (size_t)(l->out * kw * plane_dims[2]);
+    uint8_t *planes = malloc(plane_bytes);
     if (planes == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for layer '%s'", l->weight);
-    qc_tensor pt, ct;
     value_name plane_name, basis_name, x_name;
-    qc_status st = qc_tensor_init(&pt, planes, QC_DT_I64, 3, plane_dims, NULL);
-    if (st == QC_OK) st = qc_tensor_init(&ct, f->codes, QC_DT_U8, 2, code_dims, NULL);
-    if (st == QC_OK) st = qc_lq_pack(r->p->ctx, &pt, &ct);
+    qc_status st = dense_planes(r, f, planes, function);
     qcm__fresh_name(plane_name, sizeof plane_name, r->qmodel, l->weight, "_lq_planes");
-    if (st == QC_OK) st = qc_model_add_initializer(r->qmodel, plane_name, QC_ONNX_INT64, 3, plane_dims, planes, plane_bytes);
+    if (st == QC_OK) st = qc_model_add_initializer(r->qmodel, plane_name, QC_ONNX_UINT8, 3, plane_dims, planes, plane_bytes);
     free(planes);
     qcm__fresh_name(basis_name, sizeof basis_name, r->qmodel, l->weight, "_lq_basis");
     if (st == QC_OK)
@@ -328,7 +344,7 @@ static qc_status put_layer(lq_run *r, const qclq_layer *f, const char *function)
     qcm__remove_initializer(r->qmodel, weight);
     int64_t bias_values = f->bias ? l->out : 0;
     r->result.replaced++;
-    r->result.lq_bytes += l->out * kw * ((l->in + 63) / 64) * 8 + 4 * (l->out * kw + ka + bias_values);
+    r->result.lq_bytes += (int64_t)plane_bytes + 4 * (l->out * kw + ka + bias_values);
     r->result.float_bytes += 4 * (l->out * l->in + bias_values);
     return QC_OK;
 }

@@ -30,18 +30,26 @@ def fitted_layer(rng, o, n, kw, ka, x_code, w_code):
     return w, w_basis, planes, x_basis
 
 
-def lq_gemm_model(x_shape, planes, w_basis, x_basis, bias=None, x_signed=0, w_signed=1, name="lq"):
-    """A one-node model Y = LQGemm(X, planes, bases[, B]) with the parameters as initializers."""
-    inits = [numpy_helper.from_array(planes.view(np.int64), "W_planes"), numpy_helper.from_array(w_basis, "W_basis"),
-             numpy_helper.from_array(np.asarray(x_basis, np.float32), "X_basis")]
+def lq_gemm_model(x_shape, planes, w_basis, x_basis, bias=None, x_signed=0, w_signed=1, name="lq",
+                  planes_fed=False):
+    """A one-node model Y = LQGemm(X, planes, bases[, B]) with the parameters as initializers; with
+    `planes_fed`, W_planes is a graph input instead (fed at run time, so not a constant)."""
+    stored = planes if planes.dtype == np.uint8 else planes.view(np.int64)
+    inits = [numpy_helper.from_array(w_basis, "W_basis"), numpy_helper.from_array(np.asarray(x_basis, np.float32), "X_basis")]
+    graph_inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, list(x_shape))]
+    if planes_fed:
+        graph_inputs.append(helper.make_tensor_value_info("W_planes", helper.np_dtype_to_tensor_dtype(stored.dtype),
+                                                          list(stored.shape)))
+    else:
+        inits.append(numpy_helper.from_array(stored, "W_planes"))
     inputs = ["X", "W_planes", "W_basis", "X_basis"]
     if bias is not None:
         inits.append(numpy_helper.from_array(bias, "B"))
         inputs.append("B")
     node = helper.make_node("LQGemm", inputs, ["Y"], name=name, domain="ai.qcore", x_signed=x_signed, w_signed=w_signed)
     y_shape = list(x_shape[:-1]) + [planes.shape[0]]
-    graph = helper.make_graph([node], "lq", [helper.make_tensor_value_info("X", TensorProto.FLOAT, list(x_shape))],
-                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, y_shape)], inits)
+    graph = helper.make_graph([node], "lq", graph_inputs, [helper.make_tensor_value_info("Y", TensorProto.FLOAT, y_shape)],
+                              inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.qcore", 1)])
     return qcore.Model.from_bytes(model.SerializeToString())
 
@@ -128,6 +136,42 @@ def test_lq_gemm_errors_name_the_node(rng):
     run(lq_gemm_model(x.shape, planes, w_basis, x_basis), x)  # and the planes as packed pass
 
 
+def dense(planes, n):
+    """qc_lq_pack's words cut to the dense UINT8 form: ceil(n / 8) little-endian bytes per plane row."""
+    return np.ascontiguousarray(planes.view(np.uint64).view(np.uint8)[..., :(n + 7) // 8])
+
+
+@pytest.mark.parametrize("n", [1, 100, 513, 700])
+def test_dense_planes_give_the_packed_planes_bits(rng, n):
+    """W_planes in its dense UINT8 form gives the INT64 form's outputs bit for bit: as a constant (widened
+    once, then interleaved) at batch 1 and 5, and as a graph input fed at run time (widened per run)."""
+    o = 37
+    w, w_basis, planes, x_basis = fitted_layer(rng, o, n, 2, 2, "unsigned", "signed")
+    x = np.maximum(rng.standard_normal((5, n)), 0).astype(np.float32)
+    bias = rng.standard_normal(o).astype(np.float32)
+    want = qcore.bitserial_gemm(x, x_basis, "unsigned", planes, w_basis, "signed", bias)
+    model = lq_gemm_model(["batch", n], dense(planes, n), w_basis, x_basis, bias)
+    session = qcore.Session(model, qcore.Context(threads=2))
+    for rows in (x[:1], x, x[:1]):  # the kept widened planes serve every batch size
+        np.testing.assert_array_equal(session.run({"X": rows})["Y"], want[:len(rows)])
+    fed = qcore.Session(lq_gemm_model(["batch", n], dense(planes, n), w_basis, x_basis, bias, planes_fed=True))
+    for rows in (x[:1], x):
+        np.testing.assert_array_equal(fed.run({"X": rows, "W_planes": dense(planes, n)})["Y"], want[:len(rows)])
+
+
+def test_dense_planes_errors():
+    rng = np.random.default_rng(5)
+    n = 100
+    w, w_basis, planes, x_basis = fitted_layer(rng, 8, n, 2, 2, "unsigned", "signed")
+    x = np.zeros((2, n), np.float32)
+    with pytest.raises(qcore.ShapeError, match=r"W_planes must be \[O, Kw, 13\] .*13 bytes per plane"):
+        run(lq_gemm_model(x.shape, dense(planes, n)[..., :12].copy(), w_basis, x_basis), x)
+    padded = dense(planes, n)
+    padded[5, 1, 12] |= 1 << 4  # element 100 of row 5's plane 1: the first bit past n
+    with pytest.raises(qcore.InvalidArgumentError, match="plane row 11 has bits set past element 100"):
+        run(lq_gemm_model(x.shape, padded, w_basis, x_basis), x)
+
+
 # ---- qc_model_lq_replace, its onnxruntime export and the qcore lq tool ---------------------------------
 
 import gzip  # noqa: E402
@@ -177,8 +221,10 @@ def initializers(model, tmp_path):
 
 
 def unpack_codes(planes, n):
-    """uint8 [rows, n] codes from qcore's bit-planes (the inverse of qc_lq_pack's layout)."""
-    bits = np.unpackbits(planes.view(np.uint64).view(np.uint8), axis=-1, bitorder="little")[..., :n]
+    """uint8 [rows, n] codes from qcore's bit-planes, dense uint8 or qc_lq_pack's 64-bit words (the inverse of
+    their layout: bit k & 7 of byte k >> 3 of a plane row)."""
+    raw = planes if planes.dtype == np.uint8 else planes.view(np.uint64).view(np.uint8)
+    bits = np.unpackbits(raw, axis=-1, bitorder="little")[..., :n]
     return sum(bits[:, j].astype(np.uint8) << j for j in range(planes.shape[1]))
 
 

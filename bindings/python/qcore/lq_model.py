@@ -16,8 +16,8 @@ from .pipeline import Pipeline
 
 @dataclass
 class LqReplaceResult:
-    """Layers replaced and left alone; bytes of the replaced layers as LQ (bit-planes stored densely,
-    float32 bases and biases) and as float32."""
+    """Layers replaced and left alone; bytes of the replaced layers as LQ (as stored: ceil(n / 8) bytes per
+    bit-plane row, float32 bases and biases) and as float32."""
 
     replaced: int
     kept: int
