@@ -129,7 +129,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calibration", type=int, default=1024)
     parser.add_argument("--installed", action="store_true")
-    parser.add_argument("--code-rounds", type=int, default=2)
+    parser.add_argument("--code-rounds", type=int, default=None, help="default: 2 at 1-2 weight bits, else 0")
     add_dataset_argument(parser)
     args = parser.parse_args()
     source = use_build_tree(args.installed)

@@ -11,9 +11,9 @@ Recipe, for each format WkwAka (all three layers alike):
 - then (the "accuracy" column; "plain QEM" is without it) the weight bases are refitted to the layer's
   outputs with the codes kept (qcore.lq_refit_output: least squares of the float model's outputs on the
   quantized inputs' levels, statistics from qcore.GpxqStats("gpfq")), which also absorbs the errors of
-  the earlier quantized layers; and --code-rounds times (default 2) the codes are re-chosen for the
-  output error (qcore.lq_assign_codes: OPTQ's rounding on the LQ levels) and the bases refitted again,
-  as `qcore lq` does;
+  the earlier quantized layers; and --code-rounds times (default as `qcore lq`: 2 at 1-2 weight bits,
+  else 0) the codes are re-chosen for the output error (qcore.lq_assign_codes: OPTQ's rounding on the LQ
+  levels) and the bases refitted again;
 - each layer: y = qcore.bitserial_gemm(x, input basis, "unsigned", planes, weight bases, "signed", bias),
   ReLU between layers in numpy (float).
 Reported per row: accuracy on the 10000 t10k images, model bytes (bit-planes stored densely, ceil(in/8)
@@ -80,8 +80,11 @@ def float_layers(dataset):
 
 
 def output_aware(qcore, w, codes, basis, stats, rounds, ctx):
-    """Weight bases refitted to the layer's outputs, then `rounds` times the codes re-chosen for the output
-    error and the bases refitted again (qcore lq's step 3); `stats` are GPFQ statistics."""
+    """Weight bases refitted to the layer's outputs, then `rounds` times (None: qcore lq's default, 2 at
+    1-2 weight bits, else 0) the codes re-chosen for the output error and the bases refitted again (qcore
+    lq's step 3); `stats` are GPFQ statistics."""
+    if rounds is None:
+        rounds = 2 if basis.shape[1] <= 2 else 0
     h, g = stats.hessian(), stats.cross()
     basis = qcore.lq_refit_output(codes, basis, w, h, g, "signed", ctx=ctx)
     for _ in range(rounds):
@@ -95,7 +98,7 @@ class LqLayer:
     `refit`, the weight bases are then refitted to the layer's outputs (qcore.lq_refit_output) on the float
     model's inputs x and the quantized model's inputs as the kernel sees them (their levels)."""
 
-    def __init__(self, qcore, w, b, kw, ka, x_float, x_quant, ctx, refit, code_rounds=2):
+    def __init__(self, qcore, w, b, kw, ka, x_float, x_quant, ctx, refit, code_rounds=None):
         self.x_fit = qcore.lq_fit(np.ascontiguousarray(x_quant.reshape(1, -1)), ka, "unsigned", ctx=ctx)
         self.x_basis = np.ascontiguousarray(self.x_fit.basis[0])
         self.w_fit = qcore.lq_fit(w, kw, "signed", ctx=ctx)
@@ -164,7 +167,7 @@ class Pipeline:
         return self.outs[-1]
 
 
-def build_lq(qcore, layers, kw, ka, calib, ctx, refit, code_rounds=2):
+def build_lq(qcore, layers, kw, ka, calib, ctx, refit, code_rounds=None):
     """Fits layer by layer on the inputs the quantized earlier layers produce (and the float ones)."""
     lq, x_float, x_quant = [], calib, calib
     for k, (w, b) in enumerate(layers):
@@ -210,7 +213,7 @@ def speed(make_pipeline, images, repeats, latency_images):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calibration", type=int, default=4096)
-    parser.add_argument("--code-rounds", type=int, default=2)
+    parser.add_argument("--code-rounds", type=int, default=None, help="default: 2 at 1-2 weight bits, else 0")
     add_dataset_argument(parser)
     timing.add_speed_arguments(parser)
     parser.add_argument("--installed", action="store_true")

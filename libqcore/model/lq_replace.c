@@ -37,7 +37,7 @@ qc_status qc_lq_replace_options_init(qc_lq_replace_options *opts, unsigned versi
     memset(opts, 0, sizeof *opts);
     opts->version = version;
     opts->weight_bits = 2, opts->input_bits = 2, opts->refit = 1, opts->refit_ridge = 1e-4;
-    if (version >= 2) opts->code_rounds = 2, opts->assign_damping = 0.01;
+    if (version >= 2) opts->code_rounds = -1, opts->assign_damping = 0.01;
     return qc_lq_options_init(&opts->fit, QC_LQ_OPTIONS_VERSION);
 }
 
@@ -48,6 +48,7 @@ static void options_upgrade(qc_lq_replace_options *out, const qc_lq_replace_opti
     memset(out, 0, sizeof *out);
     memcpy(out, in, known);
     if (in->version < 2) out->code_rounds = 0, out->assign_damping = 0.01;
+    if (out->code_rounds < 0) out->code_rounds = out->weight_bits <= 2 ? 2 : 0;
 }
 
 static qc_status check_options(const qc_lq_replace_options *o, const char *function)
@@ -61,8 +62,8 @@ static qc_status check_options(const qc_lq_replace_options *o, const char *funct
     if (o->refit != 0 && o->refit != 1) return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'opts': refit = %d (0 or 1)", o->refit);
     if (!(o->refit_ridge >= 0 && o->refit_ridge <= 1e6))
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'opts': refit_ridge = %g is outside 0..1e6", o->refit_ridge);
-    if (o->version >= 2 && (o->code_rounds < 0 || o->code_rounds > 16))
-        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'opts': code_rounds = %d is outside 0..16", o->code_rounds);
+    if (o->version >= 2 && (o->code_rounds < -1 || o->code_rounds > 16))
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'opts': code_rounds = %d is outside -1..16", o->code_rounds);
     if (o->version >= 2 && !(o->assign_damping > 0 && o->assign_damping <= 1))
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'opts': assign_damping = %g is outside (0, 1]",
                            o->assign_damping);

@@ -441,7 +441,7 @@ def test_replacement_errors_are_named(rng, tmp_path):
         qcore.lq_replace(qcore.Pipeline(model))
     with pytest.raises(qcore.InvalidArgumentError, match="weight_bits = 5 and input_bits = 2 must be in 1..4"):
         qcore.lq_replace(pipeline_of(model, x, name="x"), weight_bits=5)
-    with pytest.raises(qcore.InvalidArgumentError, match="code_rounds = 17 is outside 0..16"):
+    with pytest.raises(qcore.InvalidArgumentError, match="code_rounds = 17 is outside -1..16"):
         qcore.lq_replace(pipeline_of(model, x, name="x"), code_rounds=17)
     with pytest.raises(qcore.InvalidArgumentError, match="assign_damping = 0 is outside"):
         qcore.lq_replace(pipeline_of(model, x, name="x"), assign_damping=0.0)

@@ -26,12 +26,12 @@ class LqReplaceResult:
 
 
 def lq_replace(pipeline, weight_bits=2, input_bits=2, refit=True, refit_ridge=1e-4, fit=None, batches=None, ctx=None,
-               code_rounds=2, assign_damping=0.01):
+               code_rounds=None, assign_damping=0.01):
     """Replaces the fully-connected layers of `pipeline`'s model (a qcore.Pipeline holding calibration
     batches; or a qcore.Model, with `batches` a list of {graph input: array} and `ctx` for the pipeline),
     layer after layer on the inputs of the model as replaced so far. With `refit`, each layer's weight
-    bases are refitted to its outputs, then `code_rounds` times its codes re-chosen for the output error
-    (qcore.lq_assign_codes) and the bases refitted again. Returns (the LQGemm Model, its onnxruntime export
+    bases are refitted to its outputs, then `code_rounds` times (None: 2 at 1-2 weight bits, else 0) its
+    codes re-chosen for the output error (qcore.lq_assign_codes) and the bases refitted again. Returns (the LQGemm Model, its onnxruntime export
     as a Model of standard ONNX ops, LqReplaceResult); both models own their data."""
     if isinstance(pipeline, Model):
         pipeline = _pipeline(pipeline, batches, ctx)
@@ -41,7 +41,7 @@ def lq_replace(pipeline, weight_bits=2, input_bits=2, refit=True, refit_ridge=1e
     check(onnx_lib.qc_lq_replace_options_init(opts, onnx_lib.QC_LQ_REPLACE_OPTIONS_VERSION))
     opts.weight_bits, opts.input_bits, opts.refit, opts.refit_ridge = weight_bits, input_bits, int(bool(refit)), refit_ridge
     opts.fit = (fit or LqOptions()).to_c()[0]
-    opts.code_rounds, opts.assign_damping = code_rounds, assign_damping
+    opts.code_rounds, opts.assign_damping = -1 if code_rounds is None else code_rounds, assign_damping
     out, ort = ffi.new("qc_model **"), ffi.new("qc_model **")
     result = ffi.new("qc_lq_replace_result *", [onnx_lib.QC_LQ_REPLACE_RESULT_VERSION])
     pipeline.ctx.call(_replace, out, ort, result, pipeline._p, opts)
