@@ -27,6 +27,7 @@ Usage: python benchmarks/search_accuracy.py [--models cnn,minilm] [--seeds 5] [-
 """
 import argparse
 import os
+import pickle
 import sys
 import time
 
@@ -76,10 +77,15 @@ def minilm(sentences):
 
 
 class Evaluator:
-    """Cached evaluations of one model search: (choice, fraction) -> metric, with the time each took."""
+    """Cached evaluations of one model search: (choice, fraction) -> metric, with the time each took. With a
+    cache file, evaluations (and their times) persist across runs of the same model and widths, so a rerun
+    after a change to the search evaluates only the configurations it has not met before."""
 
-    def __init__(self, search):
-        self.search, self.cache, self.seconds = search, {}, []
+    def __init__(self, search, path=None):
+        self.search, self.cache, self.seconds, self.path = search, {}, [], path
+        if path and os.path.exists(path):
+            with open(path, "rb") as f:
+                self.cache, self.seconds = pickle.load(f)
 
     def __call__(self, choice, fraction=1.0):
         key = (tuple(int(c) for c in choice), fraction)
@@ -87,7 +93,15 @@ class Evaluator:
             start = time.perf_counter()
             self.cache[key] = self.search.evaluate(key[0], fraction)
             self.seconds.append(time.perf_counter() - start)
+            if self.path and len(self.seconds) % 50 == 0:
+                self.save()
         return self.cache[key]
+
+    def save(self):
+        if self.path:
+            with open(self.path + ".tmp", "wb") as f:
+                pickle.dump((self.cache, self.seconds), f)
+            os.replace(self.path + ".tmp", self.path)
 
 
 def front_of(points):
@@ -183,7 +197,7 @@ def run_model(name, args):
     for inputs, labels in evaluation:
         search.add_batch(inputs, labels=labels)
     prepare = time.perf_counter() - start
-    evaluate = Evaluator(search)
+    evaluate = Evaluator(search, args.cache and "%s.%s.pkl" % (args.cache, name))
     space = space_of(search)
     layers = len(search.candidates)
     eight = search.cost([WIDTHS.index(8)] * layers)
@@ -210,8 +224,11 @@ def run_model(name, args):
             print("%-7s %-10s seed %d: %s" % (name, method, seed, "  ".join(
                 "%d: %.4g" % (r["budget"], r["hypervolume"]) for r in rows[-len(args.budgets):])), flush=True)
         out["methods"][method] = rows
+        evaluate.save()
     out["evaluation_s_mean"] = float(np.mean(evaluate.seconds)) if evaluate.seconds else 0.0
     out["distinct_evaluations"] = len(evaluate.cache)
+    if args.no_json:
+        return
     summarize(out)
     qcore_16, dp_best = out["summary"]["qcore"][str(args.budgets[0])][0], max(
         v[0] for v in out["summary"].get("oneshot-dp", {"": (0,)}).values())
@@ -270,6 +287,8 @@ def main():
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--budgets", default="16,32,64,128")
     ap.add_argument("--sentences", type=int, default=32, help="MiniLM held-out sentences per evaluation")
+    ap.add_argument("--cache", help="keep evaluations in CACHE.<model>.pkl across runs (same widths and data)")
+    ap.add_argument("--no-json", action="store_true", help="fill the cache only; write no results")
     args = ap.parse_args()
     args.methods = args.methods.split(",")
     args.budgets = [int(b) for b in args.budgets.split(",")]
