@@ -11,9 +11,11 @@ Candidate widths: float, 8, 6, 4, 3, 2 bits (per-channel symmetric). Cost: store
 Reference point: the all-8-bit configuration's bytes and the float configuration's metric minus 0.05.
 
 Methods (same evaluation cache, so a configuration is never evaluated twice across methods and seeds; every
-qcore.Search is told the reference point; qcore's search is deterministic, so its seeds agree):
+qcore.Search but qcore-noref is told the reference point; qcore's search is deterministic, so its seeds agree):
   qcore       qcore.Search(algorithm="qcore"), one fidelity
-  qcore-sh    the same with successive halving over two fidelities (a quarter of the evaluation batches,
+  qcore-noref the same, not told the reference point (it resolves its own from the space and the first
+              evaluations; the hypervolume is still measured against the benchmark's)
+  qcore-sh    the same as qcore with successive halving over two fidelities (a quarter of the evaluation batches,
               then all); its cheap evaluations are reported as full-evaluation equivalents
   random      qcore.Search(algorithm="random")
   greedy      qcore.Search(algorithm="greedy")  (AIMET-AMP-like)
@@ -24,6 +26,7 @@ once at the largest budget, read at each prefix.
 
 Writes benchmarks/results/search_<model>.json and search_<model>.png.
 Usage: python benchmarks/search_accuracy.py [--models cnn,minilm] [--seeds 5] [--budgets 16,32,64,128]
+                                          [--cache PATH] (evaluations kept in PATH.<model>.pkl across runs)
 """
 import argparse
 import os
@@ -122,11 +125,12 @@ def hypervolume(points, ref):
     return qcore.hypervolume(np.ascontiguousarray(cost), np.ascontiguousarray(metric), *ref)
 
 
-def run_library(space, algorithm, seed, budget, evaluate, fidelities, ref):
-    """A qcore.Search run by ask/tell, told the benchmark's reference point (as every library method is);
-    returns (full-fidelity points in order, full-evaluation equivalents, seconds in the search itself)."""
+def run_library(space, algorithm, seed, budget, evaluate, fidelities, ref, told=True):
+    """A qcore.Search run by ask/tell, told the benchmark's reference point (as every library method is)
+    unless told=False; returns (full-fidelity points in order, full-evaluation equivalents, seconds in the
+    search itself)."""
     search = qcore.Search(space, algorithm=algorithm, seed=seed, max_evaluations=budget, fidelities=fidelities,
-                          reference_cost=ref[0], reference_metric=ref[1])
+                          reference_cost=ref[0] if told else None, reference_metric=ref[1] if told else None)
     points, equivalents, own = [], 0.0, 0.0
     fractions = fidelities or [1.0]
     while True:
@@ -174,6 +178,7 @@ def space_of(search):
 
 METHODS = {
     "qcore": lambda s, c, seed, b, ev, ref: run_library(s, "qcore", seed, b, ev, None, ref),
+    "qcore-noref": lambda s, c, seed, b, ev, ref: run_library(s, "qcore", seed, b, ev, None, ref, told=False),
     "qcore-sh": lambda s, c, seed, b, ev, ref: run_library(s, "qcore", seed, b, ev, [0.25, 1.0], ref),
     "random": lambda s, c, seed, b, ev, ref: run_library(s, "random", seed, b, ev, None, ref),
     "greedy": lambda s, c, seed, b, ev, ref: run_library(s, "greedy", seed, b, ev, None, ref),
