@@ -11,9 +11,11 @@ Candidate widths: float, 8, 6, 4, 3, 2 bits (per-channel symmetric). Cost: store
 Reference point: the all-8-bit configuration's bytes and the float configuration's metric minus 0.05.
 
 Methods (same evaluation cache, so a configuration is never evaluated twice across methods and seeds; every
-qcore.Search is told the reference point; qcore's search is deterministic, so its seeds agree):
+qcore.Search but qcore-noref is told the reference point; qcore's search is deterministic, so its seeds agree):
   qcore       qcore.Search(algorithm="qcore"), one fidelity
-  qcore-sh    the same with successive halving over two fidelities (a quarter of the evaluation batches,
+  qcore-noref the same, not told the reference point (it resolves its own from the space and the first
+              evaluations; the hypervolume is still measured against the benchmark's)
+  qcore-sh    the same as qcore with successive halving over two fidelities (a quarter of the evaluation batches,
               then all); its cheap evaluations are reported as full-evaluation equivalents
   random      qcore.Search(algorithm="random")
   greedy      qcore.Search(algorithm="greedy")  (AIMET-AMP-like)
@@ -24,9 +26,11 @@ once at the largest budget, read at each prefix.
 
 Writes benchmarks/results/search_<model>.json and search_<model>.png.
 Usage: python benchmarks/search_accuracy.py [--models cnn,minilm] [--seeds 5] [--budgets 16,32,64,128]
+                                          [--cache PATH] (evaluations kept in PATH.<model>.pkl across runs)
 """
 import argparse
 import os
+import pickle
 import sys
 import time
 
@@ -76,10 +80,15 @@ def minilm(sentences):
 
 
 class Evaluator:
-    """Cached evaluations of one model search: (choice, fraction) -> metric, with the time each took."""
+    """Cached evaluations of one model search: (choice, fraction) -> metric, with the time each took. With a
+    cache file, evaluations (and their times) persist across runs of the same model and widths, so a rerun
+    after a change to the search evaluates only the configurations it has not met before."""
 
-    def __init__(self, search):
-        self.search, self.cache, self.seconds = search, {}, []
+    def __init__(self, search, path=None):
+        self.search, self.cache, self.seconds, self.path = search, {}, [], path
+        if path and os.path.exists(path):
+            with open(path, "rb") as f:
+                self.cache, self.seconds = pickle.load(f)
 
     def __call__(self, choice, fraction=1.0):
         key = (tuple(int(c) for c in choice), fraction)
@@ -87,7 +96,15 @@ class Evaluator:
             start = time.perf_counter()
             self.cache[key] = self.search.evaluate(key[0], fraction)
             self.seconds.append(time.perf_counter() - start)
+            if self.path and len(self.seconds) % 50 == 0:
+                self.save()
         return self.cache[key]
+
+    def save(self):
+        if self.path:
+            with open(self.path + ".tmp", "wb") as f:
+                pickle.dump((self.cache, self.seconds), f)
+            os.replace(self.path + ".tmp", self.path)
 
 
 def front_of(points):
@@ -108,11 +125,12 @@ def hypervolume(points, ref):
     return qcore.hypervolume(np.ascontiguousarray(cost), np.ascontiguousarray(metric), *ref)
 
 
-def run_library(space, algorithm, seed, budget, evaluate, fidelities, ref):
-    """A qcore.Search run by ask/tell, told the benchmark's reference point (as every library method is);
-    returns (full-fidelity points in order, full-evaluation equivalents, seconds in the search itself)."""
+def run_library(space, algorithm, seed, budget, evaluate, fidelities, ref, told=True):
+    """A qcore.Search run by ask/tell, told the benchmark's reference point (as every library method is)
+    unless told=False; returns (full-fidelity points in order, full-evaluation equivalents, seconds in the
+    search itself)."""
     search = qcore.Search(space, algorithm=algorithm, seed=seed, max_evaluations=budget, fidelities=fidelities,
-                          reference_cost=ref[0], reference_metric=ref[1])
+                          reference_cost=ref[0] if told else None, reference_metric=ref[1] if told else None)
     points, equivalents, own = [], 0.0, 0.0
     fractions = fidelities or [1.0]
     while True:
@@ -160,6 +178,7 @@ def space_of(search):
 
 METHODS = {
     "qcore": lambda s, c, seed, b, ev, ref: run_library(s, "qcore", seed, b, ev, None, ref),
+    "qcore-noref": lambda s, c, seed, b, ev, ref: run_library(s, "qcore", seed, b, ev, None, ref, told=False),
     "qcore-sh": lambda s, c, seed, b, ev, ref: run_library(s, "qcore", seed, b, ev, [0.25, 1.0], ref),
     "random": lambda s, c, seed, b, ev, ref: run_library(s, "random", seed, b, ev, None, ref),
     "greedy": lambda s, c, seed, b, ev, ref: run_library(s, "greedy", seed, b, ev, None, ref),
@@ -183,7 +202,7 @@ def run_model(name, args):
     for inputs, labels in evaluation:
         search.add_batch(inputs, labels=labels)
     prepare = time.perf_counter() - start
-    evaluate = Evaluator(search)
+    evaluate = Evaluator(search, args.cache and "%s.%s.pkl" % (args.cache, name))
     space = space_of(search)
     layers = len(search.candidates)
     eight = search.cost([WIDTHS.index(8)] * layers)
@@ -210,8 +229,11 @@ def run_model(name, args):
             print("%-7s %-10s seed %d: %s" % (name, method, seed, "  ".join(
                 "%d: %.4g" % (r["budget"], r["hypervolume"]) for r in rows[-len(args.budgets):])), flush=True)
         out["methods"][method] = rows
+        evaluate.save()
     out["evaluation_s_mean"] = float(np.mean(evaluate.seconds)) if evaluate.seconds else 0.0
     out["distinct_evaluations"] = len(evaluate.cache)
+    if args.no_json:
+        return
     summarize(out)
     qcore_16, dp_best = out["summary"]["qcore"][str(args.budgets[0])][0], max(
         v[0] for v in out["summary"].get("oneshot-dp", {"": (0,)}).values())
@@ -270,6 +292,8 @@ def main():
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--budgets", default="16,32,64,128")
     ap.add_argument("--sentences", type=int, default=32, help="MiniLM held-out sentences per evaluation")
+    ap.add_argument("--cache", help="keep evaluations in CACHE.<model>.pkl across runs (same widths and data)")
+    ap.add_argument("--no-json", action="store_true", help="fill the cache only; write no results")
     args = ap.parse_args()
     args.methods = args.methods.split(",")
     args.budgets = [int(b) for b in args.budgets.split(",")]

@@ -21,9 +21,9 @@
  *
  * The search (qc_search_create, ask/tell or run) with algorithm QC_SEARCH_QCORE:
  *   1. evaluate points of the proxy front spread over the cost range (the calibration set); with a
- *      reference metric, only the part up to the reference cost, starting from there, each next point the
- *      farthest in cost from those asked, and none cheaper than a front point that fell below the
- *      reference metric;
+ *      reference metric, only the part cheaper than the reference cost (a point at it bounds no
+ *      hypervolume), starting from its costliest point, each next point the farthest in cost from those
+ *      asked, and none cheaper than a front point that fell below the reference metric;
  *   2. fit an additive Bayesian linear surrogate on the evaluations:
  *        metric = m0 - sum_t (alpha + s_t) loss_t(choice_t) - sum_t delta_t(choice_t) + noise,
  *      the prior centred on the proxy (m0, alpha from a least-squares line; each tensor's sensitivity

@@ -68,8 +68,9 @@ static double gap_to_asked(const qc_search *s, double cost, double floor, double
     return gap;
 }
 
-/* QCORE's initial design with a reference metric: points of the proxy front (in cost order) no costlier
- * than the reference, the costliest first, then each the farthest in cost from the asked ones and from the
+/* QCORE's initial design with a reference metric: points of the proxy front (in cost order) cheaper than
+ * the reference cost (a point there bounds no hypervolume, and the one just below it calibrates as well),
+ * the costliest first, then each the farthest in cost from the asked ones and from the
  * floor (proxy_front_floor), so that the design bisects towards where the front crosses the reference
  * metric while spreading over the part that can dominate the reference point. */
 static qc_status from_adaptive_start(qc_search *s, uint32_t *choice, int *found, const char *function)
@@ -80,7 +81,7 @@ static qc_status from_adaptive_start(qc_search *s, uint32_t *choice, int *found,
     double floor = proxy_front_floor(s, rm), best_gap = -1;
     for (size_t i = q->size; i-- > 0;) { /* costliest first: equal gaps keep the costlier point */
         const uint32_t *c = q->choices + i * q->num_tensors;
-        if (q->cost[i] <= floor || q->cost[i] > rc) continue;
+        if (q->cost[i] <= floor || q->cost[i] >= rc) continue;
         double gap = gap_to_asked(s, q->cost[i], floor, rc);
         if (!(gap > best_gap)) continue;
         int ok;
