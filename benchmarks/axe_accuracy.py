@@ -15,14 +15,14 @@ evaluated by qcore's executor on held-out data:
   counted. Their accuracy is that of exact arithmetic, the same for every P (a P-bit accelerator would
   wrap around instead).
 
-Models: the project's Fashion-MNIST MLP and CNN (accuracy on the 10,000 test images, calibration on 1,024
-training images, layers quantized in sequence), and all-MiniLM-L6-v2 (mean cosine between the quantized
+Models: the project's MNIST and Fashion-MNIST MLPs and CNNs (mnist_mlp, mnist_cnn, mlp and cnn: accuracy on
+the 10,000 test images, calibration on 1,024 training images, layers quantized in sequence), and all-MiniLM-L6-v2 (mean cosine between the quantized
 and the float model's sentence embeddings over 256 held-out sentences of tests/data/text/heldout.txt,
 calibration on 64 sentences of calibration.txt, statistics from one pass, which the pipeline keeps
 across the sweep). Writes benchmarks/results/axe_accuracy.json (after every point, so a partial run
 keeps what it did) and axe_accuracy.png.
 
-Usage: python benchmarks/axe_accuracy.py [--models mlp,cnn,minilm] [--quick]
+Usage: python benchmarks/axe_accuracy.py [--models mnist_mlp,mnist_cnn,mlp,cnn,minilm] [--quick]
 OpenBLAS 0.3.21 does not recognise this machine's CPU and falls back to its Prescott kernels; set
 OPENBLAS_CORETYPE to the CPU's family (e.g. Cooperlake) when running this script.
 """
@@ -38,18 +38,20 @@ import qcore
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
-FASHION = "/usr/share/datasets/fashion-mnist/"
+DATA_DIRS = {"mnist": os.environ.get("MNIST_DIR", os.path.join(ROOT, ".venv", "share", "datasets", "mnist")),
+             "fashion": os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")}
 WEIGHT_BITS = 4
 
 
-def fashion(shape):
-    """(calibration batches, evaluate(model) -> accuracy) for a Fashion-MNIST model taking `shape` images."""
+def digits(dataset, shape):
+    """(calibration batches, evaluate(model) -> accuracy) for an MNIST or Fashion-MNIST model taking `shape`
+    images."""
     def images(name, count=None):
-        x = qcore.load_array(FASHION + name).astype(np.float32) / 255
+        x = qcore.load_array(os.path.join(DATA_DIRS[dataset], name)).astype(np.float32) / 255
         return np.ascontiguousarray(x[:count].reshape((-1,) + shape))
 
     train, test = images("train-images-idx3-ubyte.gz", 1024), images("t10k-images-idx3-ubyte.gz")
-    labels = qcore.load_array(FASHION + "t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    labels = qcore.load_array(os.path.join(DATA_DIRS[dataset], "t10k-labels-idx1-ubyte.gz")).astype(np.int64)
     batches = [{"input": train[k:k + 256]} for k in range(0, len(train), 256)]
 
     def evaluate(model):
@@ -87,8 +89,10 @@ def minilm():
 
 
 MODELS = {
-    "mlp": ("tests/data/models/fashion_mlp.onnx", lambda: fashion((784,)), True, "accuracy"),
-    "cnn": ("tests/data/models/fashion_cnn.onnx", lambda: fashion((1, 28, 28)), True, "accuracy"),
+    "mnist_mlp": ("tests/data/models/mnist_mlp.onnx", lambda: digits("mnist", (784,)), True, "accuracy"),
+    "mnist_cnn": ("tests/data/models/mnist_cnn.onnx", lambda: digits("mnist", (1, 28, 28)), True, "accuracy"),
+    "mlp": ("tests/data/models/fashion_mlp.onnx", lambda: digits("fashion", (784,)), True, "accuracy"),
+    "cnn": ("tests/data/models/fashion_cnn.onnx", lambda: digits("fashion", (1, 28, 28)), True, "accuracy"),
     "minilm": ("build/models/minilm.onnx", minilm, False, "cosine to fp32"),
 }
 
@@ -196,7 +200,7 @@ def plot(out):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", default="mlp,cnn,minilm")
+    ap.add_argument("--models", default="mnist_mlp,mnist_cnn,mlp,cnn,minilm")
     ap.add_argument("--quick", action="store_true", help="P in {12, 16, 20, 24, 32}, T in {32, K}")
     args = ap.parse_args()
     out = {}

@@ -102,10 +102,8 @@ def main():
     print("Fashion-MNIST MLP, every FC layer replaced by qcore lq, run as a model; 1 thread; ratios vs onnxruntime fp32")
     print("%-20s %9s %9s %10s %7s %10s %8s %12s %8s" % ("format", "accuracy", "ORT exp.", "bytes", "size x", "batch-1 us",
                                                           "speedup", "b-64 img/s", "speedup"))
+    report.add_speed_ratios(rows, base, float_bytes)
     for r in rows:
-        r["size_ratio"] = float_bytes / r["bytes"]
-        r["latency_speedup"] = base["latency_us"] / r["latency_us"]
-        r["throughput_speedup"] = r["throughput_per_s"] / base["throughput_per_s"]
         exported = "%8.2f%%" % (100 * r["ort_export_accuracy"]) if "ort_export_accuracy" in r else "%9s" % "-"
         print("%-20s %8.2f%% %s %10d %6.1fx %10.1f %7.2fx %12.0f %7.2fx" % (
             r["format"], 100 * r["accuracy"], exported, r["bytes"], r["size_ratio"], r["latency_us"],

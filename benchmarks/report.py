@@ -23,3 +23,12 @@ def write_json(path, result):
     os.replace(path + ".tmp", path)
     print("written", os.path.relpath(path))
     return path
+
+
+def add_speed_ratios(rows, base, base_bytes):
+    """Sets each row's size_ratio (base_bytes over its bytes), latency_speedup and throughput_speedup
+    against the row `base`."""
+    for r in rows:
+        r["size_ratio"] = base_bytes / r["bytes"]
+        r["latency_speedup"] = base["latency_us"] / r["latency_us"]
+        r["throughput_speedup"] = r["throughput_per_s"] / base["throughput_per_s"]

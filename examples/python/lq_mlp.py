@@ -247,10 +247,8 @@ def main():
     print(TITLES[args.dataset] + " MLP 784-512-256-10, post-training LQ (QEM) on bit-serial kernels, 1 thread")
     print("%-6s %9s %9s %11s %8s %12s %9s %14s %9s" % ("format", "accuracy", "plain QEM", "bytes", "size x",
                                                         "batch-1 us", "speed-up", "batch-64 img/s", "speed-up"))
+    report.add_speed_ratios(rows, base, base["bytes"])
     for r in rows:
-        r["size_ratio"] = base["bytes"] / r["bytes"]
-        r["latency_speedup"] = base["latency_us"] / r["latency_us"]
-        r["throughput_speedup"] = r["throughput_per_s"] / base["throughput_per_s"]
         plain = "%8.2f%%" % (100 * r["accuracy_plain_qem"]) if "accuracy_plain_qem" in r else "%9s" % "-"
         print("%-6s %8.2f%% %s %11d %7.1fx %12.1f %8.2fx %14.0f %8.2fx" % (
             r["format"], 100 * r["accuracy"], plain, r["bytes"], r["size_ratio"], r["latency_us"],
