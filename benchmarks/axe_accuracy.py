@@ -23,6 +23,7 @@ across the sweep). Writes benchmarks/results/axe_accuracy.json (after every poin
 keeps what it did) and axe_accuracy.png.
 
 Usage: python benchmarks/axe_accuracy.py [--models mnist_mlp,mnist_cnn,mlp,cnn,minilm] [--quick]
+                                        [--tiles 32,64,0] [--extend]
 OpenBLAS 0.3.21 does not recognise this machine's CPU and falls back to its Prescott kernels; set
 OPENBLAS_CORETYPE to the CPU's family (e.g. Cooperlake) when running this script.
 """
@@ -130,7 +131,7 @@ def run_point(pipe, evaluate, sequential, method, weight_bits, act_bits, p, tile
             "max_abs_partial_sum": max(r.max_abs_partial_sum for r in report)}
 
 
-def sweep(name, widths, tiles, out):
+def sweep(name, widths, tiles, out, plain=True):
     path, data, sequential, metric = MODELS[name]
     batches, evaluate = data()
     model = qcore.Model(os.path.join(ROOT, path))
@@ -143,7 +144,7 @@ def sweep(name, widths, tiles, out):
     for act_bits in (8, 4):
         _, report = pipe.run(qcore.Recipe(method="rtn", weights=grid(WEIGHT_BITS), activation_bits=act_bits))
         signed = {r.weight: r.input_signed for r in report}
-        for method in ("rtn", "optq", "gpfq"):  # plain: exact-arithmetic quality, once
+        for method in ("rtn", "optq", "gpfq") if plain else ():  # plain: exact-arithmetic quality, once
             point = run_point(pipe, evaluate, sequential, method, WEIGHT_BITS, act_bits, 32, 0, False)
             entry["points"].append(dict(point, P=None, T=None))
             print(name, "A%d" % act_bits, method, "plain", point["quality"], flush=True)
@@ -202,6 +203,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="mnist_mlp,mnist_cnn,mlp,cnn,minilm")
     ap.add_argument("--quick", action="store_true", help="P in {12, 16, 20, 24, 32}, T in {32, K}")
+    ap.add_argument("--tiles", help="comma-separated tile sizes T to run (0 = K), instead of the default set")
+    ap.add_argument("--extend", action="store_true",
+                    help="add the points to the model's existing ones in the JSON instead of replacing them")
     args = ap.parse_args()
     out = {}
     path = os.path.join(RESULTS, "axe_accuracy.json")
@@ -210,11 +214,14 @@ def main():
             out = json.load(f)
     out["machine"] = {"blas": blas(), "cpu": cpu_name(), "cores": os.cpu_count()}
     for name in args.models.split(","):
-        out.pop(name, None)
+        if not args.extend:
+            out.pop(name, None)
         quick = args.quick or name == "minilm"
         widths = (12, 16, 20, 24, 32) if quick else (12, 14, 16, 18, 20, 22, 24, 28, 32)
         tiles = (32, 0) if quick else (32, 64, 0)
-        sweep(name, widths, tiles, out)
+        if args.tiles:
+            tiles = tuple(int(t) for t in args.tiles.split(","))
+        sweep(name, widths, tiles, out, plain=not args.extend)
         save(out)
         plot(out)
 
