@@ -6,9 +6,16 @@ the float model's embeddings over the 128 held-out sentences, for: every weight 
 MSE-clipped scales and act-order, and per group of 64 and 32 inputs (MSE scales, act-order), the last
 also with MSE-clipped activation scales.
 
-Writes benchmarks/results/rotation_w4a8_weights.json and prints a table.
-Usage: python benchmarks/rotation_w4a8_weights.py
+--levers measures instead the further levers tried for the 0.99 goal (groups of 32, MSE scales and
+act-order unless a label says otherwise): sequential OPTQ (each layer calibrated on the quantized
+layers before it), OPTQ damping 0.1 and 0.001, asymmetric weight grids (groups of 32 and 64, per
+channel, min-max scales), GPFQ instead of OPTQ; with --calibration sentences (default 64).
+
+Writes benchmarks/results/rotation_w4a8_weights.json (--levers: rotation_w4a8_levers_calN.json) and prints
+a table.
+Usage: python benchmarks/rotation_w4a8_weights.py [--levers] [--calibration 64] [--only LABEL_PREFIX,...]
 """
+import argparse
 import json
 import os
 import sys
@@ -43,11 +50,41 @@ def variants(layers):
     ]
 
 
+def group32(symmetric=True, scale_method="mse", group_size=32):
+    granularity = dict(granularity="group", axis=1, group_size=group_size) if group_size else \
+        dict(granularity="channel", axis=0)
+    return qcore.QuantOptions(bits=4, symmetric=symmetric, scale_method=scale_method, **granularity)
+
+
+def levers():
+    order = qcore.GpxqOptions(act_order=True)
+    return [
+        ("W4A8 g32 symmetric (rotation_w4a8_weights' best)", dict(weights=group32(), gpxq=order)),
+        ("W4A8 g32 symmetric, sequential", dict(weights=group32(), gpxq=order, sequential=True)),
+        ("W4A8 g32 symmetric, damping 0.1", dict(weights=group32(), gpxq=qcore.GpxqOptions(act_order=True,
+                                                                                         damp_ratio=0.1))),
+        ("W4A8 g32 asymmetric", dict(weights=group32(False), gpxq=order)),
+        ("W4A8 g32 asymmetric, damping 0.001", dict(weights=group32(False), gpxq=qcore.GpxqOptions(
+            act_order=True, damp_ratio=0.001))),
+        ("W4A8 g32 asymmetric, min-max weight scales", dict(weights=group32(False, "minmax"), gpxq=order)),
+        ("W4A8 g64 asymmetric", dict(weights=group32(False, group_size=64), gpxq=order)),
+        ("W4A8 per channel asymmetric", dict(weights=group32(False, group_size=0), gpxq=order)),
+        ("W4A8 g32 asymmetric, GPFQ", dict(method="gpfq", weights=group32(False), gpxq=order)),
+    ]
+
+
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--levers", action="store_true", help="the further levers instead of the weight grids")
+    ap.add_argument("--calibration", type=int, default=64, help="calibration sentences (16 a batch)")
+    ap.add_argument("--only", default="", help="only the variants whose labels start with one of these")
+    ap.add_argument("--threads", type=int, default=0, help="qcore threads (0: all cores)")
+    args = ap.parse_args()
     ctx = qcore.default_context()
+    ctx.threads = args.threads
     base = qcore.Model(ra.MINILM)
-    cal_text, held_text = ra.texts("calibration.txt", 64), ra.texts("heldout.txt", 128)
-    batches = [minilm_tokenizer.encode(cal_text[k:k + 16]) for k in range(0, 64, 16)]
+    cal_text, held_text = ra.texts("calibration.txt", args.calibration), ra.texts("heldout.txt", 128)
+    batches = [minilm_tokenizer.encode(cal_text[k:k + 16]) for k in range(0, len(cal_text), 16)]
     feeds = [minilm_tokenizer.encode(held_text[k:k + 32]) for k in range(0, len(held_text), 32)]
     reference = np.concatenate([qcore.Session(base).run(f)["sentence_embedding"] for f in feeds])
     model, online = ra.rotated_model(KIND, 0, ra.layer_inputs(base), None, 0, ctx)
@@ -55,7 +92,11 @@ def main():
     online = tuple(w for w in online if any(l["weight"] == w for l in p.layers))
     layers = [l["weight"] for l in p.layers if l["weight"] not in online]
     rows = []
-    for label, fields in variants(layers):
+    chosen = levers() if args.levers else variants(layers)
+    prefixes = [x for x in args.only.split(",") if x]
+    for label, fields in chosen:
+        if prefixes and not any(label.startswith(x) for x in prefixes):
+            continue
         t = time.time()
         recipe = dict(method="optq", weights=ra.grid(4), activation_bits=8, sequential=False, keep_float=online,
                       report_rows=64)
@@ -63,9 +104,10 @@ def main():
         quantized, _ = p.run(qcore.Recipe(**recipe))
         rows.append({"variant": label, "cosine": ra.cosine(quantized, feeds, reference), "seconds": round(time.time() - t, 1)})
         print("%-66s %.4f" % (label, rows[-1]["cosine"]), flush=True)
-    result = {"model": "all-MiniLM-L6-v2", "rotation": KIND, "seed": 0, "method": "optq (one pass)", "rows": rows,
-              "load_average": os.getloadavg()}
-    ra.save(result, "rotation_w4a8_weights.json")
+        result = {"model": "all-MiniLM-L6-v2", "rotation": KIND, "seed": 0, "method": "optq (one pass)",
+                  "calibration_sentences": args.calibration, "rows": rows, "load_average": os.getloadavg()}
+        ra.save(result, "rotation_w4a8_levers_cal%d.json" % args.calibration if args.levers else
+                "rotation_w4a8_weights.json")
 
 
 if __name__ == "__main__":
