@@ -24,6 +24,7 @@ typedef struct assign_work {
     double *product;/* [O, n] W G^T */
     double *err;    /* [O, ASSIGN_BLOCK] scaled errors of the current block */
     double *scratch;/* [n, n] */
+    qc_lq_table *tables; /* [O] each row's sorted levels and thresholds */
 } assign_work;
 
 static void work_free(assign_work *a)
@@ -34,6 +35,7 @@ static void work_free(assign_work *a)
     free(a->product);
     free(a->err);
     free(a->scratch);
+    free(a->tables);
 }
 
 static qc_status work_alloc(assign_work *a, int64_t rows, int64_t n)
@@ -45,7 +47,8 @@ static qc_status work_alloc(assign_work *a, int64_t rows, int64_t n)
     a->target = malloc(sizeof(double) * rn);
     a->product = malloc(sizeof(double) * rn);
     a->err = malloc(sizeof(double) * (size_t)(rows * ASSIGN_BLOCK));
-    if (a->hinv && a->u && a->scratch && a->target && a->product && a->err) return QC_OK;
+    a->tables = malloc(sizeof(qc_lq_table) * (size_t)(rows > 0 ? rows : 1));
+    if (a->hinv && a->u && a->scratch && a->target && a->product && a->err && a->tables) return QC_OK;
     work_free(a);
     return QC_FAIL_IN("qc_lq_assign_codes", QC_ERR_OUT_OF_MEMORY, "no memory for a %lld x %lld layer",
                       (long long)rows, (long long)n);
@@ -128,14 +131,11 @@ static void round_block_row(assign_work *a, uint8_t *codes, const qc_lq_table *t
 static void assign_all(assign_work *a, uint8_t *codes, const float *basis, int bits, qc_lq_code code,
                        int64_t rows, int64_t n, int threads)
 {
+    for (int64_t o = 0; o < rows; o++) qc__lq_table(&a->tables[o], basis + o * bits, bits, code);
     for (int64_t j0 = 0; j0 < n; j0 += ASSIGN_BLOCK) {
         int64_t j1 = j0 + ASSIGN_BLOCK < n ? j0 + ASSIGN_BLOCK : n;
 #pragma omp parallel for num_threads(threads) schedule(static)
-        for (int64_t o = 0; o < rows; o++) {
-            qc_lq_table t;
-            qc__lq_table(&t, basis + o * bits, bits, code);
-            round_block_row(a, codes, &t, o, n, j0, j1);
-        }
+        for (int64_t o = 0; o < rows; o++) round_block_row(a, codes, &a->tables[o], o, n, j0, j1);
         if (j1 < n)
             qc__dgemm_tiled(threads, 0, 0, rows, n - j1, j1 - j0, -1.0, a->err, ASSIGN_BLOCK, a->u + j0 * n + j1, n,
                             1.0, a->target + j1, n);
