@@ -39,7 +39,6 @@ import argparse
 import gzip
 import hashlib
 import json
-import os
 import struct
 import sys
 import time
