@@ -341,6 +341,20 @@ typedef struct qc_accumulator_stats {
 /* The counts of the last run into `out` (zeros before any run). QC_ERR_INVALID_ARG for NULL. */
 QC_ONNX_API qc_status qc_session_accumulator_stats(const qc_session *session, qc_accumulator_stats *out);
 
+/* Whether later runs execute uniform quantized linear layers on integers (1, the default) or as the graph
+ * says, dequantized to float (0, the reference). A MatMul or Gemm (transA = 0) runs on integers when its
+ * activation is DequantizeLinear(QuantizeLinear(x)) with one constant scale and zero point each (int8,
+ * uint8, int4 or uint4) and its weight DequantizeLinear of a constant 2-D int8, uint8, int4 or uint4
+ * initializer with one scale or one per output column (no block_size), and the reduced dimension K
+ * padded to a multiple of 64 is at most 65535. x is quantized once, as QuantizeLinear does; the sums
+ * sum_k (x_q - x_zero)(w_q - w_zero) are taken exactly in int32 (qc_int8_gemm), or through the session's
+ * simulated accumulator (qc_session_set_accumulator, counted in its statistics as MatMulInteger's), then
+ * y = x_scale * w_scale * sum (Gemm: alpha * that + beta * C) in float. The result differs from the
+ * float path by float rounding only. Q/DQ nodes whose outputs only such layers read are then skipped,
+ * unless one of their outputs is a graph output or captured. Since libqcore-onnx 1.4.
+ * QC_ERR_INVALID_ARG for a NULL session or `enable` other than 0 or 1. */
+QC_ONNX_API qc_status qc_session_set_integer_kernels(qc_session *session, int enable);
+
 /* ---------------------------------------------------------------------------------------------
  * The ai.qcore domain (since libqcore-onnx 1.2; a model imports opset "ai.qcore" version 1).
  *

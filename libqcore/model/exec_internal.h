@@ -80,6 +80,24 @@ struct qce_node {
     size_t num_subgraphs;        /* entries of subgraphs, kept here as a session may outlive its model */
     int folded;                  /* a Constant node evaluated at planning: runs skip it */
     qce_derived derived;
+    /* A MatMul or Gemm of dequantized operands run on integers (exec_fuse_qdq.c): its kernel, and the
+     * values it reads instead of its inputs (QCE_FUSED_COUNT, SIZE_MAX for an absent one); NULL when the
+     * node is not fused. Its derived data is kept apart from the float kernel's. */
+    qce_kernel fused_kernel;
+    size_t *fused_inputs;
+    qce_derived fused_derived;
+    int fused_away;              /* a QuantizeLinear or DequantizeLinear whose outputs only fused nodes read:
+                                  * runs with integer kernels skip it */
+};
+
+/* What a fused node reads (its fused_inputs), in this order. */
+enum {
+    QCE_FUSED_X,                 /* the float activation the QuantizeLinear took */
+    QCE_FUSED_Q_SCALE, QCE_FUSED_Q_ZERO,   /* its scale and zero point */
+    QCE_FUSED_DQ_SCALE, QCE_FUSED_DQ_ZERO, /* the activation's DequantizeLinear's */
+    QCE_FUSED_W, QCE_FUSED_W_SCALE, QCE_FUSED_W_ZERO, /* the weight's integer initializer and dequantization */
+    QCE_FUSED_BIAS,              /* Gemm's C */
+    QCE_FUSED_COUNT
 };
 
 /* A plan of one graph: the model's, or a subgraph's (an If branch), which then reads names it does not
@@ -95,6 +113,8 @@ struct qc_session {
     size_t num_nodes;
     qce_accumulator accumulator;
     qce_pool pool;
+    int integer_kernels;         /* fused nodes run on integers (qc_session_set_integer_kernels; the top
+                                  * session's counts for its subgraphs) */
 };
 
 /* Plans s->graph (model, ctx, graph and parent set): its values, nodes and their order. */
@@ -115,6 +135,13 @@ qc_status qce__run_node(qc_session *s, qce_node *node, int threads, qce_value **
 
 /* Plans the subgraphs of node (of session s), and which of s's values they read. */
 qc_status qce__plan_subgraphs(qc_session *s, qce_node *node);
+
+/* Finds the MatMul and Gemm nodes of s that can run on integers and the Q/DQ nodes they make
+ * unnecessary (exec_fuse_qdq.c). After constant folding: their constants must be known. */
+qc_status qce__plan_integer_linear(qc_session *s);
+
+/* The fused kernel of a MatMul or Gemm (ops/qdq_linear.c). */
+qc_status qce__qdq_linear(const qce_call *call);
 
 /* Frees what qce__plan_subgraphs made for node. */
 void qce__free_subgraphs(qce_node *node);

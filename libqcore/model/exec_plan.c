@@ -206,6 +206,8 @@ static qc_status plan_releases(qc_session *s)
             if (n->outputs[k] != SIZE_MAX) last[n->outputs[k]] = i;
         for (size_t k = 0; k < n->proto->n_input; k++)
             if (n->inputs[k] != SIZE_MAX) last[n->inputs[k]] = i;
+        for (size_t k = 0; n->fused_inputs && k < QCE_FUSED_COUNT; k++) /* read when run on integers */
+            if (n->fused_inputs[k] != SIZE_MAX) last[n->fused_inputs[k]] = i;
         for (const size_t *v = n->outer_reads; v && *v != SIZE_MAX; v++) last[*v] = i;
     }
     size_t *counts = calloc(s->num_nodes + 1, sizeof *counts);
@@ -213,6 +215,7 @@ static qc_status plan_releases(qc_session *s)
     for (size_t v = 0; st == QC_OK && v < s->num_values; v++)
         if (last[v] != SIZE_MAX) counts[last[v]]++;
     for (size_t i = 0; st == QC_OK && i < s->num_nodes; i++) {
+        free(s->nodes[i].last_reads); /* planned again once fusion changed what nodes read */
         s->nodes[i].last_reads = malloc((counts[i] + 1) * sizeof *s->nodes[i].last_reads);
         if (s->nodes[i].last_reads == NULL) st = PLAN_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
         else s->nodes[i].last_reads[0] = SIZE_MAX, counts[i] = 0;
@@ -265,7 +268,9 @@ qc_status qce__plan(qc_session *s)
     for (size_t i = 0; i < g->n_node; i++) QCM_TRY(plan_node(s, &s->nodes[i], g->node[i]));
     QCM_TRY(order_nodes(s));
     QCM_TRY(plan_releases(s));
-    return fold_constant_nodes(s);
+    QCM_TRY(fold_constant_nodes(s));
+    QCM_TRY(qce__plan_integer_linear(s));
+    return plan_releases(s);
 }
 
 qc_status qc_session_create(qc_session **out, const qc_model *model, qc_ctx *ctx)
@@ -279,6 +284,7 @@ qc_status qc_session_create(qc_session **out, const qc_model *model, qc_ctx *ctx
     s->model = model;
     s->ctx = ctx;
     s->graph = model->proto->graph;
+    s->integer_kernels = 1;
     qc_status st = qce__plan(s);
     if (st != QC_OK) {
         qc_session_free(s);
@@ -296,6 +302,8 @@ void qc_session_free(qc_session *s)
         free(s->nodes[i].outputs);
         free(s->nodes[i].last_reads);
         free(s->nodes[i].derived.data);
+        free(s->nodes[i].fused_inputs);
+        free(s->nodes[i].fused_derived.data);
         qce__free_subgraphs(&s->nodes[i]);
     }
     free(s->nodes);

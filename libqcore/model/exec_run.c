@@ -116,17 +116,20 @@ static qc_session *top(qc_session *s)
 qc_status qce__run_node(qc_session *s, qce_node *node, int threads, qce_value **slots)
 {
     const Onnx__NodeProto *p = node->proto;
-    qce_call call = {node, slots, p->n_input, slots + p->n_input, p->n_output, threads,
+    int fused = node->fused_inputs && top(s)->integer_kernels;
+    size_t n_in = fused ? QCE_FUSED_COUNT : p->n_input;
+    const size_t *inputs = fused ? node->fused_inputs : node->inputs;
+    qce_call call = {node, slots, n_in, slots + n_in, p->n_output, threads,
                      qc_model_opset_version(s->model, p->domain), &top(s)->accumulator, &top(s)->pool,
-                     &node->derived, s->ctx};
-    for (size_t k = 0; k < p->n_input; k++) {
-        slots[k] = node->inputs[k] == SIZE_MAX ? NULL : &s->values[node->inputs[k]];
+                     fused ? &node->fused_derived : &node->derived, s->ctx};
+    for (size_t k = 0; k < n_in; k++) {
+        slots[k] = inputs[k] == SIZE_MAX ? NULL : &s->values[inputs[k]];
         if (slots[k] && !slots[k]->is_bound)
             return QCM_FAIL_IN("qc_session_run", QC_ERR_INVALID_ARG, "graph input '%s' (read by node '%s') is not set",
                                slots[k]->name, p->name ? p->name : "");
     }
-    for (size_t k = 0; k < p->n_output; k++) slots[p->n_input + k] = node->outputs[k] == SIZE_MAX ? NULL : &s->values[node->outputs[k]];
-    QCM_TRY(node->kernel(&call));
+    for (size_t k = 0; k < p->n_output; k++) slots[n_in + k] = node->outputs[k] == SIZE_MAX ? NULL : &s->values[node->outputs[k]];
+    QCM_TRY((fused ? node->fused_kernel : node->kernel)(&call));
     for (const size_t *v = node->last_reads; *v != SIZE_MAX; v++) { /* values nobody reads any more */
         qce_value *value = &s->values[*v];
         if (!value->keep && !value->is_constant && !value->is_input) qce__release(call.pool, value);
@@ -134,13 +137,29 @@ qc_status qce__run_node(qc_session *s, qce_node *node, int threads, qce_value **
     return QC_OK;
 }
 
+/* Whether this run skips the Q/DQ nodes that only fused nodes read: with integer kernels, unless one of
+ * their outputs was captured after planning (it must then be computed, and what it reads with it). */
+static int skips_fused_away(const qc_session *s)
+{
+    if (!top((qc_session *)s)->integer_kernels) return 0;
+    for (size_t i = 0; i < s->num_nodes; i++) {
+        const qce_node *node = &s->nodes[i];
+        for (size_t k = 0; node->fused_away && k < node->proto->n_output; k++)
+            if (node->outputs[k] != SIZE_MAX && s->values[node->outputs[k]].keep) return 0;
+    }
+    return 1;
+}
+
 qc_status qce__run_graph(qc_session *s, int threads)
 {
     size_t most = 1;
     for (size_t i = 0; i < s->num_nodes; i++) {
-        size_t n = s->nodes[i].proto->n_input + s->nodes[i].proto->n_output;
+        const qce_node *node = &s->nodes[i];
+        size_t n = (node->fused_inputs && node->proto->n_input < QCE_FUSED_COUNT ? QCE_FUSED_COUNT : node->proto->n_input) +
+                   node->proto->n_output;
         if (n > most) most = n;
     }
+    int skip = skips_fused_away(s);
     qce_value **slots = malloc(most * sizeof *slots);
     if (slots == NULL) return QCM_FAIL_IN("qc_session_run", QC_ERR_OUT_OF_MEMORY, "no memory");
     for (size_t v = 0; v < s->num_values; v++) {
@@ -150,7 +169,7 @@ qc_status qce__run_graph(qc_session *s, int threads)
     }
     qc_status st = QC_OK;
     for (size_t i = 0; i < s->num_nodes && st == QC_OK; i++)
-        if (!s->nodes[i].folded) st = qce__run_node(s, &s->nodes[i], threads, slots);
+        if (!s->nodes[i].folded && !(skip && s->nodes[i].fused_away)) st = qce__run_node(s, &s->nodes[i], threads, slots);
     free(slots);
     return st;
 }
@@ -202,6 +221,15 @@ qc_status qc_session_set_accumulator(qc_session *s, int bits, qc_accumulator_mod
         return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'bits': %d is outside 2..32", bits);
     s->accumulator.bits = mode == QC_ACCUMULATE_EXACT ? 0 : bits;
     s->accumulator.mode = mode;
+    return QC_OK;
+}
+
+qc_status qc_session_set_integer_kernels(qc_session *s, int enable)
+{
+    QCM_CHECK_NOT_NULL(s);
+    if (enable != 0 && enable != 1)
+        return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'enable': %d is neither 0 nor 1", enable);
+    s->integer_kernels = enable;
     return QC_OK;
 }
 

@@ -47,6 +47,11 @@ class Session:
             raise ValueError("qcore.Session.set_accumulator: mode must be one of %s, got %r" % (", ".join(self._MODES), mode))
         check(onnx_lib.qc_session_set_accumulator(self._s, bits, getattr(onnx_lib, self._MODES[mode])))
 
+    def set_integer_kernels(self, enable=True):
+        """Runs the uniform quantized MatMul/Gemm layers (Q/DQ around them) on integers (True, the default)
+        or dequantized in float as the graph says (False, the reference) in later runs."""
+        check(onnx_lib.qc_session_set_integer_kernels(self._s, 1 if enable else 0))
+
     def accumulator_stats(self):
         """What the integer linear ops of the last run saw: dot_products, overflowing_products,
         overflow_events, max_abs_partial_sum."""

@@ -60,7 +60,7 @@ static qc_status op_matmul(const qce_call *call)
 
 /* y[M, N] = C broadcast: row copies for the usual bias shapes ([N], [1, N], [M, N]), the general
  * broadcast otherwise. */
-static qc_status fill_bias(const qce_call *call, const qc_tensor *c, float *y, int64_t m, int64_t n)
+qc_status qce__gemm_fill_bias(const qce_call *call, const qc_tensor *c, float *y, int64_t m, int64_t n)
 {
     const float *bias = c->data;
     int one_row = c->ndim >= 1 && c->ndim <= 2 && c->dims[c->ndim - 1] == n && qce__numel(c) == n;
@@ -118,7 +118,7 @@ static qc_status op_gemm(const qce_call *call)
     int has_c = call->num_inputs > 2 && call->inputs[2] != NULL && beta != 0.0f;
     if (has_c) {
         QCE_TRY(qce__expect_input(call, 2, QCE_DT(QC_DT_F32)));
-        QCE_TRY(fill_bias(call, &call->inputs[2]->tensor, y, m, n));
+        QCE_TRY(qce__gemm_fill_bias(call, &call->inputs[2]->tensor, y, m, n));
     }
     const float *weights = b->data;
     int64_t ldb = b->dims[1];

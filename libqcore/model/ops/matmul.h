@@ -21,4 +21,13 @@ qc_status qce__matmul_init(qce_matmul *mm, const qce_call *call, size_t ia, size
 /* The A and B matrices that output matrix i multiplies. */
 void qce__matmul_operands(const qce_matmul *mm, int64_t i, int64_t *a_matrix, int64_t *b_matrix);
 
+/* c [rows, n] = a [rows, k] b [k, n] (centred levels) through the session's simulated P-bit register
+ * (acc->bits > 0), counted into acc->stats: MatMulInteger's accumulation (ops/quant_int.c), shared with
+ * the fused integer layers (ops/qdq_linear.c). */
+void qce__register_product(const int16_t *a, const int16_t *b, int64_t rows, int64_t k, int64_t n, int32_t *c, int threads,
+                           qce_accumulator *acc);
+
+/* y [m, n] = C broadcast (Gemm's bias), or QC_ERR_SHAPE naming the call's node. */
+qc_status qce__gemm_fill_bias(const qce_call *call, const qc_tensor *c, float *y, int64_t m, int64_t n);
+
 #endif

@@ -158,6 +158,20 @@ static void add_stats(qc_accumulator_stats *total, const qc_accumulator_stats *p
     if (part->max_abs_partial_sum > total->max_abs_partial_sum) total->max_abs_partial_sum = part->max_abs_partial_sum;
 }
 
+void qce__register_product(const int16_t *a, const int16_t *b, int64_t rows, int64_t k, int64_t n, int32_t *c, int threads,
+                           qce_accumulator *acc)
+{
+#pragma omp parallel num_threads(threads) if (rows > 1)
+    {
+        qc_accumulator_stats mine = {0, 0, 0, 0};
+#pragma omp for schedule(static)
+        for (int64_t row = 0; row < rows; row++)
+            for (int64_t j = 0; j < n; j++) c[row * n + j] = register_dot(a + row * k, b + j, k, n, acc, &mine);
+#pragma omp critical(qce_accumulator_stats)
+        add_stats(&acc->stats, &mine);
+    }
+}
+
 /* One output row, exact: int32 partial sums per chunk, int64 across chunks, checked against int32. */
 static int exact_row(const int16_t *a, const int16_t *b, int64_t k, int64_t n, int32_t *part, int64_t *total, int32_t *c)
 {
