@@ -240,7 +240,7 @@ def test_bad_switch_value():
 @pytest.fixture(scope="module")
 def mnist():
     data = np.load(os.path.join(MODELS, "mnist_sample.npz"))
-    return data["images"].astype(np.float32), data["labels"]
+    return data["images"].astype(np.float32) / np.float32(255.0), data["labels"]  # the models take pixel/255
 
 
 @pytest.mark.parametrize("net", ["mlp", "cnn"])

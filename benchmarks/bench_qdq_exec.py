@@ -1,0 +1,134 @@
+"""Benchmark: qcore's executor on QDQ models written by qcore.quantize, with integer kernels
+(qc_session_set_integer_kernels on: quantized MatMul/Gemm layers on qc_int8_gemm) and without (the
+dequantized float reference), against onnxruntime on the same QDQ model and on the fp32 model, in one run.
+Writes JSON to benchmarks/results/qdq_exec.json.
+
+- Models: tests/data/models/mnist_mlp.onnx and mnist_cnn.onnx, quantized W8A8 and W4A8 (OPTQ per channel,
+  calibrated on the 128 images of mnist_sample.npz, pixel/255); batch 1 and 64; 1 thread in both engines
+  (qcore Context(threads=1); onnxruntime intra_op 1, inter_op 1, sequential, default graph optimizations).
+- Each cell: the median wall time of runs after a warm-up, the runs filling about --seconds; every
+  engine's output is checked against qcore's float reference first (the QDQ ones within 1e-3 of the
+  logits' range, fp32 is the unquantized model and only reported). Ratios: float reference / integer
+  kernels (the change's speed-up), integer kernels / onnxruntime QDQ, integer kernels / onnxruntime fp32.
+Other agents share this machine's 2 cores; the load average is recorded before and after.
+
+Run from the repository root (OpenBLAS overrides unset for this command alone):
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python benchmarks/bench_qdq_exec.py
+qcore is taken from the build tree unless QCORE_LIBRARY is set or --installed is given (bench_onnx's rule).
+"""
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_onnx import MODELS_DIR, use_build_tree  # noqa: E402
+import report  # noqa: E402
+import timing  # noqa: E402
+
+BATCHES = (1, 64)
+FORMATS = {"W8A8": 8, "W4A8": 4}
+TOLERANCE = 1e-3  # of the logits' range: QDQ engines differ by float rounding (and rare one-code flips)
+
+
+def median_time(fn, seconds):
+    """Median wall time of fn() over runs filling about `seconds`, after a warm-up; (seconds, runs)."""
+    for _ in range(3):
+        fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < 5 or (time.perf_counter() - start < seconds and len(times) < 20000):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), len(times)
+
+
+def ort_session(ort, path):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def feeds_of(net, images, batch):
+    x = images[:batch]
+    return {"input": x.reshape(batch, -1) if net == "mlp" else x.reshape(batch, 1, 28, 28)}
+
+
+def measure_model(qcore, ort, net, fmt, images, folder, seconds):
+    fp32 = os.path.join(MODELS_DIR, "mnist_%s.onnx" % net)
+    quantized, _ = qcore.quantize(fp32, feeds_of(net, images, len(images)), weight_bits=FORMATS[fmt], activation_bits=8)
+    path = os.path.join(folder, "%s_%s.onnx" % (net, fmt))
+    quantized.save(path)
+    session = qcore.Session(qcore.Model(path), qcore.Context(threads=1))
+    peer_qdq, peer_fp32 = ort_session(ort, path), ort_session(ort, fp32)
+    output = session.output_names[0]
+    rows = []
+    for batch in BATCHES:
+        feeds = feeds_of(net, images, batch)
+        session.set_integer_kernels(False)
+        reference = session.run(feeds)[output]
+        session.set_integer_kernels(True)
+        ours = session.run(feeds)[output]
+        theirs = peer_qdq.run(None, feeds)[0]
+        span = float(np.ptp(reference))
+        diff = {"integer": float(np.abs(ours - reference).max()), "ort_qdq": float(np.abs(theirs - reference).max())}
+        if diff["integer"] > TOLERANCE * span:
+            raise SystemExit("%s %s batch %d: the integer kernels disagree with the float reference (%s)" % (net, fmt, batch, diff))
+        times = {}
+        times["qcore_int_ms"], _ = median_time(lambda: session.run(feeds), seconds)
+        session.set_integer_kernels(False)
+        times["qcore_float_ms"], _ = median_time(lambda: session.run(feeds), seconds)
+        session.set_integer_kernels(True)
+        times["ort_qdq_ms"], _ = median_time(lambda: peer_qdq.run(None, feeds), seconds)
+        times["ort_fp32_ms"], _ = median_time(lambda: peer_fp32.run(None, feeds), seconds)
+        row = {"model": net, "format": fmt, "batch": batch, "threads": 1}
+        row.update({k: v * 1e3 for k, v in times.items()})
+        row.update({"float_over_int": row["qcore_float_ms"] / row["qcore_int_ms"],
+                    "int_over_ort_qdq": row["qcore_int_ms"] / row["ort_qdq_ms"],
+                    "int_over_ort_fp32": row["qcore_int_ms"] / row["ort_fp32_ms"],
+                    "max_abs_diff_vs_float_reference": diff, "logit_range": span})
+        rows.append(row)
+        print("  %-3s %s batch %2d: int %8.3f ms  float %8.3f ms  ort qdq %8.3f ms  ort fp32 %8.3f ms" %
+              (net, fmt, batch, row["qcore_int_ms"], row["qcore_float_ms"], row["ort_qdq_ms"], row["ort_fp32_ms"]),
+              file=sys.stderr)
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--installed", action="store_true", help="use the installed qcore, not the build tree")
+    parser.add_argument("--seconds", type=float, default=1.0, help="timing budget per cell and engine")
+    parser.add_argument("--output", default="qdq_exec.json")
+    args = parser.parse_args()
+    source = use_build_tree(args.installed)
+    import onnxruntime as ort
+    import qcore
+    before = [round(v, 2) for v in os.getloadavg()]
+    images = np.load(os.path.join(MODELS_DIR, "mnist_sample.npz"))["images"].astype(np.float32) / np.float32(255.0)
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for net in ("mlp", "cnn"):
+            for fmt in FORMATS:
+                rows += measure_model(qcore, ort, net, fmt, images, folder, args.seconds)
+    print("%-4s %-5s %5s %10s %10s %10s %10s %9s %9s %9s" % ("net", "fmt", "batch", "int ms", "float ms", "ortQDQ ms",
+                                                              "ortFP32 ms", "flt/int", "int/oQDQ", "int/oFP32"))
+    for r in rows:
+        print("%-4s %-5s %5d %10.3f %10.3f %10.3f %10.3f %9.2f %9.2f %9.2f" % (
+            r["model"], r["format"], r["batch"], r["qcore_int_ms"], r["qcore_float_ms"], r["ort_qdq_ms"],
+            r["ort_fp32_ms"], r["float_over_int"], r["int_over_ort_qdq"], r["int_over_ort_fp32"]))
+    result = {"benchmark": "bench_qdq_exec", "qcore_source": source, "arch": qcore.Context(threads=1).arch,
+              "onnxruntime": ort.__version__, "timing": "median wall time, 1 thread", "openblas": timing.openblas_kernel(),
+              "load_average_before": before, "rows": rows}
+    result.update(report.machine(qcore))
+    report.write_json(args.output, result)
+
+
+if __name__ == "__main__":
+    main()
