@@ -1,4 +1,4 @@
-/* Planning integer execution of uniform quantized linear layers: a MatMul, Gemm or Conv whose activation is
+/* Planning integer execution of uniform quantized linear layers: a MatMul or Gemm whose activation is
  * DequantizeLinear(QuantizeLinear(x)) and whose weight is DequantizeLinear(constant integers) reads x and
  * the integers directly (its fused_inputs) and runs ops/qdq_linear.c; the Q/DQ nodes that then feed
  * nobody are skipped when the session runs with integer kernels (qc_session_set_integer_kernels).
@@ -82,40 +82,36 @@ static int match_activation(const qc_session *s, const size_t *made_by, size_t a
     return zero_point_ok(s, f[QCE_FUSED_Q_ZERO], 1, 0) && zero_point_ok(s, f[QCE_FUSED_DQ_ZERO], 1, codes);
 }
 
-/* The weight operand b = DequantizeLinear(W) of a constant integer W, 2-D with its output dimension
- * `out_axis` (1 for B [K, N], 0 for Gemm's transposed B [N, K]), or a Conv's [O, C, kernel...] (conv set,
- * out_axis 0): one scale, or one per output. */
-static int match_weight(const qc_session *s, const size_t *made_by, size_t b, int out_axis, int conv, size_t *f)
+/* The weight operand b = DequantizeLinear(W) of a constant 2-D integer W whose output dimension is
+ * `out_axis` (1 for B [K, N], 0 for Gemm's transposed B [N, K]): one scale, or one per output. */
+static int match_weight(const qc_session *s, const size_t *made_by, size_t b, int out_axis, size_t *f)
 {
     const qce_node *dq = producer(s, made_by, b);
     if (dq == NULL || !is_op(dq->proto, "DequantizeLinear") || attr_int(dq, "block_size", 0) != 0) return 0;
     f[QCE_FUSED_W] = input_of(dq, 0), f[QCE_FUSED_W_SCALE] = input_of(dq, 1), f[QCE_FUSED_W_ZERO] = input_of(dq, 2);
     const qce_value *w = constant(s, f[QCE_FUSED_W]), *scale = constant(s, f[QCE_FUSED_W_SCALE]);
-    if (w == NULL || scale == NULL || !is_code_dtype(w->tensor.dtype) || scale->tensor.dtype != QC_DT_F32) return 0;
-    int ndim = w->tensor.ndim;
-    if (conv ? ndim < 3 || ndim > 5 : ndim != 2) return 0;
-    int64_t outputs = w->tensor.dims[out_axis], count = qce__numel(&scale->tensor);
-    int64_t k = outputs ? qce__numel(&w->tensor) / outputs : 0;
+    if (w == NULL || scale == NULL || w->tensor.ndim != 2 || !is_code_dtype(w->tensor.dtype) || scale->tensor.dtype != QC_DT_F32)
+        return 0;
+    int64_t k = w->tensor.dims[1 - out_axis], outputs = w->tensor.dims[out_axis], count = qce__numel(&scale->tensor);
     if (k < 1 || (k + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN > MAX_PADDED_K) return 0;
     int64_t axis = attr_int(dq, "axis", 1);
-    int per_channel = scale->tensor.ndim == 1 && count == outputs && (axis == out_axis || axis == out_axis - ndim);
+    int per_channel = scale->tensor.ndim == 1 && count == outputs && (axis == out_axis || axis == out_axis - 2);
     if (!(count == 1 && scale->tensor.ndim <= 1) && !per_channel) return 0;
     return zero_point_ok(s, f[QCE_FUSED_W_ZERO], count, w->tensor.dtype);
 }
 
-/* The fused inputs of node when it is a MatMul, Gemm or Conv (one group) of the two patterns, else 0. */
+/* The fused inputs of node when it is a MatMul or Gemm of the two patterns, else 0. */
 static int match_linear(const qc_session *s, const size_t *made_by, const qce_node *node, size_t *f)
 {
     for (size_t k = 0; k < QCE_FUSED_COUNT; k++) f[k] = SIZE_MAX;
     const Onnx__NodeProto *p = node->proto;
-    int gemm = is_op(p, "Gemm"), conv = is_op(p, "Conv");
-    if (!gemm && !conv && !is_op(p, "MatMul")) return 0;
-    if ((gemm && attr_int(node, "transA", 0) != 0) || (conv && attr_int(node, "group", 1) != 1)) return 0;
-    int out_axis = conv || (gemm && attr_int(node, "transB", 0) != 0) ? 0 : 1;
-    if (!match_activation(s, made_by, input_of(node, 0), f) ||
-        !match_weight(s, made_by, input_of(node, 1), out_axis, conv, f))
+    int gemm = is_op(p, "Gemm");
+    if (!gemm && !is_op(p, "MatMul")) return 0;
+    if (gemm && attr_int(node, "transA", 0) != 0) return 0;
+    int out_axis = gemm && attr_int(node, "transB", 0) != 0 ? 0 : 1;
+    if (!match_activation(s, made_by, input_of(node, 0), f) || !match_weight(s, made_by, input_of(node, 1), out_axis, f))
         return 0;
-    f[QCE_FUSED_BIAS] = gemm || conv ? input_of(node, 2) : SIZE_MAX;
+    f[QCE_FUSED_BIAS] = gemm ? input_of(node, 2) : SIZE_MAX;
     return 1;
 }
 
