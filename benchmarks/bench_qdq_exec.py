@@ -6,10 +6,13 @@ Writes JSON to benchmarks/results/qdq_exec.json.
 - Models: tests/data/models/mnist_mlp.onnx and mnist_cnn.onnx, quantized W8A8 and W4A8 (OPTQ per channel,
   calibrated on the 128 images of mnist_sample.npz, pixel/255); batch 1 and 64; 1 thread in both engines
   (qcore Context(threads=1); onnxruntime intra_op 1, inter_op 1, sequential, default graph optimizations).
-- Each cell: the median wall time of runs after a warm-up, the runs filling about --seconds; every
-  engine's output is checked against qcore's float reference first (the QDQ ones within 1e-3 of the
-  logits' range, fp32 is the unquantized model and only reported). Ratios: float reference / integer
-  kernels (the change's speed-up), integer kernels / onnxruntime QDQ, integer kernels / onnxruntime fp32.
+- Each cell: the median wall time of runs after a warm-up, the runs filling about --seconds. The integer
+  kernels' output must lie within 1e-3 of the logits' range of qcore's float reference (else the run
+  stops); onnxruntime's QDQ difference from it is recorded. Ratios: float reference / integer kernels
+  (the change's speed-up), integer kernels / onnxruntime QDQ, integer kernels / onnxruntime fp32.
+- Issue 6's W2A2 bit-serial against int8 VNNI at the same shape: qc_bitserial_gemm (Kw = Ka = 2, from float
+  inputs, as bench_bitserial.py's peer rows) against qc_int8_gemm (uint8 x int8, integers only), n = O = 4096,
+  M = 64 and 1, 1 and 2 threads, best of --repeats; ratio = int8 time / bit-serial time.
 Other agents share this machine's 2 cores; the load average is recorded before and after.
 
 Run from the repository root (OpenBLAS overrides unset for this command alone):
@@ -26,6 +29,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_bitserial import N, O, int8_times, layer  # noqa: E402
 from bench_onnx import MODELS_DIR, use_build_tree  # noqa: E402
 import report  # noqa: E402
 import timing  # noqa: E402
@@ -101,10 +105,31 @@ def measure_model(qcore, ort, net, fmt, images, folder, seconds):
     return rows
 
 
+def bitserial_vs_int8(qcore, repeats):
+    """W2A2 qc_bitserial_gemm against qc_int8_gemm at n = O = 4096 (bench_bitserial's shapes and data)."""
+    rng = np.random.default_rng(6)
+    int8 = int8_times(qcore, rng, repeats)
+    rows = []
+    for m in (64, 1):
+        _, planes, w_basis, x, x_basis = layer(rng, qcore, m, 2, 2, "unsigned")
+        xv = x[0] if m == 1 else x
+        for threads in (1, 2):
+            ctx = qcore.Context(threads=threads)
+            t = timing.best_time(lambda: qcore.bitserial_gemm(xv, x_basis, "unsigned", planes, w_basis, "signed", ctx=ctx),
+                                 repeats)
+            rows.append({"format": "W2A2", "M": m, "n": N, "O": O, "threads": threads, "arch": ctx.arch,
+                         "bitserial_ms": t * 1e3, "int8_gemm_ms": int8[(m, threads)] * 1e3,
+                         "int8_over_bitserial": int8[(m, threads)] / t})
+            print("  W2A2 M %2d threads %d: bit-serial %8.3f ms  int8 %8.3f ms  %5.2fx" %
+                  (m, threads, t * 1e3, int8[(m, threads)] * 1e3, int8[(m, threads)] / t), file=sys.stderr)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--installed", action="store_true", help="use the installed qcore, not the build tree")
     parser.add_argument("--seconds", type=float, default=1.0, help="timing budget per cell and engine")
+    parser.add_argument("--repeats", type=int, default=15, help="best-of runs for the bit-serial rows")
     parser.add_argument("--output", default="qdq_exec.json")
     args = parser.parse_args()
     source = use_build_tree(args.installed)
@@ -123,9 +148,11 @@ def main():
         print("%-4s %-5s %5d %10.3f %10.3f %10.3f %10.3f %9.2f %9.2f %9.2f" % (
             r["model"], r["format"], r["batch"], r["qcore_int_ms"], r["qcore_float_ms"], r["ort_qdq_ms"],
             r["ort_fp32_ms"], r["float_over_int"], r["int_over_ort_qdq"], r["int_over_ort_fp32"]))
+    bitserial = bitserial_vs_int8(qcore, args.repeats)
     result = {"benchmark": "bench_qdq_exec", "qcore_source": source, "arch": qcore.Context(threads=1).arch,
               "onnxruntime": ort.__version__, "timing": "median wall time, 1 thread", "openblas": timing.openblas_kernel(),
-              "load_average_before": before, "rows": rows}
+              "load_average_before": before, "rows": rows,
+              "bitserial_w2a2_vs_int8": bitserial}
     result.update(report.machine(qcore))
     report.write_json(args.output, result)
 
