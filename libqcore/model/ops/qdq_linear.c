@@ -109,7 +109,9 @@ static qc_status prepare_weights(const qce_call *call, const layer *l, weights *
     if (fresh < 0) return QC_ERR_OUT_OF_MEMORY;
     if (kept == NULL) return qce__fail(call, QC_ERR_INVALID_ARG, "the weight '%s' is not a constant", call->inputs[QCE_FUSED_W]->name);
     *w = weights_view(kept, l);
-    return fresh ? fill_weights(call, l, *w) : QC_OK;
+    qc_status st = fresh ? fill_weights(call, l, *w) : QC_OK;
+    if (st != QC_OK) call->derived->bytes = 0; /* half filled: the next run fills it again */
+    return st;
 }
 
 /* Zero point k (of a per-tensor or per-output parameter), 0 when absent. */
