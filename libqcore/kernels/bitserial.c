@@ -20,7 +20,7 @@ typedef struct bs_problem {
     qc_row_gemm_fn gemm;
     qc_row_gemv_il_fn gemv_il; /* with w_il, else NULL */
     const uint64_t *w_il;      /* w interleaved (qc_bitserial_interleave), or NULL */
-    qc_lq_terms_fn terms;
+    qc_lq_scale_fn scale;
     void (*encode)(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
     int op;                 /* XOR for +-1 on both sides, else AND */
     int64_t n, words, rows, outputs;
@@ -36,7 +36,6 @@ typedef struct bs_scratch {
     uint64_t *x;
     int32_t *x_pop;
     int32_t *counts;
-    double *sums;  /* one item's outputs */
     const uint64_t *ones; /* one row of all-ones words when the input planes' popcounts are needed, else NULL */
 } bs_scratch;
 
@@ -71,7 +70,7 @@ static void item_counts(int32_t *counts, const bs_problem *p, const uint64_t *x,
 {
     if (p->w_il) { /* o0 kw is a multiple of 8: items start at multiples of 128 outputs */
         p->gemv_il(counts, outputs * p->kw, x, rows * p->ka, p->w_il + o0 * p->kw * p->words, outputs * p->kw,
-                   p->words, p->op);
+                   p->words, (p->n + 63) / 64, p->op);
         return;
     }
     p->gemm(counts, outputs * p->kw, x, rows * p->ka, p->w + o0 * p->kw * p->words, outputs * p->kw, p->words, p->op);
@@ -97,9 +96,8 @@ static qc_status scratch_alloc(bs_scratch **out, int threads, const bs_problem *
     size_t x_bytes = encode ? round64(bit_rows * (size_t)p->words * sizeof(uint64_t)) : 0;
     size_t pop_bytes = round64(bit_rows * sizeof(int32_t));
     size_t count_bytes = round64(bit_rows * outputs * (size_t)p->kw * sizeof(int32_t));
-    size_t sum_bytes = round64(outputs * sizeof(double));
     size_t ones_bytes = p->x_code == QC_LQ_UNSIGNED && p->w_code == QC_LQ_SIGNED ? (size_t)p->words * sizeof(uint64_t) : 0;
-    size_t each = x_bytes + pop_bytes + count_bytes + sum_bytes;
+    size_t each = x_bytes + pop_bytes + count_bytes;
     size_t head = round64((size_t)threads * sizeof(bs_scratch)) + round64(ones_bytes);
     size_t bytes = head + (size_t)threads * each;
     unsigned char *block = bytes <= LOCAL_SCRATCH ? local : aligned_alloc(64, bytes);
@@ -113,7 +111,6 @@ static qc_status scratch_alloc(bs_scratch **out, int threads, const bs_problem *
         s[t].x = encode ? (uint64_t *)mine : NULL;
         s[t].x_pop = (int32_t *)(mine + x_bytes);
         s[t].counts = (int32_t *)(mine + x_bytes + pop_bytes);
-        s[t].sums = (double *)(mine + x_bytes + pop_bytes + count_bytes);
         memset(s[t].x_pop, 0, pop_bytes);
     }
     *out = s;
@@ -173,7 +170,7 @@ static qc_status problem_init(bs_problem *p, const qc_ctx *ctx, int64_t n, int64
     p->gemv_il = NULL;
     p->w_il = NULL;
     p->encode = ctx->kernels->encode_planes;
-    p->terms = n < (1ll << 30) ? ctx->kernels->lq_terms : qc__lq_terms_ref; /* see qc_kernels.lq_terms */
+    p->scale = n < (1ll << 30) ? ctx->kernels->lq_scale : qc__lq_scale_ref; /* see qc_kernels.lq_scale */
     p->op = x_code == QC_LQ_SIGNED && w_code == QC_LQ_SIGNED ? QC_POPCOUNT_XOR : QC_POPCOUNT_AND;
     p->n = n;
     p->words = qc_lq_plane_words(n);
@@ -285,28 +282,20 @@ static void encode_rows(bs_scratch *s, const bs_problem *p, const bs_scaling *f,
     if (s->ones) p->gemm(s->x_pop, 1, s->x, rows * p->ka, s->ones, 1, p->words, QC_POPCOUNT_AND);
 }
 
-/* Y for an item: per output, sum over i then j of w_basis[o, i] x_basis[m, j] D, in double, in that order
- * (the loops run over outputs innermost so that they vectorize; each output's sum is still formed in the
- * same order). */
+/* Y for an item: each row's outputs from its counts by the kernel set's lq_scale (per output, the sum over i
+ * then j of w_basis[o, i] x_basis[m, j] D in double, in that order). */
 static void gemm_item(const bs_problem *p, const bs_scaling *f, int64_t m0, int64_t rows, int64_t o0, int64_t outputs,
                       const bs_scratch *s)
 {
     item_counts(s->counts, p, s->x, rows, o0, outputs);
-    int64_t ldc = outputs * p->kw, kw = p->kw, scale = dot_scale(p);
-    const float *wb = f->w_basis + o0 * kw;
+    int64_t ldc = outputs * p->kw, kw = p->kw;
+    const float *wb = f->w_basis + o0 * kw, *bias = f->bias ? f->bias + o0 : NULL;
     const int32_t *w_pop = p->w_pop ? p->w_pop + o0 * kw : NULL;
-    double *sum = s->sums;
     for (int64_t m = 0; m < rows; m++) {
-        const float *xb = f->x_basis + (m0 + m) * f->x_basis_stride;
-        for (int64_t o = 0; o < outputs; o++) sum[o] = 0.0;
-        for (int64_t i = 0; i < kw; i++)
-            for (int j = 0; j < p->ka; j++) {
-                int64_t bit_row = m * p->ka + j, base = dot_base(p, s->x_pop[bit_row]);
-                p->terms(sum, s->counts + bit_row * ldc + i, wb + i, w_pop ? w_pop + i : NULL, kw, base, scale,
-                         (double)xb[j], outputs);
-            }
-        float *y = f->y + (m0 + m) * p->outputs + o0;
-        for (int64_t o = 0; o < outputs; o++) y[o] = f->bias ? (float)sum[o] + f->bias[o0 + o] : (float)sum[o];
+        int64_t base[QC_LQ_MAX_BITS];
+        for (int j = 0; j < p->ka; j++) base[j] = dot_base(p, s->x_pop[m * p->ka + j]);
+        p->scale(f->y + (m0 + m) * p->outputs + o0, s->counts + m * p->ka * ldc, ldc, wb, w_pop, p->kw, p->ka, base,
+                 dot_scale(p), f->x_basis + (m0 + m) * f->x_basis_stride, bias, outputs);
     }
 }
 
