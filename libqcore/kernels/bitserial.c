@@ -268,6 +268,7 @@ typedef struct bs_scaling {
     const float *w_basis;   /* [outputs, kw] */
     const float *bias;      /* [outputs] or NULL */
     float *y;               /* [rows, outputs] */
+    const qc_plane_encoder *encoder; /* x_basis's rule made once (a layer's), or NULL: made per row */
 } bs_scaling;
 
 /* Encodes input rows m0 .. m0 + rows - 1 into the thread's planes and counts their {0,1} bits. */
@@ -275,8 +276,8 @@ static void encode_rows(bs_scratch *s, const bs_problem *p, const bs_scaling *f,
 {
     for (int64_t m = 0; m < rows; m++) {
         qc_lq_table t;
-        qc__lq_table(&t, f->x_basis + (m0 + m) * f->x_basis_stride, p->ka, p->x_code);
-        p->encode(s->x + m * p->ka * p->words, p->words, f->x + (m0 + m) * p->n, p->n, &t.encoder);
+        if (f->encoder == NULL) qc__lq_table(&t, f->x_basis + (m0 + m) * f->x_basis_stride, p->ka, p->x_code);
+        p->encode(s->x + m * p->ka * p->words, p->words, f->x + (m0 + m) * p->n, p->n, f->encoder ? f->encoder : &t.encoder);
     }
     /* popcount(plane AND ones) on the kernel set's popcount: row_popcounts' builtin is a libgcc call here */
     if (s->ones) p->gemm(s->x_pop, 1, s->x, rows * p->ka, s->ones, 1, p->words, QC_POPCOUNT_AND);
@@ -339,8 +340,8 @@ static qc_status run_gemm(const qc_ctx *ctx, bs_problem *p, const bs_scaling *f,
     return QC_OK;
 }
 
-/* The checks of qc_bitserial_gemm, on x viewed as [rows, n] and y as [rows, outputs]; *ka and *kw receive
- * the bases' widths. */
+/* The checks of qc_bitserial_gemm, on x viewed as [rows, n] (x NULL: a layer's, checked per run) and y as
+ * [rows, outputs]; *ka and *kw receive the bases' widths. */
 static qc_status check_gemm(int *ka, int *kw, const qc_tensor *x, int64_t rows, int64_t n, const qc_tensor *x_basis,
                             qc_lq_code x_code, const qc_tensor *w_planes, const qc_tensor *w_basis, qc_lq_code w_code,
                             const qc_tensor *bias, const char *function)
@@ -373,7 +374,7 @@ static qc_status check_gemm(int *ka, int *kw, const qc_tensor *x, int64_t rows, 
                               (long long)outputs);
         QC_TRY(qc__tensor_check_finite(bias, function, "bias"));
     }
-    return qc__tensor_check_finite(x, function, "x");
+    return x ? qc__tensor_check_finite(x, function, "x") : QC_OK;
 }
 
 static qc_status gemm_common(qc_ctx *ctx, float *y, const qc_tensor *x, int64_t rows, int64_t n,
@@ -387,7 +388,8 @@ static qc_status gemm_common(qc_ctx *ctx, float *y, const qc_tensor *x, int64_t 
     QC_TRY(problem_init(&p, ctx, n, rows, ka, x_code, w_planes, kw, w_code, function));
     p.gemv_il = w_il ? qc__popcount_gemv_il_for(ctx->arch) : NULL;
     p.w_il = p.gemv_il ? w_il : NULL; /* a kernel set without the interleaved kernel reads w_planes */
-    bs_scaling f = {x->data, x_basis->data, x_basis->ndim == 1 ? 0 : ka, w_basis->data, bias ? bias->data : NULL, y};
+    bs_scaling f = {x->data, x_basis->data, x_basis->ndim == 1 ? 0 : ka, w_basis->data, bias ? bias->data : NULL, y,
+                    NULL};
     qc_status st = run_gemm(ctx, &p, &f, function);
     free(p.w_pop);
     return st;
@@ -478,4 +480,92 @@ qc_status qc_bitserial_gemm_interleaved(qc_ctx *ctx, qc_tensor *y, const qc_tens
     QC_TRY(check_interleaved(w_interleaved, w_planes->dims[0], kw, w_planes->dims[2], __func__));
     return gemm_common(ctx, y->data, x, x->dims[0], x->dims[1], x_basis, x_code, w_planes, w_interleaved->data, w_basis,
                        w_code, bias, __func__);
+}
+
+/* ---- a layer: everything that depends on the weights and bases alone, made once ------------------- */
+
+struct qc_bitserial_layer {
+    bs_problem p;          /* kernels and rows set per run */
+    qc_plane_encoder encoder;
+    float x_basis[QC_LQ_MAX_BITS];
+    const float *w_basis, *bias;
+    int interleaved;       /* p.w_il holds the caller's interleaved planes */
+};
+
+qc_status qc_bitserial_layer_create(qc_bitserial_layer **out, qc_ctx *ctx, int64_t n, const qc_tensor *x_basis,
+                                    qc_lq_code x_code, const qc_tensor *w_planes, const qc_tensor *w_interleaved,
+                                    const qc_tensor *w_basis, qc_lq_code w_code, const qc_tensor *bias)
+{
+    int ka = 0, kw = 0;
+    QC_CHECK_NOT_NULL(out);
+    *out = NULL;
+    QC_CHECK_NOT_NULL(ctx);
+    if (x_basis != NULL && x_basis->ndim != 1)
+        return QC_FAIL(QC_ERR_SHAPE, "argument 'x_basis': expected 1 dimension [Ka] (one basis for every row), got %d",
+                       (int)x_basis->ndim);
+    QC_TRY(check_gemm(&ka, &kw, NULL, 1, n, x_basis, x_code, w_planes, w_basis, w_code, bias, __func__));
+    if (w_interleaved) QC_TRY(check_interleaved(w_interleaved, w_planes->dims[0], kw, w_planes->dims[2], __func__));
+    qc_bitserial_layer *l = calloc(1, sizeof *l);
+    if (l == NULL) return QC_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for the layer");
+    qc_status st = problem_init(&l->p, ctx, n, 0, ka, x_code, w_planes, kw, w_code, __func__);
+    if (st != QC_OK) {
+        free(l);
+        return st;
+    }
+    l->p.w_il = w_interleaved ? w_interleaved->data : NULL;
+    l->interleaved = w_interleaved != NULL;
+    qc_lq_table t;
+    qc__lq_table(&t, x_basis->data, ka, x_code);
+    l->encoder = t.encoder;
+    memcpy(l->x_basis, x_basis->data, (size_t)ka * sizeof(float));
+    l->w_basis = w_basis->data;
+    l->bias = bias ? bias->data : NULL;
+    *out = l;
+    return QC_OK;
+}
+
+/* x [..., n] and y [..., O] with the same leading dimensions; *rows receives their product. */
+static qc_status check_layer_io(const qc_bitserial_layer *l, const qc_tensor *y, const qc_tensor *x, int64_t *rows)
+{
+    QC_TRY(qc__tensor_expect(x, "qc_bitserial_layer_run", "x", QC_DT_F32));
+    QC_TRY(qc__tensor_expect(y, "qc_bitserial_layer_run", "y", QC_DT_F32));
+    int same = x->ndim >= 1 && y->ndim == x->ndim && x->dims[x->ndim - 1] == l->p.n &&
+               y->dims[y->ndim - 1] == l->p.outputs;
+    for (int d = 0; same && d + 1 < x->ndim; d++) same = x->dims[d] == y->dims[d];
+    if (!same) {
+        char xs[160], ys[160];
+        qc__shape_string(xs, sizeof xs, x->ndim, x->dims);
+        qc__shape_string(ys, sizeof ys, y->ndim, y->dims);
+        return QC_FAIL_IN("qc_bitserial_layer_run", QC_ERR_SHAPE,
+                          "arguments 'x' %s and 'y' %s: expected [..., %lld] and [..., %lld] with the same leading "
+                          "dimensions", xs, ys, (long long)l->p.n, (long long)l->p.outputs);
+    }
+    *rows = qc_tensor_numel(x) / l->p.n;
+    return QC_OK;
+}
+
+qc_status qc_bitserial_layer_run(qc_bitserial_layer *layer, qc_ctx *ctx, qc_tensor *y, const qc_tensor *x)
+{
+    int64_t rows = 0;
+    QC_CHECK_NOT_NULL(layer);
+    QC_CHECK_NOT_NULL(ctx);
+    QC_TRY(check_layer_io(layer, y, x, &rows));
+    QC_TRY(qc__tensor_check_finite(x, __func__, "x"));
+    if (rows == 0) return QC_OK;
+    bs_problem p = layer->p;
+    p.rows = rows;
+    p.gemm = qc__popcount_gemm_for(ctx->arch);
+    p.encode = ctx->kernels->encode_planes;
+    p.scale = p.n < (1ll << 30) ? ctx->kernels->lq_scale : qc__lq_scale_ref;
+    p.gemv_il = layer->interleaved ? qc__popcount_gemv_il_for(ctx->arch) : NULL;
+    p.w_il = p.gemv_il ? p.w_il : NULL;
+    bs_scaling f = {x->data, layer->x_basis, 0, layer->w_basis, layer->bias, y->data, &layer->encoder};
+    return run_gemm(ctx, &p, &f, __func__);
+}
+
+void qc_bitserial_layer_free(qc_bitserial_layer *layer)
+{
+    if (layer == NULL) return;
+    free(layer->p.w_pop);
+    free(layer);
 }
