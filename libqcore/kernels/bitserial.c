@@ -21,7 +21,7 @@ typedef struct bs_problem {
     qc_row_gemv_il_fn gemv_il; /* with w_il, else NULL */
     const uint64_t *w_il;      /* w interleaved (qc_bitserial_interleave), or NULL */
     qc_lq_scale_fn scale;
-    void (*encode)(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
+    int (*encode)(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
     int op;                 /* XOR for +-1 on both sides, else AND */
     int64_t n, words, rows, outputs;
     int64_t rows_per_item;  /* BIT_ROWS_PER_ITEM / ka */
@@ -269,18 +269,23 @@ typedef struct bs_scaling {
     const float *bias;      /* [outputs] or NULL */
     float *y;               /* [rows, outputs] */
     const qc_plane_encoder *encoder; /* x_basis's rule made once (a layer's), or NULL: made per row */
+    const qc_tensor *x_tensor; /* x, whose finiteness run_gemm checks (for the error message) */
 } bs_scaling;
 
-/* Encodes input rows m0 .. m0 + rows - 1 into the thread's planes and counts their {0,1} bits. */
-static void encode_rows(bs_scratch *s, const bs_problem *p, const bs_scaling *f, int64_t m0, int64_t rows)
+/* Encodes input rows m0 .. m0 + rows - 1 into the thread's planes and counts their {0,1} bits; 0 when a
+ * value was not finite. */
+static int encode_rows(bs_scratch *s, const bs_problem *p, const bs_scaling *f, int64_t m0, int64_t rows)
 {
+    int finite = 1;
     for (int64_t m = 0; m < rows; m++) {
         qc_lq_table t;
         if (f->encoder == NULL) qc__lq_table(&t, f->x_basis + (m0 + m) * f->x_basis_stride, p->ka, p->x_code);
-        p->encode(s->x + m * p->ka * p->words, p->words, f->x + (m0 + m) * p->n, p->n, f->encoder ? f->encoder : &t.encoder);
+        finite &= p->encode(s->x + m * p->ka * p->words, p->words, f->x + (m0 + m) * p->n, p->n,
+                            f->encoder ? f->encoder : &t.encoder);
     }
     /* popcount(plane AND ones) on the kernel set's popcount: row_popcounts' builtin is a libgcc call here */
     if (s->ones) p->gemm(s->x_pop, 1, s->x, rows * p->ka, s->ones, 1, p->words, QC_POPCOUNT_AND);
+    return finite;
 }
 
 /* Y for an item: each row's outputs from its counts by the kernel set's lq_scale (per output, the sum over i
@@ -300,33 +305,41 @@ static void gemm_item(const bs_problem *p, const bs_scaling *f, int64_t m0, int6
     }
 }
 
-/* One item: its input block encoded unless *encoded says the scratch holds it already. */
-static void run_item(const bs_problem *p, const bs_scaling *f, bs_scratch *mine, int64_t item, int64_t o_items,
-                     int64_t *encoded)
+/* One item: its input block encoded unless *encoded says the scratch holds it already. 0, with nothing
+ * written, when the encoding met a value that is not finite. */
+static int run_item(const bs_problem *p, const bs_scaling *f, bs_scratch *mine, int64_t item, int64_t o_items,
+                    int64_t *encoded)
 {
     int64_t per = p->rows_per_item, mi = item / o_items, m0 = mi * per, o0 = item % o_items * OUTPUTS_PER_ITEM;
     int64_t rows = p->rows - m0 < per ? p->rows - m0 : per;
     int64_t outputs = p->outputs - o0 < OUTPUTS_PER_ITEM ? p->outputs - o0 : OUTPUTS_PER_ITEM;
     if (mi != *encoded) {
-        encode_rows(mine, p, f, m0, rows);
+        if (!encode_rows(mine, p, f, m0, rows)) return 0;
         *encoded = mi;
     }
     gemm_item(p, f, m0, rows, o0, outputs, mine);
+    return 1;
 }
 
-/* Items ordered input block first, so that a thread re-encodes its input block only when it moves on. */
+/* Items ordered input block first, so that a thread re-encodes its input block only when it moves on.
+ * x's finiteness: when one thread encodes all rows before it writes any output (one block of rows), the
+ * encoder's own flag decides; otherwise x is scanned first, since outputs are written only on success. */
 static qc_status run_gemm(const qc_ctx *ctx, bs_problem *p, const bs_scaling *f, const char *function)
 {
     int threads = threads_for(ctx, p);
+    int64_t per = p->rows_per_item, m_items = (p->rows + per - 1) / per;
+    int64_t o_items = (p->outputs + OUTPUTS_PER_ITEM - 1) / OUTPUTS_PER_ITEM;
+    int encoder_checks = threads == 1 && m_items == 1;
+    if (!encoder_checks) QC_TRY(qc__tensor_check_finite(f->x_tensor, function, "x"));
     bs_scratch *s;
     _Alignas(64) unsigned char local[LOCAL_SCRATCH];
     if (scratch_alloc(&s, threads, p, 1, local) != QC_OK)
         return QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for %d threads' scratch", threads);
-    int64_t per = p->rows_per_item, m_items = (p->rows + per - 1) / per;
-    int64_t o_items = (p->outputs + OUTPUTS_PER_ITEM - 1) / OUTPUTS_PER_ITEM;
+    int finite = 1;
     if (threads == 1) {
         int64_t encoded = -1;
-        for (int64_t item = 0; item < m_items * o_items; item++) run_item(p, f, s, item, o_items, &encoded);
+        for (int64_t item = 0; finite && item < m_items * o_items; item++)
+            finite = run_item(p, f, s, item, o_items, &encoded);
     } else {
 #pragma omp parallel num_threads(threads)
         {
@@ -337,12 +350,14 @@ static qc_status run_gemm(const qc_ctx *ctx, bs_problem *p, const bs_scaling *f,
         }
     }
     scratch_free(s, local);
-    return QC_OK;
+    if (finite) return QC_OK;
+    QC_TRY(qc__tensor_check_finite(f->x_tensor, function, "x")); /* its message names the element */
+    return QC_FAIL_IN(function, QC_ERR_NUMERIC, "argument 'x' holds a value that is not finite");
 }
 
-/* The checks of qc_bitserial_gemm, on x viewed as [rows, n] (x NULL: a layer's, checked per run) and y as
- * [rows, outputs]; *ka and *kw receive the bases' widths. */
-static qc_status check_gemm(int *ka, int *kw, const qc_tensor *x, int64_t rows, int64_t n, const qc_tensor *x_basis,
+/* The checks of qc_bitserial_gemm but x's finiteness (run_gemm's), for x of `rows` rows of n; *ka and *kw
+ * receive the bases' widths. */
+static qc_status check_gemm(int *ka, int *kw, int64_t rows, int64_t n, const qc_tensor *x_basis,
                             qc_lq_code x_code, const qc_tensor *w_planes, const qc_tensor *w_basis, qc_lq_code w_code,
                             const qc_tensor *bias, const char *function)
 {
@@ -374,7 +389,7 @@ static qc_status check_gemm(int *ka, int *kw, const qc_tensor *x, int64_t rows, 
                               (long long)outputs);
         QC_TRY(qc__tensor_check_finite(bias, function, "bias"));
     }
-    return x ? qc__tensor_check_finite(x, function, "x") : QC_OK;
+    return QC_OK;
 }
 
 static qc_status gemm_common(qc_ctx *ctx, float *y, const qc_tensor *x, int64_t rows, int64_t n,
@@ -383,13 +398,13 @@ static qc_status gemm_common(qc_ctx *ctx, float *y, const qc_tensor *x, int64_t 
                              const char *function)
 {
     int ka, kw;
-    QC_TRY(check_gemm(&ka, &kw, x, rows, n, x_basis, x_code, w_planes, w_basis, w_code, bias, function));
+    QC_TRY(check_gemm(&ka, &kw, rows, n, x_basis, x_code, w_planes, w_basis, w_code, bias, function));
     bs_problem p;
     QC_TRY(problem_init(&p, ctx, n, rows, ka, x_code, w_planes, kw, w_code, function));
     p.gemv_il = w_il ? qc__popcount_gemv_il_for(ctx->arch) : NULL;
     p.w_il = p.gemv_il ? w_il : NULL; /* a kernel set without the interleaved kernel reads w_planes */
     bs_scaling f = {x->data, x_basis->data, x_basis->ndim == 1 ? 0 : ka, w_basis->data, bias ? bias->data : NULL, y,
-                    NULL};
+                    NULL, x};
     qc_status st = run_gemm(ctx, &p, &f, function);
     free(p.w_pop);
     return st;
@@ -503,7 +518,7 @@ qc_status qc_bitserial_layer_create(qc_bitserial_layer **out, qc_ctx *ctx, int64
     if (x_basis != NULL && x_basis->ndim != 1)
         return QC_FAIL(QC_ERR_SHAPE, "argument 'x_basis': expected 1 dimension [Ka] (one basis for every row), got %d",
                        (int)x_basis->ndim);
-    QC_TRY(check_gemm(&ka, &kw, NULL, 1, n, x_basis, x_code, w_planes, w_basis, w_code, bias, __func__));
+    QC_TRY(check_gemm(&ka, &kw, 1, n, x_basis, x_code, w_planes, w_basis, w_code, bias, __func__));
     if (w_interleaved) QC_TRY(check_interleaved(w_interleaved, w_planes->dims[0], kw, w_planes->dims[2], __func__));
     qc_bitserial_layer *l = calloc(1, sizeof *l);
     if (l == NULL) return QC_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for the layer");
@@ -550,8 +565,7 @@ qc_status qc_bitserial_layer_run(qc_bitserial_layer *layer, qc_ctx *ctx, qc_tens
     QC_CHECK_NOT_NULL(layer);
     QC_CHECK_NOT_NULL(ctx);
     QC_TRY(check_layer_io(layer, y, x, &rows));
-    QC_TRY(qc__tensor_check_finite(x, __func__, "x"));
-    if (rows == 0) return QC_OK;
+    if (rows == 0) return qc__tensor_check_finite(x, __func__, "x");
     bs_problem p = layer->p;
     p.rows = rows;
     p.gemm = qc__popcount_gemm_for(ctx->arch);
@@ -559,7 +573,7 @@ qc_status qc_bitserial_layer_run(qc_bitserial_layer *layer, qc_ctx *ctx, qc_tens
     p.scale = p.n < (1ll << 30) ? ctx->kernels->lq_scale : qc__lq_scale_ref;
     p.gemv_il = layer->interleaved ? qc__popcount_gemv_il_for(ctx->arch) : NULL;
     p.w_il = p.gemv_il ? p.w_il : NULL;
-    bs_scaling f = {x->data, layer->x_basis, 0, layer->w_basis, layer->bias, y->data, &layer->encoder};
+    bs_scaling f = {x->data, layer->x_basis, 0, layer->w_basis, layer->bias, y->data, &layer->encoder, x};
     return run_gemm(ctx, &p, &f, __func__);
 }
 

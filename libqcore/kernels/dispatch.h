@@ -76,8 +76,10 @@ typedef struct qc_kernels {
      * in int32 (rows of fewer than 65536 bytes, zero padded to `words` words, a multiple of 8); `op` is
      * QC_INT8_DOT (the shape of popcount_gemm, so that both share one tile loop). */
     qc_row_gemm_fn int8_gemm;
-    /* Writes the K bit-planes of one row (planes[K][words], all words written, padding 0) for finite x[n]. */
-    void (*encode_planes)(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
+    /* Writes the K bit-planes of one row (planes[K][words], all words written, padding 0) for finite x[n],
+     * and returns whether x[n] was all finite (when not, the planes are unspecified): the encoder reads
+     * every value anyway, so that a caller can skip a separate scan of its input. */
+    int (*encode_planes)(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
     /* One input row's outputs of the bit-serial products from its counts, for o < outputs:
      *     sum = 0.0; for i < kw, then j < ka:
      *         sum += ((double)wb[o * kw + i] * (double)xb[j]) * (double)D,
@@ -127,9 +129,9 @@ qc_row_gemv_il qc__popcount_gemv_il_avx512;
 
 qc_lq_scale qc__lq_scale_ref, qc__lq_scale_avx512;
 
-void qc__encode_planes_ref(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
-void qc__encode_planes_avx2(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
-void qc__encode_planes_avx512(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
+int qc__encode_planes_ref(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
+int qc__encode_planes_avx2(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
+int qc__encode_planes_avx512(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
 
 extern const qc_kernels qc__kernels_ref;
 extern const qc_kernels qc__kernels_avx2;

@@ -122,7 +122,7 @@ Test(bitserial_kernels, encode_planes_every_table_every_tail)
             for (size_t k = 0; k < TU_COUNT(tu_archs); k++) {
                 if (!qc_arch_supported(tu_archs[k])) continue;
                 memset(got, 0xA5, sizeof got);
-                qc__kernels_for(tu_archs[k])->encode_planes(got, WORDS, x, n, &e);
+                cr_assert_eq(qc__kernels_for(tu_archs[k])->encode_planes(got, WORDS, x, n, &e), 1, "finite");
                 for (int i = 0; i < bits * WORDS; i++)
                     cr_assert_eq(got[i], want[i], "%s: bits %d n %lld word %d", qc_arch_string(tu_archs[k]), bits,
                                  (long long)n, i);
@@ -136,6 +136,36 @@ Test(bitserial_kernels, encode_planes_every_table_every_tail)
             }
             for (int64_t k = n; k < WORDS * 64; k++)
                 for (int j = 0; j < bits; j++) cr_assert_eq((want[j * WORDS + k / 64] >> (k % 64)) & 1, 0u);
+        }
+    }
+}
+
+/* The encoders of every table report a value that is not finite (NaN, +Inf, -Inf) at every position of
+ * lengths 1..140 (every 16-lane, 8-lane and 64-bit tail), and only values before n count. */
+Test(bitserial_kernels, encode_planes_report_non_finite)
+{
+    enum { N = 140, WORDS = 8 };
+    static const float specials[3] = {NAN, INFINITY, -INFINITY};
+    float x[N + 1];
+    uint64_t planes[2 * WORDS];
+    qc_plane_encoder e = {2, 4, {-0.5f, 0.0f, 0.5f}, {0, 1, 2, 3}};
+    uint64_t state = 9;
+    for (int k = 0; k <= N; k++) x[k] = tu_signed_unit(&state);
+    for (size_t a = 0; a < TU_COUNT(tu_archs); a++) {
+        if (!qc_arch_supported(tu_archs[a])) continue;
+        const qc_kernels *kt = qc__kernels_for(tu_archs[a]);
+        for (int64_t n = 1; n <= N; n++) {
+            x[n] = specials[n % 3]; /* just past the row: must not count */
+            cr_assert_eq(kt->encode_planes(planes, WORDS, x, n, &e), 1, "%s n %lld", qc_arch_string(tu_archs[a]),
+                         (long long)n);
+            for (int64_t k = 0; k < n; k++) {
+                float keep = x[k];
+                x[k] = specials[(k + n) % 3];
+                cr_assert_eq(kt->encode_planes(planes, WORDS, x, n, &e), 0, "%s n %lld at %lld",
+                             qc_arch_string(tu_archs[a]), (long long)n, (long long)k);
+                x[k] = keep;
+            }
+            x[n] = tu_signed_unit(&state);
         }
     }
 }

@@ -1,4 +1,6 @@
 /* The reference popcount_gemm: one word pair at a time, in portable C. */
+#include <math.h>
+
 #include "kernels/dispatch.h"
 
 void qc__popcount_gemm_ref(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
@@ -14,8 +16,9 @@ void qc__popcount_gemm_ref(int32_t *c, int64_t ldc, const uint64_t *a, int64_t n
         }
 }
 
-void qc__encode_planes_ref(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e)
+int qc__encode_planes_ref(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e)
 {
+    int finite = 1;
     for (int64_t i = 0; i < words * e->bits; i++) planes[i] = 0;
     for (int64_t base = 0; base < n; base += 64) {
         int64_t len = n - base < 64 ? n - base : 64;
@@ -24,6 +27,7 @@ void qc__encode_planes_ref(uint64_t *planes, int64_t words, const float *x, int6
             int index = 0;
             for (int t = 0; t < e->count - 1; t++) index += x[base + k] >= e->lower[t];
             codes[k] = e->code[index];
+            finite &= isfinite(x[base + k]) != 0;
         }
         for (int j = 0; j < e->bits; j++) {
             uint64_t word = 0;
@@ -31,6 +35,7 @@ void qc__encode_planes_ref(uint64_t *planes, int64_t words, const float *x, int6
             planes[(int64_t)j * words + base / 64] = word;
         }
     }
+    return finite;
 }
 
 /* One output's sum over the plane pairs, i then j, with a constant kw and ka where inlined

@@ -252,9 +252,6 @@ static qc_status op_lq_gemm(const qce_call *call)
     QCE_TRY(qce__expect_input(call, LQ_W_BASIS, QCE_DT(QC_DT_F32)));
     QCE_TRY(qce__expect_input(call, LQ_X_BASIS, QCE_DT(QC_DT_F32)));
     if (has_bias(call)) QCE_TRY(qce__expect_input(call, LQ_BIAS, QCE_DT(QC_DT_F32)));
-    qc_lq_code x_code = QC_LQ_UNSIGNED, w_code = QC_LQ_SIGNED;
-    QCE_TRY(code_attribute(call, "x_signed", 0, &x_code));
-    QCE_TRY(code_attribute(call, "w_signed", 1, &w_code));
     const qc_tensor *x = &call->inputs[LQ_X]->tensor;
     if (x->ndim < 1 || x->dims[x->ndim - 1] < 1) return qce__fail(call, QC_ERR_SHAPE, "X must have a last dimension of at least 1");
     int64_t n = x->dims[x->ndim - 1], outputs = 0, dims[QC_MAX_DIMS];
@@ -265,11 +262,14 @@ static qc_status op_lq_gemm(const qce_call *call)
     dims[x->ndim - 1] = outputs;
     qc_status st = prepare_weights(call, n, &weights);
     if (st == QC_OK) st = qce__output(call, 0, QC_DT_F32, x->ndim, dims);
-    if (st == QC_OK && weights.layer != NULL) {
+    if (st == QC_OK && weights.layer != NULL) { /* the layer holds the codes: no attribute lookups per run */
         st = qc_bitserial_layer_run(weights.layer, call->ctx, &call->outputs[0]->tensor, x);
         if (st != QC_OK) st = qce__fail(call, st, "%s", qc_last_error());
     } else if (st == QC_OK) {
-        st = run_rows(call, x, n, outputs, x_code, w_code, &weights);
+        qc_lq_code x_code = QC_LQ_UNSIGNED, w_code = QC_LQ_SIGNED;
+        st = code_attribute(call, "x_signed", 0, &x_code);
+        if (st == QC_OK) st = code_attribute(call, "w_signed", 1, &w_code);
+        if (st == QC_OK) st = run_rows(call, x, n, outputs, x_code, w_code, &weights);
     }
     free(weights.owned);
     return st;

@@ -82,14 +82,18 @@ void qc__popcount_gemm_avx512(int32_t *c, int64_t ldc, const uint64_t *a, int64_
 }
 
 /* 16 values at a time: one compare mask per threshold counts the level index, VPERMD looks up the codes,
- * and a test per plane yields the plane's 16 bits directly. */
-void qc__encode_planes_avx512(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e)
+ * and a test per plane yields the plane's 16 bits directly; values whose exponent bits are all
+ * ones (Inf, NaN) are noted on the way. */
+int qc__encode_planes_avx512(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e)
 {
     for (int64_t i = 0; i < words * e->bits; i++) planes[i] = 0;
     const __m512i table = _mm512_loadu_si512((const void *)e->code), one = _mm512_set1_epi32(1);
+    const __m512i exponent = _mm512_set1_epi32(0x7f800000); /* all ones: Inf or NaN (VFPCLASSPS needs DQ) */
+    __mmask16 bad = 0;
     for (int64_t k = 0; k < n; k += 16) {
         __mmask16 live = n - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - k)) - 1);
         __m512 v = _mm512_maskz_loadu_ps(live, x + k);
+        bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(_mm512_castps_si512(v), exponent), exponent);
         __m512i index = _mm512_setzero_si512();
         for (int t = 0; t < e->count - 1; t++)
             index = _mm512_mask_add_epi32(index, _mm512_cmp_ps_mask(v, _mm512_set1_ps(e->lower[t]), _CMP_GE_OQ), index,
@@ -100,6 +104,7 @@ void qc__encode_planes_avx512(uint64_t *planes, int64_t words, const float *x, i
             memcpy((unsigned char *)(planes + (int64_t)j * words) + k / 8, &bits, sizeof bits); /* little-endian */
         }
     }
+    return bad == 0;
 }
 
 /* Elements 0, kw, 2 kw, .. 7 kw of the up to 8 kw (<= 32) int32 or float elements from p of which `left`
