@@ -109,9 +109,11 @@ int qc__encode_planes_avx512(uint64_t *planes, int64_t words, const float *x, in
 
 /* Elements 0, kw, 2 kw, .. 7 kw of the up to 8 kw (<= 32) int32 or float elements from p of which `left`
  * may be read: two masked loads (nothing past `left` is touched) and one two-source permute, much cheaper
- * than a gather. */
-static inline __m256i strided8(const void *p, int64_t left, __m512i index)
+ * than a gather; for kw = 1 (a constant where inlined) one masked load. */
+static inline __attribute__((always_inline)) __m256i strided8(const void *p, int64_t left, __m512i index, int kw)
 {
+    if (kw == 1) /* contiguous: one masked load */
+        return _mm256_maskz_loadu_epi32(left >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << left) - 1), p);
     __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
     __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
     __m512i lo = _mm512_maskz_loadu_epi32(m0, p), hi = _mm512_maskz_loadu_epi32(m1, (const int32_t *)p + 16);
@@ -132,11 +134,11 @@ static inline __attribute__((always_inline)) void scale_block(float *y, const in
     __m512d sum = _mm512_setzero_pd();
 #pragma GCC unroll 4
     for (int i = 0; i < kw; i++) {
-        __m512d w = _mm512_cvtps_pd(_mm256_castsi256_ps(strided8(wb + i, left, index)));
-        __m256i pop = w_pop ? strided8(w_pop + i, left, index) : _mm256_setzero_si256();
+        __m512d w = _mm512_cvtps_pd(_mm256_castsi256_ps(strided8(wb + i, left, index, kw)));
+        __m256i pop = w_pop ? strided8(w_pop + i, left, index, kw) : _mm256_setzero_si256();
 #pragma GCC unroll 4
         for (int j = 0; j < ka; j++) {
-            __m256i c = strided8(count + j * ldc + i, left, index);
+            __m256i c = strided8(count + j * ldc + i, left, index, kw);
             __m256i d = doubled ? _mm256_slli_epi32(c, 1) : c;
             d = negate ? _mm256_sub_epi32(vbase[j], d) : _mm256_add_epi32(vbase[j], d);
             d = _mm256_sub_epi32(d, pop);
