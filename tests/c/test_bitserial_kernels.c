@@ -270,8 +270,9 @@ Test(bitserial_kernels, popcount_gemv_il_every_tail)
     cr_assert_eq(kernels, qc_arch_supported(QC_ARCH_AVX512) && (qc_cpu_features() & QC_CPU_AVX512VPOPCNTDQ) ? 1 : 0);
 }
 
-/* popcount_gemv_il on long rows (8 KB per group of b, so that the kernel splits the groups into several
- * chunks) and 1..9 rows of a (blocks of 4 and 8 with tails), against a word-by-word popcount written here. */
+/* popcount_gemv_il on long rows (8 KB per group of b, so that with more than 8 rows of a the kernel splits
+ * the groups into chunks of 3) and 1..9 rows of a (one block of 1..8 rows, or 8 and a tail), against a
+ * word-by-word popcount written here. */
 Test(bitserial_kernels, popcount_gemv_il_chunks)
 {
     enum { NQ = 8 * 60 + 3, WORDS = 130, LIVE = 127, NP = 9 };

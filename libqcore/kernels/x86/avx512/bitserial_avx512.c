@@ -280,17 +280,18 @@ static void il_shape(int32_t *c, int64_t ldc, const uint64_t *a, const uint64_t 
 }
 
 /* Bytes of b a chunk of groups may span: every block of a's rows reads the chunk, so it should stay in the
- * L1 cache while they do. */
-enum { IL_CHUNK_BYTES = 32768 };
+ * L1 cache (with a's rows) while they do. */
+enum { IL_CHUNK_BYTES = 24576 };
 
-/* Chunks of groups outside, blocks of up to IL_ROWS rows of a inside (a GEMV's Ka planes are one block, so
- * b streams past once). Chunks hold a multiple of 24 groups (a whole number of tiles for every il_groups). */
+/* Chunks of groups outside, blocks of up to IL_ROWS rows of a inside. With one block (a GEMV's Ka planes, a
+ * batch of up to 8) b streams past once, in one chunk; with more, chunks of a multiple of the 8-row tile's
+ * 3 groups. */
 void qc__popcount_gemv_il_avx512(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
                                  int64_t words, int64_t live, int op)
 {
     int64_t groups = (nq + 7) / 8, group_bytes = (live > 0 ? live : 1) * 64;
-    int64_t chunk = (IL_CHUNK_BYTES / group_bytes + 23) / 24 * 24;
-    if (chunk == 0) chunk = 24; /* rows of more than 32 KB per group */
+    int64_t fit = IL_CHUNK_BYTES / group_bytes, chunk = np <= IL_ROWS ? groups : (fit + 2) / 3 * 3;
+    if (chunk == 0) chunk = 3; /* groups larger than the chunk */
     for (int64_t g0 = 0; g0 < groups; g0 += chunk) {
         int64_t g1 = groups - g0 < chunk ? groups : g0 + chunk;
         for (int64_t p = 0; p < np; p += IL_ROWS) {
