@@ -1,10 +1,10 @@
 /* qc_bitserial_layer (made once, run many times) gives bit for bit what qc_bitserial_gemm gives on the
  * reference kernel set (itself checked against numpy in tests/python/test_bitserial.py), on every kernel
- * set, 1 and 2 threads, with and without interleaved weights and bias, every code pairing, Kw and Ka 1..4,
- * row lengths with every word and vector tail, output counts across the 8-lane, 8-row group and
- * 128-output item boundaries, and 1, 2, 3, 5, 8 and 9 rows (the GEMV's blocks, the 8-row tiles and their tails; 2 threads
- * with the interleaved weights only); and
- * rejects bad input with a precise error, writing nothing. */
+ * set, 1 and 2 threads (2 with the interleaved weights only), with and without interleaved weights and
+ * bias, every code pairing, Kw and Ka 1..4, row lengths with every word and vector tail, output counts
+ * across the 8-lane, 8-row group and 128-output item boundaries, and 1, 2, 3, 5, 8 and 9 rows (the GEMV's
+ * blocks, the 8-row tiles and their tails); and it rejects bad input with a precise error, writing
+ * nothing. */
 #include "test_util.h"
 
 enum { MAX_ROWS = 9, MAX_N = 784, MAX_OUT = 135, MAX_BITS = 4 };
