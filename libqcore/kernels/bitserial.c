@@ -1,8 +1,11 @@
 /* The bit-serial products of qc_kernels.h. The work is cut into items of up to 64 input bit-rows (64 / Ka
  * input rows: 32 KB of planes at n = 4096, which stay in the L1 cache while each weight row streams past
- * them; fewer rows per item left the kernel waiting on the weights) by 128 outputs; the popcount_gemm of the context's kernel set fills an item's counts, and one scalar epilogue,
- * shared by every kernel set, turns them into dot products and scales them, so the results depend on
- * neither the kernel set nor the thread count. */
+ * them; fewer rows per item left the kernel waiting on the weights) by 128 outputs; the popcount_gemm (or,
+ * with interleaved weights, popcount_gemv_il) of the context's kernel set fills an item's counts, and its
+ * lq_scale turns each row's counts into dot products and scales them with the same double operations in
+ * every kernel set, so the results depend on neither the kernel set nor the thread count. A
+ * qc_bitserial_layer does once what depends only on the weights and bases (checks, the encoder, weight
+ * popcounts). */
 #include <stdlib.h>
 #include <string.h>
 
