@@ -13,6 +13,11 @@ writes JSON to benchmarks/results/bitserial.json.
   what ai.qcore.LQGemm runs); codes +-1 x +-1 (XOR) and {0,1} x +-1 (AND, inputs after a ReLU). Timed as
   the process's CPU time, as the probe now times itself, so that other work on the shared cores does not
   count against either.
+- The same W1A1 GEMM rows timed from C (build/benchmarks/bitserial_probe: qc_bitserial_gemm and
+  qc_bitserial_gemm_interleaved through the public C API, random planes, CPU time, best of --repeats), so
+  that the efficiency of the kernels themselves is seen without the Python call's cost (cffi argument
+  conversion and the output array's allocation: about a tenth of the call at M = 8). Both are printed
+  and kept; `c_*` fields in the JSON.
 - Peer rows: W1A1, W2A2, W3A3 (and W1A2, W2A4) qc_bitserial_gemm from float inputs against numpy's
   OpenBLAS sgemm of the same float32 shapes (M = 64 and the GEMV M = 1; n = O = 4096) on 1 and 2 threads
   (qcore Context(threads), OpenBLAS through threadpoolctl), and against qcore's exact int8 product
@@ -61,6 +66,15 @@ def layer(rng, qcore, m, ka, kw, x_code):
         x = np.maximum(x, 0)
     xfit = qcore.lq_fit(x.reshape(1, -1), ka, x_code, qcore.LqOptions(max_iters=5))
     return w, planes, wfit.basis, x, xfit.basis[0]
+
+
+def c_kernel_rows(repeats):
+    """{(codes, M): row} of bitserial_probe, or {} when it is not built."""
+    probe = os.path.join(BUILD, "benchmarks", "bitserial_probe")
+    if not os.path.exists(probe):
+        return {}
+    out = subprocess.run([probe, str(repeats), "8", "16", "64"], check=True, capture_output=True, text=True).stdout
+    return {(r["codes"], r["M"]): r for r in json.loads(out)["rows"]}
 
 
 def kernel_rows(qcore, rng, repeats):
@@ -133,6 +147,14 @@ def main():
     load_before = load_average()
     roof_before = roofline()
     kernels = kernel_rows(qcore, rng, args.repeats)
+    c_rows = c_kernel_rows(args.repeats)
+    for r in kernels:
+        c = c_rows.get((r["codes"], r["M"]))
+        if c:
+            macs = r["M"] * r["n"] * r["O"]
+            r["c_gemm_s"], r["c_gemm_interleaved_s"] = c["gemm_s"], c["gemm_interleaved_s"]
+            r["c_gemm_mac_per_ns"] = macs / c["gemm_s"] * 1e-9
+            r["c_gemm_interleaved_mac_per_ns"] = macs / c["gemm_interleaved_s"] * 1e-9
     peers = peer_rows(qcore, rng, args.repeats)
     roof_after = roofline()
     roofs = [r for r in (roof_before, roof_after) if r]
@@ -148,7 +170,9 @@ def main():
         "gemm eff", "il eff"))
     for r in kernels:
         if roof:
-            for kind in ("dots", "gemm", "gemm_interleaved"):
+            for kind in ("dots", "gemm", "gemm_interleaved", "c_gemm", "c_gemm_interleaved"):
+                if kind + "_mac_per_ns" not in r:
+                    continue
                 r[kind + "_efficiency"] = r[kind + "_mac_per_ns"] / roof["binary_mac_per_ns"]
                 r[kind + "_mac_per_cycle"] = r[kind + "_mac_per_ns"] / roof["add_chain_ghz"]
         print("%-20s %4d %10.3f %10.3f %10.3f %12.0f %12.0f %12.0f %8.0f%% %8.0f%% %8.0f%%" % (
@@ -156,6 +180,16 @@ def main():
             r["dots_mac_per_ns"], r["gemm_mac_per_ns"], r["gemm_interleaved_mac_per_ns"],
             100 * r.get("dots_efficiency", 0), 100 * r.get("gemm_efficiency", 0),
             100 * r.get("gemm_interleaved_efficiency", 0)))
+    if c_rows:
+        print("the same from C (bitserial_probe, no Python call cost):")
+        print("%-20s %4s %10s %10s %12s %12s %9s %9s" % ("W1A1 codes", "M", "gemm ms", "il ms", "gemm MAC/ns",
+                                                         "il MAC/ns", "gemm eff", "il eff"))
+        for r in kernels:
+            if "c_gemm_s" in r:
+                print("%-20s %4d %10.3f %10.3f %12.0f %12.0f %8.0f%% %8.0f%%" % (
+                    r["codes"], r["M"], 1e3 * r["c_gemm_s"], 1e3 * r["c_gemm_interleaved_s"], r["c_gemm_mac_per_ns"],
+                    r["c_gemm_interleaved_mac_per_ns"], 100 * r.get("c_gemm_efficiency", 0),
+                    100 * r.get("c_gemm_interleaved_efficiency", 0)))
     print("%-7s %4s %7s %13s %10s %9s %9s %9s" % ("format", "M", "threads", "bit-serial ms", "sgemm ms", "vs sgemm",
                                                   "int8 ms", "vs int8"))
     for r in peers:

@@ -75,6 +75,27 @@ QC_API qc_status qc_bitserial_gemm_interleaved(qc_ctx *ctx, qc_tensor *y, const 
                                                const qc_tensor *w_interleaved, const qc_tensor *w_basis,
                                                qc_lq_code w_code, const qc_tensor *bias);
 
+/* A bit-serial layer made once for repeated products with the same weights (an inference session's
+ * fully-connected layer), since 1.6: everything that depends only on w_planes, w_interleaved (optional, as
+ * for qc_bitserial_gemm_interleaved), the bases, the codes and the bias is checked and derived here (the
+ * input encoding rule, the weights' popcounts), so that a run checks only x and y. x_basis is one basis
+ * for every row (f32 [Ka]); n is the rows' length. The layer borrows w_planes, w_interleaved, w_basis and
+ * bias: they must stay alive and unchanged until qc_bitserial_layer_free. Errors as qc_bitserial_gemm's. */
+typedef struct qc_bitserial_layer qc_bitserial_layer;
+
+QC_API qc_status qc_bitserial_layer_create(qc_bitserial_layer **out, qc_ctx *ctx, int64_t n, const qc_tensor *x_basis,
+                                           qc_lq_code x_code, const qc_tensor *w_planes,
+                                           const qc_tensor *w_interleaved, const qc_tensor *w_basis,
+                                           qc_lq_code w_code, const qc_tensor *bias);
+
+/* y [..., O] = the layer's product of x [..., n] (any leading dimensions, the same in both; a 1-D x is one row),
+ * bit for bit qc_bitserial_gemm's (or qc_bitserial_gemm_interleaved's) result on x viewed as [rows, n], on
+ * ctx's kernel set and threads. */
+QC_API qc_status qc_bitserial_layer_run(qc_bitserial_layer *layer, qc_ctx *ctx, qc_tensor *y, const qc_tensor *x);
+
+/* NULL is a no-op. */
+QC_API void qc_bitserial_layer_free(qc_bitserial_layer *layer);
+
 /* The exact int8 product for wider formats: y[m, o] = sum_k x[m, k] w[o, k] in int32, x u8 [M, n], w i8 [O, n],
  * y out i32 [M, O], all borrowed, n in 1..65535 (beyond, QC_ERR_OVERFLOW: 255 * 128 * n may not fit).
  * AVX-512 VNNI (VPDPBUSD) when the CPU has it, else AVX2 (bytes widened to 16 bits, VPMADDWD), else the

@@ -1,8 +1,11 @@
 /* The bit-serial products of qc_kernels.h. The work is cut into items of up to 64 input bit-rows (64 / Ka
  * input rows: 32 KB of planes at n = 4096, which stay in the L1 cache while each weight row streams past
- * them; fewer rows per item left the kernel waiting on the weights) by 128 outputs; the popcount_gemm of the context's kernel set fills an item's counts, and one scalar epilogue,
- * shared by every kernel set, turns them into dot products and scales them, so the results depend on
- * neither the kernel set nor the thread count. */
+ * them; fewer rows per item left the kernel waiting on the weights) by 128 outputs; the popcount_gemm (or,
+ * with interleaved weights, popcount_gemv_il) of the context's kernel set fills an item's counts, and its
+ * lq_scale turns each row's counts into dot products and scales them with the same double operations in
+ * every kernel set, so the results depend on neither the kernel set nor the thread count. A
+ * qc_bitserial_layer does once what depends only on the weights and bases (checks, the encoder, weight
+ * popcounts). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,8 +23,8 @@ typedef struct bs_problem {
     qc_row_gemm_fn gemm;
     qc_row_gemv_il_fn gemv_il; /* with w_il, else NULL */
     const uint64_t *w_il;      /* w interleaved (qc_bitserial_interleave), or NULL */
-    qc_lq_terms_fn terms;
-    void (*encode)(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
+    qc_lq_scale_fn scale;
+    int (*encode)(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
     int op;                 /* XOR for +-1 on both sides, else AND */
     int64_t n, words, rows, outputs;
     int64_t rows_per_item;  /* BIT_ROWS_PER_ITEM / ka */
@@ -36,7 +39,6 @@ typedef struct bs_scratch {
     uint64_t *x;
     int32_t *x_pop;
     int32_t *counts;
-    double *sums;  /* one item's outputs */
     const uint64_t *ones; /* one row of all-ones words when the input planes' popcounts are needed, else NULL */
 } bs_scratch;
 
@@ -71,7 +73,7 @@ static void item_counts(int32_t *counts, const bs_problem *p, const uint64_t *x,
 {
     if (p->w_il) { /* o0 kw is a multiple of 8: items start at multiples of 128 outputs */
         p->gemv_il(counts, outputs * p->kw, x, rows * p->ka, p->w_il + o0 * p->kw * p->words, outputs * p->kw,
-                   p->words, p->op);
+                   p->words, (p->n + 63) / 64, p->op);
         return;
     }
     p->gemm(counts, outputs * p->kw, x, rows * p->ka, p->w + o0 * p->kw * p->words, outputs * p->kw, p->words, p->op);
@@ -97,9 +99,8 @@ static qc_status scratch_alloc(bs_scratch **out, int threads, const bs_problem *
     size_t x_bytes = encode ? round64(bit_rows * (size_t)p->words * sizeof(uint64_t)) : 0;
     size_t pop_bytes = round64(bit_rows * sizeof(int32_t));
     size_t count_bytes = round64(bit_rows * outputs * (size_t)p->kw * sizeof(int32_t));
-    size_t sum_bytes = round64(outputs * sizeof(double));
     size_t ones_bytes = p->x_code == QC_LQ_UNSIGNED && p->w_code == QC_LQ_SIGNED ? (size_t)p->words * sizeof(uint64_t) : 0;
-    size_t each = x_bytes + pop_bytes + count_bytes + sum_bytes;
+    size_t each = x_bytes + pop_bytes + count_bytes;
     size_t head = round64((size_t)threads * sizeof(bs_scratch)) + round64(ones_bytes);
     size_t bytes = head + (size_t)threads * each;
     unsigned char *block = bytes <= LOCAL_SCRATCH ? local : aligned_alloc(64, bytes);
@@ -113,7 +114,6 @@ static qc_status scratch_alloc(bs_scratch **out, int threads, const bs_problem *
         s[t].x = encode ? (uint64_t *)mine : NULL;
         s[t].x_pop = (int32_t *)(mine + x_bytes);
         s[t].counts = (int32_t *)(mine + x_bytes + pop_bytes);
-        s[t].sums = (double *)(mine + x_bytes + pop_bytes + count_bytes);
         memset(s[t].x_pop, 0, pop_bytes);
     }
     *out = s;
@@ -173,7 +173,7 @@ static qc_status problem_init(bs_problem *p, const qc_ctx *ctx, int64_t n, int64
     p->gemv_il = NULL;
     p->w_il = NULL;
     p->encode = ctx->kernels->encode_planes;
-    p->terms = n < (1ll << 30) ? ctx->kernels->lq_terms : qc__lq_terms_ref; /* see qc_kernels.lq_terms */
+    p->scale = n < (1ll << 30) ? ctx->kernels->lq_scale : qc__lq_scale_ref; /* see qc_kernels.lq_scale */
     p->op = x_code == QC_LQ_SIGNED && w_code == QC_LQ_SIGNED ? QC_POPCOUNT_XOR : QC_POPCOUNT_AND;
     p->n = n;
     p->words = qc_lq_plane_words(n);
@@ -271,72 +271,78 @@ typedef struct bs_scaling {
     const float *w_basis;   /* [outputs, kw] */
     const float *bias;      /* [outputs] or NULL */
     float *y;               /* [rows, outputs] */
+    const qc_plane_encoder *encoder; /* x_basis's rule made once (a layer's), or NULL: made per row */
+    const qc_tensor *x_tensor; /* x, whose finiteness run_gemm checks (for the error message) */
 } bs_scaling;
 
-/* Encodes input rows m0 .. m0 + rows - 1 into the thread's planes and counts their {0,1} bits. */
-static void encode_rows(bs_scratch *s, const bs_problem *p, const bs_scaling *f, int64_t m0, int64_t rows)
+/* Encodes input rows m0 .. m0 + rows - 1 into the thread's planes and counts their {0,1} bits; 0 when a
+ * value was not finite. */
+static int encode_rows(bs_scratch *s, const bs_problem *p, const bs_scaling *f, int64_t m0, int64_t rows)
 {
+    int finite = 1;
     for (int64_t m = 0; m < rows; m++) {
         qc_lq_table t;
-        qc__lq_table(&t, f->x_basis + (m0 + m) * f->x_basis_stride, p->ka, p->x_code);
-        p->encode(s->x + m * p->ka * p->words, p->words, f->x + (m0 + m) * p->n, p->n, &t.encoder);
+        if (f->encoder == NULL) qc__lq_table(&t, f->x_basis + (m0 + m) * f->x_basis_stride, p->ka, p->x_code);
+        finite &= p->encode(s->x + m * p->ka * p->words, p->words, f->x + (m0 + m) * p->n, p->n,
+                            f->encoder ? f->encoder : &t.encoder);
     }
     /* popcount(plane AND ones) on the kernel set's popcount: row_popcounts' builtin is a libgcc call here */
     if (s->ones) p->gemm(s->x_pop, 1, s->x, rows * p->ka, s->ones, 1, p->words, QC_POPCOUNT_AND);
+    return finite;
 }
 
-/* Y for an item: per output, sum over i then j of w_basis[o, i] x_basis[m, j] D, in double, in that order
- * (the loops run over outputs innermost so that they vectorize; each output's sum is still formed in the
- * same order). */
+/* Y for an item: each row's outputs from its counts by the kernel set's lq_scale (per output, the sum over i
+ * then j of w_basis[o, i] x_basis[m, j] D in double, in that order). */
 static void gemm_item(const bs_problem *p, const bs_scaling *f, int64_t m0, int64_t rows, int64_t o0, int64_t outputs,
                       const bs_scratch *s)
 {
     item_counts(s->counts, p, s->x, rows, o0, outputs);
-    int64_t ldc = outputs * p->kw, kw = p->kw, scale = dot_scale(p);
-    const float *wb = f->w_basis + o0 * kw;
+    int64_t ldc = outputs * p->kw, kw = p->kw;
+    const float *wb = f->w_basis + o0 * kw, *bias = f->bias ? f->bias + o0 : NULL;
     const int32_t *w_pop = p->w_pop ? p->w_pop + o0 * kw : NULL;
-    double *sum = s->sums;
     for (int64_t m = 0; m < rows; m++) {
-        const float *xb = f->x_basis + (m0 + m) * f->x_basis_stride;
-        for (int64_t o = 0; o < outputs; o++) sum[o] = 0.0;
-        for (int64_t i = 0; i < kw; i++)
-            for (int j = 0; j < p->ka; j++) {
-                int64_t bit_row = m * p->ka + j, base = dot_base(p, s->x_pop[bit_row]);
-                p->terms(sum, s->counts + bit_row * ldc + i, wb + i, w_pop ? w_pop + i : NULL, kw, base, scale,
-                         (double)xb[j], outputs);
-            }
-        float *y = f->y + (m0 + m) * p->outputs + o0;
-        for (int64_t o = 0; o < outputs; o++) y[o] = f->bias ? (float)sum[o] + f->bias[o0 + o] : (float)sum[o];
+        int64_t base[QC_LQ_MAX_BITS];
+        for (int j = 0; j < p->ka; j++) base[j] = dot_base(p, s->x_pop[m * p->ka + j]);
+        p->scale(f->y + (m0 + m) * p->outputs + o0, s->counts + m * p->ka * ldc, ldc, wb, w_pop, p->kw, p->ka, base,
+                 dot_scale(p), f->x_basis + (m0 + m) * f->x_basis_stride, bias, outputs);
     }
 }
 
-/* One item: its input block encoded unless *encoded says the scratch holds it already. */
-static void run_item(const bs_problem *p, const bs_scaling *f, bs_scratch *mine, int64_t item, int64_t o_items,
-                     int64_t *encoded)
+/* One item: its input block encoded unless *encoded says the scratch holds it already. 0, with nothing
+ * written, when the encoding met a value that is not finite. */
+static int run_item(const bs_problem *p, const bs_scaling *f, bs_scratch *mine, int64_t item, int64_t o_items,
+                    int64_t *encoded)
 {
     int64_t per = p->rows_per_item, mi = item / o_items, m0 = mi * per, o0 = item % o_items * OUTPUTS_PER_ITEM;
     int64_t rows = p->rows - m0 < per ? p->rows - m0 : per;
     int64_t outputs = p->outputs - o0 < OUTPUTS_PER_ITEM ? p->outputs - o0 : OUTPUTS_PER_ITEM;
     if (mi != *encoded) {
-        encode_rows(mine, p, f, m0, rows);
+        if (!encode_rows(mine, p, f, m0, rows)) return 0;
         *encoded = mi;
     }
     gemm_item(p, f, m0, rows, o0, outputs, mine);
+    return 1;
 }
 
-/* Items ordered input block first, so that a thread re-encodes its input block only when it moves on. */
+/* Items ordered input block first, so that a thread re-encodes its input block only when it moves on.
+ * x's finiteness: when one thread encodes all rows before it writes any output (one block of rows), the
+ * encoder's own flag decides; otherwise x is scanned first, since outputs are written only on success. */
 static qc_status run_gemm(const qc_ctx *ctx, bs_problem *p, const bs_scaling *f, const char *function)
 {
     int threads = threads_for(ctx, p);
+    int64_t per = p->rows_per_item, m_items = (p->rows + per - 1) / per;
+    int64_t o_items = (p->outputs + OUTPUTS_PER_ITEM - 1) / OUTPUTS_PER_ITEM;
+    int encoder_checks = threads == 1 && m_items == 1;
+    if (!encoder_checks) QC_TRY(qc__tensor_check_finite(f->x_tensor, function, "x"));
     bs_scratch *s;
     _Alignas(64) unsigned char local[LOCAL_SCRATCH];
     if (scratch_alloc(&s, threads, p, 1, local) != QC_OK)
         return QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for %d threads' scratch", threads);
-    int64_t per = p->rows_per_item, m_items = (p->rows + per - 1) / per;
-    int64_t o_items = (p->outputs + OUTPUTS_PER_ITEM - 1) / OUTPUTS_PER_ITEM;
+    int finite = 1;
     if (threads == 1) {
         int64_t encoded = -1;
-        for (int64_t item = 0; item < m_items * o_items; item++) run_item(p, f, s, item, o_items, &encoded);
+        for (int64_t item = 0; finite && item < m_items * o_items; item++)
+            finite = run_item(p, f, s, item, o_items, &encoded);
     } else {
 #pragma omp parallel num_threads(threads)
         {
@@ -347,12 +353,14 @@ static qc_status run_gemm(const qc_ctx *ctx, bs_problem *p, const bs_scaling *f,
         }
     }
     scratch_free(s, local);
-    return QC_OK;
+    if (finite) return QC_OK;
+    QC_TRY(qc__tensor_check_finite(f->x_tensor, function, "x")); /* its message names the element */
+    return QC_FAIL_IN(function, QC_ERR_NUMERIC, "argument 'x' holds a value that is not finite");
 }
 
-/* The checks of qc_bitserial_gemm, on x viewed as [rows, n] and y as [rows, outputs]; *ka and *kw receive
- * the bases' widths. */
-static qc_status check_gemm(int *ka, int *kw, const qc_tensor *x, int64_t rows, int64_t n, const qc_tensor *x_basis,
+/* The checks of qc_bitserial_gemm but x's finiteness (run_gemm's), for x of `rows` rows of n; *ka and *kw
+ * receive the bases' widths. */
+static qc_status check_gemm(int *ka, int *kw, int64_t rows, int64_t n, const qc_tensor *x_basis,
                             qc_lq_code x_code, const qc_tensor *w_planes, const qc_tensor *w_basis, qc_lq_code w_code,
                             const qc_tensor *bias, const char *function)
 {
@@ -384,7 +392,7 @@ static qc_status check_gemm(int *ka, int *kw, const qc_tensor *x, int64_t rows, 
                               (long long)outputs);
         QC_TRY(qc__tensor_check_finite(bias, function, "bias"));
     }
-    return qc__tensor_check_finite(x, function, "x");
+    return QC_OK;
 }
 
 static qc_status gemm_common(qc_ctx *ctx, float *y, const qc_tensor *x, int64_t rows, int64_t n,
@@ -393,12 +401,13 @@ static qc_status gemm_common(qc_ctx *ctx, float *y, const qc_tensor *x, int64_t 
                              const char *function)
 {
     int ka, kw;
-    QC_TRY(check_gemm(&ka, &kw, x, rows, n, x_basis, x_code, w_planes, w_basis, w_code, bias, function));
+    QC_TRY(check_gemm(&ka, &kw, rows, n, x_basis, x_code, w_planes, w_basis, w_code, bias, function));
     bs_problem p;
     QC_TRY(problem_init(&p, ctx, n, rows, ka, x_code, w_planes, kw, w_code, function));
     p.gemv_il = w_il ? qc__popcount_gemv_il_for(ctx->arch) : NULL;
     p.w_il = p.gemv_il ? w_il : NULL; /* a kernel set without the interleaved kernel reads w_planes */
-    bs_scaling f = {x->data, x_basis->data, x_basis->ndim == 1 ? 0 : ka, w_basis->data, bias ? bias->data : NULL, y};
+    bs_scaling f = {x->data, x_basis->data, x_basis->ndim == 1 ? 0 : ka, w_basis->data, bias ? bias->data : NULL, y,
+                    NULL, x};
     qc_status st = run_gemm(ctx, &p, &f, function);
     free(p.w_pop);
     return st;
@@ -489,4 +498,91 @@ qc_status qc_bitserial_gemm_interleaved(qc_ctx *ctx, qc_tensor *y, const qc_tens
     QC_TRY(check_interleaved(w_interleaved, w_planes->dims[0], kw, w_planes->dims[2], __func__));
     return gemm_common(ctx, y->data, x, x->dims[0], x->dims[1], x_basis, x_code, w_planes, w_interleaved->data, w_basis,
                        w_code, bias, __func__);
+}
+
+/* ---- a layer: everything that depends on the weights and bases alone, made once ------------------- */
+
+struct qc_bitserial_layer {
+    bs_problem p;          /* kernels and rows set per run */
+    qc_plane_encoder encoder;
+    float x_basis[QC_LQ_MAX_BITS];
+    const float *w_basis, *bias;
+    int interleaved;       /* p.w_il holds the caller's interleaved planes */
+};
+
+qc_status qc_bitserial_layer_create(qc_bitserial_layer **out, qc_ctx *ctx, int64_t n, const qc_tensor *x_basis,
+                                    qc_lq_code x_code, const qc_tensor *w_planes, const qc_tensor *w_interleaved,
+                                    const qc_tensor *w_basis, qc_lq_code w_code, const qc_tensor *bias)
+{
+    int ka = 0, kw = 0;
+    QC_CHECK_NOT_NULL(out);
+    *out = NULL;
+    QC_CHECK_NOT_NULL(ctx);
+    if (x_basis != NULL && x_basis->ndim != 1)
+        return QC_FAIL(QC_ERR_SHAPE, "argument 'x_basis': expected 1 dimension [Ka] (one basis for every row), got %d",
+                       (int)x_basis->ndim);
+    QC_TRY(check_gemm(&ka, &kw, 1, n, x_basis, x_code, w_planes, w_basis, w_code, bias, __func__));
+    if (w_interleaved) QC_TRY(check_interleaved(w_interleaved, w_planes->dims[0], kw, w_planes->dims[2], __func__));
+    qc_bitserial_layer *l = calloc(1, sizeof *l);
+    if (l == NULL) return QC_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory for the layer");
+    qc_status st = problem_init(&l->p, ctx, n, 0, ka, x_code, w_planes, kw, w_code, __func__);
+    if (st != QC_OK) {
+        free(l);
+        return st;
+    }
+    l->p.w_il = w_interleaved ? w_interleaved->data : NULL;
+    l->interleaved = w_interleaved != NULL;
+    qc_lq_table t;
+    qc__lq_table(&t, x_basis->data, ka, x_code);
+    l->encoder = t.encoder;
+    memcpy(l->x_basis, x_basis->data, (size_t)ka * sizeof(float));
+    l->w_basis = w_basis->data;
+    l->bias = bias ? bias->data : NULL;
+    *out = l;
+    return QC_OK;
+}
+
+/* x [..., n] and y [..., O] with the same leading dimensions; *rows receives their product. */
+static qc_status check_layer_io(const qc_bitserial_layer *l, const qc_tensor *y, const qc_tensor *x, int64_t *rows)
+{
+    QC_TRY(qc__tensor_expect(x, "qc_bitserial_layer_run", "x", QC_DT_F32));
+    QC_TRY(qc__tensor_expect(y, "qc_bitserial_layer_run", "y", QC_DT_F32));
+    int same = x->ndim >= 1 && y->ndim == x->ndim && x->dims[x->ndim - 1] == l->p.n &&
+               y->dims[y->ndim - 1] == l->p.outputs;
+    for (int d = 0; same && d + 1 < x->ndim; d++) same = x->dims[d] == y->dims[d];
+    if (!same) {
+        char xs[160], ys[160];
+        qc__shape_string(xs, sizeof xs, x->ndim, x->dims);
+        qc__shape_string(ys, sizeof ys, y->ndim, y->dims);
+        return QC_FAIL_IN("qc_bitserial_layer_run", QC_ERR_SHAPE,
+                          "arguments 'x' %s and 'y' %s: expected [..., %lld] and [..., %lld] with the same leading "
+                          "dimensions", xs, ys, (long long)l->p.n, (long long)l->p.outputs);
+    }
+    *rows = qc_tensor_numel(x) / l->p.n;
+    return QC_OK;
+}
+
+qc_status qc_bitserial_layer_run(qc_bitserial_layer *layer, qc_ctx *ctx, qc_tensor *y, const qc_tensor *x)
+{
+    int64_t rows = 0;
+    QC_CHECK_NOT_NULL(layer);
+    QC_CHECK_NOT_NULL(ctx);
+    QC_TRY(check_layer_io(layer, y, x, &rows));
+    if (rows == 0) return qc__tensor_check_finite(x, __func__, "x");
+    bs_problem p = layer->p;
+    p.rows = rows;
+    p.gemm = qc__popcount_gemm_for(ctx->arch);
+    p.encode = ctx->kernels->encode_planes;
+    p.scale = p.n < (1ll << 30) ? ctx->kernels->lq_scale : qc__lq_scale_ref;
+    p.gemv_il = layer->interleaved ? qc__popcount_gemv_il_for(ctx->arch) : NULL;
+    p.w_il = p.gemv_il ? p.w_il : NULL;
+    bs_scaling f = {x->data, layer->x_basis, 0, layer->w_basis, layer->bias, y->data, &layer->encoder, x};
+    return run_gemm(ctx, &p, &f, __func__);
+}
+
+void qc_bitserial_layer_free(qc_bitserial_layer *layer)
+{
+    if (layer == NULL) return;
+    free(layer->p.w_pop);
+    free(layer);
 }

@@ -45,13 +45,14 @@ typedef qc_row_gemm *qc_row_gemm_fn;
 
 /* Counts against weights interleaved eight rows to a vector (popcount_gemv_il of qc_kernels). */
 typedef void qc_row_gemv_il(int32_t *c, int64_t ldc, const uint64_t *a, int64_t np, const uint64_t *b, int64_t nq,
-                            int64_t words, int op);
+                            int64_t words, int64_t live, int op);
 typedef qc_row_gemv_il *qc_row_gemv_il_fn;
 
-/* The scaling step of the bit-serial products (lq_terms of qc_kernels). */
-typedef void qc_lq_terms(double *sum, const int32_t *count, const float *wb, const int32_t *w_pop, int64_t kw,
-                         int64_t base, int64_t scale, double xj, int64_t outputs);
-typedef qc_lq_terms *qc_lq_terms_fn;
+/* The scaling step of the bit-serial products (lq_scale of qc_kernels). */
+typedef void qc_lq_scale(float *y, const int32_t *count, int64_t ldc, const float *wb, const int32_t *w_pop, int kw,
+                         int ka, const int64_t *base, int64_t scale, const float *xb, const float *bias,
+                         int64_t outputs);
+typedef qc_lq_scale *qc_lq_scale_fn;
 
 typedef struct qc_kernels {
     qc_arch arch;
@@ -75,16 +76,24 @@ typedef struct qc_kernels {
      * in int32 (rows of fewer than 65536 bytes, zero padded to `words` words, a multiple of 8); `op` is
      * QC_INT8_DOT (the shape of popcount_gemm, so that both share one tile loop). */
     qc_row_gemm_fn int8_gemm;
-    /* Writes the K bit-planes of one row (planes[K][words], all words written, padding 0) for finite x[n]. */
-    void (*encode_planes)(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
-    /* One term of the bit-serial products' scaling, for o < outputs:
-     *     sum[o] += ((double)wb[o * kw] * xj) * (double)(base + scale * count[o * kw] - w_pop[o * kw])
-     * (no w_pop term when it is NULL), each with exactly these double operations in this order (no fused
-     * multiply-add), so that every kernel set gives the same bits. The optimized entries need rows of
-     * n < 2^30 (|base|, |scale * count| and w_pop at most 2 n); qc__lq_terms_ref takes any n < 2^31. */
-    qc_lq_terms_fn lq_terms;
+    /* Writes the K bit-planes of one row (planes[K][words], all words written, padding 0) for finite x[n],
+     * and returns whether x[n] was all finite (when not, the planes are unspecified): the encoder reads
+     * every value anyway, so that a caller can skip a separate scan of its input. */
+    int (*encode_planes)(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
+    /* One input row's outputs of the bit-serial products from its counts, for o < outputs:
+     *     sum = 0.0; for i < kw, then j < ka:
+     *         sum += ((double)wb[o * kw + i] * (double)xb[j]) * (double)D,
+     *         D = base[j] + scale * count[j * ldc + o * kw + i] - w_pop[o * kw + i]
+     *     y[o] = (float)sum + bias[o]
+     * (no w_pop term when it is NULL, no bias add when it is NULL), each with exactly these double
+     * operations in this order (no fused multiply-add), so that every kernel set gives the same bits. The
+     * optimized entries need rows of n < 2^30 (|base|, |scale * count| and w_pop at most 2 n);
+     * qc__lq_scale_ref takes any n < 2^31. One call for all Kw Ka plane pairs keeps each output's sum in a
+     * register instead of a memory pass per pair. */
+    qc_lq_scale_fn lq_scale;
     /* popcount_gemm's counts with b interleaved (qc_bitserial_interleave): word w of row q at
-     * b[((q / 8) * words + w) * 8 + q % 8], rows past nq in the last group zero. One broadcast word of a
+     * b[((q / 8) * words + w) * 8 + q % 8], rows past nq in the last group zero, over words 0 .. live - 1
+     * only (live <= words; the words past it are zero padding on both sides, never read). One broadcast word of a
      * against eight rows of b per vector leaves each row's count in its own lane, so that short rows (a
      * GEMV's) need no horizontal sums. NULL in a set without one (callers use popcount_gemm). */
     qc_row_gemv_il_fn popcount_gemv_il;
@@ -118,11 +127,11 @@ qc_row_gemm qc__int8_gemm_ref, qc__int8_gemm_avx2, qc__int8_gemm_avx512;
 qc_row_gemm qc__popcount_gemm_ref, qc__popcount_gemm_avx2, qc__popcount_gemm_avx512;
 qc_row_gemv_il qc__popcount_gemv_il_avx512;
 
-qc_lq_terms qc__lq_terms_ref, qc__lq_terms_avx512;
+qc_lq_scale qc__lq_scale_ref, qc__lq_scale_avx512;
 
-void qc__encode_planes_ref(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
-void qc__encode_planes_avx2(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
-void qc__encode_planes_avx512(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
+int qc__encode_planes_ref(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
+int qc__encode_planes_avx2(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
+int qc__encode_planes_avx512(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e);
 
 extern const qc_kernels qc__kernels_ref;
 extern const qc_kernels qc__kernels_avx2;

@@ -49,6 +49,8 @@ typedef struct qce_derived {
     void *data;
     size_t bytes;
     uint64_t generation;         /* the sum of its sources' generations when it was built */
+    void (*release)(void *data); /* set by a kernel whose data owns more (NULL: nothing); called before the
+                                  * data is rebuilt or freed */
 } qce_derived;
 
 typedef struct qce_call {

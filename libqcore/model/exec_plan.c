@@ -301,6 +301,8 @@ void qc_session_free(qc_session *s)
         free(s->nodes[i].inputs);
         free(s->nodes[i].outputs);
         free(s->nodes[i].last_reads);
+        if (s->nodes[i].derived.data != NULL && s->nodes[i].derived.release != NULL)
+            s->nodes[i].derived.release(s->nodes[i].derived.data);
         free(s->nodes[i].derived.data);
         free(s->nodes[i].fused_inputs);
         free(s->nodes[i].fused_derived.data);

@@ -146,6 +146,8 @@ void *qce__derived(const qce_call *call, size_t bytes, const size_t *sources, si
     }
     qce_derived *d = call->derived;
     if (d->data != NULL && d->bytes == bytes && d->generation == generation) return d->data;
+    if (d->data != NULL && d->release != NULL) d->release(d->data);
+    d->release = NULL;
     void *grown = realloc(d->data, bytes ? bytes : 1);
     if (grown == NULL) {
         *fresh = -1;

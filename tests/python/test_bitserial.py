@@ -152,3 +152,48 @@ def test_interleaved_bad_shape(rng):
     il = qcore.bitserial_interleave(wp)
     with pytest.raises(qcore.ShapeError, match="w_interleaved"):
         qcore.bitserial_gemm(x, x_basis, "unsigned", wp, w_basis, "signed", w_interleaved=il[:-1])
+
+
+@pytest.mark.parametrize("x_code,w_code", PAIRS)
+@pytest.mark.parametrize("ka,kw", [(1, 1), (3, 3), (2, 4)])
+def test_layer_gives_the_same_bits_and_matches_decoded_product(rng, x_code, w_code, ka, kw):
+    """BitserialLayer (qc_bitserial_layer) against bitserial_gemm on every kernel set, with and without the
+    interleaved weights, for 1, 2, 9 rows, a [2, 3, n] batch and a single [n] row; the reference's result
+    against numpy's product of the decoded levels."""
+    n, o = 777, 135
+    x, x_basis, wp, w_basis, wc = layer(rng, o, n, kw, w_code, ka, x_code, 9)
+    bias = rng.standard_normal(o).astype(np.float32)
+    il = qcore.bitserial_interleave(wp)
+    xq = oracle.decode(oracle.encode(x, x_basis[None], x_code), x_basis[None], x_code)
+    wq = oracle.decode(wc, w_basis, w_code)
+    expected, scale = xq @ wq.T + bias, np.abs(xq).dot(np.abs(wq).T) + np.abs(bias)
+    for arch, ctx in contexts().items():
+        want = qcore.bitserial_gemm(x, x_basis, x_code, wp, w_basis, w_code, bias, ctx=ctx)
+        assert np.all(np.abs(want - expected) <= 1e-6 * scale + 1e-6)
+        for interleaved in (None, il):
+            lay = qcore.BitserialLayer(n, x_basis, x_code, wp, w_basis, w_code, bias, ctx=ctx, w_interleaved=interleaved)
+            for m in (1, 2, 9):
+                np.testing.assert_array_equal(lay.run(x[:m]).view(np.uint32), want[:m].view(np.uint32),
+                                              err_msg="%s m=%d il=%s" % (arch, m, interleaved is not None))
+            batch = lay.run(x[:6].reshape(2, 3, n))
+            np.testing.assert_array_equal(batch.reshape(6, o).view(np.uint32), want[:6].view(np.uint32))
+            np.testing.assert_array_equal(lay.run(x[4]).view(np.uint32), want[4].view(np.uint32))
+
+
+def test_layer_bad_input(rng):
+    n, o = 100, 12
+    x, x_basis, wp, w_basis, _ = layer(rng, o, n, 2, "signed", 1, "unsigned", 3)
+    with pytest.raises(qcore.ShapeError, match="x_basis"):
+        qcore.BitserialLayer(n, np.ones((2, 1), np.float32), "unsigned", wp, w_basis, "signed")
+    with pytest.raises(qcore.ShapeError, match="w_planes"):
+        qcore.BitserialLayer(6 * n, x_basis, "unsigned", wp, w_basis, "signed")  # 16 words, not 8
+    with pytest.raises(qcore.NumericError, match="w_basis"):
+        bad = w_basis.copy()
+        bad[3, 1] = np.inf
+        qcore.BitserialLayer(n, x_basis, "unsigned", wp, bad, "signed")
+    lay = qcore.BitserialLayer(n, x_basis, "unsigned", wp, w_basis, "signed")
+    with pytest.raises(qcore.ShapeError, match="\\[\\.\\.\\., 100\\]"):
+        lay.run(x[:, :-1].copy())
+    x[1, 7] = np.nan
+    with pytest.raises(qcore.NumericError, match="element 107"):
+        lay.run(x)

@@ -39,6 +39,7 @@ from .lq_model import LqReplaceResult, lq_replace
 from .search import Front, Search, SearchSpace, dp_front, hypervolume, proxy_output_error
 from .job import quantize, quantize_model
 from .lq import bitserial_interleave
+from .lq import BitserialLayer
 
 __version__ = library_version()
 

@@ -215,6 +215,45 @@ def bitserial_gemm(x, x_basis, x_code, w_planes, w_basis, w_code, bias=None, ctx
     return y
 
 
+class BitserialLayer:
+    """A bit-serial layer made once (qc_bitserial_layer): the weights, bases and bias are checked and what
+    depends on them alone is derived here, so that each run(x) checks only x. x_basis is float32 [Ka] (one
+    basis for every row); n the rows' length; w_interleaved as for bitserial_gemm. run(x) gives bit for bit
+    bitserial_gemm's result for x float32 [..., n] as float32 [..., O]. The layer keeps the arrays it was
+    made from (the C layer borrows them)."""
+
+    def __init__(self, n, x_basis, x_code, w_planes, w_basis, w_code, bias=None, ctx=None, w_interleaved=None):
+        function = "qcore.BitserialLayer"
+        self._ctx = ctx or default_context()
+        self._keep = [as_array(x_basis, "x_basis", [np.float32], function),
+                      as_array(w_basis, "w_basis", [np.float32], function),
+                      as_array(w_planes, "w_planes", [np.uint64, np.int64], function)]
+        views = [view(self._keep[0]), view(self._keep[1]), view(self._keep[2], lib.QC_DT_I64)]
+        bt = ffi.NULL
+        if bias is not None:
+            self._keep.append(as_array(bias, "bias", [np.float32], function))
+            views.append(view(self._keep[-1]))
+            bt = views[-1][0]
+        it = ffi.NULL
+        if w_interleaved is not None:
+            self._keep.append(as_array(w_interleaved, "w_interleaved", [np.uint64, np.int64], function))
+            views.append(view(self._keep[-1], lib.QC_DT_I64))
+            it = views[-1][0]
+        self.n, self.outputs = int(n), int(self._keep[2].shape[0]) if self._keep[2].ndim else 0
+        handle = ffi.new("qc_bitserial_layer **")
+        check(lib.qc_bitserial_layer_create(handle, self._ctx._ctx, self.n, views[0][0],
+                                            _code(x_code, "x_code", function), views[2][0], it, views[1][0],
+                                            _code(w_code, "w_code", function), bt))
+        self._layer = ffi.gc(handle[0], lib.qc_bitserial_layer_free)
+
+    def run(self, x, ctx=None):
+        x = as_array(x, "x", [np.float32], "qcore.BitserialLayer.run")
+        y = np.empty(x.shape[:-1] + (self.outputs,) if x.ndim else (self.outputs,), np.float32)
+        xv, yv = view(x), view(y)
+        check(lib.qc_bitserial_layer_run(self._layer, (ctx or self._ctx)._ctx, yv[0], xv[0]))
+        return y
+
+
 def int8_gemm(x, w, ctx=None):
     """Exact int32 y = x @ w.T for x uint8 [M, n] and w int8 [O, n] (n <= 65535), on VNNI where present."""
     function = "qcore.int8_gemm"
@@ -226,5 +265,5 @@ def int8_gemm(x, w, ctx=None):
     return y
 
 
-__all__ = ["LqFit", "LqOptions", "bitserial_dots", "bitserial_gemm", "bitserial_interleave", "int8_gemm", "lq_decode",
+__all__ = ["BitserialLayer", "LqFit", "LqOptions", "bitserial_dots", "bitserial_gemm", "bitserial_interleave", "int8_gemm", "lq_decode",
            "lq_encode", "lq_fit", "lq_levels", "lq_pack", "lq_refit_output", "lq_assign_codes", "plane_words"]

@@ -28,5 +28,5 @@ const qc_kernels qc__kernels_ref = {
     .popcount_gemm = qc__popcount_gemm_ref,
     .int8_gemm = qc__int8_gemm_ref,
     .encode_planes = qc__encode_planes_ref,
-    .lq_terms = qc__lq_terms_ref,
+    .lq_scale = qc__lq_scale_ref,
 };

@@ -88,15 +88,25 @@ static void widen_planes(uint64_t *out, const qce_call *call, int64_t n)
     }
 }
 
-/* What the node keeps for a constant W_planes (redone when the initializer is replaced): that its padding
- * passed check_padding for rows of n, the dense form widened to the kernels' rows, and the planes
- * interleaved for the few-row product (qc_bitserial_interleave). At batch 1 the padding scan and the
- * interleaving each cost as much as the product; a computed W_planes is checked (and widened) on every
- * run. */
+/* What the node keeps when W_planes, the bases and the bias are constants (redone when one is replaced):
+ * that the padding passed check_padding for rows of n, the dense form widened to the kernels' rows, the
+ * planes interleaved for the few-row product (qc_bitserial_interleave), and the qc_bitserial_layer over
+ * them. At batch 1 the padding scan and the interleaving each cost as much as the product, and the
+ * per-call checks of the bases and bias a fifth of it; computed inputs are checked (and W_planes widened)
+ * on every run, through qc_bitserial_gemm. */
 typedef struct lq_prepared {
     int64_t checked_n; /* -1 until check_padding passes */
     int64_t groups;    /* of the interleaved planes, 0 when they are not kept */
+    qc_bitserial_layer *layer; /* for rows of checked_n, made on the first run that needs it, or NULL */
 } lq_prepared;
+
+/* The derived data's release (qce_derived.release): the layer is the one thing it owns. */
+static void release_prepared(void *data)
+{
+    lq_prepared *prep = data;
+    qc_bitserial_layer_free(prep->layer);
+    prep->layer = NULL;
+}
 
 /* The weights as the kernels take them (zeroed by the caller). `owned` holds widened planes made for this
  * run only; the caller frees it. */
@@ -105,6 +115,7 @@ typedef struct lq_weights {
     qc_tensor interleaved; /* valid when have_interleaved */
     int have_interleaved;
     uint64_t *owned;
+    qc_bitserial_layer *layer; /* the kept layer (all its inputs constant): the run needs nothing else */
 } lq_weights;
 
 static qc_status planes_view(const qce_call *call, qc_tensor *t, void *data, int64_t n)
@@ -132,23 +143,51 @@ static qc_status weights_per_run(const qce_call *call, int64_t n, lq_weights *w)
     return planes_view(call, &w->planes, w->owned, n);
 }
 
+/* The layer of qc_bitserial_layer_create over the kept planes and the constant bases and bias, made once
+ * per W_planes and n: a batch-1 run then skips every check and derivation that depends on them alone. */
+static qc_status make_layer(const qce_call *call, int64_t n, lq_prepared *prep, const lq_weights *w)
+{
+    qc_lq_code x_code = QC_LQ_UNSIGNED, w_code = QC_LQ_SIGNED;
+    QCE_TRY(code_attribute(call, "x_signed", 0, &x_code));
+    QCE_TRY(code_attribute(call, "w_signed", 1, &w_code));
+    const qc_tensor *w_basis = &call->inputs[LQ_W_BASIS]->tensor, *x_basis = &call->inputs[LQ_X_BASIS]->tensor;
+    qc_tensor bias;
+    int64_t outputs = w->planes.dims[0];
+    qc_status st = has_bias(call) ? qc_tensor_init(&bias, call->inputs[LQ_BIAS]->tensor.data, QC_DT_F32, 1, &outputs,
+                                                   NULL)
+                                  : QC_OK;
+    if (st == QC_OK)
+        st = qc_bitserial_layer_create(&prep->layer, call->ctx, n, x_basis, x_code, &w->planes,
+                                       w->have_interleaved ? &w->interleaved : NULL, w_basis, w_code,
+                                       has_bias(call) ? &bias : NULL);
+    return st == QC_OK ? QC_OK : qce__fail(call, st, "%s", qc_last_error());
+}
+
 static qc_status prepare_weights(const qce_call *call, int64_t n, lq_weights *w)
 {
     const qc_tensor *planes = &call->inputs[LQ_W_PLANES]->tensor;
     int64_t groups = qc_bitserial_interleaved_groups(planes->dims[0], planes->dims[1]), words = qc_lq_plane_words(n);
     size_t head = (sizeof(lq_prepared) + 63) / 64 * 64;
     size_t widened = dense_form(call) ? (size_t)(planes->dims[0] * planes->dims[1] * words) * sizeof(uint64_t) : 0;
-    const size_t source = LQ_W_PLANES;
+    const size_t sources[4] = {LQ_W_PLANES, LQ_W_BASIS, LQ_X_BASIS, LQ_BIAS};
     int fresh;
-    unsigned char *kept = qce__derived(call, head + widened + (size_t)(groups * words * 8) * sizeof(uint64_t), &source,
-                                       1, &fresh);
+    unsigned char *kept = qce__derived(call, head + widened + (size_t)(groups * words * 8) * sizeof(uint64_t), sources,
+                                       4, &fresh);
     if (fresh < 0) return QC_ERR_OUT_OF_MEMORY;
     if (kept == NULL) return weights_per_run(call, n, w);
     lq_prepared *prep = (lq_prepared *)kept;
-    if (fresh) prep->checked_n = -1, prep->groups = 0;
+    if (fresh) {
+        prep->checked_n = -1, prep->groups = 0, prep->layer = NULL;
+        call->derived->release = release_prepared;
+    }
+    if (prep->checked_n == n && prep->layer != NULL) {
+        w->layer = prep->layer;
+        return QC_OK;
+    }
     if (prep->checked_n != n) { /* the padding first: the widened planes and the interleaving depend on it */
         QCE_TRY(check_padding(call, n, row_bytes(call, n)));
         if (widened) widen_planes((uint64_t *)(kept + head), call, n);
+        release_prepared(prep);
         prep->checked_n = n, prep->groups = 0;
     }
     QCE_TRY(planes_view(call, &w->planes, widened ? (void *)(kept + head) : planes->data, n));
@@ -160,6 +199,8 @@ static qc_status prepare_weights(const qce_call *call, int64_t n, lq_weights *w)
     }
     if (st != QC_OK) return qce__fail(call, st, "%s", qc_last_error());
     w->have_interleaved = prep->groups == groups;
+    QCE_TRY(make_layer(call, n, prep, w));
+    w->layer = prep->layer;
     return QC_OK;
 }
 
@@ -211,9 +252,6 @@ static qc_status op_lq_gemm(const qce_call *call)
     QCE_TRY(qce__expect_input(call, LQ_W_BASIS, QCE_DT(QC_DT_F32)));
     QCE_TRY(qce__expect_input(call, LQ_X_BASIS, QCE_DT(QC_DT_F32)));
     if (has_bias(call)) QCE_TRY(qce__expect_input(call, LQ_BIAS, QCE_DT(QC_DT_F32)));
-    qc_lq_code x_code = QC_LQ_UNSIGNED, w_code = QC_LQ_SIGNED;
-    QCE_TRY(code_attribute(call, "x_signed", 0, &x_code));
-    QCE_TRY(code_attribute(call, "w_signed", 1, &w_code));
     const qc_tensor *x = &call->inputs[LQ_X]->tensor;
     if (x->ndim < 1 || x->dims[x->ndim - 1] < 1) return qce__fail(call, QC_ERR_SHAPE, "X must have a last dimension of at least 1");
     int64_t n = x->dims[x->ndim - 1], outputs = 0, dims[QC_MAX_DIMS];
@@ -224,7 +262,15 @@ static qc_status op_lq_gemm(const qce_call *call)
     dims[x->ndim - 1] = outputs;
     qc_status st = prepare_weights(call, n, &weights);
     if (st == QC_OK) st = qce__output(call, 0, QC_DT_F32, x->ndim, dims);
-    if (st == QC_OK) st = run_rows(call, x, n, outputs, x_code, w_code, &weights);
+    if (st == QC_OK && weights.layer != NULL) { /* the layer holds the codes: no attribute lookups per run */
+        st = qc_bitserial_layer_run(weights.layer, call->ctx, &call->outputs[0]->tensor, x);
+        if (st != QC_OK) st = qce__fail(call, st, "%s", qc_last_error());
+    } else if (st == QC_OK) {
+        qc_lq_code x_code = QC_LQ_UNSIGNED, w_code = QC_LQ_SIGNED;
+        st = code_attribute(call, "x_signed", 0, &x_code);
+        if (st == QC_OK) st = code_attribute(call, "w_signed", 1, &w_code);
+        if (st == QC_OK) st = run_rows(call, x, n, outputs, x_code, w_code, &weights);
+    }
     free(weights.owned);
     return st;
 }

@@ -104,10 +104,12 @@ void qc__popcount_gemm_avx2(int32_t *c, int64_t ldc, const uint64_t *a, int64_t 
 
 /* 8 values at a time: each threshold's compare mask (all ones = -1) is subtracted from the level index,
  * two VPERMD lookups blended on index >= 8 give the codes, and a compare and VMOVMSKPS per plane give the
- * plane's 8 bits. */
-void qc__encode_planes_avx2(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e)
+ * plane's 8 bits; values whose exponent bits are all ones (Inf, NaN) are noted on the way. */
+int qc__encode_planes_avx2(uint64_t *planes, int64_t words, const float *x, int64_t n, const qc_plane_encoder *e)
 {
     for (int64_t i = 0; i < words * e->bits; i++) planes[i] = 0;
+    const __m256i exponent = _mm256_set1_epi32(0x7f800000); /* all ones: Inf or NaN */
+    __m256i bad = _mm256_setzero_si256();
     const __m256i low = _mm256_loadu_si256((const __m256i *)e->code);
     const __m256i high = _mm256_loadu_si256((const __m256i *)(e->code + 8));
     const __m256i seven = _mm256_set1_epi32(7);
@@ -116,6 +118,7 @@ void qc__encode_planes_avx2(uint64_t *planes, int64_t words, const float *x, int
         int64_t len = n - k < 8 ? n - k : 8;
         memcpy(chunk, x + k, sizeof(float) * (size_t)len);
         __m256 v = _mm256_loadu_ps(chunk);
+        bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(v), exponent), exponent));
         __m256i index = _mm256_setzero_si256();
         for (int t = 0; t < e->count - 1; t++)
             index = _mm256_sub_epi32(index, _mm256_castps_si256(_mm256_cmp_ps(v, _mm256_set1_ps(e->lower[t]), _CMP_GE_OQ)));
@@ -130,4 +133,5 @@ void qc__encode_planes_avx2(uint64_t *planes, int64_t words, const float *x, int
                 (unsigned char)((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(set)) & live);
         }
     }
+    return _mm256_testz_si256(bad, bad);
 }

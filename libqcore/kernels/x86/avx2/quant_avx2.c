@@ -72,5 +72,5 @@ const qc_kernels qc__kernels_avx2 = {
     .popcount_gemm = qc__popcount_gemm_avx2,
     .int8_gemm = qc__int8_gemm_avx2,
     .encode_planes = qc__encode_planes_avx2,
-    .lq_terms = qc__lq_terms_ref,
+    .lq_scale = qc__lq_scale_ref,
 };

@@ -68,6 +68,6 @@ const qc_kernels qc__kernels_avx512 = {
     .popcount_gemm = qc__popcount_gemm_avx512,
     .int8_gemm = qc__int8_gemm_avx512,
     .encode_planes = qc__encode_planes_avx512,
-    .lq_terms = qc__lq_terms_avx512,
+    .lq_scale = qc__lq_scale_avx512,
     .popcount_gemv_il = qc__popcount_gemv_il_avx512,
 };
