@@ -294,6 +294,13 @@ qc_status qc_session_create(qc_session **out, const qc_model *model, qc_ctx *ctx
     return QC_OK;
 }
 
+/* Derived data and whatever its kernel made it own. */
+static void free_derived(qce_derived *d)
+{
+    if (d->data != NULL && d->release != NULL) d->release(d->data);
+    free(d->data);
+}
+
 void qc_session_free(qc_session *s)
 {
     if (s == NULL) return;
@@ -301,11 +308,9 @@ void qc_session_free(qc_session *s)
         free(s->nodes[i].inputs);
         free(s->nodes[i].outputs);
         free(s->nodes[i].last_reads);
-        if (s->nodes[i].derived.data != NULL && s->nodes[i].derived.release != NULL)
-            s->nodes[i].derived.release(s->nodes[i].derived.data);
-        free(s->nodes[i].derived.data);
+        free_derived(&s->nodes[i].derived);
         free(s->nodes[i].fused_inputs);
-        free(s->nodes[i].fused_derived.data);
+        free_derived(&s->nodes[i].fused_derived);
         qce__free_subgraphs(&s->nodes[i]);
     }
     free(s->nodes);
