@@ -13,6 +13,9 @@ Writes JSON to benchmarks/results/qdq_exec.json.
 - Issue 6's W2A2 bit-serial against int8 VNNI at the same shape: qc_bitserial_gemm (Kw = Ka = 2, from float
   inputs, as bench_bitserial.py's peer rows) against qc_int8_gemm (uint8 x int8, integers only), n = O = 4096,
   M = 64 and 1, 1 and 2 threads, best of --repeats; ratio = int8 time / bit-serial time.
+- The kernel choice for uniform low-bit layers (qc_integer_kernels): the MNIST MLP quantized W2A2, W3A3 and
+  W4A4 (uniform, OPTQ), batch 1, 8 and 64, each layer forced onto int8 and onto the bit-serial kernels, and
+  "auto" with the kernels it picked (from the session's kernel statistics); outputs asserted identical.
 Other agents share this machine's 2 cores; the load average is recorded before and after.
 
 Run from the repository root (OpenBLAS overrides unset for this command alone):
@@ -78,7 +81,7 @@ def measure_model(qcore, ort, net, fmt, images, folder, seconds):
         feeds = feeds_of(net, images, batch)
         session.set_integer_kernels(False)
         reference = session.run(feeds)[output]
-        session.set_integer_kernels(True)
+        session.set_integer_kernels("int8")
         ours = session.run(feeds)[output]
         theirs = peer_qdq.run(None, feeds)[0]
         span = float(np.ptp(reference))
@@ -89,7 +92,7 @@ def measure_model(qcore, ort, net, fmt, images, folder, seconds):
         times["qcore_int_ms"], _ = median_time(lambda: session.run(feeds), seconds)
         session.set_integer_kernels(False)
         times["qcore_float_ms"], _ = median_time(lambda: session.run(feeds), seconds)
-        session.set_integer_kernels(True)
+        session.set_integer_kernels("int8")
         times["ort_qdq_ms"], _ = median_time(lambda: peer_qdq.run(None, feeds), seconds)
         times["ort_fp32_ms"], _ = median_time(lambda: peer_fp32.run(None, feeds), seconds)
         row = {"model": net, "format": fmt, "batch": batch, "threads": 1}
@@ -102,6 +105,40 @@ def measure_model(qcore, ort, net, fmt, images, folder, seconds):
         print("  %-3s %s batch %2d: int %8.3f ms  float %8.3f ms  ort qdq %8.3f ms  ort fp32 %8.3f ms" %
               (net, fmt, batch, row["qcore_int_ms"], row["qcore_float_ms"], row["ort_qdq_ms"], row["ort_fp32_ms"]),
               file=sys.stderr)
+    return rows
+
+
+LOW_BITS = (2, 3, 4)
+CHOICE_BATCHES = (1, 8, 64)
+
+
+def kernel_choice(qcore, images, folder, seconds):
+    """Uniform WkAk MLPs on int8, bit-serial and auto: median ms per batch, and what auto ran."""
+    fp32 = os.path.join(MODELS_DIR, "mnist_mlp.onnx")
+    rows = []
+    for bits in LOW_BITS:
+        quantized, _ = qcore.quantize(fp32, feeds_of("mlp", images, len(images)), weight_bits=bits, activation_bits=bits)
+        path = os.path.join(folder, "mlp_w%da%d.onnx" % (bits, bits))
+        quantized.save(path)
+        session = qcore.Session(qcore.Model(path), qcore.Context(threads=1))
+        output = session.output_names[0]
+        for batch in CHOICE_BATCHES:
+            feeds = feeds_of("mlp", images, batch)
+            row = {"model": "mlp", "format": "W%dA%d" % (bits, bits), "batch": batch, "threads": 1}
+            outputs = {}
+            for kernels in ("int8", "bitserial", "auto"):
+                session.set_integer_kernels(kernels)
+                outputs[kernels] = session.run(feeds)[output]
+                row[kernels + "_kernels"] = session.integer_kernel_stats()
+                row[kernels + "_ms"] = median_time(lambda: session.run(feeds), seconds)[0] * 1e3
+            if not (outputs["int8"].tobytes() == outputs["bitserial"].tobytes() == outputs["auto"].tobytes()):
+                raise SystemExit("W%dA%d batch %d: the integer kernels' outputs differ" % (bits, bits, batch))
+            row["int8_over_bitserial"] = row["int8_ms"] / row["bitserial_ms"]
+            row["best_over_auto"] = min(row["int8_ms"], row["bitserial_ms"]) / row["auto_ms"]
+            rows.append(row)
+            print("  mlp W%dA%d batch %2d: int8 %8.3f ms  bit-serial %8.3f ms  auto %8.3f ms (%s)" %
+                  (bits, bits, batch, row["int8_ms"], row["bitserial_ms"], row["auto_ms"], row["auto_kernels"]),
+                  file=sys.stderr)
     return rows
 
 
@@ -131,6 +168,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=1.0, help="timing budget per cell and engine")
     parser.add_argument("--repeats", type=int, default=15, help="best-of runs for the bit-serial rows")
     parser.add_argument("--output", default="qdq_exec.json")
+    parser.add_argument("--choice-only", action="store_true", help="only the low-bit kernel-choice rows")
     args = parser.parse_args()
     source = use_build_tree(args.installed)
     import onnxruntime as ort
@@ -139,6 +177,10 @@ def main():
     images = np.load(os.path.join(MODELS_DIR, "mnist_sample.npz"))["images"].astype(np.float32) / np.float32(255.0)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
+        choice = kernel_choice(qcore, images, folder, args.seconds)
+        if args.choice_only:
+            report.write_json(args.output, {"benchmark": "bench_qdq_exec", "kernel_choice": choice})
+            return
         for net in ("mlp", "cnn"):
             for fmt in FORMATS:
                 rows += measure_model(qcore, ort, net, fmt, images, folder, args.seconds)
@@ -152,7 +194,7 @@ def main():
     result = {"benchmark": "bench_qdq_exec", "qcore_source": source, "arch": qcore.Context(threads=1).arch,
               "onnxruntime": ort.__version__, "timing": "median wall time, 1 thread", "openblas": timing.openblas_kernel(),
               "load_average_before": before, "rows": rows,
-              "bitserial_w2a2_vs_int8": bitserial}
+              "bitserial_w2a2_vs_int8": bitserial, "kernel_choice": choice}
     result.update(report.machine(qcore))
     report.write_json(args.output, result)
 

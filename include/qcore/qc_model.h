@@ -341,19 +341,44 @@ typedef struct qc_accumulator_stats {
 /* The counts of the last run into `out` (zeros before any run). QC_ERR_INVALID_ARG for NULL. */
 QC_ONNX_API qc_status qc_session_accumulator_stats(const qc_session *session, qc_accumulator_stats *out);
 
-/* Whether later runs execute uniform quantized linear layers on integers (1, the default) or as the graph
- * says, dequantized to float (0, the reference). A MatMul or Gemm (transA = 0) runs on integers when its
- * activation is DequantizeLinear(QuantizeLinear(x)) with one constant scale and zero point each (int8,
- * uint8, int4 or uint4) and its weight DequantizeLinear of a constant 2-D int8, uint8, int4 or uint4
- * initializer with one scale or one per output column (no block_size), and the reduced dimension K
+/* How later runs execute uniform quantized linear layers. A MatMul or Gemm (transA = 0) runs on integers
+ * when its activation is DequantizeLinear(QuantizeLinear(x)) with one constant scale and zero point each
+ * (int8, uint8, int4 or uint4) and its weight DequantizeLinear of a constant 2-D int8, uint8, int4 or
+ * uint4 initializer with one scale or one per output column (no block_size), and the reduced dimension K
  * padded to a multiple of 64 is at most 65535. x is quantized once, as QuantizeLinear does; the sums
- * sum_k (x_q - x_zero)(w_q - w_zero) are taken exactly in int32 (qc_int8_gemm), or through the session's
- * simulated accumulator (qc_session_set_accumulator, counted in its statistics as MatMulInteger's), then
- * y = x_scale * w_scale * sum (Gemm: alpha * that + beta * C) in float. The result differs from the
- * float path by float rounding only. Q/DQ nodes whose outputs only such layers read are then skipped,
- * unless one of their outputs is a graph output or captured. Since libqcore-onnx 1.4.
- * QC_ERR_INVALID_ARG for a NULL session or `enable` other than 0 or 1. */
-QC_ONNX_API qc_status qc_session_set_integer_kernels(qc_session *session, int enable);
+ * sum_k (x_q - x_zero)(w_q - w_zero) are taken exactly in int32, or through the session's simulated
+ * accumulator (qc_session_set_accumulator, counted in its statistics as MatMulInteger's), then
+ * y = x_scale * w_scale * sum (Gemm: alpha * that + beta * C) in float. The exact sums come from one of
+ * two kernels, which give the same integers and so the same output bits:
+ *   - qc_int8_gemm (VNNI or AVX2), for any codes;
+ *   - the bit-serial kernels (qc_bitserial_layer on AND-popcounts), when the weights' codes span at most
+ *     4 bits (Kw, fixed per session) and the run's input codes at most 4 (Ka; a Clip in front of the
+ *     QuantizeLinear narrows them): each of the Kw x Ka plane pairs reads the operands as bits.
+ * The result differs from the float path by float rounding only. Q/DQ nodes whose outputs only such
+ * layers read are then skipped, unless one of their outputs is a graph output or captured. */
+typedef enum qc_integer_kernels {
+    QC_INTEGER_KERNELS_OFF = 0,      /* dequantized, in float, as the graph says (the reference) */
+    QC_INTEGER_KERNELS_AUTO = 1,     /* integers; bit-serial where it measured faster, else int8 (the
+                                      * default). With n O >= 2^20 weights: Kw Ka <= 16 for one row, <= 4
+                                      * up to 8 rows, 1 beyond; smaller layers: Kw Ka = 1 up to 8 rows */
+    QC_INTEGER_KERNELS_INT8 = 2,     /* integers, always on qc_int8_gemm */
+    QC_INTEGER_KERNELS_BITSERIAL = 3 /* integers, bit-serial wherever Kw, Ka <= 4, else int8 */
+} qc_integer_kernels;
+
+/* Sets how later runs execute uniform quantized linear layers (above). Since libqcore-onnx 1.4.
+ * QC_ERR_INVALID_ARG for a NULL session or a value outside qc_integer_kernels. */
+QC_ONNX_API qc_status qc_session_set_integer_kernels(qc_session *session, qc_integer_kernels kernels);
+
+/* What the integer-run linear layers of the last run ran on: a layer counts once per run. */
+typedef struct qc_integer_kernel_stats {
+    uint64_t int8_layers;      /* exact sums on qc_int8_gemm */
+    uint64_t bitserial_layers; /* exact sums on the bit-serial kernels */
+    uint64_t simulated_layers; /* sums through the simulated P-bit accumulator */
+} qc_integer_kernel_stats;
+
+/* The counts of the last run into `out` (zeros before any run). Since libqcore-onnx 1.4.
+ * QC_ERR_INVALID_ARG for NULL. */
+QC_ONNX_API qc_status qc_session_integer_kernel_stats(const qc_session *session, qc_integer_kernel_stats *out);
 
 /* ---------------------------------------------------------------------------------------------
  * The ai.qcore domain (since libqcore-onnx 1.2; a model imports opset "ai.qcore" version 1).

@@ -39,6 +39,7 @@ typedef struct qce_accumulator {
     int bits;                    /* P; 0 for exact (int32 with an overflow error) */
     qc_accumulator_mode mode;
     qc_accumulator_stats stats;
+    qc_integer_kernel_stats kernels; /* which kernels the fused layers ran on */
 } qce_accumulator;
 
 /* What a kernel sees: its node, its input values (NULL for an omitted optional input) and the session's
@@ -66,6 +67,7 @@ typedef struct qce_call {
     qce_derived *derived;         /* the node's (qce__derived) */
     qc_ctx *ctx;                  /* the session's (borrowed): ops that call libqcore take its threads and
                                    * kernel choice */
+    qc_integer_kernels integer_kernels; /* the session's (qc_session_set_integer_kernels) */
 } qce_call;
 
 typedef qc_status (*qce_kernel)(const qce_call *call);
@@ -115,8 +117,8 @@ struct qc_session {
     size_t num_nodes;
     qce_accumulator accumulator;
     qce_pool pool;
-    int integer_kernels;         /* fused nodes run on integers (qc_session_set_integer_kernels; the top
-                                  * session's counts for its subgraphs) */
+    qc_integer_kernels integer_kernels; /* fused nodes run on integers unless OFF (the top session's
+                                         * counts for its subgraphs) */
 };
 
 /* Plans s->graph (model, ctx, graph and parent set): its values, nodes and their order. */

@@ -284,7 +284,7 @@ qc_status qc_session_create(qc_session **out, const qc_model *model, qc_ctx *ctx
     s->model = model;
     s->ctx = ctx;
     s->graph = model->proto->graph;
-    s->integer_kernels = 1;
+    s->integer_kernels = QC_INTEGER_KERNELS_AUTO;
     qc_status st = qce__plan(s);
     if (st != QC_OK) {
         qc_session_free(s);

@@ -121,7 +121,7 @@ qc_status qce__run_node(qc_session *s, qce_node *node, int threads, qce_value **
     const size_t *inputs = fused ? node->fused_inputs : node->inputs;
     qce_call call = {node, slots, n_in, slots + n_in, p->n_output, threads,
                      qc_model_opset_version(s->model, p->domain), &top(s)->accumulator, &top(s)->pool,
-                     fused ? &node->fused_derived : &node->derived, s->ctx};
+                     fused ? &node->fused_derived : &node->derived, s->ctx, top(s)->integer_kernels};
     for (size_t k = 0; k < n_in; k++) {
         slots[k] = inputs[k] == SIZE_MAX ? NULL : &s->values[inputs[k]];
         if (slots[k] && !slots[k]->is_bound)
@@ -191,6 +191,7 @@ qc_status qc_session_run(qc_session *s)
     int threads = 1;
     QCM_TRY(qce__ctx_threads(s->ctx, &threads));
     memset(&s->accumulator.stats, 0, sizeof s->accumulator.stats);
+    memset(&s->accumulator.kernels, 0, sizeof s->accumulator.kernels);
     qc_status st = qce__run_graph(s, threads);
     for (size_t v = 0; v < s->num_values; v++)
         if (s->values[v].is_input) s->values[v].is_bound = 0; /* inputs are borrowed for one run */
@@ -224,12 +225,20 @@ qc_status qc_session_set_accumulator(qc_session *s, int bits, qc_accumulator_mod
     return QC_OK;
 }
 
-qc_status qc_session_set_integer_kernels(qc_session *s, int enable)
+qc_status qc_session_set_integer_kernels(qc_session *s, qc_integer_kernels kernels)
 {
     QCM_CHECK_NOT_NULL(s);
-    if (enable != 0 && enable != 1)
-        return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'enable': %d is neither 0 nor 1", enable);
-    s->integer_kernels = enable;
+    if (kernels < QC_INTEGER_KERNELS_OFF || kernels > QC_INTEGER_KERNELS_BITSERIAL)
+        return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'kernels': %d is not a qc_integer_kernels", (int)kernels);
+    s->integer_kernels = kernels;
+    return QC_OK;
+}
+
+qc_status qc_session_integer_kernel_stats(const qc_session *s, qc_integer_kernel_stats *out)
+{
+    QCM_CHECK_NOT_NULL(s);
+    QCM_CHECK_NOT_NULL(out);
+    *out = s->accumulator.kernels;
     return QC_OK;
 }
 

@@ -233,8 +233,92 @@ def test_blocked_weights_keep_the_float_path():
 def test_bad_switch_value():
     from qcore._ffi import ffi, lib, onnx_lib
     session = qcore.Session(qdq_linear_model((1, 64), np.ones((64, 2)), "int8", 1.0, 0, "uint8", 1.0, 0))
-    assert onnx_lib.qc_session_set_integer_kernels(session._s, 2) == lib.QC_ERR_INVALID_ARG
-    assert "argument 'enable': 2 is neither 0 nor 1" in ffi.string(lib.qc_last_error()).decode()
+    assert onnx_lib.qc_session_set_integer_kernels(session._s, 4) == lib.QC_ERR_INVALID_ARG
+    assert "argument 'kernels': 4 is not a qc_integer_kernels" in ffi.string(lib.qc_last_error()).decode()
+    with pytest.raises(ValueError, match="kernels must be one of"):
+        session.set_integer_kernels("vnni")
+
+
+def narrow_codes(rng, kind, bits, shape):
+    """Codes of a container type spanning `bits` bits from a random start inside its range."""
+    _, lo, hi = GRIDS[kind]
+    start = int(rng.integers(lo, hi - (1 << bits) + 2))
+    return rng.integers(start, start + (1 << bits), shape)
+
+
+@pytest.mark.parametrize("m", [1, 5, 70])
+@pytest.mark.parametrize("n", [5, 100, 600])
+@pytest.mark.parametrize("kw,ka", [(1, 1), (1, 4), (2, 2), (3, 3), (4, 4), (2, 5)])
+@pytest.mark.parametrize("act,w_kind", [("uint8", "int8"), ("int4", "int4"), ("uint4", "uint8")])
+def test_bitserial_kernels_give_the_int8_sums(m, n, kw, ka, act, w_kind):
+    """Weights spanning Kw bits and input codes spanning Ka bits, per-channel zero points: the bit-serial
+    product (forced, and where "auto" picks it) gives the exact integer formula's bits, as int8 does; the
+    kernel statistics say which ran (inputs spanning more than 4 bits fall back to int8)."""
+    if GRIDS[act][2] - GRIDS[act][1] < (1 << ka) - 1:
+        pytest.skip("the container is narrower than the span")
+    rng = np.random.default_rng(m * 7919 + n * 31 + kw * 5 + ka)
+    outputs = 19
+    w = narrow_codes(rng, w_kind, kw, (n, outputs))
+    w_zero = narrow_codes(rng, w_kind, kw, outputs).astype(np.int64)
+    w_scale = rng.uniform(0.001, 0.02, outputs).astype(np.float32)
+    act_scale, act_zero = np.float32(0.05), int(narrow_codes(rng, act, ka, ()))
+    codes = narrow_codes(rng, act, ka, (m, n))
+    x = ((codes - act_zero) * act_scale + rng.uniform(-0.4, 0.4, (m, n)) * act_scale).astype(np.float32)
+    session = qcore.Session(qdq_linear_model(x.shape, w, w_kind, w_scale, w_zero, act, act_scale, act_zero))
+    want, _ = layer_oracle(x, w, w_scale, w_zero, act, act_scale, act_zero)
+    assert np.array_equal(quantize_oracle(x, act_scale, act_zero, act), codes)
+    runs = {}
+    for kernels in ("int8", "bitserial", "auto"):
+        session.set_integer_kernels(kernels)
+        runs[kernels] = session.run({"x": x})["y"]
+        stats = session.integer_kernel_stats()
+        bitserial = ka <= 4 and (kernels == "bitserial" or (kernels == "auto" and kw * ka == 1 and m <= 8))
+        assert stats == {"int8_layers": 0 if bitserial else 1, "bitserial_layers": 1 if bitserial else 0,
+                         "simulated_layers": 0}, (kernels, stats)
+    assert_close_to_oracle(runs["int8"], want, act_scale * w_scale.max())
+    assert runs["bitserial"].tobytes() == runs["int8"].tobytes()
+    assert runs["auto"].tobytes() == runs["int8"].tobytes()
+
+
+@pytest.mark.parametrize("m,kw,ka,bitserial", [(1, 4, 4, True), (1, 4, 5, False), (8, 2, 2, True), (8, 3, 2, False),
+                                               (9, 1, 1, True), (9, 2, 1, False)])
+def test_auto_picks_bitserial_for_large_layers_as_documented(m, kw, ka, bitserial):
+    """Weights of n O >= 2^20: Kw Ka <= 16 for one row, <= 4 up to 8 rows, 1 beyond (qc_model.h)."""
+    rng = np.random.default_rng(m + 10 * kw + 100 * ka)
+    n, outputs = 1024, 1024
+    w = narrow_codes(rng, "int8", kw, (n, outputs))
+    codes = narrow_codes(rng, "uint8", ka, (m, n))
+    x = (codes * np.float32(0.1)).astype(np.float32)
+    session = qcore.Session(qdq_linear_model(x.shape, w, "int8", 0.01, 0, "uint8", 0.1, 0))
+    got = session.run({"x": x})["y"]
+    assert session.integer_kernel_stats()["bitserial_layers"] == int(bitserial)
+    want, _ = layer_oracle(x, w, 0.01, 0, "uint8", 0.1, 0)
+    assert_close_to_oracle(got, want, 0.001)
+
+
+def test_bitserial_weights_follow_a_replaced_initializer():
+    """The bit-planes are derived once per session and rebuilt when the weights are replaced."""
+    rng = np.random.default_rng(11)
+    w1, w2 = narrow_codes(rng, "int8", 2, (96, 8)), narrow_codes(rng, "int8", 2, (96, 8))
+    x = (narrow_codes(rng, "uint8", 2, (3, 96)) * np.float32(0.1)).astype(np.float32)
+    session = qcore.Session(qdq_linear_model(x.shape, w1, "int8", 0.01, 0, "uint8", 0.1, 0))
+    session.set_integer_kernels("bitserial")
+    session.run({"x": x})
+    session.set_initializer("w", w2.astype(np.int8))
+    got = session.run({"x": x})["y"]
+    assert session.integer_kernel_stats()["bitserial_layers"] == 1
+    want, _ = layer_oracle(x, w2, 0.01, 0, "uint8", 0.1, 0)
+    assert_close_to_oracle(got, want, 0.001)
+
+
+def test_simulated_accumulator_is_counted_as_such():
+    rng = np.random.default_rng(5)
+    w = narrow_codes(rng, "int8", 2, (64, 4))
+    x = rng.normal(0, 1, (2, 64)).astype(np.float32)
+    session = qcore.Session(qdq_linear_model(x.shape, w, "int8", 0.01, 0, "uint8", 0.05, 128))
+    session.set_accumulator(16, "wrap")
+    session.run({"x": x})
+    assert session.integer_kernel_stats() == {"int8_layers": 0, "bitserial_layers": 0, "simulated_layers": 1}
 
 
 @pytest.fixture(scope="module")

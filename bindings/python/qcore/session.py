@@ -47,10 +47,30 @@ class Session:
             raise ValueError("qcore.Session.set_accumulator: mode must be one of %s, got %r" % (", ".join(self._MODES), mode))
         check(onnx_lib.qc_session_set_accumulator(self._s, bits, getattr(onnx_lib, self._MODES[mode])))
 
-    def set_integer_kernels(self, enable=True):
-        """Runs the uniform quantized MatMul/Gemm layers (Q/DQ around them) on integers (True, the default)
-        or dequantized in float as the graph says (False, the reference) in later runs."""
-        check(onnx_lib.qc_session_set_integer_kernels(self._s, 1 if enable else 0))
+    _KERNELS = {False: "QC_INTEGER_KERNELS_OFF", "off": "QC_INTEGER_KERNELS_OFF", True: "QC_INTEGER_KERNELS_AUTO",
+                "auto": "QC_INTEGER_KERNELS_AUTO", "int8": "QC_INTEGER_KERNELS_INT8",
+                "bitserial": "QC_INTEGER_KERNELS_BITSERIAL"}
+
+    def set_integer_kernels(self, kernels=True):
+        """How later runs execute the uniform quantized MatMul/Gemm layers (Q/DQ around them): "auto" or
+        True (the default: on integers, bit-serial where both operands' codes span few bits, else int8),
+        "int8", "bitserial" (wherever the codes span at most 4 bits), or "off"/False (dequantized in float as
+        the graph says, the reference). The integer kernels give the same sums, so the same output bits."""
+        if isinstance(kernels, str) or isinstance(kernels, bool):
+            name = self._KERNELS.get(kernels)
+        else:
+            name = None
+        if name is None:
+            raise ValueError("qcore.Session.set_integer_kernels: kernels must be one of True, False, %s, got %r"
+                             % (", ".join(repr(k) for k in self._KERNELS if isinstance(k, str)), kernels))
+        check(onnx_lib.qc_session_set_integer_kernels(self._s, getattr(onnx_lib, name)))
+
+    def integer_kernel_stats(self):
+        """Which kernels the integer-run linear layers of the last run used: int8_layers,
+        bitserial_layers, simulated_layers (each layer counts once per run)."""
+        out = ffi.new("qc_integer_kernel_stats *")
+        check(onnx_lib.qc_session_integer_kernel_stats(self._s, out))
+        return {k: getattr(out, k) for k in ("int8_layers", "bitserial_layers", "simulated_layers")}
 
     def accumulator_stats(self):
         """What the integer linear ops of the last run saw: dot_products, overflowing_products,

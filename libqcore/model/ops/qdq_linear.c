@@ -14,6 +14,7 @@
 
 #include "ops/matmul.h"
 #include "ops/ops.h"
+#include "ops/qdq_bitserial.h"
 #include "qcore/qc_kernels.h"
 #include "qcore/qc_quant.h"
 
@@ -46,21 +47,38 @@ typedef struct layer {
     float x_scale;
 } layer;
 
+/* What the node keeps besides the codes: their bit-planes for the bit-serial kernels, made on the first
+ * run that may use them (NULL when the codes are too wide for them). */
+typedef struct kept_head {
+    int bitserial_made;
+    qce_qdq_bitserial *bitserial;
+} kept_head;
+
 /* The weights as qc_int8_gemm takes them, kept with the node: the signed codes [O, k_pad] (zero-padded,
  * 64-byte aligned) and each row's sum. */
 typedef struct weights {
+    kept_head *head;
     int64_t *sums;
     int8_t *rows;
 } weights;
 
 static size_t weights_bytes(const layer *l)
 {
-    return sizeof(int64_t) * (size_t)l->outputs + ROW_ALIGN + (size_t)(l->outputs * l->k_pad);
+    return sizeof(kept_head) + sizeof(int64_t) * (size_t)l->outputs + 2 * ROW_ALIGN + (size_t)(l->outputs * l->k_pad);
+}
+
+/* The derived data's release (qce_derived.release): the bit-planes are what it owns. */
+static void release_kept(void *data)
+{
+    kept_head *head = data;
+    qce__qdq_bitserial_free(head->bitserial);
+    head->bitserial = NULL, head->bitserial_made = 0;
 }
 
 static weights weights_view(void *data, const layer *l)
 {
-    weights w = {data, NULL};
+    weights w = {data, NULL, NULL};
+    w.sums = (int64_t *)(((uintptr_t)(w.head + 1) + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN);
     uintptr_t after = (uintptr_t)(w.sums + l->outputs);
     w.rows = (int8_t *)((after + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN);
     return w;
@@ -109,6 +127,10 @@ static qc_status prepare_weights(const qce_call *call, const layer *l, weights *
     if (fresh < 0) return QC_ERR_OUT_OF_MEMORY;
     if (kept == NULL) return qce__fail(call, QC_ERR_INVALID_ARG, "the weight '%s' is not a constant", call->inputs[QCE_FUSED_W]->name);
     *w = weights_view(kept, l);
+    if (fresh) {
+        w->head->bitserial_made = 0, w->head->bitserial = NULL;
+        call->derived->release = release_kept;
+    }
     qc_status st = fresh ? fill_weights(call, l, *w) : QC_OK;
     if (st != QC_OK) call->derived->bytes = 0; /* half filled: the next run fills it again */
     return st;
@@ -216,6 +238,35 @@ static qc_status exact_sums(const qce_call *call, const layer *l, const weights 
     return QC_OK;
 }
 
+/* The bit-serial form of the weights, made once when the session may use it; NULL when it may not or the
+ * codes are too wide. */
+static qc_status bitserial_weights(const qce_call *call, const layer *l, const weights *w, qce_qdq_bitserial **out)
+{
+    *out = NULL;
+    if (call->integer_kernels == QC_INTEGER_KERNELS_INT8) return QC_OK;
+    if (!w->head->bitserial_made) {
+        QCE_TRY(qce__qdq_bitserial_create(call, &w->head->bitserial, w->rows, l->k_pad, l->outputs, l->k));
+        w->head->bitserial_made = 1;
+    }
+    *out = w->head->bitserial;
+    return QC_OK;
+}
+
+/* sums [rows, O] exactly, on the bit-serial kernels when the session's choice and the codes' spans say
+ * so (qc_model.h: qc_integer_kernels), else on qc_int8_gemm. */
+static qc_status kernel_sums(const qce_call *call, const layer *l, const weights *w, const uint8_t *u, const int64_t *u_sums,
+                             const int32_t *zw, int32_t *sums)
+{
+    qce_qdq_bitserial *b;
+    QCE_TRY(bitserial_weights(call, l, w, &b));
+    qce_qdq_operands op = {u, l->rows, l->k_pad, u_sums, l->zu, 0, zw};
+    int force = call->integer_kernels == QC_INTEGER_KERNELS_BITSERIAL;
+    int ka = qce__qdq_bitserial_input_planes(b, u, l->rows, l->k_pad, force, &op.u_min);
+    if (ka) call->accumulator->kernels.bitserial_layers++;
+    else call->accumulator->kernels.int8_layers++;
+    return ka ? qce__qdq_bitserial_sums(call, b, ka, &op, sums) : exact_sums(call, l, w, u, u_sums, zw, sums);
+}
+
 /* sums [rows, O] through the session's simulated register, from the centred codes. */
 static qc_status register_sums(const qce_call *call, const layer *l, const weights *w, const uint8_t *u, const int32_t *zw,
                                int32_t *sums)
@@ -229,6 +280,7 @@ static qc_status register_sums(const qce_call *call, const layer *l, const weigh
         for (int64_t k = 0; k < l->k; k++) a[r * l->k + k] = (int16_t)(u[r * l->k_pad + k] - l->zu);
     for (int64_t k = 0; k < l->k; k++)
         for (int64_t o = 0; o < l->outputs; o++) b[k * l->outputs + o] = (int16_t)(w->rows[o * l->k_pad + k] - zw[o]);
+    call->accumulator->kernels.simulated_layers++;
     qce__register_product(a, b, l->rows, l->k, l->outputs, sums, call->threads > 0 ? call->threads : 1, call->accumulator);
     free(a), free(b);
     return QC_OK;
@@ -277,7 +329,7 @@ static qc_status run_layer(const qce_call *call, const layer *l, const weights *
     if (st == QC_OK) st = quantize_x(call, l, codes);
     if (st == QC_OK) pad_codes(l, codes, u, u_sums);
     if (st == QC_OK)
-        st = call->accumulator->bits == 0 ? exact_sums(call, l, w, u, u_sums, zw, sums) : register_sums(call, l, w, u, zw, sums);
+        st = call->accumulator->bits == 0 ? kernel_sums(call, l, w, u, u_sums, zw, sums) : register_sums(call, l, w, u, zw, sums);
     int with_c = l->gemm && present(call, QCE_FUSED_BIAS) && qce__attr_float(call, "beta", 1.0f) != 0.0f;
     if (st == QC_OK && with_c) st = qce__expect_input(call, QCE_FUSED_BIAS, QCE_DT(QC_DT_F32));
     if (st == QC_OK && with_c) st = qce__gemm_fill_bias(call, input(call, QCE_FUSED_BIAS), y, l->rows, l->outputs);
@@ -296,7 +348,7 @@ qc_status qce__qdq_linear(const qce_call *call)
     dims[x->ndim - 1] = l.outputs;
     QCE_TRY(qce__output(call, 0, QC_DT_F32, x->ndim, dims));
     if (l.rows == 0 || call->outputs[0] == NULL) return QC_OK;
-    weights w = {NULL, NULL};
+    weights w = {NULL, NULL, NULL};
     QCE_TRY(prepare_weights(call, &l, &w));
     return run_layer(call, &l, &w, call->outputs[0]->tensor.data);
 }
