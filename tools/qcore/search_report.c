@@ -120,6 +120,10 @@ static void json_layer(FILE *out, const search_outcome *r, size_t t)
         }
         fprintf(out, "%s{\"bits\": %d, \"bytes\": %lld, \"output_error\": ", k ? ", " : "", c.weight_bits, (long long)c.bytes);
         number(out, c.output_error);
+        double proxy = NAN;
+        qc_model_search_proxy(r->model_search, t, k, &proxy);
+        fputs(", \"proxy\": ", out);
+        number(out, proxy);
         fprintf(out, ", \"ethosu_bytes\": %lld, \"bit_operations\": ", (long long)c.ethosu_bytes);
         number(out, c.bit_operations);
         fputc('}', out);
@@ -153,6 +157,8 @@ static void json_settings(FILE *out, const search_outcome *r, const qc_search_fr
     json_string(out, scored_output(r));
     fprintf(out, ", \"metric\": \"%s\", \"evaluation_samples\": %lld, \"cost\": \"%s\",\n", metric_label(r),
             (long long)r->eval_samples, search_cost_name(o->cost));
+    fprintf(out, "  \"proxy\": \"%s\", \"proxy_batches\": %ld,\n", o->proxy == QC_MODEL_PROXY_LAYER ? "layer" : "model",
+            o->proxy_batches);
     fprintf(out, "  \"algorithm\": \"%s\", \"seed\": %llu, \"budget\": %zu, \"eta\": %u, \"fidelities\": [",
             search_algorithm_name(o->search.algorithm),
             (unsigned long long)o->search.seed, o->search.max_evaluations, o->search.eta);

@@ -23,6 +23,8 @@ typedef struct search_cli {
     int has_max_cost, quiet;
     long samples, eval_samples, batch, threads;
     long pick;                         /* -1: none */
+    qc_model_proxy proxy;              /* the space's proxy (default: the model's) */
+    long proxy_batches;                /* calibration batches the model proxy runs (0: all) */
 } search_cli;
 
 /* A finished search (all borrowed). */
