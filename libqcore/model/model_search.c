@@ -17,7 +17,7 @@ qc_status qc_model_search_options_init(qc_model_search_options *o, unsigned vers
                         version, QC_MODEL_SEARCH_OPTIONS_VERSION);
     *o = (qc_model_search_options){.version = version, .num_widths = sizeof DEFAULT_WIDTHS / sizeof *DEFAULT_WIDTHS,
                                    .widths = DEFAULT_WIDTHS};
-    if (version >= 2) o->proxy = QC_MODEL_PROXY_MODEL;
+    if (version >= 2) o->proxy = QC_MODEL_PROXY_MODEL_SCALED;
     return QC_OK;
 }
 
@@ -41,7 +41,7 @@ static qc_status check_widths(const qc_model_search_options *o, const char *func
 static qc_status check_proxy(const qc_model_search_options *o, int32_t *proxy, const char *function)
 {
     *proxy = o->version >= 2 ? o->proxy : QC_MODEL_PROXY_LAYER;
-    if (*proxy != QC_MODEL_PROXY_LAYER && *proxy != QC_MODEL_PROXY_MODEL)
+    if (*proxy < QC_MODEL_PROXY_LAYER || *proxy > QC_MODEL_PROXY_MODEL_SCALED)
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'proxy': %d is not a qc_model_proxy", (int)*proxy);
     if (*proxy == QC_MODEL_PROXY_LAYER && o->proxy_batches != 0 && o->version >= 2)
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'proxy_batches': %zu is for the model proxy; the layer proxy runs no batch",
@@ -111,7 +111,8 @@ qc_status qc_model_search_create(qc_model_search **out, qc_pipeline *p, const qc
     if (st == QC_OK) st = qc_session_create(&s->eval, s->cand.eval_model, p->ctx);
     if (st == QC_OK) st = (s->formats = calloc(s->cand.num_layers, sizeof *s->formats)) ? QC_OK
                                                                                           : QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
-    if (st == QC_OK && proxy == QC_MODEL_PROXY_MODEL) st = qcms__model_proxy(s, o->proxy_batches, __func__);
+    if (st == QC_OK && proxy != QC_MODEL_PROXY_LAYER)
+        st = qcms__model_proxy(s, o->proxy_batches, proxy == QC_MODEL_PROXY_MODEL_SCALED, __func__);
     if (st != QC_OK) {
         qc_model_search_free(s);
         return st;

@@ -29,7 +29,8 @@ qc_status qcms__output_rows(const qc_session *session, const char *name, int64_t
                             const char *function);
 
 /* Fills s->model_error from the first `proxy_batches` (0: all) of the pipeline's calibration batches,
- * the evaluation session holding float weights before and after. */
-qc_status qcms__model_proxy(qc_model_search *s, size_t proxy_batches, const char *function);
+ * the evaluation session holding float weights before and after; `scaled`: measured at the lowest integer
+ * width only, the others scaled by the layer errors' ratios (QC_MODEL_PROXY_MODEL_SCALED). */
+qc_status qcms__model_proxy(qc_model_search *s, size_t proxy_batches, int scaled, const char *function);
 
 #endif

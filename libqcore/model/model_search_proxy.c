@@ -3,7 +3,8 @@
  * calibration batches, scored by the squared relative error of the evaluated output against the same
  * session with every weight float. A layer-level error misses how much a layer's error grows on its way to
  * the output (attention and FFN layers of a transformer differ by an order of magnitude); this pass measures
- * it, at one executor run per candidate and batch. */
+ * it, at one executor run per candidate and batch (or per layer and batch, scaled across widths by the
+ * layer's own errors). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,24 +75,47 @@ static qc_status output_error(qc_model_search *s, size_t batches, float *const *
     return QC_OK;
 }
 
-static qc_status measure(qc_model_search *s, size_t batches, float **ref, size_t *numel, const char *function)
+/* The index of the lowest integer width (w when every candidate is float). */
+static size_t lowest_width(const qcp_candidates *c)
 {
-    size_t n = s->cand.num_layers, w = s->cand.num_widths, done = 0, total = 0;
-    for (size_t c = 0; c < w; c++) total += s->cand.widths[c] != 0 ? n : 0;
-    for (size_t b = 0; b < batches; b++) QCM_TRY(reference_output(s, b, ref, numel, function));
-    for (size_t t = 0; t < n; t++) {
+    size_t low = c->num_widths;
+    for (size_t k = 0; k < c->num_widths; k++)
+        if (c->widths[k] != 0 && (low == c->num_widths || c->widths[k] < c->widths[low])) low = k;
+    return low;
+}
+
+/* Layer t's other integer widths from its measured lowest one, by the layer errors' ratios: the layer's
+ * amplification to the output is taken as the same at every width. */
+static void scale_widths(qc_model_search *s, size_t t, size_t low)
+{
+    size_t w = s->cand.num_widths;
+    double base = s->cand.output_error[t * w + low];
+    for (size_t c = 0; c < w; c++) {
+        double e = s->cand.output_error[t * w + c];
+        if (c != low && s->cand.widths[c] != 0)
+            s->model_error[t * w + c] = base > 0 ? s->model_error[t * w + low] * (e * e) / (base * base) : s->model_error[t * w + low];
+    }
+}
+
+static qc_status measure(qc_model_search *s, size_t batches, int scaled, float **ref, size_t *numel, const char *function)
+{
+    size_t n = s->cand.num_layers, w = s->cand.num_widths, low = lowest_width(&s->cand), done = 0, total = 0;
+    for (size_t c = 0; c < w; c++) total += s->cand.widths[c] != 0 && (!scaled || c == low) ? n : 0;
+    for (size_t b = 0; b < batches && total > 0; b++) QCM_TRY(reference_output(s, b, ref, numel, function));
+    for (size_t t = 0; t < n && total > 0; t++) {
         for (size_t c = 0; c < w; c++) {
-            if (s->cand.widths[c] == 0) continue; /* the float weight: the reference itself, error 0 */
+            if (s->cand.widths[c] == 0 || (scaled && c != low)) continue; /* float: the reference itself, error 0 */
             QCM_TRY(set_candidate(s, t, c));
             QCM_TRY(output_error(s, batches, ref, numel, &s->model_error[t * w + c], function));
             QCM_TRY(qc_ctx_report_progress(s->p->ctx, "model-level proxies", ++done, total));
         }
         QCM_TRY(restore_float(s, t, function));
+        if (scaled) scale_widths(s, t, low);
     }
     return QC_OK;
 }
 
-qc_status qcms__model_proxy(qc_model_search *s, size_t proxy_batches, const char *function)
+qc_status qcms__model_proxy(qc_model_search *s, size_t proxy_batches, int scaled, const char *function)
 {
     size_t batches = proxy_batches ? proxy_batches : s->p->num_batches;
     if (batches > s->p->num_batches)
@@ -100,7 +124,7 @@ qc_status qcms__model_proxy(qc_model_search *s, size_t proxy_batches, const char
     s->model_error = calloc(s->cand.num_layers * s->cand.num_widths, sizeof *s->model_error);
     float **ref = calloc(batches, sizeof *ref);
     size_t *numel = calloc(batches, sizeof *numel);
-    qc_status st = s->model_error && ref && numel ? measure(s, batches, ref, numel, function)
+    qc_status st = s->model_error && ref && numel ? measure(s, batches, scaled, ref, numel, function)
                                                   : QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
     for (size_t b = 0; ref && b < batches; b++) free(ref[b]);
     free(ref), free(numel);

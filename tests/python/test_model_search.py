@@ -172,13 +172,14 @@ def calibration():
 def test_model_proxy_equals_onnxruntime_on_one_quantized_weight(calibration, proxy_batches, tmp_path):
     """Each candidate's model proxy is the squared relative error of the model with that weight alone
     quantized (the pipeline's export of the same integers, run by onnxruntime) against the float model, on
-    the first proxy_batches calibration batches (0: both)."""
+    the first proxy_batches calibration batches (0: both); the scaled one is that at the lowest width, and
+    at the others that times the layer's own squared error ratio."""
     p = qcore.Pipeline(qcore.Model(MLP))
     for x in calibration:
         p.add_batch({"input": x})
     widths = (0, 8, 4, 2)
-    s = qcore.ModelSearch(p, qcore.Recipe(method="rtn", activation_bits=0), widths=widths, proxy="model",
-                          proxy_batches=proxy_batches)
+    s, scaled = (qcore.ModelSearch(p, qcore.Recipe(method="rtn", activation_bits=0), widths=widths, proxy=proxy,
+                                   proxy_batches=proxy_batches) for proxy in ("model", "model_scaled"))
     x = np.concatenate(calibration[:proxy_batches or 2])
     reference = ort.InferenceSession(MLP).run(None, {"input": x})[0].astype(np.float64)
     names = [row[0].weight for row in s.candidates]
@@ -190,6 +191,8 @@ def test_model_proxy_equals_onnxruntime_on_one_quantized_weight(calibration, pro
             y = ort_outputs(model, x, tmp_path).astype(np.float64)
             want = np.sum((y - reference) ** 2) / np.sum(reference ** 2)
             assert row[c].proxy == pytest.approx(want, rel=2e-3), (t, bits)
+            assert scaled.candidates[t][c].proxy == pytest.approx(  # measured at 2 bits, scaled by the layer's
+                want if bits == 2 else row[3].proxy * (row[c].output_error / row[3].output_error) ** 2, rel=2e-3)
         assert row[1].proxy < row[2].proxy < row[3].proxy  # fewer bits, larger error at the output
 
 
@@ -201,7 +204,7 @@ def test_model_proxy_keeps_activation_quantizers_and_is_deterministic(calibratio
     p.add_batch({"input": calibration[0]})
     x, labels = evaluation
     searches = []
-    for proxy in ("model", "model", "layer"):
+    for proxy in ("model_scaled", "model_scaled", "layer"):
         s = qcore.ModelSearch(p, qcore.Recipe(method="optq", activation_bits=8), widths=(0, 4, 2), proxy=proxy)
         s.add_batch({"input": x[:400]}, labels=labels[:400])
         searches.append(s)
@@ -219,7 +222,7 @@ def test_bad_proxy_options_are_named(calibration):
         qcore.ModelSearch(p, qcore.Recipe(method="rtn"), widths=(0, 4), proxy="model", proxy_batches=3)
     with pytest.raises(qcore.InvalidArgumentError, match="'proxy_batches': 1 is for the model proxy"):
         qcore.ModelSearch(p, qcore.Recipe(method="rtn"), widths=(0, 4), proxy="layer", proxy_batches=1)
-    with pytest.raises(ValueError, match="proxy must be one of layer, model, got 'hessian'"):
+    with pytest.raises(ValueError, match="proxy must be one of layer, model, model_scaled, got 'hessian'"):
         qcore.ModelSearch(p, widths=(0, 4), proxy="hessian")
     with pytest.raises(ValueError, match="proxy_batches must be"):
         qcore.ModelSearch(p, widths=(0, 4), proxy_batches=-1)

@@ -38,10 +38,11 @@ static const char HELP[] =
     "                             them; needs --ethosu-config)\n"
     "      --ethosu-config NAME   ethos-u55-32 .. ethos-u55-256, ethos-u65-256/512, ethos-u85-128 .. -2048: each\n"
     "                             candidate's Ethos-U stream is measured (in the JSON whatever the cost)\n"
-    "      --proxy P              what the search starts from: model (default: each candidate alone in the model,\n"
-    "                             run on the calibration batches, its output's squared relative error against all\n"
-    "                             weights float; one run per candidate and batch) or layer (the layer's own output\n"
-    "                             error, no model run)\n"
+    "      --proxy P              what the search starts from: model (each candidate alone in the model, run on the\n"
+    "                             calibration batches, its output's squared relative error against all weights\n"
+    "                             float; one run per candidate and batch), model-scaled (default: the model's at\n"
+    "                             each layer's lowest width, other widths scaled by the layer's own errors; one run\n"
+    "                             per layer and batch) or layer (the layer's own output error, no model run)\n"
     "      --proxy-batches N      the calibration batches the model proxy runs (default 0: all)\n"
     "      --budget N             full evaluations (default 32)\n"
     "      --algorithm A          qcore (surrogate-guided, default), random, greedy or oneshot-dp\n"
@@ -100,11 +101,12 @@ static int cost(const char *text, qc_model_cost *out)
 
 static int proxy(const char *text, qc_model_proxy *out)
 {
-    if (strcmp(text, "layer") == 0 || strcmp(text, "model") == 0) {
-        *out = text[0] == 'l' ? QC_MODEL_PROXY_LAYER : QC_MODEL_PROXY_MODEL;
-        return EXIT_DONE;
-    }
-    return fail("search", EXIT_USAGE, "--proxy takes layer or model, got '%s'", text);
+    for (int p = QC_MODEL_PROXY_LAYER; p <= QC_MODEL_PROXY_MODEL_SCALED; p++)
+        if (strcmp(text, search_proxy_name((qc_model_proxy)p)) == 0) {
+            *out = (qc_model_proxy)p;
+            return EXIT_DONE;
+        }
+    return fail("search", EXIT_USAGE, "--proxy takes layer, model or model-scaled, got '%s'", text);
 }
 
 /* Calls item(o, entry) on every entry of a comma-separated list given to `flag`. */
@@ -214,7 +216,7 @@ static int check(const search_cli *o)
     if ((o->pick >= 0 || o->has_max_cost) && o->emit_recipe == NULL)
         return fail("search", EXIT_USAGE, "--pick and --max-cost choose the point --emit-recipe FILE writes");
     if (o->proxy == QC_MODEL_PROXY_LAYER && o->proxy_batches > 0)
-        return fail("search", EXIT_USAGE, "--proxy-batches is for --proxy model; the layer proxy runs no batch");
+        return fail("search", EXIT_USAGE, "--proxy-batches is for --proxy model or model-scaled; the layer proxy runs no batch");
     if (o->pick >= 0 && o->has_max_cost) return fail("search", EXIT_USAGE, "give --pick or --max-cost, not both");
     if (o->emit_recipe && strcmp(o->emit_recipe, o->output) == 0)
         return fail("search", EXIT_USAGE, "--emit-recipe and -o name the same file");
@@ -228,7 +230,7 @@ static int parse(search_cli *o, int argc, char **argv)
     int code = recipe_options_init(&o->ro, "search");
     if (code == EXIT_DONE && qc_search_options_init(&o->search, QC_SEARCH_OPTIONS_VERSION) != QC_OK)
         code = fail("search", EXIT_FAILED, "%s", qc_last_error());
-    o->samples = 512, o->batch = 64, o->input_scale = 1.0, o->pick = -1, o->proxy = QC_MODEL_PROXY_MODEL;
+    o->samples = 512, o->batch = 64, o->input_scale = 1.0, o->pick = -1, o->proxy = QC_MODEL_PROXY_MODEL_SCALED;
     static const int32_t DEFAULT_WIDTHS[] = {0, 8, 6, 4, 3, 2};
     memcpy(o->widths, DEFAULT_WIDTHS, sizeof DEFAULT_WIDTHS), o->num_widths = sizeof DEFAULT_WIDTHS / sizeof *DEFAULT_WIDTHS;
     if (code == EXIT_DONE) code = recipe_files_read(&o->ro, "search", argc, argv, LONG, apply, o); /* flags override them */

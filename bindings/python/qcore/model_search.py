@@ -19,7 +19,7 @@ from .pipeline import Recipe
 from .search import Search, SearchSpace
 
 _COSTS = {"bytes": 0, "bit_operations": 1, "ethosu_bytes": 2}
-_PROXIES = {"layer": 0, "model": 1}
+_PROXIES = {"layer": 0, "model": 1, "model_scaled": 2}
 
 
 @dataclass(frozen=True)
@@ -40,15 +40,16 @@ class Candidate:
 
 
 class ModelSearch:
-    """ModelSearch(pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None, ethosu=None, proxy="model",
-    proxy_batches=0): the candidates (`candidates[t][c]`), evaluation batches (`add_batch`),
-    `evaluate(choice, fraction)` and `recipe(choice)`; `output` names the graph output the metric reads
-    (default: the first); `ethosu` ("ethos-u55-128", ...) measures each candidate's Ethos-U stream; `proxy`
-    "model" runs each candidate alone in the model on the first `proxy_batches` calibration batches (0: all)
-    at creation, "layer" takes the layer's own output error (no model run)."""
+    """ModelSearch(pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None, ethosu=None,
+    proxy="model_scaled", proxy_batches=0): the candidates (`candidates[t][c]`), evaluation batches
+    (`add_batch`), `evaluate(choice, fraction)` and `recipe(choice)`; `output` names the graph output the
+    metric reads (default: the first); `ethosu` ("ethos-u55-128", ...) measures each candidate's Ethos-U
+    stream; `proxy` (qc_model_proxy) "model" runs each candidate alone in the model on the first
+    `proxy_batches` calibration batches (0: all) at creation, "model_scaled" only each layer's lowest width
+    (the others scaled by the layer's own errors), "layer" takes the layer's own output error (no run)."""
 
-    def __init__(self, pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None, ethosu=None, proxy="model",
-                 proxy_batches=0):
+    def __init__(self, pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None, ethosu=None,
+                 proxy="model_scaled", proxy_batches=0):
         if proxy not in _PROXIES:
             raise ValueError("qcore.ModelSearch: proxy must be one of %s, got %r" % (", ".join(_PROXIES), proxy))
         if not isinstance(proxy_batches, int) or proxy_batches < 0:
