@@ -43,7 +43,7 @@ static qc_status check_proxy(const qc_model_search_options *o, int32_t *proxy, c
     *proxy = o->version >= 2 ? o->proxy : QC_MODEL_PROXY_LAYER;
     if (*proxy < QC_MODEL_PROXY_LAYER || *proxy > QC_MODEL_PROXY_MODEL_SCALED)
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'proxy': %d is not a qc_model_proxy", (int)*proxy);
-    if (*proxy == QC_MODEL_PROXY_LAYER && o->proxy_batches != 0 && o->version >= 2)
+    if (o->version >= 2 && *proxy == QC_MODEL_PROXY_LAYER && o->proxy_batches != 0)
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'proxy_batches': %zu is for the model proxy; the layer proxy runs no batch",
                            o->proxy_batches);
     return QC_OK;

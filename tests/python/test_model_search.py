@@ -226,3 +226,29 @@ def test_bad_proxy_options_are_named(calibration):
         qcore.ModelSearch(p, widths=(0, 4), proxy="hessian")
     with pytest.raises(ValueError, match="proxy_batches must be"):
         qcore.ModelSearch(p, widths=(0, 4), proxy_batches=-1)
+
+
+def test_c_options_version_1_gets_the_layer_proxy_and_bad_enums_are_named(calibration):
+    """Through the C API: a version-1 options struct (no proxy fields) keeps the layer proxy it always had;
+    a proxy value outside qc_model_proxy is named."""
+    from qcore._ffi import ffi, onnx_lib
+    p = qcore.Pipeline(qcore.Model(MLP))
+    p.add_batch({"input": calibration[0]})
+    layer = qcore.ModelSearch(p, widths=(0, 8, 6, 4, 3, 2), proxy="layer")  # the C defaults' widths and recipe
+    for version, proxy, status in ((1, 7, onnx_lib.QC_OK), (2, 7, onnx_lib.QC_ERR_INVALID_ARG),
+                                   (2, -1, onnx_lib.QC_ERR_INVALID_ARG)):
+        opts, out, value = ffi.new("qc_model_search_options *"), ffi.new("qc_model_search **"), ffi.new("double *")
+        assert onnx_lib.qc_model_search_options_init(opts, version) == onnx_lib.QC_OK
+        opts.proxy = proxy  # beyond a version-1 struct: never read
+        assert onnx_lib.qc_model_search_create(out, p._p, opts) == status
+        if status != onnx_lib.QC_OK:
+            assert "option 'proxy': %d is not a qc_model_proxy" % proxy in ffi.string(onnx_lib.qc_last_error()).decode()
+            continue
+        try:
+            for t, row in enumerate(layer.candidates):
+                for c, candidate in enumerate(row):
+                    assert onnx_lib.qc_model_search_proxy(out[0], t, c, value) == onnx_lib.QC_OK
+                    assert value[0] == candidate.output_error ** 2
+            assert onnx_lib.qc_model_search_proxy(out[0], 0, 6, value) == onnx_lib.QC_ERR_INVALID_ARG
+        finally:
+            onnx_lib.qc_model_search_free(out[0])
