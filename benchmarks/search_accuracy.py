@@ -222,17 +222,26 @@ def run_model(name, args):
     spaces = {"layer": space_of(search)}
     model_proxy = None
     if args.proxy != "layer":  # the same candidates again (one pass), then the model-level passes
+        marks = {}  # the proxy passes are what follows the candidates' last progress report
+
+        def progress(stage, done, total):
+            marks[stage] = time.perf_counter()
+
+        pipe.ctx.progress = progress
         start = time.perf_counter()
         with_model = qcore.ModelSearch(pipe, recipe, widths=WIDTHS, output=output, proxy=args.proxy,
                                        proxy_batches=args.proxy_batches)
-        seconds = time.perf_counter() - start
+        end = time.perf_counter()
+        pipe.ctx.progress = None
+        seconds, proxy_s = end - start, end - marks["quantizing candidates"]
         spaces["model"] = space_of(with_model, "model")
         batches = calibration[:args.proxy_batches or len(calibration)]
         measured = sum(1 for w in WIDTHS if w) if args.proxy == "model" else 1  # widths run per layer
         passes = len(batches) * (1 + len(search.candidates) * measured)  # + the float reference
         model_proxy = {"calibration_batches": len(batches), "samples": sum(batches), "executor_passes": passes,
                        "samples_run": passes // len(batches) * sum(batches), "create_s": seconds,
-                       "create_with_layer_proxy_s": created, "proxy_s": seconds - created}
+                       "create_with_layer_proxy_s": created,
+                       "proxy_s": proxy_s}  # from the candidates' last progress report to the end of create
         del with_model
     layers = len(search.candidates)
     eight = search.cost([WIDTHS.index(8)] * layers)
