@@ -15,9 +15,10 @@ qc_status qc_model_search_options_init(qc_model_search_options *o, unsigned vers
     if (version == 0 || version > QC_MODEL_SEARCH_OPTIONS_VERSION)
         return QCM_FAIL(QC_ERR_VERSION, "argument 'version': %u is not a model search options version this library knows (1..%d)",
                         version, QC_MODEL_SEARCH_OPTIONS_VERSION);
-    *o = (qc_model_search_options){.version = version, .num_widths = sizeof DEFAULT_WIDTHS / sizeof *DEFAULT_WIDTHS,
-                                   .widths = DEFAULT_WIDTHS};
-    if (version >= 2) o->proxy = QC_MODEL_PROXY_MODEL_SCALED;
+    qc_model_search_options d = {.version = version, .num_widths = sizeof DEFAULT_WIDTHS / sizeof *DEFAULT_WIDTHS,
+                                 .widths = DEFAULT_WIDTHS, .proxy = QC_MODEL_PROXY_MODEL_SCALED};
+    /* An older caller's struct ends before the later versions' fields. */
+    memcpy(o, &d, version == 1 ? offsetof(qc_model_search_options, proxy) : sizeof *o);
     return QC_OK;
 }
 

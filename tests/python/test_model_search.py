@@ -229,11 +229,16 @@ def test_bad_proxy_options_are_named(calibration):
 
 
 def test_c_options_version_1_gets_the_layer_proxy_and_bad_enums_are_named(calibration):
-    """Through the C API: a version-1 options struct (no proxy fields) keeps the layer proxy it always had;
-    a proxy value outside qc_model_proxy is named."""
+    """Through the C API: initialising a version-1 options struct writes nothing past its end; a version-1
+    struct (no proxy fields) keeps the layer proxy it always had; a proxy outside qc_model_proxy is named."""
     from qcore._ffi import ffi, onnx_lib
     p = qcore.Pipeline(qcore.Model(MLP))
     p.add_batch({"input": calibration[0]})
+    v1 = ffi.offsetof("qc_model_search_options", "proxy")  # a version-1 caller's struct ends there
+    raw = ffi.new("unsigned char[]", ffi.sizeof("qc_model_search_options") + 8)
+    ffi.buffer(raw)[v1:] = b"\xa5" * (len(raw) - v1)
+    assert onnx_lib.qc_model_search_options_init(ffi.cast("qc_model_search_options *", raw), 1) == onnx_lib.QC_OK
+    assert ffi.buffer(raw)[v1:] == b"\xa5" * (len(raw) - v1)  # nothing written past it
     layer = qcore.ModelSearch(p, widths=(0, 8, 6, 4, 3, 2), proxy="layer")  # the C defaults' widths and recipe
     for version, proxy, status in ((1, 7, onnx_lib.QC_OK), (2, 7, onnx_lib.QC_ERR_INVALID_ARG),
                                    (2, -1, onnx_lib.QC_ERR_INVALID_ARG)):
