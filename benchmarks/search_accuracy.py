@@ -8,18 +8,27 @@ evaluated by qcore's executor with the weights swapped in place):
   minilm  all-MiniLM-L6-v2 (36 linear layers); weights only (activations float); mean cosine of the
           sentence embeddings to the float model's over held-out sentences (4 batches).
 Candidate widths: float, 8, 6, 4, 3, 2 bits (per-channel symmetric). Cost: stored weight bytes.
+Proxies (what the proxy-driven methods start from): "layer", each layer's own squared relative output error at
+a width (qc_layer_report.output_error, from the candidates' one pass); "model", each candidate alone in the model
+on the first --proxy-batches calibration batches, the squared relative error of the evaluated output
+(qcore.ModelSearch(proxy="model")); "model_scaled" (the default), the same at each layer's lowest width only,
+the other widths scaled by the layer's own error ratios. The model proxy's executor passes use calibration
+data, not the evaluation set, and are not full evaluations: their time and count are reported apart
+("model_proxy" in the JSON), also as the number of full evaluations the same time would have paid for.
 Reference point: the all-8-bit configuration's bytes and the float configuration's metric minus 0.05.
 
 Methods (same evaluation cache, so a configuration is never evaluated twice across methods and seeds; every
 qcore.Search but qcore-noref is told the reference point; qcore's search is deterministic, so its seeds agree):
-  qcore       qcore.Search(algorithm="qcore"), one fidelity
+  qcore       qcore.Search(algorithm="qcore"), one fidelity, on the --proxy space
   qcore-noref the same, not told the reference point (it resolves its own from the space and the first
               evaluations; the hypervolume is still measured against the benchmark's)
   qcore-sh    the same as qcore with successive halving over two fidelities (a quarter of the evaluation batches,
               then all); its cheap evaluations are reported as full-evaluation equivalents
   random      qcore.Search(algorithm="random")
-  greedy      qcore.Search(algorithm="greedy")  (AIMET-AMP-like)
-  oneshot-dp  qcore.Search(algorithm="oneshot_dp")  (HAWQ-like proxy DP, spread points)
+  greedy      qcore.Search(algorithm="greedy")  (AIMET-AMP-like), on the layer proxy
+  oneshot-dp  qcore.Search(algorithm="oneshot_dp")  (HAWQ-like proxy DP, spread points), on the layer proxy
+  greedy-model, oneshot-dp-model  the same on the --proxy space (model or model_scaled): the baselines given
+              qcore's better proxy, so the gain of the search itself is measured apart from the proxy's
   tpe         Optuna's multi-objective TPE sampler (benchmark only: pip install optuna)
 Searches whose plan depends on the budget run once per budget; random search and TPE are anytime and run
 once at the largest budget, read at each prefix.
@@ -27,6 +36,7 @@ once at the largest budget, read at each prefix.
 Writes benchmarks/results/search_<model>.json and search_<model>.png.
 Usage: python benchmarks/search_accuracy.py [--models cnn,minilm] [--seeds 5] [--budgets 16,32,64,128]
                                           [--cache PATH] (evaluations kept in PATH.<model>.pkl across runs)
+                                          [--proxy layer|model|model_scaled] [--proxy-batches N]
 """
 import argparse
 import os
@@ -48,7 +58,7 @@ ANYTIME = ("random", "tpe")
 
 
 def fashion_cnn():
-    """(pipeline, recipe, evaluation batches with labels, output name)."""
+    """(pipeline, recipe, evaluation batches with labels, output name, calibration batch sizes)."""
     def images(name, count):
         x = qcore.load_array(FASHION + name).astype(np.float32) / 255
         return np.ascontiguousarray(x[:count].reshape(-1, 1, 28, 28))
@@ -59,7 +69,7 @@ def fashion_cnn():
     for k in range(0, 512, 256):
         pipe.add_batch({"input": train[k:k + 256]})
     evaluation = [({"input": test[k:k + 500]}, labels[k:k + 500]) for k in range(0, 2000, 500)]
-    return pipe, qcore.Recipe(method="optq", activation_bits=8), evaluation, None
+    return pipe, qcore.Recipe(method="optq", activation_bits=8), evaluation, None, [256, 256]
 
 
 def minilm(sentences):
@@ -76,7 +86,8 @@ def minilm(sentences):
         pipe.add_batch(encode(calibration[k:k + 16]))
     step = max(1, sentences // 4)
     evaluation = [(encode(heldout[k:k + step]), None) for k in range(0, sentences, step)]
-    return pipe, qcore.Recipe(method="optq", activation_bits=0), evaluation, "sentence_embedding"
+    return pipe, qcore.Recipe(method="optq", activation_bits=0), evaluation, "sentence_embedding", \
+        [len(calibration[k:k + 16]) for k in range(0, len(calibration), 16)]
 
 
 class Evaluator:
@@ -169,9 +180,10 @@ def run_tpe(space, candidates, seed, budget, evaluate):
     return points, float(budget), own
 
 
-def space_of(search):
+def space_of(search, proxy="layer"):
+    """The space over the search's candidates with the layer proxy, or the search's own (proxy="model")."""
     costs = [[c.bytes for c in row] for row in search.candidates]
-    proxies = [[c.output_error ** 2 for c in row] for row in search.candidates]
+    proxies = [[c.output_error ** 2 if proxy == "layer" else c.proxy for c in row] for row in search.candidates]
     labels = [["%s:%s" % (c.weight, "float" if c.bits == 0 else "w%d" % c.bits) for c in row] for row in search.candidates]
     return qcore.SearchSpace([len(row) for row in search.candidates], cost=costs, proxy=proxies, labels=labels)
 
@@ -183,6 +195,8 @@ METHODS = {
     "random": lambda s, c, seed, b, ev, ref: run_library(s, "random", seed, b, ev, None, ref),
     "greedy": lambda s, c, seed, b, ev, ref: run_library(s, "greedy", seed, b, ev, None, ref),
     "oneshot-dp": lambda s, c, seed, b, ev, ref: run_library(s, "oneshot_dp", seed, b, ev, None, ref),
+    "greedy-model": lambda s, c, seed, b, ev, ref: run_library(s, "greedy", seed, b, ev, None, ref),
+    "oneshot-dp-model": lambda s, c, seed, b, ev, ref: run_library(s, "oneshot_dp", seed, b, ev, None, ref),
     "tpe": lambda s, c, seed, b, ev, ref: run_tpe(s, c, seed, b, ev),
 }
 
@@ -197,24 +211,54 @@ def true_front(search, evaluate):
 def run_model(name, args):
     setup = fashion_cnn if name == "cnn" else lambda: minilm(args.sentences)
     start = time.perf_counter()
-    pipe, recipe, evaluation, output = setup()
-    search = qcore.ModelSearch(pipe, recipe, widths=WIDTHS, output=output)
+    pipe, recipe, evaluation, output, calibration = setup()
+    created = time.perf_counter()
+    search = qcore.ModelSearch(pipe, recipe, widths=WIDTHS, output=output, proxy="layer")
+    created = time.perf_counter() - created
     for inputs, labels in evaluation:
         search.add_batch(inputs, labels=labels)
     prepare = time.perf_counter() - start
     evaluate = Evaluator(search, args.cache and "%s.%s.pkl" % (args.cache, name))
-    space = space_of(search)
+    spaces = {"layer": space_of(search)}
+    model_proxy = None
+    if args.proxy != "layer":  # the same candidates again (one pass), then the model-level passes
+        marks = {}  # the proxy passes are what follows the candidates' last progress report
+
+        def progress(stage, done, total):
+            marks[stage] = time.perf_counter()
+
+        pipe.ctx.progress = progress
+        start = time.perf_counter()
+        with_model = qcore.ModelSearch(pipe, recipe, widths=WIDTHS, output=output, proxy=args.proxy,
+                                       proxy_batches=args.proxy_batches)
+        end = time.perf_counter()
+        pipe.ctx.progress = None
+        seconds, proxy_s = end - start, end - marks["quantizing candidates"]
+        spaces["model"] = space_of(with_model, "model")
+        batches = calibration[:args.proxy_batches or len(calibration)]
+        measured = sum(1 for w in WIDTHS if w) if args.proxy == "model" else 1  # widths run per layer
+        passes = len(batches) * (1 + len(search.candidates) * measured)  # + the float reference
+        model_proxy = {"calibration_batches": len(batches), "samples": sum(batches), "executor_passes": passes,
+                       "samples_run": passes // len(batches) * sum(batches), "create_s": seconds,
+                       "create_with_layer_proxy_s": created,
+                       "proxy_s": proxy_s}  # from the candidates' last progress report to the end of create
+        del with_model
     layers = len(search.candidates)
     eight = search.cost([WIDTHS.index(8)] * layers)
     ref = (float(eight), evaluate([0] * layers) - 0.05)
     out = {"model": name, "layers": layers, "widths": WIDTHS, "configurations": len(WIDTHS) ** layers,
            "reference_point": ref, "float_metric": ref[1] + 0.05, "prepare_s": prepare, "seeds": args.seeds,
-           "budgets": args.budgets, "methods": {}, "machine": machine(qcore), "openblas": openblas_kernel()}
+           "budgets": args.budgets, "methods": {}, "machine": machine(qcore), "openblas": openblas_kernel(),
+           "proxy": args.proxy, "model_proxy": model_proxy}
     if name == "cnn":
         best = true_front(search, evaluate)
         out["true_front"] = best
         out["true_hypervolume"] = hypervolume(best, ref)
     for method in args.methods:
+        if method.endswith("-model") and "model" not in spaces:
+            continue
+        model_space = method.endswith("-model") or (method.startswith("qcore") and args.proxy != "layer")
+        space = spaces["model" if model_space else "layer"]
         rows = []
         for seed in range(args.seeds):
             if method in ANYTIME:
@@ -232,12 +276,23 @@ def run_model(name, args):
         evaluate.save()
     out["evaluation_s_mean"] = float(np.mean(evaluate.seconds)) if evaluate.seconds else 0.0
     out["distinct_evaluations"] = len(evaluate.cache)
+    if model_proxy:  # what the proxy passes cost, counted in full evaluations of the same time
+        model_proxy["full_evaluation_equivalents"] = model_proxy["proxy_s"] / out["evaluation_s_mean"]
     if args.no_json:
         return
     summarize(out)
     qcore_16, dp_best = out["summary"]["qcore"][str(args.budgets[0])][0], max(
         v[0] for v in out["summary"].get("oneshot-dp", {"": (0,)}).values())
     out["qcore_at_first_budget_vs_best_oneshot_dp"] = qcore_16 / dp_best if dp_best else None
+    if "oneshot-dp-model" in out["summary"]:
+        dp_model = max(v[0] for v in out["summary"]["oneshot-dp-model"].values())
+        out["qcore_at_first_budget_vs_best_oneshot_dp_model"] = qcore_16 / dp_model if dp_model else None
+    print("qcore at %d evaluations / best one-shot DP: %s%s" % (args.budgets[0], out["qcore_at_first_budget_vs_best_oneshot_dp"],
+          "; / best one-shot DP on the model proxy: %s" % out.get("qcore_at_first_budget_vs_best_oneshot_dp_model")
+          if "oneshot-dp-model" in out["summary"] else ""))
+    if model_proxy:
+        print("model proxy: %(executor_passes)d executor passes over %(calibration_batches)d calibration batches, "
+              "%(proxy_s).1f s = %(full_evaluation_equivalents).1f full evaluations' time" % model_proxy)
     write_json(os.path.join(RESULTS, "search_%s.json" % name), out)
     plot(out, os.path.join(RESULTS, "search_%s.png" % name))
 
@@ -294,6 +349,9 @@ def main():
     ap.add_argument("--sentences", type=int, default=32, help="MiniLM held-out sentences per evaluation")
     ap.add_argument("--cache", help="keep evaluations in CACHE.<model>.pkl across runs (same widths and data)")
     ap.add_argument("--no-json", action="store_true", help="fill the cache only; write no results")
+    ap.add_argument("--proxy", choices=("layer", "model", "model_scaled"), default="model_scaled",
+                    help="the space qcore's search starts from")
+    ap.add_argument("--proxy-batches", type=int, default=0, help="calibration batches the model proxy runs (0: all)")
     args = ap.parse_args()
     args.methods = args.methods.split(",")
     args.budgets = [int(b) for b in args.budgets.split(",")]

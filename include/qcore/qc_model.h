@@ -658,7 +658,22 @@ QC_ONNX_API qc_status qc_model_clone(qc_model **out, const qc_model *model);
  */
 typedef struct qc_model_search qc_model_search;
 
-#define QC_MODEL_SEARCH_OPTIONS_VERSION 1
+#define QC_MODEL_SEARCH_OPTIONS_VERSION 2
+
+/* What a model search space gets as each candidate's proxy (since libqcore-onnx 1.4). */
+typedef enum qc_model_proxy {
+    QC_MODEL_PROXY_LAYER = 0, /* the layer's own squared relative output error at that width
+                                 (qc_model_candidate.output_error squared): no extra model run */
+    QC_MODEL_PROXY_MODEL = 1, /* the model's: that weight alone at that width (every other weight float,
+                                 activations as the recipe says), run on calibration batches, the squared
+                                 relative error of the evaluated output against the same model with every
+                                 weight float; one executor pass per candidate and batch, made at create */
+    QC_MODEL_PROXY_MODEL_SCALED = 2 /* the model's at the lowest integer width only, each other width's
+                                 scaled by the layer's own ratio across widths (layer error at that width
+                                 squared over the layer error at the lowest, squared): one pass per layer
+                                 and batch; on MiniLM as predictive as QC_MODEL_PROXY_MODEL, at a fifth of
+                                 its passes with five integer widths */
+} qc_model_proxy;
 
 typedef struct qc_model_search_options {
     uint32_t version;             /* QC_MODEL_SEARCH_OPTIONS_VERSION */
@@ -669,6 +684,9 @@ typedef struct qc_model_search_options {
     const char *output;           /* the graph output the metric reads (default NULL: the first one) */
     int32_t ethosu_config;        /* a qc_ethosu_config: each candidate's Ethos-U stream size is measured
                                      (qc_ethosu_pack_layer, Vela's packing); 0 (default): not measured */
+    /* version 2 (libqcore-onnx 1.4); a version-1 struct gets QC_MODEL_PROXY_LAYER */
+    int32_t proxy;                /* a qc_model_proxy (default QC_MODEL_PROXY_MODEL_SCALED) */
+    size_t proxy_batches;         /* the model proxies: the first N calibration batches (default 0: all) */
 } qc_model_search_options;
 
 /* Fills `opts` with the defaults of `version` (QC_ERR_VERSION for 0 or a version newer than the library's;
@@ -707,6 +725,12 @@ typedef struct qc_model_candidate {
 QC_ONNX_API qc_status qc_model_search_candidate(const qc_model_search *search, size_t layer, uint32_t candidate,
                                                 qc_model_candidate *out);
 
+/* The proxy the search's space gives candidate `candidate` of searched layer `layer` (the options' proxy:
+ * the layer's or the model's squared relative output error) into `out` (since libqcore-onnx 1.4).
+ * QC_ERR_INVALID_ARG for NULL or an index out of range. */
+QC_ONNX_API qc_status qc_model_search_proxy(const qc_model_search *search, size_t layer, uint32_t candidate,
+                                            double *out);
+
 /* The metric of configuration `choice` (one candidate index per searched layer) on the first
  * ceil(fraction * batches) evaluation batches (0 < fraction <= 1). */
 QC_ONNX_API qc_status qc_model_search_evaluate(qc_model_search *search, const uint32_t *choice, double fraction,
@@ -721,7 +745,7 @@ typedef enum qc_model_cost {
 } qc_model_cost;
 
 /* A qc_search.h space over the searched layers (tensor t = searched layer t, candidate c = width c):
- * costs as `cost` says, proxies each layer's squared output error alone at that width, labels
+ * costs as `cost` says, proxies qc_model_search_proxy's (the options' proxy), labels
  * "weight:w4" / "weight:float". The caller owns it (qc_search_space_free) and may add ties, forbidden
  * combinations, a check or other costs before searching. */
 QC_ONNX_API qc_status qc_model_search_space(const qc_model_search *search, qc_model_cost cost, qc_search_space **out);

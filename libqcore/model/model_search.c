@@ -15,8 +15,10 @@ qc_status qc_model_search_options_init(qc_model_search_options *o, unsigned vers
     if (version == 0 || version > QC_MODEL_SEARCH_OPTIONS_VERSION)
         return QCM_FAIL(QC_ERR_VERSION, "argument 'version': %u is not a model search options version this library knows (1..%d)",
                         version, QC_MODEL_SEARCH_OPTIONS_VERSION);
-    *o = (qc_model_search_options){.version = version, .num_widths = sizeof DEFAULT_WIDTHS / sizeof *DEFAULT_WIDTHS,
-                                   .widths = DEFAULT_WIDTHS};
+    qc_model_search_options d = {.version = version, .num_widths = sizeof DEFAULT_WIDTHS / sizeof *DEFAULT_WIDTHS,
+                                 .widths = DEFAULT_WIDTHS, .proxy = QC_MODEL_PROXY_MODEL_SCALED};
+    /* An older caller's struct ends before the later versions' fields. */
+    memcpy(o, &d, version == 1 ? offsetof(qc_model_search_options, proxy) : sizeof *o);
     return QC_OK;
 }
 
@@ -33,6 +35,18 @@ static qc_status check_widths(const qc_model_search_options *o, const char *func
             if (o->widths[j] == w)
                 return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'widths': %d is given twice", (int)w);
     }
+    return QC_OK;
+}
+
+/* The options' proxy (version 1 knows only the layer's). */
+static qc_status check_proxy(const qc_model_search_options *o, int32_t *proxy, const char *function)
+{
+    *proxy = o->version >= 2 ? o->proxy : QC_MODEL_PROXY_LAYER;
+    if (*proxy < QC_MODEL_PROXY_LAYER || *proxy > QC_MODEL_PROXY_MODEL_SCALED)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'proxy': %d is not a qc_model_proxy", (int)*proxy);
+    if (o->version >= 2 && *proxy == QC_MODEL_PROXY_LAYER && o->proxy_batches != 0)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'proxy_batches': %zu is for the model proxy; the layer proxy runs no batch",
+                           o->proxy_batches);
     return QC_OK;
 }
 
@@ -82,6 +96,8 @@ qc_status qc_model_search_create(qc_model_search **out, qc_pipeline *p, const qc
         return QCM_FAIL(QC_ERR_VERSION, "argument 'opts': version %u is not one this library knows (1..%d)", o->version,
                         QC_MODEL_SEARCH_OPTIONS_VERSION);
     QCM_TRY(check_widths(o, __func__));
+    int32_t proxy;
+    QCM_TRY(check_proxy(o, &proxy, __func__));
     qc_model_search *s = calloc(1, sizeof *s);
     if (s == NULL) return QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
     s->p = p;
@@ -96,6 +112,8 @@ qc_status qc_model_search_create(qc_model_search **out, qc_pipeline *p, const qc
     if (st == QC_OK) st = qc_session_create(&s->eval, s->cand.eval_model, p->ctx);
     if (st == QC_OK) st = (s->formats = calloc(s->cand.num_layers, sizeof *s->formats)) ? QC_OK
                                                                                           : QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
+    if (st == QC_OK && proxy != QC_MODEL_PROXY_LAYER)
+        st = qcms__model_proxy(s, o->proxy_batches, proxy == QC_MODEL_PROXY_MODEL_SCALED, __func__);
     if (st != QC_OK) {
         qc_model_search_free(s);
         return st;
@@ -113,7 +131,7 @@ void qc_model_search_free(qc_model_search *s)
     }
     free(s->batches), free(s->labels), free(s->reference);
     for (size_t k = 0; s->keep && k < s->recipe.num_keep_float; k++) free(s->keep[k]);
-    free(s->keep), free(s->formats);
+    free(s->keep), free(s->formats), free(s->model_error);
     qc_session_free(s->eval), qc_session_free(s->fp);
     qcp__candidates_free(&s->cand);
     free(s);

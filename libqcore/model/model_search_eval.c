@@ -55,7 +55,7 @@ qc_status qc_model_search_add_batch(qc_model_search *s, size_t count, const char
 }
 
 /* The first output of the last run, as [samples, features]. */
-static qc_status output_rows(const qc_session *session, const char *name, int64_t *rows, int64_t *cols, const float **data,
+qc_status qcms__output_rows(const qc_session *session, const char *name, int64_t *rows, int64_t *cols, const float **data,
                              const char *function)
 {
     qc_tensor y;
@@ -76,7 +76,7 @@ static qc_status reference(qc_model_search *s, size_t b, const char *function)
     QCM_TRY(qc_session_run(s->fp));
     int64_t rows, cols;
     const float *y;
-    QCM_TRY(output_rows(s->fp, s->output, &rows, &cols, &y, function));
+    QCM_TRY(qcms__output_rows(s->fp, s->output, &rows, &cols, &y, function));
     s->reference[b] = malloc((size_t)(rows * cols > 0 ? rows * cols : 1) * sizeof(float));
     if (s->reference[b] == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
     memcpy(s->reference[b], y, (size_t)(rows * cols) * sizeof(float));
@@ -106,7 +106,7 @@ static qc_status score_batch(qc_model_search *s, size_t b, double *sum, int64_t 
     QCM_TRY(qc_session_run(s->eval));
     int64_t rows, cols;
     const float *y;
-    QCM_TRY(output_rows(s->eval, s->output, &rows, &cols, &y, function));
+    QCM_TRY(qcms__output_rows(s->eval, s->output, &rows, &cols, &y, function));
     for (int64_t n = 0; n < rows; n++)
         *sum += s->labels[b] ? (double)(argmax(y + n * cols, cols) == s->labels[b][n]) : cosine(y + n * cols, s->reference[b] + n * cols, cols);
     *count += rows;

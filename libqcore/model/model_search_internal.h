@@ -17,9 +17,20 @@ struct qc_model_search {
     size_t num_batches;
     const char *output;           /* the first graph output's name (borrowed from the model) */
     qc_layer_format *formats;     /* qc_model_search_recipe's */
+    double *model_error;          /* [t * num_widths + c]: QC_MODEL_PROXY_MODEL's squared relative output
+                                     error (model_search_proxy.c); NULL for the layer proxy */
 };
 
 /* QC_ERR_INVALID_ARG unless `layer` is a searched layer and `candidate` one of its candidates. */
 qc_status qcms__check_candidate(const qc_model_search *s, size_t layer, uint32_t candidate, const char *function);
+
+/* The first output of the session's last run, `name`, as [rows, cols] float32. */
+qc_status qcms__output_rows(const qc_session *session, const char *name, int64_t *rows, int64_t *cols, const float **data,
+                            const char *function);
+
+/* Fills s->model_error from the first `proxy_batches` (0: all) of the pipeline's calibration batches,
+ * the evaluation session holding float weights before and after; `scaled`: measured at the lowest integer
+ * width only, the others scaled by the layer errors' ratios (QC_MODEL_PROXY_MODEL_SCALED). */
+qc_status qcms__model_proxy(qc_model_search *s, size_t proxy_batches, int scaled, const char *function);
 
 #endif

@@ -1,6 +1,6 @@
-/* A model search's space (qc_search.h) and the search over it: costs are stored bytes, proxies each
- * layer's squared relative output error alone at a width, evaluations the executor's metric on the first
- * `fidelity` fraction of the evaluation batches. */
+/* A model search's space (qc_search.h) and the search over it: costs are stored bytes, proxies
+ * qc_model_search_proxy's (the layer's or the model's squared relative output error), evaluations the
+ * executor's metric on the first `fidelity` fraction of the evaluation batches. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -19,12 +19,13 @@ static double cost_of(const qc_model_search *s, size_t t, uint32_t c, qc_model_c
 static qc_status fill_layer(const qc_model_search *s, qc_search_space *space, size_t t, qc_model_cost cost)
 {
     for (uint32_t c = 0; c < s->cand.num_widths; c++) {
-        size_t cell = t * s->cand.num_widths + c;
         char label[300];
         if (s->cand.widths[c] == 0) snprintf(label, sizeof label, "%.250s:float", s->p->layers[s->cand.layers[t]].weight);
         else snprintf(label, sizeof label, "%.250s:w%d", s->p->layers[s->cand.layers[t]].weight, (int)s->cand.widths[c]);
         QCM_TRY(qc_search_space_set_cost(space, t, c, cost_of(s, t, c, cost)));
-        QCM_TRY(qc_search_space_set_proxy(space, t, c, s->cand.output_error[cell] * s->cand.output_error[cell]));
+        double proxy;
+        QCM_TRY(qc_model_search_proxy(s, t, c, &proxy));
+        QCM_TRY(qc_search_space_set_proxy(space, t, c, proxy));
         QCM_TRY(qc_search_space_set_label(space, t, c, label));
     }
     return QC_OK;

@@ -593,6 +593,9 @@ def test_search_successive_halving_fronts_only_full_evaluations(search_data, tmp
     (["--recipe", "/nonexistent-recipe.txt"], 3, "nonexistent-recipe"),
     (["--layer-bits", "fc1.weight=4"], 2, "among --widths"),
     (["--rec", "{recipe}"], 2, "--recipe in full"),
+    (["--proxy", "hessian"], 2, "--proxy takes layer, model or model-scaled, got 'hessian'"),
+    (["--proxy", "layer", "--proxy-batches", "1"], 2, "--proxy-batches is for --proxy model"),
+    (["--proxy-batches", "9"], 2, "'proxy_batches': 9 is more than the pipeline's 2 calibration batches"),
 ])
 def test_search_bad_input_leaves_no_output(search_data, tmp_path, args, code, message):
     d, _, _ = search_data
@@ -601,6 +604,30 @@ def test_search_bad_input_leaves_no_output(search_data, tmp_path, args, code, me
     assert run.returncode == code, run.stderr
     assert message in run.stderr
     assert not out.exists() and not recipe.exists() and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_search_proxy_is_the_libraries_for_the_same_calibration(search_data, tmp_path):
+    """--proxy model / model-scaled (the default) write each candidate's model proxy as qcore.ModelSearch
+    computes it from the same calibration batches (128 samples scaled by 1/255, two batches of 64, the
+    recipe file's RTN and 8-bit activations); --proxy layer writes the squared layer output error."""
+    d, _, _ = search_data
+    calib = (qcore.load_array(str(d / "calib.npy"))[:128].reshape(-1, 784).astype(np.float64) * (1 / 255)).astype(np.float32)
+    p = qcore.Pipeline(qcore.Model(MLP))
+    for k in (0, 64):
+        p.add_batch({"input": np.ascontiguousarray(calib[k:k + 64])})
+    for proxy, batches in (("model", 1), ("layer", 0), (None, 0)):
+        flags = (["--proxy", proxy] if proxy else []) + ["--proxy-batches", 1] * batches
+        run = qcore_tool(*search_args(d, tmp_path / "f.json", *flags))
+        assert run.returncode == 0, run.stderr
+        result = json.loads((tmp_path / "f.json").read_text())
+        assert (result["proxy"], result["proxy_batches"]) == (proxy or "model-scaled", batches)
+        want = qcore.ModelSearch(p, qcore.Recipe(method="rtn", activation_bits=8), widths=(0, 8, 4, 2),
+                                 proxy=(proxy or "model_scaled"), proxy_batches=batches)
+        for layer, row in zip(result["layers"], want.candidates):
+            assert [c["proxy"] for c in layer["candidates"]] == pytest.approx([c.proxy for c in row], rel=1e-9)
+            if proxy == "layer":
+                assert [c["proxy"] for c in layer["candidates"]] == pytest.approx(
+                    [c["output_error"] ** 2 for c in layer["candidates"]], rel=1e-9)
 
 
 def test_search_recipe_files_in_order_and_flags_override_them(search_data, tmp_path):

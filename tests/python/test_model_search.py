@@ -135,7 +135,7 @@ def test_space_tables_are_the_candidates(search):
         for choice in ((0, 1, 2), (3, 3, 3), (2, 0, 1)):
             total, proxy = space.evaluate(choice)
             assert total == pytest.approx(sum(getattr(search.candidates[t][c], field) for t, c in enumerate(choice)))
-            assert proxy == pytest.approx(sum(search.candidates[t][c].output_error ** 2 for t, c in enumerate(choice)))
+            assert proxy == pytest.approx(sum(search.candidates[t][c].proxy for t, c in enumerate(choice)))
     with pytest.raises(qcore.InvalidArgumentError, match="ethosu_config"):
         search.space("ethosu_bytes")
 
@@ -149,3 +149,111 @@ def test_run_evaluates_what_it_reports_and_repeats_for_a_seed(search):
         assert cost == search.cost(choice) and metric == search.evaluate(choice)
     costs = np.asarray(front.cost)
     assert np.all(np.diff(costs) > 0) and np.all(np.diff(front.metric) > 0)  # non-dominated, sorted by cost
+
+
+def test_layer_proxy_is_the_squared_layer_output_error():
+    p = qcore.Pipeline(qcore.Model(MLP))
+    p.add_batch({"input": np.ascontiguousarray(images()[:128])})
+    s = qcore.ModelSearch(p, qcore.Recipe(method="rtn"), widths=(0, 8, 3), proxy="layer")
+    for row in s.candidates:
+        assert [c.proxy for c in row] == [c.output_error ** 2 for c in row]
+    space = s.space()
+    assert space.evaluate((1, 2, 0))[1] == pytest.approx(s.candidates[0][1].output_error ** 2
+                                                         + s.candidates[1][2].output_error ** 2)
+
+
+@pytest.fixture(scope="module")
+def calibration():
+    x = np.ascontiguousarray(images()[:256])
+    return x[:128], x[128:]
+
+
+@pytest.mark.parametrize("proxy_batches", [1, 0])
+def test_model_proxy_equals_onnxruntime_on_one_quantized_weight(calibration, proxy_batches, tmp_path):
+    """Each candidate's model proxy is the squared relative error of the model with that weight alone
+    quantized (the pipeline's export of the same integers, run by onnxruntime) against the float model, on
+    the first proxy_batches calibration batches (0: both); the scaled one is that at the lowest width, and
+    at the others that times the layer's own squared error ratio."""
+    p = qcore.Pipeline(qcore.Model(MLP))
+    for x in calibration:
+        p.add_batch({"input": x})
+    widths = (0, 8, 4, 2)
+    s, scaled = (qcore.ModelSearch(p, qcore.Recipe(method="rtn", activation_bits=0), widths=widths, proxy=proxy,
+                                   proxy_batches=proxy_batches) for proxy in ("model", "model_scaled"))
+    x = np.concatenate(calibration[:proxy_batches or 2])
+    reference = ort.InferenceSession(MLP).run(None, {"input": x})[0].astype(np.float64)
+    names = [row[0].weight for row in s.candidates]
+    for t, row in enumerate(s.candidates):
+        assert row[0].proxy == 0
+        for c, bits in enumerate(widths[1:], start=1):
+            bits_of = {n: (bits if n == names[t] else 0) for n in names}
+            model, _ = p.run(qcore.Recipe(method="rtn", activation_bits=0, sequential=False, layer_bits=bits_of))
+            y = ort_outputs(model, x, tmp_path).astype(np.float64)
+            want = np.sum((y - reference) ** 2) / np.sum(reference ** 2)
+            assert row[c].proxy == pytest.approx(want, rel=2e-3), (t, bits)
+            assert scaled.candidates[t][c].proxy == pytest.approx(  # measured at 2 bits, scaled by the layer's
+                want if bits == 2 else row[3].proxy * (row[c].output_error / row[3].output_error) ** 2, rel=2e-3)
+        assert row[1].proxy < row[2].proxy < row[3].proxy  # fewer bits, larger error at the output
+
+
+def test_model_proxy_keeps_activation_quantizers_and_is_deterministic(calibration, evaluation):
+    """With 8-bit activations the reference is the model with every weight float and its activations
+    quantized (so a float weight costs 0), which is what evaluate() scores for the all-float choice; a
+    second search gives the same proxies bit for bit, and evaluations are unchanged by the proxy passes."""
+    p = qcore.Pipeline(qcore.Model(MLP))
+    p.add_batch({"input": calibration[0]})
+    x, labels = evaluation
+    searches = []
+    for proxy in ("model_scaled", "model_scaled", "layer"):
+        s = qcore.ModelSearch(p, qcore.Recipe(method="optq", activation_bits=8), widths=(0, 4, 2), proxy=proxy)
+        s.add_batch({"input": x[:400]}, labels=labels[:400])
+        searches.append(s)
+    a, b, layer = searches
+    assert [[c.proxy for c in row] for row in a.candidates] == [[c.proxy for c in row] for row in b.candidates]
+    assert all(row[0].proxy == 0 and 0 < row[1].proxy < row[2].proxy for row in a.candidates)
+    for choice in ((0, 0, 0), (2, 1, 0), (1, 2, 2)):
+        assert a.evaluate(choice) == layer.evaluate(choice)
+
+
+def test_bad_proxy_options_are_named(calibration):
+    p = qcore.Pipeline(qcore.Model(MLP))
+    p.add_batch({"input": calibration[0]})
+    with pytest.raises(qcore.InvalidArgumentError, match="'proxy_batches': 3 is more than the pipeline's 1"):
+        qcore.ModelSearch(p, qcore.Recipe(method="rtn"), widths=(0, 4), proxy="model", proxy_batches=3)
+    with pytest.raises(qcore.InvalidArgumentError, match="'proxy_batches': 1 is for the model proxy"):
+        qcore.ModelSearch(p, qcore.Recipe(method="rtn"), widths=(0, 4), proxy="layer", proxy_batches=1)
+    with pytest.raises(ValueError, match="proxy must be one of layer, model, model_scaled, got 'hessian'"):
+        qcore.ModelSearch(p, widths=(0, 4), proxy="hessian")
+    with pytest.raises(ValueError, match="proxy_batches must be"):
+        qcore.ModelSearch(p, widths=(0, 4), proxy_batches=-1)
+
+
+def test_c_options_version_1_gets_the_layer_proxy_and_bad_enums_are_named(calibration):
+    """Through the C API: initialising a version-1 options struct writes nothing past its end; a version-1
+    struct (no proxy fields) keeps the layer proxy it always had; a proxy outside qc_model_proxy is named."""
+    from qcore._ffi import ffi, onnx_lib
+    p = qcore.Pipeline(qcore.Model(MLP))
+    p.add_batch({"input": calibration[0]})
+    v1 = ffi.offsetof("qc_model_search_options", "proxy")  # a version-1 caller's struct ends there
+    raw = ffi.new("unsigned char[]", ffi.sizeof("qc_model_search_options") + 8)
+    ffi.buffer(raw)[v1:] = b"\xa5" * (len(raw) - v1)
+    assert onnx_lib.qc_model_search_options_init(ffi.cast("qc_model_search_options *", raw), 1) == onnx_lib.QC_OK
+    assert ffi.buffer(raw)[v1:] == b"\xa5" * (len(raw) - v1)  # nothing written past it
+    layer = qcore.ModelSearch(p, widths=(0, 8, 6, 4, 3, 2), proxy="layer")  # the C defaults' widths and recipe
+    for version, proxy, status in ((1, 7, onnx_lib.QC_OK), (2, 7, onnx_lib.QC_ERR_INVALID_ARG),
+                                   (2, -1, onnx_lib.QC_ERR_INVALID_ARG)):
+        opts, out, value = ffi.new("qc_model_search_options *"), ffi.new("qc_model_search **"), ffi.new("double *")
+        assert onnx_lib.qc_model_search_options_init(opts, version) == onnx_lib.QC_OK
+        opts.proxy = proxy  # beyond a version-1 struct: never read
+        assert onnx_lib.qc_model_search_create(out, p._p, opts) == status
+        if status != onnx_lib.QC_OK:
+            assert "option 'proxy': %d is not a qc_model_proxy" % proxy in ffi.string(onnx_lib.qc_last_error()).decode()
+            continue
+        try:
+            for t, row in enumerate(layer.candidates):
+                for c, candidate in enumerate(row):
+                    assert onnx_lib.qc_model_search_proxy(out[0], t, c, value) == onnx_lib.QC_OK
+                    assert value[0] == candidate.output_error ** 2
+            assert onnx_lib.qc_model_search_proxy(out[0], 0, 6, value) == onnx_lib.QC_ERR_INVALID_ARG
+        finally:
+            onnx_lib.qc_model_search_free(out[0])

@@ -38,6 +38,12 @@ static const char HELP[] =
     "                             them; needs --ethosu-config)\n"
     "      --ethosu-config NAME   ethos-u55-32 .. ethos-u55-256, ethos-u65-256/512, ethos-u85-128 .. -2048: each\n"
     "                             candidate's Ethos-U stream is measured (in the JSON whatever the cost)\n"
+    "      --proxy P              what the search starts from: model (each candidate alone in the model, run on the\n"
+    "                             calibration batches, its output's squared relative error against all weights\n"
+    "                             float; one run per candidate and batch), model-scaled (default: the model's at\n"
+    "                             each layer's lowest width, other widths scaled by the layer's own errors; one run\n"
+    "                             per layer and batch) or layer (the layer's own output error, no model run)\n"
+    "      --proxy-batches N      the calibration batches the model proxy runs (default 0: all)\n"
     "      --budget N             full evaluations (default 32)\n"
     "      --algorithm A          qcore (surrogate-guided, default), random, greedy or oneshot-dp\n"
     "      --seed N               seed of every random draw (default 0); a search is deterministic for a seed\n"
@@ -67,7 +73,8 @@ static const struct option LONG[] = {
     {"cost", required_argument, 0, 'c'}, {"ethosu-config", required_argument, 0, 'C'}, {"budget", required_argument, 0, 'B'},
     {"algorithm", required_argument, 0, 'G'}, {"seed", required_argument, 0, 's'},
     {"fidelities", required_argument, 0, 'F'}, {"eta", required_argument, 0, 'e'},
-    {"reference-cost", required_argument, 0, 'Z'},
+    {"reference-cost", required_argument, 0, 'Z'}, {"proxy", required_argument, 0, 'y'},
+    {"proxy-batches", required_argument, 0, 'Q'},
     {"reference-metric", required_argument, 0, 'Y'}, {"emit-recipe", required_argument, 0, 'r'}, {"pick", required_argument, 0, 'p'}, {"max-cost", required_argument, 0, 'x'},
     RECIPE_LONG_OPTIONS, RECIPE_WIDTH_OPTIONS, {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
@@ -90,6 +97,16 @@ static int cost(const char *text, qc_model_cost *out)
             return EXIT_DONE;
         }
     return fail("search", EXIT_USAGE, "--cost takes bytes, bit-operations or ethosu-bytes, got '%s'", text);
+}
+
+static int proxy(const char *text, qc_model_proxy *out)
+{
+    for (int p = QC_MODEL_PROXY_LAYER; p <= QC_MODEL_PROXY_MODEL_SCALED; p++)
+        if (strcmp(text, search_proxy_name((qc_model_proxy)p)) == 0) {
+            *out = (qc_model_proxy)p;
+            return EXIT_DONE;
+        }
+    return fail("search", EXIT_USAGE, "--proxy takes layer, model or model-scaled, got '%s'", text);
 }
 
 /* Calls item(o, entry) on every entry of a comma-separated list given to `flag`. */
@@ -154,6 +171,7 @@ static int integer_option(search_cli *o, int c, const char *arg)
     case 'b': return parse_integer("search", arg, 1, 1L << 20, "--batch", &o->batch);
     case 't': return parse_integer("search", arg, 0, 1024, "--threads", &o->threads);
     case 'p': return parse_integer("search", arg, 0, 1L << 30, "--pick", &o->pick);
+    case 'Q': return parse_integer("search", arg, 0, 1L << 30, "--proxy-batches", &o->proxy_batches);
     case 'B': code = parse_integer("search", arg, 1, 1000000, "--budget", &v), o->search.max_evaluations = (size_t)v; break;
     case 's': code = parse_integer("search", arg, 0, 0x7fffffffL, "--seed", &v), o->search.seed = (uint64_t)v; break;
     case 'e': code = parse_integer("search", arg, 2, 1000, "--eta", &v), o->search.eta = (uint32_t)v; break;
@@ -174,6 +192,7 @@ static int apply(void *state, int c, const char *arg)
     case 'S': return parse_scale("search", arg, &o->input_scale);
     case 'W': return widths(o, arg);
     case 'c': return cost(arg, &o->cost);
+    case 'y': return proxy(arg, &o->proxy);
     case 'C': return parse_ethosu_config("search", "--ethosu-config", arg, QC_ETHOSU_U85_2048, &o->ethosu_config);
     case 'G': return algorithm(arg, &o->search.algorithm);
     case 'F': return fidelities(o, arg);
@@ -196,6 +215,8 @@ static int check(const search_cli *o)
         return fail("search", EXIT_USAGE, "--cost ethosu-bytes needs --ethosu-config NAME");
     if ((o->pick >= 0 || o->has_max_cost) && o->emit_recipe == NULL)
         return fail("search", EXIT_USAGE, "--pick and --max-cost choose the point --emit-recipe FILE writes");
+    if (o->proxy == QC_MODEL_PROXY_LAYER && o->proxy_batches > 0)
+        return fail("search", EXIT_USAGE, "--proxy-batches is for --proxy model or model-scaled; the layer proxy runs no batch");
     if (o->pick >= 0 && o->has_max_cost) return fail("search", EXIT_USAGE, "give --pick or --max-cost, not both");
     if (o->emit_recipe && strcmp(o->emit_recipe, o->output) == 0)
         return fail("search", EXIT_USAGE, "--emit-recipe and -o name the same file");
@@ -209,7 +230,7 @@ static int parse(search_cli *o, int argc, char **argv)
     int code = recipe_options_init(&o->ro, "search");
     if (code == EXIT_DONE && qc_search_options_init(&o->search, QC_SEARCH_OPTIONS_VERSION) != QC_OK)
         code = fail("search", EXIT_FAILED, "%s", qc_last_error());
-    o->samples = 512, o->batch = 64, o->input_scale = 1.0, o->pick = -1;
+    o->samples = 512, o->batch = 64, o->input_scale = 1.0, o->pick = -1, o->proxy = QC_MODEL_PROXY_MODEL_SCALED;
     static const int32_t DEFAULT_WIDTHS[] = {0, 8, 6, 4, 3, 2};
     memcpy(o->widths, DEFAULT_WIDTHS, sizeof DEFAULT_WIDTHS), o->num_widths = sizeof DEFAULT_WIDTHS / sizeof *DEFAULT_WIDTHS;
     if (code == EXIT_DONE) code = recipe_files_read(&o->ro, "search", argc, argv, LONG, apply, o); /* flags override them */
@@ -274,6 +295,7 @@ static int create(const search_cli *o, qc_pipeline *p, qc_model_search **ms)
     qc_status st = qc_model_search_options_init(&opts, QC_MODEL_SEARCH_OPTIONS_VERSION);
     opts.recipe = &o->ro.recipe, opts.num_widths = o->num_widths, opts.widths = o->widths;
     opts.output = o->eval_output, opts.ethosu_config = o->ethosu_config;
+    opts.proxy = o->proxy, opts.proxy_batches = (size_t)o->proxy_batches;
     if (st == QC_OK) st = qc_model_search_create(ms, p, &opts);
     return st == QC_OK ? EXIT_DONE : library_failure(st);
 }

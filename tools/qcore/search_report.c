@@ -12,10 +12,16 @@ enum { PER_LAYER_SUMMARY = 16 };
 
 static const char *const COSTS[] = {"bytes", "bit-operations", "ethosu-bytes"};
 static const char *const ALGORITHMS[] = {"qcore", "random", "greedy", "oneshot-dp"};
+static const char *const PROXIES[] = {"layer", "model", "model-scaled"};
 
 const char *search_cost_name(qc_model_cost cost)
 {
     return COSTS[cost];
+}
+
+const char *search_proxy_name(qc_model_proxy proxy)
+{
+    return PROXIES[proxy];
 }
 
 const char *search_algorithm_name(qc_search_algorithm algorithm)
@@ -120,6 +126,10 @@ static void json_layer(FILE *out, const search_outcome *r, size_t t)
         }
         fprintf(out, "%s{\"bits\": %d, \"bytes\": %lld, \"output_error\": ", k ? ", " : "", c.weight_bits, (long long)c.bytes);
         number(out, c.output_error);
+        double proxy = NAN;
+        qc_model_search_proxy(r->model_search, t, k, &proxy);
+        fputs(", \"proxy\": ", out);
+        number(out, proxy);
         fprintf(out, ", \"ethosu_bytes\": %lld, \"bit_operations\": ", (long long)c.ethosu_bytes);
         number(out, c.bit_operations);
         fputc('}', out);
@@ -153,6 +163,8 @@ static void json_settings(FILE *out, const search_outcome *r, const qc_search_fr
     json_string(out, scored_output(r));
     fprintf(out, ", \"metric\": \"%s\", \"evaluation_samples\": %lld, \"cost\": \"%s\",\n", metric_label(r),
             (long long)r->eval_samples, search_cost_name(o->cost));
+    fprintf(out, "  \"proxy\": \"%s\", \"proxy_batches\": %ld,\n", search_proxy_name(o->proxy),
+            o->proxy_batches);
     fprintf(out, "  \"algorithm\": \"%s\", \"seed\": %llu, \"budget\": %zu, \"eta\": %u, \"fidelities\": [",
             search_algorithm_name(o->search.algorithm),
             (unsigned long long)o->search.seed, o->search.max_evaluations, o->search.eta);

@@ -23,6 +23,8 @@ typedef struct search_cli {
     int has_max_cost, quiet;
     long samples, eval_samples, batch, threads;
     long pick;                         /* -1: none */
+    qc_model_proxy proxy;              /* the space's proxy (default: the scaled model's) */
+    long proxy_batches;                /* calibration batches the model proxy runs (0: all) */
 } search_cli;
 
 /* A finished search (all borrowed). */
@@ -37,6 +39,8 @@ typedef struct search_outcome {
 
 /* "bytes", "bit-operations" or "ethosu-bytes", as --cost takes it. */
 const char *search_cost_name(qc_model_cost cost);
+/* "layer", "model" or "model-scaled", as --proxy takes it. */
+const char *search_proxy_name(qc_model_proxy proxy);
 /* "qcore", "random", "greedy" or "oneshot-dp", as --algorithm takes it. */
 const char *search_algorithm_name(qc_search_algorithm algorithm);
 

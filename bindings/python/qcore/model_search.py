@@ -19,13 +19,15 @@ from .pipeline import Recipe
 from .search import Search, SearchSpace
 
 _COSTS = {"bytes": 0, "bit_operations": 1, "ethosu_bytes": 2}
+_PROXIES = {"layer": 0, "model": 1, "model_scaled": 2}
 
 
 @dataclass(frozen=True)
 class Candidate:
     """One width of one searched layer: `bits` 0 is the float weight; `bytes` its stored size;
     `output_error` the layer's relative output error alone at this width (qc_layer_report's);
-    `ethosu_bytes` its Ethos-U stream (0 when not measured); `bit_operations` per sample."""
+    `ethosu_bytes` its Ethos-U stream (0 when not measured); `bit_operations` per sample; `proxy` what the
+    search's space gets (the search's proxy: the layer's or the model's squared relative output error)."""
 
     weight: str
     pipeline_layer: int
@@ -34,15 +36,25 @@ class Candidate:
     output_error: float
     ethosu_bytes: int
     bit_operations: float
+    proxy: float = 0.0
 
 
 class ModelSearch:
-    """ModelSearch(pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None, ethosu=None): the
-    candidates (`candidates[t][c]`), evaluation batches (`add_batch`), `evaluate(choice, fraction)` and
-    `recipe(choice)`; `output` names the graph output the metric reads (default: the first); `ethosu`
-    ("ethos-u55-128", ...) measures each candidate's Ethos-U stream."""
+    """ModelSearch(pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None, ethosu=None,
+    proxy="model_scaled", proxy_batches=0): the candidates (`candidates[t][c]`), evaluation batches
+    (`add_batch`), `evaluate(choice, fraction)` and `recipe(choice)`; `output` names the graph output the
+    metric reads (default: the first); `ethosu` ("ethos-u55-128", ...) measures each candidate's Ethos-U
+    stream; `proxy` (qc_model_proxy) "model" runs each candidate alone in the model on the first
+    `proxy_batches` calibration batches (0: all) at creation, "model_scaled" only each layer's lowest width
+    (the others scaled by the layer's own errors), "layer" takes the layer's own output error (no run)."""
 
-    def __init__(self, pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None, ethosu=None):
+    def __init__(self, pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None, ethosu=None,
+                 proxy="model_scaled", proxy_batches=0):
+        if proxy not in _PROXIES:
+            raise ValueError("qcore.ModelSearch: proxy must be one of %s, got %r" % (", ".join(_PROXIES), proxy))
+        if not isinstance(proxy_batches, int) or proxy_batches < 0:
+            raise ValueError("qcore.ModelSearch: proxy_batches must be a count of calibration batches >= 0 (0: all), got %r"
+                             % (proxy_batches,))
         self.pipeline = pipeline  # the C search borrows it
         self.base = recipe if recipe is not None else Recipe()
         c_recipe, alive = self.base.to_c()
@@ -52,21 +64,24 @@ class ModelSearch:
         opts.recipe, opts.num_widths, opts.widths = c_recipe, len(widths), c_widths
         c_output = ffi.new("char[]", output.encode()) if output is not None else ffi.NULL
         opts.output = c_output
+        opts.proxy, opts.proxy_batches = _PROXIES[proxy], proxy_batches
         if ethosu is not None:
             opts.ethosu_config = _config(ethosu, "qcore.ModelSearch")
         out = ffi.new("qc_model_search **")
         pipeline.ctx.call(_create, out, pipeline._p, opts)
         del alive
         self._s = ffi.gc(out[0], onnx_lib.qc_model_search_free)
-        self.widths = tuple(widths)
+        self.widths, self.proxy = tuple(widths), proxy
         self.candidates = [[self._candidate(t, c) for c in range(len(widths))]
                            for t in range(onnx_lib.qc_model_search_layer_count(self._s))]
 
     def _candidate(self, t, c):
         info = ffi.new("qc_model_candidate *")
         check(onnx_lib.qc_model_search_candidate(self._s, t, c, info))
+        proxy = ffi.new("double *")
+        check(onnx_lib.qc_model_search_proxy(self._s, t, c, proxy))
         return Candidate(ffi.string(info.weight).decode(), info.pipeline_layer, info.weight_bits, info.bytes,
-                         info.output_error, info.ethosu_bytes, info.bit_operations)
+                         info.output_error, info.ethosu_bytes, info.bit_operations, proxy[0])
 
     def add_batch(self, inputs, labels=None):
         """Adds an evaluation batch: {graph input name: numpy array} and int64 labels [samples] or None."""
@@ -98,7 +113,7 @@ class ModelSearch:
 
     def space(self, cost="bytes"):
         """A qcore.SearchSpace over the searched layers: cost 'bytes', 'bit_operations' or 'ethosu_bytes'
-        (needs ethosu=...), proxies the squared output errors; add ties or forbidden combinations to it."""
+        (needs ethosu=...), proxies the candidates' `proxy`; add ties or forbidden combinations to it."""
         if cost not in _COSTS:
             raise ValueError("qcore.ModelSearch.space: cost must be one of %s, got %r" % (", ".join(_COSTS), cost))
         out = ffi.new("qc_search_space **")

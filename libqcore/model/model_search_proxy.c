@@ -1,0 +1,142 @@
+/* The model-level proxy of a model search: each searched layer's candidate swapped alone into the
+ * evaluation session (every other weight float, activations as the recipe says), run on the first
+ * calibration batches, scored by the squared relative error of the evaluated output against the same
+ * session with every weight float. A layer-level error misses how much a layer's error grows on its way to
+ * the output (attention and FFN layers of a transformer differ by an order of magnitude); this pass measures
+ * it, at one executor run per candidate and batch (or per layer and batch, scaled across widths by the
+ * layer's own errors). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "model_search_internal.h"
+
+/* Searched layer t's float weight back into the session, from the evaluation model's initializer. */
+static qc_status restore_float(qc_model_search *s, size_t t, const char *function)
+{
+    const char *name = s->p->layers[s->cand.layers[t]].weight;
+    size_t k;
+    qc_initializer_info info;
+    QCM_TRY(qc_model_find_initializer(s->cand.eval_model, name, &k));
+    QCM_TRY(qc_model_initializer(s->cand.eval_model, k, &info));
+    void *copy = malloc(info.nbytes ? info.nbytes : 1); /* the view need not be aligned */
+    if (copy == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    memcpy(copy, info.data, info.nbytes);
+    qc_tensor w;
+    qc_status st = qc_tensor_init(&w, copy, QC_DT_F32, info.ndim, info.dims, NULL);
+    if (st == QC_OK) st = qc_session_set_initializer(s->eval, name, &w);
+    free(copy);
+    return st;
+}
+
+static qc_status set_candidate(qc_model_search *s, size_t t, size_t c)
+{
+    const qcp_layer *l = &s->p->layers[s->cand.layers[t]];
+    qc_tensor w;
+    QCM_TRY(qc_tensor_init(&w, s->cand.weights[t * s->cand.num_widths + c], QC_DT_F32, l->ndim, l->dims, NULL));
+    return qc_session_set_initializer(s->eval, l->weight, &w);
+}
+
+/* The evaluated output of calibration batch b, all weights float: copied into ref[b]. */
+static qc_status reference_output(qc_model_search *s, size_t b, float **ref, size_t *numel, const char *function)
+{
+    int64_t rows, cols;
+    const float *y;
+    QCM_TRY(qcp__bind_batch(s->eval, &s->p->batches[b]));
+    QCM_TRY(qc_session_run(s->eval));
+    QCM_TRY(qcms__output_rows(s->eval, s->output, &rows, &cols, &y, function));
+    numel[b] = (size_t)(rows * cols);
+    ref[b] = malloc((numel[b] ? numel[b] : 1) * sizeof(float));
+    if (ref[b] == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    memcpy(ref[b], y, numel[b] * sizeof(float));
+    return QC_OK;
+}
+
+/* Squared relative error of the session's outputs on `batches` against ref. */
+static qc_status output_error(qc_model_search *s, size_t batches, float *const *ref, const size_t *numel, double *out,
+                              const char *function)
+{
+    double err = 0, norm = 0;
+    for (size_t b = 0; b < batches; b++) {
+        int64_t rows, cols;
+        const float *y;
+        QCM_TRY(qcp__bind_batch(s->eval, &s->p->batches[b]));
+        QCM_TRY(qc_session_run(s->eval));
+        QCM_TRY(qcms__output_rows(s->eval, s->output, &rows, &cols, &y, function));
+        if ((size_t)(rows * cols) != numel[b])
+            return QCM_FAIL_IN(function, QC_ERR_SHAPE, "output '%s' changed size between runs of calibration batch %zu",
+                               s->output, b);
+        for (size_t k = 0; k < numel[b]; k++) {
+            double d = (double)y[k] - ref[b][k];
+            err += d * d, norm += (double)ref[b][k] * ref[b][k];
+        }
+    }
+    *out = norm > 0 ? err / norm : err; /* an all-zero reference: the absolute error */
+    return QC_OK;
+}
+
+/* The index of the lowest integer width (w when every candidate is float). */
+static size_t lowest_width(const qcp_candidates *c)
+{
+    size_t low = c->num_widths;
+    for (size_t k = 0; k < c->num_widths; k++)
+        if (c->widths[k] != 0 && (low == c->num_widths || c->widths[k] < c->widths[low])) low = k;
+    return low;
+}
+
+/* Layer t's other integer widths from its measured lowest one, by the layer errors' ratios: the layer's
+ * amplification to the output is taken as the same at every width. */
+static void scale_widths(qc_model_search *s, size_t t, size_t low)
+{
+    size_t w = s->cand.num_widths;
+    double base = s->cand.output_error[t * w + low];
+    for (size_t c = 0; c < w; c++) {
+        double e = s->cand.output_error[t * w + c];
+        if (c != low && s->cand.widths[c] != 0)
+            s->model_error[t * w + c] = base > 0 ? s->model_error[t * w + low] * (e * e) / (base * base) : s->model_error[t * w + low];
+    }
+}
+
+static qc_status measure(qc_model_search *s, size_t batches, int scaled, float **ref, size_t *numel, const char *function)
+{
+    size_t n = s->cand.num_layers, w = s->cand.num_widths, low = lowest_width(&s->cand), done = 0, total = 0;
+    for (size_t c = 0; c < w; c++) total += s->cand.widths[c] != 0 && (!scaled || c == low) ? n : 0;
+    for (size_t b = 0; b < batches && total > 0; b++) QCM_TRY(reference_output(s, b, ref, numel, function));
+    for (size_t t = 0; t < n && total > 0; t++) {
+        for (size_t c = 0; c < w; c++) {
+            if (s->cand.widths[c] == 0 || (scaled && c != low)) continue; /* float: the reference itself, error 0 */
+            QCM_TRY(set_candidate(s, t, c));
+            QCM_TRY(output_error(s, batches, ref, numel, &s->model_error[t * w + c], function));
+            QCM_TRY(qc_ctx_report_progress(s->p->ctx, "model-level proxies", ++done, total));
+        }
+        QCM_TRY(restore_float(s, t, function));
+        if (scaled) scale_widths(s, t, low);
+    }
+    return QC_OK;
+}
+
+qc_status qcms__model_proxy(qc_model_search *s, size_t proxy_batches, int scaled, const char *function)
+{
+    size_t batches = proxy_batches ? proxy_batches : s->p->num_batches;
+    if (batches > s->p->num_batches)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'proxy_batches': %zu is more than the pipeline's %zu calibration batches",
+                           proxy_batches, s->p->num_batches);
+    s->model_error = calloc(s->cand.num_layers * s->cand.num_widths, sizeof *s->model_error);
+    float **ref = calloc(batches, sizeof *ref);
+    size_t *numel = calloc(batches, sizeof *numel);
+    qc_status st = s->model_error && ref && numel ? measure(s, batches, scaled, ref, numel, function)
+                                                  : QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    for (size_t b = 0; ref && b < batches; b++) free(ref[b]);
+    free(ref), free(numel);
+    return st;
+}
+
+qc_status qc_model_search_proxy(const qc_model_search *s, size_t layer, uint32_t c, double *out)
+{
+    QCM_CHECK_NOT_NULL(s);
+    QCM_CHECK_NOT_NULL(out);
+    QCM_TRY(qcms__check_candidate(s, layer, c, __func__));
+    size_t cell = layer * s->cand.num_widths + c;
+    *out = s->model_error ? s->model_error[cell] : s->cand.output_error[cell] * s->cand.output_error[cell];
+    return QC_OK;
+}
