@@ -616,6 +616,11 @@ QC_ONNX_API qc_status qc_model_clone(qc_model **out, const qc_model *model);
  * says in every configuration; a width of 0 keeps that weight float (partial quantization of the
  * weights). The metric is top-1 accuracy when the batches carry labels, else the mean cosine similarity
  * of each sample's output to the float model's (the options' output, by default the first graph output).
+ * A recipe with a rotation (version 3) is honoured as qc_pipeline_run honours it: the search rotates a copy
+ * of the model once, before the candidates are quantized, and evaluates the rotated quantized model (the
+ * online rotations in float); the float reference stays the unrotated model. qc_model_search_recipe keeps
+ * the rotation and its seed, so that qc_pipeline_run of a configuration's recipe with sequential = 0 gives
+ * the weights the search evaluated.
  */
 typedef struct qc_model_search qc_model_search;
 
@@ -624,7 +629,8 @@ typedef struct qc_model_search qc_model_search;
 typedef struct qc_model_search_options {
     uint32_t version;             /* QC_MODEL_SEARCH_OPTIONS_VERSION */
     const qc_recipe *recipe;      /* the base recipe (borrowed during create; NULL: qc_recipe_init's); its
-                                     sequential flag and layer formats are ignored */
+                                     sequential flag, layer formats and ethosu_config are ignored, its
+                                     rotation (version 3) honoured */
     size_t num_widths;            /* candidate weight widths, each 0 (float) or 2..16, distinct */
     const int32_t *widths;        /* (default: 0, 8, 6, 4, 3, 2) */
     const char *output;           /* the graph output the metric reads (default NULL: the first one) */

@@ -214,6 +214,18 @@ qc_status qcp__run_rotated(qc_pipeline *p, const qc_recipe *rc, qc_model **out, 
 /* Forgets the rotated model (new batches, or the pipeline freed). */
 void qcp__rotated_clear(qc_pipeline *p);
 
+/* Makes `r` (emptied first; left empty on failure) for rc's rotation and seed: the pipeline's model copied,
+ * norms folded, inputs rotated, and an inner pipeline over the copy holding copies of p's batches. */
+qc_status qcp__rotated_build(qc_pipeline *p, const qc_recipe *rc, qcp_rotated *r, const char *function);
+
+/* Frees what `r` holds and zeroes it; a zeroed struct is accepted. */
+void qcp__rotated_free(qcp_rotated *r);
+
+/* rc for r's inner pipeline into `out`: no rotation or packing, the online rotations kept in float (*keep,
+ * malloc'd, holds the keep_float list; the caller frees it after the run). */
+qc_status qcp__rotated_recipe(const qcp_rotated *r, const qc_recipe *rc, qc_recipe *out, const char ***keep,
+                              const char *function);
+
 /* Packs each quantized layer of `qmodel` for rc->ethosu_config into `reports`; `reasons` (p->num_layers
  * entries, zeroed) receives the owned reasons of layers that were not packed. */
 qc_status qcp__ethosu_reports(const qc_pipeline *p, const qc_recipe *rc, const qc_model *qmodel, qc_layer_report *reports,

@@ -14,15 +14,19 @@
 /* f32 R's orthogonality check (qc_model_rotate_input's tolerance; suits f32 matrices). */
 #define ROTATION_TOLERANCE 1e-4
 
-void qcp__rotated_clear(qc_pipeline *p)
+void qcp__rotated_free(qcp_rotated *r)
 {
-    qcp_rotated *r = &p->rotated;
     qc_pipeline_free(r->inner);
     qc_model_free(r->model);
     free(r->norm_folded), free(r->rotated), free(r->online);
     for (size_t k = 0; k < r->num_extra; k++) free(r->extra[k]);
     free(r->extra);
     *r = (qcp_rotated){0};
+}
+
+void qcp__rotated_clear(qc_pipeline *p)
+{
+    qcp__rotated_free(&p->rotated);
 }
 
 /* A status of a fold or rotation that only says this node or layer does not qualify. */
@@ -148,11 +152,9 @@ static qc_status check_rotated(const qc_pipeline *p, const qcp_rotated *r, const
                        r->kind == QC_ROTATION_HADAMARD ? ", of widths with a Hadamard construction" : "");
 }
 
-/* Makes p->rotated for the recipe's rotation and seed. */
-static qc_status build(qc_pipeline *p, const qc_recipe *rc, const char *function)
+qc_status qcp__rotated_build(qc_pipeline *p, const qc_recipe *rc, qcp_rotated *r, const char *function)
 {
-    qcp__rotated_clear(p);
-    qcp_rotated *r = &p->rotated;
+    qcp__rotated_free(r);
     size_t n = p->num_layers;
     r->kind = rc->rotation, r->seed = rc->rotation_seed;
     r->norm_folded = calloc(n, sizeof *r->norm_folded);
@@ -167,11 +169,11 @@ static qc_status build(qc_pipeline *p, const qc_recipe *rc, const char *function
     qc_ctx_free(ctx);
     if (st == QC_OK) st = check_rotated(p, r, function);
     if (st == QC_OK) st = inner_pipeline(p, r, function);
+    if (st != QC_OK) qcp__rotated_free(r);
     return st;
 }
 
-/* The recipe for the inner pipeline: no rotation or packing, the online rotations kept in float. */
-static qc_status inner_recipe(const qcp_rotated *r, const qc_recipe *rc, qc_recipe *out, const char ***keep,
+qc_status qcp__rotated_recipe(const qcp_rotated *r, const qc_recipe *rc, qc_recipe *out, const char ***keep,
                               const char *function)
 {
     *out = *rc;
@@ -205,16 +207,11 @@ qc_status qcp__run_rotated(qc_pipeline *p, const qc_recipe *rc, qc_model **out, 
                            const char *function)
 {
     qcp_rotated *r = &p->rotated;
-    if (r->inner == NULL || r->kind != rc->rotation || r->seed != rc->rotation_seed) {
-        qc_status st = build(p, rc, function);
-        if (st != QC_OK) {
-            qcp__rotated_clear(p);
-            return st;
-        }
-    }
+    if (r->inner == NULL || r->kind != rc->rotation || r->seed != rc->rotation_seed)
+        QCM_TRY(qcp__rotated_build(p, rc, r, function));
     qc_recipe inner;
     const char **keep = NULL;
-    qc_status st = inner_recipe(r, rc, &inner, &keep, function);
+    qc_status st = qcp__rotated_recipe(r, rc, &inner, &keep, function);
     if (st == QC_OK) st = qc_pipeline_run(r->inner, &inner, out);
     free(keep);
     if (st == QC_OK && (st = map_reports(p, r, reports, function)) != QC_OK) {

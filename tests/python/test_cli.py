@@ -494,6 +494,50 @@ def dominated_area(points, reference_cost, reference_metric):
     return sum((reference_cost - min(c for c, m in inside if m >= hi)) * (hi - lo) for lo, hi in zip(levels, levels[1:]))
 
 
+MNIST_MLP = os.path.join(ROOT, "tests", "data", "models", "mnist_mlp.onnx")
+MNIST_SAMPLE = os.path.join(ROOT, "tests", "data", "models", "mnist_sample.npz")
+
+
+@pytest.mark.parametrize("labels", [True, False], ids=["accuracy", "cosine"])
+def test_search_with_rotation_emits_a_recipe_that_reproduces_the_point(tmp_path, labels):
+    """qcore search --rotation hadamard on the MNIST MLP: the emitted recipe carries the rotation, and
+    `qcore quantize --recipe` + `qcore eval` give the picked point's bytes and metric exactly; onnxruntime
+    runs the model with that metric (numpy on its logits)."""
+    sample = np.load(MNIST_SAMPLE)
+    np.save(tmp_path / "x.npy", sample["images"]), np.save(tmp_path / "y.npy", sample["labels"])
+    x = (sample["images"].reshape(-1, 784).astype(np.float64) * (1 / 255)).astype(np.float32)
+    data, scale = "input=%s" % (tmp_path / "x.npy"), 1 / 255
+    scoring = ["--labels", tmp_path / "y.npy"] if labels else []
+    front_file, recipe = tmp_path / "front.json", tmp_path / "r.txt"
+    run = qcore_tool("search", MNIST_MLP, "-o", front_file, "--data", data, "--input-scale", scale, "--method", "optq",
+                     "--widths", "0,8,4,2", "--budget", 8, "--rotation", "hadamard", "--rotation-seed", 11,
+                     "--emit-recipe", recipe, "-q", *scoring)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(front_file.read_text())
+    assert (result["recipe"]["rotation"], result["recipe"]["rotation_seed"]) == ("hadamard", 11)
+    point = max(result["front"], key=lambda f: f["metric"])
+    assert "rotation = hadamard\nrotation-seed = 11\n" in recipe.read_text()
+    model, report = tmp_path / "q.onnx", tmp_path / "q.json"
+    q = qcore_tool("quantize", MNIST_MLP, "--recipe", recipe, "--data", data, "-o", model, "--report", report, "-q")
+    assert q.returncode == 0, q.stderr
+    written = json.loads(report.read_text())
+    assert written["rotation"]["kind"] == "hadamard" and written["rotation"]["rotated_layers"] == 3
+    assert {l["weight"]: l.get("weight_bits", 0) for l in written["layers"]} == point["bits"]
+    assert sum(l["bytes"] for l in written["layers"]) == point["bytes"] == point["cost"]
+    ev = qcore_tool("eval", model, "--data", data, "--input-scale", scale,
+                    *(scoring if labels else ["--reference", MNIST_MLP]))
+    assert ev.returncode == 0, ev.stderr
+    got, logits = json.loads(ev.stdout), ort_logits(model, x)
+    if labels:
+        assert point["metric"] == pytest.approx(got["accuracy"], abs=1e-6)
+        assert point["metric"] == pytest.approx(np.mean(logits.argmax(1) == sample["labels"]), abs=1.5 / len(x))
+    else:
+        reference = ort_logits(MNIST_MLP, x)
+        cos = np.sum(logits * reference, 1) / np.linalg.norm(logits, axis=1) / np.linalg.norm(reference, axis=1)
+        assert point["metric"] == pytest.approx(got["mean_cosine"], abs=1e-6)
+        assert point["metric"] == pytest.approx(cos.mean(), abs=1e-5)
+
+
 def test_search_costs_equal_pack_ethosu_and_the_bit_operation_count(search_data, tmp_path):
     """--cost ethosu-bytes: the all-W8 point costs the streams `qcore pack-ethosu` packs (tested against Vela)
     for the model quantize makes from its recipe; --cost bit-operations: MACs x weight bits x 8 input bits.

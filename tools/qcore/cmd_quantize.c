@@ -140,18 +140,13 @@ static totals sum_reports(const qc_pipeline *p)
     return t;
 }
 
-static const char *rotation_name(qc_rotation_kind k)
-{
-    return k == QC_ROTATION_HAAR ? "haar" : k == QC_ROTATION_HADAMARD ? "hadamard" : "none";
-}
-
 /* The recipe's rotation and Ethos-U totals as JSON members. */
 static void write_totals(FILE *out, const qc_recipe *recipe, const totals *t)
 {
     if (recipe->rotation)
         fprintf(out, ",\n  \"rotation\": {\"kind\": \"%s\", \"seed\": %llu, \"rotated_layers\": %lld, \"online\": %lld, "
                      "\"folded\": %lld, \"norm_folded_layers\": %lld}",
-                rotation_name(recipe->rotation), (unsigned long long)recipe->rotation_seed, (long long)t->rotated,
+                recipe_rotation_name(recipe->rotation), (unsigned long long)recipe->rotation_seed, (long long)t->rotated,
                 (long long)t->online, (long long)(t->rotated - t->online), (long long)t->norm_folded);
     if (recipe->ethosu_config)
         fprintf(out, ",\n  \"ethosu\": {\"config\": \"%s\", \"layers_packed\": %lld, \"weight_bytes\": %lld, "
@@ -211,7 +206,7 @@ static void print_extras(const qc_pipeline *p, const qc_recipe *recipe)
     totals t = sum_reports(p);
     if (recipe->rotation)
         printf("rotation %s (seed %llu): %lld layers rotated (%lld online, %lld folded), %lld behind a folded norm\n",
-               rotation_name(recipe->rotation), (unsigned long long)recipe->rotation_seed, (long long)t.rotated,
+               recipe_rotation_name(recipe->rotation), (unsigned long long)recipe->rotation_seed, (long long)t.rotated,
                (long long)t.online, (long long)(t.rotated - t.online), (long long)t.norm_folded);
     if (recipe->ethosu_config)
         printf("%s: %lld of %zu layers packed, weights %lld bytes encoded, biases/scales %lld bytes, streams %lld bytes\n",

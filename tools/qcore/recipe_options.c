@@ -61,6 +61,11 @@ static int keep_float(recipe_options *r, const char *command, const char *arg)
 
 static const char *const ROTATIONS[] = {"none", "haar", "hadamard"}; /* qc_rotation_kind order */
 
+const char *recipe_rotation_name(qc_rotation_kind k)
+{
+    return k >= QC_ROTATION_NONE && k <= QC_ROTATION_HADAMARD ? ROTATIONS[k] : "?";
+}
+
 static int rotation(const char *command, const char *text, qc_recipe *r)
 {
     for (int k = QC_ROTATION_NONE; k <= QC_ROTATION_HADAMARD; k++)

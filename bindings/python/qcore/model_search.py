@@ -40,7 +40,8 @@ class ModelSearch:
     """ModelSearch(pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None, ethosu=None): the
     candidates (`candidates[t][c]`), evaluation batches (`add_batch`), `evaluate(choice, fraction)` and
     `recipe(choice)`; `output` names the graph output the metric reads (default: the first); `ethosu`
-    ("ethos-u55-128", ...) measures each candidate's Ethos-U stream."""
+    ("ethos-u55-128", ...) measures each candidate's Ethos-U stream. A recipe rotation ('haar', 'hadamard') is
+    applied once before the candidates are built, and `recipe(choice)` keeps it."""
 
     def __init__(self, pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None, ethosu=None):
         self.pipeline = pipeline  # the C search borrows it
