@@ -39,7 +39,10 @@ static qc_status check_widths(const qc_model_search_options *o, const char *func
 /* The bytes of a recipe of `version`: an older caller's struct ends before the later versions' fields. */
 static size_t recipe_size(uint32_t version)
 {
-    return version == 1 ? offsetof(qc_recipe, num_layer_formats) : version == 2 ? offsetof(qc_recipe, rotation) : sizeof(qc_recipe);
+    return version == 1   ? offsetof(qc_recipe, num_layer_formats)
+           : version == 2 ? offsetof(qc_recipe, rotation)
+           : version == 3 ? offsetof(qc_recipe, rotate_heads)
+                          : sizeof(qc_recipe);
 }
 
 /* The base recipe (every field of the caller's version; layer formats dropped), owning copies of its

@@ -96,12 +96,15 @@ typedef struct recipe_options {
 #define RECIPE_WIDTH_OPTIONS {"weight-bits", required_argument, 0, 'w'}, {"layer-bits", required_argument, 0, 'L'}
 /* Rotations before calibration (recipe version 3), which quantize and search share. */
 #define RECIPE_ROTATION_OPTIONS                                                                                       \
-    {"rotation", required_argument, 0, 'X'}, {"rotation-seed", required_argument, 0, 'V'}
+    {"rotation", required_argument, 0, 'X'}, {"rotation-seed", required_argument, 0, 'V'},                            \
+        {"rotate-heads", no_argument, 0, 'H'}
 #define RECIPE_ROTATION_HELP                                                                                          \
     "      --rotation KIND        none (default), haar or hadamard: fold norms and rotate every MatMul/Gemm layer's\n"  \
     "                             input before calibration (the float function is unchanged; online rotations stay\n" \
     "                             float MatMuls); the report says which layers were rotated\n"                        \
-    "      --rotation-seed N      the rotations' seed (default 0)\n"
+    "      --rotation-seed N      the rotations' seed (default 0)\n"                                                   \
+    "      --rotate-heads         also rotate each attention block's heads (V and O projections, found from the\n"    \
+    "                             graph) with the same kind and seed; needs --rotation\n"
 /* qcore quantize's alone (recipe version 3): Ethos-U figures in the report (search has its own flag). */
 #define RECIPE_QUANTIZE_OPTIONS RECIPE_ROTATION_OPTIONS, {"ethosu-config", required_argument, 0, 'u'}
 #define RECIPE_QUANTIZE_HELP                                                                                          \
@@ -139,7 +142,7 @@ const char *recipe_rotation_name(qc_rotation_kind k);
 int recipe_files_read(recipe_options *r, const char *command, int argc, char **argv, const struct option *options,
                       option_fn apply, void *state);
 
-/* `r` as a recipe file recipe_files_read gives back (method, act-bits, grid, AXE, one-pass, rotation,
+/* `r` as a recipe file recipe_files_read gives back (method, act-bits, grid, AXE, one-pass, rotation, rotate-heads,
  * ethosu-config, keep-float and layer-bits lines; weight-bits only without layer formats). EXIT_FAILED when a weight name cannot be
  * written (a space or '#'), before anything is written. */
 int recipe_write(FILE *out, const char *command, const qc_recipe *r);
