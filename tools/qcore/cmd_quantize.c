@@ -146,12 +146,14 @@ static totals sum_reports(const qc_pipeline *p)
 /* The recipe's rotation and Ethos-U totals as JSON members. */
 static void write_totals(FILE *out, const qc_recipe *recipe, const totals *t)
 {
-    if (recipe->rotation)
+    if (recipe->rotation) {
         fprintf(out, ",\n  \"rotation\": {\"kind\": \"%s\", \"seed\": %llu, \"rotated_layers\": %lld, \"online\": %lld, "
-                     "\"folded\": %lld, \"norm_folded_layers\": %lld, \"heads_rotated_blocks\": %lld}",
+                     "\"folded\": %lld, \"norm_folded_layers\": %lld",
                 recipe_rotation_name(recipe->rotation), (unsigned long long)recipe->rotation_seed, (long long)t->rotated,
-                (long long)t->online, (long long)(t->rotated - t->online), (long long)t->norm_folded,
-                (long long)t->head_blocks);
+                (long long)t->online, (long long)(t->rotated - t->online), (long long)t->norm_folded);
+        if (recipe->rotate_heads) fprintf(out, ", \"heads_rotated_blocks\": %lld", (long long)t->head_blocks);
+        fputc('}', out);
+    }
     if (recipe->ethosu_config)
         fprintf(out, ",\n  \"ethosu\": {\"config\": \"%s\", \"layers_packed\": %lld, \"weight_bytes\": %lld, "
                      "\"scale_bytes\": %lld, \"stream_bytes\": %lld}",
