@@ -94,3 +94,29 @@ def test_head_rotations_need_attention_and_a_rotation():
         p.run(qcore.Recipe(rotate_heads=True))
     _, report = p.run(qcore.Recipe(rotation="hadamard"))  # the pipeline is still usable, and without heads
     assert [r.heads_rotated for r in report] == [None] * 3 and all(r.rotated for r in report)
+
+
+def test_older_recipe_and_report_versions_end_before_the_heads_fields():
+    """qc_recipe_init(3) and a version-3 recipe never touch rotate_heads (an older caller's struct ends
+    before it); version 4 checks it; qc_pipeline_report(version 2) stops before heads_rotated."""
+    from qcore._ffi import ffi, lib, onnx_lib
+    size, end = ffi.sizeof("qc_recipe"), ffi.offsetof("qc_recipe", "rotate_heads")
+    buf = ffi.new("unsigned char[]", b"\xab" * size)
+    assert onnx_lib.qc_recipe_init(ffi.cast("qc_recipe *", buf), 3) == 0
+    assert bytes(buf[end:size]) == b"\xab" * (size - end)
+    p = qcore.Pipeline(qcore.Model(MLP))
+    p.add_batch({"input": np.random.default_rng(1).random((16, 784), dtype=np.float32)})
+    recipe, alive = qcore.Recipe(method="rtn", rotation="hadamard").to_c()
+    out = ffi.new("qc_model **")
+    recipe.version, recipe.rotate_heads = 3, 7  # not a version-3 field: ignored
+    assert onnx_lib.qc_pipeline_run(p._p, recipe, out) == 0
+    onnx_lib.qc_model_free(out[0])
+    recipe.version = 4
+    assert onnx_lib.qc_pipeline_run(p._p, recipe, out) != 0
+    assert "'rotate_heads': 7 is neither 0 nor 1" in ffi.string(lib.qc_last_error()).decode()
+    size, end = ffi.sizeof("qc_layer_report"), ffi.offsetof("qc_layer_report", "heads_rotated")
+    buf = ffi.new("unsigned char[]", b"\xab" * size)
+    report = ffi.cast("qc_layer_report *", buf)
+    report.version = 2
+    assert onnx_lib.qc_pipeline_report(p._p, 0, report) == 0
+    assert bytes(buf[end:size]) == b"\xab" * (size - end) and report.rotated == 1
