@@ -15,7 +15,7 @@ from gpxq_layers import images
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-from onnx import numpy_helper  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 TOOL = os.environ.get("QCORE_TOOL")
 pytestmark = pytest.mark.skipif(not TOOL, reason="QCORE_TOOL (the built tool) is set by meson test only")
@@ -566,6 +566,57 @@ def test_search_with_rotation_emits_a_recipe_that_reproduces_the_point(tmp_path,
         cos = np.sum(logits * reference, 1) / np.linalg.norm(logits, axis=1) / np.linalg.norm(reference, axis=1)
         assert point["metric"] == pytest.approx(got["mean_cosine"], abs=1e-6)
         assert point["metric"] == pytest.approx(cos.mean(), abs=1e-5)
+
+
+def tiny_attention(path, rng, width=8, head=4, tokens=4):
+    """x [n, tokens, width] -> one attention block of width / head heads (Q, K, V, O MatMuls, V and O with
+    biases; constant Reshape shapes) -> y: the shape qc_model_rotate_heads finds from the graph."""
+    w = {k: (rng.standard_normal((width, width)) * 0.5).astype(np.float32) for k in ("wq", "wk", "wv", "wo")}
+    w.update({k: (rng.standard_normal(width) * 0.1).astype(np.float32) for k in ("bv", "bo")})
+    w.update(split=np.array([0, 0, width // head, head], np.int64), merge=np.array([0, 0, width], np.int64))
+    n = helper.make_node
+    nodes = [n("MatMul", ["x", "wq"], ["q"], name="q"), n("MatMul", ["x", "wk"], ["k"], name="k"),
+             n("MatMul", ["x", "wv"], ["v0"], name="v"), n("Add", ["v0", "bv"], ["v"])]
+    for name in ("q", "k", "v"):
+        nodes += [n("Reshape", [name, "split"], [name + "r"]), n("Transpose", [name + "r"], [name + "t"], perm=[0, 2, 1, 3])]
+    nodes += [n("Transpose", ["kt"], ["ktt"], perm=[0, 1, 3, 2]), n("MatMul", ["qt", "ktt"], ["s"]),
+              n("Softmax", ["s"], ["p"], axis=-1), n("MatMul", ["p", "vt"], ["pv"]),
+              n("Transpose", ["pv"], ["pvt"], perm=[0, 2, 1, 3]), n("Reshape", ["pvt", "merge"], ["mixed"]),
+              n("MatMul", ["mixed", "wo"], ["o0"], name="o"), n("Add", ["o0", "bo"], ["y"])]
+    graph = helper.make_graph(nodes, "attention", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", tokens, width])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(v, k) for k, v in w.items()])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
+    return path
+
+
+def test_search_with_head_rotations_emits_them_and_quantize_reproduces_the_point(tmp_path):
+    """qcore search --rotation hadamard --rotate-heads on a one-block attention model: the emitted recipe has
+    a rotate-heads line; quantize --recipe rotates V's and O's heads (report) and gives the point's bytes,
+    and qcore eval its metric (the mean cosine to the float model, also numpy on onnxruntime's outputs)."""
+    rng = np.random.default_rng(5)
+    model = tiny_attention(tmp_path / "attention.onnx", rng)
+    x = rng.standard_normal((64, 4, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    data, recipe, front_file = "x=%s" % (tmp_path / "x.npy"), tmp_path / "r.txt", tmp_path / "front.json"
+    run = qcore_tool("search", model, "-o", front_file, "--data", data, "--method", "rtn", "--act-bits", 8,
+                     "--widths", "8,4,2", "--budget", 6, "--rotation", "hadamard", "--rotate-heads",
+                     "--emit-recipe", recipe, "--pick", 0, "-q")
+    assert run.returncode == 0, run.stderr
+    point = json.loads(front_file.read_text())["front"][0]
+    assert "rotation = hadamard\nrotation-seed = 0\nrotate-heads\n" in recipe.read_text()
+    out, report = tmp_path / "q.onnx", tmp_path / "q.json"
+    q = qcore_tool("quantize", model, "--recipe", recipe, "--data", data, "-o", out, "--report", report, "-q")
+    assert q.returncode == 0, q.stderr
+    layers = json.loads(report.read_text())["layers"]
+    assert {l["weight"]: l["heads"] for l in layers} == {"wq": False, "wk": False, "wv": "value", "wo": "output"}
+    assert sum(l["bytes"] for l in layers) == point["cost"]
+    ev = qcore_tool("eval", out, "--data", data, "--reference", model)
+    assert ev.returncode == 0, ev.stderr
+    assert point["metric"] == pytest.approx(json.loads(ev.stdout)["mean_cosine"], abs=1e-6)
+    theirs = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0].reshape(64, -1)
+    want = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0].reshape(64, -1)
+    assert point["metric"] == pytest.approx(cosines(theirs, want).mean(), abs=1e-5)
 
 
 def test_search_costs_equal_pack_ethosu_and_the_bit_operation_count(search_data, tmp_path):
