@@ -57,7 +57,7 @@ def heads(p, feeds, reference, args):
                 key = "%s/optq/hadamard%s" % (label, "+heads" if with_heads else "")
                 row[key] = cosine(p.run(recipe)[0], feeds, reference)
                 print(seed, key, "%.4f" % row[key], flush=True)
-            row["%s/optq/ratio_heads_to_none" % label] = row["%s/optq/hadamard+heads" % label] / row["%s/optq/hadamard" % label]
+            row["%s/optq/ratio_with_to_without_heads" % label] = row["%s/optq/hadamard+heads" % label] / row["%s/optq/hadamard" % label]
         result["seeds"][seed] = row
     for key in next(iter(result["seeds"].values())):
         values = [row[key] for row in result["seeds"].values()]

@@ -1,6 +1,6 @@
-/* Rotations in a recipe (qc_model.h, recipe version 3): the pipeline's model copied, its norms folded,
- * its attention heads rotated (version 4, pipeline_rotate_heads.c) and its linear layers' inputs rotated; the recipe then runs on that copy through an inner pipeline, the online
- * rotations kept in float, and its reports are mapped back to the pipeline's own layers by weight name
+/* Rotations in a recipe (qc_model.h, recipe version 3): the pipeline's model copied, its norms folded, its
+ * attention heads rotated (version 4, pipeline_rotate_heads.c) and its linear layers' inputs rotated; the
+ * recipe then runs on that copy through an inner pipeline, the online rotations kept in float, and its reports are mapped back to the pipeline's own layers by weight name
  * (rotations keep the weights' names). */
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +52,7 @@ static int rotatable(const qcp_layer *l)
 }
 
 qc_status qcp__draw_rotation(qc_ctx *ctx, qc_rotation_kind kind, int64_t n, uint64_t stream, qc_tensor *r, int *drawn,
-                      const char *function)
+                             const char *function)
 {
     int64_t dims[2] = {n, n}, factor = 0;
     *drawn = 0;
@@ -156,10 +156,10 @@ qc_status qcp__rotated_build(qc_pipeline *p, const qc_recipe *rc, qcp_rotated *r
     r->rotated = calloc(n, sizeof *r->rotated);
     r->online = calloc(n, sizeof *r->online);
     r->heads_rotated = calloc(n, sizeof *r->heads_rotated);
-    if (!r->norm_folded || !r->rotated || !r->online || !r->heads_rotated)
-        return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
     qc_ctx *ctx = NULL;
-    qc_status st = qc_model_clone(&r->model, p->model);
+    qc_status st = r->norm_folded && r->rotated && r->online && r->heads_rotated
+                       ? qc_model_clone(&r->model, p->model)
+                       : QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
     if (st == QC_OK) st = fold_norms(p, r);
     if (st == QC_OK) st = rotation_context(p, rc->rotation_seed, &ctx);
     if (st == QC_OK && r->heads) st = qcp__rotate_heads(p, r, ctx, function); /* before O's input rotation hides P V */
