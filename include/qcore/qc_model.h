@@ -634,11 +634,11 @@ QC_ONNX_API qc_status qc_model_clone(qc_model **out, const qc_model *model);
  * says in every configuration; a width of 0 keeps that weight float (partial quantization of the
  * weights). The metric is top-1 accuracy when the batches carry labels, else the mean cosine similarity
  * of each sample's output to the float model's (the options' output, by default the first graph output).
- * A recipe with a rotation (version 3) is honoured as qc_pipeline_run honours it: the search rotates a copy
- * of the model once, before the candidates are quantized, and evaluates the rotated quantized model (the
- * online rotations in float); the float reference stays the unrotated model. qc_model_search_recipe keeps
- * the rotation and its seed, so that qc_pipeline_run of a configuration's recipe with sequential = 0 gives
- * the weights the search evaluated.
+ * A recipe with a rotation (version 3, and its head rotations, version 4) is honoured as qc_pipeline_run
+ * honours it: the search rotates a copy of the model once, before the candidates are quantized, and
+ * evaluates the rotated quantized model (the online rotations in float); the float reference stays the
+ * unrotated model. qc_model_search_recipe keeps the rotation, its seed and rotate_heads, so that
+ * qc_pipeline_run of a configuration's recipe with sequential = 0 gives the weights the search evaluated.
  */
 typedef struct qc_model_search qc_model_search;
 
