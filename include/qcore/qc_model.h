@@ -500,7 +500,7 @@ typedef enum qc_layer_method {
     QC_METHOD_GPFQ = 3    /* qc_gpfq on H~ and G from the quantized and the float model's inputs */
 } qc_layer_method;
 
-#define QC_RECIPE_VERSION 3
+#define QC_RECIPE_VERSION 4
 
 /* Rotations a recipe fuses into the model before calibration (recipe version 3; see "Rotations in a
  * recipe" below). */
@@ -556,6 +556,9 @@ typedef struct qc_recipe {
     int32_t ethosu_config;        /* a qc_ethosu_config: the quantized model is packed for that NPU (Vela's
                                      packing, qc_model_pack_ethosu's rules, default layer options) and each
                                      layer's stream reported; 0 (default): not packed */
+    /* version 4 (libqcore-onnx 1.4) */
+    int32_t rotate_heads;         /* 1: also rotate every attention block's heads (V and O projections) by
+                                     the recipe's rotation kind and seed; needs a rotation (default 0) */
 } qc_recipe;
 
 /* Rotations in a recipe (version 3). With rotation != QC_ROTATION_NONE a run works on a rotated copy of
@@ -572,6 +575,17 @@ typedef struct qc_recipe {
  * Hadamard construction) stay as they are (qc_layer_report.rotated = 0). A model where no layer can be
  * rotated is QC_ERR_UNSUPPORTED. The rotated model, with a copy of the calibration batches, is kept by the
  * pipeline for later runs with the same rotation and seed (until qc_pipeline_add_batch).
+ *
+ * Per-head rotations in a recipe (version 4). With rotate_heads = 1 (and a rotation), between steps 1 and 2
+ * every attention block's heads are rotated as qc_model_rotate_heads does: each MatMul or Gemm layer whose
+ * input comes, through Reshape and Transpose nodes, from an attention product P V with V from a linear
+ * layer (found from the graph, in graph order a = 0, 1, ...) is an output projection O; the head size d is
+ * the last dimension of P V in a float run of the first calibration batch, heads = O's input width / d; head
+ * h's R_h [d, d] of the recipe's kind is drawn with stream 2^32 + 2^16 a + h from the rotations' context.
+ * V's weight and bias become W_v B and b_v B and O's weight B^T W_o (B = blockdiag(R_h)); step 2 then
+ * rotates O's input as any other. qc_layer_report.heads_rotated marks V (1) and O (2). A model with no
+ * such block, or whose head size has no matrix of the kind, is QC_ERR_UNSUPPORTED naming 'rotate_heads';
+ * rotate_heads without a rotation is QC_ERR_INVALID_ARG.
  *
  * Ethos-U packing in a recipe (version 3). With ethosu_config set, each quantized layer of the result is
  * packed alone by qc_model_pack_ethosu's rules (int8/uint8 weights: weight widths 5..8); the report gives
@@ -598,7 +612,7 @@ typedef struct qc_recipe {
 /* Fills `recipe` with the defaults of `version` (QC_ERR_VERSION for 0 or a newer version). */
 QC_ONNX_API qc_status qc_recipe_init(qc_recipe *recipe, unsigned version);
 
-#define QC_LAYER_REPORT_VERSION 2
+#define QC_LAYER_REPORT_VERSION 3
 
 /* What the last run did to layer i. The caller sets `version`. */
 typedef struct qc_layer_report {
@@ -629,6 +643,10 @@ typedef struct qc_layer_report {
     int64_t ethosu_weight_bytes;      /* qc_ethosu_model_layer's weight_bytes, scale_bytes and */
     int64_t ethosu_scale_bytes;       /* stream_bytes of the layer */
     int64_t ethosu_stream_bytes;
+    /* version 3 (libqcore-onnx 1.4): filled by recipes of version 4 */
+    int32_t heads_rotated;            /* the recipe's rotate_heads: 1: an attention's V projection, whose
+                                         output heads were rotated (W_v B); 2: its O projection (B^T W_o);
+                                         0: neither */
 } qc_layer_report;
 
 /* Runs `recipe` (NULL: the defaults) on the calibration batches (at least one) and gives the quantized
@@ -655,6 +673,11 @@ QC_ONNX_API qc_status qc_model_clone(qc_model **out, const qc_model *model);
  * says in every configuration; a width of 0 keeps that weight float (partial quantization of the
  * weights). The metric is top-1 accuracy when the batches carry labels, else the mean cosine similarity
  * of each sample's output to the float model's (the options' output, by default the first graph output).
+ * A recipe with a rotation (version 3, and its head rotations, version 4) is honoured as qc_pipeline_run
+ * honours it: the search rotates a copy of the model once, before the candidates are quantized, and
+ * evaluates the rotated quantized model (the online rotations in float); the float reference stays the
+ * unrotated model. qc_model_search_recipe keeps the rotation, its seed and rotate_heads, so that
+ * qc_pipeline_run of a configuration's recipe with sequential = 0 gives the weights the search evaluated.
  */
 typedef struct qc_model_search qc_model_search;
 
@@ -678,7 +701,8 @@ typedef enum qc_model_proxy {
 typedef struct qc_model_search_options {
     uint32_t version;             /* QC_MODEL_SEARCH_OPTIONS_VERSION */
     const qc_recipe *recipe;      /* the base recipe (borrowed during create; NULL: qc_recipe_init's); its
-                                     sequential flag and layer formats are ignored */
+                                     sequential flag, layer formats and ethosu_config are ignored, its
+                                     rotation (version 3) honoured */
     size_t num_widths;            /* candidate weight widths, each 0 (float) or 2..16, distinct */
     const int32_t *widths;        /* (default: 0, 8, 6, 4, 3, 2) */
     const char *output;           /* the graph output the metric reads (default NULL: the first one) */

@@ -72,4 +72,10 @@ void qcm__dgemm(int trans_a, int64_t m, int64_t n, int64_t k, const double *a, c
  * differs from `n` (when n > 0), QC_ERR_NUMERIC naming the deviation otherwise. */
 qc_status qcm__rotation(double **out, const qc_tensor *r, int64_t n, double tolerance, const char *function);
 
+/* The attention whose output projection is layer o: o's input comes, through Reshape and Transpose nodes
+ * each read by the next alone, from the product P V (a MatMul read by that path alone; its output value in
+ * *product, borrowed, may be NULL), and V, likewise, from the linear layer *v of o's input width.
+ * QC_ERR_UNSUPPORTED naming o's node and the step that is missing otherwise. */
+qc_status qcm__attention(const qc_model *m, const qcm_linear *o, const char **product, qcm_linear *v, const char *function);
+
 #endif

@@ -139,9 +139,7 @@ static const char *through_layout_ops(const qc_model *m, const char *value)
     }
 }
 
-/* The V projection of the attention whose output O reads: O's input comes, through layout ops, from the
- * product P V of the attention probabilities with V, and V, through layout ops, from a linear layer. */
-static qc_status value_projection(const qc_model *m, const qcm_linear *o, qcm_linear *v, const char *function)
+qc_status qcm__attention(const qc_model *m, const qcm_linear *o, const char **product, qcm_linear *v, const char *function)
 {
     const Onnx__GraphProto *g = m->proto->graph;
     const char *mixed = through_layout_ops(m, o->input);
@@ -158,6 +156,7 @@ static qc_status value_projection(const qc_model *m, const qcm_linear *o, qcm_li
     if (!qcm__linear_producing(m, values, v) || v->out != o->in)
         return QCM_FAIL_IN(function, QC_ERR_UNSUPPORTED, "node '%.200s': V ('%.200s') is not the output of a linear layer "
                            "of width %lld", g->node[o->node]->name, values, (long long)o->in);
+    if (product) *product = mixed;
     return QC_OK;
 }
 
@@ -198,7 +197,7 @@ qc_status qc_model_rotate_heads(qc_model *model, const char *node, const qc_tens
     size_t index;
     qcm_linear o, v;
     QCM_TRY(qcm__named_linear(model, node, &index, &o, __func__));
-    QCM_TRY(value_projection(model, &o, &v, __func__));
+    QCM_TRY(qcm__attention(model, &o, NULL, &v, __func__));
     double *b = NULL;
     QCM_TRY(block_diagonal(&b, r, o.in, tolerance, __func__));
     qc_status st = rotate_side(model, &v, b, 1, __func__);

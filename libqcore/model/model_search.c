@@ -50,7 +50,17 @@ static qc_status check_proxy(const qc_model_search_options *o, int32_t *proxy, c
     return QC_OK;
 }
 
-/* The base recipe, owning copies of its keep_float names. */
+/* The bytes of a recipe of `version`: an older caller's struct ends before the later versions' fields. */
+static size_t recipe_size(uint32_t version)
+{
+    return version == 1   ? offsetof(qc_recipe, num_layer_formats)
+           : version == 2 ? offsetof(qc_recipe, rotation)
+           : version == 3 ? offsetof(qc_recipe, rotate_heads)
+                          : sizeof(qc_recipe);
+}
+
+/* The base recipe (every field of the caller's version; layer formats dropped), owning copies of its
+ * keep_float names. */
 static qc_status copy_recipe(qc_model_search *s, const qc_recipe *recipe, const char *function)
 {
     if (recipe == NULL) return qc_recipe_init(&s->recipe, QC_RECIPE_VERSION);
@@ -58,8 +68,9 @@ static qc_status copy_recipe(qc_model_search *s, const qc_recipe *recipe, const 
         return QCM_FAIL_IN(function, QC_ERR_VERSION, "option 'recipe': version %u is not one this library knows (1..%d)",
                            recipe->version, QC_RECIPE_VERSION);
     QCM_TRY(qc_recipe_init(&s->recipe, QC_RECIPE_VERSION));
-    memcpy(&s->recipe, recipe, offsetof(qc_recipe, num_layer_formats)); /* the version-1 fields */
+    memcpy(&s->recipe, recipe, recipe_size(recipe->version));
     s->recipe.version = QC_RECIPE_VERSION;
+    s->recipe.num_layer_formats = 0, s->recipe.layer_formats = NULL;
     size_t n = recipe->num_keep_float;
     if (n == 0 || recipe->keep_float == NULL) return QC_OK;
     s->keep = calloc(n, sizeof *s->keep);
@@ -69,6 +80,25 @@ static qc_status copy_recipe(qc_model_search *s, const qc_recipe *recipe, const 
             return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
     s->recipe.keep_float = (const char *const *)s->keep;
     return QC_OK;
+}
+
+/* The candidates, on the pipeline itself or, when the recipe rotates, on a rotated copy of its model made
+ * once (qc_pipeline_run's, so that the recipe of a configuration reproduces its weights). */
+static qc_status candidates(qc_model_search *s, const qc_model_search_options *o, const char *function)
+{
+    s->work = s->p;
+    if (s->recipe.rotation == QC_ROTATION_NONE)
+        return qcp__candidates(s->p, &s->recipe, o->num_widths, o->widths, o->ethosu_config, &s->cand, function);
+    QCM_TRY(qcp__check_recipe(s->p, &s->recipe, function));
+    if (s->p->num_batches == 0) return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'pipeline': no calibration batch was added");
+    QCM_TRY(qcp__rotated_build(s->p, &s->recipe, &s->rotated, function));
+    s->work = s->rotated.inner;
+    qc_recipe inner;
+    const char **keep = NULL;
+    qc_status st = qcp__rotated_recipe(&s->rotated, &s->recipe, &inner, &keep, function);
+    if (st == QC_OK) st = qcp__candidates(s->work, &inner, o->num_widths, o->widths, o->ethosu_config, &s->cand, function);
+    free(keep);
+    return st;
 }
 
 /* The graph output named `name` (NULL: the first), by the model's own string. */
@@ -106,7 +136,7 @@ qc_status qc_model_search_create(qc_model_search **out, qc_pipeline *p, const qc
     qc_ethosu_config_info npu;
     if (st == QC_OK && o->ethosu_config != 0 && qc_ethosu_config_get(&npu, o->ethosu_config) != QC_OK)
         st = QCM_FAIL(QC_ERR_INVALID_ARG, "option 'ethosu_config': %d is not a qc_ethosu_config", (int)o->ethosu_config);
-    if (st == QC_OK) st = qcp__candidates(p, &s->recipe, o->num_widths, o->widths, o->ethosu_config, &s->cand, __func__);
+    if (st == QC_OK) st = candidates(s, o, __func__);
     if (st == QC_OK && s->cand.num_layers == 0)
         st = QCM_FAIL(QC_ERR_INVALID_ARG, "option 'recipe': every layer is in keep_float; nothing is left to search");
     if (st == QC_OK) st = qc_session_create(&s->eval, s->cand.eval_model, p->ctx);
@@ -134,6 +164,7 @@ void qc_model_search_free(qc_model_search *s)
     free(s->keep), free(s->formats), free(s->model_error);
     qc_session_free(s->eval), qc_session_free(s->fp);
     qcp__candidates_free(&s->cand);
+    qcp__rotated_free(&s->rotated);
     free(s);
 }
 
@@ -158,7 +189,9 @@ qc_status qc_model_search_candidate(const qc_model_search *s, size_t layer, uint
     QCM_CHECK_NOT_NULL(s);
     QCM_CHECK_NOT_NULL(out);
     QCM_TRY(qcms__check_candidate(s, layer, c, __func__));
-    size_t i = s->cand.layers[layer], cell = layer * s->cand.num_widths + c;
+    const char *weight = s->work->layers[s->cand.layers[layer]].weight;
+    size_t i = 0, cell = layer * s->cand.num_widths + c;
+    while (strcmp(s->p->layers[i].weight, weight) != 0) i++; /* a rotated model's layers keep their weights' names */
     double weight_bits = s->cand.widths[c] ? s->cand.widths[c] : 32, input_bits = s->recipe.activation_bits ? s->recipe.activation_bits : 32;
     *out = (qc_model_candidate){i, s->p->layers[i].weight, s->cand.widths[c], s->cand.bytes[cell], s->cand.output_error[cell],
                                 s->cand.ethosu_bytes[cell], s->cand.macs[layer] * weight_bits * input_bits};
@@ -172,7 +205,7 @@ qc_status qc_model_search_recipe(qc_model_search *s, const uint32_t *choice, qc_
     QCM_CHECK_NOT_NULL(out);
     for (size_t t = 0; t < s->cand.num_layers; t++) {
         QCM_TRY(qcms__check_candidate(s, t, choice[t], __func__));
-        s->formats[t] = (qc_layer_format){s->p->layers[s->cand.layers[t]].weight, s->cand.widths[choice[t]]};
+        s->formats[t] = (qc_layer_format){s->work->layers[s->cand.layers[t]].weight, s->cand.widths[choice[t]]};
     }
     *out = s->recipe;
     out->num_layer_formats = s->cand.num_layers;

@@ -8,9 +8,11 @@ struct qc_model_search {
     qc_pipeline *p;
     qc_recipe recipe;             /* the base recipe (keep_float borrowed from the caller's, copied below) */
     char **keep;                  /* owned copies of the recipe's keep_float names */
-    qcp_candidates cand;
+    qcp_rotated rotated;          /* the recipe's rotated model and its inner pipeline (empty without rotation) */
+    qc_pipeline *work;            /* the pipeline the candidates come from: p, or rotated.inner */
+    qcp_candidates cand;          /* layer indices are work's */
     qc_session *eval;             /* over cand.eval_model: the configuration's weights swapped in */
-    qc_session *fp;               /* over the source model: reference outputs when there are no labels */
+    qc_session *fp;               /* over the source model (never rotated): reference outputs when there are no labels */
     qcp_batch *batches;
     int64_t **labels;             /* per batch, NULL when the batches have none */
     float **reference;            /* per batch: the float model's first output, computed on first use */

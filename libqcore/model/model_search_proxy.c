@@ -14,7 +14,7 @@
 /* Searched layer t's float weight back into the session, from the evaluation model's initializer. */
 static qc_status restore_float(qc_model_search *s, size_t t, const char *function)
 {
-    const char *name = s->p->layers[s->cand.layers[t]].weight;
+    const char *name = s->work->layers[s->cand.layers[t]].weight;
     size_t k;
     qc_initializer_info info;
     QCM_TRY(qc_model_find_initializer(s->cand.eval_model, name, &k));
@@ -31,7 +31,7 @@ static qc_status restore_float(qc_model_search *s, size_t t, const char *functio
 
 static qc_status set_candidate(qc_model_search *s, size_t t, size_t c)
 {
-    const qcp_layer *l = &s->p->layers[s->cand.layers[t]];
+    const qcp_layer *l = &s->work->layers[s->cand.layers[t]];
     qc_tensor w;
     QCM_TRY(qc_tensor_init(&w, s->cand.weights[t * s->cand.num_widths + c], QC_DT_F32, l->ndim, l->dims, NULL));
     return qc_session_set_initializer(s->eval, l->weight, &w);

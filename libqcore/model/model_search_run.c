@@ -20,8 +20,8 @@ static qc_status fill_layer(const qc_model_search *s, qc_search_space *space, si
 {
     for (uint32_t c = 0; c < s->cand.num_widths; c++) {
         char label[300];
-        if (s->cand.widths[c] == 0) snprintf(label, sizeof label, "%.250s:float", s->p->layers[s->cand.layers[t]].weight);
-        else snprintf(label, sizeof label, "%.250s:w%d", s->p->layers[s->cand.layers[t]].weight, (int)s->cand.widths[c]);
+        if (s->cand.widths[c] == 0) snprintf(label, sizeof label, "%.250s:float", s->work->layers[s->cand.layers[t]].weight);
+        else snprintf(label, sizeof label, "%.250s:w%d", s->work->layers[s->cand.layers[t]].weight, (int)s->cand.widths[c]);
         QCM_TRY(qc_search_space_set_cost(space, t, c, cost_of(s, t, c, cost)));
         double proxy;
         QCM_TRY(qc_model_search_proxy(s, t, c, &proxy));

@@ -131,7 +131,10 @@ qc_status qc_recipe_init(qc_recipe *r, unsigned version)
         return QCM_FAIL(QC_ERR_VERSION, "argument 'version': %u is not a recipe version this library knows (1..%d)",
                         version, QC_RECIPE_VERSION);
     /* An older caller's struct ends before the later versions' fields. */
-    memset(r, 0, version == 1 ? offsetof(qc_recipe, num_layer_formats) : version == 2 ? offsetof(qc_recipe, rotation) : sizeof *r);
+    memset(r, 0, version == 1   ? offsetof(qc_recipe, num_layer_formats)
+                 : version == 2 ? offsetof(qc_recipe, rotation)
+                 : version == 3 ? offsetof(qc_recipe, rotate_heads)
+                                : sizeof *r);
     r->version = version;
     r->method = QC_METHOD_OPTQ;
     QCM_TRY(qc_quant_options_init(&r->weights, QC_QUANT_OPTIONS_VERSION));
@@ -161,8 +164,10 @@ qc_status qc_pipeline_report(const qc_pipeline *p, size_t i, qc_layer_report *ou
     if (i >= p->num_layers)
         return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'i': %zu is not below the layer count %zu", i, p->num_layers);
     uint32_t version = out->version;
-    /* A version-1 caller's struct ends before the rotation and Ethos-U fields. */
-    memcpy(out, &p->reports[i], version >= 2 ? sizeof *out : offsetof(qc_layer_report, norm_folded));
+    /* An older caller's struct ends before the rotation and Ethos-U fields (version 1) or heads_rotated (2). */
+    memcpy(out, &p->reports[i], version == 1   ? offsetof(qc_layer_report, norm_folded)
+                                : version == 2 ? offsetof(qc_layer_report, heads_rotated)
+                                               : sizeof *out);
     out->version = version;
     return QC_OK;
 }

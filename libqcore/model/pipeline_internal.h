@@ -47,7 +47,9 @@ typedef struct qcp_rotated {
     uint64_t seed;
     qc_model *model;            /* the rotated copy of the source model */
     qc_pipeline *inner;         /* a pipeline over it, holding copies of the batches */
+    int32_t heads;              /* the recipe's rotate_heads */
     int32_t *norm_folded, *rotated, *online;   /* per (outer) layer */
+    int32_t *heads_rotated;     /* per (outer) layer: qc_layer_report.heads_rotated */
     char **extra;               /* the inner pipeline's layers that are no outer layer: the online rotations */
     size_t num_extra;
 } qcp_rotated;
@@ -213,6 +215,34 @@ qc_status qcp__run_rotated(qc_pipeline *p, const qc_recipe *rc, qc_model **out, 
 
 /* Forgets the rotated model (new batches, or the pipeline freed). */
 void qcp__rotated_clear(qc_pipeline *p);
+
+/* Makes `r` (emptied first; left empty on failure) for rc's rotation and seed: the pipeline's model copied,
+ * norms folded, inputs rotated, and an inner pipeline over the copy holding copies of p's batches. */
+qc_status qcp__rotated_build(qc_pipeline *p, const qc_recipe *rc, qcp_rotated *r, const char *function);
+
+/* f32 rotations' orthogonality check (qc_model_rotate_*'s tolerance; suits f32 matrices). */
+#define QCP_ROTATION_TOLERANCE 1e-4
+
+/* A status of a fold or rotation that only says this node or layer does not qualify. */
+int qcp__does_not_qualify(qc_status st);
+
+/* R [n, n] of the kind drawn with `stream` into `r` (its data malloc'd; the caller frees it); *drawn = 0
+ * (and nothing allocated) when the kind has no matrix of that size. */
+qc_status qcp__draw_rotation(qc_ctx *ctx, qc_rotation_kind kind, int64_t n, uint64_t stream, qc_tensor *r, int *drawn,
+                             const char *function);
+
+/* Rotates the heads of every attention block of r->model (the recipe's rotate_heads; draws from ctx) and
+ * marks their V and O layers in r->heads_rotated; QC_ERR_UNSUPPORTED naming 'rotate_heads' when no block
+ * could be rotated. */
+qc_status qcp__rotate_heads(const qc_pipeline *p, qcp_rotated *r, qc_ctx *ctx, const char *function);
+
+/* Frees what `r` holds and zeroes it; a zeroed struct is accepted. */
+void qcp__rotated_free(qcp_rotated *r);
+
+/* rc for r's inner pipeline into `out`: no rotation or packing, the online rotations kept in float (*keep,
+ * malloc'd, holds the keep_float list; the caller frees it after the run). */
+qc_status qcp__rotated_recipe(const qcp_rotated *r, const qc_recipe *rc, qc_recipe *out, const char ***keep,
+                              const char *function);
 
 /* Packs each quantized layer of `qmodel` for rc->ethosu_config into `reports`; `reasons` (p->num_layers
  * entries, zeroed) receives the owned reasons of layers that were not packed. */

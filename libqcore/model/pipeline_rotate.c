@@ -1,6 +1,6 @@
-/* Rotations in a recipe (qc_model.h, recipe version 3): the pipeline's model copied, its norms folded and
- * its linear layers' inputs rotated; the recipe then runs on that copy through an inner pipeline, the online
- * rotations kept in float, and its reports are mapped back to the pipeline's own layers by weight name
+/* Rotations in a recipe (qc_model.h, recipe version 3): the pipeline's model copied, its norms folded, its
+ * attention heads rotated (version 4, pipeline_rotate_heads.c) and its linear layers' inputs rotated; the
+ * recipe then runs on that copy through an inner pipeline, the online rotations kept in float, and its reports are mapped back to the pipeline's own layers by weight name
  * (rotations keep the weights' names). */
 #include <stdlib.h>
 #include <string.h>
@@ -11,22 +11,22 @@
 #include "pipeline_internal.h"
 #include "qcore/qc_rotate.h"
 
-/* f32 R's orthogonality check (qc_model_rotate_input's tolerance; suits f32 matrices). */
-#define ROTATION_TOLERANCE 1e-4
-
-void qcp__rotated_clear(qc_pipeline *p)
+void qcp__rotated_free(qcp_rotated *r)
 {
-    qcp_rotated *r = &p->rotated;
     qc_pipeline_free(r->inner);
     qc_model_free(r->model);
-    free(r->norm_folded), free(r->rotated), free(r->online);
+    free(r->norm_folded), free(r->rotated), free(r->online), free(r->heads_rotated);
     for (size_t k = 0; k < r->num_extra; k++) free(r->extra[k]);
     free(r->extra);
     *r = (qcp_rotated){0};
 }
 
-/* A status of a fold or rotation that only says this node or layer does not qualify. */
-static int does_not_qualify(qc_status st)
+void qcp__rotated_clear(qc_pipeline *p)
+{
+    qcp__rotated_free(&p->rotated);
+}
+
+int qcp__does_not_qualify(qc_status st)
 {
     return st == QC_ERR_UNSUPPORTED || st == QC_ERR_SHAPE || st == QC_ERR_DTYPE || st == QC_ERR_LAYOUT;
 }
@@ -39,7 +39,7 @@ static qc_status fold_norms(const qc_pipeline *p, qcp_rotated *r)
         int norm = strcmp(n->op_type, "LayerNormalization") == 0 || strcmp(n->op_type, "Mul") == 0;
         if (!norm || n->name == NULL || n->name[0] == '\0' || n->n_output < 1) continue;
         qc_status st = qc_model_fold_norm(r->model, n->name);
-        if (does_not_qualify(st)) continue; /* not a foldable norm: it stays */
+        if (qcp__does_not_qualify(st)) continue; /* not a foldable norm: it stays */
         QCM_TRY(st);
         for (size_t l = 0; l < p->num_layers; l++) r->norm_folded[l] |= strcmp(p->layers[l].input, n->output[0]) == 0;
     }
@@ -51,9 +51,8 @@ static int rotatable(const qcp_layer *l)
     return !l->conv && l->node[0] != '\0';
 }
 
-/* R [n, n] of the kind drawn with `stream` into `r`; *drawn = 0 when the kind has no matrix of that size. */
-static qc_status draw(qc_ctx *ctx, qc_rotation_kind kind, int64_t n, uint64_t stream, qc_tensor *r, int *drawn,
-                      const char *function)
+qc_status qcp__draw_rotation(qc_ctx *ctx, qc_rotation_kind kind, int64_t n, uint64_t stream, qc_tensor *r, int *drawn,
+                             const char *function)
 {
     int64_t dims[2] = {n, n}, factor = 0;
     *drawn = 0;
@@ -76,8 +75,8 @@ static qc_status rotate_readers(const qc_pipeline *p, qcp_rotated *r, size_t fir
         done[j] = 1;
         if (rot == NULL) continue;
         int online = 0;
-        qc_status st = qc_model_rotate_input(r->model, l->node, rot, ROTATION_TOLERANCE, &online);
-        if (does_not_qualify(st)) continue;
+        qc_status st = qc_model_rotate_input(r->model, l->node, rot, QCP_ROTATION_TOLERANCE, &online);
+        if (qcp__does_not_qualify(st)) continue;
         QCM_TRY(st);
         r->rotated[j] = 1, r->online[j] = online;
     }
@@ -95,7 +94,7 @@ static qc_status rotate_inputs(const qc_pipeline *p, qcp_rotated *r, qc_ctx *ctx
         if (done[i] || !rotatable(&p->layers[i])) continue;
         qc_tensor rot;
         int drawn = 0;
-        st = draw(ctx, r->kind, p->layers[i].in, stream++, &rot, &drawn, function);
+        st = qcp__draw_rotation(ctx, r->kind, p->layers[i].in, stream++, &rot, &drawn, function);
         if (st == QC_OK) st = rotate_readers(p, r, i, drawn ? &rot : NULL, done);
         if (drawn) free(rot.data);
     }
@@ -148,34 +147,36 @@ static qc_status check_rotated(const qc_pipeline *p, const qcp_rotated *r, const
                        r->kind == QC_ROTATION_HADAMARD ? ", of widths with a Hadamard construction" : "");
 }
 
-/* Makes p->rotated for the recipe's rotation and seed. */
-static qc_status build(qc_pipeline *p, const qc_recipe *rc, const char *function)
+qc_status qcp__rotated_build(qc_pipeline *p, const qc_recipe *rc, qcp_rotated *r, const char *function)
 {
-    qcp__rotated_clear(p);
-    qcp_rotated *r = &p->rotated;
+    qcp__rotated_free(r);
     size_t n = p->num_layers;
-    r->kind = rc->rotation, r->seed = rc->rotation_seed;
+    r->kind = rc->rotation, r->seed = rc->rotation_seed, r->heads = rc->version >= 4 && rc->rotate_heads;
     r->norm_folded = calloc(n, sizeof *r->norm_folded);
     r->rotated = calloc(n, sizeof *r->rotated);
     r->online = calloc(n, sizeof *r->online);
-    if (!r->norm_folded || !r->rotated || !r->online) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    r->heads_rotated = calloc(n, sizeof *r->heads_rotated);
     qc_ctx *ctx = NULL;
-    qc_status st = qc_model_clone(&r->model, p->model);
+    qc_status st = r->norm_folded && r->rotated && r->online && r->heads_rotated
+                       ? qc_model_clone(&r->model, p->model)
+                       : QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
     if (st == QC_OK) st = fold_norms(p, r);
     if (st == QC_OK) st = rotation_context(p, rc->rotation_seed, &ctx);
+    if (st == QC_OK && r->heads) st = qcp__rotate_heads(p, r, ctx, function); /* before O's input rotation hides P V */
     if (st == QC_OK) st = rotate_inputs(p, r, ctx, function);
     qc_ctx_free(ctx);
     if (st == QC_OK) st = check_rotated(p, r, function);
     if (st == QC_OK) st = inner_pipeline(p, r, function);
+    if (st != QC_OK) qcp__rotated_free(r);
     return st;
 }
 
-/* The recipe for the inner pipeline: no rotation or packing, the online rotations kept in float. */
-static qc_status inner_recipe(const qcp_rotated *r, const qc_recipe *rc, qc_recipe *out, const char ***keep,
+qc_status qcp__rotated_recipe(const qcp_rotated *r, const qc_recipe *rc, qc_recipe *out, const char ***keep,
                               const char *function)
 {
     *out = *rc;
     out->rotation = QC_ROTATION_NONE, out->ethosu_config = 0;
+    if (out->version >= 4) out->rotate_heads = 0;
     *keep = malloc((rc->num_keep_float + r->num_extra + 1) * sizeof **keep);
     if (*keep == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
     for (size_t k = 0; k < rc->num_keep_float; k++) (*keep)[k] = rc->keep_float[k];
@@ -197,6 +198,7 @@ static qc_status map_reports(const qc_pipeline *p, const qcp_rotated *r, qc_laye
         reports[i].norm_folded = r->norm_folded[i];
         reports[i].rotated = r->rotated[i];
         reports[i].rotation_online = r->online[i];
+        reports[i].heads_rotated = r->heads_rotated[i];
     }
     return QC_OK;
 }
@@ -205,16 +207,12 @@ qc_status qcp__run_rotated(qc_pipeline *p, const qc_recipe *rc, qc_model **out, 
                            const char *function)
 {
     qcp_rotated *r = &p->rotated;
-    if (r->inner == NULL || r->kind != rc->rotation || r->seed != rc->rotation_seed) {
-        qc_status st = build(p, rc, function);
-        if (st != QC_OK) {
-            qcp__rotated_clear(p);
-            return st;
-        }
-    }
+    int heads = rc->version >= 4 && rc->rotate_heads;
+    if (r->inner == NULL || r->kind != rc->rotation || r->seed != rc->rotation_seed || r->heads != heads)
+        QCM_TRY(qcp__rotated_build(p, rc, r, function));
     qc_recipe inner;
     const char **keep = NULL;
-    qc_status st = inner_recipe(r, rc, &inner, &keep, function);
+    qc_status st = qcp__rotated_recipe(r, rc, &inner, &keep, function);
     if (st == QC_OK) st = qc_pipeline_run(r->inner, &inner, out);
     free(keep);
     if (st == QC_OK && (st = map_reports(p, r, reports, function)) != QC_OK) {

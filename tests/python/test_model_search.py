@@ -2,6 +2,7 @@
 exports for the same configuration (accuracy and cosine recomputed with numpy), and the pipeline's own
 reports for a whole model at one width (candidate bytes and output errors are those reports)."""
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -257,3 +258,41 @@ def test_c_options_version_1_gets_the_layer_proxy_and_bad_enums_are_named(calibr
             assert onnx_lib.qc_model_search_proxy(out[0], 0, 6, value) == onnx_lib.QC_ERR_INVALID_ARG
         finally:
             onnx_lib.qc_model_search_free(out[0])
+# A recipe's rotation (issue 9): the search rotates once and evaluates what the recipe then quantizes.
+MNIST_MLP = os.path.join(os.path.dirname(__file__), "..", "data", "models", "mnist_mlp.onnx")
+MNIST_SAMPLE = os.path.join(os.path.dirname(__file__), "..", "data", "models", "mnist_sample.npz")
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    d = np.load(MNIST_SAMPLE)
+    return (d["images"].reshape(-1, 784) / 255).astype(np.float32), d["labels"].astype(np.int64)
+
+
+@pytest.mark.parametrize("labels", [True, False], ids=["accuracy", "cosine"])
+def test_a_rotated_search_evaluates_the_model_its_recipe_quantizes(mnist, labels, tmp_path):
+    """With Recipe(rotation='hadamard') every configuration's metric is that of the model Pipeline.run makes
+    from search.recipe(choice) (rotated, one pass), as onnxruntime runs it; its cost is that model's bytes;
+    and the candidates are not the unrotated search's."""
+    x, y = mnist
+    p = qcore.Pipeline(qcore.Model(MNIST_MLP))
+    p.add_batch({"input": x[:64]}), p.add_batch({"input": x[64:]})
+    base = qcore.Recipe(method="optq", activation_bits=8, rotation="hadamard", rotation_seed=5)
+    s = qcore.ModelSearch(p, base, widths=WIDTHS)
+    s.add_batch({"input": x}, labels=y if labels else None)
+    reference = ort_outputs(qcore.Model(MNIST_MLP), x, tmp_path)
+    for choice in [(2, 2, 2), (3, 2, 1), (1, 3, 3)]:
+        recipe = s.recipe(choice)
+        assert (recipe.rotation, recipe.rotation_seed) == ("hadamard", 5)
+        model, reports = p.run(replace(recipe, sequential=False))
+        assert [r.rotated for r in reports] == [True] * 3
+        out = ort_outputs(model, x, tmp_path)
+        if labels:
+            assert s.evaluate(choice) == pytest.approx(np.mean(out.argmax(1) == y), abs=1.5 / len(y))
+        else:
+            cos = np.sum(out * reference, 1) / np.linalg.norm(out, axis=1) / np.linalg.norm(reference, axis=1)
+            assert s.evaluate(choice) == pytest.approx(cos.mean(), abs=1e-5)
+        assert s.cost(choice) == sum(r.weight_bytes for r in reports)
+    plain = qcore.ModelSearch(p, replace(base, rotation="none"), widths=WIDTHS)
+    errors = [[c.output_error for c in layer] for layer in s.candidates]
+    assert errors != [[c.output_error for c in layer] for layer in plain.candidates]

@@ -94,15 +94,21 @@ typedef struct recipe_options {
         {"tile", required_argument, 0, 'T'}, {"keep-float", required_argument, 0, 'k'},                               \
         {"one-pass", no_argument, 0, '1'}, {"recipe", required_argument, 0, 'R'}
 #define RECIPE_WIDTH_OPTIONS {"weight-bits", required_argument, 0, 'w'}, {"layer-bits", required_argument, 0, 'L'}
-/* qcore quantize's alone (recipe version 3): rotations before calibration and Ethos-U figures in the report. */
-#define RECIPE_QUANTIZE_OPTIONS                                                                                       \
+/* Rotations before calibration (recipe version 3), which quantize and search share. */
+#define RECIPE_ROTATION_OPTIONS                                                                                       \
     {"rotation", required_argument, 0, 'X'}, {"rotation-seed", required_argument, 0, 'V'},                            \
-        {"ethosu-config", required_argument, 0, 'u'}
-#define RECIPE_QUANTIZE_HELP                                                                                          \
+        {"rotate-heads", no_argument, 0, 'H'}
+#define RECIPE_ROTATION_HELP                                                                                          \
     "      --rotation KIND        none (default), haar or hadamard: fold norms and rotate every MatMul/Gemm layer's\n"  \
     "                             input before calibration (the float function is unchanged; online rotations stay\n" \
     "                             float MatMuls); the report says which layers were rotated\n"                        \
     "      --rotation-seed N      the rotations' seed (default 0)\n"                                                   \
+    "      --rotate-heads         also rotate each attention block's heads (V and O projections, found from the\n"    \
+    "                             graph) with the same kind and seed; needs --rotation\n"
+/* qcore quantize's alone (recipe version 3): Ethos-U figures in the report (search has its own flag). */
+#define RECIPE_QUANTIZE_OPTIONS RECIPE_ROTATION_OPTIONS, {"ethosu-config", required_argument, 0, 'u'}
+#define RECIPE_QUANTIZE_HELP                                                                                          \
+    RECIPE_ROTATION_HELP                                                                                              \
     "      --ethosu-config NAME   pack each quantized layer for that Ethos-U (names as qcore pack-ethosu --config)\n"  \
     "                             and report its encoded weight and bias/scale bytes; layers it cannot take say why\n"
 
@@ -127,6 +133,8 @@ void recipe_options_finish(recipe_options *r);
 void recipe_options_free(recipe_options *r);
 /* "rtn", "optq" or "gpfq", as --method takes it. */
 const char *recipe_method_name(qc_layer_method m);
+/* "none", "haar" or "hadamard", as --rotation takes it. */
+const char *recipe_rotation_name(qc_rotation_kind k);
 
 /* Reads every --recipe FILE (or --recipe=FILE) of argv in order, each line going to apply(state, ...) as the
  * long option of that name in `options` would (a value holds no spaces); so that flags, parsed afterwards,
@@ -134,7 +142,7 @@ const char *recipe_method_name(qc_layer_method m);
 int recipe_files_read(recipe_options *r, const char *command, int argc, char **argv, const struct option *options,
                       option_fn apply, void *state);
 
-/* `r` as a recipe file recipe_files_read gives back (method, act-bits, grid, AXE, one-pass, rotation,
+/* `r` as a recipe file recipe_files_read gives back (method, act-bits, grid, AXE, one-pass, rotation, rotate-heads,
  * ethosu-config, keep-float and layer-bits lines; weight-bits only without layer formats). EXIT_FAILED when a weight name cannot be
  * written (a space or '#'), before anything is written. */
 int recipe_write(FILE *out, const char *command, const qc_recipe *r);

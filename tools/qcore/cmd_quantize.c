@@ -110,6 +110,8 @@ static void write_layer(FILE *out, const qc_layer_report *r, const qc_layer_info
     if (recipe->rotation)
         fprintf(out, ", \"norm_folded\": %s, \"rotated\": %s", r->norm_folded ? "true" : "false",
                 !r->rotated ? "false" : r->rotation_online ? "\"online\"" : "\"folded\"");
+    if (recipe->rotate_heads)
+        fprintf(out, ", \"heads\": %s", r->heads_rotated == 1 ? "\"value\"" : r->heads_rotated == 2 ? "\"output\"" : "false");
     if (recipe->ethosu_config && r->ethosu_packed)
         fprintf(out, ", \"ethosu\": {\"packed\": true, \"weight_bytes\": %lld, \"scale_bytes\": %lld, \"stream_bytes\": %lld}",
                 (long long)r->ethosu_weight_bytes, (long long)r->ethosu_scale_bytes, (long long)r->ethosu_stream_bytes);
@@ -124,7 +126,7 @@ static void write_layer(FILE *out, const qc_layer_report *r, const qc_layer_info
 /* Sums over the layers' reports: Ethos-U figures and rotations. */
 typedef struct totals {
     int64_t packed, weight_bytes, scale_bytes, stream_bytes;
-    int64_t rotated, online, norm_folded;
+    int64_t rotated, online, norm_folded, head_blocks;
 } totals;
 
 static totals sum_reports(const qc_pipeline *p)
@@ -136,23 +138,22 @@ static totals sum_reports(const qc_pipeline *p)
         t.packed += r.ethosu_packed, t.weight_bytes += r.ethosu_weight_bytes, t.scale_bytes += r.ethosu_scale_bytes;
         t.stream_bytes += r.ethosu_stream_bytes;
         t.rotated += r.rotated, t.online += r.rotated && r.rotation_online, t.norm_folded += r.norm_folded;
+        t.head_blocks += r.heads_rotated == 2;
     }
     return t;
-}
-
-static const char *rotation_name(qc_rotation_kind k)
-{
-    return k == QC_ROTATION_HAAR ? "haar" : k == QC_ROTATION_HADAMARD ? "hadamard" : "none";
 }
 
 /* The recipe's rotation and Ethos-U totals as JSON members. */
 static void write_totals(FILE *out, const qc_recipe *recipe, const totals *t)
 {
-    if (recipe->rotation)
+    if (recipe->rotation) {
         fprintf(out, ",\n  \"rotation\": {\"kind\": \"%s\", \"seed\": %llu, \"rotated_layers\": %lld, \"online\": %lld, "
-                     "\"folded\": %lld, \"norm_folded_layers\": %lld}",
-                rotation_name(recipe->rotation), (unsigned long long)recipe->rotation_seed, (long long)t->rotated,
+                     "\"folded\": %lld, \"norm_folded_layers\": %lld",
+                recipe_rotation_name(recipe->rotation), (unsigned long long)recipe->rotation_seed, (long long)t->rotated,
                 (long long)t->online, (long long)(t->rotated - t->online), (long long)t->norm_folded);
+        if (recipe->rotate_heads) fprintf(out, ", \"heads_rotated_blocks\": %lld", (long long)t->head_blocks);
+        fputc('}', out);
+    }
     if (recipe->ethosu_config)
         fprintf(out, ",\n  \"ethosu\": {\"config\": \"%s\", \"layers_packed\": %lld, \"weight_bytes\": %lld, "
                      "\"scale_bytes\": %lld, \"stream_bytes\": %lld}",
@@ -201,7 +202,9 @@ static void print_extras(const qc_pipeline *p, const qc_recipe *recipe)
     for (size_t i = 0; i < qc_pipeline_layer_count(p); i++) {
         qc_layer_report r = {.version = QC_LAYER_REPORT_VERSION};
         qc_pipeline_report(p, i, &r);
-        const char *how = !recipe->rotation ? "" : !r.rotated ? "no" : r.rotation_online ? "online" : "folded";
+        char how[16];
+        snprintf(how, sizeof how, "%s%s", !recipe->rotation ? "" : !r.rotated ? "no" : r.rotation_online ? "online" : "folded",
+                 r.heads_rotated == 1 ? "+V" : r.heads_rotated == 2 ? "+O" : "");
         if (!recipe->ethosu_config) printf("%-48.48s %8s\n", r.weight, how);
         else if (r.ethosu_packed)
             printf("%-48.48s %8s %10lld %8lld %10lld\n", r.weight, how, (long long)r.ethosu_weight_bytes,
@@ -211,8 +214,11 @@ static void print_extras(const qc_pipeline *p, const qc_recipe *recipe)
     totals t = sum_reports(p);
     if (recipe->rotation)
         printf("rotation %s (seed %llu): %lld layers rotated (%lld online, %lld folded), %lld behind a folded norm\n",
-               rotation_name(recipe->rotation), (unsigned long long)recipe->rotation_seed, (long long)t.rotated,
+               recipe_rotation_name(recipe->rotation), (unsigned long long)recipe->rotation_seed, (long long)t.rotated,
                (long long)t.online, (long long)(t.rotated - t.online), (long long)t.norm_folded);
+    if (recipe->rotate_heads)
+        printf("heads rotated in %lld attention blocks (+V: value projection W_v B, +O: output projection B^T W_o)\n",
+               (long long)t.head_blocks);
     if (recipe->ethosu_config)
         printf("%s: %lld of %zu layers packed, weights %lld bytes encoded, biases/scales %lld bytes, streams %lld bytes\n",
                qc_ethosu_config_string((qc_ethosu_config)recipe->ethosu_config), (long long)t.packed,

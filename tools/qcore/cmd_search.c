@@ -14,7 +14,7 @@ static const char HELP[] =
     "                    [--emit-recipe RECIPE.txt] [options]\n"
     "\n"
     "Mixed-precision search: quantizes every linear layer of MODEL at each candidate width once (one pass of\n"
-    "calibration statistics, the recipe's method, grid, activation bits and AXE), then evaluates whole-model\n"
+    "calibration statistics, the recipe's method, grid, activation bits, AXE and rotation), then evaluates whole-model\n"
     "configurations (one width per layer) on the evaluation data with qcore's executor, trading a cost (lower\n"
     "is better) against a metric (higher is better): top-1 accuracy with --labels, else the mean cosine of\n"
     "each sample's output to MODEL's. Writes the front of non-dominated evaluated configurations (and the\n"
@@ -60,6 +60,7 @@ static const char HELP[] =
     "      --pick I               emit front point I (as numbered in the table; 0 is the cheapest)\n"
     "      --max-cost C           emit the highest-metric front point whose cost is at most C\n"
     RECIPE_HELP
+    RECIPE_ROTATION_HELP
     "      --one-pass             accepted (for recipe files); the candidates always come from one pass\n"
     "      --threads N            threads (default: all cores)\n"
     "  -q, --quiet                no progress bar, no notes on stderr\n"
@@ -76,7 +77,7 @@ static const struct option LONG[] = {
     {"reference-cost", required_argument, 0, 'Z'}, {"proxy", required_argument, 0, 'y'},
     {"proxy-batches", required_argument, 0, 'Q'},
     {"reference-metric", required_argument, 0, 'Y'}, {"emit-recipe", required_argument, 0, 'r'}, {"pick", required_argument, 0, 'p'}, {"max-cost", required_argument, 0, 'x'},
-    RECIPE_LONG_OPTIONS, RECIPE_WIDTH_OPTIONS, {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
+    RECIPE_LONG_OPTIONS, RECIPE_WIDTH_OPTIONS, RECIPE_ROTATION_OPTIONS, {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 
 static int algorithm(const char *text, qc_search_algorithm *out)

@@ -61,6 +61,11 @@ static int keep_float(recipe_options *r, const char *command, const char *arg)
 
 static const char *const ROTATIONS[] = {"none", "haar", "hadamard"}; /* qc_rotation_kind order */
 
+const char *recipe_rotation_name(qc_rotation_kind k)
+{
+    return k >= QC_ROTATION_NONE && k <= QC_ROTATION_HADAMARD ? ROTATIONS[k] : "?";
+}
+
 static int rotation(const char *command, const char *text, qc_recipe *r)
 {
     for (int k = QC_ROTATION_NONE; k <= QC_ROTATION_HADAMARD; k++)
@@ -108,6 +113,7 @@ int recipe_option(recipe_options *r, const char *command, int c, const char *arg
     case 'L': return layer_bits(r, command, arg);
     case 'X': return rotation(command, arg, q);
     case 'V': return rotation_seed(command, arg, q);
+    case 'H': q->rotate_heads = 1; break;
     case 'u': return parse_ethosu_config(command, "--ethosu-config", arg, QC_ETHOSU_U85_2048, &q->ethosu_config);
     case 'R': /* read before the flags by recipe_files_read, which knows the option by its full name only */
         if (++r->files_seen > r->files_read)
@@ -195,6 +201,7 @@ int recipe_write(FILE *out, const char *command, const qc_recipe *r)
     if (!r->sequential) fputs("one-pass\n", out);
     if (r->rotation) fprintf(out, "rotation = %s\nrotation-seed = %llu\n", ROTATIONS[r->rotation],
                              (unsigned long long)r->rotation_seed);
+    if (r->rotate_heads) fputs("rotate-heads\n", out);
     if (r->ethosu_config) fprintf(out, "ethosu-config = %s\n", qc_ethosu_config_string((qc_ethosu_config)r->ethosu_config));
     for (size_t k = 0; k < r->num_keep_float; k++) fprintf(out, "keep-float = %s\n", r->keep_float[k]);
     for (size_t k = 0; k < r->num_layer_formats; k++)

@@ -179,10 +179,11 @@ static void json_settings(FILE *out, const search_outcome *r, const qc_search_fr
     fputs("}, \"hypervolume\": ", out);
     number(out, hypervolume(r, front));
     fprintf(out, ",\n  \"recipe\": {\"method\": \"%s\", \"act_bits\": %d, \"group\": %lld, \"symmetric\": %s, "
-                 "\"accumulator_bits\": %d, \"tile\": %lld},\n  \"widths\": [",
+                 "\"accumulator_bits\": %d, \"tile\": %lld, \"rotation\": \"%s\", \"rotation_seed\": %llu},\n  \"widths\": [",
             recipe_method_name(q->method), q->activation_bits,
             q->weights.granularity == QC_GRAN_GROUP ? (long long)q->weights.group_size : 0LL,
-            q->weights.symmetric ? "true" : "false", q->gpxq.accumulator_bits, (long long)q->gpxq.tile_size);
+            q->weights.symmetric ? "true" : "false", q->gpxq.accumulator_bits, (long long)q->gpxq.tile_size,
+            recipe_rotation_name(q->rotation), (unsigned long long)q->rotation_seed);
     for (size_t k = 0; k < o->num_widths; k++) fprintf(out, "%s%d", k ? ", " : "", o->widths[k]);
     fputs("],\n  \"layers\": [", out);
     for (size_t t = 0; t < qc_model_search_layer_count(r->model_search); t++) json_layer(out, r, t);

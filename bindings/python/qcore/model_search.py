@@ -46,7 +46,9 @@ class ModelSearch:
     metric reads (default: the first); `ethosu` ("ethos-u55-128", ...) measures each candidate's Ethos-U
     stream; `proxy` (qc_model_proxy) "model" runs each candidate alone in the model on the first
     `proxy_batches` calibration batches (0: all) at creation, "model_scaled" only each layer's lowest width
-    (the others scaled by the layer's own errors), "layer" takes the layer's own output error (no run)."""
+    (the others scaled by the layer's own errors), "layer" takes the layer's own output error (no run). A
+    recipe rotation ('haar', 'hadamard') is applied once before the candidates are built, and
+    `recipe(choice)` keeps it."""
 
     def __init__(self, pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None, ethosu=None,
                  proxy="model_scaled", proxy_batches=0):

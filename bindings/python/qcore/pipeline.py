@@ -24,6 +24,7 @@ from .quant import _SCALE_METHOD, QuantOptions
 
 _METHODS = {"rtn": 1, "optq": 2, "gpfq": 3}
 _ROTATIONS = {"none": 0, "haar": 1, "hadamard": 2}
+_HEADS = {0: None, 1: "value", 2: "output"}  # qc_layer_report.heads_rotated
 
 
 @dataclass
@@ -41,7 +42,9 @@ class Recipe:
     error), the last two on a histogram of QC_PIPELINE_HISTOGRAM_BINS bins (see qc_model.h);
     rotation: 'none', 'haar' or 'hadamard', rotations fused into the model before calibration (norms folded,
     every MatMul/Gemm layer's input rotated; drawn from rotation_seed; see "Rotations in a recipe" in
-    qc_model.h); ethosu: an Ethos-U configuration name ("ethos-u55-128", ... as qcore.ethosu_config takes)
+    qc_model.h); rotate_heads: also rotate every attention block's heads (V and O projections, found from the
+    graph) with the same kind and seed (needs a rotation; "Per-head rotations in a recipe" in qc_model.h);
+    ethosu: an Ethos-U configuration name ("ethos-u55-128", ... as qcore.ethosu_config takes)
     for which each quantized layer is packed and its stream bytes reported, or None."""
 
     method: str = "optq"
@@ -60,6 +63,7 @@ class Recipe:
     rotation: str = "none"
     rotation_seed: int = 0
     ethosu: str = None
+    rotate_heads: bool = False
 
     def to_c(self):
         """(qc_recipe *, what must stay alive while the C recipe is used)."""
@@ -88,6 +92,7 @@ class Recipe:
         if self.rotation not in _ROTATIONS:
             raise ValueError("qcore.Recipe: rotation must be one of %s, got %r" % (", ".join(_ROTATIONS), self.rotation))
         r.rotation, r.rotation_seed = _ROTATIONS[self.rotation], self.rotation_seed
+        r.rotate_heads = int(bool(self.rotate_heads))
         if self.ethosu is not None and self.ethosu not in CONFIGS:
             raise ValueError("qcore.Recipe: ethosu must be None or one of %s, got %r" % (", ".join(CONFIGS), self.ethosu))
         r.ethosu_config = CONFIGS[self.ethosu] if self.ethosu is not None else 0
@@ -125,6 +130,7 @@ class LayerReport:
     ethosu_weight_bytes: int = 0
     ethosu_scale_bytes: int = 0
     ethosu_stream_bytes: int = 0
+    heads_rotated: str = None       # recipe rotate_heads: 'value' (W_v B) or 'output' (B^T W_o) projection
 
 
 def _report(c):
@@ -136,7 +142,8 @@ def _report(c):
                        c.gpxq.retries, c.gpxq.dead_inputs, AxeStats.from_c(c.gpxq), bool(c.norm_folded),
                        bool(c.rotated), bool(c.rotation_online), bool(c.ethosu_packed),
                        ffi.string(c.ethosu_reason).decode() if c.ethosu_reason != ffi.NULL else None,
-                       c.ethosu_weight_bytes, c.ethosu_scale_bytes, c.ethosu_stream_bytes)
+                       c.ethosu_weight_bytes, c.ethosu_scale_bytes, c.ethosu_stream_bytes,
+                       _HEADS[c.heads_rotated])
 
 
 class Pipeline:
