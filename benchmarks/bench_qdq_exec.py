@@ -16,6 +16,8 @@ Writes JSON to benchmarks/results/qdq_exec.json.
 - The kernel choice for uniform low-bit layers (qc_integer_kernels): the MNIST MLP quantized W2A2, W3A3 and
   W4A4 (uniform, OPTQ), batch 1, 8 and 64, each layer forced onto int8 and onto the bit-serial kernels, and
   "auto" with the kernels it picked (from the session's kernel statistics); outputs asserted identical.
+  And single QDQ layers (n x O = 784 x 512, 1536 x 1536, 4096 x 4096; codes spanning 1..4 bits; 1, 8, 64
+  rows) on int8 and bit-serial: the measurements behind "auto"'s rule (libqcore/model/ops/qdq_bitserial.c).
 Other agents share this machine's 2 cores; the load average is recorded before and after.
 
 Run from the repository root (OpenBLAS overrides unset for this command alone):
@@ -142,6 +144,49 @@ def kernel_choice(qcore, images, folder, seconds):
     return rows
 
 
+LAYER_SHAPES = ((784, 512), (1536, 1536), (4096, 4096))
+
+
+def single_layer_model(qcore, rng, n, outputs, kw):
+    """x [rows, n] -> Q -> DQ -> MatMul(., DQ(w)) with int4 weights spanning kw bits (uint4 codes)."""
+    from onnx import TensorProto, helper, numpy_helper
+    w = rng.integers(-8, -8 + (1 << kw), (n, outputs))
+    nodes = [helper.make_node("QuantizeLinear", ["x", "xs", "xz"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["w", "ws"], ["wd"]), helper.make_node("MatMul", ["xd", "wd"], ["y"])]
+    inits = [numpy_helper.from_array(np.float32(0.1), "xs"), helper.make_tensor("xz", TensorProto.UINT4, [], [0]),
+             helper.make_tensor("w", TensorProto.INT4, w.shape, w.ravel().tolist()),
+             numpy_helper.from_array(np.float32(0.01), "ws")]
+    graph = helper.make_graph(nodes, "layer", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["rows", n])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["rows", outputs])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    return qcore.Model.from_bytes(model.SerializeToString())
+
+
+def layer_shapes(qcore, seconds):
+    """int8 against bit-serial on single layers: median ms and their ratio, with what auto picked."""
+    rng = np.random.default_rng(0)
+    rows_out = []
+    for n, outputs in LAYER_SHAPES:
+        for bits in (1, 2, 3, 4):
+            session = qcore.Session(single_layer_model(qcore, rng, n, outputs, bits), qcore.Context(threads=1))
+            for rows in CHOICE_BATCHES:
+                x = (rng.integers(0, 1 << bits, (rows, n)) * 0.1).astype(np.float32)
+                row = {"n": n, "O": outputs, "format": "W%dA%d" % (bits, bits), "rows": rows}
+                for kernels in ("int8", "bitserial", "auto"):
+                    session.set_integer_kernels(kernels)
+                    session.run({"x": x})
+                    row[kernels + "_ms"] = median_time(lambda: session.run({"x": x}), seconds / 4)[0] * 1e3
+                row["auto_ran"] = "bitserial" if session.integer_kernel_stats()["bitserial_layers"] else "int8"
+                row["int8_over_bitserial"] = row["int8_ms"] / row["bitserial_ms"]
+                rows_out.append(row)
+                print("  layer %4dx%-4d W%dA%d rows %2d: int8 %8.3f ms  bit-serial %8.3f ms  %5.2fx  auto: %s" %
+                      (n, outputs, bits, bits, rows, row["int8_ms"], row["bitserial_ms"], row["int8_over_bitserial"],
+                       row["auto_ran"]), file=sys.stderr)
+    return rows_out
+
+
 def bitserial_vs_int8(qcore, repeats):
     """W2A2 qc_bitserial_gemm against qc_int8_gemm at n = O = 4096 (bench_bitserial's shapes and data)."""
     rng = np.random.default_rng(6)
@@ -168,7 +213,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=1.0, help="timing budget per cell and engine")
     parser.add_argument("--repeats", type=int, default=15, help="best-of runs for the bit-serial rows")
     parser.add_argument("--output", default="qdq_exec.json")
-    parser.add_argument("--choice-only", action="store_true", help="only the low-bit kernel-choice rows")
+    parser.add_argument("--choice-only", action="store_true", help="only the low-bit kernel-choice and layer rows")
     args = parser.parse_args()
     source = use_build_tree(args.installed)
     import onnxruntime as ort
@@ -178,8 +223,9 @@ def main():
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         choice = kernel_choice(qcore, images, folder, args.seconds)
+        shapes = layer_shapes(qcore, args.seconds)
         if args.choice_only:
-            report.write_json(args.output, {"benchmark": "bench_qdq_exec", "kernel_choice": choice})
+            report.write_json(args.output, {"benchmark": "bench_qdq_exec", "kernel_choice": choice, "layer_shapes": shapes})
             return
         for net in ("mlp", "cnn"):
             for fmt in FORMATS:
@@ -194,7 +240,7 @@ def main():
     result = {"benchmark": "bench_qdq_exec", "qcore_source": source, "arch": qcore.Context(threads=1).arch,
               "onnxruntime": ort.__version__, "timing": "median wall time, 1 thread", "openblas": timing.openblas_kernel(),
               "load_average_before": before, "rows": rows,
-              "bitserial_w2a2_vs_int8": bitserial, "kernel_choice": choice}
+              "bitserial_w2a2_vs_int8": bitserial, "kernel_choice": choice, "layer_shapes": shapes}
     result.update(report.machine(qcore))
     report.write_json(args.output, result)
 
