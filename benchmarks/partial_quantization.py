@@ -1,4 +1,4 @@
-"""Evidence: partial quantization on the project's Fashion-MNIST MLP and CNN (issue 5). Every linear layer
+"""Evidence: partial quantization on the project's MNIST and Fashion-MNIST MLPs and CNNs (issue 5). Every linear layer
 is quantized at W3A4 (3-bit per-channel weights, 4-bit per-tensor activations, OPTQ from 1,024 training
 images, layers in sequence) except the k most sensitive ones, kept in float; sensitivity is each layer's
 accuracy loss when it alone is quantized. With and without a Haar-random rotation fused online at
@@ -8,8 +8,9 @@ layers' weights (quantized: integers and scales; kept: float32). (Haar rather th
 the widths of these inputs, are not K * 2^k for a Hadamard order K qcore builds.)
 
 Writes benchmarks/results/partial_quantization.json and partial_quantization.png.
-Usage: python benchmarks/partial_quantization.py
+Usage: python benchmarks/partial_quantization.py [--datasets mnist,fashion]
 """
+import argparse
 import os
 import sys
 
@@ -20,7 +21,9 @@ import qcore
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report  # noqa: E402
-from axe_accuracy import fashion  # noqa: E402
+from axe_accuracy import digits  # noqa: E402
+NETS = (("mlp", (784,)), ("cnn", (1, 28, 28)))
+TITLES = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
 
 WEIGHTS = qcore.QuantOptions(bits=3, granularity="channel", axis=0)
 ACT_BITS = 4
@@ -60,14 +63,19 @@ def curve(model, online, batches, evaluate):
 
 
 def main():
-    result = {"format": "W3A4 OPTQ (per-channel weights, per-tensor activations)", "machine": report.machine(qcore)}
-    for name, shape in (("mlp", (784,)), ("cnn", (1, 28, 28))):
-        batches, evaluate = fashion(shape)
-        path = os.path.join(ROOT, "tests", "data", "models", "fashion_%s.onnx" % name)
-        for label, seed in (("none", None), ("haar", 7)):
-            print(name, label, flush=True)
-            model, online = rotated(path, seed)
-            result["%s/%s" % (name, label)] = curve(model, online, batches, evaluate)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", default="mnist,fashion")
+    datasets = parser.parse_args().datasets.split(",")
+    result = {"format": "W3A4 OPTQ (per-channel weights, per-tensor activations)", "machine": report.machine(qcore),
+              "datasets": datasets}
+    for dataset in datasets:
+        for name, shape in NETS:
+            batches, evaluate = digits(dataset, shape)
+            path = os.path.join(ROOT, "tests", "data", "models", "%s_%s.onnx" % (dataset, name))
+            for label, seed in (("none", None), ("haar", 7)):
+                print(dataset, name, label, flush=True)
+                model, online = rotated(path, seed)
+                result["%s/%s/%s" % (dataset, name, label)] = curve(model, online, batches, evaluate)
     report.write_json("partial_quantization.json", result)
     plot(result)
 
@@ -76,16 +84,21 @@ def plot(result):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, name in zip(axes, ("mlp", "cnn")):
-        for label, style in (("none", "C0-o"), ("haar", "C1-s")):
-            c = result["%s/%s" % (name, label)]
-            ax.plot([p["bytes"] / 1e3 for p in c["points"]], [p["accuracy"] for p in c["points"]], style, label=label)
-        ax.axhline(result["%s/none" % name]["float_accuracy"], color="grey", lw=0.8, label="float")
-        ax.set_title("Fashion-MNIST %s, W3A4 OPTQ, most sensitive layers kept in float" % name.upper(), fontsize=9)
-        ax.set_xlabel("linear-layer weight bytes (kB)")
-        ax.set_ylabel("test accuracy")
-        ax.legend(fontsize=8)
+    datasets = result["datasets"]
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(11, 4 * len(datasets)), squeeze=False)
+    for row, dataset in zip(axes, datasets):
+        for ax, (name, _) in zip(row, NETS):
+            key = "%s/%s/" % (dataset, name)
+            for label, style in (("none", "C0-o"), ("haar", "C1-s")):
+                c = result[key + label]
+                ax.plot([p["bytes"] / 1e3 for p in c["points"]], [p["accuracy"] for p in c["points"]], style,
+                        label=label)
+            ax.axhline(result[key + "none"]["float_accuracy"], color="grey", lw=0.8, label="float")
+            ax.set_title("%s %s, W3A4 OPTQ, most sensitive layers kept in float" % (TITLES[dataset], name.upper()),
+                         fontsize=9)
+            ax.set_xlabel("linear-layer weight bytes (kB)")
+            ax.set_ylabel("test accuracy")
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(report.RESULTS, "partial_quantization.png"), dpi=110)
 

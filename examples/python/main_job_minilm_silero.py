@@ -6,11 +6,12 @@ layer) and scored on heldout.txt (mean cosine of the sentence
 embeddings to the float model's); Silero on the speech clip's frames (agreement of the speech decisions at
 0.5 with the float model's, batches of 64 frames). The fidelity `qcore quantize` reports is confirmed by
 numpy on onnxruntime's outputs (no graph optimizations: the models' ONNX semantics).
-Prints: recipe, weight bytes, fidelity (qcore, onnxruntime), and the time `qcore quantize` took (calibration,
-quantization, held-out scoring and writing).
+Prints: recipe, weight bytes, fidelity (qcore, onnxruntime), the time `qcore quantize` took (calibration,
+quantization, held-out scoring and writing), and the batch-1 latency of qcore's executor on the result
+(`qcore eval --latency`, one thread; the float model's on the first row); writes them to --json.
 
 Usage: python examples/python/main_job_minilm_silero.py [--tool build/tools/qcore/qcore] [--out DIR]
-       [--models minilm,silero] [--sentences 128]
+       [--models minilm,silero] [--sentences 128] [--json FILE]
 """
 import argparse
 import json
@@ -31,7 +32,10 @@ RECIPES = [
     ("W4A8 GPFQ", ["--method", "gpfq", "--weight-bits", "4", "--act-bits", "8"]),
     ("W4A8 OPTQ+AXE P=20 T=64", ["--method", "optq", "--weight-bits", "4", "--act-bits", "8",
                                  "--accumulator-bits", "20", "--tile", "64"]),
+    ("W4A8 OPTQ Hadamard", ["--method", "optq", "--weight-bits", "4", "--act-bits", "8", "--rotation", "hadamard"]),
+    ("W4A4 OPTQ Hadamard", ["--method", "optq", "--weight-bits", "4", "--act-bits", "4", "--rotation", "hadamard"]),
 ]
+LATENCY_RUNS = 30
 
 
 def tool(path, *args):
@@ -39,6 +43,20 @@ def tool(path, *args):
     if run.returncode != 0:
         sys.exit("qcore %s failed (exit %d): %s" % (args[0], run.returncode, run.stderr.strip()))
     return run.stdout
+
+
+def latency_ms(path, eval_flags):
+    """qcore's executor, one thread: the median of LATENCY_RUNS batch-1 runs (`qcore eval --latency`)."""
+    out = tool(TOOL[0], "eval", path, *eval_flags, "--samples", "1", "--threads", "1", "--latency", LATENCY_RUNS)
+    return json.loads(out)["batch1_latency_ms"]
+
+
+def data_flags(flags):
+    """The held-out --eval-data of a quantize command line as qcore eval's --data."""
+    return [x for k, f in enumerate(flags[:-1]) if f == "--eval-data" for x in ("--data", flags[k + 1])]
+
+
+TOOL = [None]
 
 
 def onnxruntime(path):
@@ -89,6 +107,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "main_job_minilm_silero"))
     ap.add_argument("--models", default="minilm,silero")
     ap.add_argument("--sentences", type=int, default=128, help="MiniLM sentences per split (64 calibrate)")
+    ap.add_argument("--json", default=os.path.join(ROOT, "benchmarks", "results", "main_job_minilm_silero.json"))
     ap.add_argument("--sequential", default="silero", help="models quantized layer by layer in sequence (the "
                     "others in one pass)")
     args = ap.parse_args()
@@ -96,9 +115,12 @@ def main():
     os.makedirs(data, exist_ok=True)
     subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "models", "make_cli_data.py"), data, "--sentences",
                     str(args.sentences)], check=True, capture_output=True)
+    TOOL[0] = args.tool
     rows, started = [], time.time()
     for name in args.models.split(","):
         source, flags, fidelity = {"minilm": minilm, "silero": silero}[name](data, name in args.sequential.split(","))
+        eval_flags = data_flags(flags)
+        rows.append((name, "fp32", 0, "-", 1.0, 1.0, 0.0, latency_ms(source, eval_flags)))
         for k, (label, recipe) in enumerate(RECIPES):
             out = os.path.join(args.out, "%s_%d.onnx" % (name, k))
             report = out.replace(".onnx", ".json")
@@ -109,13 +131,23 @@ def main():
                 written = json.load(f)
             weight_bytes = sum(layer["bytes"] for layer in written["layers"])
             heldout = written["heldout"]
-            rows.append((name, label, weight_bytes, heldout["metric"], heldout["fidelity"], fidelity(out), seconds))
+            rows.append((name, label, weight_bytes, heldout["metric"], heldout["fidelity"], fidelity(out), seconds,
+                         latency_ms(out, eval_flags)))
             print("%s %s done in %.1f s" % (name, label, seconds), file=sys.stderr)
-    print("\n%-7s %-26s %12s %-10s %9s %9s %10s" % ("model", "recipe", "bytes", "metric", "qcore", "onnxrt", "quant. s"))
+    print("\n%-7s %-26s %12s %-10s %9s %9s %10s %10s" % ("model", "recipe", "bytes", "metric", "qcore", "onnxrt",
+                                                        "quant. s", "b1 ms"))
     for row in rows:
-        print("%-7s %-26s %12d %-10s %9.4f %9.4f %10.1f" % row)
+        print("%-7s %-26s %12d %-10s %9.4f %9.4f %10.1f %10.3f" % row)
+    whole = time.time() - started
     print("\nbytes: the linear layers' weights with their scales; MiniLM: %d held-out sentences; Silero: the clip's "
-          "frames; whole run %.0f s; models and reports in %s" % (args.sentences, time.time() - started, args.out))
+          "frames; b1 ms: batch-1 latency in qcore's executor, one thread; whole run %.0f s; models and reports in %s"
+          % (args.sentences, whole, args.out))
+    keys = ("model", "recipe", "bytes", "metric", "fidelity_qcore", "fidelity_onnxruntime", "quantize_seconds",
+            "batch1_latency_ms")
+    with open(args.json + ".tmp", "w") as f:
+        json.dump({"example": "main_job_minilm_silero", "sentences": args.sentences, "whole_run_seconds": whole,
+                   "load_average_after": list(os.getloadavg()), "rows": [dict(zip(keys, r)) for r in rows]}, f, indent=1)
+    os.replace(args.json + ".tmp", args.json)
 
 
 if __name__ == "__main__":

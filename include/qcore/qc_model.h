@@ -359,8 +359,8 @@ QC_ONNX_API qc_status qc_session_accumulator_stats(const qc_session *session, qc
 typedef enum qc_integer_kernels {
     QC_INTEGER_KERNELS_OFF = 0,      /* dequantized, in float, as the graph says (the reference) */
     QC_INTEGER_KERNELS_AUTO = 1,     /* integers; bit-serial where it measured faster, else int8 (the
-                                      * default). With n O >= 2^20 weights: Kw Ka <= 16 for one row, <= 4
-                                      * up to 8 rows, 1 beyond; smaller layers: Kw Ka = 1 up to 8 rows */
+                                      * default): Kw Ka = 1 always; with n O >= 2^20 weights also
+                                      * Kw Ka <= 16 for one row and Kw Ka <= 4 up to 8 rows */
     QC_INTEGER_KERNELS_INT8 = 2,     /* integers, always on qc_int8_gemm */
     QC_INTEGER_KERNELS_BITSERIAL = 3 /* integers, bit-serial wherever Kw, Ka <= 4, else int8 */
 } qc_integer_kernels;

@@ -272,7 +272,7 @@ def test_bitserial_kernels_give_the_int8_sums(m, n, kw, ka, act, w_kind):
         session.set_integer_kernels(kernels)
         runs[kernels] = session.run({"x": x})["y"]
         stats = session.integer_kernel_stats()
-        bitserial = ka <= 4 and (kernels == "bitserial" or (kernels == "auto" and kw * ka == 1 and m <= 8))
+        bitserial = ka <= 4 and (kernels == "bitserial" or (kernels == "auto" and kw * ka == 1))
         assert stats == {"int8_layers": 0 if bitserial else 1, "bitserial_layers": 1 if bitserial else 0,
                          "simulated_layers": 0}, (kernels, stats)
     assert_close_to_oracle(runs["int8"], want, act_scale * w_scale.max())

@@ -119,16 +119,17 @@ qc_status qce__qdq_bitserial_create(const qce_call *call, qce_qdq_bitserial **ou
 }
 
 /* Whether the Kw x Ka plane pairs' products beat qc_int8_gemm's, from measurements of both on QDQ layers
- * in the executor (benchmarks/bench_qdq_exec.py, its shapes rows; one AVX-512 VNNI core): a GEMV over weights of
- * a megabyte or more reads them from memory, so reading bits instead of bytes wins up to 4 x 4 pairs
- * (1.2x to 5.9x at 1536^2 and 4096^2); with more rows int8's VNNI product catches up at 2 x 2 pairs up to 8
- * rows and at 1 x 1 beyond; on smaller layers the fixed costs tie, and only W1A1 up to 8 rows still wins. */
+ * in the executor (benchmarks/bench_qdq_exec.py, its layer_shapes rows; one AVX-512 VNNI core): one pair
+ * (W1A1) wins everywhere (1.2x at 784 x 512, up to 7x at 4096^2); a GEMV over weights of a megabyte or
+ * more reads them from memory, so reading bits instead of bytes wins up to 4 x 4 pairs (1.3x to 3.3x);
+ * up to 8 rows the VNNI product catches up beyond 2 x 2 pairs, and beyond 8 rows at 2 x 2. On smaller
+ * layers the fixed costs of both tie from 2 x 2 pairs. */
 static int bitserial_wins(const qce_qdq_bitserial *b, int ka, int64_t rows)
 {
     int pairs = b->kw * ka, big = b->outputs * b->k >= BIG_LAYER;
-    if (rows == 1) return pairs == 1 || (big && pairs <= 16);
-    if (rows <= 8) return pairs == 1 || (big && pairs <= 4);
-    return pairs == 1 && big;
+    if (pairs == 1) return 1;
+    if (rows == 1) return big && pairs <= 16;
+    return rows <= 8 && big && pairs <= 4;
 }
 
 int qce__qdq_bitserial_input_planes(const qce_qdq_bitserial *b, const uint8_t *u, int64_t rows, int64_t row_stride,
