@@ -47,7 +47,8 @@ def tool(path, *args):
 
 def latency_ms(path, eval_flags):
     """qcore's executor, one thread: the median of LATENCY_RUNS batch-1 runs (`qcore eval --latency`)."""
-    out = tool(TOOL[0], "eval", path, *eval_flags, "--samples", "1", "--threads", "1", "--latency", LATENCY_RUNS)
+    out = tool(TOOL[0], "eval", path, *eval_flags, "--reference", path, "--samples", "1", "--threads", "1",
+               "--latency", LATENCY_RUNS)
     return json.loads(out)["batch1_latency_ms"]
 
 

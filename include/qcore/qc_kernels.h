@@ -76,13 +76,14 @@ QC_API qc_status qc_bitserial_gemm_interleaved(qc_ctx *ctx, qc_tensor *y, const 
                                                qc_lq_code w_code, const qc_tensor *bias);
 
 /* A bit-serial layer made once for repeated products with the same weights (an inference session's
- * fully-connected layer), since 1.6: everything that depends only on w_planes, w_interleaved (optional, as
- * for qc_bitserial_gemm_interleaved), the bases, the codes and the bias is checked and derived here (the
+ * fully-connected layer), since 1.6. */
+typedef struct qc_bitserial_layer qc_bitserial_layer;
+
+/* Makes *out: everything that depends only on w_planes, w_interleaved (optional, as for
+ * qc_bitserial_gemm_interleaved), the bases, the codes and the bias is checked and derived here (the
  * input encoding rule, the weights' popcounts), so that a run checks only x and y. x_basis is one basis
  * for every row (f32 [Ka]); n is the rows' length. The layer borrows w_planes, w_interleaved, w_basis and
  * bias: they must stay alive and unchanged until qc_bitserial_layer_free. Errors as qc_bitserial_gemm's. */
-typedef struct qc_bitserial_layer qc_bitserial_layer;
-
 QC_API qc_status qc_bitserial_layer_create(qc_bitserial_layer **out, qc_ctx *ctx, int64_t n, const qc_tensor *x_basis,
                                            qc_lq_code x_code, const qc_tensor *w_planes,
                                            const qc_tensor *w_interleaved, const qc_tensor *w_basis,
