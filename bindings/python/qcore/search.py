@@ -187,7 +187,8 @@ class Search:
     the full one (None: one fidelity). The reference point defaults (None) to the library's rule."""
 
     def __init__(self, space, algorithm="qcore", seed=0, max_evaluations=32, fidelities=None, reference_cost=None,
-                 reference_metric=None, cost_buckets=1024, initial_points=0, noise=0.0, eta=3, ctx=None):
+                 reference_metric=None, cost_buckets=1024, initial_points=0, noise=0.0, eta=3, ctx=None,
+                 prior_width=0.0):
         if algorithm not in _ALGORITHMS:
             raise InvalidArgumentError("qcore.Search: algorithm must be one of %s, got %r" % (sorted(_ALGORITHMS), algorithm))
         opts = ffi.new("qc_search_options *")
@@ -202,6 +203,7 @@ class Search:
         opts.reference_metric = float("nan") if reference_metric is None else float(reference_metric)
         opts.cost_buckets, opts.initial_points = int(cost_buckets), int(initial_points)
         opts.noise, opts.eta = float(noise), int(eta)
+        opts.prior_width = float(prior_width)  # 0: the library's default width (1)
         handle = ffi.new("qc_search **")
         status = lib.qc_search_create(handle, space._space, opts, ctx._ctx if ctx is not None else ffi.NULL)
         space._raise_check()
