@@ -228,6 +228,7 @@ def test_same_seed_same_run_and_json(tmp_path):
     doc = json.loads(path.read_text())
     front, predicted = a.front(), a.predicted_front()
     assert doc["algorithm"] == "qcore" and len(doc["evaluations"]) == len(ea) == 16
+    assert doc["prior_width"] == 1.0  # the default (0) resolved
     np.testing.assert_array_equal([p["choice"] for p in doc["front"]], front.choices)
     np.testing.assert_allclose([p["metric"] for p in doc["front"]], front.metric)
     np.testing.assert_allclose([p["cost"] for p in doc["predicted_front"]], predicted.cost)
