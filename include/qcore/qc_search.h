@@ -214,8 +214,8 @@ QC_API qc_status qc_search_predicted_front(qc_search_front **out, const qc_searc
 QC_API qc_status qc_search_evaluations(qc_search_front **out, const qc_search *search);
 /* The reference point in use (resolved from NaN options once known; NaN until then). */
 QC_API qc_status qc_search_reference(const qc_search *search, double *reference_cost, double *reference_metric);
-/* Writes the space, the options (prior_width as resolved), every evaluation, the front and the predicted front as JSON to `path`,
- * atomically (a temporary file in the same folder, then rename). */
+/* Writes the space, the options (prior_width as resolved), every evaluation, the front and the predicted
+ * front as JSON to `path`, atomically (a temporary file in the same folder, then rename). */
 QC_API qc_status qc_search_write_json(const qc_search *search, const char *path);
 
 #ifdef __cplusplus
