@@ -184,7 +184,9 @@ def proxy_output_error(w, wq, h=None):
 
 class Search:
     """An ask/tell search over `space` (see qc_search.h for the algorithms). fidelities: ascending, the last
-    the full one (None: one fidelity). The reference point defaults (None) to the library's rule."""
+    the full one (None: one fidelity). The reference point defaults (None) to the library's rule.
+    prior_width (qc_search_options.prior_width): how far qcore's surrogate lets each tensor stray from its
+    proxy, a multiple of the default width (0: 1; smaller for a more accurate proxy)."""
 
     def __init__(self, space, algorithm="qcore", seed=0, max_evaluations=32, fidelities=None, reference_cost=None,
                  reference_metric=None, cost_buckets=1024, initial_points=0, noise=0.0, eta=3, ctx=None,
