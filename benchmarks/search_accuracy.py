@@ -19,7 +19,8 @@ Reference point: the all-8-bit configuration's bytes and the float configuration
 
 Methods (same evaluation cache, so a configuration is never evaluated twice across methods and seeds; every
 qcore.Search but qcore-noref is told the reference point; qcore's search is deterministic, so its seeds agree):
-  qcore       qcore.Search(algorithm="qcore"), one fidelity, on the --proxy space
+  qcore       qcore.Search(algorithm="qcore"), one fidelity, on the --proxy space, with the prior width
+              qc_model_search_run gives that proxy (0.5 for model and model_scaled, 1 for layer)
   qcore-noref the same, not told the reference point (it resolves its own from the space and the first
               evaluations; the hypervolume is still measured against the benchmark's)
   qcore-sh    the same as qcore with successive halving over two fidelities (a quarter of the evaluation batches,
@@ -55,6 +56,7 @@ RESULTS = os.path.join(ROOT, "benchmarks", "results")
 FASHION = "/usr/share/datasets/fashion-mnist/"
 WIDTHS = (0, 8, 6, 4, 3, 2)
 ANYTIME = ("random", "tpe")
+MODEL_PROXY_PRIOR_WIDTH = 0.5  # qc_model_search_run's prior_width for a model-level proxy (model_search_run.c)
 
 
 def fashion_cnn():
@@ -136,12 +138,13 @@ def hypervolume(points, ref):
     return qcore.hypervolume(np.ascontiguousarray(cost), np.ascontiguousarray(metric), *ref)
 
 
-def run_library(space, algorithm, seed, budget, evaluate, fidelities, ref, told=True):
+def run_library(space, algorithm, seed, budget, evaluate, fidelities, ref, told=True, prior_width=0.0):
     """A qcore.Search run by ask/tell, told the benchmark's reference point (as every library method is)
     unless told=False; returns (full-fidelity points in order, full-evaluation equivalents, seconds in the
     search itself)."""
     search = qcore.Search(space, algorithm=algorithm, seed=seed, max_evaluations=budget, fidelities=fidelities,
-                          reference_cost=ref[0] if told else None, reference_metric=ref[1] if told else None)
+                          reference_cost=ref[0] if told else None, reference_metric=ref[1] if told else None,
+                          prior_width=prior_width)
     points, equivalents, own = [], 0.0, 0.0
     fractions = fidelities or [1.0]
     while True:
@@ -189,9 +192,10 @@ def space_of(search, proxy="layer"):
 
 
 METHODS = {
-    "qcore": lambda s, c, seed, b, ev, ref: run_library(s, "qcore", seed, b, ev, None, ref),
-    "qcore-noref": lambda s, c, seed, b, ev, ref: run_library(s, "qcore", seed, b, ev, None, ref, told=False),
-    "qcore-sh": lambda s, c, seed, b, ev, ref: run_library(s, "qcore", seed, b, ev, [0.25, 1.0], ref),
+    "qcore": lambda s, c, seed, b, ev, ref, w: run_library(s, "qcore", seed, b, ev, None, ref, prior_width=w),
+    "qcore-noref": lambda s, c, seed, b, ev, ref, w: run_library(s, "qcore", seed, b, ev, None, ref, False, w),
+    "qcore-sh": lambda s, c, seed, b, ev, ref, w: run_library(s, "qcore", seed, b, ev, [0.25, 1.0], ref,
+                                                              prior_width=w),
     "random": lambda s, c, seed, b, ev, ref: run_library(s, "random", seed, b, ev, None, ref),
     "greedy": lambda s, c, seed, b, ev, ref: run_library(s, "greedy", seed, b, ev, None, ref),
     "oneshot-dp": lambda s, c, seed, b, ev, ref: run_library(s, "oneshot_dp", seed, b, ev, None, ref),
@@ -259,14 +263,16 @@ def run_model(name, args):
             continue
         model_space = method.endswith("-model") or (method.startswith("qcore") and args.proxy != "layer")
         space = spaces["model" if model_space else "layer"]
+        width = MODEL_PROXY_PRIOR_WIDTH if model_space else 0.0  # what qc_model_search_run resolves 0 to
+        call = METHODS[method] if method.startswith("qcore") else lambda *a: METHODS[method](*a[:-1])
         rows = []
         for seed in range(args.seeds):
             if method in ANYTIME:
-                points, equivalents, own = METHODS[method](space, search.candidates, seed, max(args.budgets), evaluate,
-                                                           ref)
+                points, equivalents, own = call(space, search.candidates, seed, max(args.budgets), evaluate, ref,
+                                                width)
                 runs = {b: (points[:b], float(min(b, len(points))), own * b / max(args.budgets)) for b in args.budgets}
             else:
-                runs = {b: METHODS[method](space, search.candidates, seed, b, evaluate, ref) for b in args.budgets}
+                runs = {b: call(space, search.candidates, seed, b, evaluate, ref, width) for b in args.budgets}
             for budget, (points, equivalents, own) in runs.items():
                 rows.append({"seed": seed, "budget": budget, "full_evaluations": equivalents, "search_s": own,
                              "hypervolume": hypervolume(front_of(points), ref), "front": front_of(points)})

@@ -151,7 +151,7 @@ typedef enum qc_search_algorithm {
     QC_SEARCH_ONESHOT_DP = 3
 } qc_search_algorithm;
 
-#define QC_SEARCH_OPTIONS_VERSION 1
+#define QC_SEARCH_OPTIONS_VERSION 2
 
 /* Initialise with QC_SEARCH_OPTIONS_INIT or qc_search_options_init; fields are only ever appended. */
 typedef struct qc_search_options {
@@ -167,9 +167,15 @@ typedef struct qc_search_options {
     size_t initial_points;         /* QCORE: proxy-front points evaluated first; 0 (default): 6..8 by budget */
     double noise;                  /* QCORE: metric noise std; 0 (default): 1e-3 * the evaluated metric range */
     uint32_t eta;                  /* successive halving: keep 1 in eta at each fidelity, >= 2; default 3 */
+    /* version 2 (libqcore 1.6); a version-1 struct gets 0 */
+    double prior_width;            /* QCORE: how far the surrogate's prior lets each tensor's loss stray from
+                                      its proxy, as a multiple of the default width (a tensor's sensitivity 0..2x
+                                      the proxy's and each entry's within a factor ~2, one std); finite, 0..100.
+                                      Narrower suits an accurate proxy: fewer evaluations go to testing it.
+                                      0 (default): 1; qc_model_search_run: 0.5 for a model-level proxy */
 } qc_search_options;
 
-#define QC_SEARCH_OPTIONS_INIT { QC_SEARCH_OPTIONS_VERSION, QC_SEARCH_QCORE, 0, 32, 0, NULL, NAN, NAN, 1024, 0, 0.0, 3 }
+#define QC_SEARCH_OPTIONS_INIT { QC_SEARCH_OPTIONS_VERSION, QC_SEARCH_QCORE, 0, 32, 0, NULL, NAN, NAN, 1024, 0, 0.0, 3, 0.0 }
 
 /* Fills `opts` with the defaults of struct version `version`. */
 QC_API qc_status qc_search_options_init(qc_search_options *opts, unsigned version);
@@ -208,8 +214,8 @@ QC_API qc_status qc_search_predicted_front(qc_search_front **out, const qc_searc
 QC_API qc_status qc_search_evaluations(qc_search_front **out, const qc_search *search);
 /* The reference point in use (resolved from NaN options once known; NaN until then). */
 QC_API qc_status qc_search_reference(const qc_search *search, double *reference_cost, double *reference_metric);
-/* Writes the space, the options, every evaluation, the front and the predicted front as JSON to `path`,
- * atomically (a temporary file in the same folder, then rename). */
+/* Writes the space, the options (prior_width as resolved), every evaluation, the front and the predicted
+ * front as JSON to `path`, atomically (a temporary file in the same folder, then rename). */
 QC_API qc_status qc_search_write_json(const qc_search *search, const char *path);
 
 #ifdef __cplusplus

@@ -82,7 +82,8 @@ static void header_json(FILE *f, const qc_search *s)
     number(f, rc);
     fputs(", \"metric\": ", f);
     number(f, rm);
-    fputc('}', f);
+    fputs("},\n  \"prior_width\": ", f);
+    number(f, s->opts.prior_width);
 }
 
 static qc_status compose(char **text, size_t *size, const qc_search *s, const qc_search_front *front,

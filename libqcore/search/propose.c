@@ -228,7 +228,8 @@ static qc_status score_all(qc_search *s, scoring *sc, const qc_search_front *fro
 static qc_status from_surrogate(qc_search *s, uint32_t *choice, int *found, const char *function)
 {
     size_t entries = s->space->offset[s->space->num_tensors];
-    QC_TRY(qc__surrogate_fit(&s->surrogate, s->space, s->evals, s->weight, s->opts.noise, function));
+    QC_TRY(qc__surrogate_fit(&s->surrogate, s->space, s->evals, s->weight, s->opts.noise, s->opts.prior_width,
+                             function));
     qc_search_front *front = NULL, *predicted = NULL;
     size_t T = s->space->num_tensors;
     double *loss = malloc(entries * sizeof *loss), *g = malloc((2 + T + entries) * sizeof *g);

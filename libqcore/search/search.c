@@ -1,5 +1,6 @@
 /* The search object: options, creation, tell, the evaluation cache and the fronts it reports. */
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,13 +11,21 @@
 
 enum { MAX_EVALUATIONS = 1000000, MAX_BUCKETS = 1 << 24 };
 static const uint64_t RANDOM_STREAM = 0x5345415243480000ull; /* "SEARCH" */
+static const double MAX_PRIOR_WIDTH = 100;
+
+/* The bytes of a struct of `version` (fields are only appended). */
+static size_t options_size(unsigned version)
+{
+    return version == 1 ? offsetof(qc_search_options, prior_width) : sizeof(qc_search_options);
+}
 
 qc_status qc_search_options_init(qc_search_options *opts, unsigned version)
 {
     QC_CHECK_NOT_NULL(opts);
     QC_TRY(qc__check_struct_version(version, QC_SEARCH_OPTIONS_VERSION, "qc_search_options", __func__));
-    *opts = (qc_search_options)QC_SEARCH_OPTIONS_INIT;
-    opts->version = version;
+    qc_search_options d = QC_SEARCH_OPTIONS_INIT;
+    d.version = version;
+    memcpy(opts, &d, options_size(version)); /* a version-1 struct ends before prior_width */
     return QC_OK;
 }
 
@@ -58,6 +67,9 @@ static qc_status check_options(const qc_search_options *o, const char *function)
     if (o->eta < 2) return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'opts': eta = %u must be >= 2", o->eta);
     if (!(isfinite(o->noise) && o->noise >= 0))
         return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'opts': noise = %g must be finite and >= 0", o->noise);
+    if (o->version >= 2 && !(isfinite(o->prior_width) && o->prior_width >= 0 && o->prior_width <= MAX_PRIOR_WIDTH))
+        return QC_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'opts': prior_width = %g is outside [0, %g]",
+                          o->prior_width, MAX_PRIOR_WIDTH);
     if (isinf(o->reference_cost) || isinf(o->reference_metric))
         return QC_FAIL_IN(function, QC_ERR_NUMERIC, "argument 'opts': the reference point (%g, %g) is infinite",
                           o->reference_cost, o->reference_metric);
@@ -100,7 +112,10 @@ static double largest_cost(const qc_search *s)
 
 static qc_status setup(qc_search *s, const qc_search_space *space, const qc_search_options *o, const char *function)
 {
-    s->opts = *o;
+    memset(&s->opts, 0, sizeof s->opts);
+    memcpy(&s->opts, o, options_size(o->version));
+    if (s->opts.prior_width == 0) s->opts.prior_width = 1;
+    s->opts.version = QC_SEARCH_OPTIONS_VERSION; /* every field now set */
     s->num_fidelities = o->num_fidelities > 1 ? o->num_fidelities : 1;
     s->fidelity[0] = 1.0;
     if (o->num_fidelities > 1) memcpy(s->fidelity, o->fidelities, o->num_fidelities * sizeof(double));
@@ -321,7 +336,7 @@ qc_status qc_search_predicted_front(qc_search_front **out, const qc_search *s)
     *out = NULL;
     QC_CHECK_NOT_NULL(s);
     qc__surrogate fit = {0};
-    qc_status st = qc__surrogate_fit(&fit, s->space, s->evals, s->weight, s->opts.noise, __func__);
+    qc_status st = qc__surrogate_fit(&fit, s->space, s->evals, s->weight, s->opts.noise, s->opts.prior_width, __func__);
     double *loss = st == QC_OK ? malloc(fit.entries * sizeof *loss) : NULL;
     if (st == QC_OK && loss == NULL) st = QC_FAIL(QC_ERR_OUT_OF_MEMORY, "cannot allocate the predicted losses");
     if (st == QC_OK) {

@@ -97,12 +97,14 @@ typedef struct qc__surrogate {
     double *mean;     /* [params] posterior mean: m0, alpha, scale per tensor, delta per entry */
     double *cov;      /* [params^2] posterior covariance */
     double noise;     /* std */
+    double width;     /* prior_width of the fit */
     int fitted;
 } qc__surrogate;
 
-/* Fits on every evaluation, evaluation i weighted weight[fidelity index of i]; noise 0: automatic. */
+/* Fits on every evaluation, evaluation i weighted weight[fidelity index of i]; noise 0: automatic;
+ * prior_width (> 0) multiplies the prior std of the tensor scales and entry corrections. */
 qc_status qc__surrogate_fit(qc__surrogate *s, const qc_search_space *space, const qc_search_front *evals,
-                            const double *weight, double noise, const char *function);
+                            const double *weight, double noise, double prior_width, const char *function);
 void qc__surrogate_free(qc__surrogate *s);
 /* Predicted metric mean and std (without noise) of a configuration. */
 void qc__surrogate_predict(const qc__surrogate *s, const qc_search_space *space, const uint32_t *choice,

@@ -3,7 +3,9 @@
  * fitted on the evaluations, an evaluation at fidelity f weighted f / f_full (its noise variance taken as
  * noise^2 f_full / f, as for a metric averaged over fewer samples). The prior is centred on the proxy: (m0, alpha) from a
  * least-squares line of metric against summed proxy, delta ~ N(0, (0.5 alpha loss + floor)^2), so that few
- * evaluations rescale the proxy and more evaluations correct single (tensor, candidate) entries. */
+ * evaluations rescale the proxy and more evaluations correct single (tensor, candidate) entries. The
+ * options' prior_width multiplies the scale and delta widths (not the floor): an accurate proxy (measured
+ * in the whole model) earns a narrower prior, so the first evaluations are not spent testing it. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,8 +88,8 @@ static double prior_std(const qc__surrogate *s, const qc_search_space *space, si
     size_t T = space->num_tensors;
     if (j == 0) return WIDE * (fabs(s->m0) + 1);
     if (j == 1) return WIDE * s->alpha;
-    if (j < 2 + T) return SCALE_STD * s->alpha + 1e-12;
-    return s->alpha * (DELTA_RELATIVE * space->proxy[j - 2 - T] + DELTA_FLOOR * mean_proxy) + 1e-12;
+    if (j < 2 + T) return s->width * SCALE_STD * s->alpha + 1e-12;
+    return s->alpha * (s->width * DELTA_RELATIVE * space->proxy[j - 2 - T] + DELTA_FLOOR * mean_proxy) + 1e-12;
 }
 
 static double mean_nonzero_proxy(const qc_search_space *space)
@@ -188,7 +190,7 @@ static qc_status fit(qc__surrogate *s, const qc_search_space *space, const qc_se
 }
 
 qc_status qc__surrogate_fit(qc__surrogate *s, const qc_search_space *space, const qc_search_front *evals,
-                            const double *weight, double noise, const char *function)
+                            const double *weight, double noise, double prior_width, const char *function)
 {
     size_t p = 2 + space->num_tensors + space->offset[space->num_tensors];
     if (s->mean == NULL) {
@@ -204,6 +206,7 @@ qc_status qc__surrogate_fit(qc__surrogate *s, const qc_search_space *space, cons
         st = QC_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "cannot allocate a surrogate of %zu parameters", p);
     if (st == QC_OK) {
         line_fit(s, space, evals, weight);
+        s->width = prior_width;
         double range = metric_range(evals);
         s->noise = noise > 0 ? noise : range > 0 ? 1e-3 * range : 1e-6 * (fabs(s->m0) + 1);
         st = fit(s, space, evals, weight, a, l, b, idx, val, function);

@@ -476,7 +476,7 @@ Test(search, incremental_move_prediction_equals_full_prediction)
     }
     const double weight[1] = {1.0};
     qc__surrogate sur = {0};
-    TU_EXPECT_OK(qc__surrogate_fit(&sur, space, evals, weight, 0.0, "test"));
+    TU_EXPECT_OK(qc__surrogate_fit(&sur, space, evals, weight, 0.0, 1.0, "test"));
     double g[2 + ST + ST * SC], val[1 + 3 * ST], base_mean, base_var, mean, sd, want_mean, want_sd;
     size_t idx[1 + 3 * ST];
     qc__surrogate_base(&sur, space, choice, g, &base_mean, &base_var);
@@ -492,4 +492,167 @@ Test(search, incremental_move_prediction_equals_full_prediction)
     qc__surrogate_free(&sur);
     qc_search_front_free(evals);
     qc_search_space_free(space);
+}
+
+/* ---- prior_width: the surrogate's posterior against a direct dense Bayesian regression ---- */
+
+enum { SP = 2 + ST + ST * SC };
+
+/* Solves a x = b (n x n, overwritten) by Gaussian elimination with partial pivoting. */
+static void dense_solve(double *a, double *b, int n)
+{
+    for (int k = 0; k < n; k++) {
+        int piv = k;
+        for (int i = k + 1; i < n; i++)
+            if (fabs(a[i * n + k]) > fabs(a[piv * n + k])) piv = i;
+        for (int j = 0; j < n; j++) {
+            double t = a[k * n + j];
+            a[k * n + j] = a[piv * n + j], a[piv * n + j] = t;
+        }
+        double t = b[k];
+        b[k] = b[piv], b[piv] = t;
+        for (int i = k + 1; i < n; i++) {
+            double f = a[i * n + k] / a[k * n + k];
+            for (int j = k; j < n; j++) a[i * n + j] -= f * a[k * n + j];
+            b[i] -= f * b[k];
+        }
+    }
+    for (int k = n - 1; k >= 0; k--) {
+        for (int j = k + 1; j < n; j++) b[k] -= a[k * n + j] * b[j];
+        b[k] /= a[k * n + k];
+    }
+}
+
+/* The documented model metric = m0 - alpha * proxy - sum_t (scale_t proxy_t + delta_t,c): features. */
+static void direct_features(const synthetic *p, const uint32_t *choice, double *x)
+{
+    memset(x, 0, SP * sizeof *x);
+    double sum = 0;
+    for (int t = 0; t < ST; t++) sum += p->proxy[t][choice[t]];
+    x[0] = 1, x[1] = -sum;
+    for (int t = 0; t < ST; t++) x[2 + t] = -p->proxy[t][choice[t]], x[2 + ST + t * SC + choice[t]] = -1;
+}
+
+/* Posterior mean of the metric at `at` with the documented prior (surrogate.c) of width w, the fit's own
+ * m0, alpha and the fixed noise. */
+static double direct_posterior_mean(const synthetic *p, const qc__surrogate *sur, double w, double noise,
+                                    const uint32_t *choices, const double *metric, int n, const uint32_t *at)
+{
+    static double a[SP * SP];
+    double b[SP], x[SP], sd[SP], mean_proxy = 0;
+    int nonzero = 0;
+    for (int t = 0; t < ST; t++)
+        for (int c = 0; c < SC; c++)
+            if (p->proxy[t][c] > 0) mean_proxy += p->proxy[t][c], nonzero++;
+    mean_proxy /= nonzero;
+    sd[0] = 10 * (fabs(sur->m0) + 1), sd[1] = 10 * sur->alpha;
+    for (int t = 0; t < ST; t++) {
+        sd[2 + t] = w * 1.0 * sur->alpha + 1e-12;
+        for (int c = 0; c < SC; c++)
+            sd[2 + ST + t * SC + c] = sur->alpha * (w * 0.5 * p->proxy[t][c] + 0.05 * mean_proxy) + 1e-12;
+    }
+    memset(a, 0, sizeof a);
+    memset(b, 0, sizeof b);
+    for (int j = 0; j < SP; j++) a[j * SP + j] = 1 / (sd[j] * sd[j]);
+    b[0] = sur->m0 / (sd[0] * sd[0]), b[1] = sur->alpha / (sd[1] * sd[1]);
+    for (int i = 0; i < n; i++) {
+        direct_features(p, choices + i * ST, x);
+        for (int u = 0; u < SP; u++) {
+            b[u] += x[u] * metric[i] / (noise * noise);
+            for (int v = 0; v < SP; v++) a[u * SP + v] += x[u] * x[v] / (noise * noise);
+        }
+    }
+    dense_solve(a, b, SP);
+    direct_features(p, at, x);
+    double m = 0;
+    for (int u = 0; u < SP; u++) m += x[u] * b[u];
+    return m;
+}
+
+/* The surrogate's predictions equal the direct posterior of its documented prior at width 1 and 0.5, and
+ * the width changes them (a narrower prior keeps the fit closer to the rescaled proxy). */
+Test(search, prior_width_scales_the_documented_prior)
+{
+    synthetic p;
+    make_synthetic(&p, 21);
+    qc_search_space *space = synthetic_space(&p);
+    enum { N = 10 };
+    uint32_t choices[N * ST], probe[ST];
+    double metric[N];
+    uint64_t state = 9;
+    qc_search_front *evals = NULL;
+    TU_EXPECT_OK(qc__front_create(&evals, ST, "test"));
+    for (int i = 0; i < N; i++) {
+        for (int t = 0; t < ST; t++) choices[i * ST + t] = (uint32_t)(tu_next(&state) % SC);
+        synthetic_eval(choices + i * ST, 0, 1.0, &metric[i], &p);
+        TU_EXPECT_OK(qc__front_push(evals, choices + i * ST, qc__space_cost(space, choices + i * ST), metric[i], 0, "test"));
+    }
+    for (int t = 0; t < ST; t++) probe[t] = (uint32_t)(tu_next(&state) % SC);
+    const double weight[1] = {1.0}, noise = 1e-3, widths[2] = {1.0, 0.5};
+    double got[2];
+    for (int k = 0; k < 2; k++) {
+        qc__surrogate sur = {0};
+        TU_EXPECT_OK(qc__surrogate_fit(&sur, space, evals, weight, noise, widths[k], "test"));
+        double sd, want = direct_posterior_mean(&p, &sur, widths[k], noise, choices, metric, N, probe);
+        qc__surrogate_predict(&sur, space, probe, &got[k], &sd);
+        cr_assert(fabs(got[k] - want) < 1e-6, "width %g: surrogate %.12g, direct posterior %.12g", widths[k], got[k], want);
+        qc__surrogate_free(&sur);
+    }
+    cr_assert(fabs(got[0] - got[1]) > 1e-5, "width 1 and 0.5 predict the same %.12g", got[0]);
+    qc_search_front_free(evals);
+    qc_search_space_free(space);
+}
+
+/* prior_width is validated (version 2), and 0 is the default width 1: the same run, evaluation by evaluation. */
+Test(search, prior_width_validated_and_zero_is_one)
+{
+    synthetic p;
+    make_synthetic(&p, 3);
+    qc_search_space *space = synthetic_space(&p);
+    qc_search *search = NULL;
+    const double bad[3] = {NAN, -0.5, 101};
+    for (int i = 0; i < 3; i++) {
+        qc_search_options o = QC_SEARCH_OPTIONS_INIT;
+        o.prior_width = bad[i];
+        TU_EXPECT_FAIL(qc_search_create(&search, space, &o, NULL), QC_ERR_INVALID_ARG, "qc_search_create", "opts");
+        cr_assert(strstr(qc_last_error(), "prior_width") != NULL, "%s", qc_last_error());
+    }
+    qc_search_front *runs[3];
+    for (int k = 0; k < 3; k++) {
+        qc_search_options o = QC_SEARCH_OPTIONS_INIT;
+        o.max_evaluations = 14, o.reference_metric = 0.9;
+        o.prior_width = k == 1 ? 1.0 : 0.0;
+        if (k == 2) o.version = 1, o.prior_width = NAN; /* past a version-1 struct: not read */
+        make_synthetic(&p, 3);
+        TU_EXPECT_OK(qc_search_create(&search, space, &o, NULL));
+        TU_EXPECT_OK(qc_search_run(search, synthetic_eval, &p));
+        TU_EXPECT_OK(qc_search_evaluations(&runs[k], search));
+        qc_search_free(search);
+    }
+    for (int k = 1; k < 3; k++) {
+        cr_assert_eq(qc_search_front_size(runs[k]), qc_search_front_size(runs[0]));
+        for (size_t i = 0; i < qc_search_front_size(runs[0]); i++) {
+            const uint32_t *a, *b;
+            double ma, mb;
+            TU_EXPECT_OK(qc_search_front_point(runs[0], i, &a, NULL, &ma, NULL));
+            TU_EXPECT_OK(qc_search_front_point(runs[k], i, &b, NULL, &mb, NULL));
+            cr_assert(memcmp(a, b, ST * sizeof *a) == 0 && ma == mb, "run %d differs at evaluation %zu", k, i);
+        }
+    }
+    for (int k = 0; k < 3; k++) qc_search_front_free(runs[k]);
+    qc_search_space_free(space);
+}
+
+/* qc_search_options_init(version 1) writes nothing past the version-1 struct (prior_width). */
+Test(search, options_init_version_1_stops_before_prior_width)
+{
+    qc_search_options o;
+    memset(&o, 0, sizeof o);
+    o.prior_width = 42;
+    TU_EXPECT_OK(qc_search_options_init(&o, 1));
+    cr_assert_eq(o.version, 1u);
+    cr_assert_eq(o.max_evaluations, 32u);
+    cr_assert_eq(o.prior_width, 42.0);
+    TU_EXPECT_OK(qc_search_options_init(&o, QC_SEARCH_OPTIONS_VERSION));
+    cr_assert_eq(o.prior_width, 0.0);
 }

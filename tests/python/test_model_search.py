@@ -296,3 +296,41 @@ def test_a_rotated_search_evaluates_the_model_its_recipe_quantizes(mnist, labels
     plain = qcore.ModelSearch(p, replace(base, rotation="none"), widths=WIDTHS)
     errors = [[c.output_error for c in layer] for layer in s.candidates]
     assert errors != [[c.output_error for c in layer] for layer in plain.candidates]
+
+
+def c_run(search, space, max_evaluations, prior_width=None):
+    """qc_model_search_run through the C API (prior_width None: a version-1 options struct)."""
+    from qcore._ffi import ffi, lib, onnx_lib
+    from qcore.search import Front
+    opts, out = ffi.new("qc_search_options *"), ffi.new("qc_search **")
+    assert lib.qc_search_options_init(opts, 1 if prior_width is None else 2) == lib.QC_OK
+    opts.max_evaluations = max_evaluations
+    if prior_width is not None:
+        opts.prior_width = prior_width
+    assert onnx_lib.qc_model_search_run(search._s, space._space, opts, out) == lib.QC_OK
+    try:
+        evaluations = ffi.new("qc_search_front **")
+        assert lib.qc_search_evaluations(evaluations, out[0]) == lib.QC_OK
+        return Front(evaluations[0]).choices
+    finally:
+        lib.qc_search_free(out[0])
+
+
+def test_run_narrows_the_prior_for_a_model_proxy(search, evaluation):
+    """qc_model_search_run and ModelSearch.run resolve prior_width 0 (and a version-1 struct) to 0.5 for the
+    model-level proxy and to the library's 1 for the layer proxy: the same evaluations, in order, as
+    qcore.Search with that width; an explicit width is kept."""
+    x, labels = evaluation
+    layer = qcore.ModelSearch(search.pipeline, qcore.Recipe(method="optq"), widths=WIDTHS, proxy="layer")
+    layer.add_batch({"input": x[:400]}, labels=labels[:400])
+
+    def by_search(s, width):
+        return s.run(max_evaluations=10, prior_width=width).evaluations().choices
+
+    for s, default in ((search, 0.5), (layer, 1.0)):
+        space = s.space()
+        want = by_search(s, default)
+        for got in (c_run(s, space, 10, 0.0), c_run(s, space, 10), s.run(max_evaluations=10).evaluations().choices):
+            np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(c_run(s, space, 10, 2.0), by_search(s, 2.0))
+    assert not np.array_equal(by_search(search, 0.5), by_search(search, 1.0))  # the width matters here

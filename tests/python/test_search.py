@@ -228,6 +228,7 @@ def test_same_seed_same_run_and_json(tmp_path):
     doc = json.loads(path.read_text())
     front, predicted = a.front(), a.predicted_front()
     assert doc["algorithm"] == "qcore" and len(doc["evaluations"]) == len(ea) == 16
+    assert doc["prior_width"] == 1.0  # the default (0) resolved
     np.testing.assert_array_equal([p["choice"] for p in doc["front"]], front.choices)
     np.testing.assert_allclose([p["metric"] for p in doc["front"]], front.metric)
     np.testing.assert_allclose([p["cost"] for p in doc["predicted_front"]], predicted.cost)
@@ -283,3 +284,64 @@ def test_parallel_asks_are_distinct_and_check_cost_is_used():
     evals = search.evaluations()
     assert len(evals) == 12
     np.testing.assert_allclose(evals.cost, 2 * cost[t, evals.choices.astype(np.int64)].sum(axis=1) + 1)
+
+
+def direct_posterior(counts, proxy, choices, metric, noise, width):
+    """The surrogate's posterior mean (surrogate.c's documented model and prior) by numpy: features
+    [1, -summed proxy, -proxy_t per tensor, -1 per chosen entry]; m0, alpha from the least-squares line of
+    metric on summed proxy; prior std 10 (|m0| + 1), 10 alpha, width alpha per tensor scale and
+    alpha (width 0.5 proxy + 0.05 mean non-zero proxy) per entry."""
+    offset = np.concatenate([[0], np.cumsum(counts)])
+    flat = np.concatenate(proxy)
+    tensors, params = len(counts), 2 + len(counts) + int(offset[-1])
+
+    def features(choice):
+        x = np.zeros(params)
+        x[0], x[1] = 1, -sum(flat[offset[t] + c] for t, c in enumerate(choice))
+        for t, c in enumerate(choice):
+            x[2 + t], x[2 + tensors + offset[t] + c] = -flat[offset[t] + c], -1
+        return x
+
+    x = np.array([features(c) for c in choices])
+    slope = np.polyfit(-x[:, 1], metric, 1)[0]
+    alpha = -slope if slope < 0 else 1e-6
+    m0 = np.mean(metric) + alpha * np.mean(-x[:, 1])
+    sd = np.concatenate([[10 * (abs(m0) + 1), 10 * alpha], np.full(tensors, width * alpha + 1e-12),
+                         alpha * (width * 0.5 * flat + 0.05 * flat[flat > 0].mean()) + 1e-12])
+    prior_mean = np.zeros(params)
+    prior_mean[:2] = m0, alpha
+    a = np.diag(sd ** -2.0) + x.T @ x / noise ** 2
+    beta = np.linalg.solve(a, prior_mean * sd ** -2.0 + x.T @ metric / noise ** 2)
+    return lambda choice: features(choice) @ beta
+
+
+def test_prior_width_scales_the_documented_prior():
+    """The predicted front's metrics after the same evaluations are the numpy posterior's means at
+    prior_width 1 (and 0, its default) and 0.5, and the two widths predict differently."""
+    rng = np.random.default_rng(4)
+    counts = [4] * 5
+    proxy = [np.concatenate([[0.0], np.sort(rng.uniform(0.01, 0.2, 3))]) for _ in counts]
+    cost = [np.array([32.0, 8, 4, 2]) * rng.integers(1, 9) for _ in counts]
+    space = qcore.SearchSpace(counts, cost=cost, proxy=proxy)
+    choices = rng.integers(0, 4, (9, len(counts)))
+    truth = [p * np.exp(rng.normal(0, 0.5, 4)) for p in proxy]
+    metric = np.array([1 - sum(truth[t][c] for t, c in enumerate(choice)) for choice in choices])
+    predicted = {}
+    for width in (0.0, 1.0, 0.5):
+        search = qcore.Search(space, max_evaluations=20, noise=1e-3, prior_width=width)
+        for choice, m in zip(choices, metric):
+            search.tell(choice, 0, m)
+        front = search.predicted_front()
+        direct = direct_posterior(counts, proxy, choices, metric, 1e-3, width or 1.0)
+        for choice, m in zip(front.choices, front.metric):
+            assert m == pytest.approx(direct(choice), abs=1e-7), (width, choice)
+        predicted[width] = front
+    assert np.array_equal(predicted[0.0].metric, predicted[1.0].metric)
+    assert np.max(np.abs(predicted[1.0].metric[-3:] - predicted[0.5].metric[-3:])) > 1e-4
+
+
+def test_prior_width_is_validated():
+    space = qcore.SearchSpace([2, 3])
+    for bad in (float("nan"), -1.0, 100.5):
+        with pytest.raises(qcore.InvalidArgumentError, match="prior_width = .* is outside \\[0, 100\\]"):
+            qcore.Search(space, prior_width=bad)

@@ -18,6 +18,7 @@ from .ethosu import _config
 from .pipeline import Recipe
 from .search import Search, SearchSpace
 
+MODEL_PROXY_PRIOR_WIDTH = 0.5  # qc_model_search_run's prior_width for a model-level proxy
 _COSTS = {"bytes": 0, "bit_operations": 1, "ethosu_bytes": 2}
 _PROXIES = {"layer": 0, "model": 1, "model_scaled": 2}
 
@@ -124,7 +125,9 @@ class ModelSearch:
 
     def run(self, space=None, **options):
         """A finished qcore.Search over `space` (default: self.space()) whose configurations this model
-        search evaluates (fidelity = fraction of the evaluation batches); `options` go to qcore.Search."""
+        search evaluates (fidelity = fraction of the evaluation batches); `options` go to qcore.Search.
+        prior_width defaults as in qc_model_search_run: 0.5 for a model-level proxy, else the library's."""
+        options.setdefault("prior_width", MODEL_PROXY_PRIOR_WIDTH if self.proxy != "layer" else 0.0)
         search = Search(space if space is not None else self.space(), **options)
         search.run(lambda choice, fidelity_index, fidelity: self.evaluate(choice, fidelity))
         return search

@@ -184,10 +184,13 @@ def proxy_output_error(w, wq, h=None):
 
 class Search:
     """An ask/tell search over `space` (see qc_search.h for the algorithms). fidelities: ascending, the last
-    the full one (None: one fidelity). The reference point defaults (None) to the library's rule."""
+    the full one (None: one fidelity). The reference point defaults (None) to the library's rule.
+    prior_width (qc_search_options.prior_width): how far qcore's surrogate lets each tensor stray from its
+    proxy, a multiple of the default width (0: 1; smaller for a more accurate proxy)."""
 
     def __init__(self, space, algorithm="qcore", seed=0, max_evaluations=32, fidelities=None, reference_cost=None,
-                 reference_metric=None, cost_buckets=1024, initial_points=0, noise=0.0, eta=3, ctx=None):
+                 reference_metric=None, cost_buckets=1024, initial_points=0, noise=0.0, eta=3, ctx=None,
+                 prior_width=0.0):
         if algorithm not in _ALGORITHMS:
             raise InvalidArgumentError("qcore.Search: algorithm must be one of %s, got %r" % (sorted(_ALGORITHMS), algorithm))
         opts = ffi.new("qc_search_options *")
@@ -202,6 +205,7 @@ class Search:
         opts.reference_metric = float("nan") if reference_metric is None else float(reference_metric)
         opts.cost_buckets, opts.initial_points = int(cost_buckets), int(initial_points)
         opts.noise, opts.eta = float(noise), int(eta)
+        opts.prior_width = float(prior_width)  # 0: the library's default width (1)
         handle = ffi.new("qc_search **")
         status = lib.qc_search_create(handle, space._space, opts, ctx._ctx if ctx is not None else ffi.NULL)
         space._raise_check()
