@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rotation_accuracy as ra  # noqa: E402
 import minilm_tokenizer  # noqa: E402  (rotation_accuracy put scripts/models on the path)
 
-KINDS = ("none", "haar", "hadamard_ds", "learned")
+KINDS = ("none", "haar", "hadamard_ds", "learned", "learned_a4")
 BEST_W4A8 = dict(method="optq", activation_bits=8, gpxq=qcore.GpxqOptions(act_order=True),
                  weights=qcore.QuantOptions(bits=4, symmetric=False, granularity="group", axis=1, group_size=32,
                                             scale_method="mse"))
@@ -39,11 +39,12 @@ CONFIGS = {
 }
 
 
-def scores(model, online, batches, feeds, reference):
+def scores(model, online, batches, feeds, reference, configs):
     p = ra.pipeline(model, batches)
     online = tuple(w for w in online if any(l["weight"] == w for l in p.layers))
     out = {}
-    for key, fields in CONFIGS.items():
+    for key in configs:
+        fields = CONFIGS[key]
         quantized, _ = p.run(qcore.Recipe(sequential=False, keep_float=online, report_rows=64, **fields))
         out[key] = ra.cosine(quantized, feeds, reference)
     return out
@@ -56,7 +57,7 @@ def summarize(runs, args, seconds):
         if mine:
             table[kind] = {k: {"mean": float(np.mean([r["scores"][k] for r in mine])),
                                "std": float(np.std([r["scores"][k] for r in mine])), "runs": len(mine)}
-                           for k in CONFIGS}
+                           for k in CONFIGS if all(k in r["scores"] for r in mine)}
     return {"model": "all-MiniLM-L6-v2", "seeds": args.seeds, "cayley_steps": args.steps,
             "calibration_sentences": args.calibration,
             "configs": {k: describe(v) for k, v in CONFIGS.items()}, "seconds": round(seconds),
@@ -78,10 +79,11 @@ def run(args):
     reference = np.concatenate([qcore.Session(base).run(f)["sentence_embedding"] for f in feeds])
     runs, start = [], time.time()
     for kind in args.kinds.split(","):
-        for seed in range(1 if kind == "none" else args.seeds):
+        for seed in range(args.first_seed, 1 if kind == "none" else args.seeds):  # none has no seed: one run
             t = time.time()
             model, online = ra.rotated_model(kind, seed, inputs, calibration, args.steps, ctx)
-            runs.append({"kind": kind, "seed": seed, "scores": scores(model, online, batches, feeds, reference),
+            runs.append({"kind": kind, "seed": seed, "scores": scores(model, online, batches, feeds, reference,
+                                                                           args.configs.split(",")),
                          "seconds": round(time.time() - t, 1)})
             print(kind, seed, " ".join("%s %.4f" % kv for kv in runs[-1]["scores"].items()), flush=True)
             ra.save(summarize(runs, args, time.time() - start), args.out)
@@ -106,7 +108,8 @@ def table(result):
     print("%-16s" % "config" + "".join("%22s" % k for k in kinds))
     for key in CONFIGS:
         print("%-16s" % key + "".join("%13.4f ± %.4f (%d)" % tuple(result["summary"][k][key][f] for f in
-                                                                      ("mean", "std", "runs")) for k in kinds))
+                                                                      ("mean", "std", "runs"))
+                                      if key in result["summary"][k] else "%22s" % "-" for k in kinds))
 
 
 def plot(result):
@@ -117,6 +120,8 @@ def plot(result):
     kinds = list(result["summary"])
     for ax, key in zip(axes, CONFIGS):
         for i, kind in enumerate(kinds):
+            if key not in result["summary"][kind]:
+                continue
             values = [r["scores"][key] for r in result["runs"] if r["kind"] == kind]
             ax.plot([i] * len(values), values, "o", ms=3, alpha=0.5, color="C%d" % i)
             s = result["summary"][kind][key]
@@ -139,6 +144,8 @@ def main():
     ap.add_argument("--steps", type=int, default=10, help="Cayley SGD steps of the learned rotations")
     ap.add_argument("--calibration", type=int, default=256, help="calibration sentences (16 a batch)")
     ap.add_argument("--kinds", default=",".join(KINDS), help="rotation kinds, comma-separated")
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. seeds-1 (to split them over processes)")
+    ap.add_argument("--configs", default=",".join(CONFIGS), help="configurations, comma-separated")
     ap.add_argument("--out", default="rotation_seeds.json", help="the JSON's name in benchmarks/results")
     ap.add_argument("--threads", type=int, default=0, help="qcore threads (0: all cores)")
     ap.add_argument("--plot-only", action="store_true", help="table and PNG from the saved JSON")
