@@ -17,7 +17,9 @@ transpose diag(d) H^T / sqrt(n): the signs come first, the mean becomes a random
 spreads; it is as exact a rotation and as fast (signs, then the FWHT). Learned rotations: Cayley SGD
 (qcore.cayley_run) on the built-in objective (qcore.LinearRotationLoss: the output error of the layers
 reading the input under the W4A4 grids the pipeline uses), started at the seed's hadamard_ds matrix, on
-the input's calibration rows. --seeds seeds (the seed picks the rotations); mean and std.
+the input's calibration rows. "learned_a4": from the same start, Cayley SGD with the adaptive step on
+rotation_act_loss's W16A4 objective (the pipeline's MSE-clipped per-tensor activation quantizer, weights
+in float since OPTQ quantizes them), 384-wide inputs only. --seeds seeds (the seed picks the rotations); mean and std.
 
 Partial quantization (seed 0 of each kind): the same models at W4A4 with OPTQ and the last of
 --act-scales, keeping the k most sensitive layers in float (sensitivity: each layer's output error in
@@ -75,7 +77,11 @@ def learned_a4(x, weights, start, ctx, rng):
         x = x[np.sort(rng.choice(x.shape[0], A4_ROWS, replace=False))]
     objective = ActivationRotationLoss(x, np.concatenate(weights), bits=4, every=A4_EVERY)
     qcore.cayley_run(start, objective, A4_STEPS, qcore.CayleyOptions(lr=1.0, momentum=0.0), ctx=ctx)
-    return objective.best.astype(np.float32)
+    r = objective.best.astype(np.float32)
+    if np.abs(r.T.astype(np.float64) @ r - np.eye(len(r))).max() > 1e-4:  # the adaptive steps can drift off O(n)
+        u, _, vt = np.linalg.svd(objective.best)  # (1.75e-4 on seed 3) beyond what rotate_input accepts:
+        r = (u @ vt).astype(np.float32)           # then the nearest orthogonal matrix, U V^T
+    return r
 
 
 def rotations(kind, seed, inputs, calibration, steps, ctx):

@@ -8,11 +8,13 @@ so that five seeds fit in the time rotation_accuracy.py needs for two:
 Every linear layer is quantized; only the rotation MatMuls that rotate_input inserts stay in float.
 Rotation kinds and seeds as in rotation_accuracy.py (none has no seed: one run); learned = Cayley SGD for
 --steps steps from the seed's signs-first Hadamard (on the first 64 calibration sentences' activations, as
-rotation_accuracy.py). Calibration of the quantizers: one pass over the first --calibration calibration
+rotation_accuracy.py); learned_a4 = rotation_accuracy.py's learned_a4 (A4_STEPS Cayley steps with the adaptive
+step on the W16A4 objective with MSE-clipped activations, 384-wide inputs only). Calibration of the quantizers: one pass over the first --calibration calibration
 sentences (default 256: four times rotation_accuracy.py's 64, worth about +0.002 cosine at W4A8); score: mean cosine to the float model's embeddings over 128 held-out sentences.
 
 Writes benchmarks/results/rotation_seeds.json (after every run) and rotation_seeds.png, prints the table.
-Usage: python benchmarks/rotation_seeds.py [--seeds 5] [--steps 10] [--kinds none,haar,hadamard_ds,learned]
+Usage: python benchmarks/rotation_seeds.py [--seeds 5] [--steps 10] [--kinds none,haar,hadamard_ds,learned,learned_a4]
+           [--first-seed 0] [--configs W4A4/optq/mse,W4A8/best] [--out rotation_seeds.json]
        python benchmarks/rotation_seeds.py --plot-only [--merge OTHER.json ...]   (table and PNG)
 """
 import argparse
@@ -85,6 +87,8 @@ def run(args):
             runs.append({"kind": kind, "seed": seed, "scores": scores(model, online, batches, feeds, reference,
                                                                            args.configs.split(",")),
                          "seconds": round(time.time() - t, 1)})
+            if kind == "learned_a4":
+                runs[-1]["learn"] = {"steps": ra.A4_STEPS, "rows": ra.A4_ROWS, "clip_search_every": ra.A4_EVERY}
             print(kind, seed, " ".join("%s %.4f" % kv for kv in runs[-1]["scores"].items()), flush=True)
             ra.save(summarize(runs, args, time.time() - start), args.out)
     return summarize(runs, args, time.time() - start)
@@ -150,7 +154,10 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="qcore threads (0: all cores)")
     ap.add_argument("--plot-only", action="store_true", help="table and PNG from the saved JSON")
     ap.add_argument("--merge", nargs="*", default=[], help="with --plot-only: JSONs of other kinds' runs to add")
+    ap.add_argument("--a4-steps", type=int, default=ra.A4_STEPS, help="Cayley steps of learned_a4")
+    ap.add_argument("--a4-rows", type=int, default=ra.A4_ROWS, help="calibration rows of learned_a4's objective")
     args = ap.parse_args()
+    ra.A4_STEPS, ra.A4_ROWS = args.a4_steps, args.a4_rows
     qcore.default_context().threads = args.threads
     result = merged(args) if args.plot_only else run(args)
     ra.save(result, args.out)
