@@ -114,17 +114,31 @@ def table(result):
         print("%-16s" % key + "".join("%13.4f ± %.4f (%d)" % tuple(result["summary"][k][key][f] for f in
                                                                       ("mean", "std", "runs"))
                                       if key in result["summary"][k] else "%22s" % "-" for k in kinds))
+    for kind in ("learned", "learned_a4"):
+        gains = paired_gains(result, kind, "W4A4/optq/mse")
+        if gains:
+            print("%s - hadamard_ds at W4A4/optq/mse, per seed: %s (mean %+.4f)"
+                  % (kind, " ".join("%+.4f" % g for g in gains), np.mean(gains)))
+
+
+def paired_gains(result, kind, key):
+    """kind's score minus hadamard_ds's, seed by seed (the learned rotations start from that seed's Hadamard)."""
+    def by_seed(k):
+        return {r["seed"]: r["scores"][key] for r in result["runs"] if r["kind"] == k and key in r["scores"]}
+    mine, base = by_seed(kind), by_seed("hadamard_ds")
+    return [mine[s] - base[s] for s in sorted(mine) if s in base]
 
 
 def plot(result):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(CONFIGS), figsize=(5 * len(CONFIGS), 4))
+    keys = list(CONFIGS) + ["W4A4/optq/mse"]  # the last panel without "none", to resolve the rotations
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4))
     kinds = list(result["summary"])
-    for ax, key in zip(axes, CONFIGS):
+    for panel, (ax, key) in enumerate(zip(axes, keys)):
         for i, kind in enumerate(kinds):
-            if key not in result["summary"][kind]:
+            if key not in result["summary"][kind] or (panel == len(CONFIGS) and kind == "none"):
                 continue
             values = [r["scores"][key] for r in result["runs"] if r["kind"] == kind]
             ax.plot([i] * len(values), values, "o", ms=3, alpha=0.5, color="C%d" % i)
@@ -135,7 +149,7 @@ def plot(result):
             ax.legend(fontsize=8)
         ax.set_xticks(range(len(kinds)))
         ax.set_xticklabels(kinds)
-        ax.set_title(key)
+        ax.set_title(key + (", rotations only" if panel == len(CONFIGS) else ""))
         ax.set_ylabel("cosine to fp32 (128 held-out sentences)")
     fig.suptitle("all-MiniLM-L6-v2, rotations: seeds (dots), mean ± std (squares)")
     fig.tight_layout()
