@@ -57,6 +57,16 @@ def test_minmax_is_qcores_objective_without_weight_grid():
     np.testing.assert_allclose(grad, want_grad, atol=1e-5 * np.abs(want_grad).max())
 
 
+def test_mse_is_qcores_objective_with_an_mse_grid():
+    """Since 1.6 qcore differentiates MSE grids the same way; its 50-candidate search picks the same clip."""
+    x, w, r = problem(seed=5)
+    act = qcore.QuantOptions(bits=4, granularity="tensor", scale_method="mse", mse_steps=50)
+    want_loss, want_grad = qcore.LinearRotationLoss(x, w, act, None)(r)
+    loss, grad = ActivationRotationLoss(x, w, clip="mse")(r)
+    assert loss == pytest.approx(want_loss, rel=1e-6)
+    np.testing.assert_allclose(grad, want_grad, atol=1e-5 * np.abs(want_grad).max())
+
+
 def test_clip_ratio_is_the_brute_force_minimum():
     x, _, r = problem(seed=3)
     a = x.astype(np.float64) @ r
