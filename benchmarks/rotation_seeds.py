@@ -56,10 +56,10 @@ def summarize(runs, args, seconds):
     table = {}
     for kind in KINDS:
         mine = [r for r in runs if r["kind"] == kind]
-        if mine:
-            table[kind] = {k: {"mean": float(np.mean([r["scores"][k] for r in mine])),
-                               "std": float(np.std([r["scores"][k] for r in mine])), "runs": len(mine)}
-                           for k in CONFIGS if all(k in r["scores"] for r in mine)}
+        values = {k: [r["scores"][k] for r in mine if k in r["scores"]] for k in CONFIGS}
+        if mine:  # over the runs that measured the configuration (a run may measure some of them: --configs)
+            table[kind] = {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "runs": len(v)}
+                           for k, v in values.items() if v}
     return {"model": "all-MiniLM-L6-v2", "seeds": args.seeds, "cayley_steps": args.steps,
             "calibration_sentences": args.calibration,
             "configs": {k: describe(v) for k, v in CONFIGS.items()}, "seconds": round(seconds),
@@ -140,7 +140,7 @@ def plot(result):
         for i, kind in enumerate(kinds):
             if key not in result["summary"][kind] or (panel == len(CONFIGS) and kind == "none"):
                 continue
-            values = [r["scores"][key] for r in result["runs"] if r["kind"] == kind]
+            values = [r["scores"][key] for r in result["runs"] if r["kind"] == kind and key in r["scores"]]
             ax.plot([i] * len(values), values, "o", ms=3, alpha=0.5, color="C%d" % i)
             s = result["summary"][kind][key]
             ax.errorbar(i + 0.15, s["mean"], yerr=s["std"], fmt="s", ms=6, capsize=3, color="C%d" % i)
