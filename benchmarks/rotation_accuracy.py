@@ -17,7 +17,9 @@ transpose diag(d) H^T / sqrt(n): the signs come first, the mean becomes a random
 spreads; it is as exact a rotation and as fast (signs, then the FWHT). Learned rotations: Cayley SGD
 (qcore.cayley_run) on the built-in objective (qcore.LinearRotationLoss: the output error of the layers
 reading the input under the W4A4 grids the pipeline uses), started at the seed's hadamard_ds matrix, on
-the input's calibration rows. --seeds seeds (the seed picks the rotations); mean and std.
+the input's calibration rows. "learned_a4": from the same start, Cayley SGD with the adaptive step on
+rotation_act_loss's W16A4 objective (the pipeline's MSE-clipped per-tensor activation quantizer, weights
+in float since OPTQ quantizes them), 384-wide inputs only. --seeds seeds (the seed picks the rotations); mean and std.
 
 Partial quantization (seed 0 of each kind): the same models at W4A4 with OPTQ and the last of
 --act-scales, keeping the k most sensitive layers in float (sensitivity: each layer's output error in
@@ -43,11 +45,14 @@ sys.path.insert(0, os.path.join(ROOT, "scripts", "models"))
 sys.path.insert(0, os.path.join(ROOT, "examples", "python"))
 import minilm_tokenizer  # noqa: E402
 from rotation_outliers import MINILM, activations, layer_inputs, texts  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rotation_act_loss import ActivationRotationLoss  # noqa: E402
 
-KINDS = ("none", "haar", "hadamard", "hadamard_ds", "learned")
+KINDS = ("none", "haar", "hadamard", "hadamard_ds", "learned", "learned_a4")
 FORMATS = (("W8A8", 8, 8), ("W4A8", 4, 8), ("W4A4", 4, 4))
 CLIPPED_FORMATS = FORMATS[1:]  # where a scale other than min-max is also measured
 HEADS, HEAD_DIM = 12, 32
+A4_STEPS, A4_ROWS, A4_EVERY = 50, 1024, 10  # learned_a4: Cayley steps, calibration rows, steps per clip search
 KEEP_COUNTS = (0, 1, 2, 4, 8, 12, 18, 24)
 
 
@@ -63,9 +68,27 @@ def learned(x, weights, start, steps, ctx):
     return r.astype(np.float32)
 
 
+def learned_a4(x, weights, start, ctx, rng):
+    """Cayley SGD with the adaptive step (lr 1, so alpha = 1 / ||W||_1) on the W16A4 objective of
+    rotation_act_loss (the pipeline's MSE-clipped per-tensor activation quantizer, weights in float as OPTQ
+    leaves little weight error), on A4_ROWS of the input's calibration rows drawn by `rng`; the R of least
+    loss seen (the adaptive step overshoots on some inputs)."""
+    if x.shape[0] > A4_ROWS:
+        x = x[np.sort(rng.choice(x.shape[0], A4_ROWS, replace=False))]
+    objective = ActivationRotationLoss(x, np.concatenate(weights), bits=4, every=A4_EVERY)
+    qcore.cayley_run(start, objective, A4_STEPS, qcore.CayleyOptions(lr=1.0, momentum=0.0), ctx=ctx)
+    r = objective.best.astype(np.float32)
+    if np.abs(r.T.astype(np.float64) @ r - np.eye(len(r))).max() > 1e-4:  # the adaptive steps can drift off O(n)
+        u, _, vt = np.linalg.svd(objective.best)  # (1.75e-4 on seed 3) beyond what rotate_input accepts:
+        r = (u @ vt).astype(np.float32)           # then the nearest orthogonal matrix, U V^T
+    return r
+
+
 def rotations(kind, seed, inputs, calibration, steps, ctx):
-    """{input value: R} for the kind and seed."""
+    """{input value: R} for the kind and seed (learned_a4 learns the 384-wide inputs' rotations only: the
+    1536-wide FFN input keeps its Hadamard, whose Cayley steps cost 64 times as much)."""
     out = {}
+    rng = np.random.default_rng(0)
     for name, (width, weights) in inputs.items():
         if kind == "haar":
             out[name] = qcore.random_orthogonal(width, stream=1000 + seed, ctx=ctx)
@@ -73,6 +96,8 @@ def rotations(kind, seed, inputs, calibration, steps, ctx):
             h = qcore.random_hadamard_matrix(width, stream=2000 + seed, ctx=ctx)
             h = h if kind == "hadamard" else np.ascontiguousarray(h.T)  # hadamard_ds, and learned's start
             n = steps if width <= 512 else max(1, steps // 4)
+            if kind == "learned_a4" and width <= 512:
+                h = learned_a4(calibration[name], weights, h.astype(np.float64), ctx, rng)
             out[name] = learned(calibration[name][:512], weights, h.astype(np.float64), n, ctx) if kind == "learned" else h
     return out
 

@@ -186,7 +186,9 @@ QC_API qc_status qc_cayley_minimize(qc_ctx *ctx, qc_tensor *x, int64_t steps, co
  * q = clamp(round(v / s) + z, qmin, qmax), with round counted as the identity, the zero point z as a
  * constant, and the scale s as the min-max function of its group's extremes (so the gradient also pulls
  * the largest values in, which is what spreads outliers). That holds for QC_SCALE_MINMAX grids per tensor
- * or per row (QC_GRAN_CHANNEL, axis 0); any other grid is counted as the identity in the backward pass.
+ * or per row (QC_GRAN_CHANNEL, axis 0), and for QC_SCALE_MSE grids there, whose s is the chosen alpha
+ * (held constant) times that function (since 1.6; before, they counted as the identity); any other grid
+ * is counted as the identity in the backward pass.
  * (Counting every quantizer as the identity gives a gradient that fits the quantization error instead of
  * shrinking it: on a 64-wide layer with three 30x input channels, W4A4 from a randomized Hadamard, 200
  * steps (lr 0.001..0.01, no momentum) raised the quantized error from 33 to 35..38; with this gradient,

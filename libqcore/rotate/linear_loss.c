@@ -149,18 +149,21 @@ static qc_status rotate_side(qc_ctx *ctx, side *s, int64_t in, const double *r, 
     return QC_OK;
 }
 
-/* Whether the scale's dependence on V is differentiated: min-max grids with one scale per tensor or per
- * row (the groups whose extremes are easy to find); other grids count as the identity. */
+/* Whether the scale's dependence on V is differentiated: min-max and MSE grids with one scale per tensor
+ * or per row (the groups whose extremes are easy to find); other grids count as the identity. */
 static int differentiated(const side *s)
 {
     const qc_quant_options *g = &s->grid;
     int per_row = g->granularity == QC_GRAN_CHANNEL && (g->axis == 0 || g->axis == -2);
-    return s->quantized && g->scale_method == QC_SCALE_MINMAX && (per_row || g->granularity == QC_GRAN_TENSOR);
+    int scale = g->scale_method == QC_SCALE_MINMAX || g->scale_method == QC_SCALE_MSE;
+    return s->quantized && scale && (per_row || g->granularity == QC_GRAN_TENSOR);
 }
 
 /* The backward pass of one group's fake quantization x' = (q - z) s, q = clamp(round(v / s) + z): round
- * counts as the identity, z as a constant, s as the min-max function of the group's extremes. u
- * [count] holds dL/dx' and receives dL/dv. */
+ * counts as the identity, z as a constant, s as alpha times the min-max function of the group's extremes
+ * (alpha = 1 for min-max grids; for MSE grids the chosen alpha, held constant: it only changes where the
+ * search's best candidate does, so this is s's derivative almost everywhere). u [count] holds dL/dx' and
+ * receives dL/dv. */
 static void group_backward(double *u, const float *v, int64_t count, float scale, int32_t zero, int32_t qmin,
                            int32_t qmax, const qc_quant_options *g)
 {
@@ -176,6 +179,11 @@ static void group_backward(double *u, const float *v, int64_t count, float scale
         if (v[i] < v[lo]) lo = i;
     }
     double top = v[hi] > 0.0f ? v[hi] : 0.0, bottom = v[lo] < 0.0f ? v[lo] : 0.0;
+    if (g->scale_method == QC_SCALE_MSE) {
+        double minmax = g->symmetric ? fmax(top, -bottom) / (double)(qmax - zero)
+                                     : (top - bottom) / (double)(qmax - qmin);
+        d_scale = minmax > 0.0 ? d_scale * (double)scale / minmax : 0.0;
+    }
     if (!g->symmetric) {
         double per_unit = d_scale / (double)(qmax - qmin);
         if (top > 0.0) u[hi] += per_unit;

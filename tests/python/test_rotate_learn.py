@@ -161,6 +161,46 @@ def test_grids_without_a_differentiated_scale_count_as_the_identity():
                              (w.astype(np.float64) @ r).astype(np.float32))
 
 
+def torch_mse_act_gradient(x, w, r, act):
+    """dL/dR by autograd for an MSE activation grid per tensor or per row (weights in float): the scale is
+    alpha times the min-max function of the extremes (widened to 0), alpha read off qcore's chosen scale
+    and held constant, z constant, round straight-through."""
+    torch = pytest.importorskip("torch")
+    x64, w64 = torch.tensor(x, dtype=torch.float64), torch.tensor(w, dtype=torch.float64)
+    rt = torch.tensor(r, requires_grad=True)
+    v32 = (x.astype(np.float64) @ r).astype(np.float32)
+    scale, zero = (torch.tensor(np.asarray(p).reshape(-1, 1)) for p in qcore.choose_params(v32, act))
+    zero = zero.float()
+    qmin, qmax = (-(2 ** (act.bits - 1)), 2 ** (act.bits - 1) - 1) if act.signed else (0, 2 ** act.bits - 1)
+    v = (x64 @ rt).float()  # quantized in float32, as qcore does
+    rows = v if act.granularity == "channel" else v.reshape(1, -1)
+    hi = torch.clamp(rows.max(dim=1, keepdim=True).values, min=0)
+    lo = torch.clamp(rows.min(dim=1, keepdim=True).values, max=0)
+    minmax = torch.maximum(-lo, hi) / (qmax - zero) if act.symmetric else (hi - lo) / (qmax - qmin)
+    s = scale * (minmax / minmax.detach())  # qcore's scale, with the derivative of alpha times min-max
+    t = rows / s
+    q = (torch.clamp(t + (torch.round(t) - t).detach() + zero, qmin, qmax) - zero) * s
+    loss = torch.sum((x64 @ w64.T - q.reshape(v.shape).double() @ (w64 @ rt).T) ** 2) / x.shape[0]
+    loss.backward()
+    return loss.item(), rt.grad.numpy()
+
+
+@pytest.mark.parametrize("act", [qcore.QuantOptions(bits=4, granularity="tensor", scale_method="mse"),
+                                 qcore.QuantOptions(bits=4, signed=False, symmetric=False, granularity="channel",
+                                                    axis=0, scale_method="mse")], ids=["tensor", "token"])
+def test_mse_activation_scales_are_differentiated_as_alpha_times_min_max(act):
+    x, w = outlier_layer(n=200, d=32, out=24, seed=6)
+    r = qcore.random_hadamard_matrix(32, np.float64, stream=7)
+    v = (x.astype(np.float64) @ r).astype(np.float32)
+    minmax = qcore.QuantOptions(**{**act.__dict__, "scale_method": "minmax"})
+    assert np.any(np.asarray(qcore.choose_params(v, act)[0]) < np.asarray(qcore.choose_params(v, minmax)[0]))
+    loss, grad = qcore.LinearRotationLoss(x, w, act, None)(r)
+    want_loss, want = torch_mse_act_gradient(x, w, r, act)
+    assert loss == pytest.approx(want_loss, rel=1e-6)
+    # float32 autograd differs by ~1.5e-6; alpha taken as 1 would differ by 1.3e-2 (token) and 0.58 (tensor)
+    assert np.abs(grad - want).max() <= 1e-5 * np.abs(want).max()
+
+
 def test_objective_without_quantizers_is_zero_for_rotations_and_matches_numpy_off_the_manifold():
     x, w = outlier_layer(n=100, d=24, out=8, seed=2)
     objective = qcore.LinearRotationLoss(x, w)

@@ -157,8 +157,9 @@ class LinearRotationLoss:
     (float32 [n, in]) and the weight w (float32 [out, in], qcore's layout),
         L(R) = ||x w^T - Q_a(x R) Q_w(w R)^T||_F^2 / n,
     with `act` and `weight` QuantOptions grids (None: that side is not quantized). Its gradient counts the
-    rounding as the identity and differentiates min-max scales per tensor or per row (other grids count as
-    the identity; see qc_rotate.h). Calling it on R (float64 [in, in]) gives (loss, grad); loss(R) the
+    rounding as the identity and differentiates min-max scales per tensor or per row, and MSE scales there
+    as their alpha (held constant) times the min-max scale (other grids count as the identity; see
+    qc_rotate.h). Calling it on R (float64 [in, in]) gives (loss, grad); loss(R) the
     loss alone. Pass it to cayley_run to learn R in C without Python callbacks."""
 
     def __init__(self, x, w, act=None, weight=None):
