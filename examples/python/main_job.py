@@ -146,7 +146,8 @@ def main():
                                                                   seconds))
     print("\nbytes: the linear layers' weights (float32, integers with their scales, or LQ bit-planes with their "
           "bases);\naccuracy on the 10,000 test images of each data set; latency: batch 1 in qcore's executor "
-          "(QDQ models\nrun dequantized in float, LQ layers on the bit-serial kernels); whole job %.0f s; "
+          "(QDQ models'\nMatMul/Gemm layers on integers, int8 or bit-serial, their Convs in float; LQ layers on the "
+          "bit-serial kernels);\nwhole job %.0f s; "
           "models and reports in %s" % (time.time() - job_start, args.out))
 
 
