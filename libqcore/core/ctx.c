@@ -117,6 +117,11 @@ qc_status qc_ctx_set_progress(qc_ctx *ctx, qc_progress_fn fn, void *user)
     return QC_OK;
 }
 
+int qc__ctx_threads_for(const qc_ctx *ctx, double work, double serial_below)
+{
+    return work < serial_below ? 1 : qc__ctx_threads(ctx);
+}
+
 int qc__ctx_threads(const qc_ctx *ctx)
 {
 #ifdef _OPENMP

@@ -21,6 +21,11 @@ struct qc_ctx {
 /* The number of threads a parallel region of `ctx` uses (>= 1). */
 int qc__ctx_threads(const qc_ctx *ctx);
 
+/* qc__ctx_threads, or 1 when `work` is below `serial_below`: entering a parallel region costs from
+ * microseconds up to tens of them when the team's threads sleep, more than a small job takes on one core.
+ * Each kernel states its bound in its own unit of work. */
+int qc__ctx_threads_for(const qc_ctx *ctx, double work, double serial_below);
+
 /* Passes a formatted message to the log callback when one is set and `level` is enabled. */
 void qc__log(const qc_ctx *ctx, qc_log_level level, const char *format, ...) __attribute__((format(printf, 3, 4)));
 

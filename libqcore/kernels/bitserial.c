@@ -125,14 +125,12 @@ static void scratch_free(bs_scratch *s, const unsigned char *local)
     if ((const unsigned char *)s != local) free(s);
 }
 
-/* Fewer binary multiply-accumulates than this run on the calling thread: a parallel region costs
- * microseconds to enter, more than such a product takes on one core. */
+/* Fewer binary multiply-accumulates than this run on the calling thread (qc__ctx_threads_for). */
 static const double SERIAL_MACS = 4.0 * 1024 * 1024;
 
 static int threads_for(const qc_ctx *ctx, const bs_problem *p)
 {
-    double macs = (double)p->rows * (double)p->n * (double)p->outputs * p->kw * p->ka;
-    return macs < SERIAL_MACS ? 1 : qc__ctx_threads(ctx);
+    return qc__ctx_threads_for(ctx, (double)p->rows * (double)p->n * (double)p->outputs * p->kw * p->ka, SERIAL_MACS);
 }
 
 /* ---- arguments ------------------------------------------------------------------------------ */

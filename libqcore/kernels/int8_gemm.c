@@ -16,9 +16,8 @@
 
 enum { ROWS_PER_ITEM = 64, OUTPUTS_PER_ITEM = 128, MAX_LENGTH = 65535 };
 
-/* Fewer multiply-accumulates than this run on the calling thread: entering a parallel region costs tens of
- * microseconds when the team's threads sleep, more than such a product takes on one core (a batch-1 MNIST
- * layer, 784 x 512, takes about 5 µs). */
+/* Fewer multiply-accumulates than this run on the calling thread (qc__ctx_threads_for; a batch-1 MNIST
+ * layer, 784 x 512, takes about 5 µs on one core). */
 static const double SERIAL_MACS = 1024.0 * 1024;
 
 /* Copies `rows` rows of n bytes into rows of words * 8 bytes, zero padded. */
@@ -50,7 +49,7 @@ qc_status qc_int8_gemm(qc_ctx *ctx, qc_tensor *y, const qc_tensor *x, const qc_t
     QC_TRY(check_int8(y, x, w, __func__));
     /* n bytes are 8 n bits: rows padded as a bit-plane of 8 n bits is, to whole 64-byte vectors */
     int64_t rows = x->dims[0], outputs = w->dims[0], n = x->dims[1], words = qc_lq_plane_words(n * 8);
-    int threads = (double)rows * (double)n * (double)w->dims[0] < SERIAL_MACS ? 1 : qc__ctx_threads(ctx);
+    int threads = qc__ctx_threads_for(ctx, (double)rows * (double)n * (double)w->dims[0], SERIAL_MACS);
     int padded = n % 64 != 0;
     uint64_t *wp = padded ? aligned_alloc(64, (size_t)(outputs * words * 8 + 64)) : NULL;
     uint64_t *xp = padded ? aligned_alloc(64, (size_t)threads * ROWS_PER_ITEM * (size_t)words * 8) : NULL;

@@ -23,9 +23,9 @@ static void run_stretches(const qc_quant_call *call, qc_quant_run run, stretch_f
     }
 }
 
-/* Tensors up to this many elements are quantized on the calling thread (the executor's unary ops use the
- * same bound). */
-enum { SERIAL_ELEMENTS = 65536 };
+/* Tensors of fewer elements are quantized on the calling thread (qc__ctx_threads_for; the executor's unary
+ * ops use the same bound). */
+static const double SERIAL_ELEMENTS = 65537;
 
 /* Applies fn over every element, validating each run first while it is in cache. Returns the index of
  * the first invalid element (runs holding one are skipped), or -1. */
@@ -34,10 +34,8 @@ static int64_t for_each_stretch(const qc_ctx *ctx, const qc_quant_call *call, va
 {
     int64_t runs = qc__quant_layout_runs(&call->layout);
     int64_t first_bad = INT64_MAX;
-    /* a parallel region costs tens of microseconds to wake sleeping threads: more than a small tensor takes */
-    int64_t elements = call->layout.rows * call->layout.row_length;
-#pragma omp parallel for num_threads(qc__ctx_threads(ctx)) schedule(dynamic, 4) reduction(min : first_bad) \
-    if (elements > SERIAL_ELEMENTS)
+    int threads = qc__ctx_threads_for(ctx, (double)call->layout.rows * (double)call->layout.row_length, SERIAL_ELEMENTS);
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 4) reduction(min : first_bad)
     for (int64_t k = 0; k < runs; k++) {
         qc_quant_run run = qc__quant_layout_run(&call->layout, k);
         int64_t bad = validate(job, run.offset, run.length);
