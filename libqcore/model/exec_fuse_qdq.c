@@ -15,8 +15,7 @@ enum { ROW_ALIGN = 64, MAX_PADDED_K = 65535 };
 
 static int is_op(const Onnx__NodeProto *p, const char *op_type)
 {
-    return (p->domain == NULL || p->domain[0] == '\0' || strcmp(p->domain, "ai.onnx") == 0) &&
-           strcmp(p->op_type, op_type) == 0;
+    return qcm__is_onnx_domain(p->domain) && strcmp(p->op_type, op_type) == 0;
 }
 
 static int64_t attr_int(const qce_node *node, const char *name, int64_t fallback)

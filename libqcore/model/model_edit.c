@@ -246,9 +246,8 @@ qc_status qc_model_require_opset(qc_model *m, const char *domain, int64_t versio
     for (size_t i = 0; i < p->n_opset_import; i++) {
         Onnx__OperatorSetIdProto *o = p->opset_import[i];
         const char *od = o->domain ? o->domain : "";
-        int same = strcmp(od, d) == 0 || ((d[0] == '\0' || strcmp(d, "ai.onnx") == 0) && (od[0] == '\0' || strcmp(od, "ai.onnx") == 0));
-        if (!same) continue;
-        int is_onnx = d[0] == '\0' || strcmp(d, "ai.onnx") == 0;
+        int is_onnx = qcm__is_onnx_domain(d);
+        if (strcmp(od, d) != 0 && !(is_onnx && qcm__is_onnx_domain(od))) continue;
         if (is_onnx && o->has_version && o->version < version) QCM_TRY(qcm__upgrade_opset(m, o->version, version, __func__));
         if (!o->has_version || o->version < version) o->version = version, o->has_version = 1;
         return QC_OK;

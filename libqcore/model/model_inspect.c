@@ -52,7 +52,7 @@ qc_status qc_model_opset(const qc_model *m, size_t i, const char **domain, int64
     return QC_OK;
 }
 
-static int is_onnx_domain(const char *d)
+int qcm__is_onnx_domain(const char *d)
 {
     return d == NULL || d[0] == '\0' || strcmp(d, "ai.onnx") == 0;
 }
@@ -62,7 +62,7 @@ int64_t qc_model_opset_version(const qc_model *m, const char *domain)
     if (m == NULL) return 0;
     for (size_t i = 0; i < m->proto->n_opset_import; i++) {
         const Onnx__OperatorSetIdProto *o = m->proto->opset_import[i];
-        int same = is_onnx_domain(domain) ? is_onnx_domain(o->domain) : o->domain && strcmp(o->domain, domain) == 0;
+        int same = qcm__is_onnx_domain(domain) ? qcm__is_onnx_domain(o->domain) : o->domain && strcmp(o->domain, domain) == 0;
         if (same) return o->has_version ? o->version : 0;
     }
     return 0;
@@ -121,7 +121,7 @@ qc_status qc_model_node(const qc_model *m, size_t i, qc_node_info *out)
     const Onnx__NodeProto *n = m->proto->graph->node[i];
     out->name = or_empty(n->name);
     out->op_type = or_empty(n->op_type);
-    out->domain = is_onnx_domain(n->domain) ? "" : n->domain;
+    out->domain = qcm__is_onnx_domain(n->domain) ? "" : n->domain;
     out->num_inputs = n->n_input;
     out->inputs = (const char *const *)n->input;
     out->num_outputs = n->n_output;

@@ -71,6 +71,9 @@ qc_status qcm__outer_reads(const Onnx__NodeProto *n, const char ***names, size_t
 /* Whether the graph has a value (initializer, graph input or node output) called `name`. */
 int qcm__value_exists(const qc_model *m, const char *name);
 
+/* Whether `domain` names the default ONNX operator set: NULL, "" or "ai.onnx". */
+int qcm__is_onnx_domain(const char *domain);
+
 /* Raises the model's opset and IR version to what QuantizeLinear/DequantizeLinear need for grid `o`
  * stored as ONNX integer `type` (axis: opset 13; 4- and 16-bit types, blocks: opset 21 and IR 10). */
 qc_status qcm__require_qdq_format(qc_model *m, const qc_quant_options *o, int32_t type);

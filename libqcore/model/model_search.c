@@ -50,15 +50,6 @@ static qc_status check_proxy(const qc_model_search_options *o, int32_t *proxy, c
     return QC_OK;
 }
 
-/* The bytes of a recipe of `version`: an older caller's struct ends before the later versions' fields. */
-static size_t recipe_size(uint32_t version)
-{
-    return version == 1   ? offsetof(qc_recipe, num_layer_formats)
-           : version == 2 ? offsetof(qc_recipe, rotation)
-           : version == 3 ? offsetof(qc_recipe, rotate_heads)
-                          : sizeof(qc_recipe);
-}
-
 /* The base recipe (every field of the caller's version; layer formats dropped), owning copies of its
  * keep_float names. */
 static qc_status copy_recipe(qc_model_search *s, const qc_recipe *recipe, const char *function)
@@ -68,7 +59,7 @@ static qc_status copy_recipe(qc_model_search *s, const qc_recipe *recipe, const 
         return QCM_FAIL_IN(function, QC_ERR_VERSION, "option 'recipe': version %u is not one this library knows (1..%d)",
                            recipe->version, QC_RECIPE_VERSION);
     QCM_TRY(qc_recipe_init(&s->recipe, QC_RECIPE_VERSION));
-    memcpy(&s->recipe, recipe, recipe_size(recipe->version));
+    memcpy(&s->recipe, recipe, qcp__recipe_size(recipe->version));
     s->recipe.version = QC_RECIPE_VERSION;
     s->recipe.num_layer_formats = 0, s->recipe.layer_formats = NULL;
     size_t n = recipe->num_keep_float;

@@ -26,7 +26,7 @@ static const moved_attribute MOVED[] = {
 
 static const moved_attribute *moved(const Onnx__NodeProto *n, int64_t from, int64_t to)
 {
-    if (n->domain && n->domain[0] && strcmp(n->domain, "ai.onnx") != 0) return NULL;
+    if (!qcm__is_onnx_domain(n->domain)) return NULL;
     for (size_t k = 0; k < sizeof MOVED / sizeof *MOVED; k++)
         if (strcmp(n->op_type, MOVED[k].op_type) == 0 && from < MOVED[k].since && MOVED[k].since <= to) return &MOVED[k];
     return NULL;

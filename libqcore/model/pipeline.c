@@ -124,17 +124,21 @@ qc_status qcp__bind_batch(qc_session *s, const qcp_batch *b)
     return QC_OK;
 }
 
+size_t qcp__recipe_size(uint32_t version)
+{
+    return version == 1   ? offsetof(qc_recipe, num_layer_formats)
+           : version == 2 ? offsetof(qc_recipe, rotation)
+           : version == 3 ? offsetof(qc_recipe, rotate_heads)
+                          : sizeof(qc_recipe);
+}
+
 qc_status qc_recipe_init(qc_recipe *r, unsigned version)
 {
     QCM_CHECK_NOT_NULL(r);
     if (version == 0 || version > QC_RECIPE_VERSION)
         return QCM_FAIL(QC_ERR_VERSION, "argument 'version': %u is not a recipe version this library knows (1..%d)",
                         version, QC_RECIPE_VERSION);
-    /* An older caller's struct ends before the later versions' fields. */
-    memset(r, 0, version == 1   ? offsetof(qc_recipe, num_layer_formats)
-                 : version == 2 ? offsetof(qc_recipe, rotation)
-                 : version == 3 ? offsetof(qc_recipe, rotate_heads)
-                                : sizeof *r);
+    memset(r, 0, qcp__recipe_size(version));
     r->version = version;
     r->method = QC_METHOD_OPTQ;
     QCM_TRY(qc_quant_options_init(&r->weights, QC_QUANT_OPTIONS_VERSION));

@@ -99,6 +99,9 @@ typedef struct qcp_run {
 /* Checks a recipe against the pipeline's layers (names, widths, grids); `function` names the caller. */
 qc_status qcp__check_recipe(const qc_pipeline *p, const qc_recipe *recipe, const char *function);
 
+/* The bytes of a recipe of `version`: an older caller's struct ends before the later versions' fields. */
+size_t qcp__recipe_size(uint32_t version);
+
 /* Starts a run of `recipe` on p: per-layer state, grids, reports, and r->qmodel a clone of the source
  * model. qcp__run_finish frees whatever the run still owns (also after a failed start). */
 qc_status qcp__run_start(qcp_run *r, qc_pipeline *p, const qc_recipe *recipe, const char *function);

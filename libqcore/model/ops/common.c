@@ -83,6 +83,11 @@ qc_status qce__axis(const qce_call *call, int64_t axis, int ndim, int *out)
     return QC_OK;
 }
 
+int qce__present(const qce_call *call, size_t k)
+{
+    return k < call->num_inputs && call->inputs[k] != NULL;
+}
+
 void qce__copy_ints(int64_t *dst, const int64_t *src, size_t n)
 {
     if (n > 0) memcpy(dst, src, n * sizeof *dst);

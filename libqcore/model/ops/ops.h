@@ -31,6 +31,9 @@ qc_status qce__move_value(qce_value *dst, qce_value *src);
  * `capacity`). */
 qc_status qce__int_list(const qce_call *call, size_t k, int64_t *out, size_t capacity, size_t *count);
 
+/* Whether optional input k was given (within the node's inputs and not omitted). */
+int qce__present(const qce_call *call, size_t k);
+
 /* Copies n integers (an attribute's list, which is NULL when empty). */
 void qce__copy_ints(int64_t *dst, const int64_t *src, size_t n);
 

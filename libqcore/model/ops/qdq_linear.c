@@ -22,11 +22,6 @@
  * corrections are then taken modulo 2^32 (unsigned), which gives the exact sum, with no check. */
 enum { ROW_ALIGN = 64, SIGNED_SHIFT = 128, MAX_UNCHECKED_K = 33025 };
 
-static int present(const qce_call *call, size_t k)
-{
-    return k < call->num_inputs && call->inputs[k] != NULL;
-}
-
 static const qc_tensor *input(const qce_call *call, size_t k)
 {
     return &call->inputs[k]->tensor;
@@ -139,7 +134,7 @@ static qc_status prepare_weights(const qce_call *call, const layer *l, weights *
 /* Zero point k (of a per-tensor or per-output parameter), 0 when absent. */
 static int32_t zero_point(const qce_call *call, size_t k, int64_t i)
 {
-    if (!present(call, k)) return 0;
+    if (!qce__present(call, k)) return 0;
     const qc_tensor *z = input(call, k);
     if (z->dtype != QC_DT_INT4 && z->dtype != QC_DT_UINT4) return (int32_t)qce__load(z, qce__numel(z) == 1 ? 0 : i);
     int8_t v[2];
@@ -162,7 +157,7 @@ static qc_status layer_init(const qce_call *call, layer *l)
         return qce__fail(call, QC_ERR_SHAPE, "inner dimensions differ: %lld and %lld",
                          (long long)(x->ndim ? x->dims[x->ndim - 1] : 0), (long long)l->k);
     l->rows = qce__numel(x) / l->k;
-    l->codes = present(call, QCE_FUSED_Q_ZERO) ? input(call, QCE_FUSED_Q_ZERO)->dtype : QC_DT_U8;
+    l->codes = qce__present(call, QCE_FUSED_Q_ZERO) ? input(call, QCE_FUSED_Q_ZERO)->dtype : QC_DT_U8;
     l->zu = zero_point(call, QCE_FUSED_DQ_ZERO, 0) + (is_signed_code(l->codes) ? SIGNED_SHIFT : 0);
     l->w_shift = w->dtype == QC_DT_U8 ? SIGNED_SHIFT : 0;
     l->x_scale = (float)qce__load(input(call, QCE_FUSED_DQ_SCALE), 0);
@@ -330,7 +325,7 @@ static qc_status run_layer(const qce_call *call, const layer *l, const weights *
     if (st == QC_OK) pad_codes(l, codes, u, u_sums);
     if (st == QC_OK)
         st = call->accumulator->bits == 0 ? kernel_sums(call, l, w, u, u_sums, zw, sums) : register_sums(call, l, w, u, zw, sums);
-    int with_c = l->gemm && present(call, QCE_FUSED_BIAS) && qce__attr_float(call, "beta", 1.0f) != 0.0f;
+    int with_c = l->gemm && qce__present(call, QCE_FUSED_BIAS) && qce__attr_float(call, "beta", 1.0f) != 0.0f;
     if (st == QC_OK && with_c) st = qce__expect_input(call, QCE_FUSED_BIAS, QCE_DT(QC_DT_F32));
     if (st == QC_OK && with_c) st = qce__gemm_fill_bias(call, input(call, QCE_FUSED_BIAS), y, l->rows, l->outputs);
     if (st == QC_OK) scale_sums(call, l, sums, scale, y, with_c);

@@ -18,11 +18,6 @@
 #define INT8_TYPES (QCE_DT(QC_DT_I8) | QCE_DT(QC_DT_U8))
 #define CHUNK 32768
 
-static int present(const qce_call *call, size_t k)
-{
-    return k < call->num_inputs && call->inputs[k] != NULL;
-}
-
 /* Output k's data, or NULL when nobody reads it or it is empty (the kernel then has nothing to write). */
 static void *output_data(const qce_call *call, size_t k)
 {
@@ -46,7 +41,7 @@ typedef struct line_param {
 static qc_status line_param_init(const qce_call *call, size_t in, const qc_tensor *x, int line_axis, line_param *p)
 {
     memset(p, 0, sizeof *p);
-    if (!present(call, in)) return QC_OK;
+    if (!qce__present(call, in)) return QC_OK;
     const qc_tensor *t = p->t = &call->inputs[in]->tensor;
     int64_t lines = x->dims[line_axis];
     int k_axis = line_axis == x->ndim - 1 ? x->ndim - 2 : x->ndim - 1;
@@ -77,7 +72,7 @@ typedef struct int_product {
 /* A zero point, when present, has its operand's dtype. */
 static qc_status expect_zero_point(const qce_call *call, size_t zp, size_t of)
 {
-    return present(call, zp) ? qce__expect_input(call, zp, QCE_DT(call->inputs[of]->tensor.dtype)) : QC_OK;
+    return qce__present(call, zp) ? qce__expect_input(call, zp, QCE_DT(call->inputs[of]->tensor.dtype)) : QC_OK;
 }
 
 static qc_status int_product_init(int_product *p, const qce_call *call, size_t ia, size_t iza, size_t ib, size_t izb)
@@ -389,7 +384,7 @@ static qc_status nbits_check_inputs(const qce_call *call, const nbits_layout *q)
     QCE_TRY(qce__expect_input(call, 0, QCE_DT(QC_DT_F32)));
     QCE_TRY(qce__expect_input(call, 1, QCE_DT(QC_DT_U8)));
     QCE_TRY(qce__expect_input(call, 2, QCE_DT(QC_DT_F32)));
-    if (present(call, 4))
+    if (qce__present(call, 4))
         return qce__fail(call, QC_ERR_UNSUPPORTED,
                          "input 4 (g_idx, a permutation of K for act-order weights) is not supported");
     const qc_tensor *a = &call->inputs[0]->tensor, *b = &call->inputs[1]->tensor;
@@ -400,11 +395,11 @@ static qc_status nbits_check_inputs(const qce_call *call, const nbits_layout *q)
                          "B must have shape [N, ceil(K / block_size), block_size * bits / 8] = [%lld, %lld, %lld]",
                          (long long)q->n, (long long)q->k_blocks, (long long)q->blob);
     QCE_TRY(expect_matrix(call, 2, q->n, q->k_blocks));
-    if (present(call, 3)) {
+    if (qce__present(call, 3)) {
         QCE_TRY(qce__expect_input(call, 3, QCE_DT(QC_DT_U8) | QCE_DT(QC_DT_F32)));
         QCE_TRY(expect_matrix(call, 3, q->n, call->inputs[3]->tensor.dtype == QC_DT_U8 ? q->zp_row : q->k_blocks));
     }
-    if (present(call, 5)) {
+    if (qce__present(call, 5)) {
         QCE_TRY(qce__expect_input(call, 5, QCE_DT(QC_DT_F32)));
         QCE_TRY(expect_matrix(call, 5, 1, q->n));
     }
@@ -447,8 +442,8 @@ static qc_status op_matmul_nbits(const qce_call *call)
     nbits_layout q;
     QCE_TRY(nbits_layout_init(call, &q));
     QCE_TRY(nbits_check_inputs(call, &q));
-    const qc_tensor *a = &call->inputs[0]->tensor, *zp = present(call, 3) ? &call->inputs[3]->tensor : NULL;
-    const float *bias = present(call, 5) ? call->inputs[5]->tensor.data : NULL;
+    const qc_tensor *a = &call->inputs[0]->tensor, *zp = qce__present(call, 3) ? &call->inputs[3]->tensor : NULL;
+    const float *bias = qce__present(call, 5) ? call->inputs[5]->tensor.data : NULL;
     int64_t dims[QC_MAX_DIMS];
     qce__copy_ints(dims, a->dims, (size_t)a->ndim);
     dims[a->ndim - 1] = q.n;
