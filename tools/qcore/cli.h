@@ -29,6 +29,9 @@ int cmd_search(int argc, char **argv);
 /* Prints "qcore <command>: <message>" to stderr; returns `code`. */
 int fail(const char *command, int code, const char *format, ...) __attribute__((format(printf, 3, 4)));
 
+/* The index in first..last of `names` spelled `text` (a flag's value), or -1. */
+int name_index(const char *const *names, int first, int last, const char *text);
+
 /* Parses a decimal integer in lo..hi given to `flag`; on failure prints why and returns EXIT_USAGE. */
 int parse_integer(const char *command, const char *text, long lo, long hi, const char *flag, long *out);
 

@@ -82,32 +82,26 @@ static const struct option LONG[] = {
 
 static int algorithm(const char *text, qc_search_algorithm *out)
 {
-    for (int a = QC_SEARCH_QCORE; a <= QC_SEARCH_ONESHOT_DP; a++)
-        if (strcmp(text, search_algorithm_name((qc_search_algorithm)a)) == 0) {
-            *out = (qc_search_algorithm)a;
-            return EXIT_DONE;
-        }
-    return fail("search", EXIT_USAGE, "--algorithm takes qcore, random, greedy or oneshot-dp, got '%s'", text);
+    int a = name_index(SEARCH_ALGORITHMS, QC_SEARCH_QCORE, QC_SEARCH_ONESHOT_DP, text);
+    if (a < 0) return fail("search", EXIT_USAGE, "--algorithm takes qcore, random, greedy or oneshot-dp, got '%s'", text);
+    *out = (qc_search_algorithm)a;
+    return EXIT_DONE;
 }
 
 static int cost(const char *text, qc_model_cost *out)
 {
-    for (int c = QC_MODEL_COST_BYTES; c <= QC_MODEL_COST_ETHOSU_BYTES; c++)
-        if (strcmp(text, search_cost_name((qc_model_cost)c)) == 0) {
-            *out = (qc_model_cost)c;
-            return EXIT_DONE;
-        }
-    return fail("search", EXIT_USAGE, "--cost takes bytes, bit-operations or ethosu-bytes, got '%s'", text);
+    int c = name_index(SEARCH_COSTS, QC_MODEL_COST_BYTES, QC_MODEL_COST_ETHOSU_BYTES, text);
+    if (c < 0) return fail("search", EXIT_USAGE, "--cost takes bytes, bit-operations or ethosu-bytes, got '%s'", text);
+    *out = (qc_model_cost)c;
+    return EXIT_DONE;
 }
 
 static int proxy(const char *text, qc_model_proxy *out)
 {
-    for (int p = QC_MODEL_PROXY_LAYER; p <= QC_MODEL_PROXY_MODEL_SCALED; p++)
-        if (strcmp(text, search_proxy_name((qc_model_proxy)p)) == 0) {
-            *out = (qc_model_proxy)p;
-            return EXIT_DONE;
-        }
-    return fail("search", EXIT_USAGE, "--proxy takes layer, model or model-scaled, got '%s'", text);
+    int p = name_index(SEARCH_PROXIES, QC_MODEL_PROXY_LAYER, QC_MODEL_PROXY_MODEL_SCALED, text);
+    if (p < 0) return fail("search", EXIT_USAGE, "--proxy takes layer, model or model-scaled, got '%s'", text);
+    *out = (qc_model_proxy)p;
+    return EXIT_DONE;
 }
 
 /* Calls item(o, entry) on every entry of a comma-separated list given to `flag`. */

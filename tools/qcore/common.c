@@ -225,6 +225,13 @@ int parse_positive(const char *command, const char *flag, const char *text, doub
     return EXIT_DONE;
 }
 
+int name_index(const char *const *names, int first, int last, const char *text)
+{
+    for (int k = first; k <= last; k++)
+        if (strcmp(text, names[k]) == 0) return k;
+    return -1;
+}
+
 int parse_scale(const char *command, const char *text, double *out)
 {
     return parse_positive(command, "--input-scale", text, out);

@@ -29,12 +29,10 @@ const char *recipe_method_name(qc_layer_method m)
 
 static int method(const char *command, const char *text, qc_recipe *r)
 {
-    for (int m = QC_METHOD_RTN; m <= QC_METHOD_GPFQ; m++)
-        if (strcmp(text, METHODS[m]) == 0) {
-            r->method = (qc_layer_method)m;
-            return EXIT_DONE;
-        }
-    return fail(command, EXIT_USAGE, "--method takes rtn, optq or gpfq, got '%s'", text);
+    int m = name_index(METHODS, QC_METHOD_RTN, QC_METHOD_GPFQ, text);
+    if (m < 0) return fail(command, EXIT_USAGE, "--method takes rtn, optq or gpfq, got '%s'", text);
+    r->method = (qc_layer_method)m;
+    return EXIT_DONE;
 }
 
 /* --layer-bits WEIGHT=N: the name is the text before the last '=' (weight names may hold '='). */
@@ -68,12 +66,10 @@ const char *recipe_rotation_name(qc_rotation_kind k)
 
 static int rotation(const char *command, const char *text, qc_recipe *r)
 {
-    for (int k = QC_ROTATION_NONE; k <= QC_ROTATION_HADAMARD; k++)
-        if (strcmp(text, ROTATIONS[k]) == 0) {
-            r->rotation = (qc_rotation_kind)k;
-            return EXIT_DONE;
-        }
-    return fail(command, EXIT_USAGE, "--rotation takes none, haar or hadamard, got '%s'", text);
+    int k = name_index(ROTATIONS, QC_ROTATION_NONE, QC_ROTATION_HADAMARD, text);
+    if (k < 0) return fail(command, EXIT_USAGE, "--rotation takes none, haar or hadamard, got '%s'", text);
+    r->rotation = (qc_rotation_kind)k;
+    return EXIT_DONE;
 }
 
 static int rotation_seed(const char *command, const char *text, qc_recipe *r)

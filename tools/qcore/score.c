@@ -10,12 +10,10 @@ static const char *const METRICS[] = {"cosine", "mse", "agreement"};
 
 int metric_parse(const char *command, const char *text, metric *out)
 {
-    for (int m = 0; m < (int)(sizeof METRICS / sizeof *METRICS); m++)
-        if (strcmp(text, METRICS[m]) == 0) {
-            *out = (metric)m;
-            return EXIT_DONE;
-        }
-    return fail(command, EXIT_USAGE, "--metric takes cosine, mse or agreement, got '%s'", text);
+    int m = name_index(METRICS, 0, (int)(sizeof METRICS / sizeof *METRICS) - 1, text);
+    if (m < 0) return fail(command, EXIT_USAGE, "--metric takes cosine, mse or agreement, got '%s'", text);
+    *out = (metric)m;
+    return EXIT_DONE;
 }
 
 const char *metric_name(metric m)

@@ -10,23 +10,23 @@
 /* Up to this many searched layers the table lists each layer's width. */
 enum { PER_LAYER_SUMMARY = 16 };
 
-static const char *const COSTS[] = {"bytes", "bit-operations", "ethosu-bytes"};
-static const char *const ALGORITHMS[] = {"qcore", "random", "greedy", "oneshot-dp"};
-static const char *const PROXIES[] = {"layer", "model", "model-scaled"};
+const char *const SEARCH_COSTS[] = {"bytes", "bit-operations", "ethosu-bytes"};
+const char *const SEARCH_ALGORITHMS[] = {"qcore", "random", "greedy", "oneshot-dp"};
+const char *const SEARCH_PROXIES[] = {"layer", "model", "model-scaled"};
 
 const char *search_cost_name(qc_model_cost cost)
 {
-    return COSTS[cost];
+    return SEARCH_COSTS[cost];
 }
 
 const char *search_proxy_name(qc_model_proxy proxy)
 {
-    return PROXIES[proxy];
+    return SEARCH_PROXIES[proxy];
 }
 
 const char *search_algorithm_name(qc_search_algorithm algorithm)
 {
-    return ALGORITHMS[algorithm];
+    return SEARCH_ALGORITHMS[algorithm];
 }
 
 /* The fronts of a finished search (owned). */

@@ -37,6 +37,12 @@ typedef struct search_outcome {
     int64_t eval_samples;
 } search_outcome;
 
+/* The names --cost, --proxy and --algorithm take, indexed by qc_model_cost, qc_model_proxy and
+ * qc_search_algorithm. */
+extern const char *const SEARCH_COSTS[];
+extern const char *const SEARCH_PROXIES[];
+extern const char *const SEARCH_ALGORITHMS[];
+
 /* "bytes", "bit-operations" or "ethosu-bytes", as --cost takes it. */
 const char *search_cost_name(qc_model_cost cost);
 /* "layer", "model" or "model-scaled", as --proxy takes it. */
