@@ -500,7 +500,7 @@ typedef enum qc_layer_method {
     QC_METHOD_GPFQ = 3    /* qc_gpfq on H~ and G from the quantized and the float model's inputs */
 } qc_layer_method;
 
-#define QC_RECIPE_VERSION 4
+#define QC_RECIPE_VERSION 5
 
 /* Rotations a recipe fuses into the model before calibration (recipe version 3; see "Rotations in a
  * recipe" below). */
@@ -559,7 +559,33 @@ typedef struct qc_recipe {
     /* version 4 (libqcore-onnx 1.4) */
     int32_t rotate_heads;         /* 1: also rotate every attention block's heads (V and O projections) by
                                      the recipe's rotation kind and seed; needs a rotation (default 0) */
+    /* version 5 (libqcore-onnx 1.4) */
+    size_t num_lq_layers;         /* layers whose weights are LQ (learned non-uniform levels, weight_bits = */
+    const qc_layer_format *lq_layers; /* K in 1..4), see "LQ weights in a recipe" below (default none); a
+                                     weight is named at most once across keep_float, layer_formats and
+                                     lq_layers (borrowed) */
 } qc_recipe;
+
+/* LQ weights in a recipe (version 5). The weight W [out, in] of each layer in lq_layers, with K its
+ * weight_bits, becomes weight-only non-uniform levels: one basis per output channel, fitted by qc_lq_fit
+ * (QC_LQ_SIGNED, QEM with the default qc_lq_options) on that channel's float row, each weight encoded to
+ * its nearest level (qc_lq_encode) and decoded back (qc_lq_decode). The levels depend on W alone, so a
+ * model search's LQ candidate and qc_pipeline_run give the same weights bit for bit (in sequential runs
+ * too: later layers see the levels, as they see a uniform layer's weights). The layer's input is quantized
+ * as the recipe says, like every other layer's. In the result the weight is written with standard ONNX
+ * ops (opset 21, which every qcore QDQ model already imports for its 4-bit types), read by the layer's
+ * node in place of the float initializer:
+ *     W = GatherElements(table, Cast<INT64>(codes), axis)         (+ Reshape for a Conv)
+ * codes "<W>_lq_codes" UINT4 (each code below 2^K, two per byte) and table "<W>_lq_table" FLOAT holding each
+ * channel's 2^K levels by code (qc_lq_decode's values): for a weight stored [in, out] (MatMul, Gemm with
+ * transB = 0) codes [in, out], table [2^K, out], axis 0; for one stored [out, in] (Gemm transB = 1) or a
+ * Conv (codes [out, channels x kernel], Reshape to its shape "<W>_lq_shape") codes [out, in], table
+ * [out, 2^K], axis 1. qcore's executor and onnxruntime run it. The report gives weight_bits = K, lq = 1,
+ * weight_bytes = out x (K ceil(in / 8) + 4 K) (bit-planes and float32 bases, as LQGemm stores them; the
+ * UINT4 codes take out x ceil(in / 2) bytes in the file), output_error as for every layer, and no
+ * accumulator figures (the levels are not integers: accumulator_bits, report_bits and simulation stay 0).
+ * AXE (gpxq.accumulator_bits) with LQ layers is QC_ERR_INVALID_ARG (it bounds integer dot products, which
+ * LQ layers have none of); with ethosu_config an LQ layer is not packed and its ethosu_reason says so. */
 
 /* Rotations in a recipe (version 3). With rotation != QC_ROTATION_NONE a run works on a rotated copy of
  * the model, whose float function is the model's (up to float rounding):
@@ -612,7 +638,7 @@ typedef struct qc_recipe {
 /* Fills `recipe` with the defaults of `version` (QC_ERR_VERSION for 0 or a newer version). */
 QC_ONNX_API qc_status qc_recipe_init(qc_recipe *recipe, unsigned version);
 
-#define QC_LAYER_REPORT_VERSION 3
+#define QC_LAYER_REPORT_VERSION 4
 
 /* What the last run did to layer i. The caller sets `version`. */
 typedef struct qc_layer_report {
@@ -647,6 +673,9 @@ typedef struct qc_layer_report {
     int32_t heads_rotated;            /* the recipe's rotate_heads: 1: an attention's V projection, whose
                                          output heads were rotated (W_v B); 2: its O projection (B^T W_o);
                                          0: neither */
+    /* version 4 (libqcore-onnx 1.4): filled by recipes of version 5 */
+    int32_t lq;                       /* 1: the weight is LQ levels (recipe lq_layers; weight_bits is K; see
+                                         "LQ weights in a recipe"); 0: a uniform grid or float */
 } qc_layer_report;
 
 /* Runs `recipe` (NULL: the defaults) on the calibration batches (at least one) and gives the quantized
@@ -681,7 +710,7 @@ QC_ONNX_API qc_status qc_model_clone(qc_model **out, const qc_model *model);
  */
 typedef struct qc_model_search qc_model_search;
 
-#define QC_MODEL_SEARCH_OPTIONS_VERSION 2
+#define QC_MODEL_SEARCH_OPTIONS_VERSION 3
 
 /* What a model search space gets as each candidate's proxy (since libqcore-onnx 1.4). */
 typedef enum qc_model_proxy {
@@ -695,7 +724,8 @@ typedef enum qc_model_proxy {
                                  scaled by the layer's own ratio across widths (layer error at that width
                                  squared over the layer error at the lowest, squared): one pass per layer
                                  and batch; on MiniLM as predictive as QC_MODEL_PROXY_MODEL, at a fifth of
-                                 its passes with five integer widths */
+                                 its passes with five integer widths; LQ candidates are scaled like the
+                                 widths, from the lowest uniform width (the lowest K when there is none) */
 } qc_model_proxy;
 
 typedef struct qc_model_search_options {
@@ -711,6 +741,14 @@ typedef struct qc_model_search_options {
     /* version 2 (libqcore-onnx 1.4); a version-1 struct gets QC_MODEL_PROXY_LAYER */
     int32_t proxy;                /* a qc_model_proxy (default QC_MODEL_PROXY_MODEL_SCALED) */
     size_t proxy_batches;         /* the model proxies: the first N calibration batches (default 0: all) */
+    /* version 3 (libqcore-onnx 1.4) */
+    size_t num_lq_bits;           /* LQ candidates: each K in 1..4, distinct (default none). Each searched */
+    const int32_t *lq_bits;       /* layer's candidates are then the widths in order, followed by one LQ
+                                     candidate per K: its weight quantized as a recipe's lq_layers entry
+                                     of K ("LQ weights in a recipe"), activations as the recipe says; bytes
+                                     out x (K ceil(in / 8) + 4 K); bit_operations MACs x K x input bits;
+                                     ethosu_bytes 0 (not packable); output_error as every candidate's.
+                                     Refused with AXE in the recipe (QC_ERR_INVALID_ARG) */
 } qc_model_search_options;
 
 /* Fills `opts` with the defaults of `version` (QC_ERR_VERSION for 0 or a version newer than the library's;
@@ -735,7 +773,7 @@ QC_ONNX_API size_t qc_model_search_layer_count(const qc_model_search *search);
 typedef struct qc_model_candidate {
     size_t pipeline_layer;        /* the layer's index in qc_pipeline_layer */
     const char *weight;           /* borrowed from the pipeline */
-    int32_t weight_bits;          /* 0: float */
+    int32_t weight_bits;          /* 0: float; K for an LQ candidate (qc_model_search_candidate_lq_bits) */
     int64_t bytes;                /* stored size, as qc_layer_report.weight_bytes */
     double output_error;          /* qc_layer_report.output_error of this layer alone at this width */
     int64_t ethosu_bytes;         /* its Ethos-U weight and scale stream (0: not measured, a float weight,
@@ -744,10 +782,16 @@ typedef struct qc_model_candidate {
                                      a float weight or input) */
 } qc_model_candidate;
 
-/* Candidate `candidate` (an index into the options' widths) of searched layer `layer` into `out`.
- * QC_ERR_INVALID_ARG for NULL or an index out of range. */
+/* Candidate `candidate` (an index into the options' widths, then its LQ bits) of searched layer `layer`
+ * into `out`. QC_ERR_INVALID_ARG for NULL or an index out of range. */
 QC_ONNX_API qc_status qc_model_search_candidate(const qc_model_search *search, size_t layer, uint32_t candidate,
                                                 qc_model_candidate *out);
+
+/* Whether candidate `candidate` of searched layer `layer` is LQ: *out = K (its LQ bits) for an LQ
+ * candidate, 0 for a uniform width or the float weight (since libqcore-onnx 1.4; qc_model_candidate has no
+ * version to say it). QC_ERR_INVALID_ARG for NULL or an index out of range. */
+QC_ONNX_API qc_status qc_model_search_candidate_lq_bits(const qc_model_search *search, size_t layer,
+                                                        uint32_t candidate, int32_t *out);
 
 /* The proxy the search's space gives candidate `candidate` of searched layer `layer` (the options' proxy:
  * the layer's or the model's squared relative output error) into `out` (since libqcore-onnx 1.4).
@@ -770,7 +814,7 @@ typedef enum qc_model_cost {
 
 /* A qc_search.h space over the searched layers (tensor t = searched layer t, candidate c = width c):
  * costs as `cost` says, proxies qc_model_search_proxy's (the options' proxy), labels
- * "weight:w4" / "weight:float". The caller owns it (qc_search_space_free) and may add ties, forbidden
+ * "weight:w4" / "weight:float" / "weight:lq2" (an LQ candidate of K = 2). The caller owns it (qc_search_space_free) and may add ties, forbidden
  * combinations, a check or other costs before searching. */
 QC_ONNX_API qc_status qc_model_search_space(const qc_model_search *search, qc_model_cost cost, qc_search_space **out);
 
@@ -781,8 +825,9 @@ QC_ONNX_API qc_status qc_model_search_space(const qc_model_search *search, qc_mo
 QC_ONNX_API qc_status qc_model_search_run(qc_model_search *search, const qc_search_space *space,
                                           const qc_search_options *opts, qc_search **out);
 
-/* The base recipe with layer formats for `choice`, ready for qc_pipeline_run (its strings and format
- * array are owned by the search and valid until the next call or qc_model_search_free). */
+/* The base recipe with layer formats for `choice` (LQ candidates in lq_layers, the others in
+ * layer_formats), ready for qc_pipeline_run (its strings and format arrays are owned by the search and
+ * valid until the next call or qc_model_search_free). */
 QC_ONNX_API qc_status qc_model_search_recipe(qc_model_search *search, const uint32_t *choice, qc_recipe *out);
 
 /* ---------------------------------------------------------------------------------------------

@@ -129,6 +129,7 @@ size_t qcp__recipe_size(uint32_t version)
     return version == 1   ? offsetof(qc_recipe, num_layer_formats)
            : version == 2 ? offsetof(qc_recipe, rotation)
            : version == 3 ? offsetof(qc_recipe, rotate_heads)
+           : version == 4 ? offsetof(qc_recipe, num_lq_layers)
                           : sizeof(qc_recipe);
 }
 
@@ -168,9 +169,11 @@ qc_status qc_pipeline_report(const qc_pipeline *p, size_t i, qc_layer_report *ou
     if (i >= p->num_layers)
         return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'i': %zu is not below the layer count %zu", i, p->num_layers);
     uint32_t version = out->version;
-    /* An older caller's struct ends before the rotation and Ethos-U fields (version 1) or heads_rotated (2). */
+    /* An older caller's struct ends before the rotation and Ethos-U fields (version 1), heads_rotated (2) or
+     * lq (3). */
     memcpy(out, &p->reports[i], version == 1   ? offsetof(qc_layer_report, norm_folded)
                                 : version == 2 ? offsetof(qc_layer_report, heads_rotated)
+                                : version == 3 ? offsetof(qc_layer_report, lq)
                                                : sizeof *out);
     out->version = version;
     return QC_OK;

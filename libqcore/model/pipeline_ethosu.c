@@ -79,6 +79,9 @@ qc_status qcp__ethosu_reports(const qc_pipeline *p, const qc_recipe *rc, const q
         if (!rep->quantized)
             reasons[i] = reason(rep->input_bits ? "the weight stays float (a layer format of 0 bits): it runs on the CPU"
                                                 : "kept in float: it runs on the CPU");
+        else if (rep->lq)
+            reasons[i] = reason("LQ weights (%d-bit learned non-uniform levels, recipe lq_layers) are no integer grid the "
+                                "Ethos-U packer takes: it runs on the CPU", (int)rep->weight_bits);
         else QCM_TRY(pack_layer(p, i, qmodel, &o, rep, &reasons[i], function));
         if (!rep->ethosu_packed && reasons[i] == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
         rep->ethosu_reason = reasons[i];

@@ -80,6 +80,7 @@ typedef struct qcp_run {
     qc_session *fp;          /* over the source model (GPFQ's X, and the ranges) */
     int *keep;               /* 1: layer kept in float */
     int *float_weight;       /* 1: the weight stays float, its input is quantized (a layer format of 0 bits) */
+    int32_t *lq_bits;        /* K of a recipe lq_layers entry (its weight LQ levels); 0: not LQ */
     qc_quant_options *grid;  /* each layer's weight grid: the recipe's, at its layer format's width */
     double *lo, *hi;         /* each layer input's range over the calibration batches (float model) */
     float *act_scale;        /* 0 when the input stays float */
@@ -88,8 +89,8 @@ typedef struct qcp_run {
     float **report_x;        /* up to report_rows rows of each layer's (quantized) input, [rows, in] */
     int64_t *report_n;
     int rows_lent;           /* report_x belongs to the pipeline's cache */
-    int32_t **levels;        /* the integer weights q [out, in] (zero point included) */
-    float **scale;
+    int32_t **levels;        /* the integer weights q [out, in] (zero point included); an LQ layer's codes */
+    float **scale;           /* the grid's scales; an LQ layer's bases [out, K] */
     int32_t **zero_point;    /* NULL for symmetric grids */
     float **dequantized;     /* [out, in] */
     qc_layer_report *reports;   /* this run's, handed to the pipeline when it succeeds */
@@ -169,6 +170,30 @@ qc_status qcp__quantize_layer(qcp_run *r, size_t i, const qc_gpxq_stats *stats);
 /* Puts layer i's activation quantizer (r->act_scale[i], r->act_signed[i], the recipe's bits) in front
  * of every quantized layer reading its input. */
 qc_status qcp__quantize_input(qcp_run *r, size_t i);
+
+/* Weight-only LQ levels of W [out, in] (row-major, finite) with K bits: one QC_LQ_SIGNED basis per row by
+ * qc_lq_fit (default options), each weight's code by qc_lq_encode, its level by qc_lq_decode. `levels`
+ * [out, in], `codes` [out, in] (may be NULL) and `basis` [out, K] (may be NULL) are written. */
+qc_status qcp__lq_weight(qc_ctx *ctx, const float *w, int64_t out, int64_t in, int32_t k, float *levels, uint8_t *codes,
+                         float *basis, const char *function);
+
+/* The stored bytes of an LQ weight [out, in] of K bits: bit-planes and float32 bases,
+ * out x (K ceil(in / 8) + 4 K). */
+int64_t qcp__lq_bytes(int64_t out, int64_t in, int32_t k);
+
+/* Layer i's weight as LQ levels of r->lq_bits[i] bits (levels in r->dequantized, codes in r->levels, bases in
+ * r->scale), put into the quantized session in sequential runs, and its report. */
+qc_status qcp__quantize_lq_layer(qcp_run *r, size_t i);
+
+/* Fills layer i's report for an LQ weight (its levels in r->dequantized[i]). */
+qc_status qcp__report_lq_layer(qcp_run *r, size_t i);
+
+/* Puts layer i's dequantized weight into the quantized-path session (later layers see it). */
+qc_status qcp__replace_in_session(qcp_run *r, size_t i);
+
+/* Writes LQ layer i's weight into r->qmodel as UINT4 codes, a level table and GatherElements (qc_model.h,
+ * "LQ weights in a recipe"). */
+qc_status qcp__export_lq_layer(qcp_run *r, size_t i);
 
 /* Writes every quantized weight into r->qmodel as integers + DequantizeLinear. */
 qc_status qcp__export_weights(qcp_run *r);

@@ -110,7 +110,7 @@ static qc_status run_method(qcp_run *r, size_t i, layer_buffers *t, const qc_gpx
 }
 
 /* Later layers must see this one quantized (sequential runs): its dequantized weight replaces the float one. */
-static qc_status replace_in_session(qcp_run *r, size_t i)
+qc_status qcp__replace_in_session(qcp_run *r, size_t i)
 {
     const qcp_layer *l = &r->p->layers[i];
     float *onnx = malloc((size_t)(l->out * l->in) * sizeof *onnx);
@@ -136,7 +136,7 @@ qc_status qcp__quantize_layer(qcp_run *r, size_t i, const qc_gpxq_stats *stats)
     qc_status st = allocate(r, i, &t);
     if (st == QC_OK) st = run_method(r, i, &t, stats, &result);
     free(t.w.data);
-    if (st == QC_OK && r->r->sequential) st = replace_in_session(r, i);
+    if (st == QC_OK && r->r->sequential) st = qcp__replace_in_session(r, i);
     if (st == QC_OK) st = qcp__report_layer(r, i, &result);
     if (st != QC_OK && st != QC_ERR_CANCELLED)
         return QCM_FAIL_IN(r->function, st, "layer '%s': %s", r->p->layers[i].weight, qc_last_error());
@@ -207,7 +207,7 @@ qc_status qcp__export_weights(qcp_run *r)
 {
     for (size_t i = 0; i < r->p->num_layers; i++) {
         if (r->keep[i] || r->float_weight[i]) continue;
-        qc_status st = export_layer(r, i);
+        qc_status st = r->lq_bits[i] ? qcp__export_lq_layer(r, i) : export_layer(r, i);
         if (st != QC_OK) return QCM_FAIL_IN(r->function, st, "layer '%s': %s", r->p->layers[i].weight, qc_last_error());
     }
     return QC_OK;

@@ -104,6 +104,17 @@ qc_status qcp__report_float_weight(qcp_run *r, size_t i)
     return QC_OK;
 }
 
+qc_status qcp__report_lq_layer(qcp_run *r, size_t i)
+{
+    const qcp_layer *l = &r->p->layers[i];
+    qc_layer_report *rep = &r->reports[i];
+    rep->quantized = 1, rep->lq = 1;
+    rep->weight_bits = r->lq_bits[i];
+    rep->weight_bytes = qcp__lq_bytes(l->out, l->in, r->lq_bits[i]);
+    report_input(r, i);
+    return r->report_n[i] > 0 ? output_error(r, i, &rep->output_error) : QC_OK;
+}
+
 qc_status qcp__report_layer(qcp_run *r, size_t i, const qc_gpxq_result *result)
 {
     const qcp_layer *l = &r->p->layers[i];

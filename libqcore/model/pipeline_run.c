@@ -73,6 +73,52 @@ static qc_status check_layer_formats(const qc_pipeline *p, const qc_recipe *rc, 
     return QC_OK;
 }
 
+static size_t lq_layer_count(const qc_recipe *rc)
+{
+    return rc->version >= 5 ? rc->num_lq_layers : 0;
+}
+
+/* Whether `weight` has an entry in the recipe's layer_formats. */
+static int has_format(const qc_recipe *rc, const char *weight)
+{
+    for (size_t k = 0; k < layer_format_count(rc); k++)
+        if (rc->layer_formats[k].weight && strcmp(rc->layer_formats[k].weight, weight) == 0) return 1;
+    return 0;
+}
+
+static qc_status check_lq_entry(const qc_pipeline *p, const qc_recipe *rc, size_t k, const char *function)
+{
+    const qc_layer_format *f = &rc->lq_layers[k];
+    const char *name = f->weight ? f->weight : "(NULL)";
+    if (layer_named(p, f->weight) == p->num_layers)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'lq_layers': entry %zu ('%s') is no layer's weight", k, name);
+    if (f->weight_bits < 1 || f->weight_bits > QC_LQ_MAX_BITS)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'lq_layers': entry %zu ('%s') has weight_bits %d, not in 1..%d",
+                           k, name, (int)f->weight_bits, QC_LQ_MAX_BITS);
+    for (size_t j = 0; j < k; j++)
+        if (strcmp(rc->lq_layers[j].weight, f->weight) == 0)
+            return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'lq_layers': '%s' is named twice (entries %zu and %zu)",
+                               name, j, k);
+    if (kept(rc, f->weight) || has_format(rc, f->weight))
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe: '%s' is both in %s and in lq_layers; name it in one of them", name,
+                           kept(rc, f->weight) ? "keep_float" : "layer_formats");
+    return QC_OK;
+}
+
+/* Recipe version 5's LQ layers: weights of the model named once, K in 1..4, no AXE. */
+static qc_status check_lq_layers(const qc_pipeline *p, const qc_recipe *rc, const char *function)
+{
+    size_t n = lq_layer_count(rc);
+    if (n > 0 && rc->lq_layers == NULL)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'lq_layers' is NULL with num_lq_layers = %zu", n);
+    for (size_t k = 0; k < n; k++) QCM_TRY(check_lq_entry(p, rc, k, function));
+    if (n > 0 && rc->gpxq.accumulator_bits)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG,
+                           "recipe field 'lq_layers': AXE (gpxq.accumulator_bits = %d) bounds integer dot products, and LQ "
+                           "levels are not integers; drop AXE or the LQ layers", (int)rc->gpxq.accumulator_bits);
+    return QC_OK;
+}
+
 qc_status qcp__check_recipe(const qc_pipeline *p, const qc_recipe *rc, const char *function)
 {
     if (rc->version == 0 || rc->version > QC_RECIPE_VERSION)
@@ -120,7 +166,7 @@ qc_status qcp__check_recipe(const qc_pipeline *p, const qc_recipe *rc, const cha
     if (rc->rotate_heads && rc->rotation == QC_ROTATION_NONE)
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG,
                            "recipe field 'rotate_heads': head rotations take the recipe's rotation kind, which is none");
-    return QC_OK;
+    return check_lq_layers(p, rc, function);
 }
 
 /* Layer i's grid: the recipe's at its layer format's width (a width of 0 keeps the weight float). */
@@ -133,6 +179,8 @@ static void layer_grid(qcp_run *r, size_t i)
         r->float_weight[i] = rc->layer_formats[k].weight_bits == 0;
         if (!r->float_weight[i]) r->grid[i].bits = rc->layer_formats[k].weight_bits;
     }
+    for (size_t k = 0; k < lq_layer_count(rc); k++)
+        if (strcmp(rc->lq_layers[k].weight, r->p->layers[i].weight) == 0) r->lq_bits[i] = rc->lq_layers[k].weight_bits;
 }
 
 #define PER_LAYER(field) ((r->field = calloc(n, sizeof *r->field)) != NULL)
@@ -141,7 +189,7 @@ qc_status qcp__run_start(qcp_run *r, qc_pipeline *p, const qc_recipe *rc, const 
 {
     size_t n = p->num_layers;
     *r = (qcp_run){.p = p, .r = rc, .function = function};
-    if (!(PER_LAYER(keep) && PER_LAYER(float_weight) && PER_LAYER(grid) && PER_LAYER(lo) && PER_LAYER(hi) && PER_LAYER(act_scale) && PER_LAYER(act_signed) &&
+    if (!(PER_LAYER(keep) && PER_LAYER(float_weight) && PER_LAYER(lq_bits) && PER_LAYER(grid) && PER_LAYER(lo) && PER_LAYER(hi) && PER_LAYER(act_scale) && PER_LAYER(act_signed) &&
           PER_LAYER(qinput) && PER_LAYER(report_x) && PER_LAYER(report_n) && PER_LAYER(levels) && PER_LAYER(scale) &&
           PER_LAYER(zero_point) && PER_LAYER(dequantized) && PER_LAYER(reports)))
         return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
@@ -163,7 +211,7 @@ void qcp__run_finish(qcp_run *r)
         free(r->levels ? r->levels[i] : NULL), free(r->scale ? r->scale[i] : NULL);
         free(r->zero_point ? r->zero_point[i] : NULL), free(r->dequantized ? r->dequantized[i] : NULL);
     }
-    free(r->keep), free(r->float_weight), free(r->grid), free(r->lo), free(r->hi), free(r->act_scale), free(r->act_signed), free(r->qinput);
+    free(r->keep), free(r->float_weight), free(r->lq_bits), free(r->grid), free(r->lo), free(r->hi), free(r->act_scale), free(r->act_signed), free(r->qinput);
     free(r->report_x), free(r->report_n), free(r->levels), free(r->scale), free(r->zero_point), free(r->dequantized);
     free(r->reports);
     qc_session_free(r->quantized), qc_session_free(r->fp);
@@ -223,6 +271,7 @@ static qc_status quantize_with(qcp_run *r, size_t first, size_t end, qc_gpxq_sta
 {
     for (size_t i = first; i < end; i++) {
         if (r->float_weight[i]) QCM_TRY(qcp__report_float_weight(r, i));
+        else if (r->lq_bits[i]) QCM_TRY(qcp__quantize_lq_layer(r, i));
         else if (!r->keep[i]) QCM_TRY(qcp__quantize_layer(r, i, stats[i - first]));
         QCM_TRY(progress(r, ++*done));
     }

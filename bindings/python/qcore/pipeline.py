@@ -45,7 +45,10 @@ class Recipe:
     qc_model.h); rotate_heads: also rotate every attention block's heads (V and O projections, found from the
     graph) with the same kind and seed (needs a rotation; "Per-head rotations in a recipe" in qc_model.h);
     ethosu: an Ethos-U configuration name ("ethos-u55-128", ... as qcore.ethosu_config takes)
-    for which each quantized layer is packed and its stream bytes reported, or None."""
+    for which each quantized layer is packed and its stream bytes reported, or None;
+    lq_layers: {weight name: K in 1..4}, weights made LQ levels (one learned K-bit basis per output channel,
+    weight-only; "LQ weights in a recipe" in qc_model.h), written as UINT4 codes + GatherElements; a weight
+    is named in at most one of keep_float, layer_bits and lq_layers."""
 
     method: str = "optq"
     weights: QuantOptions = field(default_factory=lambda: QuantOptions(bits=8, granularity="channel", axis=0))
@@ -64,6 +67,7 @@ class Recipe:
     rotation_seed: int = 0
     ethosu: str = None
     rotate_heads: bool = False
+    lq_layers: dict = field(default_factory=dict)
 
     def to_c(self):
         """(qc_recipe *, what must stay alive while the C recipe is used)."""
@@ -79,10 +83,7 @@ class Recipe:
         keep = ffi.new("char *[]", names) if names else ffi.NULL
         r.num_keep_float, r.keep_float = len(self.keep_float), keep
         r.report_bits, r.report_rows = self.report_bits, self.report_rows
-        weights = [ffi.new("char[]", n.encode()) for n in self.layer_bits]
-        formats = ffi.new("qc_layer_format[]", len(weights)) if weights else ffi.NULL
-        for k, (name, bits) in enumerate(zip(weights, self.layer_bits.values())):
-            formats[k].weight, formats[k].weight_bits = name, bits
+        weights, formats = _formats(self.layer_bits)
         r.num_layer_formats, r.layer_formats = len(weights), formats
         if self.activation_scale not in _SCALE_METHOD:
             raise ValueError("qcore.Recipe: activation_scale must be one of %s, got %r"
@@ -96,7 +97,18 @@ class Recipe:
         if self.ethosu is not None and self.ethosu not in CONFIGS:
             raise ValueError("qcore.Recipe: ethosu must be None or one of %s, got %r" % (", ".join(CONFIGS), self.ethosu))
         r.ethosu_config = CONFIGS[self.ethosu] if self.ethosu is not None else 0
-        return r, (names, keep, weights, formats)
+        lq_names, lq = _formats(self.lq_layers)
+        r.num_lq_layers, r.lq_layers = len(lq_names), lq
+        return r, (names, keep, weights, formats, lq_names, lq)
+
+
+def _formats(bits):
+    """{weight name: bits} as (the names' C strings, a qc_layer_format array or NULL)."""
+    names = [ffi.new("char[]", n.encode()) for n in bits]
+    formats = ffi.new("qc_layer_format[]", len(names)) if names else ffi.NULL
+    for k, (name, b) in enumerate(zip(names, bits.values())):
+        formats[k].weight, formats[k].weight_bits = name, b
+    return names, formats
 
 
 @dataclass
@@ -131,6 +143,7 @@ class LayerReport:
     ethosu_scale_bytes: int = 0
     ethosu_stream_bytes: int = 0
     heads_rotated: str = None       # recipe rotate_heads: 'value' (W_v B) or 'output' (B^T W_o) projection
+    lq: bool = False                # the weight is LQ levels (recipe lq_layers; weight_bits is K)
 
 
 def _report(c):
@@ -143,7 +156,7 @@ def _report(c):
                        bool(c.rotated), bool(c.rotation_online), bool(c.ethosu_packed),
                        ffi.string(c.ethosu_reason).decode() if c.ethosu_reason != ffi.NULL else None,
                        c.ethosu_weight_bytes, c.ethosu_scale_bytes, c.ethosu_stream_bytes,
-                       _HEADS[c.heads_rotated])
+                       _HEADS[c.heads_rotated], bool(c.lq))
 
 
 class Pipeline:

@@ -18,6 +18,10 @@ double qce__load(const qc_tensor *t, int64_t i)
     case QC_DT_I16: return ((const int16_t *)t->data)[i];
     case QC_DT_I32: return ((const int32_t *)t->data)[i];
     case QC_DT_I64: return (double)((const int64_t *)t->data)[i];
+    case QC_DT_INT4: case QC_DT_UINT4: { /* two per byte, low nibble first */
+        int nibble = (((const uint8_t *)t->data)[i >> 1] >> (4 * (i & 1))) & 15;
+        return t->dtype == QC_DT_INT4 && nibble > 7 ? nibble - 16 : nibble;
+    }
     default: return 0.0;
     }
 }

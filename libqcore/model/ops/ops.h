@@ -55,5 +55,6 @@ extern const qce_op qce__quant_int_ops[];
 extern const qce_op qce__rnn_ops[];
 extern const qce_op qce__control_ops[];
 extern const qce_op qce__lq_ops[];
+extern const qce_op qce__gather_elements_ops[];
 
 #endif

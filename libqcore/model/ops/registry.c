@@ -5,7 +5,7 @@
 
 static const qce_op *const tables[] = {
     qce__elementwise_ops, qce__linear_ops, qce__shape_ops, qce__nn_ops, qce__reduce_ops, qce__quant_ops, qce__quant_int_ops,
-    qce__rnn_ops, qce__control_ops, qce__lq_ops,
+    qce__rnn_ops, qce__control_ops, qce__lq_ops, qce__gather_elements_ops,
 };
 
 static int is_onnx_domain(const char *domain)
