@@ -731,7 +731,7 @@ typedef enum qc_model_proxy {
 typedef struct qc_model_search_options {
     uint32_t version;             /* QC_MODEL_SEARCH_OPTIONS_VERSION */
     const qc_recipe *recipe;      /* the base recipe (borrowed during create; NULL: qc_recipe_init's); its
-                                     sequential flag, layer formats and ethosu_config are ignored, its
+                                     sequential flag, layer formats, lq_layers and ethosu_config are ignored, its
                                      rotation (version 3) honoured */
     size_t num_widths;            /* candidate weight widths, each 0 (float) or 2..16, distinct */
     const int32_t *widths;        /* (default: 0, 8, 6, 4, 3, 2) */

@@ -18,7 +18,9 @@ qc_status qc_model_search_options_init(qc_model_search_options *o, unsigned vers
     qc_model_search_options d = {.version = version, .num_widths = sizeof DEFAULT_WIDTHS / sizeof *DEFAULT_WIDTHS,
                                  .widths = DEFAULT_WIDTHS, .proxy = QC_MODEL_PROXY_MODEL_SCALED};
     /* An older caller's struct ends before the later versions' fields. */
-    memcpy(o, &d, version == 1 ? offsetof(qc_model_search_options, proxy) : sizeof *o);
+    memcpy(o, &d, version == 1   ? offsetof(qc_model_search_options, proxy)
+                  : version == 2 ? offsetof(qc_model_search_options, num_lq_bits)
+                                 : sizeof *o);
     return QC_OK;
 }
 
@@ -35,6 +37,26 @@ static qc_status check_widths(const qc_model_search_options *o, const char *func
             if (o->widths[j] == w)
                 return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'widths': %d is given twice", (int)w);
     }
+    return QC_OK;
+}
+
+/* The options' LQ candidates (version 3; none before) into f, checked: K in 1..4, distinct, no AXE. */
+static qc_status check_lq_bits(const qc_model_search_options *o, qcp_formats *f, const char *function)
+{
+    *f = (qcp_formats){o->num_widths, o->widths, o->version >= 3 ? o->num_lq_bits : 0, o->version >= 3 ? o->lq_bits : NULL};
+    if (f->num_lq > 0 && f->lq_bits == NULL)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'lq_bits' is NULL with num_lq_bits = %zu", f->num_lq);
+    for (size_t k = 0; k < f->num_lq; k++) {
+        int32_t b = f->lq_bits[k];
+        if (b < 1 || b > QC_LQ_MAX_BITS)
+            return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'lq_bits': entry %zu is %d, not in 1..%d", k, (int)b, QC_LQ_MAX_BITS);
+        for (size_t j = 0; j < k; j++)
+            if (f->lq_bits[j] == b) return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'lq_bits': %d is given twice", (int)b);
+    }
+    if (f->num_lq > 0 && o->recipe && o->recipe->gpxq.accumulator_bits)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG,
+                           "option 'lq_bits': the recipe's AXE (gpxq.accumulator_bits = %d) bounds integer dot products, "
+                           "and LQ levels are not integers", (int)o->recipe->gpxq.accumulator_bits);
     return QC_OK;
 }
 
@@ -62,6 +84,7 @@ static qc_status copy_recipe(qc_model_search *s, const qc_recipe *recipe, const 
     memcpy(&s->recipe, recipe, qcp__recipe_size(recipe->version));
     s->recipe.version = QC_RECIPE_VERSION;
     s->recipe.num_layer_formats = 0, s->recipe.layer_formats = NULL;
+    s->recipe.num_lq_layers = 0, s->recipe.lq_layers = NULL;
     size_t n = recipe->num_keep_float;
     if (n == 0 || recipe->keep_float == NULL) return QC_OK;
     s->keep = calloc(n, sizeof *s->keep);
@@ -75,11 +98,10 @@ static qc_status copy_recipe(qc_model_search *s, const qc_recipe *recipe, const 
 
 /* The candidates, on the pipeline itself or, when the recipe rotates, on a rotated copy of its model made
  * once (qc_pipeline_run's, so that the recipe of a configuration reproduces its weights). */
-static qc_status candidates(qc_model_search *s, const qc_model_search_options *o, const char *function)
+static qc_status candidates(qc_model_search *s, const qc_model_search_options *o, const qcp_formats *f, const char *function)
 {
     s->work = s->p;
-    if (s->recipe.rotation == QC_ROTATION_NONE)
-        return qcp__candidates(s->p, &s->recipe, o->num_widths, o->widths, o->ethosu_config, &s->cand, function);
+    if (s->recipe.rotation == QC_ROTATION_NONE) return qcp__candidates(s->p, &s->recipe, f, o->ethosu_config, &s->cand, function);
     QCM_TRY(qcp__check_recipe(s->p, &s->recipe, function));
     if (s->p->num_batches == 0) return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'pipeline': no calibration batch was added");
     QCM_TRY(qcp__rotated_build(s->p, &s->recipe, &s->rotated, function));
@@ -87,7 +109,7 @@ static qc_status candidates(qc_model_search *s, const qc_model_search_options *o
     qc_recipe inner;
     const char **keep = NULL;
     qc_status st = qcp__rotated_recipe(&s->rotated, &s->recipe, &inner, &keep, function);
-    if (st == QC_OK) st = qcp__candidates(s->work, &inner, o->num_widths, o->widths, o->ethosu_config, &s->cand, function);
+    if (st == QC_OK) st = qcp__candidates(s->work, &inner, f, o->ethosu_config, &s->cand, function);
     free(keep);
     return st;
 }
@@ -117,6 +139,8 @@ qc_status qc_model_search_create(qc_model_search **out, qc_pipeline *p, const qc
         return QCM_FAIL(QC_ERR_VERSION, "argument 'opts': version %u is not one this library knows (1..%d)", o->version,
                         QC_MODEL_SEARCH_OPTIONS_VERSION);
     QCM_TRY(check_widths(o, __func__));
+    qcp_formats formats;
+    QCM_TRY(check_lq_bits(o, &formats, __func__));
     int32_t proxy;
     QCM_TRY(check_proxy(o, &proxy, __func__));
     qc_model_search *s = calloc(1, sizeof *s);
@@ -127,12 +151,12 @@ qc_status qc_model_search_create(qc_model_search **out, qc_pipeline *p, const qc
     qc_ethosu_config_info npu;
     if (st == QC_OK && o->ethosu_config != 0 && qc_ethosu_config_get(&npu, o->ethosu_config) != QC_OK)
         st = QCM_FAIL(QC_ERR_INVALID_ARG, "option 'ethosu_config': %d is not a qc_ethosu_config", (int)o->ethosu_config);
-    if (st == QC_OK) st = candidates(s, o, __func__);
+    if (st == QC_OK) st = candidates(s, o, &formats, __func__);
     if (st == QC_OK && s->cand.num_layers == 0)
         st = QCM_FAIL(QC_ERR_INVALID_ARG, "option 'recipe': every layer is in keep_float; nothing is left to search");
     if (st == QC_OK) st = qc_session_create(&s->eval, s->cand.eval_model, p->ctx);
-    if (st == QC_OK) st = (s->formats = calloc(s->cand.num_layers, sizeof *s->formats)) ? QC_OK
-                                                                                          : QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
+    if (st == QC_OK) st = (s->formats = calloc(2 * s->cand.num_layers, sizeof *s->formats)) ? QC_OK
+                                                                                              : QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
     if (st == QC_OK && proxy != QC_MODEL_PROXY_LAYER)
         st = qcms__model_proxy(s, o->proxy_batches, proxy == QC_MODEL_PROXY_MODEL_SCALED, __func__);
     if (st != QC_OK) {
@@ -189,17 +213,30 @@ qc_status qc_model_search_candidate(const qc_model_search *s, size_t layer, uint
     return QC_OK;
 }
 
+qc_status qc_model_search_candidate_lq_bits(const qc_model_search *s, size_t layer, uint32_t c, int32_t *out)
+{
+    QCM_CHECK_NOT_NULL(s);
+    QCM_CHECK_NOT_NULL(out);
+    QCM_TRY(qcms__check_candidate(s, layer, c, __func__));
+    *out = s->cand.lq_bits[c];
+    return QC_OK;
+}
+
 qc_status qc_model_search_recipe(qc_model_search *s, const uint32_t *choice, qc_recipe *out)
 {
     QCM_CHECK_NOT_NULL(s);
     QCM_CHECK_NOT_NULL(choice);
     QCM_CHECK_NOT_NULL(out);
-    for (size_t t = 0; t < s->cand.num_layers; t++) {
+    size_t n = s->cand.num_layers, uniform = 0, lq = 0;
+    qc_layer_format *lq_formats = s->formats + n; /* the second half of s->formats */
+    for (size_t t = 0; t < n; t++) {
         QCM_TRY(qcms__check_candidate(s, t, choice[t], __func__));
-        s->formats[t] = (qc_layer_format){s->work->layers[s->cand.layers[t]].weight, s->cand.widths[choice[t]]};
+        qc_layer_format f = {s->work->layers[s->cand.layers[t]].weight, s->cand.widths[choice[t]]};
+        if (s->cand.lq_bits[choice[t]]) lq_formats[lq++] = f;
+        else s->formats[uniform++] = f;
     }
     *out = s->recipe;
-    out->num_layer_formats = s->cand.num_layers;
-    out->layer_formats = s->formats;
+    out->num_layer_formats = uniform, out->layer_formats = s->formats;
+    out->num_lq_layers = lq, out->lq_layers = lq ? lq_formats : NULL;
     return QC_OK;
 }

@@ -18,7 +18,7 @@ struct qc_model_search {
     float **reference;            /* per batch: the float model's first output, computed on first use */
     size_t num_batches;
     const char *output;           /* the first graph output's name (borrowed from the model) */
-    qc_layer_format *formats;     /* qc_model_search_recipe's */
+    qc_layer_format *formats;     /* qc_model_search_recipe's: [num_layers] layer formats, then [num_layers] LQ layers */
     double *model_error;          /* [t * num_widths + c]: QC_MODEL_PROXY_MODEL's squared relative output
                                      error (model_search_proxy.c); NULL for the layer proxy */
 };

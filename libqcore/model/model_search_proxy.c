@@ -75,12 +75,14 @@ static qc_status output_error(qc_model_search *s, size_t batches, float *const *
     return QC_OK;
 }
 
-/* The index of the lowest integer width (w when every candidate is float). */
+/* The index of the lowest integer width, LQ candidates counting only when there is no uniform one (w when
+ * every candidate is float). */
 static size_t lowest_width(const qcp_candidates *c)
 {
     size_t low = c->num_widths;
-    for (size_t k = 0; k < c->num_widths; k++)
-        if (c->widths[k] != 0 && (low == c->num_widths || c->widths[k] < c->widths[low])) low = k;
+    for (int lq = 0; lq < 2 && low == c->num_widths; lq++)
+        for (size_t k = 0; k < c->num_widths; k++)
+            if (c->widths[k] != 0 && (c->lq_bits[k] != 0) == lq && (low == c->num_widths || c->widths[k] < c->widths[low])) low = k;
     return low;
 }
 

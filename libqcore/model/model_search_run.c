@@ -24,7 +24,9 @@ static qc_status fill_layer(const qc_model_search *s, qc_search_space *space, si
 {
     for (uint32_t c = 0; c < s->cand.num_widths; c++) {
         char label[300];
-        if (s->cand.widths[c] == 0) snprintf(label, sizeof label, "%.250s:float", s->work->layers[s->cand.layers[t]].weight);
+        const char *weight = s->work->layers[s->cand.layers[t]].weight;
+        if (s->cand.widths[c] == 0) snprintf(label, sizeof label, "%.250s:float", weight);
+        else if (s->cand.lq_bits[c]) snprintf(label, sizeof label, "%.250s:lq%d", weight, (int)s->cand.lq_bits[c]);
         else snprintf(label, sizeof label, "%.250s:w%d", s->work->layers[s->cand.layers[t]].weight, (int)s->cand.widths[c]);
         QCM_TRY(qc_search_space_set_cost(space, t, c, cost_of(s, t, c, cost)));
         double proxy;

@@ -12,23 +12,25 @@
 void qcp__candidates_free(qcp_candidates *c)
 {
     for (size_t k = 0; c->weights && k < c->num_layers * c->num_widths; k++) free(c->weights[k]);
-    free(c->weights), free(c->bytes), free(c->output_error), free(c->layers), free(c->widths);
+    free(c->weights), free(c->bytes), free(c->output_error), free(c->layers), free(c->widths), free(c->lq_bits);
     free(c->ethosu_bytes), free(c->macs);
     qc_model_free(c->eval_model);
     memset(c, 0, sizeof *c);
 }
 
-static qc_status allocate(qcp_candidates *c, const qcp_run *r, size_t num_widths, const int32_t *widths)
+static qc_status allocate(qcp_candidates *c, const qcp_run *r, const qcp_formats *f)
 {
-    size_t n = r->p->num_layers;
+    size_t n = r->p->num_layers, count = f->num_widths + f->num_lq;
     c->layers = malloc(n * sizeof *c->layers);
-    c->widths = malloc(num_widths * sizeof *c->widths);
-    if (c->layers == NULL || c->widths == NULL) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    c->widths = malloc(count * sizeof *c->widths);
+    c->lq_bits = calloc(count, sizeof *c->lq_bits);
+    if (!c->layers || !c->widths || !c->lq_bits) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
     for (size_t i = 0; i < n; i++)
         if (!r->keep[i]) c->layers[c->num_layers++] = i;
-    memcpy(c->widths, widths, num_widths * sizeof *widths);
-    c->num_widths = num_widths;
-    size_t cells = c->num_layers * num_widths;
+    memcpy(c->widths, f->widths, f->num_widths * sizeof *f->widths);
+    for (size_t k = 0; k < f->num_lq; k++) c->widths[f->num_widths + k] = c->lq_bits[f->num_widths + k] = f->lq_bits[k];
+    c->num_widths = count;
+    size_t cells = c->num_layers * count;
     c->weights = calloc(cells, sizeof *c->weights);
     c->bytes = calloc(cells, sizeof *c->bytes);
     c->output_error = calloc(cells, sizeof *c->output_error);
@@ -55,11 +57,13 @@ static qc_status quantize_cell(qcp_run *r, qcp_candidates *c, size_t t, size_t w
         return st;
     }
     r->grid[i].bits = c->widths[w];
+    r->lq_bits[i] = c->lq_bits[w];
     qcp__release_layer(r, i);
-    QCM_TRY(qcp__quantize_layer(r, i, stats));
+    QCM_TRY(r->lq_bits[i] ? qcp__quantize_lq_layer(r, i) : qcp__quantize_layer(r, i, stats));
+    r->lq_bits[i] = 0, r->reports[i].lq = 0;
     c->bytes[cell] = r->reports[i].weight_bytes;
     c->output_error[cell] = r->reports[i].output_error;
-    if (ethosu) QCM_TRY(qcp__candidate_ethosu_bytes(r, i, ethosu, &c->ethosu_bytes[cell]));
+    if (ethosu && !c->lq_bits[w]) QCM_TRY(qcp__candidate_ethosu_bytes(r, i, ethosu, &c->ethosu_bytes[cell]));
     c->weights[cell] = malloc(count * sizeof(float));
     if (c->weights[cell] == NULL) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
     qcp__to_onnx_layout(l, r->dequantized[i], c->weights[cell]);
@@ -78,13 +82,14 @@ static qc_status quantize_cells(qcp_run *r, qcp_candidates *c, qc_gpxq_stats **s
     return QC_OK;
 }
 
-qc_status qcp__candidates(qc_pipeline *p, const qc_recipe *recipe, size_t num_widths, const int32_t *widths,
-                          int32_t ethosu_config, qcp_candidates *out, const char *function)
+qc_status qcp__candidates(qc_pipeline *p, const qc_recipe *recipe, const qcp_formats *formats, int32_t ethosu_config,
+                          qcp_candidates *out, const char *function)
 {
     memset(out, 0, sizeof *out);
     qc_recipe rc = *recipe;
     rc.sequential = 0; /* one pass: every width of a layer sees the same inputs, so cells are comparable */
     if (rc.version >= 2) rc.num_layer_formats = 0, rc.layer_formats = NULL;
+    if (rc.version >= 5) rc.num_lq_layers = 0, rc.lq_layers = NULL;
     QCM_TRY(qcp__check_recipe(p, &rc, function));
     if (p->num_batches == 0) return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "argument 'pipeline': no calibration batch was added");
     qcp_run r;
@@ -92,7 +97,7 @@ qc_status qcp__candidates(qc_pipeline *p, const qc_recipe *recipe, size_t num_wi
     qc_status st = qcp__run_start(&r, p, &rc, function);
     if (st == QC_OK) st = qcp__input_ranges(&r);
     if (st == QC_OK) st = qcp__quantize_inputs(&r);
-    if (st == QC_OK) st = allocate(out, &r, num_widths, widths);
+    if (st == QC_OK) st = allocate(out, &r, formats);
     if (st == QC_OK) st = qcp__one_pass_stats(&r, &stats);
     if (st == QC_OK) st = quantize_cells(&r, out, stats, ethosu_config);
     if (st == QC_OK) st = qcp__candidate_macs(&r, out);

@@ -7,8 +7,9 @@
 typedef struct qcp_candidates {
     size_t num_layers;       /* searched layers: the pipeline's layers not in the recipe's keep_float */
     size_t *layers;          /* their pipeline indices */
-    size_t num_widths;
-    int32_t *widths;         /* candidate weight widths; 0: the float weight */
+    size_t num_widths;       /* candidates per layer: the widths, then the LQ candidates */
+    int32_t *widths;         /* candidate weight widths; 0: the float weight; an LQ candidate's K */
+    int32_t *lq_bits;        /* K of an LQ candidate (qc_model.h, "LQ weights in a recipe"); 0: a uniform width */
     float **weights;         /* [t * num_widths + w]: layer t's dequantized weight at widths[w], ONNX layout */
     int64_t *bytes;          /* its stored size (as qc_layer_report.weight_bytes) */
     double *output_error;    /* its qc_layer_report.output_error on the report rows (0 for float) */
@@ -17,10 +18,18 @@ typedef struct qcp_candidates {
     qc_model *eval_model;    /* the source model with the searched layers' activation quantizers */
 } qcp_candidates;
 
-/* Quantizes every searched layer at every width under `recipe` (one pass; its layer formats ignored);
- * with ethosu_config (a qc_ethosu_config, or 0 for none) each integer candidate is also packed. */
-qc_status qcp__candidates(qc_pipeline *p, const qc_recipe *recipe, size_t num_widths, const int32_t *widths,
-                          int32_t ethosu_config, qcp_candidates *out, const char *function);
+/* The candidate formats of a search: uniform widths, then LQ bits. */
+typedef struct qcp_formats {
+    size_t num_widths;
+    const int32_t *widths;
+    size_t num_lq;
+    const int32_t *lq_bits;
+} qcp_formats;
+
+/* Quantizes every searched layer at every width and LQ bits under `recipe` (one pass; its layer formats
+ * ignored); with ethosu_config (a qc_ethosu_config, or 0 for none) each integer candidate is also packed. */
+qc_status qcp__candidates(qc_pipeline *p, const qc_recipe *recipe, const qcp_formats *formats, int32_t ethosu_config,
+                          qcp_candidates *out, const char *function);
 
 /* Layer i's Ethos-U stream size for `config` from the run's current integer weights (0 when a weight is
  * beyond -255..255 after its zero point). */

@@ -3,7 +3,7 @@ quantized once at each candidate width, then configurations (one candidate per l
 evaluation batches by qcore's executor with the weights swapped in place.
 
     pipe = qcore.Pipeline(model); pipe.add_batch({"input": calib})
-    search = qcore.ModelSearch(pipe, qcore.Recipe(method="optq"), widths=(0, 8, 4, 3))
+    search = qcore.ModelSearch(pipe, qcore.Recipe(method="optq"), widths=(0, 8, 4, 3), lq_bits=(2,))
     search.add_batch({"input": x_eval}, labels=y_eval)         # top-1 accuracy; without labels: cosine
     print(search.evaluate([1, 2, 3]), search.recipe([1, 2, 3]).layer_bits)
 """
@@ -28,7 +28,8 @@ class Candidate:
     """One width of one searched layer: `bits` 0 is the float weight; `bytes` its stored size;
     `output_error` the layer's relative output error alone at this width (qc_layer_report's);
     `ethosu_bytes` its Ethos-U stream (0 when not measured); `bit_operations` per sample; `proxy` what the
-    search's space gets (the search's proxy: the layer's or the model's squared relative output error)."""
+    search's space gets (the search's proxy: the layer's or the model's squared relative output error);
+    `lq_bits` K for an LQ candidate (then `bits` is K too), 0 for a uniform width or float."""
 
     weight: str
     pipeline_layer: int
@@ -38,6 +39,7 @@ class Candidate:
     ethosu_bytes: int
     bit_operations: float
     proxy: float = 0.0
+    lq_bits: int = 0
 
 
 class ModelSearch:
@@ -49,10 +51,11 @@ class ModelSearch:
     `proxy_batches` calibration batches (0: all) at creation, "model_scaled" only each layer's lowest width
     (the others scaled by the layer's own errors), "layer" takes the layer's own output error (no run). A
     recipe rotation ('haar', 'hadamard') is applied once before the candidates are built, and
-    `recipe(choice)` keeps it."""
+    `recipe(choice)` keeps it. `lq_bits` (each K in 1..4) adds one LQ candidate per K after the widths:
+    weight-only learned K-bit levels per output channel (Recipe.lq_layers)."""
 
     def __init__(self, pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None, ethosu=None,
-                 proxy="model_scaled", proxy_batches=0):
+                 proxy="model_scaled", proxy_batches=0, lq_bits=()):
         if proxy not in _PROXIES:
             raise ValueError("qcore.ModelSearch: proxy must be one of %s, got %r" % (", ".join(_PROXIES), proxy))
         if not isinstance(proxy_batches, int) or proxy_batches < 0:
@@ -68,23 +71,26 @@ class ModelSearch:
         c_output = ffi.new("char[]", output.encode()) if output is not None else ffi.NULL
         opts.output = c_output
         opts.proxy, opts.proxy_batches = _PROXIES[proxy], proxy_batches
+        c_lq = ffi.new("int32_t[]", list(lq_bits)) if lq_bits else ffi.NULL
+        opts.num_lq_bits, opts.lq_bits = len(lq_bits), c_lq
         if ethosu is not None:
             opts.ethosu_config = _config(ethosu, "qcore.ModelSearch")
         out = ffi.new("qc_model_search **")
         pipeline.ctx.call(_create, out, pipeline._p, opts)
         del alive
         self._s = ffi.gc(out[0], onnx_lib.qc_model_search_free)
-        self.widths, self.proxy = tuple(widths), proxy
-        self.candidates = [[self._candidate(t, c) for c in range(len(widths))]
+        self.widths, self.lq_bits, self.proxy = tuple(widths), tuple(lq_bits), proxy
+        self.candidates = [[self._candidate(t, c) for c in range(len(widths) + len(lq_bits))]
                            for t in range(onnx_lib.qc_model_search_layer_count(self._s))]
 
     def _candidate(self, t, c):
         info = ffi.new("qc_model_candidate *")
         check(onnx_lib.qc_model_search_candidate(self._s, t, c, info))
-        proxy = ffi.new("double *")
+        proxy, lq = ffi.new("double *"), ffi.new("int32_t *")
         check(onnx_lib.qc_model_search_proxy(self._s, t, c, proxy))
+        check(onnx_lib.qc_model_search_candidate_lq_bits(self._s, t, c, lq))
         return Candidate(ffi.string(info.weight).decode(), info.pipeline_layer, info.weight_bits, info.bytes,
-                         info.output_error, info.ethosu_bytes, info.bit_operations, proxy[0])
+                         info.output_error, info.ethosu_bytes, info.bit_operations, proxy[0], lq[0])
 
     def add_batch(self, inputs, labels=None):
         """Adds an evaluation batch: {graph input name: numpy array} and int64 labels [samples] or None."""
@@ -133,10 +139,12 @@ class ModelSearch:
         return search
 
     def recipe(self, choice):
-        """The base Recipe with layer_bits for `choice` (for Pipeline.run or `qcore quantize --layer-bits`)."""
+        """The base Recipe with layer_bits (and lq_layers for LQ candidates) for `choice` (for Pipeline.run
+        or `qcore quantize --recipe`)."""
         self._choice(choice)
-        bits = {self.candidates[t][c].weight: self.candidates[t][c].bits for t, c in enumerate(choice)}
-        return replace(self.base, layer_bits=bits)
+        chosen = [self.candidates[t][c] for t, c in enumerate(choice)]
+        return replace(self.base, layer_bits={c.weight: c.bits for c in chosen if not c.lq_bits},
+                       lq_layers={c.weight: c.lq_bits for c in chosen if c.lq_bits})
 
 
 def _create(ctx, out, pipeline, opts):
