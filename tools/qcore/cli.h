@@ -86,6 +86,8 @@ typedef struct recipe_options {
     size_t num_keep;
     qc_layer_format formats[MAX_RECIPE_LAYERS];   /* --layer-bits (names owned) */
     size_t num_formats;
+    qc_layer_format lq[MAX_RECIPE_LAYERS];        /* --lq-layer (names owned) */
+    size_t num_lq;
     int files_read, files_seen;                   /* --recipe files read first, and --recipe options parsed */
 } recipe_options;
 
@@ -96,7 +98,9 @@ typedef struct recipe_options {
         {"act-bits", required_argument, 0, 'a'}, {"accumulator-bits", required_argument, 0, 'P'},                    \
         {"tile", required_argument, 0, 'T'}, {"keep-float", required_argument, 0, 'k'},                               \
         {"one-pass", no_argument, 0, '1'}, {"recipe", required_argument, 0, 'R'}
-#define RECIPE_WIDTH_OPTIONS {"weight-bits", required_argument, 0, 'w'}, {"layer-bits", required_argument, 0, 'L'}
+#define RECIPE_WIDTH_OPTIONS                                                                                          \
+    {"weight-bits", required_argument, 0, 'w'}, {"layer-bits", required_argument, 0, 'L'},                            \
+        {"lq-layer", required_argument, 0, 'K'}
 /* Rotations before calibration (recipe version 3), which quantize and search share. */
 #define RECIPE_ROTATION_OPTIONS                                                                                       \
     {"rotation", required_argument, 0, 'X'}, {"rotation-seed", required_argument, 0, 'V'},                            \
@@ -131,7 +135,7 @@ int recipe_options_init(recipe_options *r, const char *command);
 /* Applies recipe option c (getopt_long's value) with its argument; a value of no recipe option is a usage
  * error. --recipe itself does nothing here (recipe_files_read reads the files first). */
 int recipe_option(recipe_options *r, const char *command, int c, const char *arg);
-/* Points the recipe at the --keep-float and --layer-bits lists (after the last option). */
+/* Points the recipe at the --keep-float, --layer-bits and --lq-layer lists (after the last option). */
 void recipe_options_finish(recipe_options *r);
 void recipe_options_free(recipe_options *r);
 /* "rtn", "optq" or "gpfq", as --method takes it. */
@@ -146,7 +150,7 @@ int recipe_files_read(recipe_options *r, const char *command, int argc, char **a
                       option_fn apply, void *state);
 
 /* `r` as a recipe file recipe_files_read gives back (method, act-bits, grid, AXE, one-pass, rotation, rotate-heads,
- * ethosu-config, keep-float and layer-bits lines; weight-bits only without layer formats). EXIT_FAILED when a weight name cannot be
+ * ethosu-config, keep-float, layer-bits and lq-layer lines; weight-bits only without layer formats or LQ layers). EXIT_FAILED when a weight name cannot be
  * written (a space or '#'), before anything is written. */
 int recipe_write(FILE *out, const char *command, const qc_recipe *r);
 

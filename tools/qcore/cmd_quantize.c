@@ -25,6 +25,8 @@ static const char HELP[] =
     RECIPE_QUANTIZE_HELP
     "      --layer-bits WEIGHT=N  that weight at N bits (2..16), or 0 to keep the weight float while its input\n"
     "                             is quantized; repeatable (a mixed-precision configuration, e.g. from qcore search)\n"
+    "      --lq-layer WEIGHT=K    that weight as LQ levels: a learned K-bit basis (1..4) per output channel,\n"
+    "                             weight-only, stored as UINT4 codes + GatherElements; repeatable\n"
     "      --one-pass             layer statistics from one pass (default: in sequence, each layer seeing the\n"
     "                             earlier ones quantized)\n"
     "      --report FILE          per-layer report as JSON\n"
@@ -95,6 +97,7 @@ static void write_layer(FILE *out, const qc_layer_report *r, const qc_layer_info
     json_string(out, r->weight);
     fprintf(out, ", \"op\": \"%s\", \"in\": %lld, \"out\": %lld, \"quantized\": %s", l->op_type, (long long)l->in_features,
             (long long)l->out_features, r->quantized ? "true" : "false");
+    if (r->lq) fprintf(out, ", \"lq\": true");
     if (r->quantized)
         fprintf(out, ", \"weight_bits\": %d, \"input_bits\": %d, \"input_signed\": %s, \"input_scale\": %.9g, "
                      "\"output_error\": %.6g, \"accumulator_bits_needed\": %d, \"simulated_bits\": %d, "
@@ -239,6 +242,13 @@ static void print_table(const qc_pipeline *p, const qc_recipe *recipe)
             char input[16] = "float";
             if (r.input_bits) snprintf(input, sizeof input, "%d", r.input_bits);
             printf("%-48.48s %5s %5s %10lld\n", r.weight, "float", input, (long long)r.weight_bytes);
+            continue;
+        }
+        if (r.lq) { /* non-uniform levels: no integer dot products to size or simulate */
+            char bits[16];
+            snprintf(bits, sizeof bits, "lq%d", r.weight_bits);
+            printf("%-48.48s %5s %5d %10lld %9.4f %6s %9s\n", r.weight, bits, r.input_bits, (long long)r.weight_bytes, r.output_error,
+                   "-", "-");
             continue;
         }
         printf("%-48.48s %5d %5d %10lld %9.4f %6d %9llu\n", r.weight, r.weight_bits, r.input_bits, (long long)r.weight_bytes,

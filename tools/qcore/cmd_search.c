@@ -33,6 +33,8 @@ static const char HELP[] =
     "      --batch N              samples per executor run and per evaluation batch (default 64)\n"
     "      --widths LIST          candidate weight widths, comma-separated, each 2..16 or 0 for a float weight\n"
     "                             (default 0,8,6,4,3,2)\n"
+    "      --lq-bits LIST         also LQ candidates, comma-separated K in 1..4: the weight as learned K-bit levels\n"
+    "                             (one basis per output channel, weight-only), after the widths (default none)\n"
     "      --cost C               bytes (stored weight bytes, default), bit-operations (per sample: MACs x\n"
     "                             weight bits x input bits) or ethosu-bytes (Ethos-U weight streams, as Vela packs\n"
     "                             them; needs --ethosu-config)\n"
@@ -56,7 +58,8 @@ static const char HELP[] =
     "                             evaluations where configurations can beat this point; default: the costliest\n"
     "                             configuration and the lowest metric of the first evaluations\n"
     "      --emit-recipe FILE     the recipe of one front point (default: the highest metric) for qcore quantize:\n"
-    "                             the base recipe, one-pass, the calibration settings and a layer-bits line per layer\n"
+    "                             the base recipe, one-pass, the calibration settings and a layer-bits (or, for an\n"
+    "                             LQ candidate, lq-layer) line per layer\n"
     "      --pick I               emit front point I (as numbered in the table; 0 is the cheapest)\n"
     "      --max-cost C           emit the highest-metric front point whose cost is at most C\n"
     RECIPE_HELP
@@ -71,6 +74,7 @@ static const struct option LONG[] = {
     {"labels", required_argument, 0, 'l'}, {"eval-output", required_argument, 0, 'O'},
     {"input-scale", required_argument, 0, 'S'}, {"samples", required_argument, 0, 'n'},
     {"eval-samples", required_argument, 0, 'N'}, {"batch", required_argument, 0, 'b'}, {"widths", required_argument, 0, 'W'},
+    {"lq-bits", required_argument, 0, 'J'},
     {"cost", required_argument, 0, 'c'}, {"ethosu-config", required_argument, 0, 'C'}, {"budget", required_argument, 0, 'B'},
     {"algorithm", required_argument, 0, 'G'}, {"seed", required_argument, 0, 's'},
     {"fidelities", required_argument, 0, 'F'}, {"eta", required_argument, 0, 'e'},
@@ -140,6 +144,22 @@ static int fidelity(search_cli *o, const char *text)
     return code;
 }
 
+/* A --lq-bits entry: 1..4 (the library names a repeated one). */
+static int lq_entry(search_cli *o, const char *text)
+{
+    long v = 0;
+    if (o->num_lq == QC_LQ_MAX_BITS) return fail("search", EXIT_USAGE, "--lq-bits: at most %d entries", QC_LQ_MAX_BITS);
+    int code = parse_integer("search", text, 1, QC_LQ_MAX_BITS, "--lq-bits", &v);
+    o->lq_bits[o->num_lq++] = (int32_t)v;
+    return code;
+}
+
+static int lq_bits(search_cli *o, const char *text)
+{
+    o->num_lq = 0;
+    return each_entry(o, "--lq-bits", text, lq_entry);
+}
+
 static int widths(search_cli *o, const char *text)
 {
     o->num_widths = 0;
@@ -186,6 +206,7 @@ static int apply(void *state, int c, const char *arg)
     case 'O': o->eval_output = arg; return EXIT_DONE;
     case 'S': return parse_scale("search", arg, &o->input_scale);
     case 'W': return widths(o, arg);
+    case 'J': return lq_bits(o, arg);
     case 'c': return cost(arg, &o->cost);
     case 'y': return proxy(arg, &o->proxy);
     case 'C': return parse_ethosu_config("search", "--ethosu-config", arg, QC_ETHOSU_U85_2048, &o->ethosu_config);
@@ -197,8 +218,9 @@ static int apply(void *state, int c, const char *arg)
     case 'Y': return parse_positive("search", "--reference-metric", arg, &o->search.reference_metric);
     case 'q': o->quiet = 1; return EXIT_DONE;
     case 'w':
-    case 'L': return fail("search", EXIT_USAGE, "--weight-bits and --layer-bits are quantize's: the search gives each layer "
-                                                "a width among --widths");
+    case 'K':
+    case 'L': return fail("search", EXIT_USAGE, "--weight-bits, --layer-bits and --lq-layer are quantize's: the search gives "
+                                                "each layer a width among --widths or --lq-bits");
     default: return integer_option(o, c, arg);
     }
 }
@@ -291,6 +313,7 @@ static int create(const search_cli *o, qc_pipeline *p, qc_model_search **ms)
     opts.recipe = &o->ro.recipe, opts.num_widths = o->num_widths, opts.widths = o->widths;
     opts.output = o->eval_output, opts.ethosu_config = o->ethosu_config;
     opts.proxy = o->proxy, opts.proxy_batches = (size_t)o->proxy_batches;
+    opts.num_lq_bits = o->num_lq, opts.lq_bits = o->lq_bits;
     if (st == QC_OK) st = qc_model_search_create(ms, p, &opts);
     return st == QC_OK ? EXIT_DONE : library_failure(st);
 }

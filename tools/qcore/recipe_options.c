@@ -17,7 +17,8 @@ int recipe_options_init(recipe_options *r, const char *command)
 void recipe_options_free(recipe_options *r)
 {
     for (size_t k = 0; k < r->num_formats; k++) free((char *)r->formats[k].weight);
-    r->num_formats = 0;
+    for (size_t k = 0; k < r->num_lq; k++) free((char *)r->lq[k].weight);
+    r->num_formats = 0, r->num_lq = 0;
 }
 
 static const char *const METHODS[] = {"", "rtn", "optq", "gpfq"};
@@ -35,17 +36,19 @@ static int method(const char *command, const char *text, qc_recipe *r)
     return EXIT_DONE;
 }
 
-/* --layer-bits WEIGHT=N: the name is the text before the last '=' (weight names may hold '='). */
-static int layer_bits(recipe_options *r, const char *command, const char *arg)
+/* --layer-bits WEIGHT=N (N in 0..16) or --lq-layer WEIGHT=K (K in 1..4) appended to `list`: the name is the
+ * text before the last '=' (weight names may hold '='). */
+static int weight_format(qc_layer_format *list, size_t *count, const char *command, const char *flag, long lo, long hi,
+                         const char *arg)
 {
     const char *eq = strrchr(arg, '=');
-    if (eq == NULL || eq == arg) return fail(command, EXIT_USAGE, "--layer-bits takes WEIGHT=BITS, got '%s'", arg);
-    if (r->num_formats == MAX_RECIPE_LAYERS) return fail(command, EXIT_USAGE, "at most %d --layer-bits", MAX_RECIPE_LAYERS);
+    if (eq == NULL || eq == arg) return fail(command, EXIT_USAGE, "%s takes WEIGHT=BITS, got '%s'", flag, arg);
+    if (*count == MAX_RECIPE_LAYERS) return fail(command, EXIT_USAGE, "at most %d %s", MAX_RECIPE_LAYERS, flag);
     long bits = 0;
-    int code = parse_integer(command, eq + 1, 0, 16, "--layer-bits", &bits);
+    int code = parse_integer(command, eq + 1, lo, hi, flag, &bits);
     char *name = strndup(arg, (size_t)(eq - arg)); /* freed by recipe_options_free */
     if (code == EXIT_DONE && name == NULL) code = fail(command, EXIT_FAILED, "no memory");
-    if (code == EXIT_DONE) r->formats[r->num_formats++] = (qc_layer_format){name, (int32_t)bits};
+    if (code == EXIT_DONE) list[(*count)++] = (qc_layer_format){name, (int32_t)bits};
     else free(name);
     return code;
 }
@@ -106,7 +109,8 @@ int recipe_option(recipe_options *r, const char *command, int c, const char *arg
     case 'A': q->weights.symmetric = 0; break;
     case '1': q->sequential = 0; break;
     case 'k': return keep_float(r, command, arg);
-    case 'L': return layer_bits(r, command, arg);
+    case 'L': return weight_format(r->formats, &r->num_formats, command, "--layer-bits", 0, 16, arg);
+    case 'K': return weight_format(r->lq, &r->num_lq, command, "--lq-layer", 1, QC_LQ_MAX_BITS, arg);
     case 'X': return rotation(command, arg, q);
     case 'V': return rotation_seed(command, arg, q);
     case 'H': q->rotate_heads = 1; break;
@@ -124,6 +128,7 @@ void recipe_options_finish(recipe_options *r)
 {
     r->recipe.keep_float = r->keep, r->recipe.num_keep_float = r->num_keep;
     r->recipe.layer_formats = r->formats, r->recipe.num_layer_formats = r->num_formats;
+    r->recipe.lq_layers = r->lq, r->recipe.num_lq_layers = r->num_lq;
 }
 
 static int option_code(const struct option *options, const char *name)
@@ -172,16 +177,19 @@ static int writable_name(const char *name)
     return strlen(name) < 960 && strpbrk(name, " \t\r\n\v\f#") == NULL;
 }
 
+static int check_name(const char *command, const char *name)
+{
+    if (writable_name(name)) return EXIT_DONE;
+    return fail(command, EXIT_FAILED, "weight '%s' cannot be written in a recipe file (space or '#')", name);
+}
+
 static int check_names(const char *command, const qc_recipe *r)
 {
-    for (size_t k = 0; k < r->num_keep_float; k++)
-        if (!writable_name(r->keep_float[k]))
-            return fail(command, EXIT_FAILED, "weight '%s' cannot be written in a recipe file (space or '#')", r->keep_float[k]);
-    for (size_t k = 0; k < r->num_layer_formats; k++)
-        if (!writable_name(r->layer_formats[k].weight))
-            return fail(command, EXIT_FAILED, "weight '%s' cannot be written in a recipe file (space or '#')",
-                        r->layer_formats[k].weight);
-    return EXIT_DONE;
+    int code = EXIT_DONE;
+    for (size_t k = 0; code == EXIT_DONE && k < r->num_keep_float; k++) code = check_name(command, r->keep_float[k]);
+    for (size_t k = 0; code == EXIT_DONE && k < r->num_layer_formats; k++) code = check_name(command, r->layer_formats[k].weight);
+    for (size_t k = 0; code == EXIT_DONE && k < r->num_lq_layers; k++) code = check_name(command, r->lq_layers[k].weight);
+    return code;
 }
 
 int recipe_write(FILE *out, const char *command, const qc_recipe *r)
@@ -189,7 +197,7 @@ int recipe_write(FILE *out, const char *command, const qc_recipe *r)
     int code = check_names(command, r);
     if (code != EXIT_DONE) return code;
     fprintf(out, "method = %s\nact-bits = %d\n", recipe_method_name(r->method), r->activation_bits);
-    if (r->num_layer_formats == 0) fprintf(out, "weight-bits = %d\n", r->weights.bits); /* else every layer has its own */
+    if (r->num_layer_formats + r->num_lq_layers == 0) fprintf(out, "weight-bits = %d\n", r->weights.bits); /* else per layer */
     if (r->weights.granularity == QC_GRAN_GROUP) fprintf(out, "group = %lld\n", (long long)r->weights.group_size);
     if (!r->weights.symmetric) fputs("asymmetric\n", out);
     if (r->gpxq.accumulator_bits) fprintf(out, "accumulator-bits = %d\n", r->gpxq.accumulator_bits);
@@ -202,5 +210,6 @@ int recipe_write(FILE *out, const char *command, const qc_recipe *r)
     for (size_t k = 0; k < r->num_keep_float; k++) fprintf(out, "keep-float = %s\n", r->keep_float[k]);
     for (size_t k = 0; k < r->num_layer_formats; k++)
         fprintf(out, "layer-bits = %s=%d\n", r->layer_formats[k].weight, r->layer_formats[k].weight_bits);
+    for (size_t k = 0; k < r->num_lq_layers; k++) fprintf(out, "lq-layer = %s=%d\n", r->lq_layers[k].weight, r->lq_layers[k].weight_bits);
     return EXIT_DONE;
 }

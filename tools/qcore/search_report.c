@@ -58,9 +58,13 @@ static void number(FILE *out, double x)
     else fputs("null", out);
 }
 
-static int32_t width_of(const search_outcome *r, uint32_t candidate)
+/* Candidate k's name in the table: its width, "f" (float) or "lqK". */
+static const char *candidate_name(const search_outcome *r, uint32_t k, char name[16])
 {
-    return r->cli->widths[candidate];
+    if (k >= r->cli->num_widths) snprintf(name, 16, "lq%d", (int)r->cli->lq_bits[k - r->cli->num_widths]);
+    else if (r->cli->widths[k]) snprintf(name, 16, "%d", (int)r->cli->widths[k]);
+    else snprintf(name, 16, "f");
+    return name;
 }
 
 static int64_t bytes_of(const search_outcome *r, const uint32_t *choice)
@@ -93,6 +97,17 @@ static void json_point(FILE *out, const search_outcome *r, const qc_search_front
         json_string(out, c.weight);
         fprintf(out, ": %d", c.weight_bits);
     }
+    fputs("}, \"lq\": {", out);
+    for (size_t t = 0, n = 0; t < layers; t++) {
+        qc_model_candidate c;
+        int32_t lq = 0;
+        qc_model_search_candidate(r->model_search, t, choice[t], &c);
+        qc_model_search_candidate_lq_bits(r->model_search, t, choice[t], &lq);
+        if (!lq) continue;
+        fputs(n++ ? ", " : "", out);
+        json_string(out, c.weight);
+        fprintf(out, ": %d", lq);
+    }
     fputs("}, \"choice\": [", out);
     for (size_t t = 0; t < layers; t++) fprintf(out, "%s%u", t ? ", " : "", choice[t]);
     fputs("], \"cost\": ", out);
@@ -113,7 +128,7 @@ static void json_points(FILE *out, const search_outcome *r, const char *name, co
 
 static void json_layer(FILE *out, const search_outcome *r, size_t t)
 {
-    for (uint32_t k = 0; k < r->cli->num_widths; k++) {
+    for (uint32_t k = 0; k < r->cli->num_widths + r->cli->num_lq; k++) {
         qc_model_candidate c;
         qc_model_search_candidate(r->model_search, t, k, &c);
         if (k == 0) {
@@ -124,7 +139,8 @@ static void json_layer(FILE *out, const search_outcome *r, size_t t)
             fprintf(out, ", \"op\": \"%s\", \"in\": %lld, \"out\": %lld, \"candidates\": [", l.op_type,
                     (long long)l.in_features, (long long)l.out_features);
         }
-        fprintf(out, "%s{\"bits\": %d, \"bytes\": %lld, \"output_error\": ", k ? ", " : "", c.weight_bits, (long long)c.bytes);
+        fprintf(out, "%s{\"bits\": %d, \"lq\": %s, \"bytes\": %lld, \"output_error\": ", k ? ", " : "", c.weight_bits,
+                k >= r->cli->num_widths ? "true" : "false", (long long)c.bytes);
         number(out, c.output_error);
         double proxy = NAN;
         qc_model_search_proxy(r->model_search, t, k, &proxy);
@@ -185,6 +201,8 @@ static void json_settings(FILE *out, const search_outcome *r, const qc_search_fr
             q->weights.symmetric ? "true" : "false", q->gpxq.accumulator_bits, (long long)q->gpxq.tile_size,
             recipe_rotation_name(q->rotation), (unsigned long long)q->rotation_seed);
     for (size_t k = 0; k < o->num_widths; k++) fprintf(out, "%s%d", k ? ", " : "", o->widths[k]);
+    fputs("],\n  \"lq_bits\": [", out);
+    for (size_t k = 0; k < o->num_lq; k++) fprintf(out, "%s%d", k ? ", " : "", o->lq_bits[k]);
     fputs("],\n  \"layers\": [", out);
     for (size_t t = 0; t < qc_model_search_layer_count(r->model_search); t++) json_layer(out, r, t);
     fputs("\n  ]", out);
@@ -256,21 +274,19 @@ static int write_files(const search_outcome *r, const fronts *f, size_t chosen)
     return code;
 }
 
-/* Few layers: each one's width in layer order ("8 4 f 2", f for float); many: how many layers take each
- * width ("8:10 4:52 float:2"). */
+/* Few layers: each one's width in layer order ("8 4 f lq2", f for float); many: how many layers take each
+ * candidate ("8:10 4:52 f:2 lq2:3"). */
 static void width_summary(const search_outcome *r, const uint32_t *choice, char *text, size_t size)
 {
     size_t used = 0, layers = qc_model_search_layer_count(r->model_search);
+    char name[16];
     text[0] = '\0';
     for (size_t t = 0; layers <= PER_LAYER_SUMMARY && t < layers && used < size; t++)
-        if (width_of(r, choice[t])) used += (size_t)snprintf(text + used, size - used, "%s%d", t ? " " : "", width_of(r, choice[t]));
-        else used += (size_t)snprintf(text + used, size - used, "%sf", t ? " " : "");
-    for (uint32_t k = 0; layers > PER_LAYER_SUMMARY && k < r->cli->num_widths && used < size; k++) {
+        used += (size_t)snprintf(text + used, size - used, "%s%s", t ? " " : "", candidate_name(r, choice[t], name));
+    for (uint32_t k = 0; layers > PER_LAYER_SUMMARY && k < r->cli->num_widths + r->cli->num_lq && used < size; k++) {
         size_t n = 0;
         for (size_t t = 0; t < layers; t++) n += choice[t] == k;
-        if (n == 0) continue;
-        if (width_of(r, k)) used += (size_t)snprintf(text + used, size - used, "%s%d:%zu", used ? " " : "", width_of(r, k), n);
-        else used += (size_t)snprintf(text + used, size - used, "%sfloat:%zu", used ? " " : "", n);
+        if (n) used += (size_t)snprintf(text + used, size - used, "%s%s:%zu", used ? " " : "", candidate_name(r, k, name), n);
     }
 }
 

@@ -14,6 +14,8 @@ typedef struct search_cli {
     recipe_options ro;                 /* the base recipe */
     int32_t widths[MAX_WIDTHS];
     size_t num_widths;
+    int32_t lq_bits[QC_LQ_MAX_BITS];   /* --lq-bits: LQ candidates after the widths */
+    size_t num_lq;
     qc_model_cost cost;
     int32_t ethosu_config;             /* 0: none */
     double fidelities[MAX_FIDELITIES];
