@@ -1,0 +1,150 @@
+"""LQ candidates in a model search (ModelSearch(lq_bits=...), qc_model_search_options version 3). Oracles:
+the pipeline run of the recipe a configuration gives (its LQ weights checked against a per-channel
+qcore.lq_fit + numpy oracle in test_pipeline_lq.py), run by qcore's executor and onnxruntime with the metric
+recomputed by numpy; the byte and bit-operation formulas; the other candidates' proxies."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import qcore
+from gpxq_layers import images
+from test_pipeline_lq import decoded_weight, lq_levels_oracle
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+from onnx import numpy_helper  # noqa: E402
+
+MLP = os.path.join(os.path.dirname(__file__), "..", "data", "models", "fashion_mlp.onnx")
+WIDTHS, LQ = (0, 8, 4), (2, 3)
+SHAPES = [(512, 784), (256, 512), (10, 256)]  # [out, in]
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    p = qcore.Pipeline(qcore.Model(MLP))
+    p.add_batch({"input": np.ascontiguousarray(images()[:256])})
+    return p
+
+
+@pytest.fixture(scope="module")
+def search(pipe):
+    s = qcore.ModelSearch(pipe, qcore.Recipe(method="optq"), widths=WIDTHS, lq_bits=LQ, proxy="model")
+    s.add_batch({"input": np.ascontiguousarray(images()[256:512])})  # no labels: the cosine to the float model
+    return s
+
+
+def test_lq_candidates_follow_the_widths_with_their_bytes_and_costs(search, pipe):
+    lq_run, reports = pipe.run(qcore.Recipe(method="optq", sequential=False, lq_layers={"fc1.weight": 2,
+                                                                                        "fc2.weight": 2, "fc3.weight": 2}))
+    for t, ((out, n), row) in enumerate(zip(SHAPES, search.candidates)):
+        assert [c.lq_bits for c in row] == [0, 0, 0, 2, 3] and [c.bits for c in row] == [0, 8, 4, 2, 3]
+        for c, k in ((3, 2), (4, 3)):
+            assert row[c].bytes == out * (k * -(-n // 8) + 4 * k)
+            assert row[c].ethosu_bytes == 0
+            assert row[c].bit_operations == out * n * k * 8  # MACs x K x input bits
+        assert row[3].output_error == reports[t].output_error and reports[t].lq
+        assert row[4].output_error < row[3].output_error  # more bits, smaller error
+
+
+def test_space_labels_and_costs(search, tmp_path):
+    space = search.space()
+    assert space.num_candidates == [5] * 3
+    total, proxy = space.evaluate((3, 4, 1))
+    assert total == sum(search.candidates[t][c].bytes for t, c in enumerate((3, 4, 1)))
+    s = qcore.Search(space, max_evaluations=1)
+    s.run(lambda choice, i, f: 0.0)
+    path = str(tmp_path / "s.json")
+    s.to_json(path)
+    text = open(path).read()
+    assert "fc1.weight:lq2" in text and "fc2.weight:lq3" in text and "fc3.weight:w8" in text
+
+
+def cosine(y, ref):
+    y, ref = y.astype(np.float64), ref.astype(np.float64)
+    return np.mean(np.sum(y * ref, 1) / np.linalg.norm(y, axis=1) / np.linalg.norm(ref, axis=1))
+
+
+@pytest.mark.parametrize("choice", [(3, 3, 3), (4, 3, 4), (3, 1, 2), (0, 4, 1)])
+def test_evaluation_equals_the_pipeline_run_of_its_recipe(search, pipe, choice, tmp_path):
+    """The recipe of a configuration (one pass) gives the evaluated weights bit for bit: with every layer LQ
+    both models run the same float products in qcore's executor, so the metric is the same to the last
+    rounding of the mean; onnxruntime agrees within float tolerance."""
+    recipe = search.recipe(choice)
+    assert recipe.lq_layers == {search.candidates[t][c].weight: LQ[c - 3] for t, c in enumerate(choice) if c >= 3}
+    assert recipe.layer_bits == {search.candidates[t][c].weight: WIDTHS[c] for t, c in enumerate(choice) if c < 3}
+    model, reports = pipe.run(qcore.Recipe(**{**recipe.__dict__, "sequential": False}))
+    assert sum(r.weight_bytes for r in reports) == search.cost(choice)
+    x = np.ascontiguousarray(images()[256:512])
+    reference = next(iter(qcore.Session(qcore.Model(MLP)).run({"input": x}).values()))
+    y_qcore = next(iter(qcore.Session(model).run({"input": x}).values()))
+    path = str(tmp_path / "q.onnx")
+    model.save(path)
+    y_ort = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    metric = search.evaluate(choice)
+    if all(c >= 3 for c in choice):
+        assert metric == pytest.approx(cosine(y_qcore, reference), rel=1e-12, abs=1e-12)
+        proto = onnx.load(path)
+        w = {t.name: numpy_helper.to_array(t) for t in onnx.load(MLP).graph.initializer}
+        for t, c in enumerate(choice):
+            name = search.candidates[t][c].weight
+            np.testing.assert_array_equal(decoded_weight(proto, name)[0], lq_levels_oracle(w[name], LQ[c - 3]))
+    assert metric == pytest.approx(cosine(y_qcore, reference), abs=2e-5)
+    assert metric == pytest.approx(cosine(y_ort, reference), abs=2e-5)
+
+
+def test_model_proxies_measure_and_scale_lq_candidates(pipe, search):
+    """MODEL: each LQ candidate alone in the model (the pipeline run of a recipe with only that weight LQ,
+    the others float), its output's squared relative error; MODEL_SCALED: the lowest uniform width's, times
+    the layer's own squared error ratio, like every other width."""
+    x = np.ascontiguousarray(images()[:256])
+    reference, _ = pipe.run(qcore.Recipe(method="optq", sequential=False, layer_bits={n: 0 for n in names(search)}))
+    ref = next(iter(qcore.Session(reference).run({"input": x}).values())).astype(np.float64)
+    for t, name in enumerate(names(search)):
+        bits = {n: 0 for n in names(search) if n != name}
+        alone, _ = pipe.run(qcore.Recipe(method="optq", sequential=False, layer_bits=bits, lq_layers={name: 3}))
+        y = next(iter(qcore.Session(alone).run({"input": x}).values())).astype(np.float64)
+        assert search.candidates[t][4].proxy == pytest.approx(np.sum((y - ref) ** 2) / np.sum(ref ** 2), rel=1e-4)
+    scaled = qcore.ModelSearch(pipe, qcore.Recipe(method="optq"), widths=WIDTHS, lq_bits=LQ)
+    for row in scaled.candidates:
+        low = row[2]  # 4 bits, the lowest uniform width
+        for c in (1, 3, 4):
+            assert row[c].proxy == pytest.approx(low.proxy * (row[c].output_error / low.output_error) ** 2, rel=1e-12)
+
+
+def names(search):
+    return [row[0].weight for row in search.candidates]
+
+
+def test_only_lq_candidates_scale_from_the_lowest_k(pipe):
+    s = qcore.ModelSearch(pipe, qcore.Recipe(method="rtn"), widths=(0,), lq_bits=(3, 1))
+    for row in s.candidates:
+        assert row[2].proxy > 0 and row[1].proxy == pytest.approx(row[2].proxy * (row[1].output_error / row[2].output_error) ** 2)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(lq_bits=(5,)), "option 'lq_bits': entry 0 is 5, not in 1..4"),
+    (dict(lq_bits=(0,)), "entry 0 is 0, not in 1..4"),
+    (dict(lq_bits=(2, 2)), "option 'lq_bits': 2 is given twice"),
+    (dict(lq_bits=(2,), recipe=qcore.Recipe(gpxq=qcore.GpxqOptions(accumulator_bits=16))), "AXE"),
+])
+def test_bad_lq_bits_are_named(pipe, kwargs, message):
+    with pytest.raises(qcore.InvalidArgumentError, match=__import__("re").escape(message)):
+        qcore.ModelSearch(pipe, **{"widths": (8,), **kwargs})
+
+
+def test_version_2_options_have_no_lq_candidates(pipe):
+    from qcore._ffi import ffi, onnx_lib
+    opts = ffi.new("qc_model_search_options *")
+    assert onnx_lib.qc_model_search_options_init(opts, 2) == 0
+    opts.num_lq_bits, opts.lq_bits = 7, ffi.NULL  # past a version-2 struct: never read
+    opts.version = 2
+    widths = ffi.new("int32_t[]", [8])
+    opts.num_widths, opts.widths = 1, widths
+    out = ffi.new("qc_model_search **")
+    assert onnx_lib.qc_model_search_create(out, pipe._p, opts) == 0
+    lq = ffi.new("int32_t *")
+    assert onnx_lib.qc_model_search_candidate_lq_bits(out[0], 0, 0, lq) == 0 and lq[0] == 0
+    assert onnx_lib.qc_model_search_candidate_lq_bits(out[0], 0, 1, lq) != 0
+    onnx_lib.qc_model_search_free(out[0])
