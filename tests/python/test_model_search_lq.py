@@ -148,3 +148,18 @@ def test_version_2_options_have_no_lq_candidates(pipe):
     assert onnx_lib.qc_model_search_candidate_lq_bits(out[0], 0, 0, lq) == 0 and lq[0] == 0
     assert onnx_lib.qc_model_search_candidate_lq_bits(out[0], 0, 1, lq) != 0
     onnx_lib.qc_model_search_free(out[0])
+
+
+def test_a_rotated_search_reproduces_its_lq_configuration(pipe):
+    """With a recipe rotation the candidates come from the rotated model; the recipe of an all-LQ choice
+    keeps the rotation and gives the same model output in qcore's executor."""
+    s = qcore.ModelSearch(pipe, qcore.Recipe(method="rtn", rotation="haar", rotation_seed=3), widths=(0, 4), lq_bits=(2,))
+    x = np.ascontiguousarray(images()[256:512])
+    s.add_batch({"input": x})
+    recipe = s.recipe((2, 2, 2))
+    assert recipe.rotation == "haar" and recipe.lq_layers == {n: 2 for n in names(s)}
+    model, reports = pipe.run(qcore.Recipe(**{**recipe.__dict__, "sequential": False}))
+    assert all(r.lq and r.rotated for r in reports)
+    reference = next(iter(qcore.Session(qcore.Model(MLP)).run({"input": x}).values()))
+    y = next(iter(qcore.Session(model).run({"input": x}).values()))
+    assert s.evaluate((2, 2, 2)) == pytest.approx(cosine(y, reference), rel=1e-12, abs=1e-12)
