@@ -580,7 +580,8 @@ typedef struct qc_recipe {
  * channel's 2^K levels by code (qc_lq_decode's values): for a weight stored [in, out] (MatMul, Gemm with
  * transB = 0) codes [in, out], table [2^K, out], axis 0; for one stored [out, in] (Gemm transB = 1) or a
  * Conv (codes [out, channels x kernel], Reshape to its shape "<W>_lq_shape") codes [out, in], table
- * [out, 2^K], axis 1. qcore's executor and onnxruntime run it. The report gives weight_bits = K, lq = 1,
+ * [out, 2^K], axis 1. qcore's executor and onnxruntime run it (UINT2 codes would halve K <= 2 but need
+ * opset 25 and a 2-bit tensor type qc_tensor has not; the bit-planes of LQGemm are not a standard op). The report gives weight_bits = K, lq = 1,
  * weight_bytes = out x (K ceil(in / 8) + 4 K) (bit-planes and float32 bases, as LQGemm stores them; the
  * UINT4 codes take out x ceil(in / 2) bytes in the file), output_error as for every layer, and no
  * accumulator figures (the levels are not integers: accumulator_bits, report_bits and simulation stay 0).
