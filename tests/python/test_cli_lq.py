@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from test_cli import (LABELS, MLP, TEST_IMAGES, EVAL_SAMPLES, data, ort_logits, qcore_tool,  # noqa: F401 (fixtures)
+from test_cli import (LABELS, MLP, TEST_IMAGES, EVAL_SAMPLES, data, ort_logits, pytestmark, qcore_tool,  # noqa: F401
                       search_args, search_data)
 
 onnx = pytest.importorskip("onnx")
