@@ -63,3 +63,19 @@ def test_cast_from_4_bit_initializers(elem, values, to):
                         [value("y", to, (3, 5)), value("e", TensorProto.FLOAT, (1,))], [t], {"d": dummy})
     np.testing.assert_array_equal(ours["y"], v)
     np.testing.assert_array_equal(theirs["y"], v)
+
+
+@pytest.mark.parametrize("x, idx, message", [
+    (np.zeros((), np.float32), np.zeros((), np.int64), "rank >= 1"),
+    (np.zeros((2, 3), np.float32), np.zeros((3,), np.int64), "same rank"),
+    (np.zeros((2, 3), np.float32), np.zeros((3, 3), np.int64), "exceeds the data's 2"),
+    (np.zeros((2, 3), np.float32), np.full((1, 1), 2 ** 62, np.int64), "outside"),
+])
+def test_gather_elements_shapes_are_checked(x, idx, message):
+    graph = helper.make_graph([helper.make_node("GatherElements", ["x", "i"], ["y"], axis=1 if x.ndim > 1 else 0)], "g",
+                              [value("x", TensorProto.FLOAT, x.shape), value("i", TensorProto.INT64, idx.shape)],
+                              [value("y", TensorProto.FLOAT, idx.shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    with pytest.raises(qcore.QcoreError, match=message):
+        qcore.Session(qcore.Model.from_bytes(model.SerializeToString())).run({"x": x, "i": idx})
