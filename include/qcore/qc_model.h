@@ -459,8 +459,9 @@ QC_ONNX_API void qc_array_free(qc_array *array);
  *      activations quantized (sequential = 0), collects each group's statistics (qc_gpxq_stats; GPFQ also
  *      runs the float model for X), and quantizes each weight with the recipe's method;
  *   4. stores each weight as integers + DequantizeLinear (an N-bit grid is stored in the ONNX integer
- *      type that holds it: INT4/UINT4 up to 4 bits, INT8/UINT8 up to 8, INT16/UINT16 up to 16), so that
- *      onnxruntime runs the result, and reports per layer.
+ *      type that holds it: INT4/UINT4 up to 4 bits, INT8/UINT8 up to 8, INT16/UINT16 up to 16; an LQ layer's
+ *      as codes + GatherElements, see "LQ weights in a recipe"), so that onnxruntime runs the result, and
+ *      reports per layer.
  * Step 1's ranges are kept until qc_pipeline_add_batch changes the batches.
  * The input model is not changed; the result is a new model.
  */
