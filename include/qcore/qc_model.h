@@ -500,7 +500,7 @@ typedef enum qc_layer_method {
     QC_METHOD_GPFQ = 3    /* qc_gpfq on H~ and G from the quantized and the float model's inputs */
 } qc_layer_method;
 
-#define QC_RECIPE_VERSION 4
+#define QC_RECIPE_VERSION 5
 
 /* Rotations a recipe fuses into the model before calibration (recipe version 3; see "Rotations in a
  * recipe" below). */
@@ -559,6 +559,10 @@ typedef struct qc_recipe {
     /* version 4 (libqcore-onnx 1.4) */
     int32_t rotate_heads;         /* 1: also rotate every attention block's heads (V and O projections) by
                                      the recipe's rotation kind and seed; needs a rotation (default 0) */
+    /* version 5 (libqcore-onnx 1.5) */
+    size_t num_unrotated;         /* weights whose layers' inputs the recipe's rotation leaves as they are */
+    const char *const *unrotated; /* (a per-layer choice, such as a search's; names borrowed, each a layer's
+                                     weight named once; needs a rotation; default none) */
 } qc_recipe;
 
 /* Rotations in a recipe (version 3). With rotation != QC_ROTATION_NONE a run works on a rotated copy of
@@ -586,6 +590,11 @@ typedef struct qc_recipe {
  * rotates O's input as any other. qc_layer_report.heads_rotated marks V (1) and O (2). A model with no
  * such block, or whose head size has no matrix of the kind, is QC_ERR_UNSUPPORTED naming 'rotate_heads';
  * rotate_heads without a rotation is QC_ERR_INVALID_ARG.
+ *
+ * Layers left unrotated (recipe version 5). A layer whose weight is in `unrotated` is skipped in step 2:
+ * its input and weight stay as step 1 left them (a folded norm scale still applies), while the other
+ * layers reading the same value are rotated as before, by the same R (the draws' stream numbers do not
+ * depend on `unrotated`). Its report has rotated = 0. Head rotations (version 4) are not affected.
  *
  * Ethos-U packing in a recipe (version 3). With ethosu_config set, each quantized layer of the result is
  * packed alone by qc_model_pack_ethosu's rules (int8/uint8 weights: weight widths 5..8); the report gives

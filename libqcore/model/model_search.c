@@ -50,8 +50,24 @@ static qc_status check_proxy(const qc_model_search_options *o, int32_t *proxy, c
     return QC_OK;
 }
 
+/* Owned copies of n names (NULL entries stay NULL). */
+static qc_status copy_names(char ***owned, const char *const *names, size_t n, const char *function)
+{
+    if (n == 0 || names == NULL) return QC_OK;
+    if ((*owned = calloc(n, sizeof **owned)) == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    for (size_t k = 0; k < n; k++)
+        if (names[k] && ((*owned)[k] = strdup(names[k])) == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    return QC_OK;
+}
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t k = 0; names && k < n; k++) free(names[k]);
+    free(names);
+}
+
 /* The base recipe (every field of the caller's version; layer formats dropped), owning copies of its
- * keep_float names. */
+ * keep_float and unrotated names. */
 static qc_status copy_recipe(qc_model_search *s, const qc_recipe *recipe, const char *function)
 {
     if (recipe == NULL) return qc_recipe_init(&s->recipe, QC_RECIPE_VERSION);
@@ -62,14 +78,10 @@ static qc_status copy_recipe(qc_model_search *s, const qc_recipe *recipe, const 
     memcpy(&s->recipe, recipe, qcp__recipe_size(recipe->version));
     s->recipe.version = QC_RECIPE_VERSION;
     s->recipe.num_layer_formats = 0, s->recipe.layer_formats = NULL;
-    size_t n = recipe->num_keep_float;
-    if (n == 0 || recipe->keep_float == NULL) return QC_OK;
-    s->keep = calloc(n, sizeof *s->keep);
-    if (s->keep == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
-    for (size_t k = 0; k < n; k++)
-        if (recipe->keep_float[k] && (s->keep[k] = strdup(recipe->keep_float[k])) == NULL)
-            return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    QCM_TRY(copy_names(&s->keep, recipe->keep_float, recipe->num_keep_float, function));
     s->recipe.keep_float = (const char *const *)s->keep;
+    QCM_TRY(copy_names(&s->unrotated, s->recipe.unrotated, s->recipe.num_unrotated, function));
+    s->recipe.unrotated = (const char *const *)s->unrotated;
     return QC_OK;
 }
 
@@ -151,8 +163,8 @@ void qc_model_search_free(qc_model_search *s)
         free(s->labels ? s->labels[b] : NULL), free(s->reference ? s->reference[b] : NULL);
     }
     free(s->batches), free(s->labels), free(s->reference);
-    for (size_t k = 0; s->keep && k < s->recipe.num_keep_float; k++) free(s->keep[k]);
-    free(s->keep), free(s->formats), free(s->model_error);
+    free_names(s->keep, s->recipe.num_keep_float), free_names(s->unrotated, s->recipe.num_unrotated);
+    free(s->formats), free(s->model_error);
     qc_session_free(s->eval), qc_session_free(s->fp);
     qcp__candidates_free(&s->cand);
     qcp__rotated_free(&s->rotated);

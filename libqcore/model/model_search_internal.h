@@ -8,6 +8,7 @@ struct qc_model_search {
     qc_pipeline *p;
     qc_recipe recipe;             /* the base recipe (keep_float borrowed from the caller's, copied below) */
     char **keep;                  /* owned copies of the recipe's keep_float names */
+    char **unrotated;             /* and of its unrotated names (version 5) */
     qcp_rotated rotated;          /* the recipe's rotated model and its inner pipeline (empty without rotation) */
     qc_pipeline *work;            /* the pipeline the candidates come from: p, or rotated.inner */
     qcp_candidates cand;          /* layer indices are work's */

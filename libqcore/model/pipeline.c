@@ -129,6 +129,7 @@ size_t qcp__recipe_size(uint32_t version)
     return version == 1   ? offsetof(qc_recipe, num_layer_formats)
            : version == 2 ? offsetof(qc_recipe, rotation)
            : version == 3 ? offsetof(qc_recipe, rotate_heads)
+           : version == 4 ? offsetof(qc_recipe, num_unrotated)
                           : sizeof(qc_recipe);
 }
 

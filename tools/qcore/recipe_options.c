@@ -50,10 +50,11 @@ static int layer_bits(recipe_options *r, const char *command, const char *arg)
     return code;
 }
 
-static int keep_float(recipe_options *r, const char *command, const char *arg)
+/* A repeatable name flag (--keep-float, --unrotated) into its list. */
+static int add_name(const char **list, size_t *count, const char *command, const char *flag, const char *arg)
 {
-    if (r->num_keep == MAX_RECIPE_LAYERS) return fail(command, EXIT_USAGE, "at most %d --keep-float", MAX_RECIPE_LAYERS);
-    r->keep[r->num_keep++] = arg;
+    if (*count == MAX_RECIPE_LAYERS) return fail(command, EXIT_USAGE, "at most %d %s", MAX_RECIPE_LAYERS, flag);
+    list[(*count)++] = arg;
     return EXIT_DONE;
 }
 
@@ -105,7 +106,8 @@ int recipe_option(recipe_options *r, const char *command, int c, const char *arg
     case 'g': return group(q, command, arg);
     case 'A': q->weights.symmetric = 0; break;
     case '1': q->sequential = 0; break;
-    case 'k': return keep_float(r, command, arg);
+    case 'k': return add_name(r->keep, &r->num_keep, command, "--keep-float", arg);
+    case 'U': return add_name(r->unrotated, &r->num_unrotated, command, "--unrotated", arg);
     case 'L': return layer_bits(r, command, arg);
     case 'X': return rotation(command, arg, q);
     case 'V': return rotation_seed(command, arg, q);
@@ -123,6 +125,7 @@ int recipe_option(recipe_options *r, const char *command, int c, const char *arg
 void recipe_options_finish(recipe_options *r)
 {
     r->recipe.keep_float = r->keep, r->recipe.num_keep_float = r->num_keep;
+    r->recipe.unrotated = r->unrotated, r->recipe.num_unrotated = r->num_unrotated;
     r->recipe.layer_formats = r->formats, r->recipe.num_layer_formats = r->num_formats;
 }
 
@@ -172,11 +175,19 @@ static int writable_name(const char *name)
     return strlen(name) < 960 && strpbrk(name, " \t\r\n\v\f#") == NULL;
 }
 
+static int check_name_list(const char *command, const char *const *names, size_t count)
+{
+    for (size_t k = 0; k < count; k++)
+        if (!writable_name(names[k]))
+            return fail(command, EXIT_FAILED, "weight '%s' cannot be written in a recipe file (space or '#')", names[k]);
+    return EXIT_DONE;
+}
+
 static int check_names(const char *command, const qc_recipe *r)
 {
-    for (size_t k = 0; k < r->num_keep_float; k++)
-        if (!writable_name(r->keep_float[k]))
-            return fail(command, EXIT_FAILED, "weight '%s' cannot be written in a recipe file (space or '#')", r->keep_float[k]);
+    int code = check_name_list(command, r->keep_float, r->num_keep_float);
+    if (code == EXIT_DONE) code = check_name_list(command, r->unrotated, r->num_unrotated);
+    if (code != EXIT_DONE) return code;
     for (size_t k = 0; k < r->num_layer_formats; k++)
         if (!writable_name(r->layer_formats[k].weight))
             return fail(command, EXIT_FAILED, "weight '%s' cannot be written in a recipe file (space or '#')",
@@ -198,6 +209,7 @@ int recipe_write(FILE *out, const char *command, const qc_recipe *r)
     if (r->rotation) fprintf(out, "rotation = %s\nrotation-seed = %llu\n", ROTATIONS[r->rotation],
                              (unsigned long long)r->rotation_seed);
     if (r->rotate_heads) fputs("rotate-heads\n", out);
+    for (size_t k = 0; k < r->num_unrotated; k++) fprintf(out, "unrotated = %s\n", r->unrotated[k]);
     if (r->ethosu_config) fprintf(out, "ethosu-config = %s\n", qc_ethosu_config_string((qc_ethosu_config)r->ethosu_config));
     for (size_t k = 0; k < r->num_keep_float; k++) fprintf(out, "keep-float = %s\n", r->keep_float[k]);
     for (size_t k = 0; k < r->num_layer_formats; k++)
