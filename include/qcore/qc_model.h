@@ -690,7 +690,7 @@ QC_ONNX_API qc_status qc_model_clone(qc_model **out, const qc_model *model);
  */
 typedef struct qc_model_search qc_model_search;
 
-#define QC_MODEL_SEARCH_OPTIONS_VERSION 2
+#define QC_MODEL_SEARCH_OPTIONS_VERSION 3
 
 /* What a model search space gets as each candidate's proxy (since libqcore-onnx 1.4). */
 typedef enum qc_model_proxy {
@@ -720,7 +720,26 @@ typedef struct qc_model_search_options {
     /* version 2 (libqcore-onnx 1.4); a version-1 struct gets QC_MODEL_PROXY_LAYER */
     int32_t proxy;                /* a qc_model_proxy (default QC_MODEL_PROXY_MODEL_SCALED) */
     size_t proxy_batches;         /* the model proxies: the first N calibration batches (default 0: all) */
+    /* version 3 (libqcore-onnx 1.5) */
+    int32_t rotation_choice;      /* 1: with the recipe's rotation, each layer it rotates online may also be
+                                     left unrotated (see "Rotation per layer" below); 0 (default): not */
 } qc_model_search_options;
+
+/* Rotation per layer (options version 3, rotation_choice = 1). Besides its candidates in the rotated model,
+ * each searched layer whose input the recipe's rotation rotates online gets an unrotated twin of every
+ * integer width: candidate num_widths + k is the k-th integer width of `widths` with the layer in the
+ * recipe's `unrotated` (recipe version 5), quantized as qc_pipeline_run quantizes such a layer (from one
+ * pass over the model with norms folded and no layer rotated). Layers rotated by folding into the layer
+ * before, and layers the rotation cannot rotate, have the widths alone (qc_model_search_space gives each
+ * layer its own candidate count). The configuration's recipe names the layers whose twins it chose in
+ * `unrotated`. A twin swaps into the rotated evaluation model as R^T Q, which computes x Q exactly only
+ * while the layer's input is float: the choice needs a recipe rotation (QC_ERR_INVALID_ARG), float
+ * activations (activation_bits = 0; QC_ERR_UNSUPPORTED otherwise) and a recipe without its own unrotated
+ * list (QC_ERR_INVALID_ARG). Costs: a twin's bytes are its width's; the online rotations are not counted,
+ * as qc_layer_report does not count them. Proxies: the layer proxy is the twin's own layer error; a model
+ * proxy is its rotated sibling's, scaled by the ratio of their squared layer errors. A configuration's
+ * recipe, run with sequential = 0, reproduces the evaluated weights up to the float rounding of the
+ * statistics, which the partly rotated model computes in other coordinates. */
 
 /* Fills `opts` with the defaults of `version` (QC_ERR_VERSION for 0 or a version newer than the library's;
  * QC_ERR_INVALID_ARG for NULL). */
@@ -753,10 +772,22 @@ typedef struct qc_model_candidate {
                                      a float weight or input) */
 } qc_model_candidate;
 
-/* Candidate `candidate` (an index into the options' widths) of searched layer `layer` into `out`.
+/* Candidate `candidate` (an index into the options' widths, then into the unrotated twins of
+ * rotation_choice) of searched layer `layer` into `out`.
  * QC_ERR_INVALID_ARG for NULL or an index out of range. */
 QC_ONNX_API qc_status qc_model_search_candidate(const qc_model_search *search, size_t layer, uint32_t candidate,
                                                 qc_model_candidate *out);
+
+/* Searched layer `layer`'s candidate count: the options' widths, and with rotation_choice its unrotated
+ * twins (since libqcore-onnx 1.5); 0 for NULL or a layer out of range. */
+QC_ONNX_API size_t qc_model_search_candidate_count(const qc_model_search *search, size_t layer);
+
+/* Whether candidate `candidate` of searched layer `layer` has the layer's input rotated (1: a rotated
+ * search's candidate of a layer its rotation rotates; 0: an unrotated twin, a layer the rotation does not
+ * rotate, or a search without rotation) into `out` (since libqcore-onnx 1.5). QC_ERR_INVALID_ARG for NULL
+ * or an index out of range. */
+QC_ONNX_API qc_status qc_model_search_candidate_rotated(const qc_model_search *search, size_t layer, uint32_t candidate,
+                                                        int32_t *out);
 
 /* The proxy the search's space gives candidate `candidate` of searched layer `layer` (the options' proxy:
  * the layer's or the model's squared relative output error) into `out` (since libqcore-onnx 1.4).

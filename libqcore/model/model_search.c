@@ -18,7 +18,9 @@ qc_status qc_model_search_options_init(qc_model_search_options *o, unsigned vers
     qc_model_search_options d = {.version = version, .num_widths = sizeof DEFAULT_WIDTHS / sizeof *DEFAULT_WIDTHS,
                                  .widths = DEFAULT_WIDTHS, .proxy = QC_MODEL_PROXY_MODEL_SCALED};
     /* An older caller's struct ends before the later versions' fields. */
-    memcpy(o, &d, version == 1 ? offsetof(qc_model_search_options, proxy) : sizeof *o);
+    memcpy(o, &d, version == 1   ? offsetof(qc_model_search_options, proxy)
+                  : version == 2 ? offsetof(qc_model_search_options, rotation_choice)
+                                 : sizeof *o);
     return QC_OK;
 }
 
@@ -139,12 +141,15 @@ qc_status qc_model_search_create(qc_model_search **out, qc_pipeline *p, const qc
     qc_ethosu_config_info npu;
     if (st == QC_OK && o->ethosu_config != 0 && qc_ethosu_config_get(&npu, o->ethosu_config) != QC_OK)
         st = QCM_FAIL(QC_ERR_INVALID_ARG, "option 'ethosu_config': %d is not a qc_ethosu_config", (int)o->ethosu_config);
+    int twins = o->version >= 3 && o->rotation_choice;
+    if (st == QC_OK && twins) st = qcms__check_twins(s, __func__);
     if (st == QC_OK) st = candidates(s, o, __func__);
     if (st == QC_OK && s->cand.num_layers == 0)
         st = QCM_FAIL(QC_ERR_INVALID_ARG, "option 'recipe': every layer is in keep_float; nothing is left to search");
     if (st == QC_OK) st = qc_session_create(&s->eval, s->cand.eval_model, p->ctx);
     if (st == QC_OK) st = (s->formats = calloc(s->cand.num_layers, sizeof *s->formats)) ? QC_OK
                                                                                           : QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
+    if (st == QC_OK && twins) st = qcms__twins(s, o, __func__);
     if (st == QC_OK && proxy != QC_MODEL_PROXY_LAYER)
         st = qcms__model_proxy(s, o->proxy_batches, proxy == QC_MODEL_PROXY_MODEL_SCALED, __func__);
     if (st != QC_OK) {
@@ -166,6 +171,7 @@ void qc_model_search_free(qc_model_search *s)
     free_names(s->keep, s->recipe.num_keep_float), free_names(s->unrotated, s->recipe.num_unrotated);
     free(s->formats), free(s->model_error);
     qc_session_free(s->eval), qc_session_free(s->fp);
+    qcms__twins_free(s);
     qcp__candidates_free(&s->cand);
     qcp__rotated_free(&s->rotated);
     free(s);
@@ -176,15 +182,30 @@ size_t qc_model_search_layer_count(const qc_model_search *s)
     return s ? s->cand.num_layers : 0;
 }
 
+size_t qc_model_search_candidate_count(const qc_model_search *s, size_t layer)
+{
+    return s && layer < s->cand.num_layers ? qcms__candidate_count(s, layer) : 0;
+}
+
 qc_status qcms__check_candidate(const qc_model_search *s, size_t layer, uint32_t c, const char *function)
 {
     if (layer >= s->cand.num_layers)
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "layer %zu is not below the searched layer count %zu", layer,
                            s->cand.num_layers);
-    if (c >= s->cand.num_widths)
+    if (c >= qcms__candidate_count(s, layer))
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "layer %zu: candidate %u is not below the candidate count %zu", layer, c,
-                           s->cand.num_widths);
+                           qcms__candidate_count(s, layer));
     return QC_OK;
+}
+
+/* Searched layer t's index among the pipeline's own layers (a rotated model's layers keep their weights'
+ * names). */
+static size_t outer_layer(const qc_model_search *s, size_t t)
+{
+    const char *weight = s->work->layers[s->cand.layers[t]].weight;
+    size_t i = 0;
+    while (strcmp(s->p->layers[i].weight, weight) != 0) i++;
+    return i;
 }
 
 qc_status qc_model_search_candidate(const qc_model_search *s, size_t layer, uint32_t c, qc_model_candidate *out)
@@ -192,12 +213,20 @@ qc_status qc_model_search_candidate(const qc_model_search *s, size_t layer, uint
     QCM_CHECK_NOT_NULL(s);
     QCM_CHECK_NOT_NULL(out);
     QCM_TRY(qcms__check_candidate(s, layer, c, __func__));
-    const char *weight = s->work->layers[s->cand.layers[layer]].weight;
-    size_t i = 0, cell = layer * s->cand.num_widths + c;
-    while (strcmp(s->p->layers[i].weight, weight) != 0) i++; /* a rotated model's layers keep their weights' names */
-    double weight_bits = s->cand.widths[c] ? s->cand.widths[c] : 32, input_bits = s->recipe.activation_bits ? s->recipe.activation_bits : 32;
-    *out = (qc_model_candidate){i, s->p->layers[i].weight, s->cand.widths[c], s->cand.bytes[cell], s->cand.output_error[cell],
-                                s->cand.ethosu_bytes[cell], s->cand.macs[layer] * weight_bits * input_bits};
+    size_t i = outer_layer(s, layer);
+    qcms_cell cell = qcms__cell(s, layer, c);
+    double weight_bits = cell.width ? cell.width : 32, input_bits = s->recipe.activation_bits ? s->recipe.activation_bits : 32;
+    *out = (qc_model_candidate){i, s->p->layers[i].weight, cell.width, cell.bytes, cell.output_error, cell.ethosu_bytes,
+                                s->cand.macs[layer] * weight_bits * input_bits};
+    return QC_OK;
+}
+
+qc_status qc_model_search_candidate_rotated(const qc_model_search *s, size_t layer, uint32_t c, int32_t *out)
+{
+    QCM_CHECK_NOT_NULL(s);
+    QCM_CHECK_NOT_NULL(out);
+    QCM_TRY(qcms__check_candidate(s, layer, c, __func__));
+    *out = s->recipe.rotation != QC_ROTATION_NONE && s->rotated.rotated[outer_layer(s, layer)] && !qcms__is_twin(s, c);
     return QC_OK;
 }
 
@@ -206,12 +235,16 @@ qc_status qc_model_search_recipe(qc_model_search *s, const uint32_t *choice, qc_
     QCM_CHECK_NOT_NULL(s);
     QCM_CHECK_NOT_NULL(choice);
     QCM_CHECK_NOT_NULL(out);
+    size_t left = 0;
     for (size_t t = 0; t < s->cand.num_layers; t++) {
         QCM_TRY(qcms__check_candidate(s, t, choice[t], __func__));
-        s->formats[t] = (qc_layer_format){s->work->layers[s->cand.layers[t]].weight, s->cand.widths[choice[t]]};
+        const char *weight = s->work->layers[s->cand.layers[t]].weight;
+        s->formats[t] = (qc_layer_format){weight, qcms__cell(s, t, choice[t]).width};
+        if (qcms__is_twin(s, choice[t])) s->unrotated_choice[left++] = weight;
     }
     *out = s->recipe;
     out->num_layer_formats = s->cand.num_layers;
     out->layer_formats = s->formats;
+    if (s->unrotated_choice) out->num_unrotated = left, out->unrotated = s->unrotated_choice;
     return QC_OK;
 }

@@ -22,7 +22,37 @@ struct qc_model_search {
     qc_layer_format *formats;     /* qc_model_search_recipe's */
     double *model_error;          /* [t * num_widths + c]: QC_MODEL_PROXY_MODEL's squared relative output
                                      error (model_search_proxy.c); NULL for the layer proxy */
+    /* rotation_choice (model_search_twins.c); all NULL / 0 without it */
+    qcp_rotated plain;            /* the model with norms folded and no layer rotated, and its pipeline */
+    qcp_candidates twins;         /* plain's candidates (layer indices are plain.inner's) */
+    size_t *twin_of;              /* [t]: layer t's index in twins, SIZE_MAX when t has no twins */
+    size_t *twin_width;           /* [k]: the width index of twin k (the integer widths) */
+    size_t num_twin_widths;
+    float **twin_weights;         /* [t * num_widths + k]: twin k of layer t in the rotated model's coordinates */
+    const char **unrotated_choice;/* qc_model_search_recipe's unrotated list */
 };
+
+/* One candidate of a searched layer: its weight as the evaluation session takes it, and its figures. */
+typedef struct qcms_cell {
+    const float *weight;
+    int64_t bytes;
+    double output_error;
+    int64_t ethosu_bytes;
+    int32_t width;
+} qcms_cell;
+
+/* Candidate c of searched layer t: the options' widths first, then (rotation_choice) the unrotated twins
+ * of its integer widths. */
+qcms_cell qcms__cell(const qc_model_search *s, size_t t, uint32_t c);
+size_t qcms__candidate_count(const qc_model_search *s, size_t t);
+/* Whether candidate c is an unrotated twin (c >= num_widths). */
+int qcms__is_twin(const qc_model_search *s, uint32_t c);
+
+/* Whether the recipe allows rotation_choice (a rotation, float activations, no unrotated list of its own). */
+qc_status qcms__check_twins(const qc_model_search *s, const char *function);
+/* Builds the twins for rotation_choice, after the candidates. */
+qc_status qcms__twins(qc_model_search *s, const qc_model_search_options *o, const char *function);
+void qcms__twins_free(qc_model_search *s);
 
 /* QC_ERR_INVALID_ARG unless `layer` is a searched layer and `candidate` one of its candidates. */
 qc_status qcms__check_candidate(const qc_model_search *s, size_t layer, uint32_t candidate, const char *function);

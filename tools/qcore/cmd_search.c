@@ -61,6 +61,8 @@ static const char HELP[] =
     "      --max-cost C           emit the highest-metric front point whose cost is at most C\n"
     RECIPE_HELP
     RECIPE_ROTATION_HELP
+    "      --rotation-choice      with --rotation and --act-bits 0: each layer rotated online may also stay\n"
+    "                             unrotated (a u after its width in the table; 'unrotated' in the JSON and recipe)\n"
     "      --one-pass             accepted (for recipe files); the candidates always come from one pass\n"
     "      --threads N            threads (default: all cores)\n"
     "  -q, --quiet                no progress bar, no notes on stderr\n"
@@ -75,7 +77,7 @@ static const struct option LONG[] = {
     {"algorithm", required_argument, 0, 'G'}, {"seed", required_argument, 0, 's'},
     {"fidelities", required_argument, 0, 'F'}, {"eta", required_argument, 0, 'e'},
     {"reference-cost", required_argument, 0, 'Z'}, {"proxy", required_argument, 0, 'y'},
-    {"proxy-batches", required_argument, 0, 'Q'},
+    {"proxy-batches", required_argument, 0, 'Q'}, {"rotation-choice", no_argument, 0, 'K'},
     {"reference-metric", required_argument, 0, 'Y'}, {"emit-recipe", required_argument, 0, 'r'}, {"pick", required_argument, 0, 'p'}, {"max-cost", required_argument, 0, 'x'},
     RECIPE_LONG_OPTIONS, RECIPE_WIDTH_OPTIONS, RECIPE_ROTATION_OPTIONS, {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
@@ -196,6 +198,7 @@ static int apply(void *state, int c, const char *arg)
     case 'Z': return parse_positive("search", "--reference-cost", arg, &o->search.reference_cost);
     case 'Y': return parse_positive("search", "--reference-metric", arg, &o->search.reference_metric);
     case 'q': o->quiet = 1; return EXIT_DONE;
+    case 'K': o->rotation_choice = 1; return EXIT_DONE;
     case 'w':
     case 'L': return fail("search", EXIT_USAGE, "--weight-bits and --layer-bits are quantize's: the search gives each layer "
                                                 "a width among --widths");
@@ -290,7 +293,7 @@ static int create(const search_cli *o, qc_pipeline *p, qc_model_search **ms)
     qc_status st = qc_model_search_options_init(&opts, QC_MODEL_SEARCH_OPTIONS_VERSION);
     opts.recipe = &o->ro.recipe, opts.num_widths = o->num_widths, opts.widths = o->widths;
     opts.output = o->eval_output, opts.ethosu_config = o->ethosu_config;
-    opts.proxy = o->proxy, opts.proxy_batches = (size_t)o->proxy_batches;
+    opts.proxy = o->proxy, opts.proxy_batches = (size_t)o->proxy_batches, opts.rotation_choice = o->rotation_choice;
     if (st == QC_OK) st = qc_model_search_create(ms, p, &opts);
     return st == QC_OK ? EXIT_DONE : library_failure(st);
 }

@@ -58,9 +58,14 @@ static void number(FILE *out, double x)
     else fputs("null", out);
 }
 
-static int32_t width_of(const search_outcome *r, uint32_t candidate)
+/* Candidate c of layer t as the table shows it: its width, f for a float weight, a u after an unrotated
+ * twin (--rotation-choice). */
+static void candidate_label(const search_outcome *r, size_t t, uint32_t c, char *text, size_t size)
 {
-    return r->cli->widths[candidate];
+    qc_model_candidate info;
+    qc_model_search_candidate(r->model_search, t, c, &info);
+    if (info.weight_bits == 0) snprintf(text, size, "f");
+    else snprintf(text, size, "%d%s", (int)info.weight_bits, c >= r->cli->num_widths ? "u" : "");
 }
 
 static int64_t bytes_of(const search_outcome *r, const uint32_t *choice)
@@ -93,7 +98,15 @@ static void json_point(FILE *out, const search_outcome *r, const qc_search_front
         json_string(out, c.weight);
         fprintf(out, ": %d", c.weight_bits);
     }
-    fputs("}, \"choice\": [", out);
+    fputs("}, \"unrotated\": [", out);
+    for (size_t t = 0, n = 0; t < layers; t++) {
+        if (choice[t] < r->cli->num_widths) continue; /* not an unrotated twin (--rotation-choice) */
+        qc_model_candidate c;
+        qc_model_search_candidate(r->model_search, t, choice[t], &c);
+        fputs(n++ ? ", " : "", out);
+        json_string(out, c.weight);
+    }
+    fputs("], \"choice\": [", out);
     for (size_t t = 0; t < layers; t++) fprintf(out, "%s%u", t ? ", " : "", choice[t]);
     fputs("], \"cost\": ", out);
     number(out, cost);
@@ -113,7 +126,7 @@ static void json_points(FILE *out, const search_outcome *r, const char *name, co
 
 static void json_layer(FILE *out, const search_outcome *r, size_t t)
 {
-    for (uint32_t k = 0; k < r->cli->num_widths; k++) {
+    for (uint32_t k = 0; k < qc_model_search_candidate_count(r->model_search, t); k++) {
         qc_model_candidate c;
         qc_model_search_candidate(r->model_search, t, k, &c);
         if (k == 0) {
@@ -132,7 +145,9 @@ static void json_layer(FILE *out, const search_outcome *r, size_t t)
         number(out, proxy);
         fprintf(out, ", \"ethosu_bytes\": %lld, \"bit_operations\": ", (long long)c.ethosu_bytes);
         number(out, c.bit_operations);
-        fputc('}', out);
+        int32_t rotated = 0;
+        qc_model_search_candidate_rotated(r->model_search, t, k, &rotated);
+        fprintf(out, ", \"rotated\": %s}", rotated ? "true" : "false");
     }
     fputs("]}", out);
 }
@@ -262,15 +277,18 @@ static void width_summary(const search_outcome *r, const uint32_t *choice, char 
 {
     size_t used = 0, layers = qc_model_search_layer_count(r->model_search);
     text[0] = '\0';
-    for (size_t t = 0; layers <= PER_LAYER_SUMMARY && t < layers && used < size; t++)
-        if (width_of(r, choice[t])) used += (size_t)snprintf(text + used, size - used, "%s%d", t ? " " : "", width_of(r, choice[t]));
-        else used += (size_t)snprintf(text + used, size - used, "%sf", t ? " " : "");
-    for (uint32_t k = 0; layers > PER_LAYER_SUMMARY && k < r->cli->num_widths && used < size; k++) {
-        size_t n = 0;
-        for (size_t t = 0; t < layers; t++) n += choice[t] == k;
+    char label[16];
+    for (size_t t = 0; layers <= PER_LAYER_SUMMARY && t < layers && used < size; t++) {
+        candidate_label(r, t, choice[t], label, sizeof label);
+        used += (size_t)snprintf(text + used, size - used, "%s%s", t ? " " : "", label);
+    }
+    for (uint32_t k = 0; layers > PER_LAYER_SUMMARY && k < 2 * r->cli->num_widths && used < size; k++) {
+        size_t n = 0, first = 0; /* candidate k is the same width (and twin or not) in every layer having it */
+        for (size_t t = 0; t < layers; t++)
+            if (choice[t] == k && n++ == 0) first = t;
         if (n == 0) continue;
-        if (width_of(r, k)) used += (size_t)snprintf(text + used, size - used, "%s%d:%zu", used ? " " : "", width_of(r, k), n);
-        else used += (size_t)snprintf(text + used, size - used, "%sfloat:%zu", used ? " " : "", n);
+        candidate_label(r, first, k, label, sizeof label);
+        used += (size_t)snprintf(text + used, size - used, "%s%s:%zu", used ? " " : "", strcmp(label, "f") ? label : "float", n);
     }
 }
 

@@ -28,7 +28,9 @@ class Candidate:
     """One width of one searched layer: `bits` 0 is the float weight; `bytes` its stored size;
     `output_error` the layer's relative output error alone at this width (qc_layer_report's);
     `ethosu_bytes` its Ethos-U stream (0 when not measured); `bit_operations` per sample; `proxy` what the
-    search's space gets (the search's proxy: the layer's or the model's squared relative output error)."""
+    search's space gets (the search's proxy: the layer's or the model's squared relative output error);
+    `rotated` whether the layer's input is rotated in this candidate (a rotated recipe's layers; False for
+    the unrotated twins of rotation_choice)."""
 
     weight: str
     pipeline_layer: int
@@ -38,6 +40,7 @@ class Candidate:
     ethosu_bytes: int
     bit_operations: float
     proxy: float = 0.0
+    rotated: bool = False
 
 
 class ModelSearch:
@@ -49,10 +52,13 @@ class ModelSearch:
     `proxy_batches` calibration batches (0: all) at creation, "model_scaled" only each layer's lowest width
     (the others scaled by the layer's own errors), "layer" takes the layer's own output error (no run). A
     recipe rotation ('haar', 'hadamard') is applied once before the candidates are built, and
-    `recipe(choice)` keeps it."""
+    `recipe(choice)` keeps it. With rotation_choice=True (a rotated recipe with activation_bits=0), each
+    layer rotated online also gets unrotated twins of its integer widths, after the widths in its row of
+    `candidates` (rows may then differ in length); `recipe(choice)` names the layers whose twin it chose
+    in `unrotated` ("Rotation per layer" in qc_model.h)."""
 
     def __init__(self, pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None, ethosu=None,
-                 proxy="model_scaled", proxy_batches=0):
+                 proxy="model_scaled", proxy_batches=0, rotation_choice=False):
         if proxy not in _PROXIES:
             raise ValueError("qcore.ModelSearch: proxy must be one of %s, got %r" % (", ".join(_PROXIES), proxy))
         if not isinstance(proxy_batches, int) or proxy_batches < 0:
@@ -68,14 +74,15 @@ class ModelSearch:
         c_output = ffi.new("char[]", output.encode()) if output is not None else ffi.NULL
         opts.output = c_output
         opts.proxy, opts.proxy_batches = _PROXIES[proxy], proxy_batches
+        opts.rotation_choice = int(bool(rotation_choice))
         if ethosu is not None:
             opts.ethosu_config = _config(ethosu, "qcore.ModelSearch")
         out = ffi.new("qc_model_search **")
         pipeline.ctx.call(_create, out, pipeline._p, opts)
         del alive
         self._s = ffi.gc(out[0], onnx_lib.qc_model_search_free)
-        self.widths, self.proxy = tuple(widths), proxy
-        self.candidates = [[self._candidate(t, c) for c in range(len(widths))]
+        self.widths, self.proxy, self.rotation_choice = tuple(widths), proxy, bool(rotation_choice)
+        self.candidates = [[self._candidate(t, c) for c in range(onnx_lib.qc_model_search_candidate_count(self._s, t))]
                            for t in range(onnx_lib.qc_model_search_layer_count(self._s))]
 
     def _candidate(self, t, c):
@@ -83,8 +90,10 @@ class ModelSearch:
         check(onnx_lib.qc_model_search_candidate(self._s, t, c, info))
         proxy = ffi.new("double *")
         check(onnx_lib.qc_model_search_proxy(self._s, t, c, proxy))
+        rotated = ffi.new("int32_t *")
+        check(onnx_lib.qc_model_search_candidate_rotated(self._s, t, c, rotated))
         return Candidate(ffi.string(info.weight).decode(), info.pipeline_layer, info.weight_bits, info.bytes,
-                         info.output_error, info.ethosu_bytes, info.bit_operations, proxy[0])
+                         info.output_error, info.ethosu_bytes, info.bit_operations, proxy[0], bool(rotated[0]))
 
     def add_batch(self, inputs, labels=None):
         """Adds an evaluation batch: {graph input name: numpy array} and int64 labels [samples] or None."""
@@ -136,7 +145,10 @@ class ModelSearch:
         """The base Recipe with layer_bits for `choice` (for Pipeline.run or `qcore quantize --layer-bits`)."""
         self._choice(choice)
         bits = {self.candidates[t][c].weight: self.candidates[t][c].bits for t, c in enumerate(choice)}
-        return replace(self.base, layer_bits=bits)
+        if not self.rotation_choice:
+            return replace(self.base, layer_bits=bits)
+        left = tuple(self.candidates[t][c].weight for t, c in enumerate(choice) if c >= len(self.widths))
+        return replace(self.base, layer_bits=bits, unrotated=left)
 
 
 def _create(ctx, out, pipeline, opts):
