@@ -560,11 +560,14 @@ typedef struct qc_recipe {
     /* version 4 (libqcore-onnx 1.4) */
     int32_t rotate_heads;         /* 1: also rotate every attention block's heads (V and O projections) by
                                      the recipe's rotation kind and seed; needs a rotation (default 0) */
-    /* version 5 (libqcore-onnx 1.4) */
+    /* version 5 (libqcore-onnx 1.5) */
     size_t num_lq_layers;         /* layers whose weights are LQ (learned non-uniform levels, weight_bits = */
     const qc_layer_format *lq_layers; /* K in 1..4), see "LQ weights in a recipe" below (default none); a
                                      weight is named at most once across keep_float, layer_formats and
                                      lq_layers (borrowed) */
+    size_t num_unrotated;         /* weights whose layers' inputs the recipe's rotation leaves as they are */
+    const char *const *unrotated; /* (a per-layer choice, such as a search's; names borrowed, each a layer's
+                                     weight named once; needs a rotation; default none) */
 } qc_recipe;
 
 /* LQ weights in a recipe (version 5). The weight W [out, in] of each layer in lq_layers, with K its
@@ -614,6 +617,11 @@ typedef struct qc_recipe {
  * rotates O's input as any other. qc_layer_report.heads_rotated marks V (1) and O (2). A model with no
  * such block, or whose head size has no matrix of the kind, is QC_ERR_UNSUPPORTED naming 'rotate_heads';
  * rotate_heads without a rotation is QC_ERR_INVALID_ARG.
+ *
+ * Layers left unrotated (recipe version 5). A layer whose weight is in `unrotated` is skipped in step 2:
+ * its input and weight stay as step 1 left them (a folded norm scale still applies), while the other
+ * layers reading the same value are rotated as before, by the same R (the draws' stream numbers do not
+ * depend on `unrotated`). Its report has rotated = 0. Head rotations (version 4) are not affected.
  *
  * Ethos-U packing in a recipe (version 3). With ethosu_config set, each quantized layer of the result is
  * packed alone by qc_model_pack_ethosu's rules (int8/uint8 weights: weight widths 5..8); the report gives
@@ -675,7 +683,7 @@ typedef struct qc_layer_report {
     int32_t heads_rotated;            /* the recipe's rotate_heads: 1: an attention's V projection, whose
                                          output heads were rotated (W_v B); 2: its O projection (B^T W_o);
                                          0: neither */
-    /* version 4 (libqcore-onnx 1.4): filled by recipes of version 5 */
+    /* version 4 (libqcore-onnx 1.5): filled by recipes of version 5 */
     int32_t lq;                       /* 1: the weight is LQ levels (recipe lq_layers; weight_bits is K; see
                                          "LQ weights in a recipe"); 0: a uniform grid or float */
 } qc_layer_report;
@@ -743,7 +751,7 @@ typedef struct qc_model_search_options {
     /* version 2 (libqcore-onnx 1.4); a version-1 struct gets QC_MODEL_PROXY_LAYER */
     int32_t proxy;                /* a qc_model_proxy (default QC_MODEL_PROXY_MODEL_SCALED) */
     size_t proxy_batches;         /* the model proxies: the first N calibration batches (default 0: all) */
-    /* version 3 (libqcore-onnx 1.4) */
+    /* version 3 (libqcore-onnx 1.5) */
     size_t num_lq_bits;           /* LQ candidates: each K in 1..4, distinct (default none). Each searched */
     const int32_t *lq_bits;       /* layer's candidates are then the widths in order, followed by one LQ
                                      candidate per K: its weight quantized as a recipe's lq_layers entry
@@ -751,7 +759,25 @@ typedef struct qc_model_search_options {
                                      out x (K ceil(in / 8) + 4 K); bit_operations MACs x K x input bits;
                                      ethosu_bytes 0 (not packable); output_error as every candidate's.
                                      Refused with AXE in the recipe (QC_ERR_INVALID_ARG) */
+    int32_t rotation_choice;      /* 1: with the recipe's rotation, each layer it rotates online may also be
+                                     left unrotated (see "Rotation per layer" below); 0 (default): not */
 } qc_model_search_options;
+
+/* Rotation per layer (options version 3, rotation_choice = 1). Besides its candidates in the rotated model
+ * (the widths, then the LQ bits: C of them), each searched layer whose input the recipe's rotation rotates
+ * online gets an unrotated twin of every candidate but the float weight: candidate C + k is the k-th
+ * non-float candidate with the layer in the recipe's `unrotated` (recipe version 5), quantized as
+ * qc_pipeline_run quantizes such a layer (from one pass over the model with norms folded and no layer
+ * rotated). Layers rotated by folding into the layer before, and layers the rotation cannot rotate, have
+ * the C candidates alone (qc_model_search_space gives each layer its own candidate count). The
+ * configuration's recipe names the layers whose twins it chose in `unrotated`. A twin swaps into the rotated evaluation model as R^T Q, which computes x Q exactly only
+ * while the layer's input is float: the choice needs a recipe rotation (QC_ERR_INVALID_ARG), float
+ * activations (activation_bits = 0; QC_ERR_UNSUPPORTED otherwise) and a recipe without its own unrotated
+ * list (QC_ERR_INVALID_ARG). Costs: a twin's bytes are its width's; the online rotations are not counted,
+ * as qc_layer_report does not count them. Proxies: the layer proxy is the twin's own layer error; a model
+ * proxy is its rotated sibling's, scaled by the ratio of their squared layer errors. A configuration's
+ * recipe, run with sequential = 0, reproduces the evaluated weights up to the float rounding of the
+ * statistics, which the partly rotated model computes in other coordinates. */
 
 /* Fills `opts` with the defaults of `version` (QC_ERR_VERSION for 0 or a version newer than the library's;
  * QC_ERR_INVALID_ARG for NULL). */
@@ -784,16 +810,26 @@ typedef struct qc_model_candidate {
                                      a float weight or input) */
 } qc_model_candidate;
 
-/* Candidate `candidate` (an index into the options' widths, then its LQ bits) of searched layer `layer`
- * into `out`. QC_ERR_INVALID_ARG for NULL or an index out of range. */
+/* Candidate `candidate` of searched layer `layer` into `out`: an index into the options' widths, then its
+ * LQ bits, then (rotation_choice) the unrotated twins. QC_ERR_INVALID_ARG for NULL or an index out of range. */
 QC_ONNX_API qc_status qc_model_search_candidate(const qc_model_search *search, size_t layer, uint32_t candidate,
                                                 qc_model_candidate *out);
 
 /* Whether candidate `candidate` of searched layer `layer` is LQ: *out = K (its LQ bits) for an LQ
- * candidate, 0 for a uniform width or the float weight (since libqcore-onnx 1.4; qc_model_candidate has no
+ * candidate, 0 for a uniform width or the float weight (since libqcore-onnx 1.5; qc_model_candidate has no
  * version to say it). QC_ERR_INVALID_ARG for NULL or an index out of range. */
 QC_ONNX_API qc_status qc_model_search_candidate_lq_bits(const qc_model_search *search, size_t layer,
                                                         uint32_t candidate, int32_t *out);
+/* Searched layer `layer`'s candidate count: the options' widths, and with rotation_choice its unrotated
+ * twins (since libqcore-onnx 1.5); 0 for NULL or a layer out of range. */
+QC_ONNX_API size_t qc_model_search_candidate_count(const qc_model_search *search, size_t layer);
+
+/* Whether candidate `candidate` of searched layer `layer` has the layer's input rotated (1: a rotated
+ * search's candidate of a layer its rotation rotates; 0: an unrotated twin, a layer the rotation does not
+ * rotate, or a search without rotation) into `out` (since libqcore-onnx 1.5). QC_ERR_INVALID_ARG for NULL
+ * or an index out of range. */
+QC_ONNX_API qc_status qc_model_search_candidate_rotated(const qc_model_search *search, size_t layer, uint32_t candidate,
+                                                        int32_t *out);
 
 /* The proxy the search's space gives candidate `candidate` of searched layer `layer` (the options' proxy:
  * the layer's or the model's squared relative output error) into `out` (since libqcore-onnx 1.4).

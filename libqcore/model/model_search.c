@@ -72,8 +72,24 @@ static qc_status check_proxy(const qc_model_search_options *o, int32_t *proxy, c
     return QC_OK;
 }
 
+/* Owned copies of n names (NULL entries stay NULL). */
+static qc_status copy_names(char ***owned, const char *const *names, size_t n, const char *function)
+{
+    if (n == 0 || names == NULL) return QC_OK;
+    if ((*owned = calloc(n, sizeof **owned)) == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    for (size_t k = 0; k < n; k++)
+        if (names[k] && ((*owned)[k] = strdup(names[k])) == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    return QC_OK;
+}
+
+static void free_names(char **names, size_t n)
+{
+    for (size_t k = 0; names && k < n; k++) free(names[k]);
+    free(names);
+}
+
 /* The base recipe (every field of the caller's version; layer formats dropped), owning copies of its
- * keep_float names. */
+ * keep_float and unrotated names. */
 static qc_status copy_recipe(qc_model_search *s, const qc_recipe *recipe, const char *function)
 {
     if (recipe == NULL) return qc_recipe_init(&s->recipe, QC_RECIPE_VERSION);
@@ -85,14 +101,10 @@ static qc_status copy_recipe(qc_model_search *s, const qc_recipe *recipe, const 
     s->recipe.version = QC_RECIPE_VERSION;
     s->recipe.num_layer_formats = 0, s->recipe.layer_formats = NULL;
     s->recipe.num_lq_layers = 0, s->recipe.lq_layers = NULL;
-    size_t n = recipe->num_keep_float;
-    if (n == 0 || recipe->keep_float == NULL) return QC_OK;
-    s->keep = calloc(n, sizeof *s->keep);
-    if (s->keep == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
-    for (size_t k = 0; k < n; k++)
-        if (recipe->keep_float[k] && (s->keep[k] = strdup(recipe->keep_float[k])) == NULL)
-            return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    QCM_TRY(copy_names(&s->keep, recipe->keep_float, recipe->num_keep_float, function));
     s->recipe.keep_float = (const char *const *)s->keep;
+    QCM_TRY(copy_names(&s->unrotated, s->recipe.unrotated, s->recipe.num_unrotated, function));
+    s->recipe.unrotated = (const char *const *)s->unrotated;
     return QC_OK;
 }
 
@@ -151,12 +163,15 @@ qc_status qc_model_search_create(qc_model_search **out, qc_pipeline *p, const qc
     qc_ethosu_config_info npu;
     if (st == QC_OK && o->ethosu_config != 0 && qc_ethosu_config_get(&npu, o->ethosu_config) != QC_OK)
         st = QCM_FAIL(QC_ERR_INVALID_ARG, "option 'ethosu_config': %d is not a qc_ethosu_config", (int)o->ethosu_config);
+    int twins = o->version >= 3 && o->rotation_choice;
+    if (st == QC_OK && twins) st = qcms__check_twins(s, __func__);
     if (st == QC_OK) st = candidates(s, o, &formats, __func__);
     if (st == QC_OK && s->cand.num_layers == 0)
         st = QCM_FAIL(QC_ERR_INVALID_ARG, "option 'recipe': every layer is in keep_float; nothing is left to search");
     if (st == QC_OK) st = qc_session_create(&s->eval, s->cand.eval_model, p->ctx);
     if (st == QC_OK) st = (s->formats = calloc(2 * s->cand.num_layers, sizeof *s->formats)) ? QC_OK
                                                                                               : QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
+    if (st == QC_OK && twins) st = qcms__twins(s, o, &formats, __func__);
     if (st == QC_OK && proxy != QC_MODEL_PROXY_LAYER)
         st = qcms__model_proxy(s, o->proxy_batches, proxy == QC_MODEL_PROXY_MODEL_SCALED, __func__);
     if (st != QC_OK) {
@@ -175,9 +190,10 @@ void qc_model_search_free(qc_model_search *s)
         free(s->labels ? s->labels[b] : NULL), free(s->reference ? s->reference[b] : NULL);
     }
     free(s->batches), free(s->labels), free(s->reference);
-    for (size_t k = 0; s->keep && k < s->recipe.num_keep_float; k++) free(s->keep[k]);
-    free(s->keep), free(s->formats), free(s->model_error);
+    free_names(s->keep, s->recipe.num_keep_float), free_names(s->unrotated, s->recipe.num_unrotated);
+    free(s->formats), free(s->model_error);
     qc_session_free(s->eval), qc_session_free(s->fp);
+    qcms__twins_free(s);
     qcp__candidates_free(&s->cand);
     qcp__rotated_free(&s->rotated);
     free(s);
@@ -188,15 +204,30 @@ size_t qc_model_search_layer_count(const qc_model_search *s)
     return s ? s->cand.num_layers : 0;
 }
 
+size_t qc_model_search_candidate_count(const qc_model_search *s, size_t layer)
+{
+    return s && layer < s->cand.num_layers ? qcms__candidate_count(s, layer) : 0;
+}
+
 qc_status qcms__check_candidate(const qc_model_search *s, size_t layer, uint32_t c, const char *function)
 {
     if (layer >= s->cand.num_layers)
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "layer %zu is not below the searched layer count %zu", layer,
                            s->cand.num_layers);
-    if (c >= s->cand.num_widths)
+    if (c >= qcms__candidate_count(s, layer))
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "layer %zu: candidate %u is not below the candidate count %zu", layer, c,
-                           s->cand.num_widths);
+                           qcms__candidate_count(s, layer));
     return QC_OK;
+}
+
+/* Searched layer t's index among the pipeline's own layers (a rotated model's layers keep their weights'
+ * names). */
+static size_t outer_layer(const qc_model_search *s, size_t t)
+{
+    const char *weight = s->work->layers[s->cand.layers[t]].weight;
+    size_t i = 0;
+    while (strcmp(s->p->layers[i].weight, weight) != 0) i++;
+    return i;
 }
 
 qc_status qc_model_search_candidate(const qc_model_search *s, size_t layer, uint32_t c, qc_model_candidate *out)
@@ -204,12 +235,20 @@ qc_status qc_model_search_candidate(const qc_model_search *s, size_t layer, uint
     QCM_CHECK_NOT_NULL(s);
     QCM_CHECK_NOT_NULL(out);
     QCM_TRY(qcms__check_candidate(s, layer, c, __func__));
-    const char *weight = s->work->layers[s->cand.layers[layer]].weight;
-    size_t i = 0, cell = layer * s->cand.num_widths + c;
-    while (strcmp(s->p->layers[i].weight, weight) != 0) i++; /* a rotated model's layers keep their weights' names */
-    double weight_bits = s->cand.widths[c] ? s->cand.widths[c] : 32, input_bits = s->recipe.activation_bits ? s->recipe.activation_bits : 32;
-    *out = (qc_model_candidate){i, s->p->layers[i].weight, s->cand.widths[c], s->cand.bytes[cell], s->cand.output_error[cell],
-                                s->cand.ethosu_bytes[cell], s->cand.macs[layer] * weight_bits * input_bits};
+    size_t i = outer_layer(s, layer);
+    qcms_cell cell = qcms__cell(s, layer, c);
+    double weight_bits = cell.width ? cell.width : 32, input_bits = s->recipe.activation_bits ? s->recipe.activation_bits : 32;
+    *out = (qc_model_candidate){i, s->p->layers[i].weight, cell.width, cell.bytes, cell.output_error, cell.ethosu_bytes,
+                                s->cand.macs[layer] * weight_bits * input_bits};
+    return QC_OK;
+}
+
+qc_status qc_model_search_candidate_rotated(const qc_model_search *s, size_t layer, uint32_t c, int32_t *out)
+{
+    QCM_CHECK_NOT_NULL(s);
+    QCM_CHECK_NOT_NULL(out);
+    QCM_TRY(qcms__check_candidate(s, layer, c, __func__));
+    *out = s->recipe.rotation != QC_ROTATION_NONE && s->rotated.rotated[outer_layer(s, layer)] && !qcms__is_twin(s, c);
     return QC_OK;
 }
 
@@ -218,7 +257,7 @@ qc_status qc_model_search_candidate_lq_bits(const qc_model_search *s, size_t lay
     QCM_CHECK_NOT_NULL(s);
     QCM_CHECK_NOT_NULL(out);
     QCM_TRY(qcms__check_candidate(s, layer, c, __func__));
-    *out = s->cand.lq_bits[c];
+    *out = qcms__cell(s, layer, c).lq_bits;
     return QC_OK;
 }
 
@@ -227,16 +266,19 @@ qc_status qc_model_search_recipe(qc_model_search *s, const uint32_t *choice, qc_
     QCM_CHECK_NOT_NULL(s);
     QCM_CHECK_NOT_NULL(choice);
     QCM_CHECK_NOT_NULL(out);
-    size_t n = s->cand.num_layers, uniform = 0, lq = 0;
+    size_t n = s->cand.num_layers, uniform = 0, lq = 0, left = 0;
     qc_layer_format *lq_formats = s->formats + n; /* the second half of s->formats */
     for (size_t t = 0; t < n; t++) {
         QCM_TRY(qcms__check_candidate(s, t, choice[t], __func__));
-        qc_layer_format f = {s->work->layers[s->cand.layers[t]].weight, s->cand.widths[choice[t]]};
-        if (s->cand.lq_bits[choice[t]]) lq_formats[lq++] = f;
+        qcms_cell cell = qcms__cell(s, t, choice[t]);
+        qc_layer_format f = {s->work->layers[s->cand.layers[t]].weight, cell.width};
+        if (cell.lq_bits) lq_formats[lq++] = f;
         else s->formats[uniform++] = f;
+        if (qcms__is_twin(s, choice[t])) s->unrotated_choice[left++] = f.weight;
     }
     *out = s->recipe;
     out->num_layer_formats = uniform, out->layer_formats = s->formats;
     out->num_lq_layers = lq, out->lq_layers = lq ? lq_formats : NULL;
+    if (s->unrotated_choice) out->num_unrotated = left, out->unrotated = s->unrotated_choice;
     return QC_OK;
 }

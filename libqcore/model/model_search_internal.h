@@ -8,6 +8,7 @@ struct qc_model_search {
     qc_pipeline *p;
     qc_recipe recipe;             /* the base recipe (keep_float borrowed from the caller's, copied below) */
     char **keep;                  /* owned copies of the recipe's keep_float names */
+    char **unrotated;             /* and of its unrotated names (version 5) */
     qcp_rotated rotated;          /* the recipe's rotated model and its inner pipeline (empty without rotation) */
     qc_pipeline *work;            /* the pipeline the candidates come from: p, or rotated.inner */
     qcp_candidates cand;          /* layer indices are work's */
@@ -21,7 +22,39 @@ struct qc_model_search {
     qc_layer_format *formats;     /* qc_model_search_recipe's: [num_layers] layer formats, then [num_layers] LQ layers */
     double *model_error;          /* [t * num_widths + c]: QC_MODEL_PROXY_MODEL's squared relative output
                                      error (model_search_proxy.c); NULL for the layer proxy */
+    /* rotation_choice (model_search_twins.c); all NULL / 0 without it */
+    qcp_rotated plain;            /* the model with norms folded and no layer rotated, and its pipeline */
+    qcp_candidates twins;         /* plain's candidates (layer indices are plain.inner's) */
+    size_t *twin_of;              /* [t]: layer t's index in twins, SIZE_MAX when t has no twins */
+    size_t *twin_width;           /* [k]: the candidate index of twin k (every candidate but the float one) */
+    size_t num_twin_widths;
+    float **twin_weights;         /* [t * num_widths + k]: twin k of layer t in the rotated model's coordinates */
+    const char **unrotated_choice;/* qc_model_search_recipe's unrotated list */
 };
+
+/* One candidate of a searched layer: its weight as the evaluation session takes it, and its figures. */
+typedef struct qcms_cell {
+    const float *weight;
+    int64_t bytes;
+    double output_error;
+    int64_t ethosu_bytes;
+    int32_t width;                /* 0: float; an LQ candidate's K */
+    int32_t lq_bits;              /* K of an LQ candidate; 0: a uniform width or float */
+} qcms_cell;
+
+/* Candidate c of searched layer t: the options' widths first, then its LQ bits, then (rotation_choice) the
+ * unrotated twins of every candidate but the float weight. */
+qcms_cell qcms__cell(const qc_model_search *s, size_t t, uint32_t c);
+size_t qcms__candidate_count(const qc_model_search *s, size_t t);
+/* Whether candidate c is an unrotated twin (c >= num_widths). */
+int qcms__is_twin(const qc_model_search *s, uint32_t c);
+
+/* Whether the recipe allows rotation_choice (a rotation, float activations, no unrotated list of its own). */
+qc_status qcms__check_twins(const qc_model_search *s, const char *function);
+/* Builds the twins for rotation_choice, after the candidates. */
+qc_status qcms__twins(qc_model_search *s, const qc_model_search_options *o, const qcp_formats *formats,
+                      const char *function);
+void qcms__twins_free(qc_model_search *s);
 
 /* QC_ERR_INVALID_ARG unless `layer` is a searched layer and `candidate` one of its candidates. */
 qc_status qcms__check_candidate(const qc_model_search *s, size_t layer, uint32_t candidate, const char *function);

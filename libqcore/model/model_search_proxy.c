@@ -138,7 +138,13 @@ qc_status qc_model_search_proxy(const qc_model_search *s, size_t layer, uint32_t
     QCM_CHECK_NOT_NULL(s);
     QCM_CHECK_NOT_NULL(out);
     QCM_TRY(qcms__check_candidate(s, layer, c, __func__));
-    size_t cell = layer * s->cand.num_widths + c;
-    *out = s->model_error ? s->model_error[cell] : s->cand.output_error[cell] * s->cand.output_error[cell];
+    double e = qcms__cell(s, layer, c).output_error;
+    *out = e * e;
+    if (s->model_error == NULL) return QC_OK;
+    /* A twin's model error is its rotated sibling's, scaled by their layer errors' ratio (the layer's
+     * amplification to the output taken as the same rotated or not). */
+    uint32_t sibling = qcms__is_twin(s, c) ? (uint32_t)s->twin_width[c - s->cand.num_widths] : c;
+    double base = s->cand.output_error[layer * s->cand.num_widths + sibling], measured = s->model_error[layer * s->cand.num_widths + sibling];
+    *out = sibling == c || base <= 0 ? measured : measured * (e * e) / (base * base);
     return QC_OK;
 }

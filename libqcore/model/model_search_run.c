@@ -22,12 +22,13 @@ static double cost_of(const qc_model_search *s, size_t t, uint32_t c, qc_model_c
 
 static qc_status fill_layer(const qc_model_search *s, qc_search_space *space, size_t t, qc_model_cost cost)
 {
-    for (uint32_t c = 0; c < s->cand.num_widths; c++) {
+    for (uint32_t c = 0; c < qcms__candidate_count(s, t); c++) {
         char label[300];
-        const char *weight = s->work->layers[s->cand.layers[t]].weight;
-        if (s->cand.widths[c] == 0) snprintf(label, sizeof label, "%.250s:float", weight);
-        else if (s->cand.lq_bits[c]) snprintf(label, sizeof label, "%.250s:lq%d", weight, (int)s->cand.lq_bits[c]);
-        else snprintf(label, sizeof label, "%.250s:w%d", s->work->layers[s->cand.layers[t]].weight, (int)s->cand.widths[c]);
+        qcms_cell cell = qcms__cell(s, t, c);
+        const char *weight = s->work->layers[s->cand.layers[t]].weight, *twin = qcms__is_twin(s, c) ? ":unrotated" : "";
+        if (cell.width == 0) snprintf(label, sizeof label, "%.250s:float", weight);
+        else if (cell.lq_bits) snprintf(label, sizeof label, "%.250s:lq%d%s", weight, (int)cell.lq_bits, twin);
+        else snprintf(label, sizeof label, "%.250s:w%d%s", weight, (int)cell.width, twin);
         QCM_TRY(qc_search_space_set_cost(space, t, c, cost_of(s, t, c, cost)));
         double proxy;
         QCM_TRY(qc_model_search_proxy(s, t, c, &proxy));
@@ -58,7 +59,7 @@ qc_status qc_model_search_space(const qc_model_search *s, qc_model_cost cost, qc
     size_t n = s->cand.num_layers;
     uint32_t *counts = malloc(n * sizeof *counts);
     if (counts == NULL) return QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
-    for (size_t t = 0; t < n; t++) counts[t] = (uint32_t)s->cand.num_widths;
+    for (size_t t = 0; t < n; t++) counts[t] = (uint32_t)qcms__candidate_count(s, t);
     qc_search_space *space = NULL;
     qc_status st = qc_search_space_create(&space, n, counts);
     free(counts);

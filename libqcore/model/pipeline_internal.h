@@ -50,6 +50,7 @@ typedef struct qcp_rotated {
     int32_t heads;              /* the recipe's rotate_heads */
     int32_t *norm_folded, *rotated, *online;   /* per (outer) layer */
     int32_t *heads_rotated;     /* per (outer) layer: qc_layer_report.heads_rotated */
+    int32_t *unrotated;         /* per (outer) layer: named in the recipe's unrotated (version 5) */
     char **extra;               /* the inner pipeline's layers that are no outer layer: the online rotations */
     size_t num_extra;
 } qcp_rotated;

@@ -15,7 +15,7 @@ void qcp__rotated_free(qcp_rotated *r)
 {
     qc_pipeline_free(r->inner);
     qc_model_free(r->model);
-    free(r->norm_folded), free(r->rotated), free(r->online), free(r->heads_rotated);
+    free(r->norm_folded), free(r->rotated), free(r->online), free(r->heads_rotated), free(r->unrotated);
     for (size_t k = 0; k < r->num_extra; k++) free(r->extra[k]);
     free(r->extra);
     *r = (qcp_rotated){0};
@@ -73,7 +73,7 @@ static qc_status rotate_readers(const qc_pipeline *p, qcp_rotated *r, size_t fir
         const qcp_layer *l = &p->layers[j];
         if (done[j] || !rotatable(l) || strcmp(l->input, p->layers[first].input) != 0) continue;
         done[j] = 1;
-        if (rot == NULL) continue;
+        if (rot == NULL || r->unrotated[j]) continue;
         int online = 0;
         qc_status st = qc_model_rotate_input(r->model, l->node, rot, QCP_ROTATION_TOLERANCE, &online);
         if (qcp__does_not_qualify(st)) continue;
@@ -140,11 +140,30 @@ static qc_status inner_pipeline(qc_pipeline *p, qcp_rotated *r, const char *func
 static qc_status check_rotated(const qc_pipeline *p, const qcp_rotated *r, const char *function)
 {
     for (size_t i = 0; i < p->num_layers; i++)
-        if (r->rotated[i]) return QC_OK;
+        if (r->rotated[i] || r->unrotated[i]) return QC_OK; /* none rotated by the recipe's own choice is no error */
     return QCM_FAIL_IN(function, QC_ERR_UNSUPPORTED,
                        "recipe field 'rotation': no layer of the model can be rotated (rotations apply to the inputs of "
                        "named MatMul and Gemm layers with a constant weight read by them alone%s; Conv layers are not rotated)",
                        r->kind == QC_ROTATION_HADAMARD ? ", of widths with a Hadamard construction" : "");
+}
+
+/* Whether layer i's weight is in the recipe's unrotated (version 5; a checked recipe). */
+static int left_unrotated(const qc_pipeline *p, const qc_recipe *rc, size_t i)
+{
+    for (size_t k = 0; rc->version >= 5 && k < rc->num_unrotated; k++)
+        if (strcmp(rc->unrotated[k], p->layers[i].weight) == 0) return 1;
+    return 0;
+}
+
+/* Whether the kept rotated copy was built for this recipe's rotation, heads and unrotated layers. */
+static int rotated_matches(const qc_pipeline *p, const qc_recipe *rc, const qcp_rotated *r)
+{
+    if (r->inner == NULL || r->kind != rc->rotation || r->seed != rc->rotation_seed ||
+        r->heads != (rc->version >= 4 && rc->rotate_heads))
+        return 0;
+    for (size_t i = 0; i < p->num_layers; i++)
+        if (r->unrotated[i] != left_unrotated(p, rc, i)) return 0;
+    return 1;
 }
 
 qc_status qcp__rotated_build(qc_pipeline *p, const qc_recipe *rc, qcp_rotated *r, const char *function)
@@ -156,10 +175,12 @@ qc_status qcp__rotated_build(qc_pipeline *p, const qc_recipe *rc, qcp_rotated *r
     r->rotated = calloc(n, sizeof *r->rotated);
     r->online = calloc(n, sizeof *r->online);
     r->heads_rotated = calloc(n, sizeof *r->heads_rotated);
+    r->unrotated = calloc(n, sizeof *r->unrotated);
     qc_ctx *ctx = NULL;
-    qc_status st = r->norm_folded && r->rotated && r->online && r->heads_rotated
+    qc_status st = r->norm_folded && r->rotated && r->online && r->heads_rotated && r->unrotated
                        ? qc_model_clone(&r->model, p->model)
                        : QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    for (size_t i = 0; st == QC_OK && i < n; i++) r->unrotated[i] = left_unrotated(p, rc, i);
     if (st == QC_OK) st = fold_norms(p, r);
     if (st == QC_OK) st = rotation_context(p, rc->rotation_seed, &ctx);
     if (st == QC_OK && r->heads) st = qcp__rotate_heads(p, r, ctx, function); /* before O's input rotation hides P V */
@@ -177,6 +198,7 @@ qc_status qcp__rotated_recipe(const qcp_rotated *r, const qc_recipe *rc, qc_reci
     *out = *rc;
     out->rotation = QC_ROTATION_NONE, out->ethosu_config = 0;
     if (out->version >= 4) out->rotate_heads = 0;
+    if (out->version >= 5) out->num_unrotated = 0, out->unrotated = NULL;
     *keep = malloc((rc->num_keep_float + r->num_extra + 1) * sizeof **keep);
     if (*keep == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
     for (size_t k = 0; k < rc->num_keep_float; k++) (*keep)[k] = rc->keep_float[k];
@@ -207,9 +229,7 @@ qc_status qcp__run_rotated(qc_pipeline *p, const qc_recipe *rc, qc_model **out, 
                            const char *function)
 {
     qcp_rotated *r = &p->rotated;
-    int heads = rc->version >= 4 && rc->rotate_heads;
-    if (r->inner == NULL || r->kind != rc->rotation || r->seed != rc->rotation_seed || r->heads != heads)
-        QCM_TRY(qcp__rotated_build(p, rc, r, function));
+    if (!rotated_matches(p, rc, r)) QCM_TRY(qcp__rotated_build(p, rc, r, function));
     qc_recipe inner;
     const char **keep = NULL;
     qc_status st = qcp__rotated_recipe(r, rc, &inner, &keep, function);

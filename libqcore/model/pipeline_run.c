@@ -119,6 +119,28 @@ static qc_status check_lq_layers(const qc_pipeline *p, const qc_recipe *rc, cons
     return QC_OK;
 }
 
+static qc_status check_unrotated(const qc_pipeline *p, const qc_recipe *rc, const char *function)
+{
+    if (rc->num_unrotated == 0) return QC_OK;
+    if (rc->unrotated == NULL)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'unrotated' is NULL with num_unrotated = %zu",
+                           rc->num_unrotated);
+    if (rc->rotation == QC_ROTATION_NONE)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG,
+                           "recipe field 'unrotated': it names layers the rotation skips, and the recipe's rotation is none");
+    for (size_t k = 0; k < rc->num_unrotated; k++) {
+        const char *name = rc->unrotated[k] ? rc->unrotated[k] : "(NULL)";
+        if (layer_named(p, rc->unrotated[k]) == p->num_layers)
+            return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'unrotated': entry %zu ('%s') is no layer's weight", k,
+                               name);
+        for (size_t j = 0; j < k; j++)
+            if (strcmp(rc->unrotated[j], rc->unrotated[k]) == 0)
+                return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'unrotated': '%s' is named twice (entries %zu and %zu)",
+                                   name, j, k);
+    }
+    return QC_OK;
+}
+
 qc_status qcp__check_recipe(const qc_pipeline *p, const qc_recipe *rc, const char *function)
 {
     if (rc->version == 0 || rc->version > QC_RECIPE_VERSION)
@@ -166,7 +188,8 @@ qc_status qcp__check_recipe(const qc_pipeline *p, const qc_recipe *rc, const cha
     if (rc->rotate_heads && rc->rotation == QC_ROTATION_NONE)
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG,
                            "recipe field 'rotate_heads': head rotations take the recipe's rotation kind, which is none");
-    return check_lq_layers(p, rc, function);
+    QCM_TRY(check_lq_layers(p, rc, function));
+    return rc->version < 5 ? QC_OK : check_unrotated(p, rc, function);
 }
 
 /* Layer i's grid: the recipe's at its layer format's width (a width of 0 keeps the weight float). */

@@ -863,3 +863,57 @@ def test_quantize_rotation_and_ethosu_bad_input_leaves_no_output(data, tmp_path,
     assert run.returncode == code, run.stderr
     assert message in run.stderr
     assert not out.exists() and not report.exists() and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_search_with_unrotated_layers_emits_them_and_quantize_reproduces_the_point(tmp_path):
+    """qcore search --rotation haar --unrotated fc2.weight: the emitted recipe has an 'unrotated' line;
+    quantize --recipe leaves that layer unrotated (report) and gives the point's bytes, eval its accuracy."""
+    sample = np.load(MNIST_SAMPLE)
+    np.save(tmp_path / "x.npy", sample["images"]), np.save(tmp_path / "y.npy", sample["labels"])
+    data, scoring = "input=%s" % (tmp_path / "x.npy"), ["--input-scale", 1 / 255, "--labels", tmp_path / "y.npy"]
+    front_file, recipe = tmp_path / "front.json", tmp_path / "r.txt"
+    run = qcore_tool("search", MNIST_MLP, "-o", front_file, "--data", data, "--method", "rtn", "--widths", "8,4,2",
+                     "--budget", 6, "--rotation", "haar", "--unrotated", "fc2.weight", "--emit-recipe", recipe, "-q", *scoring)
+    assert run.returncode == 0, run.stderr
+    point = max(json.loads(front_file.read_text())["front"], key=lambda f: f["metric"])
+    assert "unrotated = fc2.weight\n" in recipe.read_text()
+    model, report = tmp_path / "q.onnx", tmp_path / "q.json"
+    q = qcore_tool("quantize", MNIST_MLP, "--recipe", recipe, "--data", data, "-o", model, "--report", report, "-q")
+    assert q.returncode == 0, q.stderr
+    written = json.loads(report.read_text())
+    assert written["rotation"]["rotated_layers"] == 2
+    assert sum(l["bytes"] for l in written["layers"]) == point["bytes"]
+    ev = qcore_tool("eval", model, "--data", data, *scoring)
+    assert ev.returncode == 0, ev.stderr
+    assert point["metric"] == pytest.approx(json.loads(ev.stdout)["accuracy"], abs=1e-6)
+    bad = qcore_tool("quantize", MNIST_MLP, "--data", data, "-o", tmp_path / "bad.onnx", "--unrotated", "fc2.weight")
+    assert bad.returncode != 0 and "recipe field 'unrotated'" in bad.stderr and not (tmp_path / "bad.onnx").exists()
+
+
+def test_search_with_rotation_choice_picks_unrotated_layers_that_quantize_reproduces(tmp_path):
+    """qcore search --rotation hadamard --rotation-choice --act-bits 0 (RTN): the candidates in the JSON
+    carry 'rotated', each point names its unrotated layers, and the emitted recipe's model (quantize) has
+    the point's bytes and accuracy (eval)."""
+    sample = np.load(MNIST_SAMPLE)
+    np.save(tmp_path / "x.npy", sample["images"]), np.save(tmp_path / "y.npy", sample["labels"])
+    data, scoring = "input=%s" % (tmp_path / "x.npy"), ["--input-scale", 1 / 255, "--labels", tmp_path / "y.npy"]
+    front_file, recipe = tmp_path / "front.json", tmp_path / "r.txt"
+    run = qcore_tool("search", MNIST_MLP, "-o", front_file, "--data", data, "--method", "rtn", "--act-bits", 0,
+                     "--widths", "4,3,2", "--budget", 12, "--rotation", "hadamard", "--rotation-choice",
+                     "--emit-recipe", recipe, "--pick", 0, "-q", *scoring)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(front_file.read_text())
+    assert [c["rotated"] for c in result["layers"][0]["candidates"]] == [True] * 3 + [False] * 3
+    point = result["front"][0]
+    assert point["unrotated"] == [w for w, c in zip(point["bits"], point["choice"]) if c >= 3]
+    assert [line for line in recipe.read_text().splitlines() if line.startswith("unrotated")] == \
+        ["unrotated = %s" % w for w in point["unrotated"]]
+    model, report = tmp_path / "q.onnx", tmp_path / "q.json"
+    q = qcore_tool("quantize", MNIST_MLP, "--recipe", recipe, "--data", data, "-o", model, "--report", report, "-q")
+    assert q.returncode == 0, q.stderr
+    written = json.loads(report.read_text())
+    assert written["rotation"]["rotated_layers"] == 3 - len(point["unrotated"])
+    assert sum(l["bytes"] for l in written["layers"]) == point["bytes"]
+    ev = qcore_tool("eval", model, "--data", data, *scoring)
+    assert ev.returncode == 0, ev.stderr
+    assert point["metric"] == pytest.approx(json.loads(ev.stdout)["accuracy"], abs=1e-6)

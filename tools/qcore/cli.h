@@ -84,6 +84,8 @@ typedef struct recipe_options {
     qc_recipe recipe;
     const char *keep[MAX_RECIPE_LAYERS];          /* --keep-float (borrowed from argv or a recipe file) */
     size_t num_keep;
+    const char *unrotated[MAX_RECIPE_LAYERS];     /* --unrotated (borrowed likewise) */
+    size_t num_unrotated;
     qc_layer_format formats[MAX_RECIPE_LAYERS];   /* --layer-bits (names owned) */
     size_t num_formats;
     qc_layer_format lq[MAX_RECIPE_LAYERS];        /* --lq-layer (names owned) */
@@ -104,14 +106,16 @@ typedef struct recipe_options {
 /* Rotations before calibration (recipe version 3), which quantize and search share. */
 #define RECIPE_ROTATION_OPTIONS                                                                                       \
     {"rotation", required_argument, 0, 'X'}, {"rotation-seed", required_argument, 0, 'V'},                            \
-        {"rotate-heads", no_argument, 0, 'H'}
+        {"rotate-heads", no_argument, 0, 'H'}, {"unrotated", required_argument, 0, 'U'}
 #define RECIPE_ROTATION_HELP                                                                                          \
     "      --rotation KIND        none (default), haar or hadamard: fold norms and rotate every MatMul/Gemm layer's\n"  \
     "                             input before calibration (the float function is unchanged; online rotations stay\n" \
     "                             float MatMuls); the report says which layers were rotated\n"                        \
     "      --rotation-seed N      the rotations' seed (default 0)\n"                                                   \
     "      --rotate-heads         also rotate each attention block's heads (V and O projections, found from the\n"    \
-    "                             graph) with the same kind and seed; needs --rotation\n"
+    "                             graph) with the same kind and seed; needs --rotation\n"                             \
+    "      --unrotated WEIGHT     leave that layer's input unrotated (the others reading it are rotated); needs\n"    \
+    "                             --rotation; repeatable\n"
 /* qcore quantize's alone (recipe version 3): Ethos-U figures in the report (search has its own flag). */
 #define RECIPE_QUANTIZE_OPTIONS RECIPE_ROTATION_OPTIONS, {"ethosu-config", required_argument, 0, 'u'}
 #define RECIPE_QUANTIZE_HELP                                                                                          \
@@ -135,7 +139,7 @@ int recipe_options_init(recipe_options *r, const char *command);
 /* Applies recipe option c (getopt_long's value) with its argument; a value of no recipe option is a usage
  * error. --recipe itself does nothing here (recipe_files_read reads the files first). */
 int recipe_option(recipe_options *r, const char *command, int c, const char *arg);
-/* Points the recipe at the --keep-float, --layer-bits and --lq-layer lists (after the last option). */
+/* Points the recipe at the --keep-float, --unrotated, --layer-bits and --lq-layer lists (after the last option). */
 void recipe_options_finish(recipe_options *r);
 void recipe_options_free(recipe_options *r);
 /* "rtn", "optq" or "gpfq", as --method takes it. */
@@ -150,7 +154,7 @@ int recipe_files_read(recipe_options *r, const char *command, int argc, char **a
                       option_fn apply, void *state);
 
 /* `r` as a recipe file recipe_files_read gives back (method, act-bits, grid, AXE, one-pass, rotation, rotate-heads,
- * ethosu-config, keep-float, layer-bits and lq-layer lines; weight-bits only without layer formats or LQ layers). EXIT_FAILED when a weight name cannot be
+ * unrotated, ethosu-config, keep-float, layer-bits and lq-layer lines; weight-bits only without layer formats or LQ layers). EXIT_FAILED when a weight name cannot be
  * written (a space or '#'), before anything is written. */
 int recipe_write(FILE *out, const char *command, const qc_recipe *r);
 

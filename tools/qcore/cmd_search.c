@@ -64,6 +64,8 @@ static const char HELP[] =
     "      --max-cost C           emit the highest-metric front point whose cost is at most C\n"
     RECIPE_HELP
     RECIPE_ROTATION_HELP
+    "      --rotation-choice      with --rotation and --act-bits 0: each layer rotated online may also stay\n"
+    "                             unrotated (a u after its width in the table; 'unrotated' in the JSON and recipe)\n"
     "      --one-pass             accepted (for recipe files); the candidates always come from one pass\n"
     "      --threads N            threads (default: all cores)\n"
     "  -q, --quiet                no progress bar, no notes on stderr\n"
@@ -79,7 +81,7 @@ static const struct option LONG[] = {
     {"algorithm", required_argument, 0, 'G'}, {"seed", required_argument, 0, 's'},
     {"fidelities", required_argument, 0, 'F'}, {"eta", required_argument, 0, 'e'},
     {"reference-cost", required_argument, 0, 'Z'}, {"proxy", required_argument, 0, 'y'},
-    {"proxy-batches", required_argument, 0, 'Q'},
+    {"proxy-batches", required_argument, 0, 'Q'}, {"rotation-choice", no_argument, 0, 'j'},
     {"reference-metric", required_argument, 0, 'Y'}, {"emit-recipe", required_argument, 0, 'r'}, {"pick", required_argument, 0, 'p'}, {"max-cost", required_argument, 0, 'x'},
     RECIPE_LONG_OPTIONS, RECIPE_WIDTH_OPTIONS, RECIPE_ROTATION_OPTIONS, {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
@@ -217,6 +219,7 @@ static int apply(void *state, int c, const char *arg)
     case 'Z': return parse_positive("search", "--reference-cost", arg, &o->search.reference_cost);
     case 'Y': return parse_positive("search", "--reference-metric", arg, &o->search.reference_metric);
     case 'q': o->quiet = 1; return EXIT_DONE;
+    case 'j': o->rotation_choice = 1; return EXIT_DONE;
     case 'w':
     case 'K':
     case 'L': return fail("search", EXIT_USAGE, "--weight-bits, --layer-bits and --lq-layer are quantize's: the search gives "
@@ -314,6 +317,7 @@ static int create(const search_cli *o, qc_pipeline *p, qc_model_search **ms)
     opts.output = o->eval_output, opts.ethosu_config = o->ethosu_config;
     opts.proxy = o->proxy, opts.proxy_batches = (size_t)o->proxy_batches;
     opts.num_lq_bits = o->num_lq, opts.lq_bits = o->lq_bits;
+    opts.rotation_choice = o->rotation_choice;
     if (st == QC_OK) st = qc_model_search_create(ms, p, &opts);
     return st == QC_OK ? EXIT_DONE : library_failure(st);
 }

@@ -53,10 +53,11 @@ static int weight_format(qc_layer_format *list, size_t *count, const char *comma
     return code;
 }
 
-static int keep_float(recipe_options *r, const char *command, const char *arg)
+/* A repeatable name flag (--keep-float, --unrotated) into its list. */
+static int add_name(const char **list, size_t *count, const char *command, const char *flag, const char *arg)
 {
-    if (r->num_keep == MAX_RECIPE_LAYERS) return fail(command, EXIT_USAGE, "at most %d --keep-float", MAX_RECIPE_LAYERS);
-    r->keep[r->num_keep++] = arg;
+    if (*count == MAX_RECIPE_LAYERS) return fail(command, EXIT_USAGE, "at most %d %s", MAX_RECIPE_LAYERS, flag);
+    list[(*count)++] = arg;
     return EXIT_DONE;
 }
 
@@ -108,7 +109,8 @@ int recipe_option(recipe_options *r, const char *command, int c, const char *arg
     case 'g': return group(q, command, arg);
     case 'A': q->weights.symmetric = 0; break;
     case '1': q->sequential = 0; break;
-    case 'k': return keep_float(r, command, arg);
+    case 'k': return add_name(r->keep, &r->num_keep, command, "--keep-float", arg);
+    case 'U': return add_name(r->unrotated, &r->num_unrotated, command, "--unrotated", arg);
     case 'L': return weight_format(r->formats, &r->num_formats, command, "--layer-bits", 0, 16, arg);
     case 'K': return weight_format(r->lq, &r->num_lq, command, "--lq-layer", 1, QC_LQ_MAX_BITS, arg);
     case 'X': return rotation(command, arg, q);
@@ -127,6 +129,7 @@ int recipe_option(recipe_options *r, const char *command, int c, const char *arg
 void recipe_options_finish(recipe_options *r)
 {
     r->recipe.keep_float = r->keep, r->recipe.num_keep_float = r->num_keep;
+    r->recipe.unrotated = r->unrotated, r->recipe.num_unrotated = r->num_unrotated;
     r->recipe.layer_formats = r->formats, r->recipe.num_layer_formats = r->num_formats;
     r->recipe.lq_layers = r->lq, r->recipe.num_lq_layers = r->num_lq;
 }
@@ -187,6 +190,7 @@ static int check_names(const char *command, const qc_recipe *r)
 {
     int code = EXIT_DONE;
     for (size_t k = 0; code == EXIT_DONE && k < r->num_keep_float; k++) code = check_name(command, r->keep_float[k]);
+    for (size_t k = 0; code == EXIT_DONE && k < r->num_unrotated; k++) code = check_name(command, r->unrotated[k]);
     for (size_t k = 0; code == EXIT_DONE && k < r->num_layer_formats; k++) code = check_name(command, r->layer_formats[k].weight);
     for (size_t k = 0; code == EXIT_DONE && k < r->num_lq_layers; k++) code = check_name(command, r->lq_layers[k].weight);
     return code;
@@ -206,6 +210,7 @@ int recipe_write(FILE *out, const char *command, const qc_recipe *r)
     if (r->rotation) fprintf(out, "rotation = %s\nrotation-seed = %llu\n", ROTATIONS[r->rotation],
                              (unsigned long long)r->rotation_seed);
     if (r->rotate_heads) fputs("rotate-heads\n", out);
+    for (size_t k = 0; k < r->num_unrotated; k++) fprintf(out, "unrotated = %s\n", r->unrotated[k]);
     if (r->ethosu_config) fprintf(out, "ethosu-config = %s\n", qc_ethosu_config_string((qc_ethosu_config)r->ethosu_config));
     for (size_t k = 0; k < r->num_keep_float; k++) fprintf(out, "keep-float = %s\n", r->keep_float[k]);
     for (size_t k = 0; k < r->num_layer_formats; k++)

@@ -58,13 +58,24 @@ static void number(FILE *out, double x)
     else fputs("null", out);
 }
 
-/* Candidate k's name in the table: its width, "f" (float) or "lqK". */
-static const char *candidate_name(const search_outcome *r, uint32_t k, char name[16])
+/* Whether candidate c is an unrotated twin (--rotation-choice): after the widths and the LQ bits. */
+static int is_twin(const search_outcome *r, uint32_t c)
 {
-    if (k >= r->cli->num_widths) snprintf(name, 16, "lq%d", (int)r->cli->lq_bits[k - r->cli->num_widths]);
-    else if (r->cli->widths[k]) snprintf(name, 16, "%d", (int)r->cli->widths[k]);
-    else snprintf(name, 16, "f");
-    return name;
+    return c >= r->cli->num_widths + r->cli->num_lq;
+}
+
+/* Candidate c of layer t as the table shows it: its width, f for a float weight or lqK, a u after an
+ * unrotated twin (--rotation-choice). */
+static void candidate_label(const search_outcome *r, size_t t, uint32_t c, char *text, size_t size)
+{
+    qc_model_candidate info;
+    int32_t lq = 0;
+    qc_model_search_candidate(r->model_search, t, c, &info);
+    qc_model_search_candidate_lq_bits(r->model_search, t, c, &lq);
+    const char *twin = is_twin(r, c) ? "u" : "";
+    if (info.weight_bits == 0) snprintf(text, size, "f");
+    else if (lq) snprintf(text, size, "lq%d%s", (int)lq, twin);
+    else snprintf(text, size, "%d%s", (int)info.weight_bits, twin);
 }
 
 static int64_t bytes_of(const search_outcome *r, const uint32_t *choice)
@@ -108,7 +119,15 @@ static void json_point(FILE *out, const search_outcome *r, const qc_search_front
         json_string(out, c.weight);
         fprintf(out, ": %d", lq);
     }
-    fputs("}, \"choice\": [", out);
+    fputs("}, \"unrotated\": [", out);
+    for (size_t t = 0, n = 0; t < layers; t++) {
+        if (!is_twin(r, choice[t])) continue;
+        qc_model_candidate c;
+        qc_model_search_candidate(r->model_search, t, choice[t], &c);
+        fputs(n++ ? ", " : "", out);
+        json_string(out, c.weight);
+    }
+    fputs("], \"choice\": [", out);
     for (size_t t = 0; t < layers; t++) fprintf(out, "%s%u", t ? ", " : "", choice[t]);
     fputs("], \"cost\": ", out);
     number(out, cost);
@@ -128,7 +147,7 @@ static void json_points(FILE *out, const search_outcome *r, const char *name, co
 
 static void json_layer(FILE *out, const search_outcome *r, size_t t)
 {
-    for (uint32_t k = 0; k < r->cli->num_widths + r->cli->num_lq; k++) {
+    for (uint32_t k = 0; k < qc_model_search_candidate_count(r->model_search, t); k++) {
         qc_model_candidate c;
         qc_model_search_candidate(r->model_search, t, k, &c);
         if (k == 0) {
@@ -148,7 +167,9 @@ static void json_layer(FILE *out, const search_outcome *r, size_t t)
         number(out, proxy);
         fprintf(out, ", \"ethosu_bytes\": %lld, \"bit_operations\": ", (long long)c.ethosu_bytes);
         number(out, c.bit_operations);
-        fputc('}', out);
+        int32_t rotated = 0;
+        qc_model_search_candidate_rotated(r->model_search, t, k, &rotated);
+        fprintf(out, ", \"rotated\": %s}", rotated ? "true" : "false");
     }
     fputs("]}", out);
 }
@@ -274,19 +295,24 @@ static int write_files(const search_outcome *r, const fronts *f, size_t chosen)
     return code;
 }
 
-/* Few layers: each one's width in layer order ("8 4 f lq2", f for float); many: how many layers take each
- * candidate ("8:10 4:52 f:2 lq2:3"). */
+/* Few layers: each one's width in layer order ("8 4 f lq2 4u", f for float, u for an unrotated twin);
+ * many: how many layers take each candidate ("8:10 4:52 f:2 lq2:3 4u:7"). */
 static void width_summary(const search_outcome *r, const uint32_t *choice, char *text, size_t size)
 {
     size_t used = 0, layers = qc_model_search_layer_count(r->model_search);
-    char name[16];
+    char label[16];
     text[0] = '\0';
-    for (size_t t = 0; layers <= PER_LAYER_SUMMARY && t < layers && used < size; t++)
-        used += (size_t)snprintf(text + used, size - used, "%s%s", t ? " " : "", candidate_name(r, choice[t], name));
-    for (uint32_t k = 0; layers > PER_LAYER_SUMMARY && k < r->cli->num_widths + r->cli->num_lq && used < size; k++) {
-        size_t n = 0;
-        for (size_t t = 0; t < layers; t++) n += choice[t] == k;
-        if (n) used += (size_t)snprintf(text + used, size - used, "%s%s:%zu", used ? " " : "", candidate_name(r, k, name), n);
+    for (size_t t = 0; layers <= PER_LAYER_SUMMARY && t < layers && used < size; t++) {
+        candidate_label(r, t, choice[t], label, sizeof label);
+        used += (size_t)snprintf(text + used, size - used, "%s%s", t ? " " : "", label);
+    }
+    for (uint32_t k = 0; layers > PER_LAYER_SUMMARY && k < 2 * (r->cli->num_widths + r->cli->num_lq) && used < size; k++) {
+        size_t n = 0, first = 0; /* candidate k is the same width (and twin or not) in every layer having it */
+        for (size_t t = 0; t < layers; t++)
+            if (choice[t] == k && n++ == 0) first = t;
+        if (n == 0) continue;
+        candidate_label(r, first, k, label, sizeof label);
+        used += (size_t)snprintf(text + used, size - used, "%s%s:%zu", used ? " " : "", label, n);
     }
 }
 

@@ -27,6 +27,7 @@ typedef struct search_cli {
     long pick;                         /* -1: none */
     qc_model_proxy proxy;              /* the space's proxy (default: the scaled model's) */
     long proxy_batches;                /* calibration batches the model proxy runs (0: all) */
+    int rotation_choice;               /* --rotation-choice: unrotated twins of each rotated layer's widths */
 } search_cli;
 
 /* A finished search (all borrowed). */

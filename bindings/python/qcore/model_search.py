@@ -29,7 +29,9 @@ class Candidate:
     `output_error` the layer's relative output error alone at this width (qc_layer_report's);
     `ethosu_bytes` its Ethos-U stream (0 when not measured); `bit_operations` per sample; `proxy` what the
     search's space gets (the search's proxy: the layer's or the model's squared relative output error);
-    `lq_bits` K for an LQ candidate (then `bits` is K too), 0 for a uniform width or float."""
+    `lq_bits` K for an LQ candidate (then `bits` is K too), 0 for a uniform width or float;
+    `rotated` whether the layer's input is rotated in this candidate (a rotated recipe's layers; False for
+    the unrotated twins of rotation_choice)."""
 
     weight: str
     pipeline_layer: int
@@ -40,6 +42,7 @@ class Candidate:
     bit_operations: float
     proxy: float = 0.0
     lq_bits: int = 0
+    rotated: bool = False
 
 
 class ModelSearch:
@@ -52,10 +55,14 @@ class ModelSearch:
     (the others scaled by the layer's own errors), "layer" takes the layer's own output error (no run). A
     recipe rotation ('haar', 'hadamard') is applied once before the candidates are built, and
     `recipe(choice)` keeps it. `lq_bits` (each K in 1..4) adds one LQ candidate per K after the widths:
-    weight-only learned K-bit levels per output channel (Recipe.lq_layers)."""
+    weight-only learned K-bit levels per output channel (Recipe.lq_layers). With rotation_choice=True (a
+    rotated recipe with activation_bits=0), each layer rotated online also gets unrotated twins of its
+    integer and LQ candidates, after them in its row of `candidates` (rows may then differ in length);
+    `recipe(choice)` names the layers whose twin it chose in `unrotated` ("Rotation per layer" in
+    qc_model.h)."""
 
     def __init__(self, pipeline, recipe=None, widths=(0, 8, 6, 4, 3, 2), output=None, ethosu=None,
-                 proxy="model_scaled", proxy_batches=0, lq_bits=()):
+                 proxy="model_scaled", proxy_batches=0, lq_bits=(), rotation_choice=False):
         if proxy not in _PROXIES:
             raise ValueError("qcore.ModelSearch: proxy must be one of %s, got %r" % (", ".join(_PROXIES), proxy))
         if not isinstance(proxy_batches, int) or proxy_batches < 0:
@@ -73,6 +80,7 @@ class ModelSearch:
         opts.proxy, opts.proxy_batches = _PROXIES[proxy], proxy_batches
         c_lq = ffi.new("int32_t[]", list(lq_bits)) if lq_bits else ffi.NULL
         opts.num_lq_bits, opts.lq_bits = len(lq_bits), c_lq
+        opts.rotation_choice = int(bool(rotation_choice))
         if ethosu is not None:
             opts.ethosu_config = _config(ethosu, "qcore.ModelSearch")
         out = ffi.new("qc_model_search **")
@@ -80,7 +88,8 @@ class ModelSearch:
         del alive
         self._s = ffi.gc(out[0], onnx_lib.qc_model_search_free)
         self.widths, self.lq_bits, self.proxy = tuple(widths), tuple(lq_bits), proxy
-        self.candidates = [[self._candidate(t, c) for c in range(len(widths) + len(lq_bits))]
+        self.rotation_choice = bool(rotation_choice)
+        self.candidates = [[self._candidate(t, c) for c in range(onnx_lib.qc_model_search_candidate_count(self._s, t))]
                            for t in range(onnx_lib.qc_model_search_layer_count(self._s))]
 
     def _candidate(self, t, c):
@@ -89,8 +98,10 @@ class ModelSearch:
         proxy, lq = ffi.new("double *"), ffi.new("int32_t *")
         check(onnx_lib.qc_model_search_proxy(self._s, t, c, proxy))
         check(onnx_lib.qc_model_search_candidate_lq_bits(self._s, t, c, lq))
+        rotated = ffi.new("int32_t *")
+        check(onnx_lib.qc_model_search_candidate_rotated(self._s, t, c, rotated))
         return Candidate(ffi.string(info.weight).decode(), info.pipeline_layer, info.weight_bits, info.bytes,
-                         info.output_error, info.ethosu_bytes, info.bit_operations, proxy[0], lq[0])
+                         info.output_error, info.ethosu_bytes, info.bit_operations, proxy[0], lq[0], bool(rotated[0]))
 
     def add_batch(self, inputs, labels=None):
         """Adds an evaluation batch: {graph input name: numpy array} and int64 labels [samples] or None."""
@@ -143,8 +154,11 @@ class ModelSearch:
         or `qcore quantize --recipe`)."""
         self._choice(choice)
         chosen = [self.candidates[t][c] for t, c in enumerate(choice)]
+        twins = len(self.widths) + len(self.lq_bits)  # candidates from here on are unrotated twins
+        left = tuple(self.candidates[t][c].weight for t, c in enumerate(choice) if c >= twins)
         return replace(self.base, layer_bits={c.weight: c.bits for c in chosen if not c.lq_bits},
-                       lq_layers={c.weight: c.lq_bits for c in chosen if c.lq_bits})
+                       lq_layers={c.weight: c.lq_bits for c in chosen if c.lq_bits},
+                       **({"unrotated": left} if self.rotation_choice else {}))
 
 
 def _create(ctx, out, pipeline, opts):

@@ -44,6 +44,8 @@ class Recipe:
     every MatMul/Gemm layer's input rotated; drawn from rotation_seed; see "Rotations in a recipe" in
     qc_model.h); rotate_heads: also rotate every attention block's heads (V and O projections, found from the
     graph) with the same kind and seed (needs a rotation; "Per-head rotations in a recipe" in qc_model.h);
+    unrotated: weight names whose layers' inputs the rotation leaves as they are (the other layers reading
+    the same value are rotated by the same R; needs a rotation);
     ethosu: an Ethos-U configuration name ("ethos-u55-128", ... as qcore.ethosu_config takes)
     for which each quantized layer is packed and its stream bytes reported, or None;
     lq_layers: {weight name: K in 1..4}, weights made LQ levels (one learned K-bit basis per output channel,
@@ -68,6 +70,7 @@ class Recipe:
     ethosu: str = None
     rotate_heads: bool = False
     lq_layers: dict = field(default_factory=dict)
+    unrotated: tuple = ()
 
     def to_c(self):
         """(qc_recipe *, what must stay alive while the C recipe is used)."""
@@ -94,12 +97,15 @@ class Recipe:
             raise ValueError("qcore.Recipe: rotation must be one of %s, got %r" % (", ".join(_ROTATIONS), self.rotation))
         r.rotation, r.rotation_seed = _ROTATIONS[self.rotation], self.rotation_seed
         r.rotate_heads = int(bool(self.rotate_heads))
+        left = [ffi.new("char[]", n.encode()) for n in self.unrotated]
+        unrotated = ffi.new("char *[]", left) if left else ffi.NULL
+        r.num_unrotated, r.unrotated = len(left), unrotated
         if self.ethosu is not None and self.ethosu not in CONFIGS:
             raise ValueError("qcore.Recipe: ethosu must be None or one of %s, got %r" % (", ".join(CONFIGS), self.ethosu))
         r.ethosu_config = CONFIGS[self.ethosu] if self.ethosu is not None else 0
         lq_names, lq = _formats(self.lq_layers)
         r.num_lq_layers, r.lq_layers = len(lq_names), lq
-        return r, (names, keep, weights, formats, lq_names, lq)
+        return r, (names, keep, weights, formats, lq_names, lq, left, unrotated)
 
 
 def _formats(bits):
