@@ -113,3 +113,20 @@ def test_the_c_counts_and_flags_check_their_indices(mlp, x):
     flag = ffi.new("int32_t *")
     assert onnx_lib.qc_model_search_candidate_rotated(s._s, 0, 5, flag) == onnx_lib.QC_ERR_INVALID_ARG
     assert onnx_lib.qc_model_search_candidate_rotated(s._s, 0, 4, flag) == onnx_lib.QC_OK and flag[0] == 0
+
+
+def test_lq_candidates_get_twins_and_their_recipe_names_both_lists(mlp, x):
+    """LQ levels depend on the coordinates too: each LQ candidate has an unrotated twin, and a configuration
+    choosing one puts the layer in both lq_layers and unrotated; its model is the one evaluated."""
+    s = qcore.ModelSearch(mlp, BASE, widths=WIDTHS, proxy="layer", lq_bits=(2,), rotation_choice=True)
+    s.add_batch({"input": x})
+    for row in s.candidates:
+        assert [(c.bits, c.lq_bits, c.rotated) for c in row] == [
+            (0, 0, True), (4, 0, True), (2, 0, True), (2, 2, True), (4, 0, False), (2, 0, False), (2, 2, False)]
+    reference = ort.InferenceSession(MLP, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    for choice in [(6, 3, 5), (3, 6, 1)]:
+        recipe = s.recipe(choice)
+        assert recipe.lq_layers == {w: 2 for w, c in zip(WEIGHTS, choice) if c in (3, 6)}
+        assert recipe.unrotated == tuple(w for w, c in zip(WEIGHTS, choice) if c >= 4)
+        model, _ = mlp.run(replace(recipe, sequential=False))
+        assert s.evaluate(choice) == pytest.approx(metric_of(model, x, reference), abs=1e-6)

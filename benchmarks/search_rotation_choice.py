@@ -1,0 +1,74 @@
+"""Rotation as a per-layer search dimension (issue 8: candidates "with or without rotation"): the hypervolume
+of qcore's (bytes, cosine) front on all-MiniLM-L6-v2, weight-only (activations float), over three spaces:
+  none      no rotation (widths 0, 8, 6, 4, 3, 2 per layer)
+  rotated   the recipe's Hadamard rotation on every layer (the same widths, all rotated)
+  choice    the rotated recipe with rotation_choice: each layer rotated online also has unrotated twins
+            of its integer widths (11 candidates per layer)
+Everything else as benchmarks/search_accuracy.py's MiniLM setup (64 calibration sentences, 32 held-out
+sentences in 4 batches, one-pass OPTQ, the model_scaled proxy); one reference point for all three (the
+unrotated all-8-bit bytes, the float metric minus 0.05). qcore's search is deterministic, so one run per
+budget. Writes benchmarks/results/search_rotation_choice.json.
+
+Usage: python benchmarks/search_rotation_choice.py [--budgets 16,32,64,128] [--seed 0]
+"""
+import argparse
+import os
+import time
+from dataclasses import replace
+
+import qcore
+from report import machine, write_json
+from search_accuracy import RESULTS, WIDTHS, Evaluator, front_of, hypervolume, minilm, run_library, space_of
+from timing import openblas_kernel
+
+SPACES = {"none": dict(rotation="none"), "rotated": dict(rotation="hadamard"),
+          "choice": dict(rotation="hadamard", rotation_choice=True)}
+
+
+def make_search(pipe, recipe, output, evaluation, space):
+    fields = SPACES[space]
+    start = time.perf_counter()
+    search = qcore.ModelSearch(pipe, replace(recipe, rotation=fields["rotation"]), widths=WIDTHS, output=output,
+                               proxy="model_scaled", rotation_choice=fields.get("rotation_choice", False))
+    created = time.perf_counter() - start
+    for inputs, labels in evaluation:
+        search.add_batch(inputs, labels=labels)
+    return search, created
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--budgets", default="16,32,64,128")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    budgets = [int(b) for b in args.budgets.split(",")]
+    pipe, recipe, evaluation, output, _ = minilm(32)
+    out = {"model": "minilm", "widths": WIDTHS, "budgets": budgets, "seed": args.seed, "spaces": {},
+           "machine": machine(qcore), "openblas": openblas_kernel()}
+    reference = None
+    for name in SPACES:
+        search, created = make_search(pipe, recipe, output, evaluation, name)
+        evaluate = Evaluator(search)
+        if reference is None:  # from the unrotated space, the first one
+            layers = len(search.candidates)
+            reference = (float(search.cost([WIDTHS.index(8)] * layers)), evaluate([0] * layers) - 0.05)
+            out["reference_point"] = reference
+        space = space_of(search, "model")
+        rows = {}
+        for budget in budgets:
+            points, _, own = run_library(space, "qcore", args.seed, budget, evaluate, None, reference, prior_width=0.5)
+            front = front_of(points)
+            rows[str(budget)] = {"hypervolume": hypervolume(front, reference), "front": front, "search_s": own}
+            print("%-8s %4d: %.5g" % (name, budget, rows[str(budget)]["hypervolume"]), flush=True)
+        unrotated_layers = sum(1 for row in search.candidates if any(not c.rotated for c in row))
+        out["spaces"][name] = {"create_s": created, "candidates_per_layer": [len(row) for row in search.candidates],
+                               "layers_with_unrotated_candidates": unrotated_layers, "budgets": rows,
+                               "evaluation_s_mean": sum(evaluate.seconds) / max(1, len(evaluate.seconds))}
+        del search
+    print("hypervolume by budget:", {n: [round(s["budgets"][str(b)]["hypervolume"]) for b in budgets]
+                                     for n, s in out["spaces"].items()})
+    write_json(os.path.join(RESULTS, "search_rotation_choice.json"), out)
+
+
+if __name__ == "__main__":
+    main()
