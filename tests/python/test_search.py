@@ -185,9 +185,9 @@ def test_reference_start_spends_the_first_points_where_they_can_dominate():
     space = qcore.SearchSpace([cost.shape[1]] * len(cost), cost=cost, proxy=proxy)
     front = qcore.dp_front(space, cost_buckets=1024)
     on_front = {tuple(int(c) for c in choice): float(k) for choice, k in zip(front.choices, front.cost)}
-    search = qcore.Search(space, max_evaluations=16, reference_cost=rc, reference_metric=0.95)
+    search = qcore.Search(space, max_evaluations=16, reference_cost=rc, reference_metric=0.95, initial_points=6)
     floor = -np.inf
-    for step in range(6):  # the default initial points at 16 evaluations
+    for step in range(6):  # six initial points (the default with a reference metric is two)
         choice, fidelity = search.ask()
         key = tuple(int(c) for c in choice)
         assert key in on_front and on_front[key] < rc and on_front[key] > floor, (step, key, floor)
@@ -290,7 +290,7 @@ def direct_posterior(counts, proxy, choices, metric, noise, width):
     """The surrogate's posterior mean (surrogate.c's documented model and prior) by numpy: features
     [1, -summed proxy, -proxy_t per tensor, -1 per chosen entry]; m0, alpha from the least-squares line of
     metric on summed proxy; prior std 10 (|m0| + 1), 10 alpha, width alpha per tensor scale and
-    alpha (width 0.5 proxy + 0.05 mean non-zero proxy) per entry."""
+    alpha (width 0.5 proxy + 0.01 mean non-zero proxy) per entry."""
     offset = np.concatenate([[0], np.cumsum(counts)])
     flat = np.concatenate(proxy)
     tensors, params = len(counts), 2 + len(counts) + int(offset[-1])
@@ -307,7 +307,7 @@ def direct_posterior(counts, proxy, choices, metric, noise, width):
     alpha = -slope if slope < 0 else 1e-6
     m0 = np.mean(metric) + alpha * np.mean(-x[:, 1])
     sd = np.concatenate([[10 * (abs(m0) + 1), 10 * alpha], np.full(tensors, width * alpha + 1e-12),
-                         alpha * (width * 0.5 * flat + 0.05 * flat[flat > 0].mean()) + 1e-12])
+                         alpha * (width * 0.5 * flat + 0.01 * flat[flat > 0].mean()) + 1e-12])
     prior_mean = np.zeros(params)
     prior_mean[:2] = m0, alpha
     a = np.diag(sd ** -2.0) + x.T @ x / noise ** 2
