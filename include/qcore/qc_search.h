@@ -20,21 +20,26 @@
  * is 1 (cost_buckets = max total cost - min total cost).
  *
  * The search (qc_search_create, ask/tell or run) with algorithm QC_SEARCH_QCORE:
- *   1. evaluate points of the proxy front spread over the cost range (the calibration set); with a
- *      reference metric, only the part cheaper than the reference cost (a point at it bounds no
- *      hypervolume), starting from its costliest point, each next point the farthest in cost from those
- *      asked, and none cheaper than a front point that fell below the reference metric;
+ *   1. evaluate points of the proxy front spread over the cost range (the calibration set; initial_points,
+ *      by default 6..8 by budget); with a reference metric, only the part cheaper than the reference cost
+ *      (a point at it bounds no hypervolume), starting from its costliest point, each next point the
+ *      farthest in cost from those asked, and none cheaper than a front point that fell below the
+ *      reference metric; by default only two there, enough to fix m0 and alpha below, so that every
+ *      later point is placed by its hypervolume improvement (step 3) rather than by spread;
  *   2. fit an additive Bayesian linear surrogate on the evaluations:
  *        metric = m0 - sum_t (alpha + s_t) loss_t(choice_t) - sum_t delta_t(choice_t) + noise,
  *      the prior centred on the proxy (m0, alpha from a least-squares line; each tensor's sensitivity
- *      s_t ~ N(0, alpha^2); delta_t(c) ~ N(0, (alpha (0.5 loss_t(c) + 0.05 mean loss))^2)); an evaluation at
+ *      s_t ~ N(0, alpha^2); delta_t(c) ~ N(0, (alpha (0.5 loss_t(c) + 0.01 mean loss))^2)); an evaluation at
  *      fidelity f counts with weight f / f_full (noise variance noise^2 f_full / f); noise 0 (automatic) is
  *      1e-3 of the metric range, or the residuals' level when larger;
- *   3. propose the feasible, not yet evaluated configuration of highest expected hypervolume improvement
- *      of the (cost, metric) front among the surrogate's own DP front and every single-tensor (single tie
- *      group) move from the evaluated front; a candidate's prediction is held under the least metric
- *      evaluated on a configuration whose every tensor has no more proxy loss (plus 3 noise std), and
- *      candidates so held below the reference metric are not proposed;
+ *   3. propose, among the surrogate's own DP front and every single-tensor (single tie group) move from
+ *      the evaluated front, the feasible, not yet evaluated configuration of highest expected hypervolume
+ *      improvement (EHVI) of the (cost, metric) front, taking first those whose predicted mean itself
+ *      improves it (above the reference metric, not dominated by an evaluation): a long shot whose EHVI
+ *      comes from a wide spread is asked only when no candidate is expected to gain; a candidate's
+ *      prediction is held under the least metric evaluated on a configuration whose every tensor has no
+ *      more proxy loss (plus 3 noise std), and candidates so held below the reference metric are not
+ *      proposed;
  *   4. with several fidelities, new proposals start at the cheapest one and are promoted one fidelity up
  *      while they are non-dominated among the evaluations at their fidelity (asynchronous successive
  *      halving: a configuration is promoted when it is non-dominated at its fidelity and fewer than 1 in
@@ -164,7 +169,8 @@ typedef struct qc_search_options {
     double reference_cost;         /* hypervolume reference point; NaN (default): the largest and smallest */
     double reference_metric;       /*   the space allows, from the costs and the first evaluations */
     size_t cost_buckets;           /* DP resolution, 1..2^24; default 1024 */
-    size_t initial_points;         /* QCORE: proxy-front points evaluated first; 0 (default): 6..8 by budget */
+    size_t initial_points;         /* QCORE: proxy-front points evaluated first; 0 (default): 2 with a reference
+                                      metric, else 6..8 by budget */
     double noise;                  /* QCORE: metric noise std; 0 (default): 1e-3 * the evaluated metric range */
     uint32_t eta;                  /* successive halving: keep 1 in eta at each fidelity, >= 2; default 3 */
     /* version 2 (libqcore 1.6); a version-1 struct gets 0 */

@@ -2,7 +2,8 @@
  *     metric = m0 - alpha * proxy(choice) - sum_t delta[t, choice_t] + noise,
  * fitted on the evaluations, an evaluation at fidelity f weighted f / f_full (its noise variance taken as
  * noise^2 f_full / f, as for a metric averaged over fewer samples). The prior is centred on the proxy: (m0, alpha) from a
- * least-squares line of metric against summed proxy, delta ~ N(0, (0.5 alpha loss + floor)^2), so that few
+ * least-squares line of metric against summed proxy, delta ~ N(0, (0.5 alpha loss + floor)^2), floor = 0.01 alpha
+ * times the mean non-zero proxy, so that few
  * evaluations rescale the proxy and more evaluations correct single (tensor, candidate) entries. The
  * options' prior_width multiplies the scale and delta widths (not the floor): an accurate proxy (measured
  * in the whole model) earns a narrower prior, so the first evaluations are not spent testing it. */
@@ -15,7 +16,11 @@
 #include "search/search.h"
 
 static const double DELTA_RELATIVE = 0.5; /* proxies trusted to within a factor ~2 */
-static const double DELTA_FLOOR = 0.05;   /* of the mean non-zero proxy: corrections on "free" candidates */
+/* Of the mean non-zero proxy: corrections on "free" candidates. Small, because the prior std of a
+ * configuration's prediction grows with sqrt(tensors) floors: at 0.05 a 36-tensor configuration of nearly
+ * free candidates (the flat, costly end of a front) was uncertain by more than the metric range left there,
+ * and expected-improvement proposals were spent on it. */
+static const double DELTA_FLOOR = 0.01;
 static const double SCALE_STD = 1.0;     /* a tensor's sensitivity: 0 to 2 times the proxy's, within 1 std */
 static const double WIDE = 10;            /* prior std of m0 and alpha, relative to their scale */
 enum { MAX_RETRIES = 12 };

@@ -549,7 +549,7 @@ static double direct_posterior_mean(const synthetic *p, const qc__surrogate *sur
     for (int t = 0; t < ST; t++) {
         sd[2 + t] = w * 1.0 * sur->alpha + 1e-12;
         for (int c = 0; c < SC; c++)
-            sd[2 + ST + t * SC + c] = sur->alpha * (w * 0.5 * p->proxy[t][c] + 0.05 * mean_proxy) + 1e-12;
+            sd[2 + ST + t * SC + c] = sur->alpha * (w * 0.5 * p->proxy[t][c] + 0.01 * mean_proxy) + 1e-12;
     }
     memset(a, 0, sizeof a);
     memset(b, 0, sizeof b);

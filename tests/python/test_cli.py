@@ -663,6 +663,25 @@ def test_search_reference_point_is_the_one_given(search_data, tmp_path):
     assert bad.returncode == 2 and "--reference-metric" in bad.stderr and not (tmp_path / "x.json").exists()
 
 
+def test_search_prior_width_reaches_the_search(search_data, tmp_path):
+    """--prior-width W is the search's qc_search_options.prior_width (the JSON's, as given); without it (or
+    with 0) the documented default: 0.5 for the model-level proxy, 1 for the layer proxy, so that giving
+    those values explicitly asks the very same configurations, and the first ask (the proxy front's,
+    before any fit) agrees whatever the width."""
+    d, _, _ = search_data
+    doc = {}
+    for name, extra in [("default", []), ("half", ["--prior-width", 0.5]), ("zero", ["--prior-width", 0]),
+                        ("layer", ["--proxy", "layer"]), ("layer1", ["--proxy", "layer", "--prior-width", 1]),
+                        ("wide", ["--prior-width", 2.5])]:
+        run = qcore_tool(*search_args(d, tmp_path / ("%s.json" % name), *extra))
+        assert run.returncode == 0, run.stderr
+        doc[name] = json.loads((tmp_path / ("%s.json" % name)).read_text())
+    assert [doc[n]["prior_width"] for n in ("default", "half", "zero", "wide")] == [0, 0.5, 0, 2.5]
+    choices = {n: [e["choice"] for e in doc[n]["evaluations"]] for n in doc}
+    assert choices["half"] == choices["default"] == choices["zero"] and choices["layer1"] == choices["layer"]
+    assert choices["wide"][0] == choices["default"][0]
+
+
 def test_search_max_cost_picks_the_best_affordable_point(search_data, tmp_path):
     d, _, _ = search_data
     run = qcore_tool(*search_args(d, tmp_path / "f.json"))
@@ -721,6 +740,10 @@ def test_search_successive_halving_fronts_only_full_evaluations(search_data, tmp
     (["--proxy", "hessian"], 2, "--proxy takes layer, model or model-scaled, got 'hessian'"),
     (["--proxy", "layer", "--proxy-batches", "1"], 2, "--proxy-batches is for --proxy model"),
     (["--proxy-batches", "9"], 2, "'proxy_batches': 9 is more than the pipeline's 2 calibration batches"),
+    (["--prior-width", "-0.5"], 2, "--prior-width takes a number from 0 to 100, got '-0.5'"),
+    (["--prior-width", "100.5"], 2, "--prior-width takes a number from 0 to 100, got '100.5'"),
+    (["--prior-width", "nan"], 2, "--prior-width takes a number from 0 to 100, got 'nan'"),
+    (["--prior-width", "2x"], 2, "--prior-width takes a number from 0 to 100, got '2x'"),
 ])
 def test_search_bad_input_leaves_no_output(search_data, tmp_path, args, code, message):
     d, _, _ = search_data

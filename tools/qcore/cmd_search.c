@@ -52,6 +52,9 @@ static const char HELP[] =
     "      --fidelities LIST      successive halving (qcore algorithm): fractions of the evaluation batches,\n"
     "                             ascending, the last 1 (e.g. 0.25,1); default: every evaluation on all of them\n"
     "      --eta N                successive halving: promote 1 in N per fidelity (default 3)\n"
+    "      --prior-width W        how far the qcore algorithm's surrogate lets each layer's loss stray from its proxy,\n"
+    "                             as a multiple of the default width, 0..100 (default 0: 0.5 for a model proxy, 1 for\n"
+    "                             the layer proxy); narrower trusts the proxy more, wider tests it with more evaluations\n"
     "      --reference-cost C     the hypervolume's reference point: the largest cost worth paying, and\n"
     "      --reference-metric M   the smallest metric worth having (e.g. the all-8-bit bytes and the float\n"
     "                             model's metric minus what may be lost). The qcore algorithm spends its\n"
@@ -81,7 +84,8 @@ static const struct option LONG[] = {
     {"algorithm", required_argument, 0, 'G'}, {"seed", required_argument, 0, 's'},
     {"fidelities", required_argument, 0, 'F'}, {"eta", required_argument, 0, 'e'},
     {"reference-cost", required_argument, 0, 'Z'}, {"proxy", required_argument, 0, 'y'},
-    {"proxy-batches", required_argument, 0, 'Q'}, {"rotation-choice", no_argument, 0, 'j'},
+    {"proxy-batches", required_argument, 0, 'Q'}, {"prior-width", required_argument, 0, 'j'},
+    {"rotation-choice", no_argument, 0, 'D'},
     {"reference-metric", required_argument, 0, 'Y'}, {"emit-recipe", required_argument, 0, 'r'}, {"pick", required_argument, 0, 'p'}, {"max-cost", required_argument, 0, 'x'},
     RECIPE_LONG_OPTIONS, RECIPE_WIDTH_OPTIONS, RECIPE_ROTATION_OPTIONS, {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
     {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
@@ -178,6 +182,17 @@ static int fidelities(search_cli *o, const char *text)
     return code;
 }
 
+/* --prior-width: a finite number in [0, 100] (qc_search_options.prior_width's range; 0 lets the proxy choose). */
+static int prior_width(const char *text, double *out)
+{
+    char *end;
+    double v = strtod(text, &end);
+    if (*end || end == text || !(v >= 0 && v <= 100))
+        return fail("search", EXIT_USAGE, "--prior-width takes a number from 0 to 100, got '%s'", text);
+    *out = v;
+    return EXIT_DONE;
+}
+
 static int integer_option(search_cli *o, int c, const char *arg)
 {
     long v = 0;
@@ -218,8 +233,9 @@ static int apply(void *state, int c, const char *arg)
     case 'x': o->has_max_cost = 1; return parse_positive("search", "--max-cost", arg, &o->max_cost);
     case 'Z': return parse_positive("search", "--reference-cost", arg, &o->search.reference_cost);
     case 'Y': return parse_positive("search", "--reference-metric", arg, &o->search.reference_metric);
+    case 'j': return prior_width(arg, &o->search.prior_width);
     case 'q': o->quiet = 1; return EXIT_DONE;
-    case 'j': o->rotation_choice = 1; return EXIT_DONE;
+    case 'D': o->rotation_choice = 1; return EXIT_DONE;
     case 'w':
     case 'K':
     case 'L': return fail("search", EXIT_USAGE, "--weight-bits, --layer-bits and --lq-layer are quantize's: the search gives "

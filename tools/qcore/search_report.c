@@ -209,7 +209,9 @@ static void json_settings(FILE *out, const search_outcome *r, const qc_search_fr
         fputs(k ? ", " : "", out);
         number(out, fidelity_of(r, k));
     }
-    fputs("],\n  \"reference\": {\"cost\": ", out);
+    fputs("], \"prior_width\": ", out); /* as given: 0 lets qc_model_search_run choose by the proxy */
+    number(out, o->search.prior_width);
+    fputs(",\n  \"reference\": {\"cost\": ", out);
     number(out, reference_cost);
     fputs(", \"metric\": ", out);
     number(out, reference_metric);
