@@ -224,10 +224,7 @@ qc_status qcms__check_candidate(const qc_model_search *s, size_t layer, uint32_t
  * names). */
 static size_t outer_layer(const qc_model_search *s, size_t t)
 {
-    const char *weight = s->work->layers[s->cand.layers[t]].weight;
-    size_t i = 0;
-    while (strcmp(s->p->layers[i].weight, weight) != 0) i++;
-    return i;
+    return qcp__layer_named(s->p, s->work->layers[s->cand.layers[t]].weight);
 }
 
 qc_status qc_model_search_candidate(const qc_model_search *s, size_t layer, uint32_t c, qc_model_candidate *out)

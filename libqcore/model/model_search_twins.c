@@ -70,13 +70,6 @@ static qc_status plain_candidates(qc_model_search *s, const qc_model_search_opti
     return st;
 }
 
-static size_t layer_by_weight(const qc_pipeline *p, const char *weight)
-{
-    size_t i = 0;
-    while (i < p->num_layers && strcmp(p->layers[i].weight, weight) != 0) i++;
-    return i;
-}
-
 /* The work pipeline's layer whose node writes `value` (an online rotation's MatMul), or num_layers. */
 static size_t layer_writing(const qc_pipeline *work, const char *value)
 {
@@ -107,7 +100,7 @@ static qc_status rotate_twin(qc_model_search *s, size_t t, size_t k, const float
 static qc_status layer_twins(qc_model_search *s, size_t t, int threads, const char *function)
 {
     const qcp_layer *l = &s->work->layers[s->cand.layers[t]];
-    size_t i = layer_by_weight(s->p, l->weight), e = layer_writing(s->work, l->input);
+    size_t i = qcp__layer_named(s->p, l->weight), e = layer_writing(s->work, l->input);
     if (i == s->p->num_layers || !s->rotated.online[i] || e == s->work->num_layers) return QC_OK;
     size_t u = 0;
     while (u < s->twins.num_layers && strcmp(s->plain.inner->layers[s->twins.layers[u]].weight, l->weight) != 0) u++;

@@ -133,6 +133,27 @@ size_t qcp__recipe_size(uint32_t version)
                           : sizeof(qc_recipe);
 }
 
+size_t qcp__layer_named(const qc_pipeline *p, const char *weight)
+{
+    size_t i = 0;
+    while (i < p->num_layers && (weight == NULL || strcmp(weight, p->layers[i].weight) != 0)) i++;
+    return i;
+}
+
+size_t qcp__name_index(const char *const *names, size_t n, const char *name)
+{
+    size_t k = 0;
+    while (k < n && (names[k] == NULL || name == NULL || strcmp(names[k], name) != 0)) k++;
+    return k;
+}
+
+const qc_layer_format *qcp__format_of(const qc_layer_format *formats, size_t n, const char *weight)
+{
+    for (size_t k = 0; k < n; k++)
+        if (formats[k].weight && weight && strcmp(formats[k].weight, weight) == 0) return &formats[k];
+    return NULL;
+}
+
 qc_status qc_recipe_init(qc_recipe *r, unsigned version)
 {
     QCM_CHECK_NOT_NULL(r);

@@ -104,6 +104,15 @@ qc_status qcp__check_recipe(const qc_pipeline *p, const qc_recipe *recipe, const
 /* The bytes of a recipe of `version`: an older caller's struct ends before the later versions' fields. */
 size_t qcp__recipe_size(uint32_t version);
 
+/* The layer whose weight is `weight` (NULL matches none), or p->num_layers. */
+size_t qcp__layer_named(const qc_pipeline *p, const char *weight);
+
+/* The index of the first of names[0..n) equal to `name` (NULL entries match none), or n. */
+size_t qcp__name_index(const char *const *names, size_t n, const char *name);
+
+/* The first of formats[0..n) naming `weight`, or NULL. */
+const qc_layer_format *qcp__format_of(const qc_layer_format *formats, size_t n, const char *weight);
+
 /* Starts a run of `recipe` on p: per-layer state, grids, reports, and r->qmodel a clone of the source
  * model. qcp__run_finish frees whatever the run still owns (also after a failed start). */
 qc_status qcp__run_start(qcp_run *r, qc_pipeline *p, const qc_recipe *recipe, const char *function);

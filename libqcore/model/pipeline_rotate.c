@@ -113,13 +113,6 @@ static qc_status rotation_context(const qc_pipeline *p, uint64_t seed, qc_ctx **
     return st;
 }
 
-static int is_outer_layer(const qc_pipeline *p, const char *weight)
-{
-    for (size_t i = 0; i < p->num_layers; i++)
-        if (strcmp(p->layers[i].weight, weight) == 0) return 1;
-    return 0;
-}
-
 /* The inner pipeline over the rotated model, with copies of the batches, and its extra layers' names. */
 static qc_status inner_pipeline(qc_pipeline *p, qcp_rotated *r, const char *function)
 {
@@ -130,7 +123,7 @@ static qc_status inner_pipeline(qc_pipeline *p, qcp_rotated *r, const char *func
     r->extra = calloc(r->inner->num_layers, sizeof *r->extra);
     if (r->extra == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
     for (size_t j = 0; j < r->inner->num_layers; j++) {
-        if (is_outer_layer(p, r->inner->layers[j].weight)) continue;
+        if (qcp__layer_named(p, r->inner->layers[j].weight) < p->num_layers) continue;
         if ((r->extra[r->num_extra++] = strdup(r->inner->layers[j].weight)) == NULL)
             return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
     }
@@ -150,9 +143,7 @@ static qc_status check_rotated(const qc_pipeline *p, const qcp_rotated *r, const
 /* Whether layer i's weight is in the recipe's unrotated (version 5; a checked recipe). */
 static int left_unrotated(const qc_pipeline *p, const qc_recipe *rc, size_t i)
 {
-    for (size_t k = 0; rc->version >= 5 && k < rc->num_unrotated; k++)
-        if (strcmp(rc->unrotated[k], p->layers[i].weight) == 0) return 1;
-    return 0;
+    return rc->version >= 5 && qcp__name_index(rc->unrotated, rc->num_unrotated, p->layers[i].weight) < rc->num_unrotated;
 }
 
 /* Whether the kept rotated copy was built for this recipe's rotation, heads and unrotated layers. */
@@ -211,8 +202,7 @@ qc_status qcp__rotated_recipe(const qcp_rotated *r, const qc_recipe *rc, qc_reci
 static qc_status map_reports(const qc_pipeline *p, const qcp_rotated *r, qc_layer_report *reports, const char *function)
 {
     for (size_t i = 0; i < p->num_layers; i++) {
-        size_t j = 0;
-        while (j < r->inner->num_layers && strcmp(r->inner->layers[j].weight, p->layers[i].weight) != 0) j++;
+        size_t j = qcp__layer_named(r->inner, p->layers[i].weight);
         if (j == r->inner->num_layers) /* rotations keep layers and names: a broken invariant, not bad input */
             return QCM_FAIL_IN(function, QC_ERR_FORMAT, "layer '%s' is no layer of the rotated model", p->layers[i].weight);
         reports[i] = r->inner->reports[j];

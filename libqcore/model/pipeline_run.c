@@ -11,9 +11,7 @@
 
 static int kept(const qc_recipe *rc, const char *weight)
 {
-    for (size_t k = 0; k < rc->num_keep_float; k++)
-        if (rc->keep_float[k] && strcmp(rc->keep_float[k], weight) == 0) return 1;
-    return 0;
+    return rc->keep_float && qcp__name_index(rc->keep_float, rc->num_keep_float, weight) < rc->num_keep_float;
 }
 
 static qc_status check_activation_scale(const qc_recipe *rc, const char *function)
@@ -39,36 +37,50 @@ static size_t layer_format_count(const qc_recipe *rc)
     return rc->version >= 2 ? rc->num_layer_formats : 0;
 }
 
-/* The layer whose weight is `weight`, or p->num_layers. */
-static size_t layer_named(const qc_pipeline *p, const char *weight)
+/* Entry k of the recipe list `field` names a layer's weight (`name`, shown as given). */
+static qc_status check_known(const qc_pipeline *p, const char *field, size_t k, const char *name, const char *function)
 {
-    size_t i = 0;
-    while (i < p->num_layers && (weight == NULL || strcmp(weight, p->layers[i].weight) != 0)) i++;
-    return i;
+    if (qcp__layer_named(p, name) < p->num_layers) return QC_OK;
+    return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field '%s': entry %zu ('%s') is no layer's weight", field, k,
+                       name ? name : "(NULL)");
 }
 
-static qc_status check_layer_formats(const qc_pipeline *p, const qc_recipe *rc, const char *function)
+/* Entry k of the recipe list `field` is the first to name `name` (`earlier`: the first entry that does). */
+static qc_status check_once(const char *field, size_t k, const char *name, size_t earlier, const char *function)
 {
-    size_t n = layer_format_count(rc);
-    if (n > 0 && rc->layer_formats == NULL)
-        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'layer_formats' is NULL with num_layer_formats = %zu", n);
-    for (size_t k = 0; k < n; k++) {
-        const qc_layer_format *f = &rc->layer_formats[k];
+    if (earlier >= k) return QC_OK;
+    return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field '%s': '%s' is named twice (entries %zu and %zu)", field, name,
+                       earlier, k);
+}
+
+/* A format list (layer_formats, lq_layers): each entry a layer's weight named once, its bits in lo..hi
+ * (or 0 when zero_ok), none also in keep_float or in the list `other` (may be NULL). */
+typedef struct format_list {
+    const char *field;
+    const qc_layer_format *formats;
+    size_t count;
+    int32_t lo, hi, zero_ok;
+} format_list;
+
+static qc_status check_format_list(const qc_pipeline *p, const qc_recipe *rc, const format_list *l, const format_list *other,
+                                   const char *function)
+{
+    if (l->count > 0 && l->formats == NULL)
+        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field '%s' is NULL with num_%s = %zu", l->field, l->field, l->count);
+    for (size_t k = 0; k < l->count; k++) {
+        const qc_layer_format *f = &l->formats[k];
         const char *name = f->weight ? f->weight : "(NULL)";
-        if (layer_named(p, f->weight) == p->num_layers)
-            return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'layer_formats': entry %zu ('%s') is no layer's weight",
-                               k, name);
-        if (f->weight_bits != 0 && (f->weight_bits < 2 || f->weight_bits > 16))
-            return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG,
-                               "recipe field 'layer_formats': entry %zu ('%s') has weight_bits %d, neither 0 (float) nor in 2..16",
-                               k, name, (int)f->weight_bits);
-        for (size_t j = 0; j < k; j++)
-            if (strcmp(rc->layer_formats[j].weight, f->weight) == 0)
-                return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'layer_formats': '%s' is named twice (entries %zu and %zu)",
-                                   name, j, k);
-        if (kept(rc, f->weight))
-            return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG,
-                               "recipe: '%s' is both in keep_float and in layer_formats; name it in one of them", name);
+        QCM_TRY(check_known(p, l->field, k, f->weight, function));
+        if (!(l->zero_ok && f->weight_bits == 0) && (f->weight_bits < l->lo || f->weight_bits > l->hi))
+            return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field '%s': entry %zu ('%s') has weight_bits %d, %s %d..%d",
+                               l->field, k, name, (int)f->weight_bits, l->zero_ok ? "neither 0 (float) nor in" : "not in", (int)l->lo,
+                               (int)l->hi);
+        const qc_layer_format *first = qcp__format_of(l->formats, k, f->weight);
+        QCM_TRY(check_once(l->field, k, name, first ? (size_t)(first - l->formats) : k, function));
+        int in_other = other && qcp__format_of(other->formats, other->count, f->weight) != NULL;
+        if (kept(rc, f->weight) || in_other)
+            return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe: '%s' is both in %s and in %s; name it in one of them", name,
+                               kept(rc, f->weight) ? "keep_float" : other->field, l->field);
     }
     return QC_OK;
 }
@@ -78,41 +90,14 @@ static size_t lq_layer_count(const qc_recipe *rc)
     return rc->version >= 5 ? rc->num_lq_layers : 0;
 }
 
-/* Whether `weight` has an entry in the recipe's layer_formats. */
-static int has_format(const qc_recipe *rc, const char *weight)
+/* layer_formats (version 2) and lq_layers (version 5; no AXE with them). */
+static qc_status check_format_lists(const qc_pipeline *p, const qc_recipe *rc, const char *function)
 {
-    for (size_t k = 0; k < layer_format_count(rc); k++)
-        if (rc->layer_formats[k].weight && strcmp(rc->layer_formats[k].weight, weight) == 0) return 1;
-    return 0;
-}
-
-static qc_status check_lq_entry(const qc_pipeline *p, const qc_recipe *rc, size_t k, const char *function)
-{
-    const qc_layer_format *f = &rc->lq_layers[k];
-    const char *name = f->weight ? f->weight : "(NULL)";
-    if (layer_named(p, f->weight) == p->num_layers)
-        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'lq_layers': entry %zu ('%s') is no layer's weight", k, name);
-    if (f->weight_bits < 1 || f->weight_bits > QC_LQ_MAX_BITS)
-        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'lq_layers': entry %zu ('%s') has weight_bits %d, not in 1..%d",
-                           k, name, (int)f->weight_bits, QC_LQ_MAX_BITS);
-    for (size_t j = 0; j < k; j++)
-        if (strcmp(rc->lq_layers[j].weight, f->weight) == 0)
-            return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'lq_layers': '%s' is named twice (entries %zu and %zu)",
-                               name, j, k);
-    if (kept(rc, f->weight) || has_format(rc, f->weight))
-        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe: '%s' is both in %s and in lq_layers; name it in one of them", name,
-                           kept(rc, f->weight) ? "keep_float" : "layer_formats");
-    return QC_OK;
-}
-
-/* Recipe version 5's LQ layers: weights of the model named once, K in 1..4, no AXE. */
-static qc_status check_lq_layers(const qc_pipeline *p, const qc_recipe *rc, const char *function)
-{
-    size_t n = lq_layer_count(rc);
-    if (n > 0 && rc->lq_layers == NULL)
-        return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'lq_layers' is NULL with num_lq_layers = %zu", n);
-    for (size_t k = 0; k < n; k++) QCM_TRY(check_lq_entry(p, rc, k, function));
-    if (n > 0 && rc->gpxq.accumulator_bits)
+    format_list formats = {"layer_formats", rc->layer_formats, layer_format_count(rc), 2, 16, 1};
+    format_list lq = {"lq_layers", rc->version >= 5 ? rc->lq_layers : NULL, lq_layer_count(rc), 1, QC_LQ_MAX_BITS, 0};
+    QCM_TRY(check_format_list(p, rc, &formats, NULL, function));
+    QCM_TRY(check_format_list(p, rc, &lq, &formats, function));
+    if (lq.count > 0 && rc->gpxq.accumulator_bits)
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG,
                            "recipe field 'lq_layers': AXE (gpxq.accumulator_bits = %d) bounds integer dot products, and LQ "
                            "levels are not integers; drop AXE or the LQ layers", (int)rc->gpxq.accumulator_bits);
@@ -129,14 +114,8 @@ static qc_status check_unrotated(const qc_pipeline *p, const qc_recipe *rc, cons
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG,
                            "recipe field 'unrotated': it names layers the rotation skips, and the recipe's rotation is none");
     for (size_t k = 0; k < rc->num_unrotated; k++) {
-        const char *name = rc->unrotated[k] ? rc->unrotated[k] : "(NULL)";
-        if (layer_named(p, rc->unrotated[k]) == p->num_layers)
-            return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'unrotated': entry %zu ('%s') is no layer's weight", k,
-                               name);
-        for (size_t j = 0; j < k; j++)
-            if (strcmp(rc->unrotated[j], rc->unrotated[k]) == 0)
-                return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'unrotated': '%s' is named twice (entries %zu and %zu)",
-                                   name, j, k);
+        QCM_TRY(check_known(p, "unrotated", k, rc->unrotated[k], function));
+        QCM_TRY(check_once("unrotated", k, rc->unrotated[k], qcp__name_index(rc->unrotated, k, rc->unrotated[k]), function));
     }
     return QC_OK;
 }
@@ -171,10 +150,10 @@ qc_status qcp__check_recipe(const qc_pipeline *p, const qc_recipe *rc, const cha
                                "recipe field 'weights': per-group grids are not defined for convolution weights ('%s'); "
                                "keep it in float or use a per-channel grid", p->layers[i].weight);
     for (size_t k = 0; k < rc->num_keep_float; k++)
-        if (layer_named(p, rc->keep_float[k]) == p->num_layers)
+        if (qcp__layer_named(p, rc->keep_float[k]) == p->num_layers)
             return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'keep_float': entry %zu ('%s') is no layer's weight", k,
                                rc->keep_float[k] ? rc->keep_float[k] : "(NULL)");
-    QCM_TRY(check_layer_formats(p, rc, function));
+    QCM_TRY(check_format_lists(p, rc, function));
     if (rc->version < 3) return QC_OK;
     if (rc->rotation < QC_ROTATION_NONE || rc->rotation > QC_ROTATION_HADAMARD)
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "recipe field 'rotation': %d is not a qc_rotation_kind", (int)rc->rotation);
@@ -188,22 +167,21 @@ qc_status qcp__check_recipe(const qc_pipeline *p, const qc_recipe *rc, const cha
     if (rc->rotate_heads && rc->rotation == QC_ROTATION_NONE)
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG,
                            "recipe field 'rotate_heads': head rotations take the recipe's rotation kind, which is none");
-    QCM_TRY(check_lq_layers(p, rc, function));
     return rc->version < 5 ? QC_OK : check_unrotated(p, rc, function);
 }
 
-/* Layer i's grid: the recipe's at its layer format's width (a width of 0 keeps the weight float). */
+/* Layer i's grid: the recipe's at its layer format's width (a width of 0 keeps the weight float), and its
+ * LQ bits when it is in lq_layers. */
 static void layer_grid(qcp_run *r, size_t i)
 {
     const qc_recipe *rc = r->r;
+    const char *weight = r->p->layers[i].weight;
+    const qc_layer_format *f = qcp__format_of(rc->layer_formats, layer_format_count(rc), weight);
+    const qc_layer_format *lq = lq_layer_count(rc) ? qcp__format_of(rc->lq_layers, rc->num_lq_layers, weight) : NULL;
     r->grid[i] = rc->weights;
-    for (size_t k = 0; k < layer_format_count(rc); k++) {
-        if (strcmp(rc->layer_formats[k].weight, r->p->layers[i].weight) != 0) continue;
-        r->float_weight[i] = rc->layer_formats[k].weight_bits == 0;
-        if (!r->float_weight[i]) r->grid[i].bits = rc->layer_formats[k].weight_bits;
-    }
-    for (size_t k = 0; k < lq_layer_count(rc); k++)
-        if (strcmp(rc->lq_layers[k].weight, r->p->layers[i].weight) == 0) r->lq_bits[i] = rc->lq_layers[k].weight_bits;
+    if (f) r->float_weight[i] = f->weight_bits == 0;
+    if (f && f->weight_bits) r->grid[i].bits = f->weight_bits;
+    if (lq) r->lq_bits[i] = lq->weight_bits;
 }
 
 #define PER_LAYER(field) ((r->field = calloc(n, sizeof *r->field)) != NULL)
