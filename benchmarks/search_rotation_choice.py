@@ -1,5 +1,6 @@
 """Rotation as a per-layer search dimension (issue 8: candidates "with or without rotation"): the hypervolume
-of qcore's (bytes, cosine) front on all-MiniLM-L6-v2, weight-only (activations float), over three spaces:
+of qcore's (bytes, cosine) front on all-MiniLM-L6-v2, weight-only (activations float) or with N-bit
+activations (--act-bits N), over three spaces:
   none      no rotation (widths 0, 8, 6, 4, 3, 2 per layer)
   rotated   the recipe's Hadamard rotation on every layer (the same widths, all rotated)
   choice    the rotated recipe with rotation_choice: each layer rotated online also has unrotated twins
@@ -7,9 +8,10 @@ of qcore's (bytes, cosine) front on all-MiniLM-L6-v2, weight-only (activations f
 Everything else as benchmarks/search_accuracy.py's MiniLM setup (64 calibration sentences, 32 held-out
 sentences in 4 batches, one-pass OPTQ, the model_scaled proxy); one reference point for all three (the
 unrotated all-8-bit bytes, the float metric minus 0.05). qcore's search is deterministic, so one run per
-budget. Writes benchmarks/results/search_rotation_choice.json.
+budget. Writes benchmarks/results/search_rotation_choice.json (search_rotation_choice_a8.json for
+--act-bits 8).
 
-Usage: python benchmarks/search_rotation_choice.py [--budgets 16,32,64,128] [--seed 0]
+Usage: python benchmarks/search_rotation_choice.py [--budgets 16,32,64,128] [--seed 0] [--act-bits 0]
 """
 import argparse
 import os
@@ -40,10 +42,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--budgets", default="16,32,64,128")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--act-bits", type=int, default=0, help="activation bits (0: float activations)")
     args = ap.parse_args()
     budgets = [int(b) for b in args.budgets.split(",")]
     pipe, recipe, evaluation, output, _ = minilm(32)
-    out = {"model": "minilm", "widths": WIDTHS, "budgets": budgets, "seed": args.seed, "spaces": {},
+    recipe = replace(recipe, activation_bits=args.act_bits)
+    out = {"model": "minilm", "widths": WIDTHS, "budgets": budgets, "seed": args.seed, "activation_bits": args.act_bits,
+           "spaces": {},
            "machine": machine(qcore), "openblas": openblas_kernel()}
     reference = None
     for name in SPACES:
@@ -67,7 +72,8 @@ def main():
         del search
     print("hypervolume by budget:", {n: [round(s["budgets"][str(b)]["hypervolume"]) for b in budgets]
                                      for n, s in out["spaces"].items()})
-    write_json(os.path.join(RESULTS, "search_rotation_choice.json"), out)
+    suffix = "_a%d" % args.act_bits if args.act_bits else ""
+    write_json(os.path.join(RESULTS, "search_rotation_choice%s.json" % suffix), out)
 
 
 if __name__ == "__main__":

@@ -770,10 +770,12 @@ typedef struct qc_model_search_options {
  * qc_pipeline_run quantizes such a layer (from one pass over the model with norms folded and no layer
  * rotated). Layers rotated by folding into the layer before, and layers the rotation cannot rotate, have
  * the C candidates alone (qc_model_search_space gives each layer its own candidate count). The
- * configuration's recipe names the layers whose twins it chose in `unrotated`. A twin swaps into the rotated evaluation model as R^T Q, which computes x Q exactly only
- * while the layer's input is float: the choice needs a recipe rotation (QC_ERR_INVALID_ARG), float
- * activations (activation_bits = 0; QC_ERR_UNSUPPORTED otherwise) and a recipe without its own unrotated
- * list (QC_ERR_INVALID_ARG). Costs: a twin's bytes are its width's; the online rotations are not counted,
+ * configuration's recipe names the layers whose twins it chose in `unrotated`. The evaluation model gives
+ * each twinned layer a second path from the rotation's input x, through x's own quantizer from that pass
+ * (with quantized activations), to a copy of the layer without bias; the two outputs are added, and the
+ * path not chosen holds a zero weight, so either choice is evaluated exactly (each twinned layer costs
+ * two products per evaluation). The choice needs a recipe rotation and a recipe without its own
+ * unrotated list (QC_ERR_INVALID_ARG otherwise). Costs: a twin's bytes are its width's; the online rotations are not counted,
  * as qc_layer_report does not count them. Proxies: the layer proxy is the twin's own layer error; a model
  * proxy is its rotated sibling's, scaled by the ratio of their squared layer errors. A configuration's
  * recipe, run with sequential = 0, reproduces the evaluated weights up to the float rounding of the

@@ -168,10 +168,10 @@ qc_status qc_model_search_create(qc_model_search **out, qc_pipeline *p, const qc
     if (st == QC_OK) st = candidates(s, o, &formats, __func__);
     if (st == QC_OK && s->cand.num_layers == 0)
         st = QCM_FAIL(QC_ERR_INVALID_ARG, "option 'recipe': every layer is in keep_float; nothing is left to search");
+    if (st == QC_OK && twins) st = qcms__twins(s, o, &formats, __func__);
     if (st == QC_OK) st = qc_session_create(&s->eval, s->cand.eval_model, p->ctx);
     if (st == QC_OK) st = (s->formats = calloc(2 * s->cand.num_layers, sizeof *s->formats)) ? QC_OK
                                                                                               : QCM_FAIL(QC_ERR_OUT_OF_MEMORY, "no memory");
-    if (st == QC_OK && twins) st = qcms__twins(s, o, &formats, __func__);
     if (st == QC_OK && proxy != QC_MODEL_PROXY_LAYER)
         st = qcms__model_proxy(s, o->proxy_batches, proxy == QC_MODEL_PROXY_MODEL_SCALED, __func__);
     if (st != QC_OK) {

@@ -115,12 +115,7 @@ static qc_status score_batch(qc_model_search *s, size_t b, double *sum, int64_t 
 
 static qc_status swap_in(qc_model_search *s, const uint32_t *choice)
 {
-    for (size_t t = 0; t < s->cand.num_layers; t++) {
-        const qcp_layer *l = &s->work->layers[s->cand.layers[t]];
-        qc_tensor w;
-        QCM_TRY(qc_tensor_init(&w, (float *)qcms__cell(s, t, choice[t]).weight, QC_DT_F32, l->ndim, l->dims, NULL));
-        QCM_TRY(qc_session_set_initializer(s->eval, l->weight, &w));
-    }
+    for (size_t t = 0; t < s->cand.num_layers; t++) QCM_TRY(qcms__swap_in(s, t, choice[t]));
     return QC_OK;
 }
 

@@ -28,7 +28,9 @@ struct qc_model_search {
     size_t *twin_of;              /* [t]: layer t's index in twins, SIZE_MAX when t has no twins */
     size_t *twin_width;           /* [k]: the candidate index of twin k (every candidate but the float one) */
     size_t num_twin_widths;
-    float **twin_weights;         /* [t * num_widths + k]: twin k of layer t in the rotated model's coordinates */
+    char **twin_weight;           /* [t]: the weight of layer t's unrotated path in cand.eval_model, NULL
+                                     when t has no twins */
+    float *zeros;                 /* the largest twinned layer's weight count of zeros: the unchosen path */
     const char **unrotated_choice;/* qc_model_search_recipe's unrotated list */
 };
 
@@ -49,12 +51,16 @@ size_t qcms__candidate_count(const qc_model_search *s, size_t t);
 /* Whether candidate c is an unrotated twin (c >= num_widths). */
 int qcms__is_twin(const qc_model_search *s, uint32_t c);
 
-/* Whether the recipe allows rotation_choice (a rotation, float activations, no unrotated list of its own). */
+/* Whether the recipe allows rotation_choice (a rotation, no unrotated list of its own). */
 qc_status qcms__check_twins(const qc_model_search *s, const char *function);
-/* Builds the twins for rotation_choice, after the candidates. */
+/* Builds the twins for rotation_choice, after the candidates and before the evaluation session: each
+ * twinned layer gets its unrotated path in cand.eval_model. */
 qc_status qcms__twins(qc_model_search *s, const qc_model_search_options *o, const qcp_formats *formats,
                       const char *function);
 void qcms__twins_free(qc_model_search *s);
+/* Searched layer t's candidate c into the evaluation session: its weight, and (twinned layers) zeros on the
+ * other path. */
+qc_status qcms__swap_in(qc_model_search *s, size_t t, uint32_t c);
 
 /* QC_ERR_INVALID_ARG unless `layer` is a searched layer and `candidate` one of its candidates. */
 qc_status qcms__check_candidate(const qc_model_search *s, size_t layer, uint32_t candidate, const char *function);

@@ -13,7 +13,7 @@ void qcp__candidates_free(qcp_candidates *c)
 {
     for (size_t k = 0; c->weights && k < c->num_layers * c->num_widths; k++) free(c->weights[k]);
     free(c->weights), free(c->bytes), free(c->output_error), free(c->layers), free(c->widths), free(c->lq_bits);
-    free(c->ethosu_bytes), free(c->macs);
+    free(c->ethosu_bytes), free(c->macs), free(c->act_scale), free(c->act_signed);
     qc_model_free(c->eval_model);
     memset(c, 0, sizeof *c);
 }
@@ -36,7 +36,11 @@ static qc_status allocate(qcp_candidates *c, const qcp_run *r, const qcp_formats
     c->output_error = calloc(cells, sizeof *c->output_error);
     c->ethosu_bytes = calloc(cells, sizeof *c->ethosu_bytes);
     c->macs = calloc(c->num_layers + 1, sizeof *c->macs);
-    if (!c->weights || !c->bytes || !c->output_error || !c->ethosu_bytes || !c->macs) return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    c->act_scale = calloc(c->num_layers + 1, sizeof *c->act_scale);
+    c->act_signed = calloc(c->num_layers + 1, sizeof *c->act_signed);
+    if (!c->weights || !c->bytes || !c->output_error || !c->ethosu_bytes || !c->macs || !c->act_scale || !c->act_signed)
+        return QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    for (size_t t = 0; t < c->num_layers; t++) c->act_scale[t] = r->act_scale[c->layers[t]], c->act_signed[t] = r->act_signed[c->layers[t]];
     return QC_OK;
 }
 

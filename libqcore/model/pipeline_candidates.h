@@ -15,6 +15,8 @@ typedef struct qcp_candidates {
     double *output_error;    /* its qc_layer_report.output_error on the report rows (0 for float) */
     int64_t *ethosu_bytes;   /* its Ethos-U stream size (0: not asked for, a float weight, or beyond int8) */
     double *macs;            /* [t]: layer t's multiply-accumulates per sample */
+    float *act_scale;        /* [t]: layer t's input quantizer scale (unused with float activations) */
+    int *act_signed;         /* [t]: whether that quantizer is signed */
     qc_model *eval_model;    /* the source model with the searched layers' activation quantizers */
 } qcp_candidates;
 

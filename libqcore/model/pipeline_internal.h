@@ -181,6 +181,11 @@ qc_status qcp__quantize_layer(qcp_run *r, size_t i, const qc_gpxq_stats *stats);
  * of every quantized layer reading its input. */
 qc_status qcp__quantize_input(qcp_run *r, size_t i);
 
+/* Adds `value`'s quantizer to m: [Clip +] QuantizeLinear + DequantizeLinear with zero point 0 in the ONNX
+ * type holding `bits` (signed or not); the dequantized value's name goes to out[size]. Nothing reads it yet. */
+qc_status qcp__add_input_quantizer(qc_model *m, const char *value, int bits, int is_signed, float scale, char *out,
+                                   size_t size);
+
 /* Weight-only LQ levels of W [out, in] (row-major, finite) with K bits: one QC_LQ_SIGNED basis per row by
  * qc_lq_fit (default options), each weight's code by qc_lq_encode, its level by qc_lq_decode. `levels`
  * [out, in], `codes` [out, in] (may be NULL) and `basis` [out, K] (may be NULL) are written. */

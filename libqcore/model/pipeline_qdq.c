@@ -35,13 +35,13 @@ static qc_status add_node(qc_model *m, const char *op, const char *a, const char
 }
 
 /* Clip to the N-bit range's real values, so that the container type's wider range is never used. */
-static qc_status clip(qcp_run *r, const char *value, float scale, int64_t lo, int64_t hi, value_name out)
+static qc_status clip(qc_model *m, const char *value, float scale, int64_t lo, int64_t hi, value_name out)
 {
     value_name low, high;
     float bounds[2] = {(float)lo * scale, (float)hi * scale};
-    QCM_TRY(add_scalar(r->qmodel, low, value, "_clip_min", QC_ONNX_FLOAT, &bounds[0], sizeof(float)));
-    QCM_TRY(add_scalar(r->qmodel, high, value, "_clip_max", QC_ONNX_FLOAT, &bounds[1], sizeof(float)));
-    return add_node(r->qmodel, "Clip", value, low, high, out, value, "_clipped");
+    QCM_TRY(add_scalar(m, low, value, "_clip_min", QC_ONNX_FLOAT, &bounds[0], sizeof(float)));
+    QCM_TRY(add_scalar(m, high, value, "_clip_max", QC_ONNX_FLOAT, &bounds[1], sizeof(float)));
+    return add_node(m, "Clip", value, low, high, out, value, "_clipped");
 }
 
 static qc_status rewire(qcp_run *r, const char *value, const char *to)
@@ -59,22 +59,31 @@ static qc_status rewire(qcp_run *r, const char *value, const char *to)
     return QC_OK;
 }
 
-qc_status qcp__quantize_input(qcp_run *r, size_t i)
+qc_status qcp__add_input_quantizer(qc_model *m, const char *value, int bits, int is_signed, float scale, char *out,
+                                   size_t size)
 {
-    const char *value = r->p->layers[i].input;
-    int bits = r->r->activation_bits, is_signed = r->act_signed[i];
     int64_t lo, hi;
     QCM_TRY(qc_accum_input_range(&lo, &hi, bits, is_signed));
     int32_t type = container(bits, is_signed);
     qc_quant_options grid = QC_QUANT_OPTIONS_INIT;
-    QCM_TRY(qcm__require_qdq_format(r->qmodel, &grid, type));
-    value_name source, scale, zero_point, quantized, dequantized;
+    QCM_TRY(qcm__require_qdq_format(m, &grid, type));
+    value_name source, scale_name, zero_point, quantized, dequantized;
     snprintf(source, sizeof source, "%s", value);
-    if (qc_onnx_type_bits(type) != bits) QCM_TRY(clip(r, value, r->act_scale[i], lo, hi, source));
+    if (qc_onnx_type_bits(type) != bits) QCM_TRY(clip(m, value, scale, lo, hi, source));
     uint8_t zeros[2] = {0, 0}; /* zero point 0 in any container (4-bit: one packed byte) */
-    QCM_TRY(add_scalar(r->qmodel, scale, value, "_scale", QC_ONNX_FLOAT, &r->act_scale[i], sizeof(float)));
-    QCM_TRY(add_scalar(r->qmodel, zero_point, value, "_zero_point", type, zeros, type == QC_ONNX_INT16 || type == QC_ONNX_UINT16 ? 2 : 1));
-    QCM_TRY(add_node(r->qmodel, "QuantizeLinear", source, scale, zero_point, quantized, value, "_quantized"));
-    QCM_TRY(add_node(r->qmodel, "DequantizeLinear", quantized, scale, zero_point, dequantized, value, "_dequantized"));
+    QCM_TRY(add_scalar(m, scale_name, value, "_scale", QC_ONNX_FLOAT, &scale, sizeof(float)));
+    QCM_TRY(add_scalar(m, zero_point, value, "_zero_point", type, zeros, type == QC_ONNX_INT16 || type == QC_ONNX_UINT16 ? 2 : 1));
+    QCM_TRY(add_node(m, "QuantizeLinear", source, scale_name, zero_point, quantized, value, "_quantized"));
+    QCM_TRY(add_node(m, "DequantizeLinear", quantized, scale_name, zero_point, dequantized, value, "_dequantized"));
+    snprintf(out, size, "%s", dequantized);
+    return QC_OK;
+}
+
+qc_status qcp__quantize_input(qcp_run *r, size_t i)
+{
+    const char *value = r->p->layers[i].input;
+    value_name dequantized;
+    QCM_TRY(qcp__add_input_quantizer(r->qmodel, value, r->r->activation_bits, r->act_signed[i], r->act_scale[i],
+                                     dequantized, sizeof dequantized));
     return rewire(r, value, dequantized);
 }

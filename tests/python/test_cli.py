@@ -913,15 +913,16 @@ def test_search_with_unrotated_layers_emits_them_and_quantize_reproduces_the_poi
     assert bad.returncode != 0 and "recipe field 'unrotated'" in bad.stderr and not (tmp_path / "bad.onnx").exists()
 
 
-def test_search_with_rotation_choice_picks_unrotated_layers_that_quantize_reproduces(tmp_path):
-    """qcore search --rotation hadamard --rotation-choice --act-bits 0 (RTN): the candidates in the JSON
-    carry 'rotated', each point names its unrotated layers, and the emitted recipe's model (quantize) has
-    the point's bytes and accuracy (eval)."""
+@pytest.mark.parametrize("act_bits", [0, 8])
+def test_search_with_rotation_choice_picks_unrotated_layers_that_quantize_reproduces(tmp_path, act_bits):
+    """qcore search --rotation hadamard --rotation-choice (RTN, float or 8-bit activations): the candidates
+    in the JSON carry 'rotated', each point names its unrotated layers, and the emitted recipe's model
+    (quantize) has the point's bytes and accuracy (eval)."""
     sample = np.load(MNIST_SAMPLE)
     np.save(tmp_path / "x.npy", sample["images"]), np.save(tmp_path / "y.npy", sample["labels"])
     data, scoring = "input=%s" % (tmp_path / "x.npy"), ["--input-scale", 1 / 255, "--labels", tmp_path / "y.npy"]
     front_file, recipe = tmp_path / "front.json", tmp_path / "r.txt"
-    run = qcore_tool("search", MNIST_MLP, "-o", front_file, "--data", data, "--method", "rtn", "--act-bits", 0,
+    run = qcore_tool("search", MNIST_MLP, "-o", front_file, "--data", data, "--method", "rtn", "--act-bits", act_bits,
                      "--widths", "4,3,2", "--budget", 12, "--rotation", "hadamard", "--rotation-choice",
                      "--emit-recipe", recipe, "--pick", 0, "-q", *scoring)
     assert run.returncode == 0, run.stderr

@@ -67,7 +67,7 @@ static const char HELP[] =
     "      --max-cost C           emit the highest-metric front point whose cost is at most C\n"
     RECIPE_HELP
     RECIPE_ROTATION_HELP
-    "      --rotation-choice      with --rotation and --act-bits 0: each layer rotated online may also stay\n"
+    "      --rotation-choice      with --rotation: each layer rotated online may also stay\n"
     "                             unrotated (a u after its width in the table; 'unrotated' in the JSON and recipe)\n"
     "      --one-pass             accepted (for recipe files); the candidates always come from one pass\n"
     "      --threads N            threads (default: all cores)\n"

@@ -56,7 +56,7 @@ class ModelSearch:
     recipe rotation ('haar', 'hadamard') is applied once before the candidates are built, and
     `recipe(choice)` keeps it. `lq_bits` (each K in 1..4) adds one LQ candidate per K after the widths:
     weight-only learned K-bit levels per output channel (Recipe.lq_layers). With rotation_choice=True (a
-    rotated recipe with activation_bits=0), each layer rotated online also gets unrotated twins of its
+    rotated recipe), each layer rotated online also gets unrotated twins of its
     integer and LQ candidates, after them in its row of `candidates` (rows may then differ in length);
     `recipe(choice)` names the layers whose twin it chose in `unrotated` ("Rotation per layer" in
     qc_model.h)."""
