@@ -12,20 +12,17 @@
 /* 1 when every one of the n extents fits the BLAS integer, else 0. */
 int qc__linalg_fits(const int64_t *extents, int n);
 
-/* C[m,n] = alpha op(A) op(B) + beta C, op = transpose when trans_* is set. */
+/* C[m,n] = alpha op(A) op(B) + beta C, op = transpose when trans_* is set; computed in fixed tiles of C's
+ * rows, each by one thread, so that the result does not depend on `threads` (blas.c). */
 void qc__dgemm(int threads, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha, const double *a,
                int64_t lda, const double *b, int64_t ldb, double beta, double *c, int64_t ldc);
-
-/* qc__dgemm computed in fixed tiles of C's rows, each by one thread, spread over `threads`: the result does
- * not depend on `threads` (a multi-threaded qc__dgemm may round differently for some team sizes). */
-void qc__dgemm_tiled(int threads, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, double alpha,
-                     const double *a, int64_t lda, const double *b, int64_t ldb, double beta, double *c, int64_t ldc);
 
 /* qc__dgemm in float32 (OPTQ's lazy block updates, which need no more precision than float32 weights). */
 void qc__sgemm(int threads, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
-/* The lower triangle of C[n,n] = alpha A^T A + beta C for A[k,n] (the upper triangle is not touched). */
+/* The lower triangle of C[n,n] = alpha A^T A + beta C for A[k,n] (the upper triangle is not touched); tiled
+ * as qc__dgemm. */
 void qc__dsyrk_lower(int threads, int64_t n, int64_t k, double alpha, const double *a, int64_t lda, double beta, double *c,
                      int64_t ldc);
 

@@ -98,7 +98,7 @@ static qc_status damped_inverse(assign_work *a, const double *h, int64_t n, doub
                           ratio / 10.0);
     /* (L L^T)^-1 = L^-T L^-1 */
     QC_TRY(qc__triangular_inverse(1, a->scratch, n, n, "qc_lq_assign_codes"));
-    qc__dgemm_tiled(threads, 1, 0, n, n, n, 1.0, a->scratch, n, a->scratch, n, 0.0, a->hinv, n);
+    qc__dgemm(threads, 1, 0, n, n, n, 1.0, a->scratch, n, a->scratch, n, 0.0, a->hinv, n);
     memcpy(a->u, a->hinv, sizeof(double) * (size_t)(n * n));
     return qc__cholesky_upper(1, a->u, n, n, NULL, "qc_lq_assign_codes");
 }
@@ -107,8 +107,8 @@ static qc_status damped_inverse(assign_work *a, const double *h, int64_t n, doub
 static void target_weights(assign_work *a, const float *w, const double *g, int64_t rows, int64_t n, int threads)
 {
     for (int64_t i = 0; i < rows * n; i++) a->target[i] = (double)w[i];
-    qc__dgemm_tiled(threads, 0, 1, rows, n, n, 1.0, a->target, n, g, n, 0.0, a->product, n);
-    qc__dgemm_tiled(threads, 0, 0, rows, n, n, 1.0, a->product, n, a->hinv, n, 0.0, a->target, n);
+    qc__dgemm(threads, 0, 1, rows, n, n, 1.0, a->target, n, g, n, 0.0, a->product, n);
+    qc__dgemm(threads, 0, 0, rows, n, n, 1.0, a->product, n, a->hinv, n, 0.0, a->target, n);
 }
 
 /* Rounds columns [j0, j1) of row o, each to its nearest level, and spreads each error over the rest of
@@ -137,7 +137,7 @@ static void assign_all(assign_work *a, uint8_t *codes, const float *basis, int b
 #pragma omp parallel for num_threads(threads) schedule(static)
         for (int64_t o = 0; o < rows; o++) round_block_row(a, codes, &a->tables[o], o, n, j0, j1);
         if (j1 < n)
-            qc__dgemm_tiled(threads, 0, 0, rows, n - j1, j1 - j0, -1.0, a->err, ASSIGN_BLOCK, a->u + j0 * n + j1, n,
+            qc__dgemm(threads, 0, 0, rows, n - j1, j1 - j0, -1.0, a->err, ASSIGN_BLOCK, a->u + j0 * n + j1, n,
                             1.0, a->target + j1, n);
     }
 }

@@ -130,7 +130,7 @@ qc_status qc_linear_rotation_loss_create(qc_linear_rotation_loss **out, const qc
 /* s->rotated = Q(V) for V the f32 rounding of the side's value times R (V itself when not quantized). */
 static qc_status rotate_side(qc_ctx *ctx, side *s, int64_t in, const double *r, int threads)
 {
-    qc__dgemm_tiled(threads, 0, 0, s->rows, in, in, 1.0, s->value, in, r, in, 0.0, s->rotated, in);
+    qc__dgemm(threads, 0, 0, s->rows, in, in, 1.0, s->value, in, r, in, 0.0, s->rotated, in);
     size_t count = (size_t)(s->rows * in);
     for (size_t i = 0; i < count; i++) s->rounded[i] = (float)s->rotated[i];
     if (!s->quantized) {
@@ -238,17 +238,17 @@ qc_status qc_linear_rotation_loss_eval(void *objective, qc_ctx *ctx, const qc_te
     QC_TRY(rotate_side(ctx, &o->act, in, r->data, threads));
     QC_TRY(rotate_side(ctx, &o->weight, in, r->data, threads));
     memcpy(o->error, o->target, (size_t)(n * out) * sizeof *o->error);
-    qc__dgemm_tiled(threads, 0, 1, n, out, in, -1.0, o->act.rotated, in, o->weight.rotated, in, 1.0, o->error, out);
+    qc__dgemm(threads, 0, 1, n, out, in, -1.0, o->act.rotated, in, o->weight.rotated, in, 1.0, o->error, out);
     double sum = 0.0;
     for (int64_t i = 0; i < n * out; i++) sum += o->error[i] * o->error[i];
     if (grad) {
         double *g = grad->data, c = -2.0 / (double)n;
-        qc__dgemm_tiled(threads, 0, 0, n, in, out, 1.0, o->error, out, o->weight.rotated, in, 0.0, o->product, in);
+        qc__dgemm(threads, 0, 0, n, in, out, 1.0, o->error, out, o->weight.rotated, in, 0.0, o->product, in);
         quantizer_backward(&o->act, in, o->product);
-        qc__dgemm_tiled(threads, 1, 0, in, in, n, c, o->act.value, in, o->product, in, 0.0, g, in);
-        qc__dgemm_tiled(threads, 1, 0, out, in, n, 1.0, o->error, out, o->act.rotated, in, 0.0, o->product, in);
+        qc__dgemm(threads, 1, 0, in, in, n, c, o->act.value, in, o->product, in, 0.0, g, in);
+        qc__dgemm(threads, 1, 0, out, in, n, 1.0, o->error, out, o->act.rotated, in, 0.0, o->product, in);
         quantizer_backward(&o->weight, in, o->product);
-        qc__dgemm_tiled(threads, 1, 0, in, in, out, c, o->weight.value, in, o->product, in, 1.0, g, in);
+        qc__dgemm(threads, 1, 0, in, in, out, c, o->weight.value, in, o->product, in, 1.0, g, in);
     }
     *loss = sum / (double)n;
     return QC_OK;
