@@ -187,12 +187,13 @@ def test_int32_dequantize_matches_onnxruntime():
 
 @pytest.mark.parametrize("trans_b", [0, 1])
 @pytest.mark.parametrize("threads", [2, 3])
-@pytest.mark.parametrize("n", [203, 1024])
-def test_few_row_products_split_by_columns_match_onnxruntime(trans_b, threads, n):
-    """Products with few rows are split across the threads by output columns (ops/blas.c): blocks of
-    uneven width, with and without a transposed B, against onnxruntime."""
-    rng = np.random.default_rng(n + threads)
-    m, k = 5, 1200
+@pytest.mark.parametrize("m, n", [(5, 203), (5, 1024), (300, 203)])
+def test_products_in_blocks_match_onnxruntime_with_the_same_bits_for_any_thread_count(trans_b, threads, m, n):
+    """Products are computed in fixed blocks of C (ops/blas.c): of columns with few rows, of rows otherwise;
+    blocks of uneven size, with and without a transposed B, against onnxruntime, and bit for bit the
+    single-threaded result."""
+    rng = np.random.default_rng(n + threads + m)
+    k = 1200
     w = rng.standard_normal((n, k) if trans_b else (k, n)).astype(np.float32)
     bias = rng.standard_normal(n).astype(np.float32)
     graph = helper.make_graph(
@@ -202,9 +203,11 @@ def test_few_row_products_split_by_columns_match_onnxruntime(trans_b, threads, n
         [numpy_helper.from_array(w, "w"), numpy_helper.from_array(bias, "b")])
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     x = rng.standard_normal((m, k)).astype(np.float32)
-    session = qcore.Session(qcore.Model.from_bytes(proto.SerializeToString()), qcore.Context(threads=threads))
+    model = qcore.Model.from_bytes(proto.SerializeToString())
+    got = qcore.Session(model, qcore.Context(threads=threads)).run({"x": x})["y"]
     want = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    assert relative_error(session.run({"x": x})["y"], want) < 1e-5
+    assert relative_error(got, want) < 1e-5
+    assert np.array_equal(got, qcore.Session(model, qcore.Context(threads=1)).run({"x": x})["y"])
 
 
 @pytest.mark.parametrize("storage_order", [0, 1])
