@@ -10,8 +10,8 @@ evaluated by qcore's executor with the weights swapped in place):
 Candidate widths: float, 8, 6, 4, 3, 2 bits (per-channel symmetric). Cost: stored weight bytes.
 Proxies (what the proxy-driven methods start from): "layer", each layer's own squared relative output error at
 a width (qc_layer_report.output_error, from the candidates' one pass); "model", each candidate alone in the model
-on the first --proxy-batches calibration batches, the squared relative error of the evaluated output
-(qcore.ModelSearch(proxy="model")); "model_scaled" (the default), the same at each layer's lowest width only,
+on the first --proxy-batches calibration batches, the squared relative error of the evaluated output, each
+sample's to the nearest non-negative multiple of the float output (qcore.ModelSearch(proxy="model")); "model_scaled" (the default), the same at each layer's lowest width only,
 the other widths scaled by the layer's own error ratios. The model proxy's executor passes use calibration
 data, not the evaluation set, and are not full evaluations: their time and count are reported apart
 ("model_proxy" in the JSON), also as the number of full evaluations the same time would have paid for.

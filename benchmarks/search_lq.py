@@ -9,8 +9,8 @@ all-8-bit bytes and the float model's accuracy minus 0.05. Reported per model an
 each evaluated front (the peer: the same search without LQ candidates), the front points, and how many front
 points hold an LQ layer.
 
-Writes benchmarks/results/search_lq.json.
-Usage: python benchmarks/search_lq.py [--models mlp,cnn] [--lq-bits 1,2,3] [--budget 32] [--seeds 3]
+Writes benchmarks/results/search_lq.json (or --out).
+Usage: python benchmarks/search_lq.py [--models mlp,cnn] [--lq-bits 1,2,3] [--budget 32] [--seeds 3] [--out NAME]
 """
 import argparse
 import os
@@ -80,6 +80,7 @@ def main():
     ap.add_argument("--lq-bits", default="1,2,3")
     ap.add_argument("--budget", type=int, default=32)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--out", default="search_lq.json", help="JSON file name in benchmarks/results/")
     args = ap.parse_args()
     lq_bits = tuple(int(b) for b in args.lq_bits.split(","))
     results = {"machine": machine(qcore), "budget": args.budget, "widths": list(WIDTHS), "models": {}}
@@ -94,7 +95,7 @@ def main():
         base = np.mean([run["hypervolume"] for run in r["widths"]["runs"]])
         lq = np.mean([run["hypervolume"] for run in r["widths+lq"]["runs"]])
         print("%s: mean hypervolume with LQ / without = %.2f / %.2f = %.3f" % (name, lq, base, lq / base if base else float("nan")))
-    write_json("search_lq.json", results)
+    write_json(args.out, results)
 
 
 if __name__ == "__main__":

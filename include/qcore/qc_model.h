@@ -729,13 +729,18 @@ typedef enum qc_model_proxy {
     QC_MODEL_PROXY_MODEL = 1, /* the model's: that weight alone at that width (every other weight float,
                                  activations as the recipe says), run on calibration batches, the squared
                                  relative error of the evaluated output against the same model with every
-                                 weight float; one executor pass per candidate and batch, made at create */
-    QC_MODEL_PROXY_MODEL_SCALED = 2 /* the model's at the lowest integer width only, each other width's
-                                 scaled by the layer's own ratio across widths (layer error at that width
-                                 squared over the layer error at the lowest, squared): one pass per layer
-                                 and batch; on MiniLM as predictive as QC_MODEL_PROXY_MODEL, at a fifth of
-                                 its passes with five integer widths; LQ candidates are scaled like the
-                                 widths, from the lowest uniform width (the lowest K when there is none) */
+                                 weight float, each sample's (output row's) error taken to the nearest
+                                 non-negative multiple of its reference row, as the metric (top-1 class,
+                                 cosine) ignores such a scale (since libqcore-onnx 1.5.1; before, to the
+                                 row itself); one executor pass per candidate and batch, made at create */
+    QC_MODEL_PROXY_MODEL_SCALED = 2 /* the model's at the lowest uniform integer width only, each other
+                                 width's scaled by the layer's own ratio across widths (layer error at that
+                                 width squared over the layer error at the lowest, squared): one pass per
+                                 layer and batch; on MiniLM as predictive as QC_MODEL_PROXY_MODEL, at a fifth
+                                 of its passes with five integer widths. LQ candidates are measured, one
+                                 pass each (since libqcore-onnx 1.5.1; before, scaled like the widths): a
+                                 learned-levels fit errs otherwise than a grid, so the widths' ratio does
+                                 not carry over to them */
 } qc_model_proxy;
 
 typedef struct qc_model_search_options {

@@ -46,6 +46,14 @@ def ort_outputs(model, x, tmp_path):
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
 
 
+def scaled_output_error(y, reference):
+    """The model proxy's formula in numpy: each sample's (row's) squared distance from its nearest
+    non-negative multiple of the reference output, summed, over the reference's squared norm."""
+    y, reference = y.astype(np.float64).reshape(len(y), -1), reference.astype(np.float64).reshape(len(y), -1)
+    a = np.maximum(np.sum(y * reference, 1) / np.sum(reference ** 2, 1), 0)
+    return np.sum((y - a[:, None] * reference) ** 2) / np.sum(reference ** 2)
+
+
 @pytest.mark.parametrize("choice", [(0, 0, 0), (2, 2, 2), (3, 1, 2), (1, 3, 0)])
 def test_evaluation_equals_onnxruntime_on_the_exported_configuration(search, evaluation, choice, tmp_path):
     x, labels = evaluation
@@ -172,9 +180,10 @@ def calibration():
 @pytest.mark.parametrize("proxy_batches", [1, 0])
 def test_model_proxy_equals_onnxruntime_on_one_quantized_weight(calibration, proxy_batches, tmp_path):
     """Each candidate's model proxy is the squared relative error of the model with that weight alone
-    quantized (the pipeline's export of the same integers, run by onnxruntime) against the float model, on
-    the first proxy_batches calibration batches (0: both); the scaled one is that at the lowest width, and
-    at the others that times the layer's own squared error ratio."""
+    quantized (the pipeline's export of the same integers, run by onnxruntime) against the float model, each
+    sample's to the nearest non-negative multiple of its float output, on the first proxy_batches
+    calibration batches (0: both); the scaled one is that at the lowest width, and at the others that times
+    the layer's own squared error ratio."""
     p = qcore.Pipeline(qcore.Model(MLP))
     for x in calibration:
         p.add_batch({"input": x})
@@ -190,8 +199,9 @@ def test_model_proxy_equals_onnxruntime_on_one_quantized_weight(calibration, pro
             bits_of = {n: (bits if n == names[t] else 0) for n in names}
             model, _ = p.run(qcore.Recipe(method="rtn", activation_bits=0, sequential=False, layer_bits=bits_of))
             y = ort_outputs(model, x, tmp_path).astype(np.float64)
-            want = np.sum((y - reference) ** 2) / np.sum(reference ** 2)
+            want = scaled_output_error(y, reference)
             assert row[c].proxy == pytest.approx(want, rel=2e-3), (t, bits)
+            assert want < np.sum((y - reference) ** 2) / np.sum(reference ** 2)  # the formula is not the plain one
             assert scaled.candidates[t][c].proxy == pytest.approx(  # measured at 2 bits, scaled by the layer's
                 want if bits == 2 else row[3].proxy * (row[c].output_error / row[3].output_error) ** 2, rel=2e-3)
         assert row[1].proxy < row[2].proxy < row[3].proxy  # fewer bits, larger error at the output

@@ -10,6 +10,7 @@ import pytest
 
 import qcore
 from gpxq_layers import images
+from test_model_search import ort_outputs, scaled_output_error
 from test_pipeline_lq import decoded_weight, lq_levels_oracle
 
 onnx = pytest.importorskip("onnx")
@@ -96,33 +97,38 @@ def test_evaluation_equals_the_pipeline_run_of_its_recipe(search, pipe, choice, 
     assert metric == pytest.approx(cosine(y_ort, reference), abs=2e-5)
 
 
-def test_model_proxies_measure_and_scale_lq_candidates(pipe, search):
-    """MODEL: each LQ candidate alone in the model (the pipeline run of a recipe with only that weight LQ,
-    the others float), its output's squared relative error; MODEL_SCALED: the lowest uniform width's, times
-    the layer's own squared error ratio, like every other width."""
+def test_model_proxies_measure_lq_candidates(pipe, search, tmp_path):
+    """MODEL and MODEL_SCALED alike: each LQ candidate alone in the model (the pipeline run of a recipe with
+    only that weight LQ, the others float, run by onnxruntime), its output's squared relative error to the
+    nearest non-negative multiple of the reference (numpy); MODEL_SCALED scales only the uniform widths,
+    from the lowest one (4 bits), by the layer's own squared error ratio."""
     x = np.ascontiguousarray(images()[:256])
     reference, _ = pipe.run(qcore.Recipe(method="optq", sequential=False, layer_bits={n: 0 for n in names(search)}))
-    ref = next(iter(qcore.Session(reference).run({"input": x}).values())).astype(np.float64)
+    ref = ort_outputs(reference, x, tmp_path)
+    scaled = qcore.ModelSearch(pipe, qcore.Recipe(method="optq"), widths=WIDTHS, lq_bits=LQ)
     for t, name in enumerate(names(search)):
         bits = {n: 0 for n in names(search) if n != name}
-        alone, _ = pipe.run(qcore.Recipe(method="optq", sequential=False, layer_bits=bits, lq_layers={name: 3}))
-        y = next(iter(qcore.Session(alone).run({"input": x}).values())).astype(np.float64)
-        assert search.candidates[t][4].proxy == pytest.approx(np.sum((y - ref) ** 2) / np.sum(ref ** 2), rel=1e-4)
-    scaled = qcore.ModelSearch(pipe, qcore.Recipe(method="optq"), widths=WIDTHS, lq_bits=LQ)
+        for c, k in ((3, 2), (4, 3)):
+            alone, _ = pipe.run(qcore.Recipe(method="optq", sequential=False, layer_bits=bits, lq_layers={name: k}))
+            y = ort_outputs(alone, x, tmp_path)
+            want = scaled_output_error(y, ref)
+            assert search.candidates[t][c].proxy == pytest.approx(want, rel=1e-3), (t, k)
+            assert scaled.candidates[t][c].proxy == search.candidates[t][c].proxy  # the same measurement
     for row in scaled.candidates:
         low = row[2]  # 4 bits, the lowest uniform width
-        for c in (1, 3, 4):
-            assert row[c].proxy == pytest.approx(low.proxy * (row[c].output_error / low.output_error) ** 2, rel=1e-12)
+        assert row[1].proxy == pytest.approx(low.proxy * (row[1].output_error / low.output_error) ** 2, rel=1e-12)
 
 
 def names(search):
     return [row[0].weight for row in search.candidates]
 
 
-def test_only_lq_candidates_scale_from_the_lowest_k(pipe):
-    s = qcore.ModelSearch(pipe, qcore.Recipe(method="rtn"), widths=(0,), lq_bits=(3, 1))
-    for row in s.candidates:
-        assert row[2].proxy > 0 and row[1].proxy == pytest.approx(row[2].proxy * (row[1].output_error / row[2].output_error) ** 2)
+def test_without_uniform_widths_every_lq_candidate_is_measured(pipe):
+    s, model = (qcore.ModelSearch(pipe, qcore.Recipe(method="rtn"), widths=(0,), lq_bits=(3, 1), proxy=proxy)
+                for proxy in ("model_scaled", "model"))
+    for row, measured in zip(s.candidates, model.candidates):
+        assert row[0].proxy == 0 and [c.proxy for c in row] == [c.proxy for c in measured]
+        assert 0 < row[1].proxy < row[2].proxy  # 3 bits, a smaller error than 1
 
 
 @pytest.mark.parametrize("kwargs, message", [

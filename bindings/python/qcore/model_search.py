@@ -28,7 +28,8 @@ class Candidate:
     """One width of one searched layer: `bits` 0 is the float weight; `bytes` its stored size;
     `output_error` the layer's relative output error alone at this width (qc_layer_report's);
     `ethosu_bytes` its Ethos-U stream (0 when not measured); `bit_operations` per sample; `proxy` what the
-    search's space gets (the search's proxy: the layer's or the model's squared relative output error);
+    search's space gets (the search's proxy: the layer's or the model's squared relative output error, the
+    model's per sample to the nearest non-negative multiple of the float output);
     `lq_bits` K for an LQ candidate (then `bits` is K too), 0 for a uniform width or float;
     `rotated` whether the layer's input is rotated in this candidate (a rotated recipe's layers; False for
     the unrotated twins of rotation_choice)."""
@@ -52,7 +53,7 @@ class ModelSearch:
     metric reads (default: the first); `ethosu` ("ethos-u55-128", ...) measures each candidate's Ethos-U
     stream; `proxy` (qc_model_proxy) "model" runs each candidate alone in the model on the first
     `proxy_batches` calibration batches (0: all) at creation, "model_scaled" only each layer's lowest width
-    (the others scaled by the layer's own errors), "layer" takes the layer's own output error (no run). A
+    and LQ candidates (the other widths scaled by the layer's own errors), "layer" takes the layer's own output error (no run). A
     recipe rotation ('haar', 'hadamard') is applied once before the candidates are built, and
     `recipe(choice)` keeps it. `lq_bits` (each K in 1..4) adds one LQ candidate per K after the widths:
     weight-only learned K-bit levels per output channel (Recipe.lq_layers). With rotation_choice=True (a
