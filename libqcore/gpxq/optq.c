@@ -180,7 +180,7 @@ static qc_status factor(optq *s, qc_gpxq_result *res)
         res->damp = ratio * mean;
         res->retries = attempt;
         QC_TRY(damped_reversed(s, res->damp));
-        st = qc__cholesky_upper(s->layer.threads, s->factor, d, d, &pivot, function);
+        st = qc__cholesky_upper(s->factor, d, d, &pivot, function);
         if (st != QC_ERR_SINGULAR) break;
         qc__log(s->layer.ctx, QC_LOG_WARNING, "%s: H + %g I is not positive definite (damp_ratio %g); retrying with 10x",
                 function, res->damp, ratio);
@@ -194,7 +194,7 @@ static qc_status factor(optq *s, qc_gpxq_result *res)
                           (long long)position);
     }
     QC_TRY(st);
-    if (s->u_form) return qc__triangular_inverse_upper(s->layer.threads, s->factor, d, d, function);
+    if (s->u_form) return qc__triangular_inverse_upper(s->factor, d, d, function);
     return QC_OK;
 }
 

@@ -16,12 +16,12 @@ static void zero_strict_upper(double *a, int64_t n, int64_t lda)
 }
 
 /* dpotrf on LAPACK's triangle `uplo` (column-major); the status as qc__cholesky documents it. */
-static qc_status cholesky(int threads, char uplo, double *a, int64_t n, int64_t lda, int64_t *pivot,
+static qc_status cholesky(char uplo, double *a, int64_t n, int64_t lda, int64_t *pivot,
                           const char *function)
 {
     if (pivot) *pivot = 0;
     if (n == 0) return QC_OK;
-    int saved = qc__blas_threads_enter(threads);
+    int saved = qc__blas_threads_enter(1);
     lapack_int info = LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, uplo, (lapack_int)n, a, (lapack_int)lda);
     qc__blas_threads_leave(saved);
     if (info > 0) {
@@ -35,23 +35,23 @@ static qc_status cholesky(int threads, char uplo, double *a, int64_t n, int64_t 
     return QC_OK;
 }
 
-qc_status qc__cholesky(int threads, double *a, int64_t n, int64_t lda, int64_t *pivot, const char *function)
+qc_status qc__cholesky(double *a, int64_t n, int64_t lda, int64_t *pivot, const char *function)
 {
-    QC_TRY(cholesky(threads, 'U', a, n, lda, pivot, function));
+    QC_TRY(cholesky('U', a, n, lda, pivot, function));
     zero_strict_upper(a, n, lda);
     return QC_OK;
 }
 
-qc_status qc__cholesky_upper(int threads, double *a, int64_t n, int64_t lda, int64_t *pivot, const char *function)
+qc_status qc__cholesky_upper(double *a, int64_t n, int64_t lda, int64_t *pivot, const char *function)
 {
-    return cholesky(threads, 'L', a, n, lda, pivot, function);
+    return cholesky('L', a, n, lda, pivot, function);
 }
 
 /* dtrtri on LAPACK's triangle `uplo` (column-major), i.e. the other row-major triangle. */
-static qc_status triangular_inverse(int threads, char uplo, double *l, int64_t n, int64_t ldl, const char *function)
+static qc_status triangular_inverse(char uplo, double *l, int64_t n, int64_t ldl, const char *function)
 {
     if (n == 0) return QC_OK;
-    int saved = qc__blas_threads_enter(threads);
+    int saved = qc__blas_threads_enter(1);
     lapack_int info = LAPACKE_dtrtri_work(LAPACK_COL_MAJOR, uplo, 'N', (lapack_int)n, l, (lapack_int)ldl);
     qc__blas_threads_leave(saved);
     if (info > 0)
@@ -61,20 +61,20 @@ static qc_status triangular_inverse(int threads, char uplo, double *l, int64_t n
     return QC_OK;
 }
 
-qc_status qc__triangular_inverse(int threads, double *l, int64_t n, int64_t ldl, const char *function)
+qc_status qc__triangular_inverse(double *l, int64_t n, int64_t ldl, const char *function)
 {
-    return triangular_inverse(threads, 'U', l, n, ldl, function);
+    return triangular_inverse('U', l, n, ldl, function);
 }
 
-qc_status qc__triangular_inverse_upper(int threads, double *r, int64_t n, int64_t ldr, const char *function)
+qc_status qc__triangular_inverse_upper(double *r, int64_t n, int64_t ldr, const char *function)
 {
-    return triangular_inverse(threads, 'L', r, n, ldr, function);
+    return triangular_inverse('L', r, n, ldr, function);
 }
 
-qc_status qc__spd_solve(int threads, double *a, int64_t n, int64_t lda, double *b, const char *function)
+qc_status qc__spd_solve(double *a, int64_t n, int64_t lda, double *b, const char *function)
 {
     if (n == 0) return QC_OK;
-    int saved = qc__blas_threads_enter(threads);
+    int saved = qc__blas_threads_enter(1);
     lapack_int info = LAPACKE_dposv_work(LAPACK_COL_MAJOR, 'U', (lapack_int)n, 1, a, (lapack_int)lda, b, (lapack_int)n);
     qc__blas_threads_leave(saved);
     if (info > 0)

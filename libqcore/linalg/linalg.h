@@ -26,37 +26,40 @@ void qc__sgemm(int threads, int trans_a, int trans_b, int64_t m, int64_t n, int6
 void qc__dsyrk_lower(int threads, int64_t n, int64_t k, double alpha, const double *a, int64_t lda, double beta, double *c,
                      int64_t ldc);
 
+/* The LAPACK wrappers below run single-threaded: LAPACK's blocked algorithms split their updates by the
+ * team's size, which would make results depend on the thread count. */
+
 /* Cholesky factor A = L L^T of a symmetric positive definite A[n,n], in place: reads the lower triangle,
  * writes L there and zeroes the strict upper triangle. On failure returns QC_ERR_SINGULAR, with *pivot (may
  * be NULL) the 1-based order of the first leading minor that is not positive definite and a message on
  * behalf of `function`; A is then partly overwritten. */
-qc_status qc__cholesky(int threads, double *a, int64_t n, int64_t lda, int64_t *pivot, const char *function);
+qc_status qc__cholesky(double *a, int64_t n, int64_t lda, int64_t *pivot, const char *function);
 
 /* Cholesky factor A = R^T R (R upper triangular) read from and written to the upper triangle of A[n,n]
  * (diagonal included); the strict lower triangle is neither read nor written, so it may hold other data.
  * Failures as for qc__cholesky. */
-qc_status qc__cholesky_upper(int threads, double *a, int64_t n, int64_t lda, int64_t *pivot, const char *function);
+qc_status qc__cholesky_upper(double *a, int64_t n, int64_t lda, int64_t *pivot, const char *function);
 
 /* Solves A x = b for a symmetric positive definite A[n,n] (lower triangle read) by Cholesky (LAPACK posv):
  * b[n] receives x and A its factor. QC_ERR_SINGULAR (on behalf of `function`) when A is not positive
  * definite; b is then unspecified. */
-qc_status qc__spd_solve(int threads, double *a, int64_t n, int64_t lda, double *b, const char *function);
+qc_status qc__spd_solve(double *a, int64_t n, int64_t lda, double *b, const char *function);
 
 /* The inverse of a lower-triangular L[n,n] with a non-zero diagonal, in place (strict upper triangle kept
  * zero). QC_ERR_SINGULAR names the first zero diagonal entry. */
-qc_status qc__triangular_inverse(int threads, double *l, int64_t n, int64_t ldl, const char *function);
+qc_status qc__triangular_inverse(double *l, int64_t n, int64_t ldl, const char *function);
 
 /* The inverse of an upper-triangular R[n,n] with a non-zero diagonal, in place in the upper triangle; the
  * strict lower triangle is neither read nor written. QC_ERR_SINGULAR names the first zero diagonal entry. */
-qc_status qc__triangular_inverse_upper(int threads, double *r, int64_t n, int64_t ldr, const char *function);
+qc_status qc__triangular_inverse_upper(double *r, int64_t n, int64_t ldr, const char *function);
 
 /* QR factorization A = Q R of A[m,n] (m >= n) in place, by Householder reflections (LAPACK geqrf). Unlike the
  * wrappers above, A is column-major with column stride lda (LAPACK's own layout, so that no transposed copy
  * is made): R ends in the upper triangle, the reflectors below it, and their scalars in tau[n]. */
-qc_status qc__qr(int threads, double *a, int64_t m, int64_t n, int64_t lda, double *tau, const char *function);
+qc_status qc__qr(double *a, int64_t m, int64_t n, int64_t lda, double *tau, const char *function);
 
 /* Overwrites qc__qr's output A[m,n] (column-major) with the n orthonormal columns of Q (LAPACK orgqr). */
-qc_status qc__qr_form_q(int threads, double *a, int64_t m, int64_t n, int64_t lda, const double *tau,
+qc_status qc__qr_form_q(double *a, int64_t m, int64_t n, int64_t lda, const double *tau,
                         const char *function);
 
 #endif

@@ -13,20 +13,20 @@ static qc_status lapack_status(lapack_int info, const char *routine, const char 
     return QC_FAIL_IN(function, QC_ERR_INTERNAL, "%s rejected argument %d", routine, (int)-info);
 }
 
-qc_status qc__qr(int threads, double *a, int64_t m, int64_t n, int64_t lda, double *tau, const char *function)
+qc_status qc__qr(double *a, int64_t m, int64_t n, int64_t lda, double *tau, const char *function)
 {
     if (m == 0 || n == 0) return QC_OK;
-    int saved = qc__blas_threads_enter(threads);
+    int saved = qc__blas_threads_enter(1);
     lapack_int info = LAPACKE_dgeqrf(LAPACK_COL_MAJOR, (lapack_int)m, (lapack_int)n, a, (lapack_int)lda, tau);
     qc__blas_threads_leave(saved);
     return lapack_status(info, "dgeqrf", function);
 }
 
-qc_status qc__qr_form_q(int threads, double *a, int64_t m, int64_t n, int64_t lda, const double *tau,
+qc_status qc__qr_form_q(double *a, int64_t m, int64_t n, int64_t lda, const double *tau,
                         const char *function)
 {
     if (m == 0 || n == 0) return QC_OK;
-    int saved = qc__blas_threads_enter(threads);
+    int saved = qc__blas_threads_enter(1);
     lapack_int info =
         LAPACKE_dorgqr(LAPACK_COL_MAJOR, (lapack_int)m, (lapack_int)n, (lapack_int)n, a, (lapack_int)lda, tau);
     qc__blas_threads_leave(saved);

@@ -89,7 +89,7 @@ static qc_status damped_inverse(assign_work *a, const double *h, int64_t n, doub
     for (int attempt = 0; attempt <= DAMPING_RETRIES && st == QC_ERR_SINGULAR; attempt++, ratio *= 10.0) {
         memcpy(a->scratch, h, sizeof(double) * (size_t)(n * n));
         for (int64_t i = 0; i < n; i++) a->scratch[i * n + i] += ratio * mean;
-        st = qc__cholesky(1, a->scratch, n, n, NULL, "qc_lq_assign_codes");
+        st = qc__cholesky(a->scratch, n, n, NULL, "qc_lq_assign_codes");
         if (st == QC_OK) *used = ratio;
     }
     if (st != QC_OK)
@@ -97,10 +97,10 @@ static qc_status damped_inverse(assign_work *a, const double *h, int64_t n, doub
                           "argument 'h': not positive definite even with damping %g times its mean diagonal",
                           ratio / 10.0);
     /* (L L^T)^-1 = L^-T L^-1 */
-    QC_TRY(qc__triangular_inverse(1, a->scratch, n, n, "qc_lq_assign_codes"));
+    QC_TRY(qc__triangular_inverse(a->scratch, n, n, "qc_lq_assign_codes"));
     qc__dgemm(threads, 1, 0, n, n, n, 1.0, a->scratch, n, a->scratch, n, 0.0, a->hinv, n);
     memcpy(a->u, a->hinv, sizeof(double) * (size_t)(n * n));
-    return qc__cholesky_upper(1, a->u, n, n, NULL, "qc_lq_assign_codes");
+    return qc__cholesky_upper(a->u, n, n, NULL, "qc_lq_assign_codes");
 }
 
 /* target = W G^T hinv: the float layer's outputs fitted on the quantized inputs. */

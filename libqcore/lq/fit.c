@@ -103,7 +103,7 @@ static int closed_form(float *v_new, const float *v, int bits, qc_lq_code code, 
         gram[j * bits + j] += ridge;
         rhs[j] += ridge * (double)v[j];
     }
-    if (qc__spd_solve(1, gram, bits, bits, rhs, "qc_lq_fit") != QC_OK) return 0;
+    if (qc__spd_solve(gram, bits, bits, rhs, "qc_lq_fit") != QC_OK) return 0;
     for (int j = 0; j < bits; j++) {
         v_new[j] = (float)rhs[j];
         if (!isfinite(v_new[j])) return 0;

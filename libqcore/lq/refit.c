@@ -81,7 +81,7 @@ static void solve_row(float *v, const refit_work *r, int64_t o, int bits, int64_
         a[j * bits + j] += ridge;
         rhs[j] += ridge * (double)v_old[j];
     }
-    int ok = qc__spd_solve(1, a, bits, bits, rhs, "qc_lq_refit_output") == QC_OK;
+    int ok = qc__spd_solve(a, bits, bits, rhs, "qc_lq_refit_output") == QC_OK;
     for (int j = 0; j < bits && ok; j++) ok = isfinite((float)rhs[j]);
     for (int j = 0; j < bits; j++) v[j] = ok ? (float)rhs[j] : v_old[j];
 }

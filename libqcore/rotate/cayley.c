@@ -142,12 +142,12 @@ static double orthogonality_error(qc_cayley *c, const double *x, int threads)
 }
 
 /* y <- its sign-corrected QR, through c->t (column-major copy) and c->a (tau, diag R). */
-static qc_status retract(qc_cayley *c, int threads)
+static qc_status retract(qc_cayley *c)
 {
     int64_t n = c->n, p = c->p;
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < p; j++) c->t[j * n + i] = c->y[i * p + j];
-    return qc__sign_corrected_qr(threads, c->t, n, p, c->a, c->y, "qc_cayley_step");
+    return qc__sign_corrected_qr(c->t, n, p, c->a, c->y, "qc_cayley_step");
 }
 
 static qc_status check_step(qc_ctx *ctx, const qc_cayley *opt, const qc_tensor *x, const qc_tensor *grad)
@@ -182,7 +182,7 @@ qc_status qc_cayley_step(qc_ctx *ctx, qc_cayley *opt, qc_tensor *x, const qc_ten
     double alpha = fmin(opt->opts.lr, 2.0 * opt->opts.step_bound / (norm + 1e-8));
     cayley_points(opt, xd, alpha, threads);
     qc_status st = QC_OK;
-    if (opt->opts.qr_every > 0 && (opt->steps + 1) % opt->opts.qr_every == 0) st = retract(opt, threads);
+    if (opt->opts.qr_every > 0 && (opt->steps + 1) % opt->opts.qr_every == 0) st = retract(opt);
     if (st != QC_OK) { /* only LAPACK's workspace allocation can fail: undo the step */
         memcpy(opt->momentum, opt->previous, (size_t)count * sizeof *opt->momentum);
         return st;

@@ -9,13 +9,13 @@
 /* Within LAPACK's 32-bit extents, and small enough that n^2 doubles have a byte count. */
 static const int64_t MAX_N = (int64_t)1 << 30;
 
-qc_status qc__sign_corrected_qr(int threads, double *a, int64_t n, int64_t p, double *work, double *q,
+qc_status qc__sign_corrected_qr(double *a, int64_t n, int64_t p, double *work, double *q,
                                 const char *function)
 {
     double *tau = work, *r_diag = work + p;
-    QC_TRY(qc__qr(threads, a, n, p, n, tau, function));
+    QC_TRY(qc__qr(a, n, p, n, tau, function));
     for (int64_t j = 0; j < p; j++) r_diag[j] = a[j * n + j];
-    QC_TRY(qc__qr_form_q(threads, a, n, p, n, tau, function));
+    QC_TRY(qc__qr_form_q(a, n, p, n, tau, function));
     for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < p; j++) q[i * p + j] = r_diag[j] < 0.0 ? -a[j * n + i] : a[j * n + i];
     return QC_OK;
@@ -38,7 +38,7 @@ static qc_status haar(qc_ctx *ctx, qc_tensor *out, uint64_t stream, double *a, d
 {
     int64_t n = out->dims[0];
     QC_TRY(gaussian(a, q, ctx, n, stream));
-    QC_TRY(qc__sign_corrected_qr(qc__ctx_threads(ctx), a, n, n, a + n * n, q, "qc_random_orthogonal"));
+    QC_TRY(qc__sign_corrected_qr(a, n, n, a + n * n, q, "qc_random_orthogonal"));
     for (int64_t i = 0; i < n * n; i++) {
         if (out->dtype == QC_DT_F32)
             ((float *)out->data)[i] = (float)q[i];

@@ -37,7 +37,7 @@ qc_status qc__square_output(const qc_tensor *out, const char *function);
 
 /* The n x p matrix a (column-major, p <= n, overwritten) replaced by Q diag(sign(diag R)) of its QR, written
  * row-major into q[n*p]; work holds 2p doubles. */
-qc_status qc__sign_corrected_qr(int threads, double *a, int64_t n, int64_t p, double *work, double *q,
+qc_status qc__sign_corrected_qr(double *a, int64_t n, int64_t p, double *work, double *q,
                                 const char *function);
 
 /* d[j] = -1 when the top bit of word j of `stream` under `seed` is set, else +1, for j < n (qc_rotate.h). */

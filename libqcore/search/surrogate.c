@@ -148,7 +148,7 @@ static qc_status factor(double *l, const double *a, size_t p, const char *functi
         memcpy(l, a, p * p * sizeof *l);
         double jitter = retry ? 1e-12 * mean_diag * pow(10.0, retry - 1) : 0;
         for (size_t j = 0; j < p; j++) l[j * p + j] += jitter;
-        st = qc__cholesky(1, l, (int64_t)p, (int64_t)p, NULL, function);
+        st = qc__cholesky(l, (int64_t)p, (int64_t)p, NULL, function);
     }
     return st;
 }
@@ -158,7 +158,7 @@ static qc_status posterior(qc__surrogate *s, const double *a, double *l, const d
 {
     int64_t p = (int64_t)s->params;
     QC_TRY(factor(l, a, (size_t)p, function));
-    QC_TRY(qc__triangular_inverse(1, l, p, p, function));
+    QC_TRY(qc__triangular_inverse(l, p, p, function));
     qc__dsyrk_lower(1, p, p, 1.0, l, p, 0.0, s->cov, p);
     mirror_lower(s->cov, (size_t)p);
     qc__dgemm(1, 0, 0, p, 1, p, 1.0, s->cov, p, b, 1, 0.0, s->mean, 1);

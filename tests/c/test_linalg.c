@@ -37,7 +37,7 @@ Test(linalg, cholesky_reproduces_the_matrix)
     static double a[N * N], l[N * N], llt[N * N];
     spd_matrix(a, N);
     memcpy(l, a, sizeof a);
-    TU_EXPECT_OK(qc__cholesky(2, l, N, N, NULL, "test"));
+    TU_EXPECT_OK(qc__cholesky(l, N, N, NULL, "test"));
     for (int i = 0; i < N; i++)
         for (int j = i + 1; j < N; j++) cr_assert_eq(l[i * N + j], 0.0, "upper triangle of L must be zero");
     qc__dgemm(2, 0, 1, N, N, N, 1.0, l, N, l, N, 0.0, llt, N);
@@ -49,9 +49,9 @@ Test(linalg, triangular_inverse_and_spd_inverse)
     static double a[N * N], l[N * N], linv[N * N], prod[N * N], ainv[N * N], eye[N * N];
     spd_matrix(a, N);
     memcpy(l, a, sizeof a);
-    TU_EXPECT_OK(qc__cholesky(1, l, N, N, NULL, "test"));
+    TU_EXPECT_OK(qc__cholesky(l, N, N, NULL, "test"));
     memcpy(linv, l, sizeof l);
-    TU_EXPECT_OK(qc__triangular_inverse(1, linv, N, N, "test"));
+    TU_EXPECT_OK(qc__triangular_inverse(linv, N, N, "test"));
     identity(eye, N);
     qc__dgemm(1, 0, 0, N, N, N, 1.0, l, N, linv, N, 0.0, prod, N);
     cr_assert_lt(max_abs_diff(prod, eye, N * N), 1e-13, "L L^-1 differs from I");
@@ -70,9 +70,9 @@ Test(linalg, upper_cholesky_and_inverse_leave_the_lower_triangle_alone)
     memcpy(r, a, sizeof a);
     for (int i = 0; i < N; i++)
         for (int j = 0; j < i; j++) r[i * N + j] = NAN;
-    TU_EXPECT_OK(qc__cholesky_upper(1, r, N, N, NULL, "test"));
+    TU_EXPECT_OK(qc__cholesky_upper(r, N, N, NULL, "test"));
     memcpy(rinv, r, sizeof r);
-    TU_EXPECT_OK(qc__triangular_inverse_upper(2, rinv, N, N, "test"));
+    TU_EXPECT_OK(qc__triangular_inverse_upper(rinv, N, N, "test"));
     for (int i = 0; i < N; i++)
         for (int j = 0; j < i; j++) {
             cr_assert(isnan(r[i * N + j]) && isnan(rinv[i * N + j]), "lower triangle written at [%d, %d]", i, j);
@@ -85,7 +85,7 @@ Test(linalg, upper_cholesky_and_inverse_leave_the_lower_triangle_alone)
     cr_assert_lt(max_abs_diff(prod, eye, N * N), 1e-13, "R R^-1 differs from I");
     double bad[4] = {1, 2, NAN, 1}; /* upper [[1, 2], [., 1]]: 1 - 4 < 0 at the second pivot */
     int64_t pivot = 0;
-    cr_assert_eq(qc__cholesky_upper(1, bad, 2, 2, &pivot, "t"), QC_ERR_SINGULAR);
+    cr_assert_eq(qc__cholesky_upper(bad, 2, 2, &pivot, "t"), QC_ERR_SINGULAR);
     cr_assert_eq(pivot, 2);
 }
 
@@ -96,7 +96,7 @@ Test(linalg, cholesky_names_the_failing_pivot)
     double a[9] = {4, 0, 0, 2, 2, 0, 2, 1, 0.25};
     int64_t pivot = -1;
     qc_clear_error();
-    cr_assert_eq(qc__cholesky(1, a, 3, 3, &pivot, "caller"), QC_ERR_SINGULAR);
+    cr_assert_eq(qc__cholesky(a, 3, 3, &pivot, "caller"), QC_ERR_SINGULAR);
     cr_assert_eq(pivot, 3);
     cr_assert(strstr(qc_last_error(), "caller: ") == qc_last_error(), "message: %s", qc_last_error());
     cr_assert(strstr(qc_last_error(), "pivot 3") != NULL, "message: %s", qc_last_error());
@@ -106,9 +106,9 @@ Test(linalg, cholesky_rejects_a_negative_first_pivot_and_a_zero_matrix)
 {
     double neg[4] = {-1, 0, 0, 1}, zero[4] = {0, 0, 0, 0};
     int64_t pivot = 0;
-    cr_assert_eq(qc__cholesky(1, neg, 2, 2, &pivot, "t"), QC_ERR_SINGULAR);
+    cr_assert_eq(qc__cholesky(neg, 2, 2, &pivot, "t"), QC_ERR_SINGULAR);
     cr_assert_eq(pivot, 1);
-    cr_assert_eq(qc__cholesky(1, zero, 2, 2, &pivot, "t"), QC_ERR_SINGULAR);
+    cr_assert_eq(qc__cholesky(zero, 2, 2, &pivot, "t"), QC_ERR_SINGULAR);
     cr_assert_eq(pivot, 1);
 }
 
@@ -116,7 +116,7 @@ Test(linalg, triangular_inverse_names_a_zero_diagonal)
 {
     double l[9] = {1, 0, 0, 2, 0, 0, 3, 4, 5};
     qc_clear_error();
-    cr_assert_eq(qc__triangular_inverse(1, l, 3, 3, "caller"), QC_ERR_SINGULAR);
+    cr_assert_eq(qc__triangular_inverse(l, 3, 3, "caller"), QC_ERR_SINGULAR);
     cr_assert(strstr(qc_last_error(), "diagonal entry 1 is 0") != NULL, "message: %s", qc_last_error());
 }
 

@@ -150,9 +150,8 @@ def test_a_narrow_accumulator_makes_axe_work(rng):
 
 def test_statistics_do_not_depend_on_the_thread_count(rng):
     """The counts are the same for 1 and 2 threads. RTN+AXE involves no BLAS, so even soft_removed is the
-    same bit for bit; OPTQ's running weights come out of OpenBLAS's factorization and products, whose last
-    bits may depend on its thread count, so there the removed mass is compared to 1e-8 (the two differ by
-    7e-10 relative with OpenBLAS's AMD EPYC kernels, by less than 1e-12 with its Cooperlake ones)."""
+    same bit for bit; so is OPTQ's, whose products run in fixed tiles and whose factorization runs on one
+    thread (linalg/blas.c, linalg.h)."""
     w = rng.standard_normal((48, 192)).astype(np.float32)
     h = hessian(correlated_inputs(rng, 500, 192))
     grid = qcore.QuantOptions(bits=4, granularity="channel", axis=0)
@@ -163,7 +162,7 @@ def test_statistics_do_not_depend_on_the_thread_count(rng):
     np.testing.assert_array_equal(one.q, two.q)
     for name in COUNTS:
         assert getattr(one.axe, name) == getattr(two.axe, name), name
-    assert one.axe.soft_removed == pytest.approx(two.axe.soft_removed, rel=1e-8) and one.axe.clamped > 0
+    assert one.axe.soft_removed == two.axe.soft_removed and one.axe.clamped > 0
 
 
 def c_rtn(w, grid, result):

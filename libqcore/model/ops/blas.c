@@ -28,7 +28,7 @@ static void sgemm_once(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k
 /* Products with few rows (an MLP's batch, one sequence's tokens) are blocked by output columns, each block
  * packing its own slice of B; others by rows, each block packing all of B, which a block of BLOCK_ROWS rows
  * repays. */
-enum { FEW_ROWS = 256, BLOCK_COLUMNS = 256, BLOCK_ROWS = 128 };
+enum { FEW_ROWS = 256, BLOCK_COLUMNS = 128, BLOCK_ROWS = 64 };
 
 /* Block `index` of C: by columns when `by_columns`, else by rows. */
 static void sgemm_block(int64_t index, int by_columns, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
@@ -52,8 +52,12 @@ void qce__sgemm(int threads, int trans_a, int trans_b, int64_t m, int64_t n, int
     if (m == 0 || n == 0) return;
     int by_columns = m < FEW_ROWS;
     int64_t blocks = by_columns ? (n + BLOCK_COLUMNS - 1) / BLOCK_COLUMNS : (m + BLOCK_ROWS - 1) / BLOCK_ROWS;
-    int team = threads > 0 ? threads : 1;
-#pragma omp parallel for num_threads(team) schedule(static)
+    int team = threads < blocks ? threads : (int)blocks;
+    if (team <= 1) { /* no OpenMP region for one block or one thread: the same blocks, in order */
+        for (int64_t i = 0; i < blocks; i++) sgemm_block(i, by_columns, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+#pragma omp parallel for num_threads(team) schedule(dynamic)
     for (int64_t i = 0; i < blocks; i++)
         sgemm_block(i, by_columns, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
