@@ -777,9 +777,9 @@ typedef struct qc_model_search_options {
  * the C candidates alone (qc_model_search_space gives each layer its own candidate count). The
  * configuration's recipe names the layers whose twins it chose in `unrotated`. The evaluation model gives
  * each twinned layer a second path from the rotation's input x, through x's own quantizer from that pass
- * (with quantized activations), to a copy of the layer without bias; the two outputs are added, and the
- * path not chosen holds a zero weight, so either choice is evaluated exactly (each twinned layer costs
- * two products per evaluation). The choice needs a recipe rotation and a recipe without its own
+ * (with quantized activations), to a copy of the layer; the two outputs are added, and the path not chosen
+ * holds a zero weight (and bias), so either choice is evaluated exactly (each twinned layer costs two
+ * products per evaluation and a second copy of its weight). The choice needs a recipe rotation and a recipe without its own
  * unrotated list (QC_ERR_INVALID_ARG otherwise). Costs: a twin's bytes are its width's; the online rotations are not counted,
  * as qc_layer_report does not count them. Proxies: the layer proxy is the twin's own layer error; a model
  * proxy is its rotated sibling's, scaled by the ratio of their squared layer errors. A configuration's

@@ -28,11 +28,20 @@ struct qc_model_search {
     size_t *twin_of;              /* [t]: layer t's index in twins, SIZE_MAX when t has no twins */
     size_t *twin_width;           /* [k]: the candidate index of twin k (every candidate but the float one) */
     size_t num_twin_widths;
-    char **twin_weight;           /* [t]: the weight of layer t's unrotated path in cand.eval_model, NULL
-                                     when t has no twins */
+    struct qcms_path *paths;      /* [t]: layer t's unrotated path in cand.eval_model (model_search_paths.c) */
     float *zeros;                 /* the largest twinned layer's weight count of zeros: the unchosen path */
     const char **unrotated_choice;/* qc_model_search_recipe's unrotated list */
 };
+
+/* A twinned layer's unrotated path in the evaluation model; all NULL when the layer has none. */
+typedef struct qcms_path {
+    char *weight;                 /* the path's weight initializer */
+    char *bias;                   /* the layer's bias initializer (a Gemm's C), NULL when the path has none */
+    char *path_bias;              /* the path's own bias initializer */
+    float *bias_values;           /* the bias */
+    int32_t bias_ndim;
+    int64_t bias_dims[QC_MAX_DIMS];
+} qcms_path;
 
 /* One candidate of a searched layer: its weight as the evaluation session takes it, and its figures. */
 typedef struct qcms_cell {
@@ -54,12 +63,17 @@ int qcms__is_twin(const qc_model_search *s, uint32_t c);
 /* Whether the recipe allows rotation_choice (a rotation, no unrotated list of its own). */
 qc_status qcms__check_twins(const qc_model_search *s, const char *function);
 /* Builds the twins for rotation_choice, after the candidates and before the evaluation session: each
- * twinned layer gets its unrotated path in cand.eval_model. */
+ * twinned layer gets its unrotated path in cand.eval_model (qcms__add_paths). */
 qc_status qcms__twins(qc_model_search *s, const qc_model_search_options *o, const qcp_formats *formats,
                       const char *function);
 void qcms__twins_free(qc_model_search *s);
-/* Searched layer t's candidate c into the evaluation session: its weight, and (twinned layers) zeros on the
- * other path. */
+/* The unrotated path of every searched layer t with source[t] (the rotation's input x; NULL: no twins),
+ * into cand.eval_model, then sorted; qcms__paths_free frees what it keeps. */
+qc_status qcms__add_paths(qc_model_search *s, const char *const *source, const char *function);
+void qcms__paths_free(qc_model_search *s);
+
+/* Searched layer t's candidate c into the evaluation session: its weight (and bias) on the path it belongs
+ * to, and zeros on the other for a twinned layer. */
 qc_status qcms__swap_in(qc_model_search *s, size_t t, uint32_t c);
 
 /* QC_ERR_INVALID_ARG unless `layer` is a searched layer and `candidate` one of its candidates. */

@@ -102,6 +102,19 @@ def test_a_configuration_without_twins_evaluates_as_the_rotated_search_does(mlp,
     assert s.evaluate((3, 3, 3)) != s.evaluate((1, 1, 1))
 
 
+@pytest.mark.parametrize("activation_bits", [0, 8])
+def test_a_configuration_of_twins_evaluates_as_the_unrotated_search_does(mlp, x, activation_bits):
+    """Every layer's twin chosen: the rotated nodes hold zero weights and biases, and each Gemm's unrotated
+    copy takes the bias, as the recipe's Gemm does: bit for bit the metric of a search whose recipe leaves
+    every layer unrotated (its candidates are the twins)."""
+    recipe = replace(BASE, activation_bits=activation_bits)
+    s = search(mlp, x, recipe)
+    plain = qcore.ModelSearch(mlp, replace(recipe, unrotated=WEIGHTS), widths=WIDTHS, proxy="layer")
+    plain.add_batch({"input": x})
+    for twins, same in [((3, 3, 3), (1, 1, 1)), ((4, 3, 4), (2, 1, 2))]:
+        assert s.evaluate(twins) == plain.evaluate(same)
+
+
 def test_the_model_proxy_scales_a_twin_from_its_rotated_sibling(mlp, x):
     s = search(mlp, x, proxy="model")
     for row in s.candidates:
