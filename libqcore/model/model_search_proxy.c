@@ -112,8 +112,9 @@ static int measured(const qcp_candidates *c, size_t k, size_t low)
 static void scale_widths(qc_model_search *s, size_t t, size_t low)
 {
     size_t w = s->cand.num_widths;
+    if (low == w) return; /* no uniform width: every integer candidate (LQ) was measured */
     double base = s->cand.output_error[t * w + low];
-    for (size_t c = 0; c < w && low < w; c++) {
+    for (size_t c = 0; c < w; c++) {
         double e = s->cand.output_error[t * w + c];
         if (c != low && s->cand.widths[c] != 0 && s->cand.lq_bits[c] == 0)
             s->model_error[t * w + c] = base > 0 ? s->model_error[t * w + low] * (e * e) / (base * base) : s->model_error[t * w + low];
