@@ -13,8 +13,6 @@
 #include "lq_replace_internal.h"
 #include "model_internal.h"
 
-typedef char value_name[320];
-
 /* The smallest float above t: x >= it exactly when x > t, for every float x (t in double). */
 static float smallest_float_above(double t)
 {
@@ -38,15 +36,15 @@ static qc_status input_table(const qclq_layer *f, int ka, float *levels, float *
     return QC_OK;
 }
 
-static qc_status add_node(qc_model *m, const char *op, size_t num_inputs, const char *const *inputs, value_name out,
+static qc_status add_node(qc_model *m, const char *op, size_t num_inputs, const char *const *inputs, qcm_value_name out,
                           const char *base, const char *suffix, size_t *index)
 {
     const char *outputs[1] = {out};
-    qcm__fresh_name(out, sizeof(value_name), m, base, suffix);
+    qcm__fresh_name(out, sizeof(qcm_value_name), m, base, suffix);
     return qc_model_add_node(m, index, op, "", out, num_inputs, inputs, 1, outputs);
 }
 
-static qc_status add_cast(qc_model *m, const char *from, int64_t to, value_name out, const char *base, const char *suffix)
+static qc_status add_cast(qc_model *m, const char *from, int64_t to, qcm_value_name out, const char *base, const char *suffix)
 {
     size_t node;
     QCM_TRY(add_node(m, "Cast", 1, &from, out, base, suffix, &node));
@@ -54,9 +52,9 @@ static qc_status add_cast(qc_model *m, const char *from, int64_t to, value_name 
 }
 
 /* Whether x >= lower, as FLOAT 0/1: Cast(Not(Less(x, lower))) (opset 7 ops; x is finite). */
-static qc_status at_or_above(qc_model *m, const char *x, float lower, const char *base, value_name out)
+static qc_status at_or_above(qc_model *m, const char *x, float lower, const char *base, qcm_value_name out)
 {
-    value_name bound, below, above;
+    qcm_value_name bound, below, above;
     qcm__fresh_name(bound, sizeof bound, m, base, "_lq_lower");
     QCM_TRY(qc_model_add_initializer(m, bound, QC_ONNX_FLOAT, 0, NULL, &lower, sizeof lower));
     const char *compare[2] = {x, bound}, *negate[1] = {below};
@@ -72,7 +70,7 @@ static qc_status add_quantizer(qc_model *m, const qcp_layer *l, const qclq_layer
     QCM_TRY(input_table(f, ka, levels, lower));
     const char *base = l->weight;
     int thresholds = (1 << ka) - 1;
-    value_name above[(1 << QC_LQ_MAX_BITS) - 1], levels_name, index_f, index, quantized;
+    qcm_value_name above[(1 << QC_LQ_MAX_BITS) - 1], levels_name, index_f, index, quantized;
     const char *terms[(1 << QC_LQ_MAX_BITS) - 1];
     for (int t = 0; t < thresholds; t++) {
         QCM_TRY(at_or_above(m, l->input, lower[t], base, above[t]));

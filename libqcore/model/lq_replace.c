@@ -10,8 +10,6 @@
 #include "lq_replace_internal.h"
 #include "model_internal.h"
 
-typedef char value_name[320];
-
 /* One replacement's working state. */
 typedef struct lq_run {
     qc_pipeline *p;
@@ -326,7 +324,7 @@ static qc_status put_layer(lq_run *r, const qclq_layer *f, const char *function)
     size_t plane_bytes = (size_t)(l->out * kw * plane_dims[2]);
     uint8_t *planes = malloc(plane_bytes);
     if (planes == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory for layer '%s'", l->weight);
-    value_name plane_name, basis_name, x_name;
+    qcm_value_name plane_name, basis_name, x_name;
     qc_status st = dense_planes(r, f, planes, function);
     qcm__fresh_name(plane_name, sizeof plane_name, r->qmodel, l->weight, "_lq_planes");
     if (st == QC_OK) st = qc_model_add_initializer(r->qmodel, plane_name, QC_ONNX_UINT8, 3, plane_dims, planes, plane_bytes);

@@ -35,6 +35,15 @@ int qcm__value_exists(const qc_model *m, const char *name)
     return 0;
 }
 
+size_t qcm__reader_count(const Onnx__GraphProto *g, const char *name)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < g->n_node; i++)
+        for (size_t k = 0; k < g->node[i]->n_input; k++) count += strcmp(g->node[i]->input[k], name) == 0;
+    for (size_t i = 0; i < g->n_output; i++) count += strcmp(g->output[i]->name, name) == 0;
+    return count;
+}
+
 /* The base is cut to 200 bytes so that the suffix and the number always fit in 256: a name truncated at
  * the end would repeat for every number, and the search would never end. */
 void qcm__fresh_name(char *out, size_t size, const qc_model *m, const char *base, const char *suffix)

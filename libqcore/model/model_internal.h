@@ -92,6 +92,12 @@ void qcm__remove_initializer(qc_model *m, size_t i);
  * out[size]; size >= 256 and suffix shorter than 40 bytes. */
 void qcm__fresh_name(char *out, size_t size, const qc_model *m, const char *base, const char *suffix);
 
+/* Room for a value name qcm__fresh_name makes, or one read from a model to build others from. */
+typedef char qcm_value_name[320];
+
+/* How many node inputs and graph outputs of g read `name`. */
+size_t qcm__reader_count(const Onnx__GraphProto *g, const char *name);
+
 /* Reads a TensorProto's external_data entries. */
 qc_status qcm__external_location(const Onnx__TensorProto *t, const char **location, uint64_t *offset,
                                  uint64_t *length, int *has_length, const char *function);

@@ -15,8 +15,6 @@
 #include "model_internal.h"
 #include "model_search_internal.h"
 
-typedef char value_name[320];
-
 void qcms__paths_free(qc_model_search *s)
 {
     for (size_t t = 0; s->paths && t < s->cand.num_layers; t++) {
@@ -28,16 +26,16 @@ void qcms__paths_free(qc_model_search *s)
 }
 
 /* A name taken whole into `out`, or QC_ERR_UNSUPPORTED naming it: a cut name would read or write another value. */
-static qc_status copy_name(value_name out, const char *name, const char *function)
+static qc_status copy_name(qcm_value_name out, const char *name, const char *function)
 {
-    if ((size_t)snprintf(out, sizeof(value_name), "%s", name) < sizeof(value_name)) return QC_OK;
+    if ((size_t)snprintf(out, sizeof(qcm_value_name), "%s", name) < sizeof(qcm_value_name)) return QC_OK;
     return QCM_FAIL_IN(function, QC_ERR_UNSUPPORTED, "option 'rotation_choice': value name '%.60s...' is longer than %zu bytes",
-                       name, sizeof(value_name) - 1);
+                       name, sizeof(qcm_value_name) - 1);
 }
 
 /* The input of layer t's path: x itself with float activations, else x through the plain pass's quantizer,
  * shared with the twinned layers before t that read x (source[k] == x; their inputs in input[k]). */
-static qc_status path_input(qc_model_search *s, size_t t, const char *const *source, char *const *input, value_name out,
+static qc_status path_input(qc_model_search *s, size_t t, const char *const *source, char *const *input, qcm_value_name out,
                             const char *function)
 {
     for (size_t k = 0; k < t; k++)
@@ -45,7 +43,7 @@ static qc_status path_input(qc_model_search *s, size_t t, const char *const *sou
     if (s->recipe.activation_bits == 0) return copy_name(out, source[t], function);
     size_t u = s->twin_of[t];
     return qcp__add_input_quantizer(s->cand.eval_model, source[t], s->recipe.activation_bits, s->twins.act_signed[u],
-                                    s->twins.act_scale[u], out, sizeof(value_name));
+                                    s->twins.act_scale[u], out, sizeof(qcm_value_name));
 }
 
 /* The node's INT and FLOAT attributes (all a MatMul or Gemm has) onto node `to`. */
@@ -64,20 +62,10 @@ static qc_status copy_attributes(qc_model *m, const Onnx__NodeProto *from, size_
     return QC_OK;
 }
 
-/* How many nodes read `name`. */
-static size_t readers(const qc_model *m, const char *name)
-{
-    const Onnx__GraphProto *g = m->proto->graph;
-    size_t count = 0;
-    for (size_t i = 0; i < g->n_node; i++)
-        for (size_t k = 0; k < g->node[i]->n_input; k++) count += strcmp(g->node[i]->input[k], name) == 0;
-    return count;
-}
-
 /* The path's bias b' when the layer's node has a float32 bias initializer of its own (a Gemm's C): a copy of
  * b, and b' zeros, into path; `out` its name ("" when the path goes without, its sum then rounding once more
  * than the recipe's Gemm). */
-static qc_status add_bias(qc_model_search *s, const Onnx__NodeProto *node, qcms_path *path, size_t zeros, value_name out,
+static qc_status add_bias(qc_model_search *s, const Onnx__NodeProto *node, qcms_path *path, size_t zeros, qcm_value_name out,
                           const char *function)
 {
     qc_model *m = s->cand.eval_model;
@@ -86,14 +74,14 @@ static qc_status add_bias(qc_model_search *s, const Onnx__NodeProto *node, qcms_
     out[0] = '\0';
     if (node->n_input < 3 || node->input[2][0] == '\0' || qc_model_find_initializer(m, node->input[2], &k) != QC_OK) return QC_OK;
     QCM_TRY(qc_model_initializer(m, k, &info));
-    if (info.elem_type != QC_ONNX_FLOAT || info.is_external || info.nbytes > zeros * sizeof(float) || readers(m, info.name) != 1)
+    if (info.elem_type != QC_ONNX_FLOAT || info.is_external || info.nbytes > zeros * sizeof(float) || qcm__reader_count(m->proto->graph, info.name) != 1)
         return QC_OK;
     path->bias = strdup(info.name), path->bias_values = malloc(info.nbytes ? info.nbytes : 1);
     if (!path->bias || !path->bias_values) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
     memcpy(path->bias_values, info.data, info.nbytes);
     path->bias_ndim = info.ndim;
     memcpy(path->bias_dims, info.dims, sizeof info.dims);
-    qcm__fresh_name(out, sizeof(value_name), m, info.name, "_unrotated");
+    qcm__fresh_name(out, sizeof(qcm_value_name), m, info.name, "_unrotated");
     QCM_TRY(qc_model_add_initializer(m, out, QC_ONNX_FLOAT, info.ndim, info.dims, s->zeros, info.nbytes));
     path->path_bias = strdup(out);
     return path->path_bias ? QC_OK : QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
@@ -102,7 +90,7 @@ static qc_status add_bias(qc_model_search *s, const Onnx__NodeProto *node, qcms_
 /* Node n's output renamed `rotated`, and Add(rotated, part) writing its old name. */
 static qc_status join(qc_model *m, size_t n, const char *part, const char *function)
 {
-    value_name output, rotated;
+    qcm_value_name output, rotated;
     QCM_TRY(copy_name(output, m->proto->graph->node[n]->output[0], function));
     qcm__fresh_name(rotated, sizeof rotated, m, output, "_rotated");
     char *renamed = strdup(rotated);
@@ -119,7 +107,7 @@ static qc_status add_path(qc_model_search *s, size_t t, const char *input, size_
     qc_model *m = s->cand.eval_model;
     const qcp_layer *l = &s->work->layers[s->cand.layers[t]];
     qcms_path *path = &s->paths[t];
-    value_name weight, bias, part;
+    qcm_value_name weight, bias, part;
     size_t n = 0, copy = 0;
     QCM_TRY(qcp__node_reading(m, l->weight, &n, function));
     qcm__fresh_name(weight, sizeof weight, m, l->weight, "_unrotated");
@@ -152,7 +140,7 @@ qc_status qcms__add_paths(qc_model_search *s, const char *const *source, const c
     qc_status st = s->paths && s->zeros && input ? QC_OK : QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
     for (size_t t = 0; st == QC_OK && t < n; t++) {
         if (source[t] == NULL) continue;
-        value_name in;
+        qcm_value_name in;
         st = path_input(s, t, source, input, in, function);
         if (st == QC_OK) st = (input[t] = strdup(in)) ? QC_OK : QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
         if (st == QC_OK) st = add_path(s, t, in, zeros, function);

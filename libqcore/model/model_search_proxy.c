@@ -30,14 +30,6 @@ static qc_status restore_float(qc_model_search *s, size_t t, const char *functio
     return st;
 }
 
-static qc_status set_candidate(qc_model_search *s, size_t t, size_t c)
-{
-    const qcp_layer *l = &s->work->layers[s->cand.layers[t]];
-    qc_tensor w;
-    QCM_TRY(qc_tensor_init(&w, s->cand.weights[t * s->cand.num_widths + c], QC_DT_F32, l->ndim, l->dims, NULL));
-    return qc_session_set_initializer(s->eval, l->weight, &w);
-}
-
 /* The evaluated output of calibration batch b, all weights float: copied into ref[b]. */
 static qc_status reference_output(qc_model_search *s, size_t b, float **ref, size_t *numel, const char *function)
 {
@@ -129,7 +121,7 @@ static qc_status measure(qc_model_search *s, size_t batches, int scaled, float *
     for (size_t t = 0; t < n && total > 0; t++) {
         for (size_t c = 0; c < w; c++) {
             if (s->cand.widths[c] == 0 || (scaled && !measured(&s->cand, c, low))) continue; /* float: the reference, 0 */
-            QCM_TRY(set_candidate(s, t, c));
+            QCM_TRY(qcms__swap_in(s, t, (uint32_t)c));
             QCM_TRY(output_error(s, batches, ref, numel, &s->model_error[t * w + c], function));
             QCM_TRY(qc_ctx_report_progress(s->p->ctx, "model-level proxies", ++done, total));
         }

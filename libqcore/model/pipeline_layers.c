@@ -22,15 +22,6 @@ static const Onnx__TensorProto *float_weight(const Onnx__GraphProto *g, const ch
     return NULL;
 }
 
-static size_t readers(const Onnx__GraphProto *g, const char *name)
-{
-    size_t count = 0;
-    for (size_t i = 0; i < g->n_node; i++)
-        for (size_t k = 0; k < g->node[i]->n_input; k++) count += strcmp(g->node[i]->input[k], name) == 0;
-    for (size_t i = 0; i < g->n_output; i++) count += strcmp(g->output[i]->name, name) == 0;
-    return count;
-}
-
 static int64_t int_attribute(const Onnx__NodeProto *n, const char *name, int64_t fallback)
 {
     for (size_t i = 0; i < n->n_attribute; i++)
@@ -47,7 +38,7 @@ static int as_layer(const Onnx__GraphProto *g, const Onnx__NodeProto *n, qcp_lay
     if ((n->domain && n->domain[0]) || !(matmul || gemm || conv) || n->n_input < 2 || n->input[0][0] == '\0') return 0;
     if ((gemm && int_attribute(n, "transA", 0) != 0) || (conv && int_attribute(n, "group", 1) != 1)) return 0;
     const Onnx__TensorProto *w = conv ? float_weight(g, n->input[1], 3, 5) : float_weight(g, n->input[1], 2, 2);
-    if (w == NULL || readers(g, n->input[1]) != 1) return 0;
+    if (w == NULL || qcm__reader_count(g, n->input[1]) != 1) return 0;
     out->conv = conv;
     out->transposed = conv || (gemm && int_attribute(n, "transB", 0) != 0);
     out->op_type = matmul ? "MatMul" : gemm ? "Gemm" : "Conv";

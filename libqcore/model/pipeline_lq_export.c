@@ -10,8 +10,6 @@
 #include "model_internal.h"
 #include "pipeline_internal.h"
 
-typedef char value_name[320];
-
 /* Each channel's levels by code (qc_lq_decode of the codes 0 .. 2^K - 1): [2^K, out] for a weight stored
  * [in, out], else [out, 2^K]. */
 static qc_status level_table(const qcp_run *r, size_t i, float *table)
@@ -49,7 +47,7 @@ static qc_status packed_codes(const qcp_run *r, size_t i, uint8_t *packed)
 }
 
 /* The codes and table initializers of layer i, named into `codes` and `table`. */
-static qc_status add_tensors(qcp_run *r, size_t i, value_name codes, value_name table)
+static qc_status add_tensors(qcp_run *r, size_t i, qcm_value_name codes, qcm_value_name table)
 {
     const qcp_layer *l = &r->p->layers[i];
     int64_t count = (int64_t)1 << r->lq_bits[i];
@@ -60,9 +58,9 @@ static qc_status add_tensors(qcp_run *r, size_t i, value_name codes, value_name 
     float *levels = malloc((size_t)(l->out * count) * sizeof *levels);
     qc_status st = packed && levels ? packed_codes(r, i, packed) : QCM_FAIL_IN(r->function, QC_ERR_OUT_OF_MEMORY, "no memory");
     if (st == QC_OK) st = level_table(r, i, levels);
-    qcm__fresh_name(codes, sizeof(value_name), r->qmodel, l->weight, "_lq_codes");
+    qcm__fresh_name(codes, sizeof(qcm_value_name), r->qmodel, l->weight, "_lq_codes");
     if (st == QC_OK) st = qc_model_add_initializer(r->qmodel, codes, QC_ONNX_UINT4, 2, c_dims, packed, bytes);
-    qcm__fresh_name(table, sizeof(value_name), r->qmodel, l->weight, "_lq_table");
+    qcm__fresh_name(table, sizeof(qcm_value_name), r->qmodel, l->weight, "_lq_table");
     if (st == QC_OK)
         st = qc_model_add_initializer(r->qmodel, table, QC_ONNX_FLOAT, 2, t_dims, levels, (size_t)(l->out * count) * sizeof *levels);
     free(packed), free(levels);
@@ -80,7 +78,7 @@ static qc_status add_node(qc_model *m, const char *op, size_t num_inputs, const 
 static qc_status add_decoder(qcp_run *r, size_t i, const char *codes, const char *table)
 {
     const qcp_layer *l = &r->p->layers[i];
-    value_name index, gathered, shape;
+    qcm_value_name index, gathered, shape;
     size_t node;
     int64_t to = QC_ONNX_INT64, axis = l->transposed ? 1 : 0;
     qcm__fresh_name(index, sizeof index, r->qmodel, l->weight, "_lq_index");
@@ -102,7 +100,7 @@ static qc_status add_decoder(qcp_run *r, size_t i, const char *codes, const char
 qc_status qcp__export_lq_layer(qcp_run *r, size_t i)
 {
     const qcp_layer *l = &r->p->layers[i];
-    value_name codes, table;
+    qcm_value_name codes, table;
     size_t weight;
     QCM_TRY(qc_model_require_opset(r->qmodel, "", 21)); /* UINT4 */
     qcm__require_ir_version(r->qmodel, 10);

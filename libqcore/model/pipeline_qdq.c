@@ -17,27 +17,25 @@ static int32_t container(int bits, int is_signed)
     return is_signed ? QC_ONNX_INT16 : QC_ONNX_UINT16;
 }
 
-typedef char value_name[320];
-
-static qc_status add_scalar(qc_model *m, value_name out, const char *base, const char *suffix, int32_t type,
+static qc_status add_scalar(qc_model *m, qcm_value_name out, const char *base, const char *suffix, int32_t type,
                             const void *bytes, size_t nbytes)
 {
-    qcm__fresh_name(out, sizeof(value_name), m, base, suffix);
+    qcm__fresh_name(out, sizeof(qcm_value_name), m, base, suffix);
     return qc_model_add_initializer(m, out, type, 0, NULL, bytes, nbytes);
 }
 
-static qc_status add_node(qc_model *m, const char *op, const char *a, const char *b, const char *c, value_name out,
+static qc_status add_node(qc_model *m, const char *op, const char *a, const char *b, const char *c, qcm_value_name out,
                           const char *base, const char *suffix)
 {
     const char *inputs[3] = {a, b, c}, *outputs[1] = {out};
-    qcm__fresh_name(out, sizeof(value_name), m, base, suffix);
+    qcm__fresh_name(out, sizeof(qcm_value_name), m, base, suffix);
     return qc_model_add_node(m, NULL, op, "", out, 3, inputs, 1, outputs);
 }
 
 /* Clip to the N-bit range's real values, so that the container type's wider range is never used. */
-static qc_status clip(qc_model *m, const char *value, float scale, int64_t lo, int64_t hi, value_name out)
+static qc_status clip(qc_model *m, const char *value, float scale, int64_t lo, int64_t hi, qcm_value_name out)
 {
-    value_name low, high;
+    qcm_value_name low, high;
     float bounds[2] = {(float)lo * scale, (float)hi * scale};
     QCM_TRY(add_scalar(m, low, value, "_clip_min", QC_ONNX_FLOAT, &bounds[0], sizeof(float)));
     QCM_TRY(add_scalar(m, high, value, "_clip_max", QC_ONNX_FLOAT, &bounds[1], sizeof(float)));
@@ -67,7 +65,7 @@ qc_status qcp__add_input_quantizer(qc_model *m, const char *value, int bits, int
     int32_t type = container(bits, is_signed);
     qc_quant_options grid = QC_QUANT_OPTIONS_INIT;
     QCM_TRY(qcm__require_qdq_format(m, &grid, type));
-    value_name source, scale_name, zero_point, quantized, dequantized;
+    qcm_value_name source, scale_name, zero_point, quantized, dequantized;
     snprintf(source, sizeof source, "%s", value);
     if (qc_onnx_type_bits(type) != bits) QCM_TRY(clip(m, value, scale, lo, hi, source));
     uint8_t zeros[2] = {0, 0}; /* zero point 0 in any container (4-bit: one packed byte) */
@@ -82,7 +80,7 @@ qc_status qcp__add_input_quantizer(qc_model *m, const char *value, int bits, int
 qc_status qcp__quantize_input(qcp_run *r, size_t i)
 {
     const char *value = r->p->layers[i].input;
-    value_name dequantized;
+    qcm_value_name dequantized;
     QCM_TRY(qcp__add_input_quantizer(r->qmodel, value, r->r->activation_bits, r->act_signed[i], r->act_scale[i],
                                      dequantized, sizeof dequantized));
     return rewire(r, value, dequantized);
