@@ -797,7 +797,13 @@ QC_ONNX_API qc_status qc_model_search_create(qc_model_search **out, qc_pipeline 
 QC_ONNX_API void qc_model_search_free(qc_model_search *search);
 
 /* Adds an evaluation batch (copied): values for every graph input, and `labels` (int64 [samples], one
- * class per row of the first output) or NULL. Either every batch has labels or none has. */
+ * class per row of the first output) or NULL. Either every batch has labels or none has. A batch without
+ * labels gets its float reference output here (one run of the float model). A batch is refused, and the
+ * search left as it was, for NaN or Inf in a float input (QC_ERR_NUMERIC naming the input, value, element
+ * and batch) or in the float model's output on it (QC_ERR_NUMERIC naming the output, value, element and
+ * batch), and for a label below 0, or not below the output's class count (its columns) once a run of the
+ * evaluation model has given it: a model proxy at create, or an evaluation; until then
+ * qc_model_search_evaluate refuses it (QC_ERR_INVALID_ARG naming label, sample and batch). */
 QC_ONNX_API qc_status qc_model_search_add_batch(qc_model_search *search, size_t count, const char *const *names,
                                                 const qc_tensor *values, const qc_tensor *labels);
 
@@ -845,7 +851,11 @@ QC_ONNX_API qc_status qc_model_search_proxy(const qc_model_search *search, size_
                                             double *out);
 
 /* The metric of configuration `choice` (one candidate index per searched layer) on the first
- * ceil(fraction * batches) evaluation batches (0 < fraction <= 1). */
+ * ceil(fraction * batches) evaluation batches (0 < fraction <= 1). A sample whose evaluated output row holds
+ * NaN or Inf scores 0 (a wrong answer; the cosine of an all-zero output): no class or direction can be read
+ * from it, and the metric stays finite (a NaN would poison qc_model_search_run's surrogate).
+ * With labels: QC_ERR_SHAPE unless the output has one row per sample, QC_ERR_INVALID_ARG for a label not
+ * below the output's columns (naming label, sample and batch). */
 QC_ONNX_API qc_status qc_model_search_evaluate(qc_model_search *search, const uint32_t *choice, double fraction,
                                                double *metric);
 

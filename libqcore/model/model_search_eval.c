@@ -1,11 +1,60 @@
 /* A model search's evaluation: batches with labels (top-1 accuracy) or without (mean cosine similarity of
- * each sample's output to the float model's), and a configuration's weights swapped into one session. */
+ * each sample's output to the float model's), and a configuration's weights swapped into one session.
+ * Bad evaluation data is refused with the batch named rather than scored: a NaN metric would poison the
+ * search's surrogate, and a label no output can match would be counted wrong without a word. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
 #include "model_search_internal.h"
+
+/* Index of the first NaN or Inf among n floats, or -1. */
+static int64_t first_nonfinite(const float *v, int64_t n)
+{
+    for (int64_t k = 0; k < n; k++)
+        if (!isfinite(v[k])) return k;
+    return -1;
+}
+
+/* QC_ERR_NUMERIC naming the first NaN or Inf in the float inputs of evaluation batch `index`. */
+static qc_status check_inputs(const qcp_batch *b, size_t index, const char *function)
+{
+    for (size_t k = 0; k < b->count; k++) {
+        const qc_tensor *v = &b->values[k];
+        int64_t n = v->dtype == QC_DT_F32 || v->dtype == QC_DT_F64 ? qc_tensor_numel(v) : 0;
+        for (int64_t e = 0; e < n; e++) {
+            double x = v->dtype == QC_DT_F32 ? ((const float *)v->data)[e] : ((const double *)v->data)[e];
+            if (!isfinite(x))
+                return QCM_FAIL_IN(function, QC_ERR_NUMERIC, "input '%s' holds %g (element %lld) in evaluation batch %zu",
+                                   b->names[k], x, (long long)e, index);
+        }
+    }
+    return QC_OK;
+}
+
+/* The samples of a batch: its first input's first dimension (the rows of the first output). */
+static int64_t batch_samples(const qcp_batch *b)
+{
+    return b->values[0].ndim > 0 ? b->values[0].dims[0] : 1;
+}
+
+/* QC_ERR_INVALID_ARG for a label of evaluation batch `index` below 0, or not below `classes` (0: not
+ * known yet): argmax can never equal it, so the sample would be counted wrong whatever the model says. */
+static qc_status check_labels(const int64_t *labels, int64_t samples, int64_t classes, size_t index, const char *function)
+{
+    for (int64_t n = 0; n < samples; n++) {
+        if (labels[n] < 0)
+            return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG,
+                               "argument 'labels': label %lld of sample %lld in evaluation batch %zu is negative",
+                               (long long)labels[n], (long long)n, index);
+        if (classes > 0 && labels[n] >= classes)
+            return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG,
+                               "argument 'labels': label %lld of sample %lld in evaluation batch %zu is not below the "
+                               "output's %lld classes", (long long)labels[n], (long long)n, index, (long long)classes);
+    }
+    return QC_OK;
+}
 
 static qc_status copy_labels(int64_t **out, const qc_tensor *labels, int64_t samples, const char *function)
 {
@@ -33,6 +82,35 @@ static qc_status grow(qc_model_search *s, const char *function)
     return r ? QC_OK : QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
 }
 
+/* Batch b's float-model output, the reference of its samples' cosines. */
+static qc_status reference(qc_model_search *s, size_t b, const char *function)
+{
+    if (s->fp == NULL) QCM_TRY(qc_session_create(&s->fp, s->p->model, s->p->ctx));
+    QCM_TRY(qcp__bind_batch(s->fp, &s->batches[b]));
+    QCM_TRY(qc_session_run(s->fp));
+    int64_t rows, cols;
+    const float *y;
+    QCM_TRY(qcms__output_rows(s->fp, s->output, &rows, &cols, &y, function));
+    int64_t bad = first_nonfinite(y, rows * cols);
+    if (bad >= 0) /* every sample's cosine to it would be NaN */
+        return QCM_FAIL_IN(function, QC_ERR_NUMERIC,
+                           "the float model's output '%s' holds %g (element %lld) on evaluation batch %zu", s->output, y[bad],
+                           (long long)bad, b);
+    s->reference[b] = malloc((size_t)(rows * cols > 0 ? rows * cols : 1) * sizeof(float));
+    if (s->reference[b] == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    memcpy(s->reference[b], y, (size_t)(rows * cols) * sizeof(float));
+    return QC_OK;
+}
+
+/* Batch b's inputs and labels checked, and (without labels) its float reference computed now, so that a
+ * batch the metric cannot score is refused before it is kept. */
+static qc_status check_batch(qc_model_search *s, size_t b, const char *function)
+{
+    QCM_TRY(check_inputs(&s->batches[b], b, function));
+    if (s->labels[b]) return check_labels(s->labels[b], batch_samples(&s->batches[b]), s->classes, b, function);
+    return reference(s, b, function);
+}
+
 qc_status qc_model_search_add_batch(qc_model_search *s, size_t count, const char *const *names, const qc_tensor *values,
                                     const qc_tensor *labels)
 {
@@ -44,12 +122,15 @@ qc_status qc_model_search_add_batch(qc_model_search *s, size_t count, const char
     qcp_batch b;
     QCM_TRY(qcp__batch_copy(&b, count, names, values, __func__));
     int64_t *l = NULL;
-    qc_status st = copy_labels(&l, labels, b.values[0].ndim > 0 ? b.values[0].dims[0] : 1, __func__);
-    if (st != QC_OK) {
-        qcp__batch_free(&b);
+    size_t k = s->num_batches;
+    qc_status st = copy_labels(&l, labels, batch_samples(&b), __func__);
+    s->batches[k] = b, s->labels[k] = l, s->reference[k] = NULL;
+    if (st == QC_OK) st = check_batch(s, k, __func__);
+    if (st != QC_OK) { /* nothing kept: the search is as it was */
+        qcp__batch_free(&b), free(l), free(s->reference[k]);
+        s->reference[k] = NULL;
         return st;
     }
-    s->batches[s->num_batches] = b, s->labels[s->num_batches] = l, s->reference[s->num_batches] = NULL;
     s->num_batches++;
     return QC_OK;
 }
@@ -64,22 +145,6 @@ qc_status qcms__output_rows(const qc_session *session, const char *name, int64_t
         return QCM_FAIL_IN(function, QC_ERR_UNSUPPORTED, "output '%s' is %s with %d dims; the search evaluates float32 outputs",
                            name, qc_dtype_string(y.dtype), (int)y.ndim);
     *rows = y.dims[0], *cols = y.dims[0] > 0 ? qc_tensor_numel(&y) / y.dims[0] : 0, *data = y.data;
-    return QC_OK;
-}
-
-/* Batch b's float-model output, computed once. */
-static qc_status reference(qc_model_search *s, size_t b, const char *function)
-{
-    if (s->reference[b]) return QC_OK;
-    if (s->fp == NULL) QCM_TRY(qc_session_create(&s->fp, s->p->model, s->p->ctx));
-    QCM_TRY(qcp__bind_batch(s->fp, &s->batches[b]));
-    QCM_TRY(qc_session_run(s->fp));
-    int64_t rows, cols;
-    const float *y;
-    QCM_TRY(qcms__output_rows(s->fp, s->output, &rows, &cols, &y, function));
-    s->reference[b] = malloc((size_t)(rows * cols > 0 ? rows * cols : 1) * sizeof(float));
-    if (s->reference[b] == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
-    memcpy(s->reference[b], y, (size_t)(rows * cols) * sizeof(float));
     return QC_OK;
 }
 
@@ -98,17 +163,29 @@ static double cosine(const float *a, const float *b, int64_t n)
     return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : (aa == bb ? 1.0 : 0.0);
 }
 
-/* Adds batch b's per-sample scores (correct: 0/1; else cosine) to *sum and its samples to *count. */
+/* Sample n of batch b's score, its output row y: 1 when its top-1 class is its label (else 0), or its cosine
+ * to the float output. A row holding NaN or Inf scores 0, a wrong answer or the cosine of an all-zero
+ * output: neither a class nor a direction can be read from it, and a NaN would make the mean NaN. */
+static double sample_score(const qc_model_search *s, size_t b, int64_t n, const float *y, int64_t cols)
+{
+    if (first_nonfinite(y, cols) >= 0) return 0.0;
+    return s->labels[b] ? (double)(argmax(y, cols) == s->labels[b][n]) : cosine(y, s->reference[b] + n * cols, cols);
+}
+
+/* Adds batch b's per-sample scores to *sum and its samples to *count. */
 static qc_status score_batch(qc_model_search *s, size_t b, double *sum, int64_t *count, const char *function)
 {
-    if (s->labels[b] == NULL) QCM_TRY(reference(s, b, function));
     QCM_TRY(qcp__bind_batch(s->eval, &s->batches[b]));
     QCM_TRY(qc_session_run(s->eval));
-    int64_t rows, cols;
+    int64_t rows, cols, samples = batch_samples(&s->batches[b]);
     const float *y;
     QCM_TRY(qcms__output_rows(s->eval, s->output, &rows, &cols, &y, function));
-    for (int64_t n = 0; n < rows; n++)
-        *sum += s->labels[b] ? (double)(argmax(y + n * cols, cols) == s->labels[b][n]) : cosine(y + n * cols, s->reference[b] + n * cols, cols);
+    if (rows > 0) s->classes = cols;
+    if (s->labels[b] && rows != samples)
+        return QCM_FAIL_IN(function, QC_ERR_SHAPE, "output '%s' has %lld rows for the %lld labels of evaluation batch %zu",
+                           s->output, (long long)rows, (long long)samples, b);
+    if (s->labels[b]) QCM_TRY(check_labels(s->labels[b], samples, cols, b, function));
+    for (int64_t n = 0; n < rows; n++) *sum += sample_score(s, b, n, y + n * cols, cols);
     *count += rows;
     return QC_OK;
 }

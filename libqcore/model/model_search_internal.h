@@ -13,11 +13,14 @@ struct qc_model_search {
     qc_pipeline *work;            /* the pipeline the candidates come from: p, or rotated.inner */
     qcp_candidates cand;          /* layer indices are work's */
     qc_session *eval;             /* over cand.eval_model: the configuration's weights swapped in */
-    qc_session *fp;               /* over the source model (never rotated): reference outputs when there are no labels */
+    qc_session *fp;               /* over the source model (never rotated): reference outputs when there are no labels
+                                     (created by the first add_batch without labels) */
     qcp_batch *batches;
     int64_t **labels;             /* per batch, NULL when the batches have none */
-    float **reference;            /* per batch: the float model's first output, computed on first use */
+    float **reference;            /* per batch without labels: the float model's output, computed at add_batch */
     size_t num_batches;
+    int64_t classes;              /* the output's columns (top-1 classes) once a run of the evaluation session
+                                     has read them; 0 before */
     const char *output;           /* the first graph output's name (borrowed from the model) */
     qc_layer_format *formats;     /* qc_model_search_recipe's: [num_layers] layer formats, then [num_layers] LQ layers */
     double *model_error;          /* [t * num_widths + c]: QC_MODEL_PROXY_MODEL's squared relative output

@@ -38,6 +38,7 @@ static qc_status reference_output(qc_model_search *s, size_t b, float **ref, siz
     QCM_TRY(qcp__bind_batch(s->eval, &s->p->batches[b]));
     QCM_TRY(qc_session_run(s->eval));
     QCM_TRY(qcms__output_rows(s->eval, s->output, &rows, &cols, &y, function));
+    if (rows > 0) s->classes = cols; /* evaluation labels can be checked from the first add_batch */
     numel[b] = (size_t)(rows * cols);
     ref[b] = malloc((numel[b] ? numel[b] : 1) * sizeof(float));
     if (ref[b] == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");

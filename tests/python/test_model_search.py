@@ -344,3 +344,129 @@ def test_run_narrows_the_prior_for_a_model_proxy(search, evaluation):
             np.testing.assert_array_equal(got, want)
         np.testing.assert_array_equal(c_run(s, space, 10, 2.0), by_search(s, 2.0))
     assert not np.array_equal(by_search(search, 0.5), by_search(search, 1.0))  # the width matters here
+
+
+# Bad evaluation data: refused with the batch named (the search keeps nothing of it), never scored as NaN.
+def mnist_search(p, proxy="layer"):
+    return qcore.ModelSearch(p, qcore.Recipe(method="rtn"), widths=(0, 4, 2), proxy=proxy)
+
+
+@pytest.mark.parametrize("labels", [True, False], ids=["accuracy", "cosine"])
+def test_a_non_finite_evaluation_input_is_refused_and_the_search_goes_on(mnist, labels):
+    """A NaN or Inf in an evaluation batch's float input is refused at add_batch (input, value, element and
+    batch named); the batch is not kept: later batches are numbered from the last one kept, and every
+    metric equals a fresh search's given only the valid batches."""
+    x, y = mnist
+    p = qcore.Pipeline(qcore.Model(MNIST_MLP))
+    p.add_batch({"input": x[:64]})
+    s, fresh = mnist_search(p), mnist_search(p)
+    for k in (0, 50):
+        fresh.add_batch({"input": x[k:k + 50]}, labels=y[k:k + 50] if labels else None)
+    s.add_batch({"input": x[:50]}, labels=y[:50] if labels else None)
+    for value, text in ((np.nan, "nan"), (np.inf, "inf"), (-np.inf, "-inf")):
+        bad = x[50:100].copy()
+        bad[3, 17] = value
+        with pytest.raises(qcore.NumericError, match=r"input 'input' holds %s \(element %d\) in evaluation batch 1$"
+                           % (text, 3 * 784 + 17)):
+            s.add_batch({"input": bad}, labels=y[50:100] if labels else None)
+    s.add_batch({"input": x[50:100]}, labels=y[50:100] if labels else None)
+    for choice in ((2, 2, 2), (1, 2, 0)):
+        assert s.evaluate(choice) == fresh.evaluate(choice)
+        assert s.evaluate(choice, fraction=0.5) == fresh.evaluate(choice, fraction=0.5)
+
+
+def test_labels_that_are_no_class_are_refused(mnist):
+    """A negative label is refused at add_batch; a label not below the output's 10 classes too once the
+    class count is known (the model proxy runs the model at create; the layer proxy's search knows it from
+    its first evaluation), and before that at the evaluation that reaches its batch. Refused batches are
+    not kept; an accepted bad batch fails every evaluation reaching it, and only those."""
+    x, y = mnist
+    p = qcore.Pipeline(qcore.Model(MNIST_MLP))
+    p.add_batch({"input": x[:64]})
+    negative, ten = y[:50].copy(), y[:50].copy()
+    negative[5], ten[7] = -1, 10
+    model_proxy, layer_proxy = mnist_search(p, proxy="model"), mnist_search(p)
+    for s in (model_proxy, layer_proxy):
+        with pytest.raises(qcore.InvalidArgumentError, match="label -1 of sample 5 in evaluation batch 0 is negative"):
+            s.add_batch({"input": x[:50]}, labels=negative)
+    with pytest.raises(qcore.InvalidArgumentError,
+                       match="label 10 of sample 7 in evaluation batch 0 is not below the output's 10 classes"):
+        model_proxy.add_batch({"input": x[:50]}, labels=ten)
+    layer_proxy.add_batch({"input": x[:50]}, labels=y[:50])
+    layer_proxy.add_batch({"input": x[50:100]}, labels=ten)  # the class count is not known yet
+    with pytest.raises(qcore.InvalidArgumentError,
+                       match="label 10 of sample 7 in evaluation batch 1 is not below the output's 10 classes"):
+        layer_proxy.evaluate((1, 1, 1))
+    first = layer_proxy.evaluate((1, 1, 1), fraction=0.5)  # batch 0 alone
+    model_proxy.add_batch({"input": x[:50]}, labels=y[:50])
+    assert first == model_proxy.evaluate((1, 1, 1))
+    with pytest.raises(qcore.InvalidArgumentError, match="in evaluation batch 2 is not below the output's 10 classes"):
+        layer_proxy.add_batch({"input": x[50:100]}, labels=ten)  # known now
+
+
+def overflow_model(transpose=False):
+    """y = x W^T with W = [[1, 0.7], [0.2, 1]] (transposed: its transpose) and its search at widths (float, 2
+    bits): 2-bit RTN makes W [[1, 1], [0, 1]], so that on x = [1.8e38, 1.8e38] the float output's first
+    element is 3.06e38 and the quantized one's overflows (the tests check both with onnxruntime)."""
+    from onnx import TensorProto, helper, numpy_helper
+    w = np.array([[1.0, 0.7], [0.2, 1.0]], np.float32)
+    nodes = [helper.make_node("Gemm", ["input", "w"], ["xw" if transpose else "y"], transB=1)]
+    nodes += [helper.make_node("Transpose", ["xw"], ["y"])] if transpose else []
+    graph = helper.make_graph(nodes, "overflow", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["n", 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, "n"] if transpose else ["n", 2])],
+                              initializer=[numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    p = qcore.Pipeline(qcore.Model.from_bytes(model.SerializeToString()))
+    p.add_batch({"input": np.random.default_rng(5).standard_normal((16, 2)).astype(np.float32)})
+    return p, qcore.ModelSearch(p, qcore.Recipe(method="rtn", activation_bits=0), widths=(0, 2))
+
+
+def test_a_non_finite_float_reference_is_refused_at_add_batch(tmp_path):
+    """Without labels the float model's output is the reference of every sample's cosine: where it
+    overflows (onnxruntime agrees), add_batch is refused naming the output, value, element and batch, and
+    the search keeps nothing of it."""
+    p, s = overflow_model()
+    good, bad = np.array([[1, 2], [-3, 1]], np.float32), np.array([[1, 2], [3e38, 3e38]], np.float32)
+    assert not np.isfinite(ort_outputs(p.model, bad, tmp_path)[1, 0])
+    s.add_batch({"input": good})
+    with pytest.raises(qcore.NumericError, match=r"the float model's output 'y' holds inf \(element 2\) on evaluation batch 1$"):
+        s.add_batch({"input": bad})
+    _, fresh = overflow_model()
+    fresh.add_batch({"input": good})
+    assert s.evaluate((1,)) == fresh.evaluate((1,)) and np.isfinite(s.evaluate((1,)))
+
+
+@pytest.mark.parametrize("labels", [True, False], ids=["accuracy", "cosine"])
+def test_a_non_finite_quantized_output_scores_0(labels, tmp_path):
+    """A sample whose evaluated output holds NaN or Inf scores 0 (wrong, or the cosine of an all-zero
+    output), the others as onnxruntime's run of the exported configuration scores them: the metric stays
+    finite. Here the overflowing row's argmax is its label (the float model's class), so counting it by
+    argmax would call it right."""
+    p, s = overflow_model()
+    x = np.array([[1, 2], [-3, 1], [1.8e38, 1.8e38], [0.5, -2]], np.float32)
+    model, _ = p.run(replace(s.recipe((1,)), sequential=False))
+    ref, y = ort_outputs(p.model, x, tmp_path), ort_outputs(model, x, tmp_path)
+    assert np.isfinite(ref).all() and np.isinf(y[2, 0]) and np.isfinite(np.delete(y, 2, 0)).all()
+    finite = np.isfinite(y).all(1)
+    if labels:
+        classes = ref.argmax(1)
+        assert y[2].argmax() == classes[2]
+        want = np.mean(finite & (y.argmax(1) == classes))
+    else:
+        with np.errstate(invalid="ignore", over="ignore"):  # row 2's cosine is NaN
+            cos = np.sum(y * ref, 1) / np.linalg.norm(y, axis=1) / np.linalg.norm(ref, axis=1)
+        want = np.mean(np.where(finite, cos, 0))
+    s.add_batch({"input": x}, labels=classes if labels else None)
+    assert s.evaluate((1,)) == pytest.approx(want, abs=1e-6)
+    assert s.evaluate((0,)) == 1
+
+
+def test_labels_need_one_output_row_per_sample():
+    """Labels are one class per row of the output: an output [2, samples] (transposed) gives rows that are
+    not the samples, refused rather than compared (with 1 sample, argmax of row 1 would read a label past
+    the batch's)."""
+    _, s = overflow_model(transpose=True)
+    s.add_batch({"input": np.array([[1, 2]], np.float32)}, labels=np.array([0]))
+    with pytest.raises(qcore.ShapeError, match="output 'y' has 2 rows for the 1 labels of evaluation batch 0"):
+        s.evaluate((1,))
