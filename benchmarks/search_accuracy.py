@@ -12,8 +12,10 @@ Proxies (what the proxy-driven methods start from): "layer", each layer's own sq
 a width (qc_layer_report.output_error, from the candidates' one pass); "model", each candidate alone in the model
 on the first --proxy-batches calibration batches, the squared relative error of the evaluated output, each
 sample's to the nearest non-negative multiple of the float output (qcore.ModelSearch(proxy="model")); "model_scaled" (the default), the same at each layer's lowest width only,
-the other widths scaled by the layer's own error ratios. The model proxy's executor passes use calibration
-data, not the evaluation set, and are not full evaluations: their time and count are reported apart
+the other widths scaled by the layer's own error ratios. The model proxy's passes run on the first --proxy-batches
+batches of --proxy-data: "evaluation" (the default; ModelSearch.measure_proxy on the evaluation batches) or
+"calibration" (at creation, on the data OPTQ fitted the candidates on; results then go to
+search_<model>_calibration_proxy.json). They are not full evaluations: their time and count are reported apart
 ("model_proxy" in the JSON), also as the number of full evaluations the same time would have paid for.
 Reference point: the all-8-bit configuration's bytes and the float configuration's metric minus 0.05.
 
@@ -38,6 +40,7 @@ Writes benchmarks/results/search_<model>.json and search_<model>.png.
 Usage: python benchmarks/search_accuracy.py [--models cnn,minilm] [--seeds 5] [--budgets 16,32,64,128]
                                           [--cache PATH] (evaluations kept in PATH.<model>.pkl across runs)
                                           [--proxy layer|model|model_scaled] [--proxy-batches N]
+                                          [--proxy-data evaluation|calibration]
 """
 import argparse
 import os
@@ -212,6 +215,34 @@ def true_front(search, evaluate):
     return front_of(points)
 
 
+def measure_model_proxy(pipe, recipe, output, search, calibration, evaluation, args):
+    """The model proxy's figures: on the calibration data, a second ModelSearch (the same candidates again, then the
+    passes; returned as "search"); on the evaluation data, measured on `search` itself (measure_proxy)."""
+    marks = {}  # on calibration data, the passes are what follows the candidates' last progress report
+
+    def progress(stage, done, total):
+        marks[stage] = time.perf_counter()
+
+    pipe.ctx.progress = progress
+    start = time.perf_counter()
+    if args.proxy_data == "evaluation":
+        search.measure_proxy(args.proxy, args.proxy_batches)
+        with_model, sizes = search, [len(inputs[next(iter(inputs))]) for inputs, _ in evaluation]
+    else:
+        with_model = qcore.ModelSearch(pipe, recipe, widths=WIDTHS, output=output, proxy=args.proxy,
+                                       proxy_batches=args.proxy_batches)
+        sizes = calibration
+    end = time.perf_counter()
+    pipe.ctx.progress = None
+    proxy_s = end - (start if args.proxy_data == "evaluation" else marks["quantizing candidates"])
+    batches = sizes[:args.proxy_batches or len(sizes)]
+    measured = sum(1 for w in WIDTHS if w) if args.proxy == "model" else 1  # widths run per layer
+    passes = len(batches) * (1 + len(search.candidates) * measured)  # + the float reference
+    return {"data": args.proxy_data, "batches": len(batches), "samples": sum(batches), "executor_passes": passes,
+            "samples_run": passes // len(batches) * sum(batches), "measure_s": end - start, "proxy_s": proxy_s,
+            "search": with_model}
+
+
 def run_model(name, args):
     setup = fashion_cnn if name == "cnn" else lambda: minilm(args.sentences)
     start = time.perf_counter()
@@ -225,35 +256,17 @@ def run_model(name, args):
     evaluate = Evaluator(search, args.cache and "%s.%s.pkl" % (args.cache, name))
     spaces = {"layer": space_of(search)}
     model_proxy = None
-    if args.proxy != "layer":  # the same candidates again (one pass), then the model-level passes
-        marks = {}  # the proxy passes are what follows the candidates' last progress report
-
-        def progress(stage, done, total):
-            marks[stage] = time.perf_counter()
-
-        pipe.ctx.progress = progress
-        start = time.perf_counter()
-        with_model = qcore.ModelSearch(pipe, recipe, widths=WIDTHS, output=output, proxy=args.proxy,
-                                       proxy_batches=args.proxy_batches)
-        end = time.perf_counter()
-        pipe.ctx.progress = None
-        seconds, proxy_s = end - start, end - marks["quantizing candidates"]
-        spaces["model"] = space_of(with_model, "model")
-        batches = calibration[:args.proxy_batches or len(calibration)]
-        measured = sum(1 for w in WIDTHS if w) if args.proxy == "model" else 1  # widths run per layer
-        passes = len(batches) * (1 + len(search.candidates) * measured)  # + the float reference
-        model_proxy = {"calibration_batches": len(batches), "samples": sum(batches), "executor_passes": passes,
-                       "samples_run": passes // len(batches) * sum(batches), "create_s": seconds,
-                       "create_with_layer_proxy_s": created,
-                       "proxy_s": proxy_s}  # from the candidates' last progress report to the end of create
-        del with_model
+    if args.proxy != "layer":
+        model_proxy = measure_model_proxy(pipe, recipe, output, search, calibration, evaluation, args)
+        spaces["model"] = space_of(model_proxy.pop("search"), "model")
+        model_proxy["create_with_layer_proxy_s"] = created
     layers = len(search.candidates)
     eight = search.cost([WIDTHS.index(8)] * layers)
     ref = (float(eight), evaluate([0] * layers) - 0.05)
     out = {"model": name, "layers": layers, "widths": WIDTHS, "configurations": len(WIDTHS) ** layers,
            "reference_point": ref, "float_metric": ref[1] + 0.05, "prepare_s": prepare, "seeds": args.seeds,
            "budgets": args.budgets, "methods": {}, "machine": machine(qcore), "openblas": openblas_kernel(),
-           "proxy": args.proxy, "model_proxy": model_proxy}
+           "proxy": args.proxy, "proxy_data": args.proxy_data, "model_proxy": model_proxy}
     if name == "cnn":
         best = true_front(search, evaluate)
         out["true_front"] = best
@@ -297,10 +310,11 @@ def run_model(name, args):
           "; / best one-shot DP on the model proxy: %s" % out.get("qcore_at_first_budget_vs_best_oneshot_dp_model")
           if "oneshot-dp-model" in out["summary"] else ""))
     if model_proxy:
-        print("model proxy: %(executor_passes)d executor passes over %(calibration_batches)d calibration batches, "
+        print("model proxy: %(executor_passes)d executor passes over %(batches)d %(data)s batches, "
               "%(proxy_s).1f s = %(full_evaluation_equivalents).1f full evaluations' time" % model_proxy)
-    write_json(os.path.join(RESULTS, "search_%s.json" % name), out)
-    plot(out, os.path.join(RESULTS, "search_%s.png" % name))
+    stem = "search_%s%s" % (name, "" if args.proxy_data == "evaluation" else "_calibration_proxy")
+    write_json(os.path.join(RESULTS, stem + ".json"), out)
+    plot(out, os.path.join(RESULTS, stem + ".png"))
 
 
 def summary(out, method, budget):
@@ -357,7 +371,9 @@ def main():
     ap.add_argument("--no-json", action="store_true", help="fill the cache only; write no results")
     ap.add_argument("--proxy", choices=("layer", "model", "model_scaled"), default="model_scaled",
                     help="the space qcore's search starts from")
-    ap.add_argument("--proxy-batches", type=int, default=0, help="calibration batches the model proxy runs (0: all)")
+    ap.add_argument("--proxy-batches", type=int, default=0, help="batches the model proxy runs (0: all)")
+    ap.add_argument("--proxy-data", choices=("evaluation", "calibration"), default="evaluation",
+                    help="the data the model proxy runs on (ModelSearch.measure_proxy, or at creation)")
     args = ap.parse_args()
     args.methods = args.methods.split(",")
     args.budgets = [int(b) for b in args.budgets.split(",")]

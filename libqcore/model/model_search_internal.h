@@ -78,6 +78,8 @@ void qcms__paths_free(qc_model_search *s);
 /* Searched layer t's candidate c into the evaluation session: its weight (and bias) on the path it belongs
  * to, and zeros on the other for a twinned layer. */
 qc_status qcms__swap_in(qc_model_search *s, size_t t, uint32_t c);
+/* Layer t's unrotated path off (zero weight, the bias on the rotated node); nothing without a path. */
+qc_status qcms__path_off(qc_model_search *s, size_t t);
 
 /* QC_ERR_INVALID_ARG unless `layer` is a searched layer and `candidate` one of its candidates. */
 qc_status qcms__check_candidate(const qc_model_search *s, size_t layer, uint32_t candidate, const char *function);

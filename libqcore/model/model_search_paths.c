@@ -158,6 +158,24 @@ static qc_status set_floats(qc_session *eval, const char *name, const float *dat
     return qc_session_set_initializer(eval, name, &v);
 }
 
+/* The unrotated path's bias and the layer's: `on_path` puts the layer's bias on the path and zeros on the
+ * rotated node, else the other way round. */
+static qc_status place_bias(qc_model_search *s, const qcms_path *path, int on_path)
+{
+    if (path->bias == NULL) return QC_OK;
+    QCM_TRY(set_floats(s->eval, path->bias, on_path ? s->zeros : path->bias_values, path->bias_ndim, path->bias_dims));
+    return set_floats(s->eval, path->path_bias, on_path ? path->bias_values : s->zeros, path->bias_ndim, path->bias_dims);
+}
+
+qc_status qcms__path_off(qc_model_search *s, size_t t)
+{
+    const qcp_layer *l = &s->work->layers[s->cand.layers[t]];
+    const qcms_path *path = s->paths ? &s->paths[t] : NULL;
+    if (path == NULL || path->weight == NULL) return QC_OK;
+    QCM_TRY(set_floats(s->eval, path->weight, s->zeros, l->ndim, l->dims));
+    return place_bias(s, path, 0);
+}
+
 qc_status qcms__swap_in(qc_model_search *s, size_t t, uint32_t c)
 {
     const qcp_layer *l = &s->work->layers[s->cand.layers[t]];
@@ -167,7 +185,5 @@ qc_status qcms__swap_in(qc_model_search *s, size_t t, uint32_t c)
     int twin = qcms__is_twin(s, c);
     QCM_TRY(set_floats(s->eval, l->weight, twin ? s->zeros : weight, l->ndim, l->dims));
     QCM_TRY(set_floats(s->eval, path->weight, twin ? weight : s->zeros, l->ndim, l->dims));
-    if (path->bias == NULL) return QC_OK;
-    QCM_TRY(set_floats(s->eval, path->bias, twin ? s->zeros : path->bias_values, path->bias_ndim, path->bias_dims));
-    return set_floats(s->eval, path->path_bias, twin ? path->bias_values : s->zeros, path->bias_ndim, path->bias_dims);
+    return place_bias(s, path, twin);
 }

@@ -30,12 +30,13 @@ static qc_status restore_float(qc_model_search *s, size_t t, const char *functio
     return st;
 }
 
-/* The evaluated output of calibration batch b, all weights float: copied into ref[b]. */
-static qc_status reference_output(qc_model_search *s, size_t b, float **ref, size_t *numel, const char *function)
+/* The evaluated output of batch b, all weights float: copied into ref[b]. */
+static qc_status reference_output(qc_model_search *s, const qcp_batch *batches, size_t b, float **ref, size_t *numel,
+                                  const char *function)
 {
     int64_t rows, cols;
     const float *y;
-    QCM_TRY(qcp__bind_batch(s->eval, &s->p->batches[b]));
+    QCM_TRY(qcp__bind_batch(s->eval, &batches[b]));
     QCM_TRY(qc_session_run(s->eval));
     QCM_TRY(qcms__output_rows(s->eval, s->output, &rows, &cols, &y, function));
     if (rows > 0) s->classes = cols; /* evaluation labels can be checked from the first add_batch */
@@ -61,18 +62,18 @@ static double scaled_distance(const float *y, const float *r, int64_t cols)
 
 /* Squared relative error of the session's outputs on `batches` against ref, each sample (output row) to
  * the nearest non-negative multiple of its reference. */
-static qc_status output_error(qc_model_search *s, size_t batches, float *const *ref, const size_t *numel, double *out,
-                              const char *function)
+static qc_status output_error(qc_model_search *s, const qcp_batch *batches, size_t count, float *const *ref,
+                              const size_t *numel, double *out, const char *function)
 {
     double err = 0, norm = 0;
-    for (size_t b = 0; b < batches; b++) {
+    for (size_t b = 0; b < count; b++) {
         int64_t rows, cols;
         const float *y;
-        QCM_TRY(qcp__bind_batch(s->eval, &s->p->batches[b]));
+        QCM_TRY(qcp__bind_batch(s->eval, &batches[b]));
         QCM_TRY(qc_session_run(s->eval));
         QCM_TRY(qcms__output_rows(s->eval, s->output, &rows, &cols, &y, function));
         if ((size_t)(rows * cols) != numel[b])
-            return QCM_FAIL_IN(function, QC_ERR_SHAPE, "output '%s' changed size between runs of calibration batch %zu",
+            return QCM_FAIL_IN(function, QC_ERR_SHAPE, "output '%s' changed size between runs of proxy batch %zu",
                                s->output, b);
         for (int64_t n = 0; n < rows; n++) err += scaled_distance(y + n * cols, ref[b] + n * cols, cols);
         for (size_t k = 0; k < numel[b]; k++) norm += (double)ref[b][k] * ref[b][k];
@@ -102,33 +103,57 @@ static int measured(const qcp_candidates *c, size_t k, size_t low)
 
 /* Layer t's other uniform widths from its measured lowest one, by the layer errors' ratios: the layer's
  * amplification to the output is taken as the same at every width. */
-static void scale_widths(qc_model_search *s, size_t t, size_t low)
+static void scale_widths(const qc_model_search *s, size_t t, size_t low, double *model_error)
 {
     size_t w = s->cand.num_widths;
     if (low == w) return; /* no uniform width: every integer candidate (LQ) was measured */
-    double base = s->cand.output_error[t * w + low];
+    double base = s->cand.output_error[t * w + low], at_low = model_error[t * w + low];
     for (size_t c = 0; c < w; c++) {
         double e = s->cand.output_error[t * w + c];
         if (c != low && s->cand.widths[c] != 0 && s->cand.lq_bits[c] == 0)
-            s->model_error[t * w + c] = base > 0 ? s->model_error[t * w + low] * (e * e) / (base * base) : s->model_error[t * w + low];
+            model_error[t * w + c] = base > 0 ? at_low * (e * e) / (base * base) : at_low;
     }
 }
 
-static qc_status measure(qc_model_search *s, size_t batches, int scaled, float **ref, size_t *numel, const char *function)
+/* The passes into model_error ([layers * widths], zeroed), the session holding float weights before and
+ * after (after only on success). */
+static qc_status measure(qc_model_search *s, const qcp_batch *batches, size_t count, int scaled, float **ref,
+                         size_t *numel, double *model_error, const char *function)
 {
     size_t n = s->cand.num_layers, w = s->cand.num_widths, low = lowest_width(&s->cand), done = 0, total = 0;
     for (size_t c = 0; c < w; c++) total += s->cand.widths[c] != 0 && (!scaled || measured(&s->cand, c, low)) ? n : 0;
-    for (size_t b = 0; b < batches && total > 0; b++) QCM_TRY(reference_output(s, b, ref, numel, function));
+    for (size_t b = 0; b < count && total > 0; b++) QCM_TRY(reference_output(s, batches, b, ref, numel, function));
     for (size_t t = 0; t < n && total > 0; t++) {
         for (size_t c = 0; c < w; c++) {
             if (s->cand.widths[c] == 0 || (scaled && !measured(&s->cand, c, low))) continue; /* float: the reference, 0 */
             QCM_TRY(qcms__swap_in(s, t, (uint32_t)c));
-            QCM_TRY(output_error(s, batches, ref, numel, &s->model_error[t * w + c], function));
+            QCM_TRY(output_error(s, batches, count, ref, numel, &model_error[t * w + c], function));
             QCM_TRY(qc_ctx_report_progress(s->p->ctx, "model-level proxies", ++done, total));
         }
         QCM_TRY(restore_float(s, t, function));
-        if (scaled) scale_widths(s, t, low);
+        if (scaled) scale_widths(s, t, low, model_error);
     }
+    return QC_OK;
+}
+
+/* The model proxy from the first `count` of `batches` into s->model_error, which is replaced only on
+ * success (a failed or cancelled measurement keeps the proxy the search had). */
+static qc_status measure_into_search(qc_model_search *s, const qcp_batch *batches, size_t count, int scaled,
+                                     const char *function)
+{
+    double *model_error = calloc(s->cand.num_layers * s->cand.num_widths, sizeof *model_error);
+    float **ref = calloc(count, sizeof *ref);
+    size_t *numel = calloc(count, sizeof *numel);
+    qc_status st = model_error && ref && numel ? measure(s, batches, count, scaled, ref, numel, model_error, function)
+                                               : QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
+    for (size_t b = 0; ref && b < count; b++) free(ref[b]);
+    free(ref), free(numel);
+    if (st != QC_OK) {
+        free(model_error);
+        return st;
+    }
+    free(s->model_error);
+    s->model_error = model_error;
     return QC_OK;
 }
 
@@ -138,14 +163,40 @@ qc_status qcms__model_proxy(qc_model_search *s, size_t proxy_batches, int scaled
     if (batches > s->p->num_batches)
         return QCM_FAIL_IN(function, QC_ERR_INVALID_ARG, "option 'proxy_batches': %zu is more than the pipeline's %zu calibration batches",
                            proxy_batches, s->p->num_batches);
-    s->model_error = calloc(s->cand.num_layers * s->cand.num_widths, sizeof *s->model_error);
-    float **ref = calloc(batches, sizeof *ref);
-    size_t *numel = calloc(batches, sizeof *numel);
-    qc_status st = s->model_error && ref && numel ? measure(s, batches, scaled, ref, numel, function)
-                                                  : QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");
-    for (size_t b = 0; ref && b < batches; b++) free(ref[b]);
-    free(ref), free(numel);
-    return st;
+    return measure_into_search(s, s->p->batches, batches, scaled, function);
+}
+
+/* Every searched layer's float weight into the evaluation session (an evaluation left a configuration
+ * there), the unrotated paths off. */
+static qc_status all_float(qc_model_search *s, const char *function)
+{
+    for (size_t t = 0; t < s->cand.num_layers; t++) {
+        QCM_TRY(qcms__path_off(s, t));
+        QCM_TRY(restore_float(s, t, function));
+    }
+    return QC_OK;
+}
+
+qc_status qc_model_search_measure_proxy(qc_model_search *s, int32_t proxy, size_t batches)
+{
+    QCM_CHECK_NOT_NULL(s);
+    if (proxy < QC_MODEL_PROXY_LAYER || proxy > QC_MODEL_PROXY_MODEL_SCALED)
+        return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'proxy': %d is not a qc_model_proxy", (int)proxy);
+    if (proxy == QC_MODEL_PROXY_LAYER) {
+        if (batches != 0)
+            return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'batches': %zu is for a model proxy; the layer proxy runs no batch", batches);
+        free(s->model_error);
+        s->model_error = NULL;
+        return QC_OK;
+    }
+    if (s->num_batches == 0)
+        return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'search': no evaluation batch was added to measure the proxy on");
+    if (batches > s->num_batches)
+        return QCM_FAIL(QC_ERR_INVALID_ARG, "argument 'batches': %zu is more than the search's %zu evaluation batches", batches,
+                        s->num_batches);
+    QCM_TRY(all_float(s, __func__));
+    return measure_into_search(s, s->batches, batches ? batches : s->num_batches, proxy == QC_MODEL_PROXY_MODEL_SCALED,
+                               __func__);
 }
 
 qc_status qc_model_search_proxy(const qc_model_search *s, size_t layer, uint32_t c, double *out)

@@ -90,8 +90,26 @@ class ModelSearch:
         self._s = ffi.gc(out[0], onnx_lib.qc_model_search_free)
         self.widths, self.lq_bits, self.proxy = tuple(widths), tuple(lq_bits), proxy
         self.rotation_choice = bool(rotation_choice)
-        self.candidates = [[self._candidate(t, c) for c in range(onnx_lib.qc_model_search_candidate_count(self._s, t))]
-                           for t in range(onnx_lib.qc_model_search_layer_count(self._s))]
+        self.candidates = self._candidates()
+
+    def measure_proxy(self, proxy="model_scaled", batches=1):
+        """Measures the proxy again on the first `batches` (0: all) evaluation batches (add_batch) rather than
+        the calibration data the candidates were fitted on (qc_model_search_measure_proxy): what a layer
+        loses on data it was not fitted on is what the metric sees. Create the search with proxy="layer"
+        (no pass at creation), add the evaluation batches, then call this; `candidates`, `space()` and
+        `run()` then use the new proxy. proxy="layer" (batches=0) drops a model proxy."""
+        if proxy not in _PROXIES:
+            raise ValueError("qcore.ModelSearch.measure_proxy: proxy must be one of %s, got %r" % (", ".join(_PROXIES), proxy))
+        if not isinstance(batches, int) or batches < 0:
+            raise ValueError("qcore.ModelSearch.measure_proxy: batches must be a count of evaluation batches >= 0 (0: all), "
+                             "got %r" % (batches,))
+        self.pipeline.ctx.call(_measure_proxy, self._s, _PROXIES[proxy], batches)
+        self.proxy = proxy
+        self.candidates = self._candidates()
+
+    def _candidates(self):
+        return [[self._candidate(t, c) for c in range(onnx_lib.qc_model_search_candidate_count(self._s, t))]
+                for t in range(onnx_lib.qc_model_search_layer_count(self._s))]
 
     def _candidate(self, t, c):
         info = ffi.new("qc_model_candidate *")
@@ -164,3 +182,7 @@ class ModelSearch:
 
 def _create(ctx, out, pipeline, opts):
     return onnx_lib.qc_model_search_create(out, pipeline, opts)
+
+
+def _measure_proxy(ctx, search, proxy, batches):
+    return onnx_lib.qc_model_search_measure_proxy(search, proxy, batches)
