@@ -3,8 +3,9 @@ quantized once at each candidate width, then configurations (one candidate per l
 evaluation batches by qcore's executor with the weights swapped in place.
 
     pipe = qcore.Pipeline(model); pipe.add_batch({"input": calib})
-    search = qcore.ModelSearch(pipe, qcore.Recipe(method="optq"), widths=(0, 8, 4, 3), lq_bits=(2,))
+    search = qcore.ModelSearch(pipe, qcore.Recipe(method="optq"), widths=(0, 8, 4, 3), lq_bits=(2,), proxy="layer")
     search.add_batch({"input": x_eval}, labels=y_eval)         # top-1 accuracy; without labels: cosine
+    search.measure_proxy("model_scaled", batches=1)            # each layer's loss in the model, on evaluation data
     print(search.evaluate([1, 2, 3]), search.recipe([1, 2, 3]).layer_bits)
 """
 from dataclasses import dataclass, replace
@@ -53,7 +54,9 @@ class ModelSearch:
     metric reads (default: the first); `ethosu` ("ethos-u55-128", ...) measures each candidate's Ethos-U
     stream; `proxy` (qc_model_proxy) "model" runs each candidate alone in the model on the first
     `proxy_batches` calibration batches (0: all) at creation, "model_scaled" only each layer's lowest width
-    and LQ candidates (the other widths scaled by the layer's own errors), "layer" takes the layer's own output error (no run). A
+    and LQ candidates (the other widths scaled by the layer's own errors), "layer" takes the layer's own output error (no run);
+    `measure_proxy` measures a model proxy on the evaluation batches instead, which predicts the metric
+    better (create with proxy="layer", add the batches, then call it). A
     recipe rotation ('haar', 'hadamard') is applied once before the candidates are built, and
     `recipe(choice)` keeps it. `lq_bits` (each K in 1..4) adds one LQ candidate per K after the widths:
     weight-only learned K-bit levels per output channel (Recipe.lq_layers). With rotation_choice=True (a
