@@ -739,7 +739,12 @@ def test_search_successive_halving_fronts_only_full_evaluations(search_data, tmp
     (["--rec", "{recipe}"], 2, "--recipe in full"),
     (["--proxy", "hessian"], 2, "--proxy takes layer, model or model-scaled, got 'hessian'"),
     (["--proxy", "layer", "--proxy-batches", "1"], 2, "--proxy-batches is for --proxy model"),
-    (["--proxy-batches", "9"], 2, "'proxy_batches': 9 is more than the pipeline's 2 calibration batches"),
+    (["--proxy-batches", "6"], 2, "--proxy-batches 6 is more than the 5 evaluation batches (300 samples, --batch 64)"),
+    (["--proxy-data", "calibration", "--proxy-batches", "3"], 2,
+     "--proxy-batches 3 is more than the 2 calibration batches (128 samples, --batch 64)"),
+    (["--proxy-data", "foo"], 2, "--proxy-data takes evaluation or calibration, got 'foo'"),
+    (["--proxy", "layer", "--proxy-data", "calibration"], 2,
+     "--proxy-data is for --proxy model or model-scaled; the layer proxy runs no batch"),
     (["--prior-width", "-0.5"], 2, "--prior-width takes a number from 0 to 100, got '-0.5'"),
     (["--prior-width", "100.5"], 2, "--prior-width takes a number from 0 to 100, got '100.5'"),
     (["--prior-width", "nan"], 2, "--prior-width takes a number from 0 to 100, got 'nan'"),
@@ -754,28 +759,75 @@ def test_search_bad_input_leaves_no_output(search_data, tmp_path, args, code, me
     assert not out.exists() and not recipe.exists() and not list(tmp_path.glob("*.tmp*"))
 
 
-def test_search_proxy_is_the_libraries_for_the_same_calibration(search_data, tmp_path):
-    """--proxy model / model-scaled (the default) write each candidate's model proxy as qcore.ModelSearch
-    computes it from the same calibration batches (128 samples scaled by 1/255, two batches of 64, the
-    recipe file's RTN and 8-bit activations); --proxy layer writes the squared layer output error."""
-    d, _, _ = search_data
+def library_search(d, x, y, proxy, batches, on_evaluation):
+    """qcore.ModelSearch as the tool builds it: the calibration batches (128 samples scaled by 1/255, two of
+    64), the recipe file's RTN and 8-bit activations, widths 0,8,4,2, the evaluation batches (300 samples
+    with labels, batches of 64); the model proxy measured at create (calibration) or, created with the layer
+    proxy, by measure_proxy on the evaluation batches."""
     calib = (qcore.load_array(str(d / "calib.npy"))[:128].reshape(-1, 784).astype(np.float64) * (1 / 255)).astype(np.float32)
     p = qcore.Pipeline(qcore.Model(MLP))
     for k in (0, 64):
         p.add_batch({"input": np.ascontiguousarray(calib[k:k + 64])})
-    for proxy, batches in (("model", 1), ("layer", 0), (None, 0)):
-        flags = (["--proxy", proxy] if proxy else []) + ["--proxy-batches", 1] * batches
+    at_create = "layer" if on_evaluation else proxy
+    search = qcore.ModelSearch(p, qcore.Recipe(method="rtn", activation_bits=8), widths=(0, 8, 4, 2), proxy=at_create,
+                               proxy_batches=0 if on_evaluation else batches)
+    for k in range(0, EVAL_SAMPLES, 64):
+        search.add_batch({"input": np.ascontiguousarray(x[k:k + 64])}, y[k:k + 64])
+    if on_evaluation:
+        search.measure_proxy(proxy, batches)
+    return search
+
+
+def assert_same_search(result, search):
+    """The tool's JSON against the library's search: every candidate's proxy, and the run (budget 8, seed 0):
+    the same configurations evaluated in the same order with the same metrics."""
+    for layer, row in zip(result["layers"], search.candidates, strict=True):
+        assert [c["proxy"] for c in layer["candidates"]] == pytest.approx([c.proxy for c in row], rel=1e-12)
+    evaluations = search.run(max_evaluations=8, seed=0).evaluations()
+    assert [e["choice"] for e in result["evaluations"]] == evaluations.choices.tolist()
+    assert [e["metric"] for e in result["evaluations"]] == pytest.approx(evaluations.metric.tolist(), abs=1e-12)
+
+
+@pytest.mark.parametrize("proxy, flags", [
+    ("model_scaled", []),  # the defaults: model-scaled, on every evaluation batch
+    ("model", ["--proxy", "model", "--proxy-data", "evaluation", "--proxy-batches", 2]),
+], ids=["default", "model"])
+def test_search_proxy_on_evaluation_data_is_the_libraries_measure_proxy(search_data, tmp_path, proxy, flags):
+    """--proxy-data evaluation (the default): the JSON's proxies and the search's evaluations are those of
+    qcore.ModelSearch created with the layer proxy, given the evaluation batches and then measure_proxy
+    (which differ from the same proxy on the calibration batches, so that data is what the tool used)."""
+    d, x, y = search_data
+    run = qcore_tool(*search_args(d, tmp_path / "f.json", *flags))
+    assert run.returncode == 0, run.stderr
+    result = json.loads((tmp_path / "f.json").read_text())
+    batches = 2 if flags else 0
+    assert (result["proxy"], result["proxy_data"], result["proxy_batches"]) == (proxy.replace("_", "-"), "evaluation",
+                                                                                batches)
+    want = library_search(d, x, y, proxy, batches, on_evaluation=True)
+    assert_same_search(result, want)
+    on_calibration = library_search(d, x, y, proxy, batches, on_evaluation=False)
+    ratios = [c.proxy / k.proxy for row, krow in zip(want.candidates, on_calibration.candidates)
+              for c, k in zip(row, krow) if k.proxy > 0]
+    assert max(abs(r - 1) for r in ratios) > 0.05  # the data matters: the test tells the two apart
+
+
+def test_search_proxy_on_calibration_data_is_the_libraries_at_create(search_data, tmp_path):
+    """--proxy-data calibration: as before --proxy-data, the model proxy (model / model-scaled) measured at
+    create on the calibration batches, as qcore.ModelSearch(proxy=..., proxy_batches=...) measures it, and the
+    search the same; --proxy layer writes the squared layer output error (and no proxy data)."""
+    d, x, y = search_data
+    for proxy, batches in (("model", 1), ("layer", 0), ("model_scaled", 0)):
+        flags = ["--proxy", proxy.replace("_", "-")] + ["--proxy-batches", 1] * batches
+        flags += ["--proxy-data", "calibration"] if proxy != "layer" else []
         run = qcore_tool(*search_args(d, tmp_path / "f.json", *flags))
         assert run.returncode == 0, run.stderr
         result = json.loads((tmp_path / "f.json").read_text())
-        assert (result["proxy"], result["proxy_batches"]) == (proxy or "model-scaled", batches)
-        want = qcore.ModelSearch(p, qcore.Recipe(method="rtn", activation_bits=8), widths=(0, 8, 4, 2),
-                                 proxy=(proxy or "model_scaled"), proxy_batches=batches)
-        for layer, row in zip(result["layers"], want.candidates):
-            assert [c["proxy"] for c in layer["candidates"]] == pytest.approx([c.proxy for c in row], rel=1e-9)
-            if proxy == "layer":
-                assert [c["proxy"] for c in layer["candidates"]] == pytest.approx(
-                    [c["output_error"] ** 2 for c in layer["candidates"]], rel=1e-9)
+        assert (result["proxy"], result["proxy_data"], result["proxy_batches"]) == (
+            proxy.replace("_", "-"), None if proxy == "layer" else "calibration", batches)
+        assert_same_search(result, library_search(d, x, y, proxy, batches, on_evaluation=False))
+        for layer in result["layers"] if proxy == "layer" else []:
+            assert [c["proxy"] for c in layer["candidates"]] == pytest.approx(
+                [c["output_error"] ** 2 for c in layer["candidates"]], rel=1e-9)
 
 
 def test_search_recipe_files_in_order_and_flags_override_them(search_data, tmp_path):
@@ -791,6 +843,7 @@ def test_search_recipe_files_in_order_and_flags_override_them(search_data, tmp_p
 def test_search_help_and_missing_model(tmp_path):
     run = qcore_tool("search", "--help")
     assert run.returncode == 0 and "usage: qcore search" in run.stdout and "--emit-recipe" in run.stdout
+    assert "--proxy-data D" in run.stdout and "calibration batches the model proxy" not in run.stdout
     assert "search" in qcore_tool("--help").stdout
     run = qcore_tool("search", tmp_path / "missing.onnx", "-o", tmp_path / "f.json", "--data", "input=x.npy")
     assert run.returncode == 3 and "missing.onnx" in run.stderr and not (tmp_path / "f.json").exists()

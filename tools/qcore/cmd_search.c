@@ -41,13 +41,19 @@ static const char HELP[] =
     "      --ethosu-config NAME   ethos-u55-32 .. ethos-u55-256, ethos-u65-256/512, ethos-u85-128 .. -2048: each\n"
     "                             candidate's Ethos-U stream is measured (in the JSON whatever the cost)\n"
     "      --proxy P              what the search starts from: model (each candidate alone in the model, run on the\n"
-    "                             calibration batches, its output's squared relative error against all weights\n"
+    "                             --proxy-data batches, its output's squared relative error against all weights\n"
     "                             float, each sample's to the nearest non-negative multiple of its float output;\n"
     "                             one run per candidate and batch), model-scaled (default: the model's at each\n"
     "                             layer's lowest width, other widths scaled by the layer's own errors; one run per\n"
     "                             layer and batch, and per LQ candidate) or layer (the layer's own output error, no\n"
     "                             model run)\n"
-    "      --proxy-batches N      the calibration batches the model proxy runs (default 0: all)\n"
+    "      --proxy-data D         the data the model proxy runs on: evaluation (default: the first --proxy-batches\n"
+    "                             evaluation batches, measured once they are added; the candidates were fitted on\n"
+    "                             the calibration data, so errors measured there flatter some layers) or\n"
+    "                             calibration (the first calibration batches, while the candidates are made).\n"
+    "                             Not with --proxy layer, whose own error needs no run\n"
+    "      --proxy-batches N      the batches of --proxy-data the model proxy runs (default 0: all; --batch\n"
+    "                             samples each)\n"
     "      --budget N             full evaluations (default 32)\n"
     "      --algorithm A          qcore (surrogate-guided, default), random, greedy or oneshot-dp\n"
     "      --seed N               seed of every random draw (default 0); a search is deterministic for a seed\n"
@@ -86,7 +92,8 @@ static const struct option LONG[] = {
     {"algorithm", required_argument, 0, 'G'}, {"seed", required_argument, 0, 's'},
     {"fidelities", required_argument, 0, 'F'}, {"eta", required_argument, 0, 'e'},
     {"reference-cost", required_argument, 0, 'Z'}, {"proxy", required_argument, 0, 'y'},
-    {"proxy-batches", required_argument, 0, 'Q'}, {"prior-width", required_argument, 0, 'j'},
+    {"proxy-batches", required_argument, 0, 'Q'}, {"proxy-data", required_argument, 0, 'M'},
+    {"prior-width", required_argument, 0, 'j'},
     {"rotation-choice", no_argument, 0, 'D'},
     {"reference-metric", required_argument, 0, 'Y'}, {"emit-recipe", required_argument, 0, 'r'}, {"pick", required_argument, 0, 'p'}, {"max-cost", required_argument, 0, 'x'},
     RECIPE_LONG_OPTIONS, RECIPE_WIDTH_OPTIONS, RECIPE_ROTATION_OPTIONS, {"threads", required_argument, 0, 't'}, {"quiet", no_argument, 0, 'q'},
@@ -113,6 +120,15 @@ static int proxy(const char *text, qc_model_proxy *out)
     int p = name_index(SEARCH_PROXIES, QC_MODEL_PROXY_LAYER, QC_MODEL_PROXY_MODEL_SCALED, text);
     if (p < 0) return fail("search", EXIT_USAGE, "--proxy takes layer, model or model-scaled, got '%s'", text);
     *out = (qc_model_proxy)p;
+    return EXIT_DONE;
+}
+
+/* --proxy-data: evaluation or calibration. */
+static int proxy_data(const char *text, search_cli *o)
+{
+    int d = name_index(SEARCH_PROXY_DATA, PROXY_ON_EVALUATION, PROXY_ON_CALIBRATION, text);
+    if (d < 0) return fail("search", EXIT_USAGE, "--proxy-data takes evaluation or calibration, got '%s'", text);
+    o->proxy_data = (search_proxy_data)d, o->has_proxy_data = 1;
     return EXIT_DONE;
 }
 
@@ -228,6 +244,7 @@ static int apply(void *state, int c, const char *arg)
     case 'J': return lq_bits(o, arg);
     case 'c': return cost(arg, &o->cost);
     case 'y': return proxy(arg, &o->proxy);
+    case 'M': return proxy_data(arg, o);
     case 'C': return parse_ethosu_config("search", "--ethosu-config", arg, QC_ETHOSU_U85_2048, &o->ethosu_config);
     case 'G': return algorithm(arg, &o->search.algorithm);
     case 'F': return fidelities(o, arg);
@@ -255,6 +272,8 @@ static int check(const search_cli *o)
         return fail("search", EXIT_USAGE, "--pick and --max-cost choose the point --emit-recipe FILE writes");
     if (o->proxy == QC_MODEL_PROXY_LAYER && o->proxy_batches > 0)
         return fail("search", EXIT_USAGE, "--proxy-batches is for --proxy model or model-scaled; the layer proxy runs no batch");
+    if (o->proxy == QC_MODEL_PROXY_LAYER && o->has_proxy_data)
+        return fail("search", EXIT_USAGE, "--proxy-data is for --proxy model or model-scaled; the layer proxy runs no batch");
     if (o->pick >= 0 && o->has_max_cost) return fail("search", EXIT_USAGE, "give --pick or --max-cost, not both");
     if (o->emit_recipe && strcmp(o->emit_recipe, o->output) == 0)
         return fail("search", EXIT_USAGE, "--emit-recipe and -o name the same file");
@@ -286,6 +305,12 @@ static int library_failure(qc_status st)
     return fail("search", st == QC_ERR_INVALID_ARG ? EXIT_USAGE : exit_code_of(st), "%s", qc_last_error());
 }
 
+/* The evaluation samples used of `f` (--eval-samples, else all). */
+static int64_t evaluation_samples(const search_cli *o, const feed_set *f)
+{
+    return o->eval_samples > 0 && o->eval_samples < f->samples ? o->eval_samples : f->samples;
+}
+
 /* The evaluation data: --eval-data, else the calibration feeds; labels read before the long work. */
 static int read_evaluation(const search_cli *o, calibration *c, feed_set *heldout, const feed_set **eval, qc_array **labels)
 {
@@ -296,8 +321,7 @@ static int read_evaluation(const search_cli *o, calibration *c, feed_set *heldou
     if (o->num_eval == 0 && !o->quiet)
         fprintf(stderr, "qcore search: no --eval-data: configurations are measured on the calibration samples, which "
                         "flatters them\n");
-    int64_t n = o->eval_samples > 0 && o->eval_samples < (*eval)->samples ? o->eval_samples : (*eval)->samples;
-    if (code == EXIT_DONE && o->labels) code = labels_read("search", o->labels, n, labels);
+    if (code == EXIT_DONE && o->labels) code = labels_read("search", o->labels, evaluation_samples(o, *eval), labels);
     return code;
 }
 
@@ -311,7 +335,7 @@ static void labels_slice(const qc_tensor *labels, int64_t first, int64_t n, int6
 static int add_evaluation(const search_cli *o, qc_model_search *ms, const feed_set *f, const qc_array *labels,
                           int64_t *samples)
 {
-    int64_t total = o->eval_samples > 0 && o->eval_samples < f->samples ? o->eval_samples : f->samples;
+    int64_t total = evaluation_samples(o, f);
     int64_t *buffer = malloc((size_t)o->batch * sizeof *buffer);
     if (buffer == NULL) return fail("search", EXIT_FAILED, "no memory");
     qc_status st = QC_OK;
@@ -327,16 +351,43 @@ static int add_evaluation(const search_cli *o, qc_model_search *ms, const feed_s
     return st == QC_OK ? EXIT_DONE : library_failure(st);
 }
 
+/* Whether the model proxy is measured on the evaluation batches, once they are added (the search is then
+ * created with the layer proxy, which runs nothing), rather than on the calibration batches at create. */
+static int proxy_on_evaluation(const search_cli *o)
+{
+    return o->proxy != QC_MODEL_PROXY_LAYER && o->proxy_data == PROXY_ON_EVALUATION;
+}
+
+/* --proxy-batches against the batches of --proxy-data (as add_batches and add_evaluation cut them), before
+ * the candidates are made: the library would refuse it only after that long work. */
+static int check_proxy_batches(const search_cli *o, const calibration *c, const feed_set *eval)
+{
+    int64_t calibration_samples = c->feeds.samples < o->samples ? c->feeds.samples : o->samples;
+    int64_t samples = o->proxy_data == PROXY_ON_EVALUATION ? evaluation_samples(o, eval) : calibration_samples;
+    int64_t batches = (samples + o->batch - 1) / o->batch;
+    if (o->proxy_batches <= batches) return EXIT_DONE;
+    return fail("search", EXIT_USAGE, "--proxy-batches %ld is more than the %lld %s batches (%lld samples, --batch %ld)",
+                o->proxy_batches, (long long)batches, SEARCH_PROXY_DATA[o->proxy_data], (long long)samples, o->batch);
+}
+
 static int create(const search_cli *o, qc_pipeline *p, qc_model_search **ms)
 {
     qc_model_search_options opts;
     qc_status st = qc_model_search_options_init(&opts, QC_MODEL_SEARCH_OPTIONS_VERSION);
     opts.recipe = &o->ro.recipe, opts.num_widths = o->num_widths, opts.widths = o->widths;
     opts.output = o->eval_output, opts.ethosu_config = o->ethosu_config;
-    opts.proxy = o->proxy, opts.proxy_batches = (size_t)o->proxy_batches;
+    opts.proxy = proxy_on_evaluation(o) ? QC_MODEL_PROXY_LAYER : o->proxy;
+    opts.proxy_batches = proxy_on_evaluation(o) ? 0 : (size_t)o->proxy_batches;
     opts.num_lq_bits = o->num_lq, opts.lq_bits = o->lq_bits;
     opts.rotation_choice = o->rotation_choice;
     if (st == QC_OK) st = qc_model_search_create(ms, p, &opts);
+    return st == QC_OK ? EXIT_DONE : library_failure(st);
+}
+
+/* The model proxy on the first --proxy-batches evaluation batches (progress: "model-level proxies"). */
+static int measure_proxy(const search_cli *o, qc_model_search *ms)
+{
+    qc_status st = qc_model_search_measure_proxy(ms, o->proxy, (size_t)o->proxy_batches);
     return st == QC_OK ? EXIT_DONE : library_failure(st);
 }
 
@@ -361,8 +412,10 @@ static int run(const search_cli *o, qc_ctx *ctx)
     int code = calibration_open(&c, "search", o->model, (char **)o->data, o->num_data, o->input_scale, o->samples,
                                 o->batch, ctx);
     if (code == EXIT_DONE) code = read_evaluation(o, &c, &heldout, &eval, &labels);
+    if (code == EXIT_DONE) code = check_proxy_batches(o, &c, eval);
     if (code == EXIT_DONE) code = create(o, c.pipeline, &ms);
     if (code == EXIT_DONE) code = add_evaluation(o, ms, eval, labels, &r.eval_samples);
+    if (code == EXIT_DONE && proxy_on_evaluation(o)) code = measure_proxy(o, ms);
     if (code == EXIT_DONE) code = search(o, ms, &found);
     r.model = c.model, r.pipeline = c.pipeline, r.model_search = ms, r.search = found;
     if (code == EXIT_DONE) code = search_report(&r);

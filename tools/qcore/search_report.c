@@ -13,6 +13,7 @@ enum { PER_LAYER_SUMMARY = 16 };
 const char *const SEARCH_COSTS[] = {"bytes", "bit-operations", "ethosu-bytes"};
 const char *const SEARCH_ALGORITHMS[] = {"qcore", "random", "greedy", "oneshot-dp"};
 const char *const SEARCH_PROXIES[] = {"layer", "model", "model-scaled"};
+const char *const SEARCH_PROXY_DATA[] = {"evaluation", "calibration"};
 
 const char *search_cost_name(qc_model_cost cost)
 {
@@ -200,8 +201,10 @@ static void json_settings(FILE *out, const search_outcome *r, const qc_search_fr
     json_string(out, scored_output(r));
     fprintf(out, ", \"metric\": \"%s\", \"evaluation_samples\": %lld, \"cost\": \"%s\",\n", metric_label(r),
             (long long)r->eval_samples, search_cost_name(o->cost));
-    fprintf(out, "  \"proxy\": \"%s\", \"proxy_batches\": %ld,\n", search_proxy_name(o->proxy),
-            o->proxy_batches);
+    fprintf(out, "  \"proxy\": \"%s\", \"proxy_data\": ", search_proxy_name(o->proxy));
+    if (o->proxy == QC_MODEL_PROXY_LAYER) fputs("null", out); /* the layer's own error: no batch run */
+    else fprintf(out, "\"%s\"", SEARCH_PROXY_DATA[o->proxy_data]);
+    fprintf(out, ", \"proxy_batches\": %ld,\n", o->proxy_batches);
     fprintf(out, "  \"algorithm\": \"%s\", \"seed\": %llu, \"budget\": %zu, \"eta\": %u, \"fidelities\": [",
             search_algorithm_name(o->search.algorithm),
             (unsigned long long)o->search.seed, o->search.max_evaluations, o->search.eta);

@@ -6,6 +6,10 @@
 
 enum { MAX_WIDTHS = 16, MAX_FIDELITIES = 8 };
 
+/* The data a model proxy is measured on (--proxy-data): the search's evaluation batches
+ * (qc_model_search_measure_proxy after they are added) or the pipeline's calibration batches (at create). */
+typedef enum search_proxy_data { PROXY_ON_EVALUATION = 0, PROXY_ON_CALIBRATION = 1 } search_proxy_data;
+
 /* The parsed command line. */
 typedef struct search_cli {
     const char *model, *output, *labels, *eval_output, *emit_recipe;
@@ -26,7 +30,9 @@ typedef struct search_cli {
     long samples, eval_samples, batch, threads;
     long pick;                         /* -1: none */
     qc_model_proxy proxy;              /* the space's proxy (default: the scaled model's) */
-    long proxy_batches;                /* calibration batches the model proxy runs (0: all) */
+    long proxy_batches;                /* batches of proxy_data the model proxy runs (0: all) */
+    search_proxy_data proxy_data;      /* default: the evaluation batches */
+    int has_proxy_data;                /* --proxy-data given (refused with the layer proxy) */
     int rotation_choice;               /* --rotation-choice: unrotated twins of each rotated layer's widths */
 } search_cli;
 
@@ -40,10 +46,11 @@ typedef struct search_outcome {
     int64_t eval_samples;
 } search_outcome;
 
-/* The names --cost, --proxy and --algorithm take, indexed by qc_model_cost, qc_model_proxy and
- * qc_search_algorithm. */
+/* The names --cost, --proxy, --proxy-data and --algorithm take, indexed by qc_model_cost, qc_model_proxy,
+ * search_proxy_data and qc_search_algorithm. */
 extern const char *const SEARCH_COSTS[];
 extern const char *const SEARCH_PROXIES[];
+extern const char *const SEARCH_PROXY_DATA[];
 extern const char *const SEARCH_ALGORITHMS[];
 
 /* "bytes", "bit-operations" or "ethosu-bytes", as --cost takes it. */
