@@ -95,7 +95,7 @@ class ModelSearch:
         self.rotation_choice = bool(rotation_choice)
         self.candidates = self._candidates()
 
-    def measure_proxy(self, proxy="model_scaled", batches=1):
+    def measure_proxy(self, proxy="model_scaled", batches=0):
         """Measures the proxy again on the first `batches` (0: all) evaluation batches (add_batch) rather than
         the calibration data the candidates were fitted on (qc_model_search_measure_proxy): what a layer
         loses on data it was not fitted on is what the metric sees. Create the search with proxy="layer"
