@@ -324,6 +324,38 @@ def summary(out, method, budget):
             float(np.mean([r["search_s"] for r in rows])))
 
 
+def best_subset_hypervolume(points, ref, k):
+    """The largest hypervolume any k of `points` give (exact: a DP over the front sorted by cost, where each
+    point adds the rectangle between its metric and the previous chosen point's, up to the reference cost)."""
+    front = [(c, m) for c, m in front_of([tuple(p) for p in points]) if c < ref[0] and m > ref[1]]
+    if not front:
+        return 0.0
+    width = np.array([ref[0] - c for c, _ in front])
+    metric = np.array([m for _, m in front])
+    best = width * (metric - ref[1])  # best[i]: one point, the last chosen i
+    top = best.max()
+    for _ in range(1, k):
+        gain = best[None, :] + width[:, None] * (metric[:, None] - metric[None, :])  # [i, previous j]
+        gain[np.triu_indices(len(front))] = -np.inf  # j before i only
+        best = np.maximum(best, gain.max(axis=1))
+        top = max(top, best.max())
+    return float(top)
+
+
+def subset_bounds(out):
+    """What 16 (the first budget's) points could hold: the best subset of the one-shot DP on the model proxy's
+    own largest front, and of every method's evaluated fronts together (seed 0): the first is what any
+    16-evaluation method choosing among the DP's configurations could reach of the DP's hypervolume."""
+    k, ref, last = out["budgets"][0], out["reference_point"], out["budgets"][-1]
+    fronts = {m: [r["front"] for r in rows if r["seed"] == 0] for m, rows in out["methods"].items()}
+    bounds = {"points": k, "all_fronts": best_subset_hypervolume([p for f in fronts.values() for r in f for p in r], ref, k)}
+    dp = [r["front"] for r in out["methods"].get("oneshot-dp-model", []) if r["seed"] == 0 and r["budget"] == last]
+    if dp:
+        bounds["oneshot_dp_model_own"] = best_subset_hypervolume(dp[0], ref, k)
+        bounds["oneshot_dp_model_own_ratio"] = bounds["oneshot_dp_model_own"] / hypervolume(front_of([tuple(p) for p in dp[0]]), ref)
+    return bounds
+
+
 def summarize(out):
     out["summary"] = {m: {str(b): summary(out, m, b) for b in out["budgets"]} for m in out["methods"]}
     print("\n%s: mean hypervolume (std) over %d seeds; reference %s" % (out["model"], out["seeds"], out["reference_point"]))
@@ -337,6 +369,11 @@ def summarize(out):
         "%s %.2f" % (m, by[str(out["budgets"][-1])][3]) for m, by in out["summary"].items())))
     if "true_hypervolume" in out:
         print("true front (all %d configurations): %.5g" % (out["configurations"], out["true_hypervolume"]))
+    out["subset_bound"] = subset_bounds(out)
+    print("best %(points)d points of every method's fronts: %(all_fronts).5g" % out["subset_bound"] + (
+        "; of the one-shot DP's (model proxy) own: %.5g, %.4f of its hypervolume" % (
+            out["subset_bound"]["oneshot_dp_model_own"], out["subset_bound"]["oneshot_dp_model_own_ratio"])
+        if "oneshot_dp_model_own" in out["subset_bound"] else ""))
 
 
 def plot(out, path):
