@@ -6,14 +6,15 @@ mlp), weight-only (activations float) or with N-bit activations (--act-bits N), 
   choice    the rotated recipe with rotation_choice: each layer rotated online also has unrotated twins
             of its integer widths (11 candidates per layer)
 Everything else as benchmarks/search_accuracy.py's MiniLM setup (64 calibration sentences, 32 held-out
-sentences in 4 batches, one-pass OPTQ, the model_scaled proxy) or search_lq.py's MLP setup (512 calibration
-images, accuracy on 2000 test images); one reference point for all three (the unrotated all-8-bit bytes,
+sentences in 4 batches, one-pass OPTQ, the model_scaled proxy on the first evaluation batch; --proxy-data
+calibration: on every calibration batch, as before libqcore-onnx 1.6) or search_lq.py's MLP setup (512
+calibration images, accuracy on 2000 test images); one reference point for all three (the unrotated all-8-bit bytes,
 the float metric minus 0.05). qcore's search is deterministic, so one run per budget. Writes
 benchmarks/results/search_rotation_choice.json (search_rotation_choice_a8.json for --act-bits 8,
 search_rotation_choice_mlp_a8.json for --model mlp --act-bits 8).
 
 Usage: python benchmarks/search_rotation_choice.py [--model minilm|mlp] [--budgets 16,32,64,128] [--seed 0]
-       [--act-bits 0]
+       [--act-bits 0] [--proxy-data evaluation|calibration] [--proxy-batches N]
 """
 import argparse
 import os
@@ -46,15 +47,21 @@ def fashion_mlp():
     return pipe, qcore.Recipe(method="optq"), evaluation, None
 
 
-def make_search(pipe, recipe, output, evaluation, space):
+def make_search(pipe, recipe, output, evaluation, space, args):
+    """The space's search with the model_scaled proxy, measured on the first --proxy-batches batches of
+    --proxy-data (evaluation: after the batches are added, ModelSearch.measure_proxy)."""
     fields = SPACES[space]
     start = time.perf_counter()
+    on_evaluation = args.proxy_data == "evaluation"
     search = qcore.ModelSearch(pipe, replace(recipe, rotation=fields["rotation"]), widths=WIDTHS, output=output,
-                               proxy="model_scaled", rotation_choice=fields.get("rotation_choice", False))
-    created = time.perf_counter() - start
+                               proxy="layer" if on_evaluation else "model_scaled",
+                               proxy_batches=0 if on_evaluation else args.proxy_batches,
+                               rotation_choice=fields.get("rotation_choice", False))
     for inputs, labels in evaluation:
         search.add_batch(inputs, labels=labels)
-    return search, created
+    if on_evaluation:
+        search.measure_proxy("model_scaled", args.proxy_batches)
+    return search, time.perf_counter() - start
 
 
 def main():
@@ -63,16 +70,21 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--act-bits", type=int, default=0, help="activation bits (0: float activations)")
     ap.add_argument("--model", choices=("minilm", "mlp"), default="minilm")
+    ap.add_argument("--proxy-data", choices=("evaluation", "calibration"), default="evaluation",
+                    help="the data the model proxy runs on")
+    ap.add_argument("--proxy-batches", type=int, help="its batches (default: 1 evaluation batch, or all calibration ones)")
     args = ap.parse_args()
+    if args.proxy_batches is None:
+        args.proxy_batches = 1 if args.proxy_data == "evaluation" else 0
     budgets = [int(b) for b in args.budgets.split(",")]
     pipe, recipe, evaluation, output = minilm(32)[:4] if args.model == "minilm" else fashion_mlp()
     recipe = replace(recipe, activation_bits=args.act_bits)
     out = {"model": args.model, "widths": WIDTHS, "budgets": budgets, "seed": args.seed, "activation_bits": args.act_bits,
-           "spaces": {},
+           "proxy_data": args.proxy_data, "proxy_batches": args.proxy_batches, "spaces": {},
            "machine": machine(qcore), "openblas": openblas_kernel()}
     reference = None
     for name in SPACES:
-        search, created = make_search(pipe, recipe, output, evaluation, name)
+        search, created = make_search(pipe, recipe, output, evaluation, name, args)
         evaluate = Evaluator(search)
         if reference is None:  # from the unrotated space, the first one
             layers = len(search.candidates)
@@ -92,7 +104,8 @@ def main():
         del search
     print("hypervolume by budget:", {n: [round(s["budgets"][str(b)]["hypervolume"]) for b in budgets]
                                      for n, s in out["spaces"].items()})
-    suffix = ("_mlp" if args.model == "mlp" else "") + ("_a%d" % args.act_bits if args.act_bits else "")
+    suffix = ("_mlp" if args.model == "mlp" else "") + ("_a%d" % args.act_bits if args.act_bits else "") + (
+        "" if args.proxy_data == "evaluation" else "_calibration_proxy")
     write_json(os.path.join(RESULTS, "search_rotation_choice%s.json" % suffix), out)
 
 

@@ -727,12 +727,13 @@ typedef enum qc_model_proxy {
     QC_MODEL_PROXY_LAYER = 0, /* the layer's own squared relative output error at that width
                                  (qc_model_candidate.output_error squared): no extra model run */
     QC_MODEL_PROXY_MODEL = 1, /* the model's: that weight alone at that width (every other weight float,
-                                 activations as the recipe says), run on calibration batches, the squared
+                                 activations as the recipe says), run on calibration batches at create (or
+                                 on evaluation batches: qc_model_search_measure_proxy), the squared
                                  relative error of the evaluated output against the same model with every
                                  weight float, each sample's (output row's) error taken to the nearest
                                  non-negative multiple of its reference row, as the metric (top-1 class,
                                  cosine) ignores such a scale (since libqcore-onnx 1.5.1; before, to the
-                                 row itself); one executor pass per candidate and batch, made at create */
+                                 row itself); one executor pass per candidate and batch */
     QC_MODEL_PROXY_MODEL_SCALED = 2 /* the model's at the lowest uniform integer width only, each other
                                  width's scaled by the layer's own ratio across widths (layer error at that
                                  width squared over the layer error at the lowest, squared): one pass per
@@ -798,12 +799,14 @@ QC_ONNX_API void qc_model_search_free(qc_model_search *search);
 
 /* Adds an evaluation batch (copied): values for every graph input, and `labels` (int64 [samples], one
  * class per row of the first output) or NULL. Either every batch has labels or none has. A batch without
- * labels gets its float reference output here (one run of the float model). A batch is refused, and the
- * search left as it was, for NaN or Inf in a float input (QC_ERR_NUMERIC naming the input, value, element
- * and batch) or in the float model's output on it (QC_ERR_NUMERIC naming the output, value, element and
- * batch), and for a label below 0, or not below the output's class count (its columns) once a run of the
- * evaluation model has given it: a model proxy at create, or an evaluation; until then
- * qc_model_search_evaluate refuses it (QC_ERR_INVALID_ARG naming label, sample and batch). */
+ * labels gets its float reference output here (one run of the float model, which the ctx's progress
+ * callback may cancel). A batch is refused, and the search left as it was, for a NaN in a float input
+ * (QC_ERR_NUMERIC naming the input, value, element and batch; an Inf is taken, as an additive mask may
+ * hold -Inf), for NaN or Inf in the float model's output on a batch without labels (QC_ERR_NUMERIC naming
+ * the output, value, element and batch), and for a label below 0, or not below the output's class count
+ * (its columns) once a run has given it: a model proxy (at create or qc_model_search_measure_proxy), or
+ * an evaluation; until then qc_model_search_evaluate refuses it (QC_ERR_INVALID_ARG naming label, sample
+ * and batch). */
 QC_ONNX_API qc_status qc_model_search_add_batch(qc_model_search *search, size_t count, const char *const *names,
                                                 const qc_tensor *values, const qc_tensor *labels);
 
@@ -855,21 +858,27 @@ QC_ONNX_API qc_status qc_model_search_proxy(const qc_model_search *search, size_
  * candidates were fitted on the calibration data (OPTQ's statistics), so an error measured there misses what
  * a layer loses on data it was not fitted on, which is what the metric sees. On all-MiniLM-L6-v2 (OPTQ, 64
  * calibration sentences) the last block's attention output and FFN2 lose 6-7 times more on held-out
- * sentences than on the calibration ones, the first blocks' layers about as much; measured on 8 held-out
- * sentences (QC_MODEL_PROXY_MODEL_SCALED) the proxy orders 68 % of the pairs of configurations within 1.5 %
- * of each other's bytes as the metric does (50 % on 16 calibration sentences: no better than chance), and
- * its sums rank 800 evaluated configurations with Spearman 0.995 (0.982). Create the search with
- * QC_MODEL_PROXY_LAYER (no pass at create), add the evaluation batches, then call this.
+ * sentences than on the calibration ones, the first blocks' layers about as much, and qcore's search
+ * finds better fronts from it (benchmarks/search_accuracy.py, README). QC_MODEL_PROXY_MODEL_SCALED still
+ * scales the other widths (and rotation_choice twins) by the layers' own error ratios, which come from
+ * the calibration data. Create the search with QC_MODEL_PROXY_LAYER (no pass at create), add the
+ * evaluation batches, then call this; the passes cost one executor run per layer (per candidate for
+ * QC_MODEL_PROXY_MODEL) over the batches taken, so a batch or two is the usual choice.
  * QC_MODEL_PROXY_LAYER (batches 0) drops a model proxy. Until the next call, qc_model_search_proxy,
- * qc_model_search_space and qc_model_search_run use this proxy. Progress goes to the pipeline's ctx ("model-level proxies"), which may cancel; an error or a
- * cancel keeps the proxy the search had. Errors: QC_ERR_INVALID_ARG (no evaluation batch, more batches
- * than added, a proxy that is no qc_model_proxy, batches with the layer proxy), and the executor's. */
+ * qc_model_search_space and qc_model_search_run use this proxy (a space made before keeps the proxies it
+ * was given, while qc_model_search_run chooses its prior width by the search's current proxy). Progress
+ * goes to the pipeline's ctx ("model-level proxies"), which may cancel; an error or a cancel keeps the
+ * proxy the search had. Errors: QC_ERR_INVALID_ARG (no evaluation batch, more batches than added, a proxy
+ * that is no qc_model_proxy, batches with the layer proxy), QC_ERR_CANCELLED, QC_ERR_OUT_OF_MEMORY and
+ * the executor's. */
 QC_ONNX_API qc_status qc_model_search_measure_proxy(qc_model_search *search, int32_t proxy, size_t batches);
 
 /* The metric of configuration `choice` (one candidate index per searched layer) on the first
- * ceil(fraction * batches) evaluation batches (0 < fraction <= 1). A sample whose evaluated output row holds
- * NaN or Inf scores 0 (a wrong answer; the cosine of an all-zero output): no class or direction can be read
- * from it, and the metric stays finite (a NaN would poison qc_model_search_run's surrogate).
+ * ceil(fraction * batches) evaluation batches (0 < fraction <= 1). A sample whose evaluated output row
+ * holds NaN, or +Inf with labels, or any Inf without, scores 0 (a wrong answer; the cosine of an all-zero
+ * output): no single class or direction can be read from it, and the metric stays finite (a NaN would
+ * poison qc_model_search_run's surrogate). A -Inf class score (a log-probability that underflowed) is
+ * read as any other.
  * With labels: QC_ERR_SHAPE unless the output has one row per sample, QC_ERR_INVALID_ARG for a label not
  * below the output's columns (naming label, sample and batch). */
 QC_ONNX_API qc_status qc_model_search_evaluate(qc_model_search *search, const uint32_t *choice, double fraction,
@@ -884,9 +893,10 @@ typedef enum qc_model_cost {
 } qc_model_cost;
 
 /* A qc_search.h space over the searched layers (tensor t = searched layer t, candidate c = width c):
- * costs as `cost` says, proxies qc_model_search_proxy's (the options' proxy), labels
- * "weight:w4" / "weight:float" / "weight:lq2" (an LQ candidate of K = 2). The caller owns it (qc_search_space_free) and may add ties, forbidden
- * combinations, a check or other costs before searching. */
+ * costs as `cost` says, proxies qc_model_search_proxy's (the options' or the last measured), labels
+ * "weight:w4" / "weight:float" / "weight:lq2" (an LQ candidate of K = 2). The caller owns it
+ * (qc_search_space_free) and may add ties, forbidden combinations, a check or other costs before
+ * searching. */
 QC_ONNX_API qc_status qc_model_search_space(const qc_model_search *search, qc_model_cost cost, qc_search_space **out);
 
 /* Runs a qc_search over `space` (one tensor per searched layer) with `opts`, each configuration evaluated

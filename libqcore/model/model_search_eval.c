@@ -17,7 +17,9 @@ static int64_t first_nonfinite(const float *v, int64_t n)
     return -1;
 }
 
-/* QC_ERR_NUMERIC naming the first NaN or Inf in the float inputs of evaluation batch `index`. */
+/* QC_ERR_NUMERIC naming the first NaN in the float inputs of evaluation batch `index`. An Inf may be
+ * meant (an additive attention mask of -Inf), as calibration inputs may hold it; where it breaks the float
+ * model, its output (checked for a batch without labels) says so. */
 static qc_status check_inputs(const qcp_batch *b, size_t index, const char *function)
 {
     for (size_t k = 0; k < b->count; k++) {
@@ -25,7 +27,7 @@ static qc_status check_inputs(const qcp_batch *b, size_t index, const char *func
         int64_t n = v->dtype == QC_DT_F32 || v->dtype == QC_DT_F64 ? qc_tensor_numel(v) : 0;
         for (int64_t e = 0; e < n; e++) {
             double x = v->dtype == QC_DT_F32 ? ((const float *)v->data)[e] : ((const double *)v->data)[e];
-            if (!isfinite(x))
+            if (isnan(x))
                 return QCM_FAIL_IN(function, QC_ERR_NUMERIC, "input '%s' holds %g (element %lld) in evaluation batch %zu",
                                    b->names[k], x, (long long)e, index);
         }
@@ -163,13 +165,24 @@ static double cosine(const float *a, const float *b, int64_t n)
     return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : (aa == bb ? 1.0 : 0.0);
 }
 
+/* Whether no answer can be read from output row y: a NaN, or for top-1 a +Inf (overflow: no single top
+ * class), for a cosine any Inf. A -Inf is a legitimate class score (the log of an underflowed
+ * probability) and leaves the top class readable. */
+static int unreadable(const float *y, int64_t cols, int top1)
+{
+    for (int64_t k = 0; k < cols; k++)
+        if (isnan(y[k]) || (isinf(y[k]) && (!top1 || y[k] > 0))) return 1;
+    return 0;
+}
+
 /* Sample n of batch b's score, its output row y: 1 when its top-1 class is its label (else 0), or its cosine
- * to the float output. A row holding NaN or Inf scores 0, a wrong answer or the cosine of an all-zero
- * output: neither a class nor a direction can be read from it, and a NaN would make the mean NaN. */
+ * to the float output; an unreadable row scores 0, a wrong answer or the cosine of an all-zero output (a NaN
+ * would make the mean NaN). */
 static double sample_score(const qc_model_search *s, size_t b, int64_t n, const float *y, int64_t cols)
 {
-    if (first_nonfinite(y, cols) >= 0) return 0.0;
-    return s->labels[b] ? (double)(argmax(y, cols) == s->labels[b][n]) : cosine(y, s->reference[b] + n * cols, cols);
+    int top1 = s->labels[b] != NULL;
+    if (unreadable(y, cols, top1)) return 0.0;
+    return top1 ? (double)(argmax(y, cols) == s->labels[b][n]) : cosine(y, s->reference[b] + n * cols, cols);
 }
 
 /* Adds batch b's per-sample scores to *sum and its samples to *count. */
@@ -180,10 +193,10 @@ static qc_status score_batch(qc_model_search *s, size_t b, double *sum, int64_t 
     int64_t rows, cols, samples = batch_samples(&s->batches[b]);
     const float *y;
     QCM_TRY(qcms__output_rows(s->eval, s->output, &rows, &cols, &y, function));
-    if (rows > 0) s->classes = cols;
     if (s->labels[b] && rows != samples)
         return QCM_FAIL_IN(function, QC_ERR_SHAPE, "output '%s' has %lld rows for the %lld labels of evaluation batch %zu",
                            s->output, (long long)rows, (long long)samples, b);
+    if (s->labels[b] && rows > 0) s->classes = cols; /* one row per sample: its columns are the classes */
     if (s->labels[b]) QCM_TRY(check_labels(s->labels[b], samples, cols, b, function));
     for (int64_t n = 0; n < rows; n++) *sum += sample_score(s, b, n, y + n * cols, cols);
     *count += rows;

@@ -88,9 +88,10 @@ qc_status qcms__check_candidate(const qc_model_search *s, size_t layer, uint32_t
 qc_status qcms__output_rows(const qc_session *session, const char *name, int64_t *rows, int64_t *cols, const float **data,
                             const char *function);
 
-/* Fills s->model_error from the first `proxy_batches` (0: all) of the pipeline's calibration batches,
- * the evaluation session holding float weights before and after; `scaled`: measured at the lowest integer
- * width only, the others scaled by the layer errors' ratios (QC_MODEL_PROXY_MODEL_SCALED). */
+/* Fills s->model_error from the first `proxy_batches` (0: all) of the pipeline's calibration batches (at
+ * create; qc_model_search_measure_proxy measures on the evaluation batches), the evaluation session holding
+ * float weights before and, on success, after; `scaled`: measured at the lowest integer width only, the
+ * others scaled by the layer errors' ratios (QC_MODEL_PROXY_MODEL_SCALED). */
 qc_status qcms__model_proxy(qc_model_search *s, size_t proxy_batches, int scaled, const char *function);
 
 #endif

@@ -1,7 +1,8 @@
 /* The model-level proxy of a model search: each searched layer's candidate swapped alone into the
  * evaluation session (every other weight float, activations as the recipe says), run on the first
- * calibration batches, scored by the squared relative error of the evaluated output against the same
- * session with every weight float, each sample's error measured to the nearest non-negative multiple of its
+ * calibration batches at create, or on the first evaluation batches (qc_model_search_measure_proxy),
+ * scored by the squared relative error of the evaluated output against the same session with every
+ * weight float, each sample's error measured to the nearest non-negative multiple of its
  * reference output. A layer-level error misses how much a layer's error grows on its way to the output
  * (attention and FFN layers of a transformer differ by an order of magnitude); this pass measures it, at one
  * executor run per candidate and batch (or per layer and batch, scaled across uniform widths by the layer's

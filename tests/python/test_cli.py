@@ -789,7 +789,7 @@ def assert_same_search(result, search):
 
 
 @pytest.mark.parametrize("proxy, flags", [
-    ("model_scaled", []),  # the defaults: model-scaled, on every evaluation batch
+    ("model_scaled", []),  # the defaults: model-scaled, on the first evaluation batch
     ("model", ["--proxy", "model", "--proxy-data", "evaluation", "--proxy-batches", 2]),
 ], ids=["default", "model"])
 def test_search_proxy_on_evaluation_data_is_the_libraries_measure_proxy(search_data, tmp_path, proxy, flags):
@@ -800,7 +800,7 @@ def test_search_proxy_on_evaluation_data_is_the_libraries_measure_proxy(search_d
     run = qcore_tool(*search_args(d, tmp_path / "f.json", *flags))
     assert run.returncode == 0, run.stderr
     result = json.loads((tmp_path / "f.json").read_text())
-    batches = 2 if flags else 0
+    batches = 2 if flags else 1
     assert (result["proxy"], result["proxy_data"], result["proxy_batches"]) == (proxy.replace("_", "-"), "evaluation",
                                                                                 batches)
     want = library_search(d, x, y, proxy, batches, on_evaluation=True)

@@ -76,6 +76,25 @@ def test_earlier_evaluations_leave_no_trace(data):
         assert [used.evaluate(c) for c in choices] == before
 
 
+@pytest.mark.parametrize("recipe, options", [
+    (qcore.Recipe(method="optq", activation_bits=8), {"lq_bits": (2,)}),
+    (qcore.Recipe(method="rtn", activation_bits=8, rotation="hadamard", rotation_seed=1),
+     {"lq_bits": (2,), "rotation_choice": True})], ids=["optq-a8-lq", "rotated-a8-lq-twins"])
+def test_on_the_calibration_batch_it_is_the_proxy_made_at_create(data, recipe, options):
+    """Evaluation batches equal to the calibration batch give the proxies measured at create bit for bit, for
+    every candidate (LQ, and twins scaled from their rotated siblings), after an evaluation that chose twins."""
+    calibration, _ = data
+    p = qcore.Pipeline(qcore.Model(MLP))
+    p.add_batch({"input": calibration})
+    for proxy in ("model", "model_scaled"):
+        at_create = qcore.ModelSearch(p, recipe, widths=WIDTHS, proxy=proxy, **options)
+        s = qcore.ModelSearch(p, recipe, widths=WIDTHS, proxy="layer", **options)
+        s.add_batch({"input": calibration})
+        s.evaluate([len(row) - 1 for row in s.candidates])
+        s.measure_proxy(proxy, 0)
+        assert proxies(s) == proxies(at_create)
+
+
 def test_the_proxy_it_replaces_and_the_layer_proxy(data):
     """A measurement replaces the proxy made at create (calibration data, other values); "layer" drops a model
     proxy: each candidate's proxy is then its squared layer error, as a search created with it has."""
@@ -110,7 +129,8 @@ def test_bad_arguments_and_a_cancel_keep_the_proxy(data):
     finally:
         s.pipeline.ctx.progress = None
     assert steps == ["model-level proxies"] * 2
-    assert proxies(s) == kept
+    assert proxies(s) == kept and s.proxy == "model_scaled"
+    assert s.evaluate((3, 2, 1)) == searched(data).evaluate((3, 2, 1))  # the session is whole again
     calibration, _ = data
     p = qcore.Pipeline(qcore.Model(MLP))
     p.add_batch({"input": calibration})

@@ -52,8 +52,9 @@ static const char HELP[] =
     "                             the calibration data, so errors measured there flatter some layers) or\n"
     "                             calibration (the first calibration batches, while the candidates are made).\n"
     "                             Not with --proxy layer, whose own error needs no run\n"
-    "      --proxy-batches N      the batches of --proxy-data the model proxy runs (default 0: all; --batch\n"
-    "                             samples each)\n"
+    "      --proxy-batches N      the batches of --proxy-data the model proxy runs, --batch samples each (0: all;\n"
+    "                             default 1 evaluation batch, or all calibration batches: one run per layer over\n"
+    "                             the whole evaluation set would cost about as many full evaluations as layers)\n"
     "      --budget N             full evaluations (default 32)\n"
     "      --algorithm A          qcore (surrogate-guided, default), random, greedy or oneshot-dp\n"
     "      --seed N               seed of every random draw (default 0); a search is deterministic for a seed\n"
@@ -282,17 +283,27 @@ static int check(const search_cli *o)
     return EXIT_DONE;
 }
 
+/* --proxy-batches not given: one evaluation batch (a pass per layer over all of them would cost about as many
+ * full evaluations as there are layers), or every calibration batch as before --proxy-data. */
+static void resolve_proxy_batches(search_cli *o)
+{
+    if (o->proxy_batches < 0)
+        o->proxy_batches = o->proxy != QC_MODEL_PROXY_LAYER && o->proxy_data == PROXY_ON_EVALUATION ? 1 : 0;
+}
+
 static int parse(search_cli *o, int argc, char **argv)
 {
     int code = recipe_options_init(&o->ro, "search");
     if (code == EXIT_DONE && qc_search_options_init(&o->search, QC_SEARCH_OPTIONS_VERSION) != QC_OK)
         code = fail("search", EXIT_FAILED, "%s", qc_last_error());
     o->samples = 512, o->batch = 64, o->input_scale = 1.0, o->pick = -1, o->proxy = QC_MODEL_PROXY_MODEL_SCALED;
+    o->proxy_batches = -1; /* not given: resolve_proxy_batches */
     static const int32_t DEFAULT_WIDTHS[] = {0, 8, 6, 4, 3, 2};
     memcpy(o->widths, DEFAULT_WIDTHS, sizeof DEFAULT_WIDTHS), o->num_widths = sizeof DEFAULT_WIDTHS / sizeof *DEFAULT_WIDTHS;
     if (code == EXIT_DONE) code = recipe_files_read(&o->ro, "search", argc, argv, LONG, apply, o); /* flags override them */
     if (code == EXIT_DONE) code = parse_command_line("search", argc, argv, LONG, HELP, apply, o, &o->model);
     if (code == EXIT_DONE) code = check_calibration_command("search", o->output, o->num_data);
+    if (code == EXIT_DONE) resolve_proxy_batches(o);
     if (code == EXIT_DONE) code = check(o);
     recipe_options_finish(&o->ro);
     o->search.num_fidelities = o->num_fidelities, o->search.fidelities = o->fidelities;
