@@ -41,6 +41,11 @@ static int64_t batch_samples(const qcp_batch *b)
     return b->values[0].ndim > 0 ? b->values[0].dims[0] : 1;
 }
 
+void qcms__learn_classes(qc_model_search *s, const qcp_batch *batch, int64_t rows, int64_t cols)
+{
+    if (rows > 0 && rows == batch_samples(batch)) s->classes = cols;
+}
+
 /* QC_ERR_INVALID_ARG for a label of evaluation batch `index` below 0, or not below `classes` (0: not
  * known yet): argmax can never equal it, so the sample would be counted wrong whatever the model says. */
 static qc_status check_labels(const int64_t *labels, int64_t samples, int64_t classes, size_t index, const char *function)
@@ -196,7 +201,7 @@ static qc_status score_batch(qc_model_search *s, size_t b, double *sum, int64_t 
     if (s->labels[b] && rows != samples)
         return QCM_FAIL_IN(function, QC_ERR_SHAPE, "output '%s' has %lld rows for the %lld labels of evaluation batch %zu",
                            s->output, (long long)rows, (long long)samples, b);
-    if (s->labels[b] && rows > 0) s->classes = cols; /* one row per sample: its columns are the classes */
+    qcms__learn_classes(s, &s->batches[b], rows, cols);
     if (s->labels[b]) QCM_TRY(check_labels(s->labels[b], samples, cols, b, function));
     for (int64_t n = 0; n < rows; n++) *sum += sample_score(s, b, n, y + n * cols, cols);
     *count += rows;

@@ -84,6 +84,10 @@ qc_status qcms__path_off(qc_model_search *s, size_t t);
 /* QC_ERR_INVALID_ARG unless `layer` is a searched layer and `candidate` one of its candidates. */
 qc_status qcms__check_candidate(const qc_model_search *s, size_t layer, uint32_t candidate, const char *function);
 
+/* The output's class count from a run of `batch` whose output has one row per sample (its columns); other
+ * shapes say nothing of classes and leave it. */
+void qcms__learn_classes(qc_model_search *s, const qcp_batch *batch, int64_t rows, int64_t cols);
+
 /* The first output of the session's last run, `name`, as [rows, cols] float32. */
 qc_status qcms__output_rows(const qc_session *session, const char *name, int64_t *rows, int64_t *cols, const float **data,
                             const char *function);

@@ -40,7 +40,7 @@ static qc_status reference_output(qc_model_search *s, const qcp_batch *batches, 
     QCM_TRY(qcp__bind_batch(s->eval, &batches[b]));
     QCM_TRY(qc_session_run(s->eval));
     QCM_TRY(qcms__output_rows(s->eval, s->output, &rows, &cols, &y, function));
-    if (rows > 0) s->classes = cols; /* evaluation labels can be checked from the first add_batch */
+    qcms__learn_classes(s, &batches[b], rows, cols); /* evaluation labels can be checked at add_batch */
     numel[b] = (size_t)(rows * cols);
     ref[b] = malloc((numel[b] ? numel[b] : 1) * sizeof(float));
     if (ref[b] == NULL) return QCM_FAIL_IN(function, QC_ERR_OUT_OF_MEMORY, "no memory");

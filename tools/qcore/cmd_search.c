@@ -283,12 +283,19 @@ static int check(const search_cli *o)
     return EXIT_DONE;
 }
 
+/* Whether the model proxy is measured on the evaluation batches, once they are added (the search is then
+ * created with the layer proxy, which runs nothing), rather than on the calibration batches at create. */
+static int proxy_on_evaluation(const search_cli *o)
+{
+    return o->proxy != QC_MODEL_PROXY_LAYER && o->proxy_data == PROXY_ON_EVALUATION;
+}
+
 /* --proxy-batches not given: one evaluation batch (a pass per layer over all of them would cost about as many
  * full evaluations as there are layers), or every calibration batch as before --proxy-data. */
 static void resolve_proxy_batches(search_cli *o)
 {
     if (o->proxy_batches < 0)
-        o->proxy_batches = o->proxy != QC_MODEL_PROXY_LAYER && o->proxy_data == PROXY_ON_EVALUATION ? 1 : 0;
+        o->proxy_batches = proxy_on_evaluation(o) ? 1 : 0;
 }
 
 static int parse(search_cli *o, int argc, char **argv)
@@ -360,13 +367,6 @@ static int add_evaluation(const search_cli *o, qc_model_search *ms, const feed_s
     free(buffer);
     *samples = total;
     return st == QC_OK ? EXIT_DONE : library_failure(st);
-}
-
-/* Whether the model proxy is measured on the evaluation batches, once they are added (the search is then
- * created with the layer proxy, which runs nothing), rather than on the calibration batches at create. */
-static int proxy_on_evaluation(const search_cli *o)
-{
-    return o->proxy != QC_MODEL_PROXY_LAYER && o->proxy_data == PROXY_ON_EVALUATION;
 }
 
 /* --proxy-batches against the batches of --proxy-data (as add_batches and add_evaluation cut them), before
